@@ -1,0 +1,222 @@
+"""Opening the database and the ordered schema migrations.
+
+One SQLite file holds everything: the registry, tracks, their history and (later) the outbox.
+Schema changes are named, ordered ``sqlite_utils.Migrations``; ``onboarding init`` applies the
+pending ones and is safe to run again.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database, Migrations
+
+DEFAULT_DB = "onboarding.db"
+#: Bumped with every migration added below; also written to ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+migrations = Migrations("onboarding")
+
+
+class NotInitialised(Exception):
+    """The database file has no onboarding schema yet."""
+
+
+def resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    """The database path: the argument, else ``$ONBOARDING_DB``, else ``./onboarding.db``."""
+    if path:
+        return Path(path)
+    return Path(os.environ.get("ONBOARDING_DB") or DEFAULT_DB)
+
+
+def connect(path: str | os.PathLike[str]) -> Database:
+    """Open a connection with the pragmas every connection needs.
+
+    ``isolation_level=None`` leaves transaction control to us (``BEGIN IMMEDIATE`` for every
+    read-modify-write); a busy timeout lets concurrent writers wait instead of failing.
+    WAL with ``synchronous=NORMAL`` survives a process crash; see docs/storage.md.
+    """
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return Database(conn)
+
+
+def open_existing(path: str | os.PathLike[str]) -> Database:
+    """Open a database that ``onboarding init`` has already created."""
+    p = Path(path)
+    if not p.exists():
+        raise NotInitialised(f"database {p} does not exist: run 'onboarding init' first")
+    db = connect(p)
+    if migrations.pending(db):
+        db.close()
+        raise NotInitialised(
+            f"database {p} has no current onboarding schema: run 'onboarding init' to create or "
+            "upgrade it"
+        )
+    return db
+
+
+def schema_version(db: Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def initialise(db: Database) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when already current)."""
+    pending = [m.name for m in migrations.pending(db)]
+    migrations.apply(db)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return pending
+
+
+@contextmanager
+def immediate(db: Database) -> Iterator[sqlite3.Connection]:
+    """One write transaction taken with ``BEGIN IMMEDIATE``.
+
+    A deferred transaction that reads and then writes fails at once with "database is locked"
+    when another process committed in between; taking the write lock first avoids that.
+    Everything inside commits together or not at all.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+@migrations(name="001_registry_tracks_history")
+def _m001(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE municipalities (
+            code INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            region TEXT,
+            population INTEGER
+        );
+        CREATE TABLE vendors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE
+        );
+        CREATE TABLE systems (
+            id INTEGER PRIMARY KEY,
+            vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+            name TEXT NOT NULL COLLATE NOCASE,
+            category TEXT NOT NULL,
+            UNIQUE (vendor_id, name)
+        );
+        CREATE TABLE indices (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        );
+        CREATE TABLE contracts (
+            municipality_code INTEGER NOT NULL REFERENCES municipalities(code),
+            system_id INTEGER NOT NULL REFERENCES systems(id),
+            contract TEXT NOT NULL CHECK (
+                contract IN ('ski-02.19-2019', 'ski-02.19-2014', 'eu-tender', 'unknown')
+            ),
+            PRIMARY KEY (municipality_code, system_id)
+        );
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            role TEXT NOT NULL,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            municipality_code INTEGER REFERENCES municipalities(code),
+            vendor_id INTEGER REFERENCES vendors(id)
+        );
+        CREATE UNIQUE INDEX contacts_unique ON contacts (
+            role, email, ifnull(municipality_code, 0), ifnull(vendor_id, 0)
+        );
+        CREATE TABLE klik_tasks (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            type TEXT NOT NULL CHECK (
+                type IN ('Anbefalet', 'Obligatorisk', 'Obligatorisk på kritisk vej')
+            ),
+            end_date TEXT NOT NULL,
+            duration TEXT
+        );
+        CREATE TABLE waves (
+            code TEXT PRIMARY KEY COLLATE NOCASE,
+            name TEXT NOT NULL,
+            prepare_start TEXT,
+            prepare_end TEXT,
+            rollout_start TEXT,
+            rollout_end TEXT,
+            go_live TEXT NOT NULL
+        );
+
+        CREATE TABLE tracks (
+            id INTEGER PRIMARY KEY,
+            definition TEXT NOT NULL,
+            def_version INTEGER NOT NULL,
+            subject_key TEXT NOT NULL,
+            municipality_code INTEGER REFERENCES municipalities(code),
+            system_id INTEGER REFERENCES systems(id),
+            index_set TEXT,
+            bob INTEGER NOT NULL DEFAULT 0,
+            klik_task_id INTEGER REFERENCES klik_tasks(id),
+            course INTEGER,
+            state TEXT NOT NULL,
+            final INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL,
+            fields TEXT NOT NULL DEFAULT '{}',
+            entered_at TEXT NOT NULL,
+            due TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        -- One open track per definition and subject; finished tracks may repeat.
+        CREATE UNIQUE INDEX tracks_open_subject ON tracks (definition, subject_key)
+            WHERE final = 0;
+        CREATE INDEX tracks_definition_state ON tracks (definition, state);
+        CREATE INDEX tracks_municipality ON tracks (municipality_code);
+        CREATE INDEX tracks_system ON tracks (system_id);
+        CREATE INDEX tracks_due ON tracks (due) WHERE final = 0;
+
+        CREATE TABLE history (
+            id INTEGER PRIMARY KEY,
+            track_id INTEGER NOT NULL REFERENCES tracks(id),
+            seq INTEGER NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            note TEXT,
+            at TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            def_version INTEGER NOT NULL,
+            fields TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (track_id, seq)
+        );
+        CREATE INDEX history_at ON history (at);
+        CREATE INDEX history_actor ON history (actor, at);
+        -- The history is evidence: rows are appended, never changed.
+        CREATE TRIGGER history_no_update BEFORE UPDATE ON history
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+        CREATE TRIGGER history_no_delete BEFORE DELETE ON history
+            BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+
+        CREATE TABLE definitions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        """
+    )
