@@ -1,0 +1,172 @@
+"""Reading the CSV files people export from Excel, LibreOffice or a script.
+
+Municipal spreadsheets arrive as UTF-8 (with or without a BOM) or as Windows-1252, separated by
+commas or, in a Danish locale, semicolons. This module hides those differences and reports every
+problem as ``FILE:LINE: column NAME: problem`` with the *physical* line number in the file, so a
+user can jump straight to it in an editor even when a quoted cell spans several lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from onboarding.errors import InputError
+
+__all__ = ["read_csv", "read_csv_all", "row_error"]
+
+PathLike = str | os.PathLike[str]
+
+
+def row_error(path: PathLike, line: int, problem: str, column: str | None = None) -> InputError:
+    """An ``InputError`` in the one message form every import uses."""
+    where = f"column {column}: " if column else ""
+    return InputError(f"{path}:{line}: {where}{problem}")
+
+
+def read_csv(
+    path: PathLike,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    allow_extra: bool = False,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line, row)`` for every data row; ``line`` is where the record starts (header = 1).
+
+    Header names match ``required``/``optional`` case-insensitively; row keys are those names in
+    lower case. Optional columns missing from the file appear as ``""`` so every row has the same
+    keys. Cells are stripped. Blank rows (including Excel's ``;;;``) are skipped.
+    Raises ``InputError`` for an empty or undecodable file, missing, unknown or repeated columns,
+    and rows with too many or too few cells.
+    """
+    text = _decode(path, _read(path))
+    records = _records(path, text, _delimiter(text))
+    header_line, header = _first_record(path, records)
+    columns = _columns(path, header_line, header, required, optional, allow_extra)
+    missing_optional = [name.lower() for name in optional if name.lower() not in columns]
+    for line, cells in records:
+        row = _row(path, line, cells, columns)
+        for name in missing_optional:
+            row[name] = ""
+        yield line, row
+
+
+def read_csv_all(
+    path: PathLike,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    allow_extra: bool = False,
+) -> list[tuple[int, dict[str, str]]]:
+    """``read_csv`` as a list: imports validate the whole file before writing anything."""
+    return list(read_csv(path, required, optional, allow_extra))
+
+
+def _read(path: PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        # A missing or unreadable file is the user's to fix, not a crash.
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _decode(path: PathLike, data: bytes) -> str:
+    # UTF-8 first and strictly: cp1252 decodes almost any byte string, so trying it first would
+    # silently turn a UTF-8 "ø" into "Ã¸".
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise row_error(path, line, "not UTF-8 or Windows-1252 text") from exc
+
+
+def _delimiter(text: str) -> str:
+    """``;`` when the header line has more semicolons than commas (a Danish Excel export)."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _records(path: PathLike, text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank records with the physical line each one starts on.
+
+    ``reader.line_num`` is the line a record *ends* on, so a record starts one line after the
+    previous one ended; that stays right when a quoted cell spans lines.
+    """
+    # strict=True: an unclosed quote would otherwise swallow the rest of the file silently.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    previous_end = 0
+    while True:
+        start = previous_end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise row_error(path, start, _csv_problem(exc)) from exc
+        previous_end = reader.line_num
+        if any(cell.strip() for cell in cells):
+            yield start, cells
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "unexpected end of data" in str(exc):
+        return "quoted cell is not closed before the end of the file"
+    return f"malformed CSV: {exc}"
+
+
+def _first_record(
+    path: PathLike, records: Iterator[tuple[int, list[str]]]
+) -> tuple[int, list[str]]:
+    try:
+        return next(records)
+    except StopIteration:
+        raise row_error(path, 1, "empty file: expected a header line") from None
+
+
+def _columns(
+    path: PathLike,
+    line: int,
+    header: list[str],
+    required: Sequence[str],
+    optional: Sequence[str],
+    allow_extra: bool,
+) -> list[str]:
+    """The lower-cased column names, in file order, after checking them against the spec."""
+    names = [cell.strip().lower() for cell in header]
+    # Spreadsheets sometimes export empty trailing header cells; they carry no column.
+    while names and not names[-1]:
+        names.pop()
+    known = [name.lower() for name in (*required, *optional)]
+    expected = ", ".join(known)
+    seen: set[str] = set()
+    for position, name in enumerate(names, start=1):
+        if not name:
+            raise row_error(path, line, "empty column name", column=str(position))
+        if name in seen:
+            raise row_error(path, line, "repeated column", column=name)
+        if name not in known and not allow_extra:
+            raise row_error(path, line, f"unknown column (expected: {expected})", column=name)
+        seen.add(name)
+    for name in required:
+        if name.lower() not in seen:
+            raise row_error(path, line, f"missing (expected: {expected})", column=name.lower())
+    return names
+
+
+def _row(path: PathLike, line: int, cells: list[str], columns: list[str]) -> dict[str, str]:
+    values = [cell.strip() for cell in cells]
+    if len(values) > len(columns):
+        # Empty cells past the last column are trailing separators, not data.
+        if any(values[len(columns) :]):
+            raise row_error(
+                path, line, f"too many cells: expected {len(columns)}, got {len(values)}"
+            )
+        values = values[: len(columns)]
+    if len(values) < len(columns):
+        raise row_error(path, line, f"too few cells: expected {len(columns)}, got {len(values)}")
+    return dict(zip(columns, values, strict=True))

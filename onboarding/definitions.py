@@ -1,0 +1,117 @@
+"""The workflow definitions a database knows, by name and version.
+
+Every version a track has used is stored (its YAML source) in the ``definitions`` table, so a
+track keeps running on the version it started with even after the shipped file moves on. Parsed
+definitions (and their ``transitions`` machines) are cached per process: one machine per
+definition version, never one per track.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from onboarding import clock
+from onboarding.errors import InputError, NotFound, OnboardingError
+from workflows.loader import Known, load_file, load_text, shipped_files
+from workflows.model import Definition
+
+_by_digest: dict[str, Definition] = {}
+
+
+def known() -> Known:
+    """The roles, guards and templates a definition may name."""
+    from onboarding.guards import SIGNATURES
+    from onboarding.roles import ROLES
+
+    return Known(roles=frozenset(ROLES), guards=SIGNATURES)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse(text: str, source: str) -> Definition:
+    """Validate and build a definition, once per distinct text in this process."""
+    digest = _digest(text)
+    cached = _by_digest.get(digest)
+    if cached is None:
+        cached = _by_digest[digest] = load_text(text, source, known())
+    return cached
+
+
+def register(db: Database, defn: Definition, at: str | None = None) -> bool:
+    """Store a definition version; True when it was new.
+
+    The same name and version with different content is refused: a changed definition must be
+    a new version, or tracks already on it would silently change meaning.
+    """
+    row = db.execute(
+        "SELECT source FROM definitions WHERE name = ? AND version = ?", [defn.name, defn.version]
+    ).fetchone()
+    if row is not None:
+        if _digest(row[0]) != _digest(defn.source):
+            raise OnboardingError(
+                f"definition {defn.name} version {defn.version} is already registered with "
+                "different content: give the changed definition a new version number"
+            )
+        return False
+    db.execute(
+        "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
+        [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())],
+    )
+    return True
+
+
+def register_shipped(db: Database) -> list[str]:
+    """Store the shipped definitions not yet in the database; return 'name vN' of each added."""
+    added = []
+    for path in shipped_files().values():
+        defn = parse(path.read_text(encoding="utf-8"), str(path))
+        if register(db, defn):
+            added.append(f"{defn.name} v{defn.version}")
+    return added
+
+
+def add_file(db: Database, path: str | Path) -> tuple[Definition, bool]:
+    """Validate a user's definition file and store it as a version the database can run."""
+    defn = load_file(path, known())
+    latest = latest_version(db, defn.name)
+    if latest is not None and defn.version < latest:
+        raise InputError(
+            f"{path}: version {defn.version} is older than the registered version {latest} of "
+            f"{defn.name}"
+        )
+    return defn, register(db, defn)
+
+
+def latest_version(db: Database, name: str) -> int | None:
+    row = db.execute("SELECT max(version) FROM definitions WHERE name = ?", [name]).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def names(db: Database) -> list[tuple[str, int]]:
+    """Each definition name with its latest version."""
+    return [
+        (r[0], int(r[1]))
+        for r in db.execute(
+            "SELECT name, max(version) FROM definitions GROUP BY name ORDER BY name"
+        ).fetchall()
+    ]
+
+
+def get(db: Database, name: str, version: int | None = None) -> Definition:
+    """A stored definition (its latest version unless one is given)."""
+    if version is None:
+        version = latest_version(db, name)
+        if version is None:
+            candidates = [n for n, _ in names(db)]
+            raise NotFound("definition", name, candidates)
+    row = db.execute(
+        "SELECT source FROM definitions WHERE name = ? AND version = ?", [name, version]
+    ).fetchone()
+    if row is None:
+        raise NotFound("definition", f"{name} v{version}", [n for n, _ in names(db)])
+    return parse(row[0], f"{name} v{version} (stored)")

@@ -1,0 +1,756 @@
+"""The transition engine: start a track, fire a trigger on one track or many, set fields, migrate.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction: the track row (state, version, fields,
+entered time, due date) and its appended history row commit together or not at all. Checks run
+first (trigger valid from the state, role allowed, guards, required fields, time order, the
+optimistic version); any refusal raises a user error before anything is written.
+
+Bulk operations are set-based: the machine is asked once per (definition version, state,
+trigger), guards read through a cached ``GuardContext``, and writes go out with
+``executemany`` in batches, all inside one transaction (all or nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from onboarding import calendar, clock, definitions, registry
+from onboarding.db import immediate
+from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion, TransitionRefused
+from onboarding.filters import TrackFilter
+from onboarding.guards import GUARDS, GuardContext, Verdict
+from workflows.model import Definition, FieldDef, GuardRef, StateDef, TransitionDef
+
+START, SET, MIGRATE = "@start", "@set", "@migrate"
+#: History triggers that do not re-enter the state (the step's clock keeps running).
+NO_REENTRY = frozenset({SET, MIGRATE})
+BATCH = 2000
+
+TRACK_COLUMNS = (
+    "id, definition, def_version, subject_key, municipality_code, system_id, index_set, bob,"
+    " klik_task_id, course, state, final, version, fields, entered_at, due, created_at,"
+    " updated_at"
+)
+
+
+# --- reading tracks ---------------------------------------------------------------------------
+
+
+def _row_to_track(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    track = {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+    track["fields"] = json.loads(track["fields"])
+    return track
+
+
+def load_track(conn: sqlite3.Connection, track_id: int) -> dict[str, Any]:
+    cur = conn.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE id = ?", [track_id])
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound("track", str(track_id))
+    return _row_to_track(cur, row)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "ja", "y", "j"}
+_FALSE = {"0", "false", "no", "nej", "n"}
+
+
+def coerce_field(db: Database, fdef: FieldDef, raw: Any) -> Any:
+    """A field value checked and normalised by its declared type (raises ``InputError``)."""
+    text = str(raw).strip()
+    where = f"field {fdef.name} ({fdef.type})"
+    if fdef.type == "text":
+        if len(text) > 4000:
+            raise InputError(f"{where}: at most 4000 characters")
+        return text
+    if fdef.type == "date":
+        return clock.parse_date(text, what=where).isoformat()
+    if fdef.type == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise InputError(f"{where}: {text!r} is not a whole number") from None
+    if fdef.type == "boolean":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise InputError(f"{where}: {text!r} is not yes/no")
+    if fdef.type == "municipality":
+        return int(registry.resolve_municipality(db, text)["code"])
+    if fdef.type == "wave":
+        return str(registry.resolve_wave(db, text)["code"])
+    if fdef.type == "choice":
+        if text not in fdef.options:
+            raise InputError(f"{where}: {text!r} is not one of {', '.join(fdef.options)}")
+        return text
+    raise InputError(f"{where}: unsupported type")  # the validator makes this unreachable
+
+
+def coerce_fields(db: Database, defn: Definition, sets: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, raw in sets.items():
+        fdef = defn.fields.get(name)
+        if fdef is None:
+            known = ", ".join(defn.fields) or "none"
+            raise InputError(f"{defn.name} has no field {name!r} (fields: {known})")
+        out[name] = coerce_field(db, fdef, raw)
+    return out
+
+
+# --- due dates --------------------------------------------------------------------------------
+
+
+def compute_due(
+    ctx: GuardContext, state: StateDef, track: Mapping[str, Any], entered: datetime
+) -> date | None:
+    rule = state.due
+    if rule is None or state.final:
+        return None
+    if rule.after_entry is not None:
+        return calendar.add_working_days(clock.local_date(entered), rule.after_entry)
+    assert rule.date is not None
+    base = ctx.reference_date(track, rule.date)
+    if base is None:
+        return None
+    return calendar.add_working_days(base, rule.offset) if rule.offset else base
+
+
+# --- planning one transition ------------------------------------------------------------------
+
+
+@dataclass
+class Move:
+    """One planned transition of one track, ready to write."""
+
+    track: dict[str, Any]
+    transition: TransitionDef | None
+    trigger: str
+    to_state: str
+    final: bool
+    fields_set: dict[str, Any]
+    fields: dict[str, Any]
+    entered_at: str
+    due: str | None
+    def_version: int
+
+
+def _verdicts(
+    ctx: GuardContext, track: Mapping[str, Any], t: TransitionDef
+) -> tuple[list[str], list[str]]:
+    """(reasons it is blocked, reasons it passes) for a transition's guards and unless."""
+    blocked: list[str] = []
+    passed: list[str] = []
+    for ref in t.guards:
+        v = _run_guard(ctx, track, ref)
+        (passed if v.holds else blocked).append(v.reason)
+    for ref in t.unless:
+        v = _run_guard(ctx, track, ref)
+        (blocked if v.holds else passed).append(v.reason)
+    return blocked, passed
+
+
+def _run_guard(ctx: GuardContext, track: Mapping[str, Any], ref: GuardRef) -> Verdict:
+    return GUARDS[ref.name](ctx, track, ref.params)
+
+
+def _check_trigger(defn: Definition, state: str, trigger: str) -> tuple[TransitionDef, ...]:
+    all_triggers = {t.trigger for t in defn.transitions}
+    if trigger not in all_triggers:
+        raise TransitionRefused(
+            f"{defn.name} has no trigger {trigger!r} (triggers: {', '.join(sorted(all_triggers))})"
+        )
+    candidates = defn.candidates(state, trigger)
+    if not candidates:
+        possible = ", ".join(defn.triggers_from(state)) or "none: the track is finished"
+        raise TransitionRefused(
+            f"trigger {trigger!r} is not possible from state {state!r} "
+            f"({defn.state(state).label}); possible now: {possible}"
+        )
+    return candidates
+
+
+def plan(
+    ctx: GuardContext,
+    defn: Definition,
+    track: dict[str, Any],
+    trigger: str,
+    role: str,
+    sets: Mapping[str, Any],
+) -> Move:
+    """Check that ``trigger`` may fire on ``track`` now and return the move (or raise)."""
+    label = f"track #{track['id']}"
+    candidates = _check_trigger(defn, track["state"], trigger)
+    allowed = sorted({r for t in candidates for r in t.roles})
+    if role not in allowed:
+        raise TransitionRefused(
+            f"{label}: role {role!r} may not fire {trigger!r} (allowed: {', '.join(allowed)})"
+        )
+    at = ctx.at_stamp
+    if at < track["updated_at"]:
+        raise TransitionRefused(
+            f"{label}: {clock.display(at)} is before its last recorded step "
+            f"({clock.display(track['updated_at'])}); history never goes backwards"
+        )
+    fields = {**track["fields"], **sets}
+    view = {**track, "fields": fields}
+    chosen: TransitionDef | None = None
+    # Of alternatives that all fail, the one failing fewest guards explains best (the one
+    # excluded by includes_bob/unless is not the reason a BoB-less connection is blocked).
+    reasons: list[str] | None = None
+    for t in candidates:
+        blocked, _ = _verdicts(ctx, view, t)
+        if not blocked:
+            chosen = t
+            break
+        if reasons is None or len(blocked) < len(reasons):
+            reasons = blocked
+    if chosen is None:
+        raise TransitionRefused(f"{label}: {trigger!r} is blocked: {'; '.join(reasons or [])}")
+    if role not in chosen.roles:
+        raise TransitionRefused(
+            f"{label}: role {role!r} may not fire {trigger!r} here "
+            f"(allowed: {', '.join(chosen.roles)})"
+        )
+    missing = [f for f in chosen.requires if fields.get(f) in (None, "")]
+    if missing:
+        hints = " ".join(f"--set {f}=<{defn.fields[f].type}>" for f in missing)
+        raise TransitionRefused(f"{label}: {trigger!r} needs {', '.join(missing)}: give {hints}")
+    dest = defn.state(chosen.dest)
+    due = compute_due(ctx, dest, view, ctx.at)
+    return Move(
+        track=track,
+        transition=chosen,
+        trigger=trigger,
+        to_state=dest.name,
+        final=dest.final,
+        fields_set=dict(sets),
+        fields=fields,
+        entered_at=at,
+        due=due.isoformat() if due else None,
+        def_version=defn.version,
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Act:
+    """Who acts, in which role, why, and when it happened."""
+
+    actor: str
+    role: str
+    note: str | None = None
+    at: datetime | None = None
+
+    def moment(self) -> datetime:
+        return self.at or clock.now()
+
+
+def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) -> None:
+    """Apply planned moves: update each track (checking its version) and append history."""
+    if not moves:
+        return
+    recorded = clock.stamp(clock.now())
+    cur = conn.executemany(
+        "UPDATE tracks SET state = ?, final = ?, version = version + 1, fields = ?,"
+        " entered_at = ?, due = ?, def_version = ?, updated_at = ? WHERE id = ? AND version = ?",
+        [
+            (
+                m.to_state,
+                int(m.final),
+                json.dumps(m.fields, ensure_ascii=False, sort_keys=True),
+                m.entered_at,
+                m.due,
+                m.def_version,
+                at,
+                m.track["id"],
+                m.track["version"],
+            )
+            for m in moves
+        ],
+    )
+    if cur.rowcount != len(moves):
+        raise StaleVersion(
+            "a track changed while this was being applied; nothing was written: read it again"
+        )
+    conn.executemany(
+        "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role, note,"
+        " at, recorded_at, def_version, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                m.track["id"],
+                m.track["version"] + 1,
+                m.track["state"],
+                m.to_state,
+                m.trigger,
+                act.actor,
+                act.role,
+                act.note,
+                at,
+                recorded,
+                m.def_version,
+                json.dumps(m.fields_set, ensure_ascii=False, sort_keys=True),
+            )
+            for m in moves
+        ],
+    )
+
+
+def _check_role(role: str) -> None:
+    from onboarding.roles import ROLES
+
+    if role not in ROLES:
+        raise TransitionRefused(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+
+
+def advance(
+    db: Database,
+    track_id: int,
+    trigger: str,
+    act: Act,
+    sets: Mapping[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    """Fire ``trigger`` on one track; return the track as it is afterwards."""
+    _check_role(act.role)
+    moment = act.moment()
+    with immediate(db) as conn:
+        track = load_track(conn, track_id)
+        if expected_version is not None and track["version"] != expected_version:
+            raise StaleVersion(
+                f"track #{track_id} changed since you read it (version {expected_version}, "
+                f"now {track['version']}): read it again"
+            )
+        defn = definitions.get(db, track["definition"], track["def_version"])
+        values = coerce_fields(db, defn, sets or {})
+        ctx = GuardContext(conn, moment)
+        move = plan(ctx, defn, track, trigger, act.role, values)
+        write_moves(conn, [move], act, ctx.at_stamp)
+        return load_track(conn, track_id)
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkResult:
+    selected: int = 0
+    moved: int = 0
+    blocked: list[tuple[int, str]] = field(default_factory=list)
+    blocked_count: int = 0
+    by_move: dict[tuple[str, str], int] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+Progress = Callable[[int], None]
+
+
+def _select_into_temp(conn: sqlite3.Connection, db: Database, flt: TrackFilter) -> int:
+    where, params = flt.to_sql(db)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS bulk_selection (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM bulk_selection")
+    conn.execute(
+        f"INSERT INTO bulk_selection SELECT id FROM tracks t WHERE {where} AND t.final = 0",
+        params,
+    )
+    return int(conn.execute("SELECT count(*) FROM bulk_selection").fetchone()[0])
+
+
+def _chunks(conn: sqlite3.Connection) -> Iterator[list[dict[str, Any]]]:
+    """The selected tracks in id order, a batch at a time (memory stays flat)."""
+    last = 0
+    cols = ", ".join(f"t.{c.strip()}" for c in TRACK_COLUMNS.split(","))
+    while True:
+        cur = conn.execute(
+            f"SELECT {cols} FROM bulk_selection s JOIN tracks t ON t.id = s.id"
+            " WHERE s.id > ? ORDER BY s.id LIMIT ?",
+            [last, BATCH],
+        )
+        rows = [_row_to_track(cur, r) for r in cur.fetchall()]
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        yield rows
+
+
+def bulk_advance(
+    db: Database,
+    flt: TrackFilter,
+    trigger: str,
+    act: Act,
+    sets: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    keep_blocked: int = 50,
+) -> BulkResult:
+    """Fire ``trigger`` on every open track the filter selects: all of them, or none.
+
+    A dry run checks everything and writes nothing. Otherwise any track that cannot fire
+    makes the whole operation fail with the reasons, and nothing is written.
+    """
+    _check_role(act.role)
+    moment = act.moment()
+    result = BulkResult(dry_run=dry_run)
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result.selected = _select_into_temp(conn, db, flt)
+        ctx = GuardContext(conn, moment)
+        at = ctx.at_stamp
+        values_by_def: dict[tuple[str, int], dict[str, Any]] = {}
+        for chunk in _chunks(conn):
+            moves = []
+            for track in chunk:
+                key = (track["definition"], track["def_version"])
+                defn = definitions.get(db, *key)
+                if key not in values_by_def:
+                    values_by_def[key] = coerce_fields(db, defn, sets or {})
+                try:
+                    move = plan(ctx, defn, track, trigger, act.role, values_by_def[key])
+                except TransitionRefused as exc:
+                    result.blocked_count += 1
+                    if len(result.blocked) < keep_blocked:
+                        result.blocked.append((track["id"], str(exc)))
+                    continue
+                moves.append(move)
+                pair = (track["state"], move.to_state)
+                result.by_move[pair] = result.by_move.get(pair, 0) + 1
+            if not dry_run and not result.blocked_count:
+                write_moves(conn, moves, act, at)
+            result.moved += len(moves)
+            if progress:
+                progress(len(chunk))
+        if dry_run or result.blocked_count:
+            conn.execute("ROLLBACK")
+        else:
+            conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if result.blocked_count and not dry_run:
+        shown = "; ".join(reason for _, reason in result.blocked[:5])
+        more = result.blocked_count - min(5, len(result.blocked))
+        tail = f" (and {more} more; --dry-run lists them)" if more > 0 else ""
+        raise TransitionRefused(
+            f"{result.blocked_count} of {result.selected} selected tracks cannot fire "
+            f"{trigger!r}, so none was moved: {shown}{tail}"
+        )
+    return result
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a new track is about, as the user named it."""
+
+    municipality: str | None = None
+    system: str | None = None
+    index: str | None = None
+    bob: bool = False
+    klik_task: str | None = None
+    wave: str | None = None
+    course: int | None = None
+
+
+_SUBJECT_OPTIONS: Mapping[str, tuple[set[str], set[str]]] = {
+    # kind: (required options, allowed optional options)
+    "system": ({"system"}, {"index"}),
+    "system-course": ({"system", "course"}, set()),
+    "municipality-system": ({"municipality", "system"}, {"index", "bob"}),
+    "municipality-klik": ({"municipality", "klik_task"}, set()),
+    "municipality-wave": ({"municipality", "wave"}, set()),
+}
+
+
+def _given(subject: Subject) -> set[str]:
+    given = {
+        k
+        for k in ("municipality", "system", "index", "klik_task", "wave", "course")
+        if getattr(subject, k) not in (None, "")
+    }
+    if subject.bob:
+        given.add("bob")
+    return given
+
+
+def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[str, Any]:
+    """Resolve the names in a subject to registry rows; the columns of the new track."""
+    required, optional = _SUBJECT_OPTIONS[defn.subject]
+    given = _given(subject)
+    opt = lambda name: "--" + name.replace("_", "-")  # noqa: E731
+    missing = sorted(required - given)
+    if missing:
+        raise InputError(
+            f"{defn.name} tracks are about {defn.subject}: give {', '.join(map(opt, missing))}"
+        )
+    extra = sorted(given - required - optional)
+    if extra:
+        raise InputError(
+            f"{', '.join(map(opt, extra))} does not apply to {defn.name} "
+            f"(its subject is {defn.subject})"
+        )
+    cols: dict[str, Any] = {"bob": int(subject.bob), "fields": {}}
+    if subject.municipality:
+        cols["municipality_code"] = int(
+            registry.resolve_municipality(db, subject.municipality)["code"]
+        )
+    if subject.system:
+        cols["system_id"] = int(registry.resolve_system(db, subject.system)["id"])
+    if "index" in required | optional:
+        names = (subject.index or "sd").split(",")
+        codes = sorted({str(registry.resolve_index(db, n.strip())["code"]) for n in names})
+        if defn.subject == "system" and len(codes) != 1:
+            raise InputError("a system-readiness track is for one index: give one --index")
+        cols["index_set"] = ",".join(codes)
+    if subject.klik_task:
+        cols["klik_task_id"] = int(registry.resolve_klik_task(db, subject.klik_task)["id"])
+    if subject.wave:
+        cols["fields"]["wave"] = str(registry.resolve_wave(db, subject.wave)["code"])
+    if subject.course is not None:
+        if not 1 <= subject.course <= 4:
+            raise InputError(f"--course {subject.course}: courses are numbered 1 to 4")
+        cols["course"] = subject.course
+    cols["subject_key"] = _subject_key(defn.subject, cols)
+    return cols
+
+
+def _subject_key(kind: str, cols: Mapping[str, Any]) -> str:
+    parts = {
+        "system": ("system_id", "index_set"),
+        "system-course": ("system_id",),
+        "municipality-system": ("municipality_code", "system_id", "index_set"),
+        "municipality-klik": ("municipality_code", "klik_task_id"),
+        "municipality-wave": ("municipality_code",),
+    }[kind]
+    return ":".join(str(cols[p]) for p in parts)
+
+
+def start(
+    db: Database,
+    definition: str,
+    subject: Subject,
+    act: Act,
+    sets: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start a track on the latest version of a definition; the start is its first history row."""
+    _check_role(act.role)
+    moment = act.moment()
+    with immediate(db) as conn:
+        defn = definitions.get(db, definition)
+        cols = resolve_subject(db, defn, subject)
+        fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {})}
+        open_row = conn.execute(
+            "SELECT id, state FROM tracks WHERE definition = ? AND subject_key = ? AND final = 0",
+            [defn.name, cols["subject_key"]],
+        ).fetchone()
+        if open_row:
+            raise OnboardingError(
+                f"this subject already has an open {defn.name} track: #{open_row[0]} "
+                f"(in {open_row[1]})"
+            )
+        at = clock.stamp(moment)
+        initial = defn.state(defn.initial)
+        ctx = GuardContext(conn, moment)
+        due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
+        cur = conn.execute(
+            "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
+            " system_id, index_set, bob, klik_task_id, course, state, final, version, fields,"
+            " entered_at, due, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+            [
+                defn.name,
+                defn.version,
+                cols["subject_key"],
+                cols.get("municipality_code"),
+                cols.get("system_id"),
+                cols.get("index_set"),
+                cols["bob"],
+                cols.get("klik_task_id"),
+                cols.get("course"),
+                initial.name,
+                int(initial.final),
+                json.dumps(fields, ensure_ascii=False, sort_keys=True),
+                at,
+                due.isoformat() if due else None,
+                at,
+                at,
+            ],
+        )
+        track_id = int(cur.lastrowid or 0)
+        conn.execute(
+            "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role,"
+            " note, at, recorded_at, def_version, fields)"
+            " VALUES (?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                track_id,
+                initial.name,
+                START,
+                act.actor,
+                act.role,
+                act.note,
+                at,
+                clock.stamp(clock.now()),
+                defn.version,
+                json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            ],
+        )
+        return load_track(conn, track_id)
+
+
+# --- fields outside a transition --------------------------------------------------------------
+
+
+def set_fields(
+    db: Database,
+    track_id: int,
+    sets: Mapping[str, Any],
+    act: Act,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    """Record field values on a track without moving it (audited; the due date follows)."""
+    _check_role(act.role)
+    if not sets:
+        raise InputError("nothing to set: give NAME=VALUE")
+    moment = act.moment()
+    with immediate(db) as conn:
+        track = load_track(conn, track_id)
+        if expected_version is not None and track["version"] != expected_version:
+            raise StaleVersion(f"track #{track_id} changed since you read it: read it again")
+        if track["final"]:
+            raise TransitionRefused(f"track #{track_id} is finished; its fields are closed")
+        defn = definitions.get(db, track["definition"], track["def_version"])
+        values = coerce_fields(db, defn, sets)
+        roles = {r for t in defn.transitions_from(track["state"]) for r in t.roles}
+        if act.role not in roles:
+            raise TransitionRefused(
+                f"track #{track_id}: role {act.role!r} does not act on this step "
+                f"(roles: {', '.join(sorted(roles))})"
+            )
+        ctx = GuardContext(conn, moment)
+        at = ctx.at_stamp
+        if at < track["updated_at"]:
+            raise TransitionRefused(
+                f"track #{track_id}: {clock.display(at)} is before its last recorded step; "
+                "history never goes backwards"
+            )
+        fields = {**track["fields"], **values}
+        state = defn.state(track["state"])
+        due = compute_due(
+            ctx, state, {**track, "fields": fields}, clock.unstamp(track["entered_at"])
+        )
+        move = Move(
+            track=track,
+            transition=None,
+            trigger=SET,
+            to_state=state.name,
+            final=state.final,
+            fields_set=values,
+            fields=fields,
+            entered_at=track["entered_at"],
+            due=due.isoformat() if due else None,
+            def_version=defn.version,
+        )
+        write_moves(conn, [move], act, at)
+        return load_track(conn, track_id)
+
+
+# --- migration --------------------------------------------------------------------------------
+
+
+@dataclass
+class MigrationResult:
+    moved: int = 0
+    by_state: dict[tuple[int, str, str], int] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+def migrate(
+    db: Database,
+    name: str,
+    to_version: int | None,
+    mapping: Mapping[str, str],
+    act: Act,
+    dry_run: bool = False,
+) -> MigrationResult:
+    """Move every open track of ``name`` to another version, mapping states explicitly.
+
+    A state that exists in the target version maps to itself unless ``mapping`` says otherwise;
+    a state that does not must be mapped, or nothing moves. Each track gets a history row.
+    """
+    _check_role(act.role)
+    moment = act.moment()
+    target = definitions.get(db, name, to_version)
+    for old, new in mapping.items():
+        if new not in target.by_name:
+            raise InputError(f"--map {old}={new}: {name} v{target.version} has no state {new!r}")
+    result = MigrationResult(dry_run=dry_run)
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(
+            f"SELECT {TRACK_COLUMNS} FROM tracks WHERE definition = ? AND final = 0"
+            " AND def_version != ? ORDER BY id",
+            [name, target.version],
+        )
+        tracks = [_row_to_track(rows, r) for r in rows.fetchall()]
+        unmapped = sorted(
+            {
+                (t["def_version"], t["state"])
+                for t in tracks
+                if t["state"] not in mapping and t["state"] not in target.by_name
+            }
+        )
+        if unmapped:
+            listed = ", ".join(f"{s} (v{v})" for v, s in unmapped)
+            raise InputError(
+                f"{name} v{target.version} has no state for {listed}: add --map OLD=NEW for each"
+            )
+        ctx = GuardContext(conn, moment)
+        at = ctx.at_stamp
+        moves = []
+        for t in tracks:
+            dest = target.state(mapping.get(t["state"], t["state"]))
+            if at < t["updated_at"]:
+                raise TransitionRefused(
+                    f"track #{t['id']}: {clock.display(at)} is before its last recorded step"
+                )
+            due = compute_due(ctx, dest, t, clock.unstamp(t["entered_at"]))
+            moves.append(
+                Move(
+                    track=t,
+                    transition=None,
+                    trigger=MIGRATE,
+                    to_state=dest.name,
+                    final=dest.final,
+                    fields_set={},
+                    fields=t["fields"],
+                    entered_at=t["entered_at"],
+                    due=due.isoformat() if due else None,
+                    def_version=target.version,
+                )
+            )
+            key = (t["def_version"], t["state"], dest.name)
+            result.by_state[key] = result.by_state.get(key, 0) + 1
+        result.moved = len(moves)
+        if not dry_run:
+            write_moves(conn, moves, act, at)
+            conn.execute("COMMIT")
+        else:
+            conn.execute("ROLLBACK")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result

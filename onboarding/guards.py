@@ -1,0 +1,193 @@
+"""The guards a definition may name, and how they read the database.
+
+A guard answers whether it holds for one track at one instant, with a sentence saying why.
+Guards that read other tracks read them *as of* that instant (from history), so a transition
+recorded for last March is judged by last March's facts. A ``GuardContext`` caches what it
+reads, so a bulk operation over thousands of tracks of one system asks once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from onboarding import clock
+from workflows.loader import GuardSignature
+
+#: A track row as the engine reads it (``fields`` already parsed).
+Track = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    holds: bool
+    reason: str
+
+
+@dataclass
+class GuardContext:
+    """What guards read, with caches for one operation (one instant, one transaction)."""
+
+    conn: sqlite3.Connection
+    at: datetime
+    _related: dict[tuple[str, int, str], tuple[str, dict[str, Any], int] | None] = field(
+        default_factory=dict
+    )
+    _labels: dict[tuple[str, Any], str] = field(default_factory=dict)
+    _dates: dict[tuple[str, Any], date | None] = field(default_factory=dict)
+
+    @property
+    def at_stamp(self) -> str:
+        return clock.stamp(self.at)
+
+    def system_label(self, system_id: int) -> str:
+        key = ("system", system_id)
+        if key not in self._labels:
+            row = self.conn.execute(
+                "SELECT v.name || ' ' || s.name FROM systems s JOIN vendors v ON v.id = s.vendor_id"
+                " WHERE s.id = ?",
+                [system_id],
+            ).fetchone()
+            self._labels[key] = row[0] if row else f"#{system_id}"
+        return self._labels[key]
+
+    def index_name(self, code: str) -> str:
+        key = ("index", code)
+        if key not in self._labels:
+            row = self.conn.execute("SELECT name FROM indices WHERE code = ?", [code]).fetchone()
+            self._labels[key] = row[0] if row else code
+        return self._labels[key]
+
+    def related(
+        self, definition: str, system_id: int, index: str
+    ) -> tuple[str, dict[str, Any], int] | None:
+        """(state, fields, track id) of the newest track of ``definition`` for that system and
+        index, as of ``self.at``; None when there was none then."""
+        key = (definition, system_id, index)
+        if key not in self._related:
+            self._related[key] = self._read_related(definition, system_id, index)
+        return self._related[key]
+
+    def _read_related(
+        self, definition: str, system_id: int, index: str
+    ) -> tuple[str, dict[str, Any], int] | None:
+        rows = self.conn.execute(
+            "SELECT id FROM tracks WHERE definition = ? AND system_id = ?"
+            " AND (index_set = ? OR index_set IS NULL) ORDER BY id DESC",
+            [definition, system_id, index],
+        ).fetchall()
+        for (track_id,) in rows:
+            hist = self.conn.execute(
+                "SELECT to_state, fields FROM history WHERE track_id = ? AND at <= ? ORDER BY seq",
+                [track_id, self.at_stamp],
+            ).fetchall()
+            if hist:
+                fields: dict[str, Any] = {}
+                for _, f in hist:
+                    fields.update(json.loads(f))
+                return hist[-1][0], fields, track_id
+        return None
+
+    def state_label(self, definition: str, track_id: int, state: str) -> str:
+        from onboarding import definitions
+
+        version = self.conn.execute(
+            "SELECT def_version FROM tracks WHERE id = ?", [track_id]
+        ).fetchone()[0]
+        from sqlite_utils import Database
+
+        defn = definitions.get(Database(self.conn), definition, version)
+        st = defn.by_name.get(state)
+        if st is None:
+            return state
+        return f"{st.label} ({st.phase})" if st.phase else st.label
+
+    def reference_date(self, track: Track, ref: str) -> date | None:
+        """The date a due rule or guard names: a date field, or ``klik_task.end_date``, or
+        ``wave.<column>``."""
+        if "." not in ref:
+            value = track["fields"].get(ref)
+            return date.fromisoformat(value) if isinstance(value, str) and value else None
+        table, column = ref.split(".", 1)
+        if table == "klik_task":
+            key: Any = track.get("klik_task_id")
+            sql = "SELECT end_date FROM klik_tasks WHERE id = ?"
+        elif table == "wave":
+            key = track["fields"].get("wave")
+            sql = f"SELECT {column} FROM waves WHERE code = ?"  # column checked by the validator
+        else:
+            return None
+        cache_key = (ref, key)
+        if cache_key not in self._dates:
+            row = self.conn.execute(sql, [key]).fetchone() if key is not None else None
+            self._dates[cache_key] = date.fromisoformat(row[0]) if row and row[0] else None
+        return self._dates[cache_key]
+
+
+GuardFn = Callable[[GuardContext, Track, Mapping[str, Any]], Verdict]
+
+
+def includes_bob(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
+    if track.get("bob"):
+        return Verdict(True, "the connection includes BoB display")
+    return Verdict(False, "the connection does not include BoB display")
+
+
+def requires_track(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
+    system_id = track.get("system_id")
+    if system_id is None:
+        return Verdict(False, "the track has no system")
+    system = ctx.system_label(system_id)
+    definition = str(params["definition"])
+    wanted = [str(s) for s in params["states"]]
+    prefix = str(params.get("reason") or "{system} is not ready").format(system=system)
+    indexes = [i for i in (track.get("index_set") or "sd").split(",") if i]
+    for index in indexes:
+        found = ctx.related(definition, system_id, index)
+        where = f" ({ctx.index_name(index)})" if len(indexes) > 1 or index != "sd" else ""
+        if found is None:
+            return Verdict(False, f"{prefix}{where}: it has no {definition} track")
+        state, fields, other_id = found
+        if state in wanted:
+            continue
+        exempt = params.get("except_field")
+        if exempt and fields.get(str(exempt)) == track.get("municipality_code"):
+            continue
+        label = ctx.state_label(definition, other_id, state)
+        return Verdict(False, f"{prefix}{where}: its {definition} track #{other_id} is in {label}")
+    return Verdict(True, f"{system} is ready")
+
+
+def date_passed(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
+    ref = str(params["date"])
+    day = ctx.reference_date(track, ref)
+    if day is None:
+        return Verdict(False, f"{ref} is not set")
+    today = clock.local_date(ctx.at)
+    if today > day:
+        return Verdict(True, f"{ref} ({day.isoformat()}) has passed")
+    return Verdict(False, f"{ref} ({day.isoformat()}) has not passed yet")
+
+
+GUARDS: Mapping[str, GuardFn] = {
+    "includes_bob": includes_bob,
+    "requires_track": requires_track,
+    "date_passed": date_passed,
+}
+
+SIGNATURES: Mapping[str, GuardSignature] = {
+    "includes_bob": GuardSignature(doc="the connection includes BoB display (--bob at start)"),
+    "requires_track": GuardSignature(
+        required=frozenset({"definition", "states"}),
+        optional=frozenset({"except_field", "reason"}),
+        doc="the same system's track of another definition is in one of the states",
+    ),
+    "date_passed": GuardSignature(
+        required=frozenset({"date"}),
+        doc="a date field or reference (klik_task.end_date, wave.go_live) has passed",
+    ),
+}

@@ -1,0 +1,229 @@
+"""A workflow definition as plain data, and the ``transitions`` machine built from it.
+
+The loader (``workflows.loader``) turns YAML into these objects after validating it. One
+``Definition`` per (name, version) is built once and reused: its machine is never bound to
+per-track models; it answers "which transitions leave this state on this trigger".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from transitions import Machine
+
+#: What a track of a definition is about, and which options start one.
+SUBJECT_KINDS: Mapping[str, str] = {
+    "system": "a vendor system and an index",
+    "system-course": "a vendor system in an onboarding course (1-4)",
+    "municipality-system": "a municipality, a system and an index set",
+    "municipality-klik": "a municipality and a KLIK task",
+    "municipality-wave": "a municipality in a rollout wave",
+}
+
+#: Field types a definition may declare, and what a value must look like.
+FIELD_TYPES: Mapping[str, str] = {
+    "text": "any text",
+    "date": "an ISO date such as 2021-03-31",
+    "integer": "a whole number",
+    "boolean": "yes/no, true/false, ja/nej",
+    "municipality": "a municipality code or name",
+    "wave": "a rollout wave code such as B2",
+    "choice": "one of the declared options",
+}
+
+#: Dated references a due rule may use, per subject kind, besides the track's date fields.
+DATE_REFS: Mapping[str, tuple[str, ...]] = {
+    "municipality-klik": ("klik_task.end_date",),
+    "municipality-wave": (
+        "wave.prepare_start",
+        "wave.prepare_end",
+        "wave.rollout_start",
+        "wave.rollout_end",
+        "wave.go_live",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str
+    type: str
+    label: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DueRule:
+    """When a state falls due: N working days after entry, or a date carried by the track.
+
+    ``date`` names a date field of the track or a reference such as ``wave.go_live``;
+    ``offset`` shifts it by working days (negative: before).
+    """
+
+    after_entry: int | None = None
+    date: str | None = None
+    offset: int = 0
+
+    def describe(self) -> str:
+        if self.after_entry is not None:
+            return f"{self.after_entry} working days after entry"
+        shift = ""
+        if self.offset:
+            shift = f" {'+' if self.offset > 0 else '-'} {abs(self.offset)} working days"
+        return f"{self.date}{shift}"
+
+
+@dataclass(frozen=True)
+class GuardRef:
+    """A named guard with its parameters, as written in a transition."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StateDef:
+    name: str
+    label: str
+    bucket: str | None = None
+    phase: str | None = None
+    role: str | None = None
+    due: DueRule | None = None
+    final: bool = False
+    description: str | None = None
+    notifications: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class TransitionDef:
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    roles: tuple[str, ...]
+    guards: tuple[GuardRef, ...] = ()
+    unless: tuple[GuardRef, ...] = ()
+    requires: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    label: str | None = None
+    index: int = 0
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.requires + self.optional
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    version: int
+    title: str
+    subject: str
+    initial: str
+    states: tuple[StateDef, ...]
+    transitions: tuple[TransitionDef, ...]
+    fields: Mapping[str, FieldDef]
+    buckets: tuple[str, ...] = ()
+    description: str | None = None
+    source: str = ""
+
+    @cached_property
+    def by_name(self) -> dict[str, StateDef]:
+        return {s.name: s for s in self.states}
+
+    def state(self, name: str) -> StateDef:
+        return self.by_name[name]
+
+    @cached_property
+    def machine(self) -> Machine:
+        """The structure as a ``transitions`` machine (no models bound, ever)."""
+        return Machine(
+            model=None,
+            states=[s.name for s in self.states],
+            initial=self.initial,
+            transitions=[
+                {
+                    "trigger": t.trigger,
+                    "source": list(t.sources),
+                    "dest": t.dest,
+                    # Guards are evaluated by the engine in batch; the machine carries only
+                    # the structure, so conditions are left out here.
+                }
+                for t in self.transitions
+            ],
+            auto_transitions=False,
+        )
+
+    @cached_property
+    def _candidates(self) -> dict[tuple[str, str], tuple[TransitionDef, ...]]:
+        out: dict[tuple[str, str], list[TransitionDef]] = {}
+        for t in self.transitions:
+            for src in t.sources:
+                out.setdefault((src, t.trigger), []).append(t)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def candidates(self, state: str, trigger: str) -> tuple[TransitionDef, ...]:
+        """Transitions for ``trigger`` from ``state``, in declared order (first that passes wins).
+
+        Resolved through the machine once per (state, trigger), then cached.
+        """
+        if state not in self.machine.states:
+            return ()
+        if trigger not in self.machine.get_triggers(state):
+            return ()
+        return self._candidates.get((state, trigger), ())
+
+    def triggers_from(self, state: str) -> list[str]:
+        return [t for t in self.machine.get_triggers(state)]
+
+    def transitions_from(self, state: str) -> list[TransitionDef]:
+        return [t for t in self.transitions if state in t.sources]
+
+    def bucket_rank(self, state: str) -> int:
+        """Position of the state's bucket in the declared order (-1 when it has none)."""
+        bucket = self.state(state).bucket
+        return self.buckets.index(bucket) if bucket in self.buckets else -1
+
+    def final_states(self) -> list[str]:
+        return [s.name for s in self.states if s.final]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape of ``workflow show --json``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "title": self.title,
+            "subject": self.subject,
+            "initial": self.initial,
+            "buckets": list(self.buckets),
+            "fields": [
+                {"name": f.name, "type": f.type, "label": f.label, "options": list(f.options)}
+                for f in self.fields.values()
+            ],
+            "states": [
+                {
+                    "name": s.name,
+                    "label": s.label,
+                    "final": s.final,
+                    "bucket": s.bucket,
+                    "phase": s.phase,
+                    "role": s.role,
+                    "due": s.due.describe() if s.due else None,
+                }
+                for s in self.states
+            ],
+            "transitions": [
+                {
+                    "trigger": t.trigger,
+                    "source": list(t.sources),
+                    "dest": t.dest,
+                    "roles": list(t.roles),
+                    "guards": [g.name for g in t.guards],
+                    "unless": [g.name for g in t.unless],
+                    "requires": list(t.requires),
+                }
+                for t in self.transitions
+            ],
+        }
