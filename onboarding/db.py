@@ -16,9 +16,6 @@ from pathlib import Path
 from sqlite_utils import Database, Migrations
 
 DEFAULT_DB = "onboarding.db"
-#: Bumped with every migration added below; also written to ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
-
 migrations = Migrations("onboarding")
 
 
@@ -38,7 +35,7 @@ def connect(path: str | os.PathLike[str]) -> Database:
 
     ``isolation_level=None`` leaves transaction control to us (``BEGIN IMMEDIATE`` for every
     read-modify-write); a busy timeout lets concurrent writers wait instead of failing.
-    WAL with ``synchronous=NORMAL`` survives a process crash; see docs/storage.md.
+    WAL with ``synchronous=NORMAL`` survives a process crash (README: storage choices).
     """
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
@@ -65,6 +62,11 @@ def open_existing(path: str | os.PathLike[str]) -> Database:
     return db
 
 
+def current_schema_version() -> int:
+    """The number of migrations this code knows; written to ``PRAGMA user_version``."""
+    return len(migrations._migrations)
+
+
 def schema_version(db: Database) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -73,7 +75,7 @@ def initialise(db: Database) -> list[str]:
     """Apply pending migrations; return the names applied (empty when already current)."""
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute(f"PRAGMA user_version = {current_schema_version()}")
     return pending
 
 

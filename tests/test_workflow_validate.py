@@ -65,11 +65,21 @@ BASE: dict[str, Any] = {
         {"name": "dropped", "label": "Opgivet", "final": True},
     ],
     "transitions": [
-        {"trigger": "begin", "source": "open", "dest": "doing", "roles": ["municipality-pl"],
-         "requires": ["deadline"]},
+        {
+            "trigger": "begin",
+            "source": "open",
+            "dest": "doing",
+            "roles": ["municipality-pl"],
+            "requires": ["deadline"],
+        },
         {"trigger": "finish", "source": "doing", "dest": "done", "roles": ["coordinator"]},
-        {"trigger": "drop", "source": ["open", "doing"], "dest": "dropped",
-         "roles": ["coordinator"], "requires": ["reason"]},
+        {
+            "trigger": "drop",
+            "source": ["open", "doing"],
+            "dest": "dropped",
+            "roles": ["coordinator"],
+            "requires": ["reason"],
+        },
     ],
 }
 
@@ -124,11 +134,31 @@ def test_validate_unknown_dest_state_names_transition() -> None:
     _one(_problems(data), "transitions[1] (finish).dest", "unknown state 'finished'")
 
 
-def test_validate_list_as_dest_is_reported_not_crashing() -> None:
-    """A list where one state name belongs is a reported problem, not a crash."""
+@pytest.mark.parametrize(
+    ("where", "path", "words"),
+    [
+        ("dest", "transitions[1] (finish).dest", "unknown state ['done']"),
+        ("source", "transitions[1] (finish).source", "unknown state ['doing']"),
+        ("role", "states[0] (open).role", "unknown role ['municipality-pl']"),
+        ("initial", "initial", "unknown state ['open']"),
+        ("subject", "subject", "must be one of"),
+        ("type", "fields.deadline.type", "must be one of"),
+    ],
+)
+def test_validate_list_in_place_of_name_is_reported(where: str, path: str, words: str) -> None:
+    """A list where one name belongs is a reported problem, not a crash."""
     data = _base()
-    _transitions(data)[1]["dest"] = ["done"]
-    _one(_problems(data), "transitions[1] (finish).dest", "unknown state ['done']")
+    if where == "dest":
+        _transitions(data)[1]["dest"] = ["done"]
+    elif where == "source":
+        _transitions(data)[1]["source"] = [["doing"]]
+    elif where == "role":
+        _states(data)[0]["role"] = ["municipality-pl"]
+    elif where == "type":
+        data["fields"]["deadline"]["type"] = ["date"]
+    else:
+        data[where] = [data[where]]
+    _one(_problems(data), path, words)
 
 
 def test_validate_unreachable_state_names_state() -> None:
@@ -198,8 +228,13 @@ def test_validate_same_trigger_twice_with_guards_and_unless_passes() -> None:
     data = _base()
     _transitions(data)[1]["guards"] = ["includes_bob"]
     _transitions(data).append(
-        {"trigger": "finish", "source": "doing", "dest": "dropped", "roles": ["coordinator"],
-         "unless": ["includes_bob"]}
+        {
+            "trigger": "finish",
+            "source": "doing",
+            "dest": "dropped",
+            "roles": ["coordinator"],
+            "unless": ["includes_bob"],
+        }
     )
     assert _problems(data) == []
 
@@ -209,8 +244,13 @@ def test_validate_same_trigger_twice_with_different_guard_params_is_reported() -
     data = _base()
     _transitions(data)[1]["guards"] = [{"name": "date_passed", "date": "deadline"}]
     _transitions(data).append(
-        {"trigger": "finish", "source": "doing", "dest": "dropped", "roles": ["coordinator"],
-         "unless": [{"name": "date_passed", "date": "klik_task.end_date"}]}
+        {
+            "trigger": "finish",
+            "source": "doing",
+            "dest": "dropped",
+            "roles": ["coordinator"],
+            "unless": [{"name": "date_passed", "date": "klik_task.end_date"}],
+        }
     )
     _one(
         _problems(data),
@@ -295,8 +335,13 @@ def test_validate_guard_optional_params_pass() -> None:
     """A guard with its required and optional parameters is valid."""
     data = _base()
     _transitions(data)[1]["guards"] = [
-        {"name": "requires_track", "definition": "system-readiness", "states": ["ready"],
-         "except_field": "pilot_municipality", "reason": "system {system} is not ready"}
+        {
+            "name": "requires_track",
+            "definition": "system-readiness",
+            "states": ["ready"],
+            "except_field": "pilot_municipality",
+            "reason": "system {system} is not ready",
+        }
     ]
     assert _problems(data) == []
 
@@ -445,8 +490,9 @@ def test_load_text_builds_definition() -> None:
     assert [s.name for s in defn.states] == ["open", "doing", "done", "dropped"]
     assert defn.final_states() == ["done", "dropped"]
     assert [t.trigger for t in defn.candidates("doing", "drop")] == ["drop"]
-    assert defn.state("doing").due is not None
-    assert defn.state("doing").due.describe() == "deadline - 2 working days"
+    due = defn.state("doing").due
+    assert due is not None
+    assert due.describe() == "deadline - 2 working days"
 
 
 # --- shipped and documented definitions ------------------------------------------------------
@@ -507,7 +553,8 @@ def test_docs_worked_example_is_the_custom_definition_file() -> None:
 def test_mermaid_lists_edges_once_in_declared_order() -> None:
     """Edges follow declaration order, one line per (source, dest, trigger)."""
     data = _base()
-    _transitions(data)[2]["source"] = ["open", "doing", "open"]
+    _transitions(data)[2]["guards"] = ["includes_bob"]
+    _transitions(data).append(dict(_transitions(data)[2], guards=[], unless=["includes_bob"]))
     defn = load_text(yaml.safe_dump(data, allow_unicode=True), "probe.yaml", KNOWN)
     edges = [line.strip() for line in mermaid(defn).splitlines() if ": " in line]
     assert edges == [

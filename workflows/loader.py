@@ -153,7 +153,7 @@ def _check_header(data: dict[str, Any], out: _Problems) -> None:
     if not isinstance(data.get("title"), str) or not data.get("title"):
         out.add("title", "required: a short title")
     subject = data.get("subject")
-    if subject not in SUBJECT_KINDS:
+    if not _named(subject, SUBJECT_KINDS):
         out.add("subject", f"must be one of {', '.join(SUBJECT_KINDS)}")
     if "initial" not in data:
         out.add("initial", "missing initial state")
@@ -177,7 +177,7 @@ def _check_fields(raw: Any, out: _Problems) -> dict[str, str]:
         for key in sorted(set(spec) - {"type", "label", "options"}):
             out.add(f"{path}.{key}", "unknown key (allowed: type, label, options)")
         ftype = spec.get("type")
-        if ftype not in FIELD_TYPES:
+        if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
             out.add(f"{path}.type", f"must be one of {', '.join(FIELD_TYPES)}")
             continue
         if ftype == "choice":
@@ -287,7 +287,7 @@ def _check_due(
 
 
 def _named(value: Any, names: Iterable[str]) -> bool:
-    """``value`` is one of ``names`` (a list or mapping where a name belongs is not, and no crash)."""
+    """``value`` is a string among ``names`` (a list or mapping in its place is not; no crash)."""
     return isinstance(value, str) and value in names
 
 
@@ -341,7 +341,8 @@ def _check_transitions(
         if isinstance(trigger, str):
             path = f"transitions[{i}] ({trigger})"
         for key in sorted(set(spec) - _TRANSITION_KEYS):
-            out.add(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(_TRANSITION_KEYS))})")
+            allowed = ", ".join(sorted(_TRANSITION_KEYS))
+            out.add(f"{path}.{key}", f"unknown key (allowed: {allowed})")
         if not isinstance(trigger, str) or not _NAME.match(trigger):
             out.add(f"{path}.trigger", "required: lower-case letters, digits, '-' or '_'")
         sources = _as_list(spec.get("source"))

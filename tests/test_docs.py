@@ -1,0 +1,58 @@
+"""Documentation checks: every command teaches through --help, and the README starts right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import cli
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        out.append(path)
+        if isinstance(command, click.Group):
+            out.extend(_commands(command, path))
+    return out
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli.cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+ALL = _commands(cli.cli)
+
+
+@pytest.mark.parametrize("path", ALL, ids=[" ".join(p) for p in ALL])
+def test_docs_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    """Each command's --help works and its text has a summary and an Example."""
+    result = CliRunner().invoke(cli.cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    command = _command(path)
+    assert command.help and len(command.help.strip()) > 20
+    assert "Example" in command.help, f"{' '.join(path)} has no Example in its docstring"
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert param.help, f"{' '.join(path)} {param.opts[0]} has no help"
+
+
+def test_docs_command_names_are_hyphenated() -> None:
+    """Command names use hyphens, never underscores."""
+    assert all("_" not in name for path in ALL for name in path)
+
+
+def test_docs_readme_starts_with_the_two_commands() -> None:
+    """The README's first code block holds the demo command and the test command."""
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    first_block = text.split("```")[1]
+    assert "make demo" in first_block
+    assert "make test" in first_block
