@@ -815,21 +815,20 @@ def track_list(
 
 
 def _echo_history(rows: list[dict[str, Any]], with_track: bool) -> None:
+    """Two lines per step: when, which track and move; then who, in which role, and why."""
     from onboarding import clock
 
-    echo_table(
-        [
-            {
-                **({"track": r["track"]} if with_track else {}),
-                "at": clock.display(r["at"]),
-                "trigger": r["trigger"],
-                "to": r["to"],
-                "actor": f"{r['actor']} ({r['role']})",
-                "note": r["note"] or ", ".join(f"{k}={v}" for k, v in r["fields"].items()),
-            }
-            for r in rows
-        ]
-    )
+    if not rows:
+        click.echo("(none)")
+    for r in rows:
+        track = f"#{r['track']}  " if with_track else ""
+        move = f"{r['from']} -> {r['to']}" if r["from"] else f"started in {r['to']}"
+        click.echo(f"{clock.display(r['at'])}  {track}{r['trigger']}: {move}")
+        details = [f"{r['actor']} ({r['role']})"]
+        details += [f"{k}={v}" for k, v in r["fields"].items()]
+        if r["note"]:
+            details.append(f"note: {r['note']}")
+        click.echo("                  " + "; ".join(details))
 
 
 @track.command("history")

@@ -31,6 +31,7 @@ def is_working_day(day: date) -> bool:
     return day.weekday() < 5 and day not in closed_days(day.year)
 
 
+@lru_cache(maxsize=4096)
 def add_working_days(start: date, n: int) -> date:
     """The date ``n`` working days after ``start`` (before it when negative).
 

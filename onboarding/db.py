@@ -222,3 +222,55 @@ def _m001(db: Database) -> None:
         );
         """
     )
+
+
+@migrations(name="002_outbox")
+def _m002(db: Database) -> None:
+    # The outbox is the record of every email that must go out (see docs/notifications.md).
+    # One row per (track, state entry, notification): the entry is the history row (seq) that
+    # entered the state, so the unique key makes each notification exist once.
+    db.executescript(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            track_id INTEGER NOT NULL REFERENCES tracks(id),
+            entry_seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            notification TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('reminder', 'notice', 'escalation')),
+            template TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            on_leave TEXT NOT NULL CHECK (on_leave IN ('keep', 'cancel')),
+            cancel_on TEXT NOT NULL DEFAULT '[]',
+            due_date TEXT,
+            due_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (
+                status IN ('pending', 'sending', 'sent', 'failed', 'cancelled')
+            ),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_by TEXT,
+            lease_until TEXT,
+            sent_at TEXT,
+            sent_to TEXT,
+            message_id TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (track_id, entry_seq, notification)
+        );
+        CREATE INDEX outbox_ready ON outbox (next_attempt_at, id)
+            WHERE status = 'pending';
+        CREATE INDEX outbox_sending ON outbox (lease_until) WHERE status = 'sending';
+        CREATE INDEX outbox_track ON outbox (track_id, status);
+        CREATE INDEX outbox_status ON outbox (status, due_at);
+
+        -- A random token per database, part of every Message-ID, so two databases never
+        -- produce the same Message-ID for different messages.
+        CREATE TABLE outbox_instance (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            token TEXT NOT NULL
+        );
+        INSERT INTO outbox_instance (id, token) VALUES (1, lower(hex(randomblob(6))));
+        """
+    )

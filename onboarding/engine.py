@@ -163,10 +163,10 @@ def _run_guard(ctx: GuardContext, track: Mapping[str, Any], ref: GuardRef) -> Ve
 
 
 def _check_trigger(defn: Definition, state: str, trigger: str) -> tuple[TransitionDef, ...]:
-    all_triggers = {t.trigger for t in defn.transitions}
-    if trigger not in all_triggers:
+    if trigger not in defn.trigger_names:
         raise TransitionRefused(
-            f"{defn.name} has no trigger {trigger!r} (triggers: {', '.join(sorted(all_triggers))})"
+            f"{defn.name} has no trigger {trigger!r} "
+            f"(triggers: {', '.join(sorted(defn.trigger_names))})"
         )
     candidates = defn.candidates(state, trigger)
     if not candidates:
@@ -408,13 +408,15 @@ def bulk_advance(
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
         values_by_def: dict[tuple[str, int], dict[str, Any]] = {}
+        defs: dict[tuple[str, int], Definition] = {}
         for chunk in _chunks(conn):
             moves = []
             for track in chunk:
                 key = (track["definition"], track["def_version"])
-                defn = definitions.get(db, *key)
-                if key not in values_by_def:
-                    values_by_def[key] = coerce_fields(db, defn, sets or {})
+                if key not in defs:
+                    defs[key] = definitions.get(db, *key)
+                    values_by_def[key] = coerce_fields(db, defs[key], sets or {})
+                defn = defs[key]
                 try:
                     move = plan(ctx, defn, track, trigger, act.role, values_by_def[key])
                 except TransitionRefused as exc:

@@ -164,19 +164,26 @@ class Definition:
                 out.setdefault((src, t.trigger), []).append(t)
         return {k: tuple(v) for k, v in out.items()}
 
+    @cached_property
+    def _triggers(self) -> dict[str, tuple[str, ...]]:
+        return {s.name: tuple(self.machine.get_triggers(s.name)) for s in self.states}
+
     def candidates(self, state: str, trigger: str) -> tuple[TransitionDef, ...]:
         """Transitions for ``trigger`` from ``state``, in declared order (first that passes wins).
 
-        Resolved through the machine once per (state, trigger), then cached.
+        The machine answers which triggers leave each state once per definition; the answer is
+        kept, so a bulk operation over many tracks asks nothing per track.
         """
-        if state not in self.machine.states:
-            return ()
-        if trigger not in self.machine.get_triggers(state):
+        if trigger not in self._triggers.get(state, ()):
             return ()
         return self._candidates.get((state, trigger), ())
 
     def triggers_from(self, state: str) -> list[str]:
-        return [t for t in self.machine.get_triggers(state)]
+        return list(self._triggers.get(state, ()))
+
+    @cached_property
+    def trigger_names(self) -> frozenset[str]:
+        return frozenset(t.trigger for t in self.transitions)
 
     def transitions_from(self, state: str) -> list[TransitionDef]:
         return [t for t in self.transitions if state in t.sources]
