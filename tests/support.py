@@ -51,13 +51,44 @@ def make_ready(
     times = at or ("2021-01-04T09:00", "2021-01-11T09:00", "2021-02-01T09:00", "2021-03-01T09:00")
     tid = int(
         ok(
-            runner, db_path, "track", "start", "system-readiness", "--system", system,
-            "--index", index, "--at", times[0],
+            runner,
+            db_path,
+            "track",
+            "start",
+            "system-readiness",
+            "--system",
+            system,
+            "--index",
+            index,
+            "--at",
+            times[0],
         ).stdout
     )
-    ok(runner, db_path, "track", "advance", str(tid), "start_pilot",
-       "--set", f"pilot_municipality={pilot}", "--role", "vendor", "--at", times[1])
-    ok(runner, db_path, "track", "advance", str(tid), "complete_pilot", "--role", "vendor",
-       "--at", times[2])
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "start_pilot",
+        "--set",
+        f"pilot_municipality={pilot}",
+        "--role",
+        "vendor",
+        "--at",
+        times[1],
+    )
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "complete_pilot",
+        "--role",
+        "vendor",
+        "--at",
+        times[2],
+    )
     ok(runner, db_path, "track", "advance", str(tid), "pass_compliance", "--at", times[3])
     return tid

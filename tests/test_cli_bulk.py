@@ -15,8 +15,21 @@ MUNICIPALITIES = ["Aarhus", "Vejle", "Odense", "Aalborg", "Esbjerg", "Randers"]
 def _connections(runner: CliRunner, db_path: Path, system: str = "Momentum") -> list[int]:
     ids = []
     for name in MUNICIPALITIES:
-        tid = int(ok(runner, db_path, "track", "start", "connection", "--municipality", name,
-                     "--system", system, "--at", "2021-04-01").stdout)
+        tid = int(
+            ok(
+                runner,
+                db_path,
+                "track",
+                "start",
+                "connection",
+                "--municipality",
+                name,
+                "--system",
+                system,
+                "--at",
+                "2021-04-01",
+            ).stdout
+        )
         ids.append(tid)
     return ids
 
@@ -24,16 +37,28 @@ def _connections(runner: CliRunner, db_path: Path, system: str = "Momentum") -> 
 def test_bulk_advance_moves_every_selected_track(runner: CliRunner, db_path: Path) -> None:
     """All connections of one system in one state fire one trigger together, each audited."""
     ids = _connections(runner, db_path)
-    result = ok(runner, db_path, "track", "advance", "--where",
-                "definition=connection system=KMD Momentum state=date_agreement",
-                "agree_date", "--set", "connection_date=2021-09-01", "--at", "2021-04-15")
+    result = ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        "--where",
+        "definition=connection system=KMD Momentum state=date_agreement",
+        "agree_date",
+        "--set",
+        "connection_date=2021-09-01",
+        "--at",
+        "2021-04-15",
+    )
     assert "moved 6 of 6" in result.stdout
     db = Database(db_path)
     states = {r["state"] for r in db["tracks"].rows_where("definition = 'connection'")}
     assert states == {"service_agreements"}
     for tid in ids:
-        last = db.execute("SELECT trigger, fields FROM history WHERE track_id = ? "
-                          "ORDER BY seq DESC LIMIT 1", [tid]).fetchone()
+        last = db.execute(
+            "SELECT trigger, fields FROM history WHERE track_id = ? ORDER BY seq DESC LIMIT 1",
+            [tid],
+        ).fetchone()
         assert last == ("agree_date", '{"connection_date": "2021-09-01"}')
 
 
@@ -42,12 +67,31 @@ def test_bulk_advance_is_all_or_nothing(runner: CliRunner, db_path: Path) -> Non
     make_ready(runner, db_path, "Momentum", pilot="Aarhus")
     _connections(runner, db_path, "Momentum")
     _connections(runner, db_path, "Fasit")  # Fasit has no readiness track: blocked
-    ok(runner, db_path, "track", "advance", "--where", "definition=connection", "agree_date",
-       "--set", "connection_date=2021-09-01", "--at", "2021-04-15")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        "--where",
+        "definition=connection",
+        "agree_date",
+        "--set",
+        "connection_date=2021-09-01",
+        "--at",
+        "2021-04-15",
+    )
     before = snapshot(db_path)
-    result = run(runner, db_path, "track", "advance", "--where",
-                 "definition=connection state=service_agreements", "approve_agreements",
-                 "--at", "2021-04-20")
+    result = run(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        "--where",
+        "definition=connection state=service_agreements",
+        "approve_agreements",
+        "--at",
+        "2021-04-20",
+    )
     assert result.exit_code == 2
     assert "6 of 12 selected tracks cannot fire" in result.stderr
     assert "Schultz Fasit is not yet ready" in result.stderr
@@ -61,12 +105,32 @@ def test_bulk_dry_run_lists_moves_and_blocked_without_writing(
     make_ready(runner, db_path, "Momentum", pilot="Aarhus")
     _connections(runner, db_path, "Momentum")
     _connections(runner, db_path, "Fasit")
-    ok(runner, db_path, "track", "advance", "--where", "definition=connection", "agree_date",
-       "--set", "connection_date=2021-09-01", "--at", "2021-04-15")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        "--where",
+        "definition=connection",
+        "agree_date",
+        "--set",
+        "connection_date=2021-09-01",
+        "--at",
+        "2021-04-15",
+    )
     before = snapshot(db_path)
-    report = ok_json(runner, db_path, "track", "advance", "--where",
-                     "definition=connection", "approve_agreements", "--dry-run",
-                     "--at", "2021-04-20")
+    report = ok_json(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        "--where",
+        "definition=connection",
+        "approve_agreements",
+        "--dry-run",
+        "--at",
+        "2021-04-20",
+    )
     assert report["moved"] == 6
     assert report["blocked_count"] == 6
     assert report["moves"] == [{"from": "service_agreements", "to": "sapa_request", "count": 6}]
@@ -85,8 +149,19 @@ def test_bulk_refuses_a_wrong_role_for_every_track(runner: CliRunner, db_path: P
     """A role that may not fire the trigger blocks the bulk operation, nothing written."""
     _connections(runner, db_path)
     before = snapshot(db_path)
-    result = run(runner, db_path, "track", "advance", "--where", "definition=connection",
-                 "agree_date", "--role", "vendor", "--set", "connection_date=2021-09-01")
+    result = run(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        "--where",
+        "definition=connection",
+        "agree_date",
+        "--role",
+        "vendor",
+        "--set",
+        "connection_date=2021-09-01",
+    )
     assert result.exit_code == 2
     assert "role 'vendor' may not fire" in result.stderr
     assert snapshot(db_path) == before
@@ -106,10 +181,29 @@ def test_migrate_moves_open_tracks_with_an_explicit_mapping(
 ) -> None:
     """Tracks stay on v1 until migrate maps their states to v2; each move is in history."""
     make_ready(runner, db_path, "Momentum", pilot="Aarhus")
-    tid = int(ok(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
-                 "--system", "Momentum").stdout)
-    ok(runner, db_path, "track", "advance", str(tid), "agree_date",
-       "--set", "connection_date=2027-06-01")
+    tid = int(
+        ok(
+            runner,
+            db_path,
+            "track",
+            "start",
+            "connection",
+            "--municipality",
+            "Aarhus",
+            "--system",
+            "Momentum",
+        ).stdout
+    )
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        "connection_date=2027-06-01",
+    )
     ok(runner, db_path, "track", "advance", str(tid), "approve_agreements")
     ok(runner, db_path, "workflow", "add", str(_write_v2(tmp_path)))
     shown = ok_json(runner, db_path, "track", "show", str(tid))
@@ -124,7 +218,11 @@ def test_migrate_moves_open_tracks_with_an_explicit_mapping(
     assert (shown["definition_version"], shown["state"]) == (2, "notify_sapa")
     last = ok_json(runner, db_path, "track", "history", str(tid))[-1]
     assert (last["trigger"], last["from"], last["to"], last["definition_version"]) == (
-        "@migrate", "sapa_request", "notify_sapa", 2)
+        "@migrate",
+        "sapa_request",
+        "notify_sapa",
+        2,
+    )
     ok(runner, db_path, "track", "advance", str(tid), "request_display")
 
 
@@ -134,8 +232,9 @@ def test_changed_definition_needs_a_new_version(
     """Adding different content under an existing version number is refused."""
     source = Path("workflows/definitions/connection.yaml").read_text(encoding="utf-8")
     path = tmp_path / "changed.yaml"
-    path.write_text(source.replace("due: {after_entry: 20}", "due: {after_entry: 5}"),
-                    encoding="utf-8")
+    path.write_text(
+        source.replace("due: {after_entry: 20}", "due: {after_entry: 5}"), encoding="utf-8"
+    )
     result = run(runner, db_path, "workflow", "add", str(path))
     assert result.exit_code == 2
     assert "new version" in result.stderr

@@ -24,8 +24,18 @@ EIGHT_STEPS = [
 
 def _start_connection(runner: CliRunner, db_path: Path, *extra: str) -> int:
     return int(
-        ok(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
-           "--system", "KMD Momentum", *extra).stdout
+        ok(
+            runner,
+            db_path,
+            "track",
+            "start",
+            "connection",
+            "--municipality",
+            "Aarhus",
+            "--system",
+            "KMD Momentum",
+            *extra,
+        ).stdout
     )
 
 
@@ -39,12 +49,36 @@ def ready_db(db_path: Path, runner: CliRunner) -> Path:
 def test_connection_walks_all_eight_steps_to_live(runner: CliRunner, ready_db: Path) -> None:
     """A BoB connection of a real municipality goes through all eight steps, each in history."""
     tid = int(
-        ok(runner, ready_db, "track", "start", "connection", "--municipality", "751",
-           "--system", "Momentum", "--bob", "--at", "2021-04-01T09:00").stdout
+        ok(
+            runner,
+            ready_db,
+            "track",
+            "start",
+            "connection",
+            "--municipality",
+            "751",
+            "--system",
+            "Momentum",
+            "--bob",
+            "--at",
+            "2021-04-01T09:00",
+        ).stdout
     )
     for day, (trigger, role, extra) in enumerate(EIGHT_STEPS, start=6):
-        ok(runner, ready_db, "track", "advance", str(tid), trigger, "--role", role,
-           "--at", f"2021-04-{day:02d}T10:00", *extra, actor=f"{role}@aarhus")
+        ok(
+            runner,
+            ready_db,
+            "track",
+            "advance",
+            str(tid),
+            trigger,
+            "--role",
+            role,
+            "--at",
+            f"2021-04-{day:02d}T10:00",
+            *extra,
+            actor=f"{role}@aarhus",
+        )
     shown = ok_json(runner, ready_db, "track", "show", str(tid))
     assert shown["state"] == "live"
     assert shown["bucket"] == "I drift"
@@ -52,8 +86,14 @@ def test_connection_walks_all_eight_steps_to_live(runner: CliRunner, ready_db: P
     assert shown["available"] == []
     history = ok_json(runner, ready_db, "track", "history", str(tid))
     assert [h["to"] for h in history] == [
-        "date_agreement", "service_agreements", "data_processing_agreement", "sapa_request",
-        "display_opening", "sapa_bob_setup", "data_load", "live",
+        "date_agreement",
+        "service_agreements",
+        "data_processing_agreement",
+        "sapa_request",
+        "display_opening",
+        "sapa_bob_setup",
+        "data_load",
+        "live",
     ]
     for row, (trigger, role, _) in zip(history[1:], EIGHT_STEPS, strict=True):
         assert row["trigger"] == trigger
@@ -68,8 +108,16 @@ def test_connection_without_bob_skips_the_data_processing_agreement(
 ) -> None:
     """Step 3 applies only with BoB display: without it, approval leads to the SAPA request."""
     tid = _start_connection(runner, ready_db)
-    ok(runner, ready_db, "track", "advance", str(tid), "agree_date",
-       "--set", "connection_date=2027-06-01")
+    ok(
+        runner,
+        ready_db,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        "connection_date=2027-06-01",
+    )
     ok(runner, ready_db, "track", "advance", str(tid), "approve_agreements")
     assert ok_json(runner, ready_db, "track", "show", str(tid))["state"] == "sapa_request"
 
@@ -80,8 +128,17 @@ def test_start_refuses_a_second_open_track_for_the_same_subject(
     """One open track per definition and subject: a second start exits 2 naming the first."""
     tid = _start_connection(runner, db_path)
     before = snapshot(db_path)
-    result = run(runner, db_path, "track", "start", "connection", "--municipality", "aarhus",
-                 "--system", "momentum")
+    result = run(
+        runner,
+        db_path,
+        "track",
+        "start",
+        "connection",
+        "--municipality",
+        "aarhus",
+        "--system",
+        "momentum",
+    )
     assert result.exit_code == 2
     assert f"#{tid}" in result.stderr
     assert snapshot(db_path) == before
@@ -94,8 +151,19 @@ def test_start_requires_the_subject_options_of_the_definition(
     result = run(runner, db_path, "track", "start", "connection", "--system", "Momentum")
     assert result.exit_code == 2
     assert "--municipality" in result.stderr
-    result = run(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
-                 "--system", "Momentum", "--wave", "B1")
+    result = run(
+        runner,
+        db_path,
+        "track",
+        "start",
+        "connection",
+        "--municipality",
+        "Aarhus",
+        "--system",
+        "Momentum",
+        "--wave",
+        "B1",
+    )
     assert result.exit_code == 2
     assert "--wave does not apply" in result.stderr
 
@@ -106,15 +174,45 @@ def test_start_requires_the_subject_options_of_the_definition(
         (["advance", "{tid}", "load_complete"], "not possible from state 'date_agreement'"),
         (["advance", "{tid}", "fly_away"], "has no trigger 'fly_away'"),
         (["advance", "99999", "agree_date"], "unknown track '99999'"),
-        (["advance", "{tid}", "agree_date", "--role", "vendor",
-          "--set", "connection_date=2027-01-01"], "role 'vendor' may not fire 'agree_date'"),
+        (
+            [
+                "advance",
+                "{tid}",
+                "agree_date",
+                "--role",
+                "vendor",
+                "--set",
+                "connection_date=2027-01-01",
+            ],
+            "role 'vendor' may not fire 'agree_date'",
+        ),
         (["advance", "{tid}", "agree_date", "--role", "astronaut"], "unknown role 'astronaut'"),
         (["advance", "{tid}", "agree_date"], "needs connection_date"),
         (["advance", "{tid}", "agree_date", "--set", "connection_date=soon"], "not a date"),
-        (["advance", "{tid}", "agree_date", "--set", "connection_date=2027-01-01",
-          "--expect-version", "7"], "changed since you read it"),
-        (["advance", "{tid}", "agree_date", "--set", "connection_date=2027-01-01",
-          "--at", "2020-01-01"], "history never goes backwards"),
+        (
+            [
+                "advance",
+                "{tid}",
+                "agree_date",
+                "--set",
+                "connection_date=2027-01-01",
+                "--expect-version",
+                "7",
+            ],
+            "changed since you read it",
+        ),
+        (
+            [
+                "advance",
+                "{tid}",
+                "agree_date",
+                "--set",
+                "connection_date=2027-01-01",
+                "--at",
+                "2020-01-01",
+            ],
+            "history never goes backwards",
+        ),
         (["set", "{tid}", "colour=blue"], "has no field 'colour'"),
         (["show", "nope"], "give the track's number"),
     ],
@@ -132,18 +230,35 @@ def test_refused_commands_exit_2_and_change_nothing(
     assert snapshot(db_path) == before
 
 
-def test_guard_blocks_agreement_while_system_is_not_ready(
-    runner: CliRunner, db_path: Path
-) -> None:
+def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_path: Path) -> None:
     """A connection cannot be agreed while its system's readiness track is in compliance test."""
-    readiness = int(ok(runner, db_path, "track", "start", "system-readiness",
-                       "--system", "Momentum").stdout)
-    ok(runner, db_path, "track", "advance", str(readiness), "start_pilot",
-       "--set", "pilot_municipality=Vejle", "--role", "vendor")
+    readiness = int(
+        ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum").stdout
+    )
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(readiness),
+        "start_pilot",
+        "--set",
+        "pilot_municipality=Vejle",
+        "--role",
+        "vendor",
+    )
     ok(runner, db_path, "track", "advance", str(readiness), "complete_pilot", "--role", "vendor")
     tid = _start_connection(runner, db_path)
-    ok(runner, db_path, "track", "advance", str(tid), "agree_date",
-       "--set", "connection_date=2027-06-01")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        "connection_date=2027-06-01",
+    )
     before = snapshot(db_path)
     result = run(runner, db_path, "track", "advance", str(tid), "approve_agreements")
     assert result.exit_code == 2
@@ -160,13 +275,32 @@ def test_guard_blocks_agreement_while_system_is_not_ready(
 
 def test_guard_lets_the_pilot_municipality_through(runner: CliRunner, db_path: Path) -> None:
     """The system's pilot municipality may agree its connection before the system is ready."""
-    readiness = int(ok(runner, db_path, "track", "start", "system-readiness",
-                       "--system", "Momentum").stdout)
-    ok(runner, db_path, "track", "advance", str(readiness), "start_pilot",
-       "--set", "pilot_municipality=Aarhus", "--role", "vendor")
+    readiness = int(
+        ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum").stdout
+    )
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(readiness),
+        "start_pilot",
+        "--set",
+        "pilot_municipality=Aarhus",
+        "--role",
+        "vendor",
+    )
     tid = _start_connection(runner, db_path)
-    ok(runner, db_path, "track", "advance", str(tid), "agree_date",
-       "--set", "connection_date=2027-06-01")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        "connection_date=2027-06-01",
+    )
     ok(runner, db_path, "track", "advance", str(tid), "approve_agreements")
 
 
@@ -175,12 +309,36 @@ def test_guard_reads_the_other_track_as_of_the_transition_time(
 ) -> None:
     """A step recorded for a date before the system was ready is refused, a later one passes."""
     make_ready(runner, db_path, "Momentum", pilot="Vejle")  # ready on 2021-03-01
-    tid = int(ok(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
-                 "--system", "Momentum", "--at", "2021-01-05").stdout)
-    ok(runner, db_path, "track", "advance", str(tid), "agree_date",
-       "--set", "connection_date=2021-06-01", "--at", "2021-01-06")
-    early = run(runner, db_path, "track", "advance", str(tid), "approve_agreements",
-                "--at", "2021-02-15")
+    tid = int(
+        ok(
+            runner,
+            db_path,
+            "track",
+            "start",
+            "connection",
+            "--municipality",
+            "Aarhus",
+            "--system",
+            "Momentum",
+            "--at",
+            "2021-01-05",
+        ).stdout
+    )
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        "connection_date=2021-06-01",
+        "--at",
+        "2021-01-06",
+    )
+    early = run(
+        runner, db_path, "track", "advance", str(tid), "approve_agreements", "--at", "2021-02-15"
+    )
     assert early.exit_code == 2
     assert "not yet ready" in early.stderr
     ok(runner, db_path, "track", "advance", str(tid), "approve_agreements", "--at", "2021-03-02")
@@ -199,8 +357,13 @@ def test_show_json_has_the_stable_keys(runner: CliRunner, db_path: Path) -> None
     assert agree["dest"] == "service_agreements"
     assert "municipality-pl" in agree["roles"]
     assert agree["inputs"] == [
-        {"name": "connection_date", "type": "date", "label": "Aftalt tilslutningsdato",
-         "required": True, "value": None}
+        {
+            "name": "connection_date",
+            "type": "date",
+            "label": "Aftalt tilslutningsdato",
+            "required": True,
+            "value": None,
+        }
     ]
     assert agree["blocked_by"] == []
     assert shown["payment_scenario"]["contract"] is None
@@ -209,8 +372,19 @@ def test_show_json_has_the_stable_keys(runner: CliRunner, db_path: Path) -> None
 def test_history_json_rows_have_the_stable_keys(runner: CliRunner, db_path: Path) -> None:
     """``track history --json`` rows carry from, to, trigger, actor, role, note and at."""
     tid = _start_connection(runner, db_path)
-    ok(runner, db_path, "track", "advance", str(tid), "agree_date", "--note", "aftalt pr. mail",
-       "--set", "connection_date=2027-06-01", actor="Mette")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--note",
+        "aftalt pr. mail",
+        "--set",
+        "connection_date=2027-06-01",
+        actor="Mette",
+    )
     rows = ok_json(runner, db_path, "track", "history", str(tid))
     assert rows[-1]["from"] == "date_agreement"
     assert rows[-1]["to"] == "service_agreements"
@@ -223,10 +397,30 @@ def test_history_json_rows_have_the_stable_keys(runner: CliRunner, db_path: Path
 def test_global_history_filters_by_actor_and_time(runner: CliRunner, db_path: Path) -> None:
     """``onboarding history`` selects by actor and by a date range that includes the last day."""
     tid = _start_connection(runner, db_path, "--at", "2021-03-01T09:00")
-    ok(runner, db_path, "track", "advance", str(tid), "agree_date", "--at", "2021-03-31T22:30",
-       "--set", "connection_date=2021-06-01", actor="Mette")
-    rows = ok_json(runner, db_path, "history", "--actor", "Mette", "--since", "2021-03-01",
-                   "--until", "2021-03-31")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--at",
+        "2021-03-31T22:30",
+        "--set",
+        "connection_date=2021-06-01",
+        actor="Mette",
+    )
+    rows = ok_json(
+        runner,
+        db_path,
+        "history",
+        "--actor",
+        "Mette",
+        "--since",
+        "2021-03-01",
+        "--until",
+        "2021-03-31",
+    )
     assert [r["trigger"] for r in rows] == ["agree_date"]
     assert ok_json(runner, db_path, "history", "--until", "2021-02-28") == []
 
@@ -234,10 +428,20 @@ def test_global_history_filters_by_actor_and_time(runner: CliRunner, db_path: Pa
 def test_track_list_filters_and_shows_phase(runner: CliRunner, ready_db: Path) -> None:
     """``track list`` filters by definition, system and municipality and shows the phase."""
     _start_connection(runner, ready_db)
-    ok(runner, ready_db, "track", "start", "connection", "--municipality", "Vejle",
-       "--system", "Fasit")
-    rows = ok_json(runner, ready_db, "track", "list", "--definition", "connection",
-                   "--system", "Momentum")
+    ok(
+        runner,
+        ready_db,
+        "track",
+        "start",
+        "connection",
+        "--municipality",
+        "Vejle",
+        "--system",
+        "Fasit",
+    )
+    rows = ok_json(
+        runner, ready_db, "track", "list", "--definition", "connection", "--system", "Momentum"
+    )
     assert [r["subject"] for r in rows] == ["Aarhus / KMD Momentum"]
     assert rows[0]["phase"] == "agreement"
     text = ok(runner, ready_db, "track", "list", "--municipality", "Vejle").stdout
@@ -247,8 +451,17 @@ def test_track_list_filters_and_shows_phase(runner: CliRunner, ready_db: Path) -
 def test_overdue_lists_tracks_past_their_due_date(runner: CliRunner, db_path: Path) -> None:
     """A track whose step fell due before today is listed by --overdue, a fresh one is not."""
     old = _start_connection(runner, db_path, "--at", "2021-01-04")
-    ok(runner, db_path, "track", "start", "connection", "--municipality", "Vejle",
-       "--system", "Momentum")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "start",
+        "connection",
+        "--municipality",
+        "Vejle",
+        "--system",
+        "Momentum",
+    )
     rows = ok_json(runner, db_path, "track", "list", "--overdue")
     assert [r["id"] for r in rows] == [old]
 
@@ -256,12 +469,28 @@ def test_overdue_lists_tracks_past_their_due_date(runner: CliRunner, db_path: Pa
 def test_set_records_fields_and_moves_the_due_date(runner: CliRunner, ready_db: Path) -> None:
     """``track set`` records a field in history and recomputes a due date that depends on it."""
     tid = _start_connection(runner, ready_db)
-    ok(runner, ready_db, "track", "advance", str(tid), "agree_date",
-       "--set", "connection_date=2027-06-01")
+    ok(
+        runner,
+        ready_db,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        "connection_date=2027-06-01",
+    )
     ok(runner, ready_db, "track", "advance", str(tid), "approve_agreements")
     assert ok_json(runner, ready_db, "track", "show", str(tid))["due"] == "2027-05-18"
-    ok(runner, ready_db, "track", "set", str(tid), "connection_date=2027-09-01",
-       "--note", "vendor moved the date")
+    ok(
+        runner,
+        ready_db,
+        "track",
+        "set",
+        str(tid),
+        "connection_date=2027-09-01",
+        "--note",
+        "vendor moved the date",
+    )
     shown = ok_json(runner, ready_db, "track", "show", str(tid))
     assert shown["due"] == "2027-08-18"
     assert shown["state"] == "sapa_request"
@@ -272,41 +501,113 @@ def test_set_records_fields_and_moves_the_due_date(runner: CliRunner, ready_db: 
 
 def test_wave_change_is_audited_and_redates_the_track(runner: CliRunner, db_path: Path) -> None:
     """A municipality moving from wave B2 to B3 is recorded in history and due dates follow."""
-    tid = int(ok(runner, db_path, "track", "start", "rollout-wave", "--municipality", "Odense",
-                 "--wave", "B2", "--at", "2021-06-01").stdout)
+    tid = int(
+        ok(
+            runner,
+            db_path,
+            "track",
+            "start",
+            "rollout-wave",
+            "--municipality",
+            "Odense",
+            "--wave",
+            "B2",
+            "--at",
+            "2021-06-01",
+        ).stdout
+    )
     due_b2 = ok_json(runner, db_path, "track", "show", str(tid))["due"]
-    ok(runner, db_path, "track", "advance", str(tid), "change_wave", "--set", "wave=B3",
-       "--role", "municipality-pl", "--note", "ønsker bølge 3", "--at", "2021-06-10")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "change_wave",
+        "--set",
+        "wave=B3",
+        "--role",
+        "municipality-pl",
+        "--note",
+        "ønsker bølge 3",
+        "--at",
+        "2021-06-10",
+    )
     shown = ok_json(runner, db_path, "track", "show", str(tid))
     assert shown["fields"]["wave"] == "B3"
     assert shown["due"] > due_b2
     last = ok_json(runner, db_path, "track", "history", str(tid))[-1]
     assert (last["trigger"], last["fields"], last["note"]) == (
-        "change_wave", {"wave": "B3"}, "ønsker bølge 3")
+        "change_wave",
+        {"wave": "B3"},
+        "ønsker bølge 3",
+    )
 
 
 def test_klik_task_default_applies_only_after_the_end_date(
     runner: CliRunner, db_path: Path
 ) -> None:
     """The declared default outcome fires only once the task's end date has passed."""
-    tid = int(ok(runner, db_path, "track", "start", "klik-task", "--municipality", "Aarhus",
-                 "--klik-task", "Indmeld modtager(e) af GDPR-revisionserklæringer",
-                 "--at", "2021-04-01").stdout)
+    tid = int(
+        ok(
+            runner,
+            db_path,
+            "track",
+            "start",
+            "klik-task",
+            "--municipality",
+            "Aarhus",
+            "--klik-task",
+            "Indmeld modtager(e) af GDPR-revisionserklæringer",
+            "--at",
+            "2021-04-01",
+        ).stdout
+    )
     assert ok_json(runner, db_path, "track", "show", str(tid))["due"] == "2021-04-29"
-    early = run(runner, db_path, "track", "advance", str(tid), "apply_default",
-                "--role", "system", "--at", "2021-04-29T12:00")
+    early = run(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "apply_default",
+        "--role",
+        "system",
+        "--at",
+        "2021-04-29T12:00",
+    )
     assert early.exit_code == 2
     assert "has not passed" in early.stderr
-    ok(runner, db_path, "track", "advance", str(tid), "apply_default", "--role", "system",
-       "--at", "2021-04-30T00:30")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "apply_default",
+        "--role",
+        "system",
+        "--at",
+        "2021-04-30T00:30",
+    )
     assert ok_json(runner, db_path, "track", "show", str(tid))["bucket"] == "Fuldført"
 
 
 def test_readiness_failed_compliance_goes_back(runner: CliRunner, db_path: Path) -> None:
     """A failed compliance test sends the system's readiness track back to the pilot."""
     tid = int(ok(runner, db_path, "track", "start", "system-readiness", "--system", "eDoc").stdout)
-    ok(runner, db_path, "track", "advance", str(tid), "start_pilot",
-       "--set", "pilot_municipality=Vejle", "--role", "vendor")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "start_pilot",
+        "--set",
+        "pilot_municipality=Vejle",
+        "--role",
+        "vendor",
+    )
     ok(runner, db_path, "track", "advance", str(tid), "complete_pilot", "--role", "vendor")
     ok(runner, db_path, "track", "advance", str(tid), "fail_compliance")
     assert ok_json(runner, db_path, "track", "show", str(tid))["state"] == "pilot"
@@ -335,4 +636,9 @@ def test_init_is_idempotent_and_records_the_schema_version(
     db = Database(db_path)
     assert db["municipalities"].count == 98
     assert {r["name"] for r in db["definitions"].rows} >= {
-        "connection", "system-readiness", "onboarding-course", "klik-task", "rollout-wave"}
+        "connection",
+        "system-readiness",
+        "onboarding-course",
+        "klik-task",
+        "rollout-wave",
+    }

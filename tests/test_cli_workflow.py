@@ -31,13 +31,16 @@ def test_every_connection_state_names_bucket_and_phase(runner: CliRunner, db_pat
     assert {"agreement", "data opened in SAPA/BoB", "loaded", "live"} <= phases
 
 
-def test_workflow_list_names_the_five_shipped_definitions(
-    runner: CliRunner, db_path: Path
-) -> None:
+def test_workflow_list_names_the_five_shipped_definitions(runner: CliRunner, db_path: Path) -> None:
     """A fresh database runs the five shipped definitions."""
     names = {d["name"] for d in ok_json(runner, db_path, "workflow", "list")}
-    assert names == {"connection", "system-readiness", "onboarding-course", "klik-task",
-                     "rollout-wave"}
+    assert names == {
+        "connection",
+        "system-readiness",
+        "onboarding-course",
+        "klik-task",
+        "rollout-wave",
+    }
 
 
 def test_workflow_validate_lists_every_problem_and_exits_2(
@@ -77,10 +80,31 @@ def test_workflow_diagram_prints_mermaid(runner: CliRunner, db_path: Path) -> No
 def test_user_written_definition_loads_and_runs(runner: CliRunner, db_path: Path) -> None:
     """The documented example definition is added and a track runs through it, no Python."""
     ok(runner, db_path, "workflow", "add", str(CUSTOM))
-    tid = int(ok(runner, db_path, "track", "start", "dpo-approval", "--municipality", "Aarhus",
-                 "--system", "Momentum").stdout)
-    ok(runner, db_path, "track", "advance", str(tid), "submit",
-       "--set", "dpo_deadline=2027-03-01", "--role", "municipality-pl")
+    tid = int(
+        ok(
+            runner,
+            db_path,
+            "track",
+            "start",
+            "dpo-approval",
+            "--municipality",
+            "Aarhus",
+            "--system",
+            "Momentum",
+        ).stdout
+    )
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "submit",
+        "--set",
+        "dpo_deadline=2027-03-01",
+        "--role",
+        "municipality-pl",
+    )
     ok(runner, db_path, "track", "advance", str(tid), "approve", "--set", "decision=godkendt")
     shown = ok_json(runner, db_path, "track", "show", str(tid))
     assert (shown["state"], shown["final"]) == ("approved", True)

@@ -33,10 +33,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     act = engine.Act("setup", "coordinator", at=START)
     engine.start(db, "system-readiness", engine.Subject(system="Momentum"), act)
     for name, bob in (("Aarhus", True), ("Vejle", False), ("Odense", True), ("Ærø", False)):
-        engine.start(db, "connection", engine.Subject(municipality=name, system="Momentum",
-                                                      bob=bob), act)
-    engine.start(db, "klik-task", engine.Subject(municipality="Aarhus",
-                                                 klik_task="Systemoverblik"), act)
+        engine.start(
+            db, "connection", engine.Subject(municipality=name, system="Momentum", bob=bob), act
+        )
+    engine.start(
+        db, "klik-task", engine.Subject(municipality="Aarhus", klik_task="Systemoverblik"), act
+    )
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return path
@@ -76,7 +78,9 @@ def _assert_rows_equal_replay(db: Database) -> None:
         assert actual == replayed, f"track {tid}"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(actions=st.lists(action, min_size=1, max_size=25), data=st.data())
 def test_engine_track_row_always_equals_replay_of_history(
     template: Path, tmp_path: Path, actions: list[Any], data: st.DataObject
