@@ -920,7 +920,644 @@ def history_cmd(
 # --- reminders / scheduler (notifications) --------------------------------------------------
 
 
+def _mail_config(db_path: str | None) -> Any:
+    """Mail settings for the database: its config file and the environment (never options)."""
+    from notifications.config import load_config
+    from onboarding.db import resolve_path
+
+    return load_config(resolve_path(db_path))
+
+
+REMINDER_COLUMNS = ["id", "due", "status", "notification", "track", "to", "error"]
+
+
+def _reminder_row(row: dict[str, Any]) -> dict[str, Any]:
+    from onboarding import clock
+
+    return {
+        "id": row["id"],
+        "due": clock.display(row["due_at"]),
+        "status": row["status"],
+        "kind": row["kind"],
+        "notification": row["notification"],
+        "track": row["track_id"],
+        "state": row["state"],
+        "municipality": row["municipality"],
+        "system": row["system"],
+        "to": row["sent_to"] if row["sent_to"] is not None else row["recipients"],
+        "attempts": row["attempts"],
+        "next_attempt": clock.display(row["next_attempt_at"]),
+        "sent": clock.display(row["sent_at"]),
+        "message_id": row["message_id"],
+        "error": row["last_error"],
+    }
+
+
+@cli.group(cls=Group)
+def reminders() -> None:
+    """Reminders, notices and escalations by email: send, list, preview, retry, forecast.
+
+    Every email is a row in the outbox table of the database, written when a track enters a
+    step. Mail settings come from onboarding.toml next to the database (or $ONBOARDING_CONFIG)
+    and ONBOARDING_SMTP_* / ONBOARDING_MAIL_FROM; with no SMTP server, messages are written as
+    .eml files to <db name>-outbox/ beside the database. See docs/notifications.md.
+
+    Example:
+
+        onboarding reminders forecast --days 14
+    """
+
+
+@reminders.command("send-due")
+@click.option(
+    "--at",
+    default=None,
+    metavar="TIME",
+    help="The clock for the whole run: what is due and whether a retry may go (ISO 8601).",
+)
+@db_option
+@json_option
+def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> None:
+    """Send every notification that is due, once; for cron (the scheduler does the same).
+
+    Safe to run at the same time as 'onboarding scheduler run' or another send-due: each
+    notification is claimed by one runner. A refused message is retried later with backoff.
+
+    Example:
+
+        onboarding reminders send-due --at 2021-08-18T08:00
+    """
+    from notifications.runner import send_due
+
+    db = open_db(db_path)
+    config = _mail_config(db_path)
+    summary = send_due(db, _parse_at(at), config)
+    if as_json:
+        echo_json(summary.to_dict())
+        return
+    for o in summary.outcomes:
+        if o.status == "sent":
+            click.echo(f"#{o.id} sent to {', '.join(o.to)}: {o.subject}")
+        elif o.status == "cancelled":
+            click.echo(f"#{o.id} cancelled: the step was done first")
+        else:
+            click.echo(f"#{o.id} {o.status}: {o.error}")
+    click.echo(summary.line())
+    if config.smtp is None and summary.messages:
+        click.echo(f"(no SMTP server configured: messages written to {config.outbox_dir})")
+
+
+@reminders.command("list")
+@click.option("--pending", is_flag=True, help="Waiting to be sent (also those being sent).")
+@click.option("--sent", is_flag=True, help="Sent.")
+@click.option("--failed", is_flag=True, help="Failed for good (see 'reminders retry').")
+@click.option("--cancelled", is_flag=True, help="Cancelled because the step was done first.")
+@click.option("--track", "track_ref", default=None, metavar="TRACK", help="Only this track.")
+@click.option("--limit", type=int, default=None, help="At most this many.")
+@db_option
+@json_option
+def reminders_list(
+    pending: bool,
+    sent: bool,
+    failed: bool,
+    cancelled: bool,
+    track_ref: str | None,
+    limit: int | None,
+    db_path: str | None,
+    as_json: bool,
+) -> None:
+    """List notifications in due order; with no flag, all but the cancelled ones.
+
+    Example:
+
+        onboarding reminders list --failed
+    """
+    from onboarding import outbox
+
+    statuses: list[str] = []
+    if pending:
+        statuses += ["pending", "sending"]
+    if sent:
+        statuses.append("sent")
+    if failed:
+        statuses.append("failed")
+    if cancelled:
+        statuses.append("cancelled")
+    if not statuses:
+        statuses = ["pending", "sending", "sent", "failed"]
+    db = open_db(db_path)
+    rows = outbox.list_rows(
+        db, statuses, _track_id(track_ref) if track_ref else None, limit=limit
+    )
+    out = [_reminder_row(r) for r in rows]
+    if as_json:
+        echo_json(out)
+        return
+    echo_table(out, REMINDER_COLUMNS)
+    for r in out:
+        if r["status"] == "failed" and r["error"]:
+            click.echo(f"#{r['id']} ({r['notification']}, track #{r['track']}): {r['error']}")
+
+
+@reminders.command("preview")
+@click.argument("notification_id", metavar="ID", type=int)
+@click.option("--html", "show_html", is_flag=True, help="Print the HTML part instead of text.")
+@db_option
+@json_option
+def reminders_preview(
+    notification_id: int, show_html: bool, db_path: str | None, as_json: bool
+) -> None:
+    """Render a notification as it would be sent now, without sending it.
+
+    Example:
+
+        onboarding reminders preview 12
+    """
+    from notifications.runner import PrepareError, preview
+
+    db = open_db(db_path)
+    try:
+        shown = preview(db, notification_id, _mail_config(db_path))
+    except PrepareError as exc:
+        raise UserError(f"notification {notification_id}: {exc}") from exc
+    if as_json:
+        echo_json(shown)
+        return
+    click.echo(f"From: {shown['from']}")
+    click.echo(f"To: {', '.join(shown['to'])}")
+    click.echo(f"Subject: {shown['subject']}")
+    click.echo(f"Message-ID: {shown['message_id']}")
+    if shown["attachments"]:
+        click.echo(f"Attachments: {', '.join(shown['attachments'])}")
+    if shown["note"]:
+        click.echo(f"Note: {shown['note']}")
+    click.echo("")
+    click.echo(shown["html"] if show_html else shown["text"])
+
+
+@reminders.command("retry")
+@click.argument("notification_id", metavar="[ID]", type=int, required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Requeue every failed notification.")
+@db_option
+def reminders_retry(notification_id: int | None, all_failed: bool, db_path: str | None) -> None:
+    """Requeue a failed notification (or all with --failed); the next send-due sends it.
+
+    Example:
+
+        onboarding reminders retry --failed && onboarding reminders send-due
+    """
+    from onboarding import outbox
+
+    if (notification_id is None) == (not all_failed):
+        raise UserError("give a notification ID or --failed (not both)")
+    db = open_db(db_path)
+    if all_failed:
+        n = outbox.retry_failed(db)
+        click.echo(f"requeued {n} failed notification(s)")
+    else:
+        assert notification_id is not None
+        row = outbox.retry(db, notification_id)
+        click.echo(f"notification {row['id']} requeued (due {_reminder_row(row)['due']})")
+
+
+@reminders.command("forecast")
+@click.option("--days", type=int, default=7, show_default=True, help="How far ahead to look.")
+@click.option("--at", default=None, metavar="TIME", help="Look from this time (default: now).")
+@db_option
+@json_option
+def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: bool) -> None:
+    """What will be sent to whom in the coming days (overdue ones first), to check beforehand.
+
+    Example:
+
+        onboarding reminders forecast --days 14
+    """
+    from notifications.runner import forecast
+
+    if days < 0:
+        raise UserError("--days must be 0 or more")
+    db = open_db(db_path)
+    rows = forecast(db, _parse_at(at), days, _mail_config(db_path))
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        r["to"] = ", ".join(r["to"]) or "(nobody)"
+    echo_table(rows, ["id", "when", "kind", "track", "to", "subject", "problem"])
+
+
+@cli.group(cls=Group)
+def scheduler() -> None:
+    """The long-running sender: wakes when a notification falls due and sends it.
+
+    Example:
+
+        onboarding scheduler run --db onboarding.db
+    """
+
+
+@scheduler.command("run")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds between regular sweeps (it also wakes at the next due notification).",
+)
+@db_option
+def scheduler_run(interval: float, db_path: str | None) -> None:
+    """Run the scheduler until SIGTERM or Ctrl-C (the sweep in progress finishes first).
+
+    Safe next to a cron 'reminders send-due' and after downtime: overdue notifications go out
+    once each, in due order.
+
+    Example:
+
+        onboarding scheduler run --db onboarding.db --interval 60
+    """
+    import logging
+
+    from notifications.scheduler import run
+    from onboarding.db import resolve_path
+
+    open_db(db_path).close()  # fail early on a missing or old database
+    config = _mail_config(db_path)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    click.echo(f"scheduler: {config.describe()}", err=True)
+    run(resolve_path(db_path), config, interval)
+
+
 # --- import / report / goals / demo ---------------------------------------------------------
+
+
+def _parse_day(text: str | None, option: str) -> Any:
+    from onboarding import clock
+
+    return clock.parse_date(text, what=option) if text else None
+
+
+def _today() -> Any:
+    from onboarding import clock
+
+    return clock.local_date(clock.now())
+
+
+@cli.group("import", cls=Group)
+def import_group() -> None:
+    """Import the municipalities' monthly status reports.
+
+    Registry files (municipalities, systems, contracts, contacts) go through 'onboarding
+    registry import'. See docs/reports.md for the status file format.
+
+    Example:
+
+        onboarding import status status-2021-03.csv --dry-run
+    """
+
+
+@import_group.command("status")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check every row and count what would change.")
+@db_option
+@json_option
+def import_status_cmd(file: str, dry_run: bool, db_path: str | None, as_json: bool) -> None:
+    """Apply a monthly status file: every row, or if any row is bad, none.
+
+    Columns: municipality,system,status,date and optionally index, note, kind, bob and a
+    column per workflow field (e.g. connection_date). status is a state of the connection
+    workflow or a report bucket: 'I drift', 'Aftalt', 'Endnu ikke aftalt'. Each row moves its
+    track forward by the shortest path, each step recorded with actor 'import' at the row's
+    date; importing the same file again changes nothing. Rows of kind system-readiness declare
+    systems ready (the municipality column is the pilot). UTF-8 (with or without BOM) or
+    Windows-1252, comma or semicolon.
+
+    Example:
+
+        onboarding import status status-2021-03.csv
+    """
+    from onboarding.status_import import import_status
+
+    db = open_db(db_path)
+    try:
+        result = import_status(db, file, dry_run=dry_run)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    prefix = "dry run, nothing written: " if dry_run else ""
+    click.echo(f"{file}: {prefix}{result.summary()}")
+    notable = [o for o in result.outcomes if o.outcome in ("past", "finished")]
+    for o in notable[:20]:
+        why = "is finished" if o.outcome == "finished" else "is already past it"
+        click.echo(f"  line {o.line}: {o.subject}: left as it is (track #{o.track} {why})")
+
+
+@cli.group(cls=Group)
+def report() -> None:
+    """Reports that regenerate the programme deck's tables from the database.
+
+    Example:
+
+        onboarding report rollout --as-of 2021-03-31
+    """
+
+
+@report.command("rollout")
+@click.option("--category", help="Only this category (Jobcenter, ESDH, EOJ, Pladsanvisning).")
+@click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="Output format; html is one self-contained file with the progress chart.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
+)
+@db_option
+@json_option
+def report_rollout(
+    category: str | None,
+    as_of: str | None,
+    fmt: str,
+    output: str | None,
+    db_path: str | None,
+    as_json: bool,
+) -> None:
+    """Rollout per vendor solution: municipalities in operation, agreed, not agreed, total.
+
+    One row per system some municipality has a contract for, grouped by category, with a
+    total per category computed from the rows and the number of distinct municipalities.
+    --as-of replays history, so a past date gives the past picture.
+
+    Example:
+
+        onboarding report rollout --as-of 2021-03-31 --format html -o rollout.html
+    """
+    from pathlib import Path
+
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.rollout(db, category, _parse_day(as_of, "--as-of"))
+        if as_json:
+            fmt = "json"
+        if fmt == "json":
+            text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        elif fmt == "csv":
+            text = reports.rollout_csv(data)
+        elif fmt == "html":
+            text = reports.rollout_html(db, data)
+        else:
+            text = reports.rollout_text(data)
+    finally:
+        db.close()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@report.command("goals")
+@click.option("--year", type=int, default=None, help="The goals' year (default: this year).")
+@click.option("--quarter", type=click.IntRange(1, 4), default=None, help="Only this quarter.")
+@db_option
+@json_option
+def report_goals(year: int | None, quarter: int | None, db_path: str | None, as_json: bool) -> None:
+    """Quarterly targets against the actual numbers at each quarter's end: met or missed.
+
+    Targets come from the shipped goals file of the year (the deck's 2021 goals); counters the
+    tool cannot derive are recorded with 'onboarding goals record'.
+
+    Example:
+
+        onboarding report goals --year 2021 --quarter 2
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.goals(db, year or _today().year, quarter)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(reports.goals_text(data), nl=False)
+
+
+@report.command("grid")
+@click.option("--category", help="Only systems of this category.")
+@db_option
+@json_option
+def report_grid(category: str | None, db_path: str | None, as_json: bool) -> None:
+    """The portfolio at a glance: municipality by system, current step and days in it.
+
+    Each cell is step:working days in it; ok = in operation; * marks an outlier (far longer
+    in the step than the others there), ! an overdue step.
+
+    Example:
+
+        onboarding report grid --category Jobcenter
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.grid(db, category)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(reports.grid_text(data), nl=False)
+
+
+@report.command("klik")
+@click.option("--task", help="One KLIK task (name or part of it), with its open municipalities.")
+@click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
+@db_option
+@json_option
+def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_json: bool) -> None:
+    """KLIK tasks: municipalities Fuldført / Påbegyndt / Ikke påbegyndt per task.
+
+    Example:
+
+        onboarding report klik --task GDPR --as-of 2021-04-27
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.klik(db, task, _parse_day(as_of, "--as-of"))
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(reports.klik_text(data), nl=False)
+
+
+@report.command("overdue")
+@db_option
+@json_option
+def report_overdue(db_path: str | None, as_json: bool) -> None:
+    """Open tracks of every workflow past their due date, the longest overdue first.
+
+    Example:
+
+        onboarding report overdue --json
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.overdue(db)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(reports.overdue_text(data), nl=False)
+
+
+@report.command("waves")
+@db_option
+@json_option
+def report_waves(db_path: str | None, as_json: bool) -> None:
+    """Rollout waves B1-B6: go-live dates and municipalities by step.
+
+    Example:
+
+        onboarding report waves
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.waves(db)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(reports.waves_text(data), nl=False)
+
+
+@cli.group("goals", cls=Group)
+def goals_group() -> None:
+    """Goal counters the tool cannot derive (SAPA users, cancelled Manuelle sager, ...).
+
+    Example:
+
+        onboarding goals record sapa-unique-users 9412 --at 2021-03-31
+    """
+
+
+@goals_group.command("record")
+@click.argument("counter")
+@click.argument("value", type=int)
+@click.option("--at", "at", metavar="DATE", help="The day the value is for (default: today).")
+@click.option("--note", default=None, help="Where the number comes from.")
+@click.option(
+    "--actor",
+    envvar="ONBOARDING_ACTOR",
+    default=None,
+    help="Who records it (default: $ONBOARDING_ACTOR, else your login name).",
+)
+@db_option
+def goals_record(
+    counter: str,
+    value: int,
+    at: str | None,
+    note: str | None,
+    actor: str | None,
+    db_path: str | None,
+) -> None:
+    """Record a counter's value for a day; the latest on or before a quarter's end counts.
+
+    Counters: see 'onboarding goals list'. Values are kept, never overwritten.
+
+    Example:
+
+        onboarding goals record manuelle-sager-cancelled 47 --at 2021-03-31 --note "KMD"
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        row = reports.record_counter(
+            db, counter, value, _parse_day(at, "--at") or _today(), actor_name(actor), note
+        )
+    finally:
+        db.close()
+    click.echo(f"{row['counter']} = {row['value']} on {row['at']}")
+
+
+@goals_group.command("list")
+@db_option
+@json_option
+def goals_list(db_path: str | None, as_json: bool) -> None:
+    """List the counters the goals files name, with every value recorded.
+
+    Example:
+
+        onboarding goals list --json
+    """
+    from onboarding import reports
+
+    db = open_db(db_path)
+    try:
+        data = reports.list_counters(db)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+        return
+    rows = []
+    for c in data:
+        last = c["values"][-1] if c["values"] else None
+        rows.append(
+            {
+                "counter": c["counter"],
+                "latest": "" if last is None else f"{last['value']} ({last['at']})",
+                "values": len(c["values"]),
+                "label": c["label"],
+            }
+        )
+    echo_table(rows, ["counter", "latest", "values", "label"])
+
+
+@cli.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    default="demo-output",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the demo database, input files, outbox and HTML report.",
+)
+def demo_cmd(directory: str) -> None:
+    """Build a demo: the 98 municipalities, the deck's picture of 31 March 2021, a quarter.
+
+    Writes a fresh database, the input files it imports, the reminders of a simulated quarter
+    (as .eml files, never sent) and the HTML rollout report to DIR; prints the rollout report
+    and what to try next. Deterministic, offline, a few seconds.
+
+    Example:
+
+        onboarding demo --dir demo-output
+    """
+    from onboarding import demo
+
+    demo.run(directory, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -263,7 +263,7 @@ def _m002(db: Database) -> None:
             WHERE status = 'pending';
         CREATE INDEX outbox_sending ON outbox (lease_until) WHERE status = 'sending';
         CREATE INDEX outbox_track ON outbox (track_id, status);
-        CREATE INDEX outbox_status ON outbox (status, due_at);
+        CREATE INDEX outbox_failed ON outbox (due_at) WHERE status = 'failed';
 
         -- A random token per database, part of every Message-ID, so two databases never
         -- produce the same Message-ID for different messages.
@@ -272,5 +272,37 @@ def _m002(db: Database) -> None:
             token TEXT NOT NULL
         );
         INSERT INTO outbox_instance (id, token) VALUES (1, lower(hex(randomblob(6))));
+        """
+    )
+
+
+@migrations(name="003_reports")
+def _m003(db: Database) -> None:
+    # Reports (docs/reports.md): counters the tool cannot derive, recorded by 'goals record'
+    # (append-only: the latest recorded value on or before a date counts), and the date from
+    # which a contract the status import recorded is known, so '--as-of' an earlier date does
+    # not count a municipality the registry only learnt about later.
+    db.executescript(
+        """
+        CREATE TABLE goal_counters (
+            id INTEGER PRIMARY KEY,
+            counter TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            note TEXT,
+            recorded_at TEXT NOT NULL
+        );
+        CREATE INDEX goal_counters_counter ON goal_counters (counter, at);
+        CREATE TRIGGER goal_counters_no_update BEFORE UPDATE ON goal_counters
+            BEGIN SELECT RAISE(ABORT, 'goal counters are append-only'); END;
+
+        CREATE TABLE contract_origins (
+            municipality_code INTEGER NOT NULL REFERENCES municipalities(code),
+            system_id INTEGER NOT NULL REFERENCES systems(id),
+            since TEXT NOT NULL,
+            source TEXT NOT NULL,
+            PRIMARY KEY (municipality_code, system_id)
+        );
         """
     )

@@ -23,10 +23,16 @@ _by_digest: dict[str, Definition] = {}
 
 def known() -> Known:
     """The roles, guards and templates a definition may name."""
+    from onboarding import outbox
     from onboarding.guards import SIGNATURES
     from onboarding.roles import ROLES
 
-    return Known(roles=frozenset(ROLES), guards=SIGNATURES)
+    return Known(
+        roles=frozenset(ROLES),
+        guards=SIGNATURES,
+        templates=outbox.template_names(),
+        check_notifications=outbox.check_notifications,
+    )
 
 
 def _digest(text: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding import calendar, clock, definitions, registry
+from onboarding import calendar, clock, definitions, outbox, registry
 from onboarding.db import immediate
 from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion, TransitionRefused
 from onboarding.filters import TrackFilter
@@ -185,8 +185,14 @@ def plan(
     trigger: str,
     role: str,
     sets: Mapping[str, Any],
+    unreported_ok: bool = False,
 ) -> Move:
-    """Check that ``trigger`` may fire on ``track`` now and return the move (or raise)."""
+    """Check that ``trigger`` may fire on ``track`` now and return the move (or raise).
+
+    With ``unreported_ok`` (the monthly status import) a required field that is missing does
+    not refuse the step: the field is recorded as ``None`` ("not reported") in the track and in
+    the step's history row, so ``tracks.replay`` still equals the track row.
+    """
     label = f"track #{track['id']}"
     candidates = _check_trigger(defn, track["state"], trigger)
     allowed = sorted({r for t in candidates for r in t.roles})
@@ -221,6 +227,11 @@ def plan(
             f"(allowed: {', '.join(chosen.roles)})"
         )
     missing = [f for f in chosen.requires if fields.get(f) in (None, "")]
+    if missing and unreported_ok:
+        sets = {**sets, **{f: None for f in missing}}
+        fields = {**fields, **{f: None for f in missing}}
+        view = {**track, "fields": fields}
+        missing = []
     if missing:
         hints = " ".join(f"--set {f}=<{defn.fields[f].type}>" for f in missing)
         raise TransitionRefused(f"{label}: {trigger!r} needs {', '.join(missing)}: give {hints}")
@@ -304,6 +315,7 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
             for m in moves
         ],
     )
+    outbox.on_moves(conn, moves, at)
 
 
 def _check_role(role: str) -> None:
@@ -547,68 +559,81 @@ def start(
     sets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Start a track on the latest version of a definition; the start is its first history row."""
+    with immediate(db) as conn:
+        return start_in(conn, db, definition, subject, act, sets)
+
+
+def start_in(
+    conn: sqlite3.Connection,
+    db: Database,
+    definition: str,
+    subject: Subject,
+    act: Act,
+    sets: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``start`` inside a write transaction the caller holds (an import applying a whole file)."""
     _check_role(act.role)
     moment = act.moment()
-    with immediate(db) as conn:
-        defn = definitions.get(db, definition)
-        cols = resolve_subject(db, defn, subject)
-        fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {})}
-        open_row = conn.execute(
-            "SELECT id, state FROM tracks WHERE definition = ? AND subject_key = ? AND final = 0",
-            [defn.name, cols["subject_key"]],
-        ).fetchone()
-        if open_row:
-            raise OnboardingError(
-                f"this subject already has an open {defn.name} track: #{open_row[0]} "
-                f"(in {open_row[1]})"
-            )
-        at = clock.stamp(moment)
-        initial = defn.state(defn.initial)
-        ctx = GuardContext(conn, moment)
-        due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
-        cur = conn.execute(
-            "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
-            " system_id, index_set, bob, klik_task_id, course, state, final, version, fields,"
-            " entered_at, due, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            [
-                defn.name,
-                defn.version,
-                cols["subject_key"],
-                cols.get("municipality_code"),
-                cols.get("system_id"),
-                cols.get("index_set"),
-                cols["bob"],
-                cols.get("klik_task_id"),
-                cols.get("course"),
-                initial.name,
-                int(initial.final),
-                json.dumps(fields, ensure_ascii=False, sort_keys=True),
-                at,
-                due.isoformat() if due else None,
-                at,
-                at,
-            ],
+    defn = definitions.get(db, definition)
+    cols = resolve_subject(db, defn, subject)
+    fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {})}
+    open_row = conn.execute(
+        "SELECT id, state FROM tracks WHERE definition = ? AND subject_key = ? AND final = 0",
+        [defn.name, cols["subject_key"]],
+    ).fetchone()
+    if open_row:
+        raise OnboardingError(
+            f"this subject already has an open {defn.name} track: #{open_row[0]} "
+            f"(in {open_row[1]})"
         )
-        track_id = int(cur.lastrowid or 0)
-        conn.execute(
-            "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role,"
-            " note, at, recorded_at, def_version, fields)"
-            " VALUES (?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                track_id,
-                initial.name,
-                START,
-                act.actor,
-                act.role,
-                act.note,
-                at,
-                clock.stamp(clock.now()),
-                defn.version,
-                json.dumps(fields, ensure_ascii=False, sort_keys=True),
-            ],
-        )
-        return load_track(conn, track_id)
+    at = clock.stamp(moment)
+    initial = defn.state(defn.initial)
+    ctx = GuardContext(conn, moment)
+    due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
+    cur = conn.execute(
+        "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
+        " system_id, index_set, bob, klik_task_id, course, state, final, version, fields,"
+        " entered_at, due, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+        [
+            defn.name,
+            defn.version,
+            cols["subject_key"],
+            cols.get("municipality_code"),
+            cols.get("system_id"),
+            cols.get("index_set"),
+            cols["bob"],
+            cols.get("klik_task_id"),
+            cols.get("course"),
+            initial.name,
+            int(initial.final),
+            json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            at,
+            due.isoformat() if due else None,
+            at,
+            at,
+        ],
+    )
+    track_id = int(cur.lastrowid or 0)
+    conn.execute(
+        "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role,"
+        " note, at, recorded_at, def_version, fields)"
+        " VALUES (?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            track_id,
+            initial.name,
+            START,
+            act.actor,
+            act.role,
+            act.note,
+            at,
+            clock.stamp(clock.now()),
+            defn.version,
+            json.dumps(fields, ensure_ascii=False, sort_keys=True),
+        ],
+    )
+    outbox.on_start(conn, track_id)
+    return load_track(conn, track_id)
 
 
 # --- fields outside a transition --------------------------------------------------------------

@@ -33,3 +33,32 @@ def db(db_path: Path) -> Iterator[Database]:
     database = open_existing(db_path)
     yield database
     database.close()
+
+
+# --- notifications: a real SMTP server on loopback ------------------------------------------
+
+from tests.mailserver import MailServer  # noqa: E402  (appended section: kept together)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[MailServer]:
+    """An aiosmtpd server on 127.0.0.1 (a free port), accepting until told otherwise."""
+    server = MailServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def no_mail_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No mail settings from the developer's environment leak into a test."""
+    for name in (
+        "ONBOARDING_SMTP_HOST",
+        "ONBOARDING_SMTP_PORT",
+        "ONBOARDING_SMTP_SECURITY",
+        "ONBOARDING_SMTP_USER",
+        "ONBOARDING_SMTP_PASSWORD",
+        "ONBOARDING_MAIL_FROM",
+        "ONBOARDING_CONFIG",
+        "ONBOARDING_NOW",
+    ):
+        monkeypatch.delenv(name, raising=False)

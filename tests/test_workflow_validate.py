@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from onboarding import outbox
 from onboarding.errors import DefinitionInvalid
 from workflows.diagram import mermaid
 from workflows.loader import GuardSignature, Known, load_text, shipped_files, validate_text
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CUSTOM = ROOT / "tests" / "data" / "custom-definition.yaml"
 
 KNOWN = Known(
+    templates=outbox.template_names(),
+    check_notifications=outbox.check_notifications,
     roles=frozenset(
         {
             "coordinator",

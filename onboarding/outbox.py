@@ -1,0 +1,870 @@
+"""The outbox: every email that must go out, as rows in the same SQLite database.
+
+The outbox table is the source of truth for notifications; the scheduler is only a clock.
+
+* **Scheduling** happens inside the transition's transaction. ``on_start`` and ``on_moves`` are
+  called by the engine right after it appends the history row, on the same connection: entering
+  a state writes one row per notification the state declares, keyed by (track, state entry,
+  notification), where the state entry is the history row's ``seq``. The unique key makes each
+  notification exist exactly once however often a runner restarts.
+* **Leaving** a state cancels its pending (and failed) reminders and escalations: the step is
+  done. Notices are kept (an outside request must arrive even when the coordinator records the
+  next step first) unless the notification says ``on_leave: cancel`` or the step is left by a
+  trigger in its ``cancel_on`` list. ``on_leave: keep`` keeps a reminder too.
+* **Changing the due date** (``track set`` of a date field, a migration) recomputes the pending
+  rows of the current state entry.
+* **Sending** (``notifications.runner``) claims due rows with ``BEGIN IMMEDIATE`` and
+  ``UPDATE ... RETURNING`` (status ``sending``, a lease, one more attempt), sends, and records the
+  result. A row whose lease ran out (its runner died) is reclaimed by the next runner. Any number
+  of runners may sweep the same database.
+
+Notifications are declared per state in the workflow definition (``notifications:``); this
+module parses and validates them (``check_notifications`` is the validator's callback).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from onboarding import calendar, clock, definitions
+from onboarding.db import immediate
+from onboarding.errors import InputError, NotFound, OnboardingError
+from workflows.model import Definition, StateDef
+
+if TYPE_CHECKING:
+    from onboarding.engine import Move
+    from workflows.loader import Known
+
+KINDS = ("reminder", "notice", "escalation")
+#: What happens to a kind's unsent rows when the track leaves the state.
+DEFAULT_ON_LEAVE = {"reminder": "cancel", "escalation": "cancel", "notice": "keep"}
+STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
+#: Local time of day a date-based notification is due, unless it says ``time: "HH:MM"``.
+DEFAULT_TIME = time(8, 0)
+#: History triggers that do not enter a state (the engine's ``NO_REENTRY``: field changes and
+#: migrations keep the step's clock running). A migration that maps a track to another state
+#: does count as an entry for notifications.
+NOT_ENTRIES = ("@set", "@migrate")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_EMAIL = re.compile(r"^[^@\s\"<>,;()]+@[^@\s\"<>,;()]+\.[^@\s\"<>,;().]{2,}$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_KEYS = {"name", "kind", "when", "to", "template", "on_leave", "cancel_on", "time", "ladder"}
+_WHEN_KEYS = {"before_due", "after_due", "after_entry"}
+
+
+# --- the declarations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One notification a state declares (a ladder is expanded into one rule per rung).
+
+    ``anchor`` is ``"due"`` (relative to the step's due date) or ``"entry"`` (relative to when
+    the track entered the state); ``offset`` is in working days (negative: before).
+    """
+
+    name: str
+    kind: str
+    anchor: str
+    offset: int
+    to: tuple[str, ...]
+    template: str
+    on_leave: str
+    cancel_on: tuple[str, ...] = ()
+    at_time: time = DEFAULT_TIME
+    level: int = 0
+    levels: int = 0
+
+    def describe(self) -> str:
+        if self.anchor == "entry":
+            return "on entry" if self.offset == 0 else f"{self.offset} working days after entry"
+        if self.offset == 0:
+            return "on the due date"
+        side = "before" if self.offset < 0 else "after"
+        return f"{abs(self.offset)} working days {side} due"
+
+    def due_at(self, due: date | None, entered: datetime) -> datetime | None:
+        """When this notification falls due (UTC), never before the state was entered."""
+        if self.anchor == "entry":
+            if self.offset == 0:
+                return entered
+            day = _shift(clock.local_date(entered), self.offset)
+        else:
+            if due is None:
+                return None
+            day = _shift(due, self.offset)
+        moment = datetime.combine(day, self.at_time, tzinfo=clock.LOCAL).astimezone(UTC)
+        return max(moment, entered)
+
+
+@lru_cache(maxsize=4096)
+def _shift(day: date, offset: int) -> date:
+    return calendar.add_working_days(day, offset) if offset else day
+
+
+def _when(raw: Any) -> tuple[str, int] | str:
+    """(anchor, offset) of a ``when`` value, or a problem."""
+    if raw == "on_due":
+        return ("due", 0)
+    if raw == "on_entry":
+        return ("entry", 0)
+    if isinstance(raw, dict) and len(raw) == 1:
+        ((key, n),) = raw.items()
+        if key in _WHEN_KEYS:
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                return f"{key} must be a whole number of working days, 0 or more"
+            if key == "before_due":
+                return ("due", -n)
+            if key == "after_due":
+                return ("due", n)
+            return ("entry", n)
+    return "must be on_due, on_entry, {before_due: N}, {after_due: N} or {after_entry: N}"
+
+
+def _recipients(raw: Any) -> list[str] | str:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        return "must be a role, an email address, or a list of them"
+    return [i.strip() for i in items]
+
+
+def template_names() -> frozenset[str]:
+    """The templates shipped in ``notifications/templates`` (a definition may name these)."""
+    return _template_names()
+
+
+@lru_cache(maxsize=1)
+def _template_names() -> frozenset[str]:
+    root = resources.files("notifications") / "templates" / "da"
+    suffix = ".subject.txt"
+    return frozenset(
+        entry.name[: -len(suffix)]
+        for entry in root.iterdir()
+        if entry.name.endswith(suffix) and not entry.name.startswith("_")
+    )
+
+
+def check_notifications(raw: Any, known: Known, state: str) -> list[str]:
+    """Every problem in one state's ``notifications`` list (the validator's callback)."""
+    if not isinstance(raw, list):
+        return ["must be a list of notifications (name, kind, when, to, template)"]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, spec in enumerate(raw):
+        where = f"[{i}]"
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: must be a mapping with name, kind, when, to, template")
+            continue
+        name = spec.get("name")
+        if isinstance(name, str):
+            where = f"[{i}] ({name})"
+        for key in sorted(set(spec) - _KEYS):
+            problems.append(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(_KEYS))})")
+        if not isinstance(name, str) or not _NAME.match(name):
+            problems.append(f"{where}.name: required: lower-case letters, digits, '-' or '_'")
+        elif name in seen:
+            problems.append(f"{where}.name: {name!r} is declared twice in this state")
+        else:
+            seen.add(name)
+        kind = spec.get("kind")
+        if kind not in KINDS:
+            problems.append(f"{where}.kind: must be one of {', '.join(KINDS)}")
+        template = spec.get("template")
+        if not isinstance(template, str) or not template:
+            problems.append(f"{where}.template: required: a template name")
+        elif known.templates is not None and template not in known.templates:
+            problems.append(
+                f"{where}.template: unknown template {template!r} "
+                f"(known: {', '.join(sorted(known.templates))})"
+            )
+        on_leave = spec.get("on_leave")
+        if on_leave is not None and on_leave not in ("keep", "cancel"):
+            problems.append(f"{where}.on_leave: must be keep or cancel")
+        cancel_on = spec.get("cancel_on")
+        if cancel_on is not None and (
+            not isinstance(cancel_on, list)
+            or not all(isinstance(t, str) and _NAME.match(t) for t in cancel_on)
+        ):
+            problems.append(f"{where}.cancel_on: must be a list of trigger names")
+        at = spec.get("time")
+        if at is not None and not (isinstance(at, str) and _TIME.match(at)):
+            problems.append(f'{where}.time: must be a local time such as "08:00"')
+        if "ladder" in spec:
+            for key in ("when", "to"):
+                if key in spec:
+                    problems.append(f"{where}.{key}: give it per rung of the ladder instead")
+            rungs = spec["ladder"]
+            if not isinstance(rungs, list) or not rungs:
+                problems.append(f"{where}.ladder: must be a list of {{when, to}} rungs")
+                continue
+            for j, rung in enumerate(rungs):
+                rwhere = f"{where}.ladder[{j}]"
+                if not isinstance(rung, dict) or set(rung) != {"when", "to"}:
+                    problems.append(f"{rwhere}: must be a mapping with exactly when and to")
+                    continue
+                problems += _check_when_to(rung, rwhere, known)
+        else:
+            for key in ("when", "to"):
+                if key not in spec:
+                    problems.append(f"{where}.{key}: required")
+            problems += _check_when_to(spec, where, known)
+    return problems
+
+
+def _check_when_to(spec: Mapping[str, Any], where: str, known: Known) -> list[str]:
+    problems: list[str] = []
+    if "when" in spec:
+        when = _when(spec["when"])
+        if isinstance(when, str):
+            problems.append(f"{where}.when: {when}")
+    if "to" in spec:
+        to = _recipients(spec["to"])
+        if isinstance(to, str):
+            problems.append(f"{where}.to: {to}")
+        else:
+            for item in to:
+                if "@" in item:
+                    if not _EMAIL.match(item):
+                        problems.append(f"{where}.to: {item!r} is not an email address")
+                elif item not in known.roles:
+                    roles = ", ".join(sorted(known.roles))
+                    problems.append(f"{where}.to: unknown role {item!r} (roles: {roles})")
+    return problems
+
+
+def rules(state: StateDef) -> tuple[Rule, ...]:
+    """The notifications a (validated) state declares, ladders expanded."""
+    out: list[Rule] = []
+    for spec in state.notifications:
+        kind = str(spec["kind"])
+        on_leave = str(spec.get("on_leave") or DEFAULT_ON_LEAVE[kind])
+        cancel_on = tuple(str(t) for t in spec.get("cancel_on") or ())
+        at_time = time.fromisoformat(str(spec["time"])) if spec.get("time") else DEFAULT_TIME
+        rungs = spec.get("ladder") or [spec]
+        laddered = "ladder" in spec
+        for level, rung in enumerate(rungs, start=1):
+            when = _when(rung["when"])
+            to = _recipients(rung["to"])
+            assert not isinstance(when, str) and not isinstance(to, str)  # validated
+            out.append(
+                Rule(
+                    name=f"{spec['name']}-{level}" if laddered else str(spec["name"]),
+                    kind=kind,
+                    anchor=when[0],
+                    offset=when[1],
+                    to=tuple(to),
+                    template=str(spec["template"]),
+                    on_leave=on_leave,
+                    cancel_on=cancel_on,
+                    at_time=at_time,
+                    level=level if laddered else 0,
+                    levels=len(rungs) if laddered else 0,
+                )
+            )
+    return tuple(out)
+
+
+# --- scheduling (called by the engine inside its transaction) ---------------------------------
+
+_UPSERT = (
+    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, template, recipients,"
+    " on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (track_id, entry_seq, notification) DO UPDATE SET"
+    " state = excluded.state, kind = excluded.kind, template = excluded.template,"
+    " recipients = excluded.recipients, on_leave = excluded.on_leave,"
+    " cancel_on = excluded.cancel_on, due_date = excluded.due_date, due_at = excluded.due_at,"
+    " next_attempt_at = CASE WHEN outbox.attempts = 0 THEN excluded.due_at"
+    " ELSE max(excluded.due_at, outbox.next_attempt_at) END,"
+    " status = 'pending', updated_at = excluded.updated_at"
+    " WHERE outbox.status IN ('pending', 'cancelled')"
+)
+
+#: Cancel what leaving a state cancels: rows of earlier entries not yet sent.
+_CANCEL_ON_LEAVE = (
+    "UPDATE outbox SET status = 'cancelled', updated_at = ?,"
+    " last_error = CASE WHEN status = 'failed' THEN last_error ELSE NULL END"
+    " WHERE track_id = ? AND entry_seq < ? AND status IN ('pending', 'failed')"
+    " AND (on_leave = 'cancel' OR EXISTS (SELECT 1 FROM json_each(cancel_on) WHERE value = ?))"
+)
+
+
+class _Defs:
+    """Definitions by (name, version), read once per call."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.db = Database(conn)
+        self.cache: dict[tuple[str, int], Definition] = {}
+        self.rules: dict[tuple[str, int, str], tuple[Rule, ...]] = {}
+
+    def rules_for(self, name: str, version: int, state: str) -> tuple[Rule, ...]:
+        key = (name, version, state)
+        if key not in self.rules:
+            if (name, version) not in self.cache:
+                self.cache[(name, version)] = definitions.get(self.db, name, version)
+            defn = self.cache[(name, version)]
+            st = defn.by_name.get(state)
+            self.rules[key] = rules(st) if st is not None else ()
+        return self.rules[key]
+
+
+class _Planner:
+    """Upsert parameters for state entries; repeated (rule, due, entry) work is done once, as
+    a bulk transition enters the same state with the same dates for many tracks."""
+
+    def __init__(self) -> None:
+        self.times: dict[tuple[Rule, str | None, str], str | None] = {}
+        self.json: dict[tuple[str, ...], str] = {}
+
+    def _json(self, items: tuple[str, ...]) -> str:
+        text = self.json.get(items)
+        if text is None:
+            text = self.json[items] = json.dumps(list(items))
+        return text
+
+    def _when(self, rule: Rule, due: str | None, entered: str) -> str | None:
+        key = (rule, due, entered)
+        if key not in self.times:
+            # Stored stamps end in "Z", which fromisoformat reads (and faster than strptime).
+            moment = rule.due_at(
+                date.fromisoformat(due) if due else None, datetime.fromisoformat(entered)
+            )
+            self.times[key] = None if moment is None else clock.stamp(moment)
+        return self.times[key]
+
+    def rows(
+        self,
+        track_id: int,
+        seq: int,
+        state: str,
+        rule_set: Iterable[Rule],
+        due: str | None,
+        entered: str,
+        now: str,
+    ) -> tuple[list[tuple[Any, ...]], set[str]]:
+        """Upsert parameters for one state entry's notifications, and the names computed."""
+        params: list[tuple[Any, ...]] = []
+        names: set[str] = set()
+        for rule in rule_set:
+            at = self._when(rule, due, entered)
+            if at is None:
+                continue
+            names.add(rule.name)
+            params.append(
+                (
+                    track_id,
+                    seq,
+                    state,
+                    rule.name,
+                    rule.kind,
+                    rule.template,
+                    self._json(rule.to),
+                    rule.on_leave,
+                    self._json(rule.cancel_on),
+                    due,
+                    at,
+                    at,
+                    now,
+                    now,
+                )
+            )
+        return params, names
+
+
+def on_start(conn: sqlite3.Connection, track_id: int) -> None:
+    """Schedule the notifications of a new track's initial state (its history seq 1)."""
+    row = conn.execute(
+        "SELECT definition, def_version, state, due, entered_at FROM tracks WHERE id = ?",
+        [track_id],
+    ).fetchone()
+    name, version, state, due, entered = row
+    rule_set = _Defs(conn).rules_for(name, version, state)
+    if not rule_set:
+        return
+    params, _ = _Planner().rows(track_id, 1, state, rule_set, due, entered,
+                                clock.stamp(clock.now()))
+    conn.executemany(_UPSERT, params)
+
+
+def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
+    """Cancel, schedule and reschedule notifications for moves just written (same transaction).
+
+    A move that enters a state (any trigger, or a migration to another state) cancels what
+    leaving the old entry cancels and schedules the new state's notifications under the new
+    history seq; a field change or same-state migration recomputes the current entry's rows.
+    """
+    if not moves:
+        return
+    now = clock.stamp(clock.now())
+    defs = _Defs(conn)
+    plan = _Planner()
+    cancels: list[tuple[Any, ...]] = []
+    upserts: list[tuple[Any, ...]] = []
+    for m in moves:
+        track = m.track
+        track_id = int(track["id"])
+        seq = int(track["version"]) + 1
+        entered = m.trigger not in NOT_ENTRIES or m.to_state != track["state"]
+        rule_set = defs.rules_for(str(track["definition"]), m.def_version, m.to_state)
+        if entered:
+            cancels.append((now, track_id, seq, m.trigger))
+            params, _ = plan.rows(track_id, seq, m.to_state, rule_set, m.due, m.entered_at, now)
+            upserts += params
+            continue
+        entry = _current_entry(conn, track_id)
+        params, names = plan.rows(track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now)
+        upserts += params
+        # Pending rows of this entry that can no longer be computed (no due date any more, or
+        # a migrated definition without them) are cancelled unless they are kept on leave.
+        stale = conn.execute(
+            "SELECT id, notification FROM outbox WHERE track_id = ? AND entry_seq = ?"
+            " AND status = 'pending' AND on_leave = 'cancel'",
+            [track_id, entry],
+        ).fetchall()
+        for row_id, name in stale:
+            if name not in names:
+                conn.execute(
+                    "UPDATE outbox SET status = 'cancelled', updated_at = ? WHERE id = ?",
+                    [now, row_id],
+                )
+    if cancels:
+        conn.executemany(_CANCEL_ON_LEAVE, cancels)
+    if upserts:
+        conn.executemany(_UPSERT, upserts)
+
+
+def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
+    """The history seq at which the track entered its current state."""
+    row = conn.execute(
+        "SELECT max(seq) FROM history WHERE track_id = ?"
+        " AND (trigger NOT IN (?, ?) OR from_state IS NULL OR from_state != to_state)",
+        [track_id, *NOT_ENTRIES],
+    ).fetchone()
+    return int(row[0] or 1)
+
+
+# --- claiming and recording (called by notifications.runner) -----------------------------------
+
+
+OUTBOX_COLUMNS = (
+    "id, track_id, entry_seq, state, notification, kind, template, recipients, on_leave,"
+    " cancel_on, due_date, due_at, status, attempts, next_attempt_at, claimed_by, lease_until,"
+    " sent_at, sent_to, message_id, last_error, created_at, updated_at"
+)
+
+
+def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    keys = [d[0] for d in cur.description]
+    out = []
+    for r in cur.fetchall():
+        row = dict(zip(keys, r, strict=True))
+        for key in ("recipients", "cancel_on", "sent_to"):
+            if key in row and isinstance(row[key], str):
+                row[key] = json.loads(row[key])
+        out.append(row)
+    return out
+
+
+def reclaim_stale(db: Database, now: datetime, max_attempts: int) -> int:
+    """Put back rows whose runner's lease ran out (it died while sending); return how many.
+
+    The row may already have been delivered: that message is the one possible duplicate, and
+    it carries the same Message-ID. A row that has used all its attempts this way fails.
+    """
+    stamp = clock.stamp(now)
+    with immediate(db) as conn:
+        cur = conn.execute(
+            "UPDATE outbox SET status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END,"
+            " last_error = 'the runner ' || coalesce(claimed_by, '?') || ' stopped while sending"
+            " (lease ran out); the message may have been delivered',"
+            " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE status = 'sending' AND lease_until < ?",
+            [max_attempts, stamp, stamp],
+        )
+        return int(cur.rowcount)
+
+
+def claim(
+    db: Database, at: datetime, now: datetime, runner: str, limit: int, lease: timedelta
+) -> list[dict[str, Any]]:
+    """Claim up to ``limit`` rows due at ``at``, in due order; each gets one more attempt.
+
+    One ``BEGIN IMMEDIATE`` transaction: two runners never claim the same row.
+    """
+    with immediate(db) as conn:
+        cur = conn.execute(
+            "UPDATE outbox SET status = 'sending', claimed_by = ?, lease_until = ?,"
+            " attempts = attempts + 1, updated_at = ?"
+            " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY due_at, id LIMIT ?)"
+            f" RETURNING {OUTBOX_COLUMNS}",
+            [runner, clock.stamp(now + lease), clock.stamp(now), clock.stamp(at), limit],
+        )
+        rows = _dicts(cur)
+    rows.sort(key=lambda r: (r["due_at"], r["id"]))
+    return rows
+
+
+def renew(db: Database, row_id: int, runner: str, now: datetime, lease: timedelta) -> bool:
+    """Extend this runner's claim on a row just before sending; False if it is not ours now."""
+    cur = db.conn.execute(
+        "UPDATE outbox SET lease_until = ? WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+        [clock.stamp(now + lease), row_id, runner],
+    )
+    return cur.rowcount == 1
+
+
+def left_step(db: Database, row: Mapping[str, Any]) -> bool:
+    """The track has left the state entry of a row that leaving cancels (the step is done)."""
+    if row["on_leave"] != "cancel":
+        return False
+    found = db.conn.execute(
+        "SELECT 1 FROM history WHERE track_id = ? AND seq > ?"
+        " AND (trigger NOT IN (?, ?) OR from_state != to_state) LIMIT 1",
+        [row["track_id"], row["entry_seq"], *NOT_ENTRIES],
+    ).fetchone()
+    return found is not None
+
+
+def record_sent(
+    db: Database,
+    row_id: int,
+    runner: str,
+    now: datetime,
+    sent_to: Sequence[str],
+    message_id: str,
+    note: str | None = None,
+) -> bool:
+    cur = db.conn.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, message_id = ?,"
+        " last_error = ?, claimed_by = NULL, lease_until = NULL, updated_at = ?"
+        " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+        [
+            clock.stamp(now),
+            json.dumps(list(sent_to)),
+            message_id,
+            note,
+            clock.stamp(now),
+            row_id,
+            runner,
+        ],
+    )
+    return cur.rowcount == 1
+
+
+def record_failure(
+    db: Database,
+    row_id: int,
+    runner: str,
+    now: datetime,
+    error: str,
+    retry_at: datetime | None,
+    max_attempts: int,
+) -> str:
+    """Record a failed attempt: pending again at ``retry_at`` (None: permanent) or failed once
+    the attempts are used up. Returns the row's new status."""
+    cur = db.conn.execute(
+        "UPDATE outbox SET status = CASE WHEN ? IS NULL OR attempts >= ? THEN 'failed'"
+        " ELSE 'pending' END, next_attempt_at = coalesce(?, next_attempt_at), last_error = ?,"
+        " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+        " WHERE id = ? AND status = 'sending' AND claimed_by = ? RETURNING status",
+        [
+            None if retry_at is None else 1,
+            max_attempts,
+            None if retry_at is None else clock.stamp(retry_at),
+            error[:2000],
+            clock.stamp(now),
+            row_id,
+            runner,
+        ],
+    )
+    row = cur.fetchone()
+    return str(row[0]) if row else "lost"
+
+
+def record_cancelled(db: Database, row_id: int, runner: str, now: datetime, why: str) -> None:
+    db.conn.execute(
+        "UPDATE outbox SET status = 'cancelled', last_error = ?, claimed_by = NULL,"
+        " lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'sending'"
+        " AND claimed_by = ?",
+        [why, clock.stamp(now), row_id, runner],
+    )
+
+
+def release(db: Database, row_id: int, runner: str, now: datetime) -> None:
+    """Give a claimed row back untouched (its attempt is not counted)."""
+    db.conn.execute(
+        "UPDATE outbox SET status = 'pending', attempts = max(attempts - 1, 0),"
+        " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+        " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+        [clock.stamp(now), row_id, runner],
+    )
+
+
+def instance_token(db: Database) -> str:
+    """This database's random token (part of every Message-ID)."""
+    row = db.conn.execute("SELECT token FROM outbox_instance WHERE id = 1").fetchone()
+    return str(row[0]) if row else "0"
+
+
+def message_key(row: Mapping[str, Any], token: str) -> str:
+    """The left part of a row's Message-ID: the same for every attempt at the same row."""
+    return f"t{row['track_id']}.e{row['entry_seq']}.{row['notification']}.{token}"
+
+
+def next_due(db: Database) -> datetime | None:
+    """When the earliest pending row becomes due (or a lease runs out): the scheduler's wake-up."""
+    row = db.conn.execute(
+        "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'pending'"
+        " UNION ALL SELECT min(lease_until) FROM outbox WHERE status = 'sending')"
+    ).fetchone()
+    return clock.unstamp(row[0]) if row and row[0] else None
+
+
+# --- reading and requeueing ------------------------------------------------------------------
+
+_LIST_SQL = f"""
+    SELECT {", ".join("o." + c.strip() for c in OUTBOX_COLUMNS.split(","))},
+           t.definition, t.municipality_code, m.name AS municipality,
+           CASE WHEN s.id IS NULL THEN NULL ELSE v.name || ' ' || s.name END AS system
+    FROM outbox o
+    JOIN tracks t ON t.id = o.track_id
+    LEFT JOIN municipalities m ON m.code = t.municipality_code
+    LEFT JOIN systems s ON s.id = t.system_id
+    LEFT JOIN vendors v ON v.id = s.vendor_id
+"""
+
+
+def list_rows(
+    db: Database,
+    statuses: Sequence[str] = (),
+    track_id: int | None = None,
+    limit: int | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``."""
+    for status in statuses:
+        if status not in STATUSES:
+            raise InputError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        where.append(f"o.status IN ({', '.join('?' for _ in statuses)})")
+        params += list(statuses)
+    if track_id is not None:
+        where.append("o.track_id = ?")
+        params.append(track_id)
+    if until is not None:
+        where.append("o.next_attempt_at <= ?")
+        params.append(clock.stamp(until))
+    sql = _LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY o.due_at, o.id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return _dicts(db.conn.execute(sql, params))
+
+
+def get_row(db: Database, row_id: int) -> dict[str, Any]:
+    rows = _dicts(db.conn.execute(_LIST_SQL + " WHERE o.id = ?", [row_id]))
+    if not rows:
+        raise NotFound("notification", str(row_id))
+    return rows[0]
+
+
+def retry(db: Database, row_id: int) -> dict[str, Any]:
+    """Requeue one failed (or pending) row as if never tried: due again at its due time."""
+    with immediate(db) as conn:
+        row = conn.execute("SELECT status FROM outbox WHERE id = ?", [row_id]).fetchone()
+        if row is None:
+            raise NotFound("notification", str(row_id))
+        if row[0] not in ("failed", "pending"):
+            raise OnboardingError(
+                f"notification {row_id} is {row[0]}: only a failed or pending one can be retried"
+            )
+        conn.execute(_REQUEUE + " WHERE id = ?", [clock.stamp(clock.now()), row_id])
+    return get_row(db, row_id)
+
+
+def retry_failed(db: Database) -> int:
+    """Requeue every failed row; return how many."""
+    with immediate(db) as conn:
+        cur = conn.execute(_REQUEUE + " WHERE status = 'failed'", [clock.stamp(clock.now())])
+        return int(cur.rowcount)
+
+
+_REQUEUE = (
+    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = due_at,"
+    " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+)
+
+
+# --- what a message is about ----------------------------------------------------------------
+
+
+def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The people (name, email, role) a row goes to now, and the roles with nobody to reach.
+
+    A role is resolved through the registry's contacts for the track's municipality (roles held
+    for one municipality), its system's vendor (the vendor role) or for all (coordinator).
+    """
+    from onboarding import registry
+    from onboarding.roles import MUNICIPALITY_ROLES, VENDOR_ROLES
+
+    track = db.conn.execute(
+        "SELECT t.municipality_code, s.vendor_id FROM tracks t"
+        " LEFT JOIN systems s ON s.id = t.system_id WHERE t.id = ?",
+        [row["track_id"]],
+    ).fetchone()
+    code, vendor = (track[0], track[1]) if track else (None, None)
+    people: list[dict[str, Any]] = []
+    missing: list[str] = []
+    seen: set[str] = set()
+    for item in row["recipients"]:
+        if "@" in item:
+            found = [{"name": "", "email": item.lower(), "role": None}]
+        elif (item in MUNICIPALITY_ROLES and code is None) or (
+            item in VENDOR_ROLES and vendor is None
+        ):
+            found = []
+        else:
+            found = [
+                {"name": c["name"], "email": c["email"], "role": item}
+                for c in registry.contacts_for(db, item, code, vendor)
+            ]
+        if not found:
+            missing.append(item)
+        for person in found:
+            if person["email"] not in seen:
+                seen.add(person["email"])
+                people.append(person)
+    return people, missing
+
+
+def message_data(db: Database, row: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """Everything a template may show about a row's track (plain data, no rendering)."""
+    from onboarding.roles import ROLES
+
+    conn = db.conn
+    cur = conn.execute(
+        "SELECT t.id, t.definition, t.def_version, t.state, t.final, t.fields, t.due,"
+        " t.entered_at, t.index_set, t.bob, t.course, t.municipality_code, t.system_id,"
+        " t.klik_task_id FROM tracks t WHERE t.id = ?",
+        [row["track_id"]],
+    )
+    t = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+    fields = json.loads(t["fields"])
+    defn = definitions.get(db, t["definition"], t["def_version"])
+    state = defn.by_name.get(row["state"])
+    municipality = None
+    if t["municipality_code"] is not None:
+        m = conn.execute(
+            "SELECT code, name, region FROM municipalities WHERE code = ?", [t["municipality_code"]]
+        ).fetchone()
+        municipality = {"code": m[0], "name": m[1], "region": m[2]}
+    system = None
+    if t["system_id"] is not None:
+        s = conn.execute(
+            "SELECT s.id, s.name, v.name, s.category FROM systems s"
+            " JOIN vendors v ON v.id = s.vendor_id WHERE s.id = ?",
+            [t["system_id"]],
+        ).fetchone()
+        system = {
+            "id": s[0],
+            "name": s[1],
+            "vendor": s[2],
+            "category": s[3],
+            "label": f"{s[2]} {s[1]}",
+        }
+    indices = []
+    for code in (t["index_set"] or "").split(","):
+        if code:
+            r = conn.execute("SELECT name FROM indices WHERE code = ?", [code]).fetchone()
+            indices.append(r[0] if r else code)
+    klik_task = None
+    if t["klik_task_id"] is not None:
+        k = conn.execute(
+            "SELECT name, type, end_date FROM klik_tasks WHERE id = ?", [t["klik_task_id"]]
+        ).fetchone()
+        klik_task = {"name": k[0], "type": k[1], "end_date": date.fromisoformat(k[2])}
+    wave = None
+    if fields.get("wave"):
+        w = conn.execute(
+            "SELECT code, name, go_live FROM waves WHERE code = ?", [fields["wave"]]
+        ).fetchone()
+        if w:
+            wave = {"code": w[0], "name": w[1], "go_live": date.fromisoformat(w[2])}
+    parts = [
+        p
+        for p in (
+            municipality["name"] if municipality else None,
+            system["label"] if system else None,
+            klik_task["name"] if klik_task else None,
+            wave["name"] if wave else None,
+            f"forløb {t['course']}" if t["course"] else None,
+        )
+        if p
+    ]
+    due = date.fromisoformat(row["due_date"]) if row["due_date"] else None
+    today = clock.local_date(at)
+    role = state.role if state else None
+    date_fields = {
+        name: date.fromisoformat(value)
+        for name, value in fields.items()
+        if name in defn.fields and defn.fields[name].type == "date" and value
+    }
+    people, missing = recipients(db, row)
+    return {
+        "notification": {
+            "id": row["id"],
+            "name": row["notification"],
+            "kind": row["kind"],
+            "template": row["template"],
+            "level": _level(row["notification"]),
+        },
+        "track": {
+            "id": t["id"],
+            "definition": t["definition"],
+            "definition_title": defn.title,
+            "state": row["state"],
+            "step": state.label if state else row["state"],
+            "phase": state.phase if state else None,
+            "role": role,
+            "role_label": ROLES.get(role or "", role or ""),
+            "current_state": t["state"],
+            "finished": bool(t["final"]),
+            "entered": clock.local_date(clock.unstamp(t["entered_at"])),
+            "fields": fields,
+            "dates": date_fields,
+            "bob": bool(t["bob"]),
+        },
+        "subject_label": " · ".join(parts) or f"#{t['id']}",
+        "municipality": municipality,
+        "system": system,
+        "indices": indices,
+        "klik_task": klik_task,
+        "wave": wave,
+        "due": due,
+        "today": today,
+        "working_days_left": (
+            calendar.working_days_between(today, due) if due is not None else None
+        ),
+        "recipients": people,
+        "missing_roles": missing,
+    }
+
+
+def _level(name: str) -> int:
+    tail = name.rsplit("-", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 0

@@ -1,0 +1,1222 @@
+"""The reports that regenerate the deck's tables from the tool's own data, as of any date.
+
+* ``rollout``: per vendor solution (from contracts), municipalities in operation / agreed / not
+  agreed / total, a total per category computed from its rows, and the distinct municipalities;
+* ``goals``: the quarterly targets of a goals file against the actual numbers at each quarter's
+  end, with the counters the tool cannot derive recorded by ``record_counter``;
+* ``grid``: municipality by system, each cell the current step and working days in it;
+* ``klik``, ``overdue``, ``waves``.
+
+"As of" always means *replayed from history*: a track's state at the end of that day is the
+``to_state`` of its last history row at or before that instant, so a past date gives the past
+picture however much has happened since. Buckets come from the definitions (the ``connection``
+definition's three buckets are the rollout columns, in its declared order); no state of a shipped
+definition is named here. Each report is a plain dict (the ``--json`` shape) with a ``*_text``
+function that lays it out in 80 columns; ``rollout_csv`` and ``rollout_html`` give the other
+formats. See docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import statistics
+import textwrap
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlite_utils import Database
+
+from onboarding import calendar, clock, definitions, registry
+from onboarding.db import immediate
+from onboarding.errors import InputError, NotFound
+from workflows.model import Definition
+
+__all__ = [
+    "CONNECTION",
+    "COUNT_KEYS",
+    "goals",
+    "goals_file",
+    "goals_text",
+    "grid",
+    "grid_text",
+    "klik",
+    "klik_text",
+    "list_counters",
+    "load_goals",
+    "overdue",
+    "overdue_text",
+    "progress_series",
+    "record_counter",
+    "rollout",
+    "rollout_csv",
+    "rollout_html",
+    "rollout_text",
+    "waves",
+    "waves_text",
+]
+
+CONNECTION = "connection"
+KLIK = "klik-task"
+WAVE = "rollout-wave"
+#: The rollout report's count keys, for the connection definition's buckets in declared order.
+COUNT_KEYS = ("not_agreed", "agreed", "in_operation")
+TOTAL_LABEL = "I alt"
+WIDTH = 80
+DATA = Path(__file__).parent / "data"
+TEMPLATES = Path(__file__).parent / "templates"
+QUARTER_ENDS = {1: (3, 31), 2: (6, 30), 3: (9, 30), 4: (12, 31)}
+#: Chart colours per category (others cycle through the rest).
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+
+def _today(today: date | None) -> date:
+    return today or clock.local_date(clock.now())
+
+
+def _end_stamp(day: date) -> str:
+    """The last instant of a Copenhagen day, stored form: 'as of 31 March' includes all of it."""
+    return clock.stamp(clock.end_of_local_day(day))
+
+
+def _rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cur = db.conn.execute(sql, params)
+    keys = [d[0] for d in cur.description]
+    return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+
+
+class _Defs:
+    """Definitions by (name, version), read once per report."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[tuple[str, int | None], Definition] = {}
+
+    def get(self, name: str, version: int | None = None) -> Definition:
+        key = (name, version)
+        if key not in self._cache:
+            self._cache[key] = definitions.get(self.db, name, version)
+        return self._cache[key]
+
+
+def _states_as_of(db: Database, definition: str, stamp: str) -> list[dict[str, Any]]:
+    """Every track of ``definition`` that existed at ``stamp``, with its state then."""
+    return _rows(
+        db,
+        """
+        WITH last AS (
+            SELECT h.track_id, max(h.seq) AS seq FROM history h
+            JOIN tracks t ON t.id = h.track_id
+            WHERE t.definition = ? AND h.at <= ?
+            GROUP BY h.track_id
+        )
+        SELECT t.id, t.municipality_code, t.system_id, t.index_set, t.klik_task_id, t.fields,
+               h.to_state AS state, h.def_version
+        FROM last
+        JOIN history h ON h.track_id = last.track_id AND h.seq = last.seq
+        JOIN tracks t ON t.id = last.track_id
+        ORDER BY t.id
+        """,
+        [definition, stamp],
+    )
+
+
+def _category(db: Database, text: str | None) -> str | None:
+    """A category as the registry spells it (case-insensitive), or None for all."""
+    if not text:
+        return None
+    known = list(registry.CATEGORIES) + [
+        r[0]
+        for r in db.execute("SELECT DISTINCT category FROM systems ORDER BY category").fetchall()
+    ]
+    for name in known:
+        if name.casefold() == text.strip().casefold():
+            return str(name)
+    raise InputError(f"unknown category {text!r}: expected {', '.join(dict.fromkeys(known))}")
+
+
+def _category_order(name: str) -> tuple[int, str]:
+    cats = registry.CATEGORIES
+    return (cats.index(name) if name in cats else len(cats), name)
+
+
+def _bucket_keys(defn: Definition) -> dict[str, str]:
+    if len(defn.buckets) != len(COUNT_KEYS):
+        raise InputError(
+            f"{defn.name} v{defn.version} declares {len(defn.buckets)} buckets; the rollout "
+            f"report needs {len(COUNT_KEYS)} (not agreed, agreed, in operation, in that order)"
+        )
+    return dict(zip(defn.buckets, COUNT_KEYS, strict=True))
+
+
+# --- text tables ----------------------------------------------------------------------------------
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any] | None],
+    align: str,
+    width: int = WIDTH,
+    min_widths: Sequence[int] | None = None,
+) -> list[str]:
+    """Lines of an aligned table that fits ``width``; a ``None`` row is a rule line.
+
+    ``align`` has one letter per column, ``l`` or ``r``; left-aligned columns are cut (with
+    "…") when the table would be too wide.
+    """
+    cells = [None if r is None else ["" if v is None else str(v) for v in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in cells:
+        if r is not None:
+            widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
+    if min_widths:
+        widths = [max(w, m) for w, m in zip(widths, min_widths, strict=True)]
+    budget = width - 2 * (len(headers) - 1)
+    while sum(widths) > budget:
+        cuttable = [i for i, a in enumerate(align) if a == "l" and widths[i] > 6]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: widths[i])
+        widths[widest] -= 1
+
+    def line(values: Sequence[str]) -> str:
+        out = []
+        for v, w, a in zip(values, widths, align, strict=True):
+            v = _fit(v, w)
+            out.append(v.rjust(w) if a == "r" else v.ljust(w))
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    lines = [line(headers), rule]
+    lines += [rule if r is None else line(r) for r in cells]
+    return lines
+
+
+def _wrap(text: str, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent) or [""]
+
+
+# --- rollout ------------------------------------------------------------------------------------
+
+
+def rollout(db: Database, category: str | None = None, as_of: date | None = None) -> dict[str, Any]:
+    """The deck's rollout table as of a date (default today), in the ``--json`` shape.
+
+    One row per vendor solution some municipality uses (a contract on record, and for a
+    contract the status import recorded, recorded by that date), grouped by category. Each
+    municipality counts in the bucket of its most advanced connection track for that system as
+    of the date; with no track it counts as not agreed. Category totals are sums of the rows.
+    """
+    day = as_of or _today(None)
+    stamp = _end_stamp(day)
+    cat = _category(db, category)
+    defs = _Defs(db)
+    latest = defs.get(CONNECTION)
+    keys = _bucket_keys(latest)
+    uses = _rows(
+        db,
+        """
+        SELECT c.municipality_code, c.system_id, s.category, v.name AS vendor, s.name AS system
+        FROM contracts c
+        JOIN systems s ON s.id = c.system_id
+        JOIN vendors v ON v.id = s.vendor_id
+        LEFT JOIN contract_origins o
+            ON o.municipality_code = c.municipality_code AND o.system_id = c.system_id
+        WHERE o.since IS NULL OR o.since <= ?
+        """,
+        [stamp],
+    )
+    best: dict[tuple[int, int], int] = {}
+    for t in _states_as_of(db, CONNECTION, stamp):
+        rank = defs.get(CONNECTION, t["def_version"]).bucket_rank(t["state"])
+        key = (t["municipality_code"], t["system_id"])
+        best[key] = max(best.get(key, 0), rank)
+    by_system: dict[int, dict[str, Any]] = {}
+    distinct: dict[str, set[int]] = {}
+    for u in uses:
+        if cat and u["category"] != cat:
+            continue
+        row = by_system.setdefault(
+            u["system_id"],
+            {
+                "category": u["category"],
+                "vendor": u["vendor"],
+                "system": u["system"],
+                **dict.fromkeys(COUNT_KEYS, 0),
+                "total": 0,
+            },
+        )
+        rank = best.get((u["municipality_code"], u["system_id"]), 0)
+        row[COUNT_KEYS[max(rank, 0)]] += 1
+        row["total"] += 1
+        distinct.setdefault(u["category"], set()).add(u["municipality_code"])
+    categories = []
+    for name in sorted(distinct, key=_category_order):
+        rows = sorted(
+            (r for r in by_system.values() if r["category"] == name),
+            key=lambda r: (r["vendor"].casefold(), r["system"].casefold()),
+        )
+        total = {k: sum(r[k] for r in rows) for k in (*COUNT_KEYS[::-1], "total")}
+        n = len(distinct[name])
+        note = None
+        if n != total["total"]:
+            note = (
+                f"{total['total']} uses across {n} distinct municipalities: some municipalities "
+                f"use more than one {name} solution."
+            )
+        categories.append(
+            {
+                "category": name,
+                "rows": [
+                    {
+                        "vendor": r["vendor"],
+                        "system": r["system"],
+                        "in_operation": r["in_operation"],
+                        "agreed": r["agreed"],
+                        "not_agreed": r["not_agreed"],
+                        "total": r["total"],
+                    }
+                    for r in rows
+                ],
+                "total": total,
+                "distinct_municipalities": n,
+                "note": note,
+            }
+        )
+    notes = []
+    untracked = _uncounted_tracks(db, stamp, cat)
+    if untracked:
+        notes.append(
+            f"{untracked} connection tracks are for a municipality and system with no contract "
+            "on record and are not counted: record the contracts with 'onboarding registry "
+            "import contracts'."
+        )
+    return {
+        "as_of": day.isoformat(),
+        "definition": {"name": latest.name, "version": latest.version},
+        "bucket_labels": {k: b for b, k in keys.items()},
+        "categories": categories,
+        "notes": notes,
+    }
+
+
+def _uncounted_tracks(db: Database, stamp: str, category: str | None) -> int:
+    row = db.execute(
+        """
+        SELECT count(DISTINCT t.municipality_code || ':' || t.system_id) FROM tracks t
+        JOIN systems s ON s.id = t.system_id
+        WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
+          AND NOT EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = t.municipality_code
+                          AND c.system_id = t.system_id)
+          AND EXISTS (SELECT 1 FROM history h WHERE h.track_id = t.id AND h.at <= ?)
+        """,
+        [CONNECTION, category, category, stamp],
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def _danish(day: str) -> str:
+    return date.fromisoformat(day).strftime("%d-%m-%Y")
+
+
+def rollout_text(report: Mapping[str, Any]) -> str:
+    """The rollout report as the deck lays it out, in 80 columns."""
+    labels = report["bucket_labels"]
+    headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], TOTAL_LABEL]
+    lines = [
+        f"Rollout per vendor solution, status per {_danish(report['as_of'])} "
+        "(counted in municipalities)",
+        "",
+    ]
+    if not report["categories"]:
+        lines.append("(no contracts on record: import them with 'onboarding registry import')")
+    label_width = max(
+        [len(c["category"]) for c in report["categories"]]
+        + [len(f"{r['vendor']} - {r['system']}") for c in report["categories"] for r in c["rows"]]
+        + [len(TOTAL_LABEL)]
+    )
+    for c in report["categories"]:
+        body: list[Sequence[Any] | None] = [
+            [f"{r['vendor']} - {r['system']}", *(r[k] for k in _ORDER)] for r in c["rows"]
+        ]
+        body += [None, [TOTAL_LABEL, *(c["total"][k] for k in _ORDER)]]
+        lines += _table(
+            [c["category"], *headers_tail],
+            body,
+            "lrrrr",
+            min_widths=[label_width, 0, 0, 0, 0],
+        )
+        distinct = c["distinct_municipalities"]
+        if c["note"]:
+            lines += _wrap("* " + c["note"])
+        else:
+            lines.append(f"{distinct} distinct municipalities.")
+        lines.append("")
+    for note in report.get("notes", []):
+        lines += _wrap("Note: " + note)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_ORDER = ("in_operation", "agreed", "not_agreed", "total")
+
+
+def rollout_csv(report: Mapping[str, Any]) -> str:
+    """One line per vendor solution and per category total (``row`` says which)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["as_of", "category", "row", "vendor", "system", *_ORDER, "distinct_municipalities"])
+    for c in report["categories"]:
+        for r in c["rows"]:
+            w.writerow(
+                [report["as_of"], c["category"], "system", r["vendor"], r["system"]]
+                + [r[k] for k in _ORDER]
+                + [""]
+            )
+        w.writerow(
+            [report["as_of"], c["category"], "total", "", ""]
+            + [c["total"][k] for k in _ORDER]
+            + [c["distinct_municipalities"]]
+        )
+    return out.getvalue()
+
+
+# --- progress over time and the HTML report -----------------------------------------------------
+
+
+def progress_series(
+    db: Database, start: date, end: date, step_days: int = 7
+) -> dict[str, list[tuple[str, int]]]:
+    """Per category, the distinct municipalities with a connection in operation (the last
+    bucket) at the end of each ``step_days`` from ``start`` to ``end`` (both included)."""
+    defs = _Defs(db)
+    hist: dict[int, tuple[list[str], list[int]]] = {}
+    meta: dict[int, tuple[int, str]] = {}
+    for r in _rows(
+        db,
+        """
+        SELECT h.track_id, h.at, h.to_state, h.def_version, t.municipality_code, s.category
+        FROM history h JOIN tracks t ON t.id = h.track_id JOIN systems s ON s.id = t.system_id
+        WHERE t.definition = ? ORDER BY h.track_id, h.seq
+        """,
+        [CONNECTION],
+    ):
+        defn = defs.get(CONNECTION, r["def_version"])
+        live = int(defn.bucket_rank(r["to_state"]) == len(defn.buckets) - 1)
+        times, flags = hist.setdefault(r["track_id"], ([], []))
+        times.append(r["at"])
+        flags.append(live)
+        meta[r["track_id"]] = (r["municipality_code"], r["category"])
+    days = []
+    day = start
+    while day < end:
+        days.append(day)
+        day += timedelta(days=step_days)
+    days.append(end)
+    series: dict[str, list[tuple[str, int]]] = {}
+    categories = sorted({c for _, c in meta.values()}, key=_category_order)
+    for cat in categories:
+        points = []
+        for d in days:
+            stamp = _end_stamp(d)
+            municipalities = set()
+            for track_id, (times, flags) in hist.items():
+                if meta[track_id][1] != cat:
+                    continue
+                i = bisect_right(times, stamp)
+                if i and flags[i - 1]:
+                    municipalities.add(meta[track_id][0])
+            points.append((d.isoformat(), len(municipalities)))
+        series[cat] = points
+    return series
+
+
+def _chart(
+    series: Mapping[str, list[tuple[str, int]]],
+    targets: Mapping[str, list[tuple[str, int, str]]],
+    year: int,
+    as_of: date,
+) -> dict[str, Any]:
+    """Coordinates for the inline SVG: lines per category, target markers, axes."""
+    width, height = 760, 340
+    left, right, top, bottom = 48, 150, 20, 40
+    x0, x1, y0, y1 = left, width - right, height - bottom, top
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    values = [v for pts in series.values() for _, v in pts] + [
+        v for ts in targets.values() for _, v, _ in ts
+    ]
+    top_value = max([10, *values])
+    step = 10 if top_value <= 100 else 50 if top_value <= 500 else 100
+    y_max = ((top_value + step - 1) // step) * step
+    span = (end - start).days
+
+    def x(day: date) -> float:
+        return round(x0 + (x1 - x0) * (day - start).days / span, 1)
+
+    def y(value: int) -> float:
+        return round(y0 - (y0 - y1) * value / y_max, 1)
+
+    colours = {
+        c: COLOURS[i % len(COLOURS)] for i, c in enumerate(sorted(set(series) | set(targets)))
+    }
+    lines = []
+    for cat, pts in series.items():
+        coords = [
+            (x(date.fromisoformat(d)), y(v))
+            for d, v in pts
+            if start <= date.fromisoformat(d) <= end
+        ]
+        if not coords:
+            continue
+        last = pts[-1][1]
+        lines.append(
+            {
+                "category": cat,
+                "colour": colours[cat],
+                "points": " ".join(f"{a},{b}" for a, b in coords),
+                "end": coords[-1],
+                "last": last,
+            }
+        )
+    markers = []
+    # Categories often share targets (30 / 70 / all): side by side, each diamond stays visible.
+    cats = sorted(targets, key=_category_order)
+    for cat, ts in targets.items():
+        shift = (cats.index(cat) - (len(cats) - 1) / 2) * 9
+        for d, v, label in ts:
+            px, py = round(x(date.fromisoformat(d)) + shift, 1), y(v)
+            markers.append(
+                {
+                    "category": cat,
+                    "colour": colours[cat],
+                    "x": px,
+                    "y": py,
+                    "value": v,
+                    "label": label,
+                    "path": f"M{px},{py - 6} L{px + 6},{py} L{px},{py + 6} L{px - 6},{py} Z",
+                }
+            )
+    return {
+        "width": width,
+        "height": height,
+        "x0": x0,
+        "x1": x1,
+        "y0": y0,
+        "y1": y1,
+        "yticks": [(y(v), v) for v in range(0, y_max + 1, step if y_max <= 100 else step * 2)],
+        "months": [(x(date(year, m, 1)), date(year, m, 1).strftime("%b")) for m in range(1, 13)],
+        "quarters": [(x(date(year, m, d)), f"Q{q}") for q, (m, d) in QUARTER_ENDS.items()],
+        "as_of": x(min(max(as_of, start), end)) if as_of.year == year else None,
+        "as_of_label": as_of.strftime("%d-%m-%Y"),
+        "lines": lines,
+        "markers": markers,
+        "legend": [
+            {"category": c, "colour": colours[c], "y": y1 + 18 * i}
+            for i, c in enumerate(sorted(set(series) | set(targets), key=_category_order))
+        ],
+    }
+
+
+def _rollout_targets(db: Database, year: int) -> dict[str, list[tuple[str, int, str]]]:
+    """Quarterly targets counted in municipalities, per category, from the year's goals."""
+    path = goals_file(year)
+    if path is None:
+        return {}
+    spec = load_goals(path)
+    out: dict[str, list[tuple[str, int, str]]] = {}
+    for g in spec["goals"]:
+        m = g.get("measure", {})
+        if m.get("count") != "municipalities" or len(m.get("categories", [])) != 1:
+            continue
+        cat = m["categories"][0]
+        for q, target in g["targets"].items():
+            value = _target_value(db, g, target["value"])
+            end = _quarter_end(year, int(q[1]))
+            out.setdefault(cat, []).append((end.isoformat(), value, f"{q} target {value}"))
+    return out
+
+
+def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = None) -> str:
+    """One self-contained HTML file (no scripts, no external references): the rollout tables,
+    the year's goals and an inline SVG chart of rollout progress against quarterly targets."""
+    from jinja2 import Environment, FileSystemLoader
+
+    as_of = date.fromisoformat(report["as_of"])
+    year = as_of.year
+    start = date(year, 1, 1)
+    series = progress_series(db, start, as_of) if as_of >= start else {}
+    shown = {c["category"] for c in report["categories"]}
+    series = {c: pts for c, pts in series.items() if c in shown}
+    targets = {c: t for c, t in _rollout_targets(db, year).items() if c in shown}
+    chart = _chart(series, targets, year, as_of)
+    goal_report = None
+    if goals_file(year) is not None:
+        goal_report = goals(db, year, today=min(_today(today), as_of))
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = env.get_template("report.html.j2")
+    return template.render(
+        report=report,
+        chart=chart,
+        goals=goal_report,
+        as_of_label=as_of.strftime("%d-%m-%Y"),
+        generated=clock.display(clock.stamp(clock.now())),
+        order=_ORDER,
+        total_label=TOTAL_LABEL,
+    )
+
+
+# --- goals --------------------------------------------------------------------------------------
+
+
+def goals_file(year: int) -> Path | None:
+    """The shipped goals file for a year (``data/goals-YEAR.yaml``), if there is one."""
+    path = DATA / f"goals-{year}.yaml"
+    return path if path.exists() else None
+
+
+def _shipped_counters() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path in sorted(DATA.glob("goals-*.yaml")):
+        out.update(load_goals(path)["counters"])
+    return out
+
+
+def load_goals(path: str | Path) -> dict[str, Any]:
+    """Read and check a goals file; targets become ``{"Q1": {"value": .., "label": ..}}``."""
+    try:
+        spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read goals: {exc}") from None
+    problems: list[str] = []
+    if not isinstance(spec, dict) or not isinstance(spec.get("year"), int):
+        raise InputError(f"{path}: a goals file needs 'year' (a number) and 'goals' (a list)")
+    counters = spec.get("counters") or {}
+    if not isinstance(counters, dict):
+        problems.append("counters: must map counter names to labels")
+        counters = {}
+    goal_list = spec.get("goals")
+    if not isinstance(goal_list, list):
+        raise InputError(f"{path}: 'goals' must be a list")
+    for i, g in enumerate(goal_list):
+        where = f"goals[{i}]"
+        if not isinstance(g, dict) or not g.get("name") or not g.get("label"):
+            problems.append(f"{where}: needs name and label")
+            continue
+        where = f"goals[{i}] ({g['name']})"
+        m = g.get("measure")
+        if not isinstance(m, dict):
+            problems.append(f"{where}.measure: missing")
+            continue
+        if "counter" in m:
+            if m["counter"] not in counters:
+                problems.append(f"{where}.measure.counter: {m['counter']!r} is not in counters")
+        else:
+            if m.get("count") not in ("municipalities", "systems"):
+                problems.append(f"{where}.measure.count: municipalities or systems")
+            if not m.get("definition"):
+                problems.append(f"{where}.measure.definition: missing")
+            if not (m.get("states") or m.get("buckets")):
+                problems.append(f"{where}.measure: give states or buckets")
+            if not m.get("categories"):
+                problems.append(f"{where}.measure.categories: missing")
+        targets = g.get("targets")
+        if not isinstance(targets, dict) or not targets:
+            problems.append(f"{where}.targets: map Q1-Q4 to a number, 'all' or {{value, label}}")
+            continue
+        norm = {}
+        for q, t in targets.items():
+            if q not in ("Q1", "Q2", "Q3", "Q4"):
+                problems.append(f"{where}.targets.{q}: quarters are Q1-Q4")
+                continue
+            value, label = (t.get("value"), t.get("label")) if isinstance(t, dict) else (t, None)
+            if not (value == "all" or (isinstance(value, int) and value >= 0)):
+                problems.append(f"{where}.targets.{q}: a whole number or 'all'")
+            norm[q] = {"value": value, "label": label}
+        g["targets"] = dict(sorted(norm.items()))
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems))
+    spec["counters"] = counters
+    return spec
+
+
+def _quarter_end(year: int, quarter: int) -> date:
+    m, d = QUARTER_ENDS[quarter]
+    return date(year, m, d)
+
+
+def _target_value(db: Database, goal: Mapping[str, Any], value: Any) -> int:
+    if value != "all":
+        return int(value)
+    m = goal["measure"]
+    cats = list(m["categories"])
+    marks = ",".join("?" * len(cats))
+    if m["count"] == "municipalities":
+        n = db.execute(
+            f"SELECT count(DISTINCT c.municipality_code) FROM contracts c"
+            f" JOIN systems s ON s.id = c.system_id WHERE s.category IN ({marks})",
+            cats,
+        ).fetchone()[0]
+        return int(n) or int(db.execute("SELECT count(*) FROM municipalities").fetchone()[0])
+    n = db.execute(
+        f"SELECT count(DISTINCT c.system_id) FROM contracts c"
+        f" JOIN systems s ON s.id = c.system_id WHERE s.category IN ({marks})",
+        cats,
+    ).fetchone()[0]
+    if n:
+        return int(n)
+    return int(
+        db.execute(f"SELECT count(*) FROM systems WHERE category IN ({marks})", cats).fetchone()[0]
+    )
+
+
+def _measure(db: Database, defs: _Defs, goal: Mapping[str, Any], day: date) -> int | None:
+    m = goal["measure"]
+    stamp = _end_stamp(day)
+    if "counter" in m:
+        row = db.execute(
+            "SELECT value FROM goal_counters WHERE counter = ? AND at <= ?"
+            " ORDER BY at DESC, id DESC LIMIT 1",
+            [m["counter"], day.isoformat()],
+        ).fetchone()
+        return None if row is None else int(row[0])
+    cats = set(m["categories"])
+    system_cats = {
+        int(r[0]): str(r[1]) for r in db.execute("SELECT id, category FROM systems").fetchall()
+    }
+    states = set(m.get("states") or [])
+    buckets = set(m.get("buckets") or [])
+    seen = set()
+    for t in _states_as_of(db, m["definition"], stamp):
+        if system_cats.get(t["system_id"]) not in cats:
+            continue
+        if m.get("index") and t["index_set"] != m["index"]:
+            continue
+        st = defs.get(m["definition"], t["def_version"]).state(t["state"])
+        if st.name in states or (st.bucket is not None and st.bucket in buckets):
+            seen.add(t["municipality_code"] if m["count"] == "municipalities" else t["system_id"])
+    return len(seen)
+
+
+def goals(
+    db: Database,
+    year: int,
+    quarter: int | None = None,
+    today: date | None = None,
+    path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Each goal's quarterly targets against the actual number at the quarter's end.
+
+    A quarter not yet ended is measured as of today and is ``open`` (or ``on track`` when the
+    target is already reached); an ended one is ``met`` or ``missed``, or ``not recorded`` when
+    a counter has no value recorded by then.
+    """
+    if quarter is not None and quarter not in QUARTER_ENDS:
+        raise InputError(f"--quarter {quarter}: quarters are 1 to 4")
+    source = Path(path) if path else goals_file(year)
+    if source is None:
+        shipped = ", ".join(p.stem for p in sorted(DATA.glob("goals-*.yaml")))
+        raise NotFound("goals file for year", str(year), [shipped] if shipped else [])
+    spec = load_goals(source)
+    if spec["year"] != year:
+        raise InputError(f"{source}: holds the goals of {spec['year']}, not {year}")
+    day = _today(today)
+    defs = _Defs(db)
+    out = []
+    for g in spec["goals"]:
+        for q, target in g["targets"].items():
+            qn = int(q[1])
+            if quarter is not None and qn != quarter:
+                continue
+            end = _quarter_end(year, qn)
+            measured_on = min(end, day)
+            actual = _measure(db, defs, g, measured_on)
+            value = _target_value(db, g, target["value"])
+            if actual is None:
+                status = "not recorded"
+            elif end > day:
+                status = "on track" if actual >= value else "open"
+            else:
+                status = "met" if actual >= value else "missed"
+            out.append(
+                {
+                    "goal": g["name"],
+                    "label": g["label"],
+                    "quarter": q,
+                    "quarter_end": end.isoformat(),
+                    "measured_on": measured_on.isoformat(),
+                    "target": value,
+                    "target_spec": target["value"],
+                    "target_label": target["label"],
+                    "actual": actual,
+                    "status": status,
+                }
+            )
+    out.sort(key=lambda r: (r["quarter"], _goal_index(spec, r["goal"])))
+    return {"year": year, "today": day.isoformat(), "file": str(source), "goals": out}
+
+
+def _goal_index(spec: Mapping[str, Any], name: str) -> int:
+    return next(i for i, g in enumerate(spec["goals"]) if g["name"] == name)
+
+
+def goals_text(report: Mapping[str, Any]) -> str:
+    lines = [f"Goals {report['year']}, as of {_danish(report['today'])}", ""]
+    rows: list[Sequence[Any] | None] = []
+    for r in report["goals"]:
+        label = r["label"] + (f": {r['target_label']}" if r["target_label"] else "")
+        actual = "-" if r["actual"] is None else f"{r['actual']:,}".replace(",", ".")
+        rows.append(
+            [r["quarter"], label, f"{r['target']:,}".replace(",", "."), actual, r["status"]]
+        )
+    if not rows:
+        lines.append("(no goals for that quarter)")
+    else:
+        lines += _table(["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl")
+    return "\n".join(lines) + "\n"
+
+
+def record_counter(
+    db: Database, counter: str, value: int, at: date, actor: str, note: str | None = None
+) -> dict[str, Any]:
+    """Record a counter the tool cannot derive (append-only; the latest on or before a date
+    counts for that date)."""
+    known = _shipped_counters()
+    if counter not in known:
+        close = [k for k in known if counter.casefold() in k] or difflib.get_close_matches(
+            counter, list(known), n=3, cutoff=0.4
+        )
+        raise NotFound("counter", counter, close or sorted(known))
+    if value < 0:
+        raise InputError(f"counter {counter}: {value} is negative")
+    if at > _today(None):
+        raise InputError(f"--at {at.isoformat()} is in the future")
+    recorded = clock.stamp(clock.now())
+    with immediate(db) as conn:
+        cur = conn.execute(
+            "INSERT INTO goal_counters (counter, value, at, actor, note, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [counter, value, at.isoformat(), actor, note, recorded],
+        )
+        row_id = int(cur.lastrowid or 0)
+    return {
+        "id": row_id,
+        "counter": counter,
+        "label": known[counter],
+        "value": value,
+        "at": at.isoformat(),
+        "actor": actor,
+        "note": note,
+    }
+
+
+def list_counters(db: Database) -> list[dict[str, Any]]:
+    """Every counter a shipped goals file names, with each value recorded (oldest first)."""
+    out = []
+    for name, label in _shipped_counters().items():
+        values = _rows(
+            db,
+            "SELECT value, at, actor, note FROM goal_counters WHERE counter = ? ORDER BY at, id",
+            [name],
+        )
+        out.append({"counter": name, "label": label, "values": values})
+    return out
+
+
+# --- grid ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cell:
+    track: int
+    state: str
+    step: int
+    days: int
+    final: bool
+    live: bool
+    overdue: bool
+    outlier: bool = False
+
+    def text(self) -> str:
+        if self.final:
+            return "ok" if self.live else "x"
+        return (
+            f"{self.step}:{self.days}"
+            + ("*" if self.outlier else "")
+            + ("!" if self.overdue else "")
+        )
+
+
+def grid(db: Database, category: str | None = None, today: date | None = None) -> dict[str, Any]:
+    """Municipality by system: each connection's current step, working days in it, outliers.
+
+    An open track is an outlier when its working days in the step lie above the upper Tukey
+    fence (Q3 + 1.5 IQR) of all open tracks in the same step, with at least four of them.
+    """
+    day = _today(today)
+    cat = _category(db, category)
+    defs = _Defs(db)
+    tracks = _rows(
+        db,
+        """
+        SELECT t.id, t.municipality_code, t.system_id, t.state, t.def_version, t.final,
+               t.entered_at, t.due
+        FROM tracks t JOIN systems s ON s.id = t.system_id
+        WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
+        ORDER BY t.final, t.id
+        """,
+        [CONNECTION, cat, cat],
+    )
+    contracts = _rows(
+        db,
+        "SELECT c.municipality_code, c.system_id FROM contracts c JOIN systems s"
+        " ON s.id = c.system_id WHERE (? IS NULL OR s.category = ?)",
+        [cat, cat],
+    )
+    cells: dict[tuple[int, int], _Cell] = {}
+    for t in tracks:
+        key = (t["municipality_code"], t["system_id"])
+        if key in cells and not cells[key].final:
+            continue  # an open track wins over a finished one; the newest open one wins
+        defn = defs.get(CONNECTION, t["def_version"])
+        state = defn.state(t["state"])
+        entered = clock.local_date(clock.unstamp(t["entered_at"]))
+        cells[key] = _Cell(
+            track=t["id"],
+            state=state.name,
+            step=[s.name for s in defn.states].index(state.name) + 1,
+            days=max(0, calendar.working_days_between(entered, day)),
+            final=bool(t["final"]),
+            live=defn.bucket_rank(state.name) == len(defn.buckets) - 1,
+            overdue=bool(t["due"]) and not t["final"] and t["due"] < day.isoformat(),
+        )
+    by_step: dict[str, list[int]] = {}
+    for c in cells.values():
+        if not c.final:
+            by_step.setdefault(c.state, []).append(c.days)
+    fences = {}
+    for step_name, days in by_step.items():
+        if len(days) >= 4:
+            q1, _, q3 = statistics.quantiles(days, n=4, method="inclusive")
+            fences[step_name] = q3 + 1.5 * (q3 - q1)
+    for c in cells.values():
+        if not c.final and c.state in fences and c.days > fences[c.state]:
+            c.outlier = True
+    used = {k for k in cells} | {(c["municipality_code"], c["system_id"]) for c in contracts}
+    with_contract = {(c["municipality_code"], c["system_id"]) for c in contracts}
+    systems = {s["id"]: s for s in registry.list_systems(db) if s["id"] in {k[1] for k in used}}
+    system_order = sorted(
+        systems.values(), key=lambda s: (_category_order(s["category"]), s["label"].casefold())
+    )
+    names = {m["code"]: m["name"] for m in registry.list_municipalities(db)}
+    rows = []
+    for code in sorted({k[0] for k in used}, key=lambda c: names[c].casefold()):
+        row_cells: dict[str, Any] = {}
+        for s in system_order:
+            key = (code, s["id"])
+            cell = cells.get(key)
+            if cell is not None:
+                row_cells[s["label"]] = {
+                    "track": cell.track,
+                    "state": cell.state,
+                    "step": cell.step,
+                    "days": cell.days,
+                    "overdue": cell.overdue,
+                    "outlier": cell.outlier,
+                    "final": cell.final,
+                    "text": cell.text(),
+                }
+            elif key in with_contract:
+                row_cells[s["label"]] = {"track": None, "text": "-"}
+        rows.append({"code": code, "municipality": names[code], "cells": row_cells})
+    return {
+        "today": day.isoformat(),
+        "category": cat,
+        "systems": [
+            {"label": s["label"], "name": s["name"], "category": s["category"]}
+            for s in system_order
+        ],
+        "rows": rows,
+        "outliers": sum(1 for c in cells.values() if c.outlier),
+        "overdue": sum(1 for c in cells.values() if c.overdue),
+    }
+
+
+def grid_text(report: Mapping[str, Any]) -> str:
+    """The grid in blocks of systems that fit 80 columns, with a legend."""
+    lines = [
+        f"Connections by municipality and system, {_danish(report['today'])}"
+        + (f" ({report['category']})" if report["category"] else ""),
+        "",
+    ]
+    systems = report["systems"]
+    if not systems:
+        return "\n".join([*lines, "(no connections or contracts)"]) + "\n"
+    name_width = min(
+        17, max(len("Municipality"), *(len(r["municipality"]) for r in report["rows"]))
+    )
+    widths = []
+    for s in systems:
+        cell_width = max(
+            [len(r["cells"].get(s["label"], {}).get("text", "")) for r in report["rows"]] + [4]
+        )
+        widths.append(max(cell_width, min(len(s["name"]), 9)))
+    blocks: list[list[int]] = [[]]
+    used = name_width
+    for i, w in enumerate(widths):
+        if blocks[-1] and used + 2 + w > WIDTH:
+            blocks.append([])
+            used = name_width
+        blocks[-1].append(i)
+        used += 2 + w
+    for block in blocks:
+        headers = ["Municipality", *(systems[i]["name"] for i in block)]
+        body: list[Sequence[Any] | None] = [
+            [
+                r["municipality"],
+                *(r["cells"].get(systems[i]["label"], {}).get("text", "") for i in block),
+            ]
+            for r in report["rows"]
+        ]
+        lines += _table(
+            headers,
+            body,
+            "l" + "r" * len(block),
+            min_widths=[name_width, *(widths[i] for i in block)],
+        )
+        lines.append("")
+    legend = (
+        "Cell: step:working days in it (steps as in 'onboarding workflow show connection'); "
+        "ok = in operation; x = ended without going live; - = contract but no track; "
+        f"* = outlier for its step ({report['outliers']}); ! = overdue ({report['overdue']})."
+    )
+    lines += _wrap(legend)
+    return "\n".join(lines) + "\n"
+
+
+# --- KLIK ---------------------------------------------------------------------------------------
+
+
+def klik(
+    db: Database, task: str | None = None, as_of: date | None = None, today: date | None = None
+) -> dict[str, Any]:
+    """Per KLIK task, municipalities by status bucket (the deck's Fuldført / Påbegyndt / Ikke
+    påbegyndt) as of a date. A municipality with no track for a task counts in the first bucket
+    (KLIK tasks go to every municipality)."""
+    day = as_of or _today(today)
+    defs = _Defs(db)
+    defn = defs.get(KLIK)
+    buckets = list(defn.buckets)
+    tasks = registry.list_klik_tasks(db)
+    if task:
+        tasks = [registry.resolve_klik_task(db, task)]
+    names = {m["code"]: m["name"] for m in registry.list_municipalities(db)}
+    states = _states_as_of(db, KLIK, _end_stamp(day))
+    dues = {
+        int(r[0]): r[1]
+        for r in db.execute("SELECT id, due FROM tracks WHERE definition = ?", [KLIK]).fetchall()
+    }
+    out = []
+    for t in tasks:
+        counts = dict.fromkeys(buckets[::-1], 0)
+        seen: dict[int, dict[str, Any]] = {}
+        for s in sorted((s for s in states if s["klik_task_id"] == t["id"]), key=lambda s: s["id"]):
+            seen[s["municipality_code"]] = s
+        open_rows = []
+        overdue_count = 0
+        for code, s in seen.items():
+            st = defs.get(KLIK, s["def_version"]).state(s["state"])
+            bucket = st.bucket or buckets[0]
+            counts[bucket] += 1
+            due = dues.get(s["id"]) if not st.final else None
+            late = bool(due) and not st.final and str(due) < day.isoformat()
+            overdue_count += late
+            if not st.final:
+                open_rows.append(
+                    {
+                        "code": code,
+                        "municipality": names.get(code),
+                        "track": s["id"],
+                        "state": st.name,
+                        "label": st.label,
+                        "bucket": bucket,
+                        "due": due,
+                        "overdue": late,
+                    }
+                )
+        without = len(names) - len(seen)
+        counts[buckets[0]] += without
+        entry: dict[str, Any] = {
+            "task": t["name"],
+            "type": t["type"],
+            "end_date": t["end_date"],
+            "counts": counts,
+            "total": sum(counts.values()),
+            "without_track": without,
+            "overdue": overdue_count,
+        }
+        if task:
+            entry["open"] = sorted(open_rows, key=lambda r: str(r["municipality"]).casefold())
+        out.append(entry)
+    return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
+
+
+def klik_text(report: Mapping[str, Any]) -> str:
+    buckets = report["buckets"]
+    lines = [f"KLIK tasks, status per {_danish(report['as_of'])} (municipalities)", ""]
+    rows: list[Sequence[Any] | None] = [
+        [t["task"], t["end_date"], *(t["counts"][b] for b in buckets), t["overdue"]]
+        for t in report["tasks"]
+    ]
+    lines += _table(
+        ["Task", "Slutdato", *buckets, "Overdue"], rows, "ll" + "r" * (len(buckets) + 1)
+    )
+    for t in report["tasks"]:
+        if t["without_track"]:
+            lines += _wrap(
+                f"{t['task']}: {t['without_track']} municipalities have no track for it and count "
+                f"as {buckets[-1]}."
+            )
+        if "open" in t:
+            lines += ["", f"Open: {t['task']} ({t['type']})"]
+            lines += _table(
+                ["Municipality", "Status", "Due"],
+                [
+                    [
+                        r["municipality"],
+                        r["label"],
+                        (r["due"] or "") + (" !" if r["overdue"] else ""),
+                    ]
+                    for r in t["open"]
+                ],
+                "lll",
+            )
+    return "\n".join(lines) + "\n"
+
+
+# --- overdue ------------------------------------------------------------------------------------
+
+
+def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
+    """Open tracks of every definition past their due date, the longest overdue first."""
+    from onboarding.filters import TrackFilter
+    from onboarding.tracks import _subject_labels, iter_tracks, subject_text
+
+    day = _today(today)
+    defs = _Defs(db)
+    out = []
+    for t in iter_tracks(db, TrackFilter(overdue=True, today=day)):
+        defn = defs.get(t["definition"], t["def_version"])
+        st = defn.state(t["state"])
+        out.append(
+            {
+                "track": t["id"],
+                "definition": t["definition"],
+                "subject": subject_text(_subject_labels(db, t)),
+                "state": st.name,
+                "label": st.label,
+                "role": st.role,
+                "due": t["due"],
+                "working_days_late": calendar.working_days_between(
+                    date.fromisoformat(t["due"]), day
+                ),
+            }
+        )
+    out.sort(key=lambda r: (r["due"], r["track"]))
+    return {"today": day.isoformat(), "tracks": out}
+
+
+def overdue_text(report: Mapping[str, Any]) -> str:
+    rows = report["tracks"]
+    lines = [f"Overdue tracks, {_danish(report['today'])}: {len(rows)}", ""]
+    if rows:
+        lines += _table(
+            ["#", "Workflow", "Subject", "Step", "Due", "Late"],
+            [
+                [
+                    r["track"],
+                    r["definition"],
+                    r["subject"],
+                    r["state"],
+                    r["due"],
+                    r["working_days_late"],
+                ]
+                for r in rows
+            ],
+            "rllllr",
+        )
+        lines.append("Late = working days past due. 'onboarding track why N' explains a track.")
+    return "\n".join(lines) + "\n"
+
+
+# --- waves --------------------------------------------------------------------------------------
+
+
+def waves(db: Database, today: date | None = None) -> dict[str, Any]:
+    """Each rollout wave's dates and its municipalities by step (rollout-wave tracks)."""
+    day = _today(today)
+    defs = _Defs(db)
+    defn = defs.get(WAVE)
+    labels = [s.label for s in defn.states]
+    counts: dict[str, dict[str, int]] = {}
+    late: dict[str, int] = {}
+    for t in _rows(
+        db,
+        "SELECT id, state, def_version, fields, final, due FROM tracks WHERE definition = ?",
+        [WAVE],
+    ):
+        wave = str(json.loads(t["fields"]).get("wave") or "")
+        st = defs.get(WAVE, t["def_version"]).state(t["state"])
+        bucket = counts.setdefault(wave.upper(), dict.fromkeys(labels, 0))
+        bucket[st.label] = bucket.get(st.label, 0) + 1
+        if t["due"] and not t["final"] and t["due"] < day.isoformat():
+            late[wave.upper()] = late.get(wave.upper(), 0) + 1
+    out = []
+    for w in registry.list_waves(db):
+        c = counts.get(w["code"].upper(), dict.fromkeys(labels, 0))
+        out.append(
+            {
+                **w,
+                "municipalities": sum(c.values()),
+                "by_step": c,
+                "overdue": late.get(w["code"].upper(), 0),
+            }
+        )
+    return {"today": day.isoformat(), "steps": labels, "waves": out}
+
+
+def waves_text(report: Mapping[str, Any]) -> str:
+    steps = report["steps"]
+    lines = [f"Rollout waves, {_danish(report['today'])} (municipalities)", ""]
+    lines += _table(
+        ["Wave", "Go-live", "Kommuner", *steps, "Overdue"],
+        [
+            [
+                w["code"],
+                w["go_live"],
+                w["municipalities"],
+                *(w["by_step"][s] for s in steps),
+                w["overdue"],
+            ]
+            for w in report["waves"]
+        ],
+        "ll" + "r" * (len(steps) + 2),
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,683 @@
+"""The monthly status import: ``onboarding import status FILE.csv [--dry-run]``.
+
+Municipalities report each month where their connections stand. This module turns such a file
+into tracks and history without retyping (the file format is in docs/reports.md):
+
+* The whole file is read and every row checked first (municipality, system, status, date,
+  fields); any problem raises ``InputError`` naming ``FILE:LINE: column X``, and nothing is
+  written. Then every row is applied inside one ``BEGIN IMMEDIATE`` transaction: a row that
+  cannot be applied (a backwards move, a step a guard blocks) rolls the whole file back.
+* Rows apply in a canonical order, not file order: ``system-readiness`` rows first (a connection
+  step of bucket Aftalt needs its system declared ready at that time), then by date, then by
+  subject. A shuffled or re-encoded file therefore gives the same database.
+* A row moves its track forward along the shortest path the import may take (breadth-first over
+  the definition, with the transitions' guards judged for this track at the row's date). Each
+  step is an ordinary history row with actor ``import``, role ``importer`` and the row's date as
+  its time. A required field the row lacks is recorded as not reported (``None``).
+* What a row means for a track that already exists (see docs/reports.md, "Which rows move
+  what"): *in* the reported state: unchanged; reported state ahead: moved; history shows the
+  track already further along **at the row's date**: a backwards move, a row error (unless
+  the definition declares a transition the import may fire, which the path search then finds);
+  the track got past the reported state only after the row's date: left as it is (an older
+  report). A finished track is never started again.
+* A connection row for a municipality and system with no contract on record records contract
+  ``unknown`` (and when: ``contract_origins``), so the rollout report counts it.
+
+No state of a shipped definition is named here: targets, paths and progress are all read from
+the definition.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from onboarding import clock, definitions, engine, registry
+from onboarding.csvio import PathLike, read_csv_all, row_error
+from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
+from onboarding.guards import GuardContext
+from workflows.model import Definition, TransitionDef
+
+__all__ = ["ACTOR", "KINDS", "ROLE", "ImportResult", "RowOutcome", "import_status"]
+
+#: Who the import acts as in history.
+ACTOR = "import"
+ROLE = "importer"
+#: Row kinds (the ``kind`` column) are definition names, in the order rows are applied.
+READINESS = "system-readiness"
+CONNECTION = "connection"
+KINDS = (READINESS, CONNECTION)
+
+REQUIRED = ("municipality", "system", "status", "date")
+OPTIONAL = ("index", "note", "kind", "bob")
+#: At most this many row problems are listed in one error.
+MAX_ERRORS = 20
+
+_YES = {"1", "yes", "ja", "true", "y", "j", "x"}
+_NO = {"0", "no", "nej", "false", "n", ""}
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    kind: str
+    defn: Definition
+    subject: engine.Subject
+    subject_key: str
+    municipality_code: int | None
+    system_id: int
+    text: str  # "Aarhus / KMD Momentum (sd)", for messages and results
+    status: str  # as written
+    state: str | None  # a state name, or
+    bucket: str | None  # a bucket label (the earliest state of it this track can reach)
+    moment: datetime
+    bob: bool | None
+    fields: dict[str, Any]
+    note: str | None
+
+
+@dataclass
+class RowOutcome:
+    """What one row did: started / moved / unchanged / past / finished."""
+
+    line: int
+    subject: str
+    track: int | None
+    outcome: str
+    from_state: str | None
+    to_state: str | None
+    steps: int = 0
+    not_reported: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "subject": self.subject,
+            "track": self.track,
+            "outcome": self.outcome,
+            "from": self.from_state,
+            "to": self.to_state,
+            "steps": self.steps,
+            "not_reported": self.not_reported,
+        }
+
+
+@dataclass
+class ImportResult:
+    file: str
+    dry_run: bool = False
+    rows: int = 0
+    started: int = 0
+    moved: int = 0
+    steps: int = 0
+    unchanged: int = 0
+    contracts_recorded: int = 0
+    not_reported: int = 0
+    outcomes: list[RowOutcome] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "tracks_started": self.started,
+            "tracks_moved": self.moved,
+            "steps": self.steps,
+            "unchanged": self.unchanged,
+            "contracts_recorded": self.contracts_recorded,
+            "fields_not_reported": self.not_reported,
+            "outcomes": [o.to_dict() for o in self.outcomes],
+        }
+
+    def summary(self) -> str:
+        verb = "would start" if self.dry_run else "started"
+        parts = [
+            f"{self.rows} rows",
+            f"{verb} {self.started} tracks",
+            f"moved {self.moved} tracks ({self.steps} steps)",
+            f"{self.unchanged} unchanged",
+        ]
+        if self.contracts_recorded:
+            parts.append(f"{self.contracts_recorded} contracts recorded as unknown")
+        if self.not_reported:
+            parts.append(f"{self.not_reported} required fields not reported")
+        return ", ".join(parts)
+
+
+# --- reading and checking the file --------------------------------------------------------------
+
+
+def import_status(db: Database, path: PathLike, dry_run: bool = False) -> ImportResult:
+    """Apply a monthly status file: every row or, if any row is bad, none (see module doc)."""
+    defs = {kind: definitions.get(db, kind) for kind in KINDS}
+    field_columns = sorted(
+        {f for d in defs.values() for f in d.fields} - set(REQUIRED) - set(OPTIONAL)
+    )
+    records = read_csv_all(path, REQUIRED, [*OPTIONAL, *field_columns])
+    rows: list[_Row] = []
+    errors: list[str] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    now = clock.now()
+    for line, record in records:
+        try:
+            row = _parse(db, path, line, record, defs, field_columns, now)
+            key = (row.kind, row.subject_key, clock.stamp(row.moment))
+            if key in seen:
+                raise row_error(
+                    path, line, f"repeats the {row.kind} subject and date of line {seen[key]}"
+                )
+            seen[key] = line
+            rows.append(row)
+        except InputError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise _combined(path, errors)
+    rows.sort(
+        key=lambda r: (
+            KINDS.index(r.kind),
+            clock.stamp(r.moment),
+            r.municipality_code or 0,
+            r.system_id,
+            r.subject_key,
+            r.line,
+        )
+    )
+    result = ImportResult(file=str(path), dry_run=dry_run, rows=len(rows))
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for row in rows:
+            _apply(conn, db, path, row, result)
+        result.outcomes.sort(key=lambda o: o.line)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("ROLLBACK" if dry_run else "COMMIT")
+    return result
+
+
+def _combined(path: PathLike, errors: list[str]) -> InputError:
+    if len(errors) == 1:
+        return InputError(errors[0])
+    shown = errors[:MAX_ERRORS]
+    more = len(errors) - len(shown)
+    tail = f"\n(and {more} more)" if more else ""
+    return InputError(
+        "\n".join(shown)
+        + tail
+        + f"\n{path}: {len(errors)} rows have problems; nothing was imported"
+    )
+
+
+def _parse(
+    db: Database,
+    path: PathLike,
+    line: int,
+    rec: Mapping[str, str],
+    defs: Mapping[str, Definition],
+    field_columns: list[str],
+    now: datetime,
+) -> _Row:
+    kind = (rec["kind"] or CONNECTION).strip().lower()
+    if kind not in defs:
+        expected = ", ".join(KINDS)
+        raise row_error(path, line, f"unknown kind {rec['kind']!r}: expected {expected}", "kind")
+    defn = defs[kind]
+    system_text = rec["system"]
+    if not system_text:
+        raise row_error(path, line, "is empty", "system")
+    system = _resolve(path, line, "system", registry.resolve_system, db, system_text)
+    municipality = None
+    if rec["municipality"]:
+        municipality = _resolve(
+            path, line, "municipality", registry.resolve_municipality, db, rec["municipality"]
+        )
+    elif defn.subject == "municipality-system":
+        raise row_error(path, line, "is empty", "municipality")
+    moment = _moment(path, line, rec["date"], now)
+    index_codes = _indices(path, line, db, rec["index"])
+    if defn.subject == "system" and len(index_codes) != 1:
+        raise row_error(path, line, f"a {kind} row is for one index", "index")
+    bob = _bob(path, line, rec["bob"])
+    if defn.subject == "system" and bob:
+        raise row_error(path, line, f"BoB display is about connections, not {kind}", "bob")
+    state, bucket = _status(path, line, defn, rec["status"])
+    values: dict[str, Any] = {}
+    for name in field_columns:
+        text = rec.get(name, "")
+        if not text:
+            continue
+        fdef = defn.fields.get(name)
+        if fdef is None:
+            raise row_error(path, line, f"is not a field of {kind}", name)
+        try:
+            values[name] = engine.coerce_field(db, fdef, text)
+        except OnboardingError as exc:
+            raise row_error(path, line, str(exc), name) from None
+    code = int(municipality["code"]) if municipality else None
+    if defn.subject == "system":
+        # A readiness row's municipality is the system's pilot municipality: the definition's
+        # municipality field.
+        subject = engine.Subject(system=str(system["label"]), index=index_codes[0])
+        pilot_fields = [f.name for f in defn.fields.values() if f.type == "municipality"]
+        if code is not None and pilot_fields:
+            given = values.get(pilot_fields[0])
+            if given is not None and given != code:
+                raise row_error(path, line, "differs from the municipality column", pilot_fields[0])
+            values[pilot_fields[0]] = code
+        text = f"{system['label']} ({index_codes[0]})"
+    else:
+        subject = engine.Subject(
+            municipality=str(code),
+            system=str(system["label"]),
+            index=",".join(index_codes),
+            bob=bool(bob),
+        )
+        text = f"{municipality['name'] if municipality else ''} / {system['label']}"
+        if index_codes != ["sd"]:
+            text += f" ({','.join(index_codes)})"
+    try:
+        cols = engine.resolve_subject(db, defn, subject)
+    except OnboardingError as exc:  # pragma: no cover - the checks above make this unreachable
+        raise row_error(path, line, str(exc)) from None
+    return _Row(
+        line=line,
+        kind=kind,
+        defn=defn,
+        subject=subject,
+        subject_key=str(cols["subject_key"]),
+        municipality_code=code if defn.subject != "system" else None,
+        system_id=int(system["id"]),
+        text=text,
+        status=rec["status"],
+        state=state,
+        bucket=bucket,
+        moment=moment,
+        bob=bob,
+        fields=values,
+        note=rec["note"] or None,
+    )
+
+
+def _resolve(
+    path: PathLike,
+    line: int,
+    column: str,
+    resolve: Callable[[Database, str], dict[str, Any]],
+    db: Database,
+    text: str,
+) -> dict[str, Any]:
+    try:
+        return resolve(db, text)
+    except (NotFound, Ambiguous) as exc:
+        raise row_error(path, line, str(exc), column) from None
+
+
+def _moment(path: PathLike, line: int, text: str, now: datetime) -> datetime:
+    if not text:
+        raise row_error(path, line, "is empty", "date")
+    try:
+        if len(text) == 10:
+            moment = clock.local_midnight(clock.parse_date(text))
+        else:
+            moment = clock.parse_time(text)
+    except InputError:
+        raise row_error(
+            path, line, f"{text!r} is not a date (use 2021-03-31 or 31-03-2021)", "date"
+        ) from None
+    if moment > now:
+        raise row_error(path, line, f"{text} is in the future", "date")
+    return moment
+
+
+def _indices(path: PathLike, line: int, db: Database, text: str) -> list[str]:
+    if not text:
+        return ["sd"]
+    codes = set()
+    for name in text.replace(";", ",").split(","):
+        if name.strip():
+            row = _resolve(path, line, "index", registry.resolve_index, db, name.strip())
+            codes.add(str(row["code"]))
+    return sorted(codes) or ["sd"]
+
+
+def _bob(path: PathLike, line: int, text: str) -> bool | None:
+    value = text.strip().lower()
+    if not value:
+        return None
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise row_error(path, line, f"{text!r} is not yes/no", "bob")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _status(
+    path: PathLike, line: int, defn: Definition, text: str
+) -> tuple[str | None, str | None]:
+    """(state, None) for a state name, (None, bucket) for a bucket label."""
+    if not text:
+        raise row_error(path, line, "is empty", "status")
+    for state in defn.states:
+        if _norm(state.name) == _norm(text):
+            return state.name, None
+    for bucket in defn.buckets:
+        if _norm(bucket) == _norm(text):
+            return None, bucket
+    expected = ", ".join([*defn.buckets, *(s.name for s in defn.states)])
+    raise row_error(
+        path, line, f"unknown status {text!r} for {defn.name}: expected one of {expected}", "status"
+    )
+
+
+# --- applying rows --------------------------------------------------------------------------------
+
+
+def _apply(
+    conn: sqlite3.Connection, db: Database, path: PathLike, row: _Row, result: ImportResult
+) -> None:
+    if row.kind == CONNECTION:
+        _record_contract(conn, path, row, result)
+    track = _find_track(conn, row)
+    ctx = GuardContext(conn, row.moment)
+    if track is None:
+        _start_and_move(conn, db, path, row, ctx, result)
+        return
+    defn = definitions.get(db, track["definition"], track["def_version"])
+    outcome = RowOutcome(row.line, row.text, track["id"], "unchanged", track["state"], None)
+    result.outcomes.append(outcome)
+    if row.bob is not None and bool(track["bob"]) != row.bob:
+        raise row_error(
+            path,
+            row.line,
+            f"track #{track['id']} was started {'with' if track['bob'] else 'without'} BoB "
+            "display; the row says otherwise",
+            "bob",
+        )
+    if _is_in(defn, track["state"], row):
+        outcome.to_state = track["state"]
+        result.unchanged += 1
+        return
+    found = _shortest_path(ctx, defn, _view(track, row), track["state"], _goal(defn, row))
+    if found.path is not None:
+        if clock.stamp(row.moment) < track["updated_at"]:
+            raise row_error(
+                path,
+                row.line,
+                f"{row.text}: the date is before track #{track['id']}'s last recorded step "
+                f"({clock.display(track['updated_at'])}); history never goes backwards",
+                "date",
+            )
+        _walk(conn, path, defn, track, found.path, row, ctx, outcome, result)
+        return
+    # The track's state at the end of the row's day; None when it did not exist yet (the row
+    # is then an older report than anything the track holds).
+    then = _state_at(conn, track["id"], row.moment)
+    progress = _Progress(defn)
+    if then is not None and progress.beyond(then, row):
+        since = "" if then != track["state"] else f" since {clock.display(track['entered_at'])}"
+        raise row_error(
+            path,
+            row.line,
+            f"{row.text}: a backwards move: on {clock.local_date(row.moment).isoformat()} "
+            f"track #{track['id']} was already in {then} ({defn.state(then).label}){since}, "
+            f"past {row.status!r}, and {defn.name} declares no step back the import may take",
+            "status",
+        )
+    if track["final"]:
+        outcome.outcome = "finished"
+        outcome.to_state = track["state"]
+        result.unchanged += 1
+        return
+    if progress.ahead(row, track["state"]):
+        raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
+    outcome.outcome = "past"
+    outcome.to_state = track["state"]
+    result.unchanged += 1
+
+
+def _record_contract(
+    conn: sqlite3.Connection, path: PathLike, row: _Row, result: ImportResult
+) -> None:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO contracts (municipality_code, system_id, contract)"
+        " VALUES (?, ?, 'unknown')",
+        [row.municipality_code, row.system_id],
+    )
+    if cur.rowcount:
+        conn.execute(
+            "INSERT OR REPLACE INTO contract_origins (municipality_code, system_id, since, source)"
+            " VALUES (?, ?, ?, ?)",
+            [
+                row.municipality_code,
+                row.system_id,
+                clock.stamp(row.moment),
+                f"status import {Path(path).name} line {row.line}",
+            ],
+        )
+        result.contracts_recorded += 1
+
+
+def _find_track(conn: sqlite3.Connection, row: _Row) -> dict[str, Any] | None:
+    """The subject's open track, else its newest finished one (never started again)."""
+    found = conn.execute(
+        "SELECT id FROM tracks WHERE definition = ? AND subject_key = ?"
+        " ORDER BY final = 0 DESC, id DESC LIMIT 1",
+        [row.kind, row.subject_key],
+    ).fetchone()
+    return engine.load_track(conn, int(found[0])) if found else None
+
+
+def _start_and_move(
+    conn: sqlite3.Connection,
+    db: Database,
+    path: PathLike,
+    row: _Row,
+    ctx: GuardContext,
+    result: ImportResult,
+) -> None:
+    defn = row.defn
+    cols = engine.resolve_subject(db, defn, row.subject)
+    hypothetical = {
+        **cols,
+        "id": None,
+        "state": defn.initial,
+        "fields": dict(cols.get("fields") or {}),
+        "final": 0,
+        "version": 0,
+        "updated_at": "",
+    }
+    steps: list[tuple[str, TransitionDef]] = []
+    if not _is_in(defn, defn.initial, row):
+        found = _shortest_path(ctx, defn, _view(hypothetical, row), defn.initial, _goal(defn, row))
+        if found.path is None:
+            raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
+        steps = found.path
+    act = engine.Act(actor=ACTOR, role=ROLE, note=row.note, at=row.moment)
+    track = engine.start_in(conn, db, defn.name, row.subject, act)
+    outcome = RowOutcome(row.line, row.text, track["id"], "started", None, track["state"])
+    result.outcomes.append(outcome)
+    result.started += 1
+    if steps:
+        _walk(conn, path, defn, track, steps, row, ctx, outcome, result, count_moved=False)
+
+
+def _walk(
+    conn: sqlite3.Connection,
+    path: PathLike,
+    defn: Definition,
+    track: dict[str, Any],
+    steps: list[tuple[str, TransitionDef]],
+    row: _Row,
+    ctx: GuardContext,
+    outcome: RowOutcome,
+    result: ImportResult,
+    count_moved: bool = True,
+) -> None:
+    """Fire each trigger of the path through the engine, one history row per step."""
+    for trigger, transition in steps:
+        sets = {k: v for k, v in row.fields.items() if k in transition.inputs}
+        try:
+            move = engine.plan(ctx, defn, track, trigger, ROLE, sets, unreported_ok=True)
+        except OnboardingError as exc:  # pragma: no cover - the path search checked the same
+            raise row_error(path, row.line, str(exc), "status") from None
+        unreported = sorted(k for k, v in move.fields_set.items() if v is None and k not in sets)
+        note = row.note
+        if unreported:
+            marker = "not reported: " + ", ".join(unreported)
+            note = f"{note}; {marker}" if note else marker
+        act = engine.Act(actor=ACTOR, role=ROLE, note=note, at=row.moment)
+        engine.write_moves(conn, [move], act, ctx.at_stamp)
+        track = engine.load_track(conn, track["id"])
+        outcome.steps += 1
+        outcome.not_reported.extend(unreported)
+        result.steps += 1
+        result.not_reported += len(unreported)
+    outcome.to_state = track["state"]
+    if count_moved:
+        outcome.outcome = "moved"
+        result.moved += 1
+
+
+def _view(track: Mapping[str, Any], row: _Row) -> dict[str, Any]:
+    """The track as guards should see it along the path: with the row's field values."""
+    return {**track, "fields": {**track["fields"], **row.fields}}
+
+
+def _is_in(defn: Definition, state: str, row: _Row) -> bool:
+    if row.state is not None:
+        return state == row.state
+    return defn.state(state).bucket == row.bucket
+
+
+def _goal(defn: Definition, row: _Row) -> Callable[[str], bool]:
+    if row.state is not None:
+        target = row.state
+        return lambda s: s == target
+    bucket = row.bucket
+    return lambda s: defn.state(s).bucket == bucket
+
+
+def _state_at(conn: sqlite3.Connection, track_id: int, moment: datetime) -> str | None:
+    """The track's state at the end of the row's day, from history (None: not started then)."""
+    end = clock.stamp(clock.end_of_local_day(clock.local_date(moment)))
+    found = conn.execute(
+        "SELECT to_state FROM history WHERE track_id = ? AND at <= ? ORDER BY seq DESC LIMIT 1",
+        [track_id, end],
+    ).fetchone()
+    return str(found[0]) if found else None
+
+
+# --- paths and progress ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Found:
+    path: list[tuple[str, TransitionDef]] | None
+    blocked: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+
+    def explain(self, status: str) -> str:
+        if self.blocked:
+            return f"cannot reach {status!r}: " + "; ".join(dict.fromkeys(self.blocked))
+        return f"cannot reach {status!r}: no step the import may take leads there"
+
+
+def _choose(
+    ctx: GuardContext, defn: Definition, view: Mapping[str, Any], state: str, trigger: str
+) -> tuple[TransitionDef | None, list[str]]:
+    """The transition ``engine.plan`` would choose for this trigger, or why none passes."""
+    reasons: list[str] | None = None
+    for t in defn.candidates(state, trigger):
+        blocked, _ = engine._verdicts(ctx, view, t)
+        if not blocked:
+            return t, []
+        if reasons is None or len(blocked) < len(reasons):
+            reasons = blocked
+    return None, reasons or []
+
+
+def _shortest_path(
+    ctx: GuardContext,
+    defn: Definition,
+    view: Mapping[str, Any],
+    start: str,
+    goal: Callable[[str], bool],
+) -> _Found:
+    """Breadth-first search over the steps the import may take; of the goal states nearest to
+    ``start``, the one declared first wins (the earliest state of a bucket)."""
+    found = _Found(path=None)
+    came: dict[str, tuple[str, str, TransitionDef] | None] = {start: None}
+    frontier = deque([start])
+    order = {s.name: i for i, s in enumerate(defn.states)}
+    while frontier:
+        level = list(frontier)
+        frontier.clear()
+        hits: list[str] = []
+        for state in level:
+            for trigger in defn.triggers_from(state):
+                chosen, reasons = _choose(ctx, defn, view, state, trigger)
+                if chosen is None:
+                    found.blocked.extend(f"{trigger!r} is blocked: {r}" for r in reasons)
+                    continue
+                if ROLE not in chosen.roles:
+                    continue
+                if chosen.dest in came:
+                    continue
+                came[chosen.dest] = (state, trigger, chosen)
+                frontier.append(chosen.dest)
+                if goal(chosen.dest):
+                    hits.append(chosen.dest)
+        if hits:
+            best = min(hits, key=lambda s: order[s])
+            path: list[tuple[str, TransitionDef]] = []
+            node = best
+            while (prev := came[node]) is not None:
+                path.append((prev[1], prev[2]))
+                node = prev[0]
+            found.path = path[::-1]
+            return found
+    return found
+
+
+class _Progress:
+    """How far along a state is: its bucket's rank, then its distance from the initial state."""
+
+    def __init__(self, defn: Definition) -> None:
+        self.defn = defn
+        self.dist: dict[str, int] = {defn.initial: 0}
+        queue = deque([defn.initial])
+        while queue:
+            s = queue.popleft()
+            for t in defn.transitions_from(s):
+                if t.dest not in self.dist:
+                    self.dist[t.dest] = self.dist[s] + 1
+                    queue.append(t.dest)
+
+    def key(self, state: str) -> tuple[int, int]:
+        return self.defn.bucket_rank(state), self.dist.get(state, 0)
+
+    def beyond(self, state: str, row: _Row) -> bool:
+        """Is ``state`` further along than what the row reports?"""
+        if row.state is not None:
+            return self.key(state) > self.key(row.state)
+        assert row.bucket is not None
+        return self.defn.bucket_rank(state) > self.defn.buckets.index(row.bucket)
+
+    def ahead(self, row: _Row, state: str) -> bool:
+        """Does the row report something further along than ``state``?"""
+        if row.state is not None:
+            return self.key(row.state) > self.key(state)
+        assert row.bucket is not None
+        return self.defn.buckets.index(row.bucket) > self.defn.bucket_rank(state)
