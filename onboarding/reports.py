@@ -300,10 +300,10 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
     notes = []
     untracked = _uncounted_tracks(db, stamp, cat)
     if untracked:
+        what = "connection track is" if untracked == 1 else "connection tracks are"
         notes.append(
-            f"{untracked} connection tracks are for a municipality and system with no contract "
-            "on record and are not counted: record the contracts with 'onboarding registry "
-            "import contracts'."
+            f"{untracked} {what} for a municipality and system with no contract on record and "
+            "not counted: record the contracts with 'onboarding registry import contracts'."
         )
     return {
         "as_of": day.isoformat(),

@@ -139,16 +139,20 @@ class ImportResult:
     def summary(self) -> str:
         verb = "would start" if self.dry_run else "started"
         parts = [
-            f"{self.rows} rows",
-            f"{verb} {self.started} tracks",
-            f"moved {self.moved} tracks ({self.steps} steps)",
+            _n(self.rows, "row"),
+            f"{verb} {_n(self.started, 'track')}",
+            f"moved {_n(self.moved, 'track')} ({_n(self.steps, 'step')})",
             f"{self.unchanged} unchanged",
         ]
         if self.contracts_recorded:
-            parts.append(f"{self.contracts_recorded} contracts recorded as unknown")
+            parts.append(f"{_n(self.contracts_recorded, 'contract')} recorded as unknown")
         if self.not_reported:
-            parts.append(f"{self.not_reported} required fields not reported")
+            parts.append(f"{_n(self.not_reported, 'required field')} not reported")
         return ", ".join(parts)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 # --- reading and checking the file --------------------------------------------------------------

@@ -176,3 +176,23 @@ def test_report_rollout_html_escapes_names_and_is_self_contained(
     for outside in ("http://", "https://", " src=", "<link", "@import", "url("):
         assert outside not in html
     assert '<svg id="rollout-chart"' in html
+
+
+def test_report_rollout_notes_tracks_without_a_contract(runner: CliRunner, db_path: Path) -> None:
+    """A connection track with no contract on record is not counted, and the report says so."""
+    deckdata.invoke(
+        runner,
+        db_path,
+        "track",
+        "start",
+        "connection",
+        "--municipality",
+        "Aarhus",
+        "--system",
+        "Fasit",
+        "--at",
+        "2021-03-01",
+    )
+    report = deckdata.rollout_json(runner, db_path, "--as-of", "2021-03-31")
+    assert report["categories"] == []
+    assert report["notes"] and report["notes"][0].startswith("1 connection track is for")

@@ -133,10 +133,8 @@ def test_demo_status_file_reimported_after_the_quarter_changes_nothing(demo: Dem
 
 
 def test_demo_is_deterministic_and_fast(demo: Demo, tmp_path: Path) -> None:
-    """A second build gives the same input files, tracks and history; a run takes seconds.
-
-    The second build skips writing the .eml files (sending touches only the outbox table).
-    """
+    """A second build gives the same input files, tracks and history; a run takes seconds."""
+    # The second build skips writing the .eml files (sending touches only the outbox table).
     assert demo.seconds < 30
     again = demo_module.run(tmp_path / "again", echo=lambda _: None, send_reminders=False)
     assert deckdata.tracks_and_history(again.database) == deckdata.tracks_and_history(demo.db)

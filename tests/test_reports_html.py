@@ -131,11 +131,10 @@ def test_rollout_html_chart_is_in_the_browser_dom(report_html: Path, tmp_path: P
 
 
 def test_rollout_html_chart_is_drawn_on_screen(report_html: Path, tmp_path: Path) -> None:
-    """A screenshot shows both series' lines: their colours between January and the as-of line.
-
-    That strip of the plot (screen x 85-205: the body margin plus the SVG's x 48-185) holds
-    nothing else in those colours; the target diamonds, value labels and legend lie right of it.
-    """
+    """A screenshot shows both series' line colours between January and the as-of line."""
+    # That strip of the plot (screen x 85-205: the body margin plus the SVG's x 48-185) holds
+    # nothing else in those colours: the target diamonds, value labels and legend lie right of
+    # it (without the lines the strip has none of either colour).
     shot = tmp_path / "shot.png"
     _browse(report_html, tmp_path, "--window-size=1000,700", f"--screenshot={shot}")
     width, channels, rows = _png_pixels(shot.read_bytes())

@@ -108,5 +108,5 @@ def test_import_status_good_rows_apply_and_print_summary(
     dry = deckdata.invoke(runner, path, "import", "status", str(status), "--dry-run")
     assert "dry run, nothing written" in dry.stdout and snapshot(path) == before
     out = deckdata.invoke(runner, path, "import", "status", str(status)).stdout
-    assert out.startswith(f"{status}: 2 rows, started 1 tracks, moved 1 tracks (5 steps)")
+    assert out.startswith(f"{status}: 2 rows, started 1 track, moved 1 track (5 steps)")
     assert all(len(line) <= 80 for line in out.splitlines()[1:])
