@@ -1560,5 +1560,404 @@ def demo_cmd(directory: str) -> None:
     demo.run(directory, echo=click.echo)
 
 
+# --- actors / audit / backup (reliability) ---
+
+
+def _by_option(func: F) -> F:
+    return click.option(
+        "--actor",
+        "by",
+        envvar="ONBOARDING_ACTOR",
+        default=None,
+        help=(
+            "Who makes the change (default: $ONBOARDING_ACTOR, else your login name); once "
+            "a coordinator for all exists, it must be one."
+        ),
+    )(func)
+
+
+def _scope_options(func: F) -> F:
+    func = click.option(
+        "--vendor", default=None, help="Only tracks of this vendor's systems (vendor name)."
+    )(func)
+    return click.option(
+        "--municipality", default=None, help="Only this municipality's tracks (code or name)."
+    )(func)
+
+
+def _read_password(prompt: bool) -> str:
+    """A password from the terminal (asked twice) or the first line of stdin; never argv."""
+    if prompt and sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        raise UserError("no password on stdin")
+    return line.rstrip("\r\n")
+
+
+def _grant_rows(info: dict[str, Any]) -> str:
+    return "; ".join(g["label"] for g in info["grants"]) or "(no roles)"
+
+
+@cli.group(cls=Group)
+def actor() -> None:
+    """Who may do what: register actors and grant them roles for a municipality, a vendor or all.
+
+    A database with no actor runs open (any name, any role). The first 'actor add' switches
+    permissions on: from then on every write is checked against the actor's roles and scopes
+    (docs/actors.md).
+
+    Example:
+
+        onboarding actor add kombit && onboarding actor grant kombit coordinator
+    """
+
+
+@actor.command("add")
+@click.argument("name")
+@click.option("--display-name", default=None, help="The name people know the actor by.")
+@click.option("--email", default=None, help="The actor's email address.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read a password for the web page from the first line of stdin.",
+)
+@db_option
+@_by_option
+def actor_add(
+    name: str,
+    display_name: str | None,
+    email: str | None,
+    password_stdin: bool,
+    db_path: str | None,
+    by: str | None,
+) -> None:
+    """Register an actor. The first one switches permission checks on for this database.
+
+    Example:
+
+        printf '%s\\n' "$PW" | onboarding actor add aarhus-pl --email pl@aarhus.dk --password-stdin
+    """
+    from onboarding import actors
+
+    password = _read_password(prompt=False) if password_stdin else None
+    db = open_db(db_path)
+    try:
+        was_open = not actors.enforcing(db)
+        info = actors.add(
+            db,
+            name,
+            display_name=display_name,
+            email=email,
+            password=password,
+            by=actor_name(by),
+        )
+    finally:
+        db.close()
+    click.echo(f"actor {info['name']} added" + (" with a password" if password else ""))
+    if was_open:
+        click.echo(
+            "permission checks are now on: grant roles with 'onboarding actor grant' "
+            f"(e.g. 'onboarding actor grant {info['name']} coordinator')"
+        )
+
+
+@actor.command("list")
+@db_option
+@json_option
+def actor_list(db_path: str | None, as_json: bool) -> None:
+    """List the actors with their roles and scopes (never their passwords).
+
+    Example:
+
+        onboarding actor list --json
+    """
+    from onboarding import actors
+
+    db = open_db(db_path)
+    try:
+        rows = actors.list_actors(db)
+        enforced = actors.enforcing(db)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            {
+                "name": r["name"],
+                "display_name": r["display_name"],
+                "active": r["active"],
+                "password": r["has_password"],
+                "roles": _grant_rows(r),
+            }
+            for r in rows
+        ]
+    )
+    if not enforced:
+        click.echo("no actors: this database runs open (anyone may act in any role)")
+
+
+@actor.command("grant")
+@click.argument("name")
+@click.argument("role")
+@_scope_options
+@db_option
+@_by_option
+def actor_grant(
+    name: str,
+    role: str,
+    municipality: str | None,
+    vendor: str | None,
+    db_path: str | None,
+    by: str | None,
+) -> None:
+    """Give an actor a role for one municipality, one vendor, or (neither given) for all.
+
+    Example:
+
+        onboarding actor grant aarhus-pl municipality-pl --municipality Aarhus
+    """
+    from onboarding import actors
+
+    db = open_db(db_path)
+    try:
+        g = actors.grant(
+            db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
+        )
+    finally:
+        db.close()
+    click.echo(f"{name}: granted {g['label']}")
+
+
+@actor.command("revoke")
+@click.argument("name")
+@click.argument("role")
+@_scope_options
+@db_option
+@_by_option
+def actor_revoke(
+    name: str,
+    role: str,
+    municipality: str | None,
+    vendor: str | None,
+    db_path: str | None,
+    by: str | None,
+) -> None:
+    """Take a role away from an actor (the same scope it was granted with).
+
+    Example:
+
+        onboarding actor revoke aarhus-pl municipality-pl --municipality Aarhus
+    """
+    from onboarding import actors
+
+    db = open_db(db_path)
+    try:
+        g = actors.revoke(
+            db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
+        )
+    finally:
+        db.close()
+    click.echo(f"{name}: revoked {g['label']}")
+
+
+@actor.command("set-password")
+@click.argument("name")
+@db_option
+@_by_option
+def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
+    """Set an actor's password for the web page: asked on the terminal, or read from stdin.
+
+    Never give a password as an argument (it would show in the process list and shell
+    history).
+
+    Example:
+
+        onboarding actor set-password aarhus-pl
+    """
+    from onboarding import actors
+
+    password = _read_password(prompt=True)
+    db = open_db(db_path)
+    try:
+        actors.set_password(db, name, password, by=actor_name(by))
+    finally:
+        db.close()
+    click.echo(f"password of {name} set")
+
+
+@cli.group(cls=Group)
+def audit() -> None:
+    """The tamper-evident audit trail: verify the history's hash chain, export it.
+
+    Example:
+
+        onboarding audit verify && onboarding audit export --format csv -o trail.csv
+    """
+
+
+#: Exit code of 'audit verify' for a broken chain: not a user error (2), not a crash (1).
+AUDIT_BROKEN_EXIT = 3
+
+
+@audit.command("verify")
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="HASH",
+    help="A head hash printed by an earlier verify, kept elsewhere: it must still be in the chain.",
+)
+@db_option
+@json_option
+def audit_verify(anchors: tuple[str, ...], db_path: str | None, as_json: bool) -> None:
+    """Check the hash chain over every history row; exit 3 if any row was edited, inserted
+    or deleted, naming the first bad one.
+
+    Prints the chain's head hash: keep it outside the database (a ticket, an email) and pass
+    it to a later verify with --anchor to detect a rewritten chain (docs/audit.md).
+
+    Example:
+
+        onboarding audit verify --anchor 3f2a...e9
+    """
+    from onboarding import audit as audit_mod
+
+    db = open_db(db_path)
+    try:
+        result = audit_mod.verify(db, anchors)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(result.line())
+    if not result.ok:
+        raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
+
+
+@audit.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON lines, or CSV (cells a spreadsheet would run as formulas get a leading ').",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
+)
+@db_option
+def audit_export(fmt: str, output: str | None, db_path: str | None) -> None:
+    """Write every history row with its hash and the previous row's hash, in chain order.
+
+    Example:
+
+        onboarding audit export --format csv -o audit-2021.csv
+    """
+    from onboarding import audit as audit_mod
+
+    db = open_db(db_path)
+    try:
+        if output:
+            with open(output, "w", encoding="utf-8", newline="") as f:
+                n = audit_mod.export(db, f, fmt)
+            click.echo(f"wrote {n} history rows to {output}", err=True)
+        else:
+            audit_mod.export(db, sys.stdout, fmt)
+    finally:
+        db.close()
+
+
+@cli.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@db_option
+def backup_cmd(file: str, force: bool, db_path: str | None) -> None:
+    """Copy the database to FILE with SQLite's online backup, safe while others write.
+
+    Example:
+
+        onboarding backup backups/onboarding-2021-06-30.db
+    """
+    from pathlib import Path
+
+    from onboarding import backup
+    from onboarding.db import resolve_path
+
+    info = backup.backup(resolve_path(db_path), Path(file), overwrite=force)
+    click.echo(
+        f"backed up to {info['file']}: {info['tracks']} tracks, "
+        f"{info['history_rows']} history rows ({info['bytes']} bytes)"
+    )
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+def restore_cmd(file: str, db_path: str | None) -> None:
+    """Replace the database with a backup, after checking it is a sound database of this tool.
+
+    The current database is kept next to it as <db>.before-restore-<time>.db.
+
+    Example:
+
+        onboarding restore backups/onboarding-2021-06-30.db --db onboarding.db
+    """
+    from pathlib import Path
+
+    from onboarding import backup
+    from onboarding.db import resolve_path
+
+    info = backup.restore(Path(file), resolve_path(db_path))
+    click.echo(
+        f"restored {info['file']}: {info['tracks']} tracks, {info['history_rows']} history rows"
+    )
+    if info["kept"]:
+        click.echo(f"the database before the restore is kept as {info['kept']}")
+    if info["pending_migrations"]:
+        click.echo("the backup has an older schema: run 'onboarding init' to upgrade it")
+    elif info["audit"]:
+        click.echo(info["audit"])
+
+
+# --- serve (web) ------------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback by default: only this machine can connect).",
+)
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@db_option
+def serve_cmd(host: str, port: int, db_path: str | None) -> None:
+    """Start the coordinators' web page over the database (login with an actor's password).
+
+    The page uses the same engine as these commands: grid, tracks, bulk actions, imports,
+    reports and notifications. Log in as an actor with a password
+    ('onboarding actor add NAME --password-stdin').
+    Sessions are signed with $ONBOARDING_WEB_SECRET, else a random secret per start.
+
+    Example:
+
+        onboarding serve --db demo-output/onboarding.db --port 8000
+    """
+    import uvicorn
+
+    from onboarding.db import resolve_path
+    from onboarding.web import create_app
+
+    path = resolve_path(db_path)
+    app = create_app(path, secret=os.environ.get("ONBOARDING_WEB_SECRET") or None)
+    click.echo(f"Serving {path} on http://{host}:{port}/ (Ctrl+C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(cli())

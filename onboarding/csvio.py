@@ -11,14 +11,35 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from onboarding.errors import InputError
 
-__all__ = ["read_csv", "read_csv_all", "row_error"]
+__all__ = ["read_csv", "read_csv_all", "row_error", "safe_cell", "safe_row"]
 
 PathLike = str | os.PathLike[str]
+
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection); tab and CR
+#: too, as some spreadsheets skip them before looking for one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The longest cell an import reads (a note, a name): longer ones are refused, not stored.
+MAX_CELL = 4000
+
+
+def safe_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run as a formula: one starting with ``=``, ``+``,
+    ``-``, ``@``, tab or CR gets a leading apostrophe (spreadsheets hide it). Numbers and
+    other values pass unchanged, so a negative number stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def safe_row(values: Iterable[Any]) -> list[Any]:
+    """``safe_cell`` for every cell of a row about to be written to an exported CSV file."""
+    return [safe_cell(v) for v in values]
 
 
 def row_error(path: PathLike, line: int, problem: str, column: str | None = None) -> InputError:
@@ -74,6 +95,11 @@ def _read(path: PathLike) -> bytes:
 def _decode(path: PathLike, data: bytes) -> str:
     # UTF-8 first and strictly: cp1252 decodes almost any byte string, so trying it first would
     # silently turn a UTF-8 "ø" into "Ã¸".
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise row_error(path, 1, "UTF-16 text: save it as CSV UTF-8 or Windows-1252 instead")
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise row_error(path, line, "a NUL byte: not a text file (or UTF-16 without a BOM)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -169,4 +195,9 @@ def _row(path: PathLike, line: int, cells: list[str], columns: list[str]) -> dic
         values = values[: len(columns)]
     if len(values) < len(columns):
         raise row_error(path, line, f"too few cells: expected {len(columns)}, got {len(values)}")
+    for name, value in zip(columns, values, strict=True):
+        if len(value) > MAX_CELL:
+            raise row_error(
+                path, line, f"{len(value)} characters; at most {MAX_CELL} are allowed", name
+            )
     return dict(zip(columns, values, strict=True))

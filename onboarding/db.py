@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlite_utils import Database, Migrations
+
+from onboarding.errors import OnboardingError
 
 DEFAULT_DB = "onboarding.db"
 migrations = Migrations("onboarding")
@@ -44,7 +47,9 @@ def connect(path: str | os.PathLike[str]) -> Database:
     if mode != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    return Database(conn)
+    # No sqlite-utils plugins: none is needed, and finding them scans the entry points of every
+    # installed package (about 25 ms of every command's start; bench/RESULTS.md).
+    return Database(conn, execute_plugins=False)
 
 
 def open_existing(path: str | os.PathLike[str]) -> Database:
@@ -79,16 +84,44 @@ def initialise(db: Database) -> list[str]:
     return pending
 
 
+#: ``BEGIN IMMEDIATE`` waits up to the busy timeout (30 s) for the write lock; when another
+#: process holds it even longer it is tried this many times in all before giving up.
+LOCK_ATTEMPTS = 3
+
+
+class DatabaseBusy(OnboardingError):
+    """Another process held the write lock for longer than we wait (see ``begin_immediate``)."""
+
+
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` with a bounded retry: each attempt waits up to the busy timeout;
+    after ``LOCK_ATTEMPTS`` a ``DatabaseBusy`` says so in words (never "database is locked")."""
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" not in text and "busy" not in text:
+                raise
+            if attempt == LOCK_ATTEMPTS:
+                raise DatabaseBusy(
+                    "the database stayed busy: another process has been writing to it for "
+                    "minutes; nothing was written, try again when it has finished"
+                ) from exc
+            time.sleep(0.1 * attempt)
+
+
 @contextmanager
 def immediate(db: Database) -> Iterator[sqlite3.Connection]:
-    """One write transaction taken with ``BEGIN IMMEDIATE``.
+    """One write transaction taken with ``BEGIN IMMEDIATE`` (``begin_immediate``).
 
     A deferred transaction that reads and then writes fails at once with "database is locked"
     when another process committed in between; taking the write lock first avoids that.
     Everything inside commits together or not at all.
     """
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         yield conn
     except BaseException:
@@ -306,3 +339,80 @@ def _m003(db: Database) -> None:
         );
         """
     )
+
+
+@migrations(name="004_actors_audit")
+def _m004(db: Database) -> None:
+    # Issue 5 (docs/audit.md, docs/actors.md). Actors with roles and scopes; the hash chain
+    # over history (existing rows are hashed here, in id order); the chain's head; an
+    # append-only log of changes to actors and grants. Statements run one by one (not
+    # executescript, which would commit) so the whole migration is one transaction.
+    from onboarding.audit import GENESIS, rehash_all
+
+    statements = [
+        """
+        CREATE TABLE actors (
+            name TEXT PRIMARY KEY,
+            display_name TEXT,
+            email TEXT,
+            password_hash TEXT,
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE actor_grants (
+            id INTEGER PRIMARY KEY,
+            actor TEXT NOT NULL REFERENCES actors(name) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            scope_kind TEXT NOT NULL CHECK (scope_kind IN ('all', 'municipality', 'vendor')),
+            scope_value TEXT,
+            created_at TEXT NOT NULL,
+            CHECK ((scope_kind = 'all') = (scope_value IS NULL))
+        )
+        """,
+        "CREATE UNIQUE INDEX actor_grants_unique ON actor_grants"
+        " (actor, role, scope_kind, ifnull(scope_value, ''))",
+        """
+        CREATE TABLE actor_events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            by TEXT,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            detail TEXT
+        )
+        """,
+        "CREATE TRIGGER actor_events_no_update BEFORE UPDATE ON actor_events"
+        " BEGIN SELECT RAISE(ABORT, 'actor events are append-only'); END",
+        "CREATE TRIGGER actor_events_no_delete BEFORE DELETE ON actor_events"
+        " BEGIN SELECT RAISE(ABORT, 'actor events are append-only'); END",
+        "ALTER TABLE history ADD COLUMN hash TEXT",
+        """
+        CREATE TABLE audit_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_id INTEGER NOT NULL,
+            last_hash TEXT NOT NULL,
+            rows INTEGER NOT NULL
+        )
+        """,
+        "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head"
+        " BEGIN SELECT RAISE(ABORT, 'the audit head is kept'); END",
+        "DROP TRIGGER history_no_update",
+    ]
+    conn = db.conn
+    for sql in statements:
+        conn.execute(sql)
+    last_id, last_hash, rows = rehash_all(conn)
+    conn.execute(
+        "INSERT INTO audit_head (id, last_id, last_hash, rows) VALUES (1, ?, ?, ?)",
+        [last_id, last_hash if rows else GENESIS, rows],
+    )
+    for sql in (
+        "CREATE TRIGGER history_no_update BEFORE UPDATE ON history"
+        " BEGIN SELECT RAISE(ABORT, 'history is append-only'); END",
+        # Every row is written through onboarding.audit.append, which chains it.
+        "CREATE TRIGGER history_needs_hash BEFORE INSERT ON history WHEN NEW.hash IS NULL"
+        " BEGIN SELECT RAISE(ABORT, 'history rows are written by the engine (hash chain)'); END",
+    ):
+        conn.execute(sql)

@@ -18,6 +18,7 @@ from onboarding.errors import InputError, NotFound, OnboardingError
 from workflows.loader import Known, load_file, load_text, shipped_files
 from workflows.model import Definition
 
+#: Parsed definitions by their source text (one machine per distinct version, per process).
 _by_digest: dict[str, Definition] = {}
 
 
@@ -41,10 +42,11 @@ def _digest(text: str) -> str:
 
 def parse(text: str, source: str) -> Definition:
     """Validate and build a definition, once per distinct text in this process."""
-    digest = _digest(text)
-    cached = _by_digest.get(digest)
+    # Keyed by the text itself: a dict lookup hashes it once, where a digest per call (every
+    # advance reads its definition) cost more than the rest of the lookup.
+    cached = _by_digest.get(text)
     if cached is None:
-        cached = _by_digest[digest] = load_text(text, source, known())
+        cached = _by_digest[text] = load_text(text, source, known())
     return cached
 
 
@@ -90,7 +92,10 @@ def add_file(db: Database, path: str | Path) -> tuple[Definition, bool]:
             f"{path}: version {defn.version} is older than the registered version {latest} of "
             f"{defn.name}"
         )
-    return defn, register(db, defn)
+    try:
+        return defn, register(db, defn)
+    except OnboardingError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def latest_version(db: Database, name: str) -> int | None:

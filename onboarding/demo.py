@@ -127,6 +127,7 @@ class DemoResult:
     data_files: list[Path] = field(default_factory=list)
     emails: int = 0
     steps: int = 0
+    credentials: dict[str, str] = field(default_factory=dict)
 
 
 # --- the clock -----------------------------------------------------------------------------------
@@ -635,6 +636,7 @@ def _build(
     report = reports.rollout(db, as_of=QUARTER_END)
     result.html.write_text(reports.rollout_html(db, report, today=QUARTER_END), encoding="utf-8")
     _where(result, echo)
+    result.credentials = _register_actors(db, echo)
 
 
 def _simulate(
@@ -815,3 +817,45 @@ def _where(result: DemoResult, echo: Echo) -> None:
         "onboarding reminders list --pending",
     ):
         echo(f"  {line}")
+
+
+# --- actors for the web page (issue 5) -----------------------------------------------------------
+# Registered last, so the simulation above runs as before (a database with no actor runs open).
+# From here on permissions are enforced: 'import' and 'system' may go on importing and
+# defaulting; the people below log in to the web page (or act with --actor on the command line).
+
+_Grant = tuple[str, str | None, str | None]  # role, municipality, vendor
+#: (name, display name, password, grants): demo credentials only.
+DEMO_ACTORS: tuple[tuple[str, str, str | None, tuple[_Grant, ...]], ...] = (
+    ("koordinator", "KOMBIT-koordinator", "demo-koordinator", (("coordinator", None, None),)),
+    (
+        "aarhus",
+        "Projektleder, Aarhus Kommune",
+        "demo-aarhus",
+        tuple((role, "Aarhus", None) for role in ("programme-lead", *MUNICIPALITY_CONTACT_ROLES)),
+    ),
+    ("kmd", "Kundeansvarlig, KMD", "demo-kmd", (("vendor", None, "KMD"),)),
+    ("import", "Månedlig statusimport", None, (("importer", None, None),)),
+    ("system", "Automatik", None, (("system", None, None),)),
+)
+
+
+def _register_actors(db: Database, echo: Echo) -> dict[str, str]:
+    """Register the demo's actors with their roles; print and return the log-ins."""
+    from onboarding import actors
+
+    credentials = {}
+    for name, display, password, grants in DEMO_ACTORS:
+        actors.add(db, name, display_name=display, password=password)
+        for role, municipality, vendor in grants:
+            actors.grant(db, name, role, municipality=municipality, vendor=vendor)
+        if password:
+            credentials[name] = password
+    echo("")
+    echo("Log in (web page, or --actor NAME on the command line); demo passwords only:")
+    for name, display, password, grants in DEMO_ACTORS:
+        if password:
+            scope = grants[0][1] or grants[0][2] or "all"
+            echo(f"  {name:<12} {password:<18} {display} ({scope})")
+    echo("  Permissions are on in this database: see 'onboarding actor list'.")
+    return credentials

@@ -21,9 +21,16 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding import calendar, clock, definitions, outbox, registry
-from onboarding.db import immediate
-from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion, TransitionRefused
+from onboarding import actors, audit, calendar, clock, definitions, outbox, registry
+from onboarding.db import begin_immediate, immediate
+from onboarding.errors import (
+    InputError,
+    NotFound,
+    OnboardingError,
+    PermissionDenied,
+    StaleVersion,
+    TransitionRefused,
+)
 from onboarding.filters import TrackFilter
 from onboarding.guards import GUARDS, GuardContext, Verdict
 from workflows.model import Definition, FieldDef, GuardRef, StateDef, TransitionDef
@@ -294,9 +301,8 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
         raise StaleVersion(
             "a track changed while this was being applied; nothing was written: read it again"
         )
-    conn.executemany(
-        "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role, note,"
-        " at, recorded_at, def_version, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    audit.append(  # history rows, hash-chained (onboarding.audit)
+        conn,
         [
             (
                 m.track["id"],
@@ -338,6 +344,7 @@ def advance(
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
+        actors.authorize(conn, act.actor, act.role, track)
         if expected_version is not None and track["version"] != expected_version:
             raise StaleVersion(
                 f"track #{track_id} changed since you read it (version {expected_version}, "
@@ -414,9 +421,10 @@ def bulk_advance(
     moment = act.moment()
     result = BulkResult(dry_run=dry_run)
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)  # bounded retry (onboarding.db)
     try:
         result.selected = _select_into_temp(conn, db, flt)
+        allowed = actors.checker(conn, act.actor, act.role)  # None: the database runs open
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
         values_by_def: dict[tuple[str, int], dict[str, Any]] = {}
@@ -430,8 +438,10 @@ def bulk_advance(
                     values_by_def[key] = coerce_fields(db, defs[key], sets or {})
                 defn = defs[key]
                 try:
+                    if allowed is not None:
+                        allowed(track)
                     move = plan(ctx, defn, track, trigger, act.role, values_by_def[key])
-                except TransitionRefused as exc:
+                except (TransitionRefused, PermissionDenied) as exc:
                     result.blocked_count += 1
                     if len(result.blocked) < keep_blocked:
                         result.blocked.append((track["id"], str(exc)))
@@ -576,6 +586,7 @@ def start_in(
     moment = act.moment()
     defn = definitions.get(db, definition)
     cols = resolve_subject(db, defn, subject)
+    actors.authorize(conn, act.actor, act.role, {**cols, "id": None})
     fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {})}
     open_row = conn.execute(
         "SELECT id, state FROM tracks WHERE definition = ? AND subject_key = ? AND final = 0",
@@ -615,21 +626,23 @@ def start_in(
         ],
     )
     track_id = int(cur.lastrowid or 0)
-    conn.execute(
-        "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role,"
-        " note, at, recorded_at, def_version, fields)"
-        " VALUES (?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    audit.append(
+        conn,
         [
-            track_id,
-            initial.name,
-            START,
-            act.actor,
-            act.role,
-            act.note,
-            at,
-            clock.stamp(clock.now()),
-            defn.version,
-            json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            (
+                track_id,
+                1,
+                None,
+                initial.name,
+                START,
+                act.actor,
+                act.role,
+                act.note,
+                at,
+                clock.stamp(clock.now()),
+                defn.version,
+                json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            )
         ],
     )
     outbox.on_start(conn, track_id)
@@ -653,6 +666,7 @@ def set_fields(
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
+        actors.authorize(conn, act.actor, act.role, track)
         if expected_version is not None and track["version"] != expected_version:
             raise StaleVersion(f"track #{track_id} changed since you read it: read it again")
         if track["final"]:
@@ -724,7 +738,7 @@ def migrate(
             raise InputError(f"--map {old}={new}: {name} v{target.version} has no state {new!r}")
     result = MigrationResult(dry_run=dry_run)
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)  # bounded retry (onboarding.db)
     try:
         rows = conn.execute(
             f"SELECT {TRACK_COLUMNS} FROM tracks WHERE definition = ? AND final = 0"
@@ -747,7 +761,10 @@ def migrate(
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
         moves = []
+        allowed = actors.checker(conn, act.actor, act.role)  # None: the database runs open
         for t in tracks:
+            if allowed is not None:
+                allowed(t)
             dest = target.state(mapping.get(t["state"], t["state"]))
             if at < t["updated_at"]:
                 raise TransitionRefused(

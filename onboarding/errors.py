@@ -16,6 +16,13 @@ class InputError(OnboardingError):
     """A file or value that cannot be read; the message says where."""
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """A value as quoted in a message: ``repr``, cut to ``limit`` characters when longer."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
+
+
 class NotFound(OnboardingError):
     """An unknown municipality, system, track, definition and so on."""
 
@@ -24,7 +31,7 @@ class NotFound(OnboardingError):
         self.name = name
         self.candidates = list(candidates)
         hint = f"; closest: {', '.join(self.candidates)}" if self.candidates else ""
-        super().__init__(f"unknown {what} {name!r}{hint}")
+        super().__init__(f"unknown {what} {shorten(name)}{hint}")
 
 
 class Ambiguous(OnboardingError):
@@ -35,7 +42,8 @@ class Ambiguous(OnboardingError):
         self.name = name
         self.candidates = list(candidates)
         super().__init__(
-            f"ambiguous {what} {name!r}: matches {', '.join(self.candidates)}; be more specific"
+            f"ambiguous {what} {shorten(name)}: matches {', '.join(self.candidates)}; "
+            "be more specific"
         )
 
 
@@ -55,3 +63,10 @@ class DefinitionInvalid(OnboardingError):
         self.problems = list(problems)
         lines = "\n".join(f"  {source}: {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in {source}:\n{lines}")
+
+
+class PermissionDenied(OnboardingError):
+    """An actor acting in a role it does not hold, or on a track outside its scope.
+
+    Raised by the engine before anything is written (see ``onboarding.actors``).
+    """

@@ -100,7 +100,8 @@ class GuardContext:
         ).fetchone()[0]
         from sqlite_utils import Database
 
-        defn = definitions.get(Database(self.conn), definition, version)
+        db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
+        defn = definitions.get(db, definition, version)
         st = defn.by_name.get(state)
         if st is None:
             return state

@@ -300,11 +300,29 @@ _CANCEL_ON_LEAVE = (
 )
 
 
+#: A parsed definition's rules per state, computed once per process. Keyed by the object's
+#: id, with the object kept in the value so the id cannot be reused (definitions are cached
+#: for the life of the process anyway: ``definitions.parse``).
+_STATE_RULES: dict[int, tuple[Definition, dict[str, tuple[Rule, ...]]]] = {}
+
+
+def state_rules(defn: Definition, state: str) -> tuple[Rule, ...]:
+    """The notifications ``state`` of ``defn`` declares (``rules``), cached."""
+    entry = _STATE_RULES.get(id(defn))
+    if entry is None or entry[0] is not defn:
+        entry = _STATE_RULES[id(defn)] = (defn, {})
+    found = entry[1].get(state)
+    if found is None:
+        st = defn.by_name.get(state)
+        found = entry[1][state] = rules(st) if st is not None else ()
+    return found
+
+
 class _Defs:
     """Definitions by (name, version), read once per call."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.db = Database(conn)
+        self.conn = conn
         self.cache: dict[tuple[str, int], Definition] = {}
         self.rules: dict[tuple[str, int, str], tuple[Rule, ...]] = {}
 
@@ -312,10 +330,9 @@ class _Defs:
         key = (name, version, state)
         if key not in self.rules:
             if (name, version) not in self.cache:
-                self.cache[(name, version)] = definitions.get(self.db, name, version)
-            defn = self.cache[(name, version)]
-            st = defn.by_name.get(state)
-            self.rules[key] = rules(st) if st is not None else ()
+                db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
+                self.cache[(name, version)] = definitions.get(db, name, version)
+            self.rules[key] = state_rules(self.cache[(name, version)], state)
         return self.rules[key]
 
 

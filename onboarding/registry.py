@@ -287,6 +287,20 @@ def resolve_municipality(db: Database, text: str) -> Row:
 
 def resolve_system(db: Database, text: str) -> Row:
     """A system by name ("Momentum") or vendor and name ("KMD Momentum", "KMD - Momentum")."""
+    needle = text.strip()
+    if needle.isascii() and needle:
+        # An exact name is found in SQL, not by folding every system in Python (a start or an
+        # import resolves one per track). For an ASCII name SQLite's NOCASE folds what
+        # casefold() folds; anything else (no hit, several) takes the general path below.
+        exact = _select(
+            db,
+            _SYSTEMS_SQL + " WHERE s.name = ? COLLATE NOCASE"
+            " OR v.name || ' ' || s.name = ? COLLATE NOCASE"
+            " OR v.name || ' - ' || s.name = ? COLLATE NOCASE",
+            [needle, needle, needle],
+        )
+        if len(exact) == 1:
+            return exact[0]
     return _pick(
         "system",
         text,
@@ -406,10 +420,25 @@ def _check_unique(path: PathLike, line: int, key: Any, seen: dict[Any, int], wha
     seen[key] = line
 
 
+#: Names, codes and addresses are one line of at most this many characters.
+MAX_NAME = 200
+#: Control characters other than whitespace (terminal escapes, backspace, bell, ...).
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
 def _required(path: PathLike, line: int, row: dict[str, str], column: str) -> str:
+    """A required cell as one line: line breaks in a quoted cell become single spaces (so a
+    name can never carry a header into an email); other control characters are refused."""
     value = row[column]
     if not value:
         raise row_error(path, line, "is empty", column=column)
+    if _CONTROL.search(value):
+        raise row_error(path, line, f"control character in {value!r}", column=column)
+    value = " ".join(value.split())
+    if len(value) > MAX_NAME:
+        raise row_error(
+            path, line, f"{len(value)} characters; at most {MAX_NAME} are allowed", column=column
+        )
     return value
 
 

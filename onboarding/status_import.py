@@ -39,9 +39,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding import clock, definitions, engine, registry
+from onboarding import actors, clock, definitions, engine, registry
 from onboarding.csvio import PathLike, read_csv_all, row_error
-from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
+from onboarding.db import begin_immediate
+from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.guards import GuardContext
 from workflows.model import Definition, TransitionDef
 
@@ -195,10 +196,13 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
     )
     result = ImportResult(file=str(path), dry_run=dry_run, rows=len(rows))
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)  # bounded retry (onboarding.db)
     try:
         for row in rows:
-            _apply(conn, db, path, row, result)
+            try:
+                _apply(conn, db, path, row, result)
+            except PermissionDenied as exc:  # the importer's scope (onboarding.actors)
+                raise PermissionDenied(f"{path}:{row.line}: {exc}") from None
         result.outcomes.sort(key=lambda o: o.line)
     except BaseException:
         conn.execute("ROLLBACK")
@@ -530,6 +534,7 @@ def _walk(
     count_moved: bool = True,
 ) -> None:
     """Fire each trigger of the path through the engine, one history row per step."""
+    actors.authorize(conn, ACTOR, ROLE, track)
     for trigger, transition in steps:
         sets = {k: v for k, v in row.fields.items() if k in transition.inputs}
         try:

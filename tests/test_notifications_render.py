@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import icalendar
 import jinja2
@@ -159,3 +161,72 @@ def test_render_preview_builds_the_message_without_sending(
     assert shown["attachments"] == [f"frist-{sapa}-sapa-notice.ics"]
     assert shown["message_id"].startswith(f"<t{sapa}.e")
     assert outbox.get_row(db, row["id"])["status"] == "pending"
+
+
+def _icalendar_reference(**kw: Any) -> bytes:
+    """The same event built with the icalendar package (what due_calendar used to call)."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", f"-//KOMBIT//onboarding//{kw['lang'].upper()}")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = icalendar.Event()
+    event.add("uid", kw["uid"])
+    event.add("dtstamp", kw["stamp"])
+    event.add("dtstart", kw["due"])
+    event.add("dtend", kw["due"] + timedelta(days=1))
+    event.add("summary", kw["summary"])
+    event.add("description", kw["description"])
+    event.add("transp", "TRANSPARENT")
+    cal.add_component(event)
+    return bytes(cal.to_ical())
+
+
+@pytest.mark.parametrize(
+    "summary, description",
+    [
+        ("Frist", "Tekst"),
+        ("Påmindelse: 1. Aftal tilslutningsdato med leverandøren – Herlev · KMD Momentum "
+         "(frist 29. marts 2021)", "Til Ib\n\nDette er; en, påmindelse \\ om et trin.\r\nSlut"),
+        ("x" * 74, "y" * 75 + "ø" * 40 + "\\" * 30 + ";," * 40 + "^" * 80),
+        ("æøå" * 60, "a\rb\\Nc" + "€" * 50),
+    ],
+)
+def test_render_ics_bytes_equal_the_icalendar_package(summary: str, description: str) -> None:
+    """due_calendar writes the event itself, byte for byte what icalendar writes."""
+    kw: dict[str, Any] = dict(uid="t2.e3.sapa-notice.0a1b@kombit.test", summary=summary,
+                              description=description, due=date(2021, 8, 18),
+                              stamp=t("2021-08-18T08:00"), lang="da")
+    assert due_calendar(**kw) == _icalendar_reference(**kw)
+
+
+def test_render_template_cache_picks_up_overrides(config: Config, tmp_path: Path) -> None:
+    """Environments are shared between renderers, yet an override added, edited or removed
+    later is what the next render uses."""
+    folder = tmp_path / "tpl"
+    first = Renderer(replace(config, templates_dir=folder))
+    shipped = first.env.get_template("da/notice.subject.txt").render(_notice_context())
+    assert Renderer(replace(config, templates_dir=folder)).env is first.env  # compiled once
+    target = folder / "da" / "notice.subject.txt"
+    target.parent.mkdir(parents=True)
+    target.write_text("Ny: {{ subject_label }}", encoding="utf-8")
+    again = Renderer(replace(config, templates_dir=folder))
+    assert again.env.get_template("da/notice.subject.txt").render(_notice_context()) == "Ny: X"
+    target.write_text("Rettet: {{ subject_label }}", encoding="utf-8")
+    os.utime(target, (1, 1))  # a different modification time, however fast the test runs
+    assert again.env.get_template("da/notice.subject.txt").render(_notice_context()) == (
+        "Rettet: X"
+    )
+    target.unlink()
+    assert again.env.get_template("da/notice.subject.txt").render(_notice_context()) == shipped
+    other = Renderer(replace(config, templates_dir=tmp_path / "other"))
+    assert other.env is not first.env
+
+
+def _notice_context() -> dict[str, Any]:
+    return {
+        "subject_label": "X",
+        "track": {"step": "Trin", "definition_title": "T", "id": 1},
+        "notification": {"kind": "notice", "level": 0},
+        "due": date(2021, 8, 18),
+        "lang": "da",
+    }

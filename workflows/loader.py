@@ -28,7 +28,7 @@ from workflows.model import (
     TransitionDef,
 )
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
 _TOP_KEYS = {
     "name", "version", "title", "description", "subject", "initial", "buckets", "fields",
     "states", "transitions",
@@ -82,7 +82,17 @@ def shipped_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(shipped_dir().glob("*.yaml"))}
 
 
+#: libyaml's safe loader when PyYAML has it: the same documents, about 5x faster (a command
+#: parses its definition once per process; bench/RESULTS.md).
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, list[str]]:
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.load(text, Loader=_FAST_LOADER), []  # a safe loader (CSafeLoader)
+        except yaml.YAMLError:
+            pass  # the pure-Python loader below words the problem as it always has
     try:
         return yaml.safe_load(text), []
     except yaml.MarkedYAMLError as exc:
@@ -118,9 +128,17 @@ def load_file(path: str | Path, known: Known) -> Definition:
 
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: cannot read definition: {exc}") from None
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read definition: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{p}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as "
+            "UTF-8"
+        ) from None
     return load_text(text, str(p), known)
 
 
@@ -146,7 +164,7 @@ def _validate(data: Any, known: Known) -> _Problems:
 def _check_header(data: dict[str, Any], out: _Problems) -> None:
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        out.add("name", "required: lower-case letters, digits, '-' or '_'")
+        out.add("name", "required: lower-case letters, digits, '-' or '_' (at most 64)")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         out.add("version", "required: a whole number from 1")
@@ -169,7 +187,7 @@ def _check_fields(raw: Any, out: _Problems) -> dict[str, str]:
     for name, spec in raw.items():
         path = f"fields.{name}"
         if not isinstance(name, str) or not _NAME.match(name):
-            out.add(path, "field names are lower-case letters, digits and '_'")
+            out.add(path, "field names are lower-case letters, digits and '_' (at most 64)")
             continue
         if not isinstance(spec, dict):
             out.add(path, "must be a mapping with type and label")
@@ -218,7 +236,7 @@ def _check_states(
             continue
         name = spec.get("name")
         if not isinstance(name, str) or not _NAME.match(name):
-            out.add(f"{path}.name", "required: lower-case letters, digits, '-' or '_'")
+            out.add(f"{path}.name", "required: lower-case letters, digits, '-' or '_' (at most 64)")
             continue
         path = f"states[{i}] ({name})"
         if name in states:
@@ -344,7 +362,9 @@ def _check_transitions(
             allowed = ", ".join(sorted(_TRANSITION_KEYS))
             out.add(f"{path}.{key}", f"unknown key (allowed: {allowed})")
         if not isinstance(trigger, str) or not _NAME.match(trigger):
-            out.add(f"{path}.trigger", "required: lower-case letters, digits, '-' or '_'")
+            out.add(
+                f"{path}.trigger", "required: lower-case letters, digits, '-' or '_' (at most 64)"
+            )
         sources = _as_list(spec.get("source"))
         if not sources:
             out.add(f"{path}.source", "required: a state or a list of states")

@@ -1,0 +1,900 @@
+"""Run every benchmark of issue 6, print one table, write ``bench/RESULTS.md``.
+
+    make bench                  # or: .venv/bin/python -m bench
+    .venv/bin/python -m bench --full          # also the 10^6 bulk advance whatever it costs
+    .venv/bin/python -m bench --only sweep,report
+
+Every figure is the median of its repetitions, next to a baseline measured in the same run,
+and their ratio. Each measurement runs in a fresh process (``bench.worker``) so its peak RSS is
+its own. Databases come from ``bench/.cache/`` (generated on first use, see ``bench.data``).
+The suite keeps to a time budget (``--budget``, default 600 s for the whole run): the 10^6
+bulk advance, by far the longest, runs last and only if its predicted time (from the 10^5 run)
+fits in what is left; the results say when it was skipped and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import data
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+FINDINGS = HERE / "FINDINGS.md"
+WORK = data.CACHE / "work"
+PY = sys.executable
+VENV_BIN = Path(sys.executable).parent
+ONBOARDING = str(VENV_BIN / "onboarding")
+#: "Now" for the national databases: after their two years of history.
+NATIONAL_NOW = "2022-06-01T12:00:00"
+SECTIONS = ("shape", "cli", "sweep", "report", "delivery", "peers", "bulk")
+
+
+def sz(n: int) -> str:
+    exp = len(str(n)) - 1
+    return f"10^{exp}" if n == 10**exp else f"{n:,}"
+
+
+@dataclass
+class Row:
+    item: str
+    what: str
+    size: str
+    median: float | None
+    base: str = ""
+    base_median: float | None = None
+    rss_kb: int | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+    ratio_override: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ratio_override is not None:
+            return self.ratio_override
+        if self.median is None or not self.base_median:
+            return None
+        return self.median / self.base_median
+
+
+@dataclass
+class Suite:
+    full: bool = False
+    budget: float = 600.0
+    only: tuple[str, ...] = SECTIONS
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    load_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def log(self, text: str) -> None:
+        print(f"[{self.elapsed():6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def db(self, kind: str, n: int) -> Path:
+        """A cached database, generated in a child process (this one stays small: a child's
+        peak-RSS accounting starts from its parent's size)."""
+        path = data.CACHE / f"{kind}-{n}-{data.fingerprint()}.db"
+        if path.exists():
+            return path
+        proc = subprocess.run(
+            [PY, "-m", "bench.data", kind, str(n)],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"generating {kind} {n} failed:\n{proc.stderr[-3000:]}")
+        for line in proc.stderr.strip().splitlines():
+            self.generated.append(line)
+            self.log(line)
+        return Path(proc.stdout.strip().splitlines()[-1])
+
+    def copy(self, kind: str, n: int, name: str) -> Path:
+        WORK.mkdir(parents=True, exist_ok=True)
+        return data.copy(self.db(kind, n), WORK / name)
+
+    def work(self, case: str, **args: Any) -> dict[str, Any]:
+        args = {k: str(v) if isinstance(v, Path) else v for k, v in args.items()}
+        proc = subprocess.run(
+            [PY, "-m", "bench.worker", case, json.dumps(args)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"worker {case} {args} failed:\n{proc.stderr[-3000:]}")
+        out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return out
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+        env["PYTHONPATH"] = str(ROOT)
+        env.update(extra)
+        return env
+
+    def proc(self, argv: list[str], **env: str) -> tuple[float, int]:
+        """Wall time and peak RSS (KiB) of one process, start to exit, measured by a small
+        launcher that forks it (so the peak is the process's own, see ``db``)."""
+        out = subprocess.run(
+            [PY, "-S", "-c", LAUNCHER, *argv],
+            cwd=ROOT,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {out.stderr[-2000:]}")
+        seconds, rss = out.stdout.split()
+        return float(seconds), int(rss)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        r = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        med = fmt_s(row.median)
+        self.log(f"{row.item} | {row.what} | {row.size} | {med} | {r} | {row.note}")
+        return row
+
+    # --- 0. the generated rows are the engine's ------------------------------------------------
+
+    def shape(self) -> None:
+        WORK.mkdir(parents=True, exist_ok=True)
+        out = self.work("shape", dir=WORK)
+        problems = list(out["problems"])
+        # The bulk floor writes exactly the rows the engine writes.
+        n = 2000
+        a, b = self.copy("fresh", n, "shape-a.db"), self.copy("fresh", n, "shape-b.db")
+        self.work("bulk", db=a, n=n)
+        self.work("bulk_floor", db=b, n=n)
+        ca, cb = sqlite3.connect(a), sqlite3.connect(b)
+        for table in ("tracks", "history", "outbox", "audit_head"):
+            sql = f"SELECT * FROM {table} ORDER BY 1"
+            if ca.execute(sql).fetchall() != cb.execute(sql).fetchall():
+                problems.append(f"the bulk floor's {table} rows differ from the engine's")
+        ca.close()
+        cb.close()
+        data.remove(a)
+        data.remove(b)
+        if problems:
+            raise RuntimeError("shape check failed: " + "; ".join(problems))
+        self.notes.append(
+            "Shape check passed: a database built through the engine (`engine.start`) and one "
+            "generated by `bench.data` have identical tracks, history (with hash chain), outbox, "
+            "contracts, systems and contacts rows; every generated national track equals the "
+            "replay of its history (`tracks.replay`); the generated hash chain passes "
+            "`audit.verify`; and the bulk floor writes exactly the rows the engine's bulk advance "
+            "writes (compared table by table at 2,000 tracks)."
+        )
+
+    # --- 2 and 3. processes -----------------------------------------------------------------------
+
+    def cli(self) -> None:
+        bare = [PY, "-c", "import sqlite3"]
+        nat = self.db("national", 10**6)
+        shown = 10**6 // 2  # a track in the middle of the national table
+        reps = 9
+        base, helps, shows = [], [], []
+        for _ in range(reps):
+            base.append(self.proc(bare))
+            helps.append(self.proc([ONBOARDING, "--help"]))
+            shows.append(
+                self.proc(
+                    [ONBOARDING, "track", "show", str(shown), "--db", str(nat)],
+                    ONBOARDING_NOW=NATIONAL_NOW,
+                )
+            )
+        b = med([t for t, _ in base])
+        self.add(
+            Row(
+                "2/3 start",
+                "python -c 'import sqlite3' (the baseline)",
+                "-",
+                b,
+                "itself",
+                b,
+                max_rss(base),
+                "",
+                None,
+            )
+        )
+        self.add(
+            Row(
+                "3 CLI start",
+                "onboarding --help",
+                "-",
+                med([t for t, _ in helps]),
+                "bare python",
+                b,
+                max_rss(helps),
+                "<= 3x bare python",
+                med([t for t, _ in helps]) <= 3 * b,
+            )
+        )
+        self.add(
+            Row(
+                "3 CLI start",
+                "onboarding track show",
+                "10^6 tracks",
+                med([t for t, _ in shows]),
+                "bare python",
+                b,
+                max_rss(shows),
+                "(reported)",
+                None,
+            )
+        )
+        # 2. one advance, end to end as a process, at growing table sizes
+        for n in (10**3, 10**4, 10**5):
+            path = self.copy("fresh", n, f"single-{n}.db")
+            first = (
+                sqlite3.connect(path)
+                .execute("SELECT min(id) FROM tracks WHERE definition = 'connection'")
+                .fetchone()[0]
+            )
+            runs, base = [], []
+            for i in range(7):
+                base.append(self.proc(bare))
+                runs.append(
+                    self.proc(
+                        [
+                            ONBOARDING,
+                            "track",
+                            "advance",
+                            str(first + i),
+                            "agree_date",
+                            "--set",
+                            f"connection_date={data.CONNECTION_DATE}",
+                            "--role",
+                            "municipality-pl",
+                            "--db",
+                            str(path),
+                        ],
+                        ONBOARDING_NOW=data.ADVANCE_AT,
+                        ONBOARDING_ACTOR=data.ACTOR,
+                    )
+                )
+            data.remove(path)
+            m = med([t for t, _ in runs])
+            self.add(
+                Row(
+                    "2 single advance",
+                    "onboarding track advance (process)",
+                    f"{sz(n)} tracks",
+                    m,
+                    "bare python",
+                    med([t for t, _ in base]),
+                    max_rss(runs),
+                    "< 0.3 s median",
+                    m < 0.3,
+                )
+            )
+
+    # --- 4. due sweep -----------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        first: Row | None = None
+        for n in (10**3, 10**4, 10**5, 10**6):
+            path = self.copy("sweep", n, f"sweep-{n}.db")
+            out = self.work("sweep", db=path, reps=30)
+            data.remove(path)
+            m = med(out["times"])
+            plan = "; ".join(out["plan"])
+            if first is None:
+                first = self.add(
+                    Row(
+                        "4 due sweep",
+                        "claim 50 due rows (outbox.claim)",
+                        f"{sz(n)} pending",
+                        m,
+                        "10^3 pending",
+                        m,
+                        out["rss_peak"],
+                        "",
+                        None,
+                        note=f"plan: {plan}",
+                    )
+                )
+                continue
+            self.add(
+                Row(
+                    "4 due sweep",
+                    "claim 50 due rows (outbox.claim)",
+                    f"{sz(n)} pending",
+                    m,
+                    "10^3 pending",
+                    first.median,
+                    out["rss_peak"],
+                    "<= 2x the 10^3 time" if n == 10**6 else "",
+                    (m <= 2 * (first.median or 0)) if n == 10**6 else None,
+                    note=f"next_due {fmt_s(med(out['wake']))}; plan: {plan}",
+                )
+            )
+
+    # --- 6. reports -------------------------------------------------------------------------------
+
+    def report(self) -> None:
+        for n in (10**3, 10**4, 10**5, 10**6):
+            path = self.db("national", n)
+            reps = 5 if n < 10**6 else 3
+            eng = self.work("report", db=path, reps=reps, now=NATIONAL_NOW)
+            flo = self.work("report_floor", db=path, reps=reps, now=NATIONAL_NOW)
+            if eng["totals"] != flo["totals"]:
+                raise RuntimeError(f"report totals differ: {eng['totals']} vs {flo['totals']}")
+            m = med(eng["times"])
+            big = n == 10**6
+            self.add(
+                Row(
+                    "6 report",
+                    "report rollout (library call + text)",
+                    f"{sz(n)} tracks",
+                    m,
+                    "one SQL statement",
+                    med(flo["times"]),
+                    eng["rss_peak"],
+                    "< 1 s" if big else "",
+                    (m < 1.0) if big else None,
+                )
+            )
+        for n in (10**3, 10**4, 10**5, 10**6):
+            path = self.db("national", n)
+            reps = 5 if n < 10**6 else 3
+            day = data.AS_OF.isoformat()
+            eng = self.work("report", db=path, reps=reps, as_of=day, now=NATIONAL_NOW)
+            flo = self.work("report_floor", db=path, reps=reps, as_of=day, now=NATIONAL_NOW)
+            if eng["totals"] != flo["totals"]:
+                raise RuntimeError(f"as-of totals differ: {eng['totals']} vs {flo['totals']}")
+            m = med(eng["times"])
+            big = n == 10**6
+            self.add(
+                Row(
+                    "6 report",
+                    f"report rollout --as-of {day}",
+                    f"{sz(n * data.HISTORY_ROWS)} history rows",
+                    m,
+                    "one SQL statement",
+                    med(flo["times"]),
+                    eng["rss_peak"],
+                    "< 5 s" if big else "",
+                    (m < 5.0) if big else None,
+                )
+            )
+        nat = self.db("national", 10**6)
+        runs = [
+            self.proc(
+                [ONBOARDING, "report", "rollout", "--db", str(nat)], ONBOARDING_NOW=NATIONAL_NOW
+            )
+            for _ in range(3)
+        ]
+        self.add(
+            Row(
+                "6 report",
+                "onboarding report rollout (process)",
+                "10^6 tracks",
+                med([t for t, _ in runs]),
+                "",
+                None,
+                max_rss(runs),
+                "",
+                None,
+            )
+        )
+
+    # --- 5. delivery ------------------------------------------------------------------------------
+
+    def delivery(self) -> None:
+        n = 10**4
+        record = WORK / "delivered.jsonl"
+        WORK.mkdir(parents=True, exist_ok=True)
+        record.unlink(missing_ok=True)
+        at = "2021-03-31T12:00:00"  # every reminder due (the escalations are set aside)
+        # The engine first, to a server that records what it accepts ...
+        with self.sink(record) as port:
+            path = self.copy("fresh", n, "deliver.db")
+            eng = self.work("deliver", db=path, port=port, at=at)
+            data.remove(path)
+        # ... then raw smtplib sends exactly those messages to a fresh server.
+        with self.sink(None) as port:
+            raw = self.work("deliver_raw", record=record, port=port)
+        record.unlink(missing_ok=True)
+        if raw["messages"] != n:
+            raise RuntimeError(f"the server recorded {raw['messages']} of {n} messages")
+        m, b = eng["times"][0], raw["times"][0]
+        self.add(
+            Row(
+                "5 delivery",
+                "reminders send-due to aiosmtpd (render + send + record)",
+                f"{sz(n)} messages",
+                m,
+                "raw smtplib, the same messages",
+                b,
+                eng["rss_peak"],
+                "<= 1.5x raw smtplib",
+                m <= 1.5 * b,
+                note=f"{m / n * 1e3:.2f} ms vs {b / n * 1e3:.2f} ms a message",
+            )
+        )
+
+    @contextlib.contextmanager
+    def sink(self, record: Path | None) -> Iterator[int]:
+        """A local aiosmtpd server in its own process; yields its port."""
+        argv = [PY, "-m", "bench.smtpsink"] + ([str(record)] if record else [])
+        server = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            yield int(server.stdout.readline())
+        finally:
+            server.communicate("", timeout=120)
+
+    # --- 7. peers ---------------------------------------------------------------------------------
+
+    def peers(self) -> None:
+        results: dict[tuple[str, str], dict[str, Any]] = {}
+        plan = [("bulk", 10**4), ("single", 10**3)]
+        for mode, n in plan:
+            for peer in ("raw", "ours", "transitions", "spiff"):
+                path = WORK / f"peer-{peer}.db"
+                data.remove(path)
+                if peer == "ours":
+                    self.copy("peers", data.PEER_SYSTEMS, f"peer-{peer}.db")
+                out = self.work("peer", peer=peer, db=path, n=n, mode=mode)
+                data.remove(path)
+                results[(peer, mode)] = out
+                per = out["times"][0] / n
+                raw = results[("raw", mode)]["times"][0] / n
+                self.add(
+                    Row(
+                        "7 peers",
+                        f"{PEER_NAMES[peer]}, {MODE_NAMES[mode]}",
+                        f"{sz(n)} instances",
+                        per,
+                        "raw sqlite3, same commits",
+                        raw,
+                        out["rss_peak"],
+                        "",
+                        None,
+                        note="time per completed instance",
+                    )
+                )
+        for mode, n in plan:
+            ours = results[("ours", mode)]["times"][0] / n
+            spiff = results[("spiff", mode)]["times"][0] / n
+            self.add(
+                Row(
+                    "7 peers",
+                    f"SpiffWorkflow / ours per completed instance, {MODE_NAMES[mode]}",
+                    f"{sz(n)} instances",
+                    ours,
+                    "SpiffWorkflow",
+                    spiff,
+                    None,
+                    ">= 10x faster",
+                    spiff / ours >= 10,
+                    ratio_override=spiff / ours,
+                    note="ratio = how many times faster ours is",
+                )
+            )
+        ours_single = results[("ours", "single")]["times"][0] / plan[1][1]
+        spiff_single = results[("spiff", "single")]["times"][0] / plan[1][1]
+        ours_bulk = results[("ours", "bulk")]["times"][0] / plan[0][1]
+        self.add(
+            Row(
+                "7 peers",
+                "SpiffWorkflow as its docs run it (load, complete, save) / "
+                "ours as ours is run (track advance --where)",
+                "per completed instance",
+                ours_bulk,
+                "SpiffWorkflow, one at a time",
+                spiff_single,
+                None,
+                ">= 10x faster",
+                spiff_single / ours_bulk >= 10,
+                ratio_override=spiff_single / ours_bulk,
+                note=f"ours one at a time: {fmt_s(ours_single)}",
+            )
+        )
+        # memory at 10^5: pytransitions keeps a machine per object; ours streams
+        mem = self.work("peer_memory", n=10**5)
+        self.add(
+            Row(
+                "7 peers",
+                "pytransitions, one Machine per object, live objects",
+                "10^5 instances",
+                mem["times"][0],
+                "",
+                None,
+                mem["rss_peak"],
+                "",
+                None,
+                note="time to build the objects; peak RSS is what they hold",
+            )
+        )
+        self._transitions_rss = mem["rss_peak"]
+
+    # --- 1. bulk advance --------------------------------------------------------------------------
+
+    def bulk(self) -> None:
+        sizes = [(10**3, 5), (10**4, 3), (10**5, 1)]
+        first_rss = None
+        last: tuple[float, float] | None = None
+        for n, reps in sizes:
+            last = self._bulk_size(n, reps)
+            if first_rss is None:
+                first_rss = self.rows[-1].rss_kb
+        assert last is not None
+        predicted = 10 * (last[0] + last[1]) * 1.15 + 30  # and copying 2 x 1.6 GB
+        left = self.budget - self.elapsed()
+        if self.full or predicted < left:
+            self._bulk_size(10**6, 1)
+        else:
+            self.notes.append(
+                f"The 10^6 bulk advance was skipped: from the 10^5 run it would take about "
+                f"{predicted:.0f} s (engine and floor, one run each), and {left:.0f} s of the "
+                f"{self.budget:.0f} s budget were left. Run `python -m bench --full` to include it."
+            )
+        engine_rows = [
+            r for r in self.rows if r.item == "1 bulk advance" and r.what.startswith("engine")
+        ]
+        if first_rss and len(engine_rows) > 1:
+            top = engine_rows[-1]
+            self.add(
+                Row(
+                    "1 bulk advance",
+                    "engine peak RSS, largest vs 10^3",
+                    top.size,
+                    None,
+                    "10^3",
+                    None,
+                    top.rss_kb,
+                    "flat in N (<= 1.5x)",
+                    (top.rss_kb or 0) <= 1.5 * first_rss,
+                    ratio_override=(top.rss_kb or 0) / first_rss,
+                )
+            )
+
+    def _bulk_size(self, n: int, reps: int) -> tuple[float, float]:
+        eng, flo = [], []
+        for _ in range(reps):
+            path = self.copy("fresh", n, "bulk.db")
+            flo.append(self.work("bulk_floor", db=path, n=n))
+            data.remove(path)
+            path = self.copy("fresh", n, "bulk.db")
+            eng.append(self.work("bulk", db=path, n=n))
+            data.remove(path)
+        m = med([e["times"][0] for e in eng])
+        b = med([f["times"][0] for f in flo])
+        self.add(
+            Row(
+                "1 bulk advance",
+                "floor: raw sqlite3 executemany, same rows",
+                f"{sz(n)} tracks",
+                b,
+                "",
+                None,
+                max(f["rss_peak"] for f in flo),
+                "",
+                None,
+                note=f"{n / b:,.0f} tracks/s",
+            )
+        )
+        self.add(
+            Row(
+                "1 bulk advance",
+                "engine: track advance --where (agree_date)",
+                f"{sz(n)} tracks",
+                m,
+                "floor",
+                b,
+                max(e["rss_peak"] for e in eng),
+                "<= 3x floor",
+                m <= 3 * b,
+                note=f"{n / m:,.0f} tracks/s, {reps} run(s)",
+            )
+        )
+        return m, b
+
+    # --- the whole run ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.log(f"fingerprint {data.fingerprint()}; work in {WORK}")
+        for section in SECTIONS:
+            if section in self.only:
+                self.log(f"--- {section}")
+                getattr(self, section)()
+        shutil.rmtree(WORK, ignore_errors=True)
+        self.rss_rows()
+        table = self.table()
+        print(table)
+        RESULTS.write_text(self.markdown(table), encoding="utf-8")
+        self.log(f"wrote {RESULTS.relative_to(ROOT)}")
+        return 0
+
+    def rss_rows(self) -> None:
+        """8. Peak RSS of each operation at 10^6 (or the size it was measured at)."""
+        self.rss_table: list[tuple[str, str, int | None, int | None]] = []
+
+        def pick(item: str, contains: str, size: str) -> None:
+            for r in self.rows:
+                if r.item == item and contains in r.what and r.size == size:
+                    self.rss_table.append((r.what, r.size, r.rss_kb, None))
+                    return
+
+        pick("1 bulk advance", "engine", "10^6 tracks")
+        pick("1 bulk advance", "floor", "10^6 tracks")
+        if not any(r[1] == "10^6 tracks" and "engine" in r[0] for r in self.rss_table):
+            pick("1 bulk advance", "engine", "10^5 tracks")
+        pick("2 single advance", "track advance", "10^5 tracks")
+        pick("3 CLI start", "track show", "10^6 tracks")
+        pick("4 due sweep", "claim", "10^6 pending")
+        pick("6 report", "report rollout (library", "10^6 tracks")
+        pick("6 report", "--as-of", "10^7 history rows")
+        pick("6 report", "(process)", "10^6 tracks")
+        pick("5 delivery", "send-due", "10^4 messages")
+        pick("7 peers", "ours, one transaction per step", "10^4 instances")
+        pick("7 peers", "pytransitions, one Machine per object, live", "10^5 instances")
+
+    # --- output -----------------------------------------------------------------------------------
+
+    def table(self) -> str:
+        head = [
+            "#",
+            "measurement",
+            "size",
+            "median",
+            "baseline",
+            "baseline median",
+            "ratio",
+            "peak RSS",
+            "target",
+            "met",
+        ]
+        lines = [head]
+        for r in self.rows:
+            lines.append(
+                [
+                    r.item.split()[0],
+                    r.what
+                    if len(r.item.split()) < 2
+                    else f"{' '.join(r.item.split()[1:])}: {r.what}",
+                    r.size,
+                    fmt_s(r.median),
+                    r.base,
+                    fmt_s(r.base_median),
+                    f"{r.ratio:.2f}x" if r.ratio is not None else "",
+                    fmt_mb(r.rss_kb),
+                    r.target,
+                    {True: "yes", False: "NO", None: ""}[r.met],
+                ]
+            )
+        widths = [max(len(str(x[i])) for x in lines) for i in range(len(head))]
+        out = []
+        for k, line in enumerate(lines):
+            out.append(
+                "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+            )
+            if k == 0:
+                out.append("  ".join("-" * w for w in widths))
+        return "\n".join(out)
+
+    def markdown(self, table: str) -> str:
+        m = machine()
+        load_end = os.getloadavg()
+        md = [
+            "# Benchmark results",
+            "",
+            "Generated by `make bench` (`.venv/bin/python -m bench`); do not edit by hand: the "
+            "findings and before/after records at the end come from `bench/FINDINGS.md`.",
+            "",
+            "## Machine",
+            "",
+            f"- CPU: {m['cpu']} ({m['cores']} cores), {m['memory']} memory",
+            f"- OS: {m['os']}",
+            f"- Python {m['python']}, SQLite {m['sqlite']}",
+            f"- Packages: {m['packages']}",
+            f"- Load average at start {fmt_load(self.load_start)}, at end {fmt_load(load_end)} "
+            "(other work on the machine shows here)",
+            f"- Run took {self.elapsed():.0f} s"
+            + (
+                f"; databases generated first: {'; '.join(self.generated)}"
+                if self.generated
+                else " (databases from the cache)"
+            ),
+            "",
+            "## Results",
+            "",
+            "Times are medians. `ratio` = median / baseline median (lower is better), except the "
+            "SpiffWorkflow rows where it says how many times faster ours is. RSS is the peak "
+            "resident set of the measuring process (MiB).",
+            "",
+        ]
+        head = [
+            "#",
+            "measurement",
+            "size",
+            "median",
+            "baseline",
+            "baseline median",
+            "ratio",
+            "peak RSS",
+            "target",
+            "met",
+        ]
+        md.append("| " + " | ".join(head) + " |")
+        md.append("|" + "|".join("---" for _ in head) + "|")
+        for r in self.rows:
+            md.append(
+                "| "
+                + " | ".join(
+                    [
+                        r.item.split()[0],
+                        f"{' '.join(r.item.split()[1:])}: {r.what}"
+                        + (f" ({r.note})" if r.note else ""),
+                        r.size,
+                        fmt_s(r.median),
+                        r.base,
+                        fmt_s(r.base_median),
+                        f"{r.ratio:.2f}x" if r.ratio is not None else "",
+                        fmt_mb(r.rss_kb),
+                        r.target,
+                        {True: "yes", False: "**no**", None: ""}[r.met],
+                    ]
+                )
+                .replace("|", "\\|")
+                .replace(" \\| ", " | ")
+                + " |"
+            )
+        md += [
+            "",
+            "## 8. Peak memory of each operation at 10^6",
+            "",
+            "| operation | size | peak RSS |",
+            "|---|---|---|",
+        ]
+        for what, size, rss, _ in getattr(self, "rss_table", []):
+            md.append(f"| {what} | {size} | {fmt_mb(rss)} |")
+        md += ["", "## Notes from this run", ""]
+        md += [f"- {n}" for n in self.notes] or ["- (none)"]
+        md += ["", "## Plain-text table (as printed)", "", "```", table, "```", ""]
+        if FINDINGS.exists():
+            md += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
+        return "\n".join(md)
+
+
+#: Runs argv[1:] as a child with stdout discarded; prints its wall time and peak RSS (KiB).
+LAUNCHER = """
+import os, sys, time
+argv = sys.argv[1:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    try:
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+code = os.waitstatus_to_exitcode(status)
+if code:
+    sys.exit(f"exit {code}")
+print(seconds, usage.ru_maxrss)
+"""
+
+PEER_NAMES = {
+    "raw": "raw sqlite3 (state + history row)",
+    "ours": "ours",
+    "transitions": "pytransitions, Machine per object",
+    "spiff": "SpiffWorkflow BPMN + serializer",
+}
+MODE_NAMES = {"bulk": "one transaction per step", "single": "one transaction per advance"}
+
+
+def med(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def max_rss(runs: list[tuple[float, int]]) -> int:
+    return max(r for _, r in runs)
+
+
+def fmt_s(v: float | None) -> str:
+    if v is None:
+        return ""
+    if v >= 1:
+        return f"{v:.2f} s"
+    if v >= 1e-3:
+        return f"{v * 1e3:.1f} ms"
+    return f"{v * 1e6:.0f} us"
+
+
+def fmt_mb(kb: int | None) -> str:
+    return "" if kb is None else f"{kb / 1024:.0f} MiB"
+
+
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    pkgs = []
+    for name in ("transitions", "SpiffWorkflow", "sqlite-utils", "Jinja2", "aiosmtpd", "click"):
+        with contextlib.suppress(PackageNotFoundError):
+            pkgs.append(f"{name} {version(name)}")
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": ", ".join(pkgs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="also the 10^6 bulk advance")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds for the whole run")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"sections to run (default all: {','.join(SECTIONS)})",
+    )
+    args = parser.parse_args(argv)
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    os.environ["PYTHONPATH"] = str(ROOT)
+    return Suite(full=args.full, budget=args.budget, only=only).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,439 @@
+"""One measurement in a fresh process: ``python -m bench.worker CASE JSON-ARGS``.
+
+Prints one JSON object: the timings (seconds, measured around the operation only, after
+imports and setup), ``rss_before`` (resident set after setup, KiB) and ``rss_peak`` (the
+process's high-water mark, KiB), plus what the case reports. A fresh process per measurement
+keeps the peak memory the operation's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench import data
+
+
+def _rss_now() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss // 1024)
+
+
+def _peak() -> int:
+    """This process's peak resident set (KiB): ``VmHWM``, which starts afresh at exec; the
+    rusage figure would start from the high-water mark of the process that forked us."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+# --- 1. bulk advance --------------------------------------------------------------------------
+
+
+def bulk(args: dict[str, Any]) -> dict[str, Any]:
+    """The engine: ``track advance --where "definition=connection state=date_agreement"
+    agree_date --set connection_date=...`` on every fresh track, as a library call."""
+    from onboarding import clock, engine
+    from onboarding.db import connect
+    from onboarding.filters import TrackFilter
+
+    db = connect(args["db"])
+    flt = TrackFilter(definition=data.CONNECTION, state="date_agreement")
+    act = engine.Act(data.ACTOR, data.ROLE, at=clock.parse_time(data.ADVANCE_AT))
+    sets = {"connection_date": data.CONNECTION_DATE}
+    before = _rss_now()
+    started = time.perf_counter()
+    if args.get("profile"):
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.001)
+        prof.start()
+    result = engine.bulk_advance(db, flt, "agree_date", act, sets)
+    seconds = time.perf_counter() - started
+    if args.get("profile"):
+        prof.stop()
+        Path(args["profile"]).write_text(prof.output_text(unicode=False, color=False))
+    db.close()
+    if result.moved != args["n"]:
+        raise RuntimeError(f"moved {result.moved} of {args['n']}")
+    return {"times": [seconds], "rss_before": before, "moved": result.moved}
+
+
+def bulk_floor(args: dict[str, Any]) -> dict[str, Any]:
+    """The storage floor: plain ``sqlite3`` writing the same rows as the engine's bulk advance
+    (track update, hash-chained history row, the audit head, four outbox rows cancelled and
+    four written per track) with ``executemany`` in one transaction. It knows what this one
+    transition writes; everything general (guards, roles, definitions) is the engine's cost."""
+    import hashlib
+
+    from onboarding import calendar, clock, outbox
+    from onboarding.db import connect
+
+    path = args["db"]
+    db = connect(path)  # the same pragmas as the engine's connection
+    conn = db.conn
+    before = _rss_now()
+    started = time.perf_counter()
+    moment = clock.parse_time(data.ADVANCE_AT)
+    at = now = clock.stamp(moment)
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute(
+        "SELECT id, version, fields FROM tracks WHERE definition = 'connection'"
+        " AND state = 'date_agreement' AND final = 0 ORDER BY id"
+    ).fetchall()
+    # What entering service_agreements means: due 10 working days after entry, four rows.
+    due = calendar.add_working_days(clock.local_date(moment), 10).isoformat()
+    planned = outbox._Planner().rows(
+        0,
+        0,
+        "service_agreements",
+        outbox.rules(data._definition(conn, data.CONNECTION).state("service_agreements")),
+        due,
+        at,
+        now,
+    )[0]
+    sets = json.dumps({"connection_date": data.CONNECTION_DATE}, sort_keys=True)
+    tracks, history, cancels, inserts = [], [], [], []
+    for track_id, version, fields in rows:
+        f = json.loads(fields)
+        f["connection_date"] = data.CONNECTION_DATE
+        tracks.append(
+            (
+                "service_agreements",
+                json.dumps(f, ensure_ascii=False, sort_keys=True),
+                at,
+                due,
+                at,
+                track_id,
+                version,
+            )
+        )
+        history.append(
+            (
+                track_id,
+                version + 1,
+                "date_agreement",
+                "service_agreements",
+                "agree_date",
+                data.ACTOR,
+                data.ROLE,
+                None,
+                at,
+                now,
+                1,
+                sets,
+            )
+        )
+        cancels.append((now, track_id))
+        inserts += [(track_id, version + 1, *p[2:]) for p in planned]
+    conn.executemany(
+        "UPDATE tracks SET state = ?, final = 0, version = version + 1, fields = ?,"
+        " entered_at = ?, due = ?, def_version = 1, updated_at = ? WHERE id = ? AND version = ?",
+        tracks,
+    )
+    last_id, prev = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    sha = hashlib.sha256
+    chained = []
+    for values in history:
+        last_id += 1
+        prev = sha(encode([prev, last_id, *values]).encode("utf-8")).hexdigest()
+        chained.append((last_id, *values, prev))
+    conn.executemany(
+        "INSERT INTO history (id, track_id, seq, from_state, to_state, trigger, actor, role,"
+        " note, at, recorded_at, def_version, fields, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        chained,
+    )
+    conn.execute(
+        "UPDATE audit_head SET last_id = ?, last_hash = ?, rows = rows + ? WHERE id = 1",
+        [last_id, prev, len(chained)],
+    )
+    conn.executemany(
+        "UPDATE outbox SET status = 'cancelled', updated_at = ? WHERE track_id = ?"
+        " AND status = 'pending'",
+        cancels,
+    )
+    conn.executemany(
+        "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, template,"
+        " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        inserts,
+    )
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    db.close()
+    if len(rows) != args["n"]:
+        raise RuntimeError(f"moved {len(rows)} of {args['n']}")
+    return {"times": [seconds], "rss_before": before, "moved": len(rows)}
+
+
+# --- 4. due sweep -------------------------------------------------------------------------------
+
+
+def sweep(args: dict[str, Any]) -> dict[str, Any]:
+    """Claim one batch (50) of the due rows, as ``send-due`` does; put the rows back (untimed)
+    and repeat. Also ``next_due`` (the scheduler's wake-up) and the claim's query plan."""
+    from onboarding import clock, outbox
+    from onboarding.db import connect
+
+    db = connect(args["db"])
+    at = clock.parse_time(data.SWEEP_AT)
+    lease = timedelta(minutes=15)
+    pending = db.conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    plan = [
+        r[3]
+        for r in db.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY due_at, id LIMIT ?",
+            [clock.stamp(at), 50],
+        )
+    ]
+    before = _rss_now()
+    times, wake = [], []
+    for _ in range(args["reps"]):
+        started = time.perf_counter()
+        rows = outbox.claim(db, at, at, "bench", 50, lease)
+        times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        outbox.next_due(db)
+        wake.append(time.perf_counter() - started)
+        if len(rows) != 50:
+            raise RuntimeError(f"claimed {len(rows)}")
+        db.conn.executemany(
+            "UPDATE outbox SET status = 'pending', claimed_by = NULL, lease_until = NULL,"
+            " attempts = 0 WHERE id = ?",
+            [(r["id"],) for r in rows],
+        )
+    db.close()
+    return {"times": times, "wake": wake, "rss_before": before, "pending": pending, "plan": plan}
+
+
+# --- 5. delivery --------------------------------------------------------------------------------
+
+
+def _delivery_setup(path: str) -> int:
+    """Leave the reminders pending and due (escalations aside); returns how many."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "UPDATE outbox SET status = 'cancelled' WHERE status = 'pending' AND kind != 'reminder'"
+    )
+    n = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    conn.close()
+    return int(n)
+
+
+def _mail_config(port: int) -> Any:
+    from notifications.config import load_config
+
+    env = {
+        "ONBOARDING_SMTP_HOST": "127.0.0.1",
+        "ONBOARDING_SMTP_PORT": str(port),
+        "ONBOARDING_SMTP_SECURITY": "none",
+        "ONBOARDING_MAIL_FROM": "KOMBIT onboarding <onboarding@kombit.bench.example>",
+    }
+    return load_config(None, env=env)
+
+
+def deliver(args: dict[str, Any]) -> dict[str, Any]:
+    """``reminders send-due``: claim, render (Jinja2, .ics), send over SMTP, record."""
+    from notifications.runner import send_due
+    from onboarding import clock
+    from onboarding.db import connect
+
+    n = _delivery_setup(args["db"])
+    config = _mail_config(args["port"])
+    db = connect(args["db"])
+    at = clock.parse_time(args["at"])
+    before = _rss_now()
+    started = time.perf_counter()
+    if args.get("profile"):
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.001)
+        prof.start()
+    summary = send_due(db, at, config)
+    seconds = time.perf_counter() - started
+    if args.get("profile"):
+        prof.stop()
+        Path(args["profile"]).write_text(prof.output_text(unicode=False, color=False))
+    db.close()
+    if summary.sent != n or summary.messages != n:
+        raise RuntimeError(f"sent {summary.sent} of {n}: {summary.line()}")
+    return {"times": [seconds], "rss_before": before, "messages": summary.messages}
+
+
+def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
+    """The same messages, as the engine's run delivered them (recorded by the SMTP server,
+    so already rendered), sent with plain ``smtplib`` over one connection."""
+    import smtplib
+
+    messages = []
+    with open(args["record"], encoding="utf-8") as f:
+        for line in f:
+            sender, to, content = json.loads(line)
+            body = content.encode("utf-8", "surrogateescape").replace(b"\r\n", b"\n")
+            messages.append((sender, to, body.replace(b"\n", b"\r\n")))
+    before = _rss_now()
+    started = time.perf_counter()
+    smtp = smtplib.SMTP("127.0.0.1", args["port"])
+    smtp.ehlo()
+    for sender, to, body in messages:
+        smtp.sendmail(sender, to, body)
+    smtp.quit()
+    seconds = time.perf_counter() - started
+    return {"times": [seconds], "rss_before": before, "messages": len(messages)}
+
+
+# --- 6. reports -----------------------------------------------------------------------------------
+
+
+def report(args: dict[str, Any]) -> dict[str, Any]:
+    """``report rollout [--as-of DAY]`` as a library call (the report and its text table)."""
+    from datetime import date
+
+    from onboarding import reports
+    from onboarding.db import connect
+
+    db = connect(args["db"])
+    as_of = date.fromisoformat(args["as_of"]) if args.get("as_of") else None
+    before = _rss_now()
+    times = []
+    text = ""
+    for _ in range(args["reps"]):
+        started = time.perf_counter()
+        rep = reports.rollout(db, as_of=as_of)
+        text = reports.rollout_text(rep)
+        times.append(time.perf_counter() - started)
+    totals = _report_totals(rep)
+    db.close()
+    return {"times": times, "rss_before": before, "totals": totals, "lines": text.count("\n")}
+
+
+def _report_totals(rep: dict[str, Any]) -> dict[str, int]:
+    out = {"in_operation": 0, "agreed": 0, "not_agreed": 0}
+    for c in rep["categories"]:
+        for k in out:
+            out[k] += c["total"][k]
+    return out
+
+
+def report_floor(args: dict[str, Any]) -> dict[str, Any]:
+    """The floor: the SQL the report cannot do without, hand-written with the definition's
+    buckets as constants, and nothing else (no Python per row, no text): the state of each
+    track then (its row, or its last history row at or before the date), the most advanced per
+    (municipality, system), per system how many uses fall in each bucket, and how many uses
+    each system has. Two statements."""
+    from onboarding import clock
+    from onboarding.db import connect
+
+    db = connect(args["db"])
+    conn = db.conn
+    defn = data._definition(conn, data.CONNECTION)
+    by_rank = {r: [s.name for s in defn.states if defn.bucket_rank(s.name) == r] for r in (1, 2)}
+    rank = "CASE WHEN state IN ({}) THEN 2 WHEN state IN ({}) THEN 1 ELSE 0 END".format(
+        ", ".join(f"'{n}'" for n in by_rank[2]), ", ".join(f"'{n}'" for n in by_rank[1])
+    )
+    if args.get("as_of"):
+        from datetime import date
+
+        stamp = clock.stamp(clock.end_of_local_day(date.fromisoformat(args["as_of"])))
+        states = (
+            "SELECT t.municipality_code AS m, t.system_id AS s, h.to_state AS state"
+            " FROM (SELECT track_id, max(seq), to_state FROM history WHERE at <= :at"
+            " GROUP BY +track_id) h JOIN tracks t ON t.id = h.track_id"
+            " WHERE t.definition = 'connection'"
+        )
+    else:
+        stamp = clock.stamp(clock.now())
+        states = (
+            "SELECT municipality_code AS m, system_id AS s, state FROM tracks NOT INDEXED"
+            " WHERE definition = 'connection'"
+        )
+    buckets = (
+        f"WITH best AS (SELECT m, s, max({rank}) AS r FROM ({states}) GROUP BY m, s)"
+        " SELECT b.s, b.r, count(*) FROM best b WHERE EXISTS (SELECT 1 FROM contracts c"
+        " WHERE c.municipality_code = b.m AND c.system_id = b.s) GROUP BY b.s, b.r"
+    )
+    uses = "SELECT system_id, count(*) FROM contracts GROUP BY system_id"
+    before = _rss_now()
+    times = []
+    for _ in range(args["reps"]):
+        started = time.perf_counter()
+        ranked = conn.execute(buckets, {"at": stamp}).fetchall()
+        per_system = conn.execute(uses).fetchall()
+        times.append(time.perf_counter() - started)
+    totals = {
+        "in_operation": sum(n for _, r, n in ranked if r == 2),
+        "agreed": sum(n for _, r, n in ranked if r == 1),
+    }
+    totals["not_agreed"] = sum(n for _, n in per_system) - totals["in_operation"] - totals["agreed"]
+    db.close()
+    return {"times": times, "rss_before": before, "totals": totals}
+
+
+# --- 7. peers -------------------------------------------------------------------------------------
+
+
+def peer(args: dict[str, Any]) -> dict[str, Any]:
+    from bench import peers
+
+    before = _rss_now()
+    out = peers.run(args["peer"], Path(args["db"]), args["n"], args["mode"])
+    return {"times": [out["seconds"]], "rss_before": before, "completed": out["completed"]}
+
+
+def peer_memory(args: dict[str, Any]) -> dict[str, Any]:
+    from bench import peers
+
+    before = _rss_now()
+    started = time.perf_counter()
+    n = peers.transitions_memory(args["n"])
+    return {"times": [time.perf_counter() - started], "rss_before": before, "objects": n}
+
+
+def shape(args: dict[str, Any]) -> dict[str, Any]:
+    problems = data.check_shape(Path(args["dir"]))
+    return {"times": [], "rss_before": 0, "problems": problems}
+
+
+CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "bulk": bulk,
+    "bulk_floor": bulk_floor,
+    "sweep": sweep,
+    "deliver": deliver,
+    "deliver_raw": deliver_raw,
+    "report": report,
+    "report_floor": report_floor,
+    "peer": peer,
+    "peer_memory": peer_memory,
+    "shape": shape,
+}
+
+
+def main() -> None:
+    case, raw = sys.argv[1], sys.argv[2]
+    args = json.loads(raw)
+    os.environ.setdefault("ONBOARDING_NOW", args.get("now", data.ADVANCE_AT))
+    out = CASES[case](args)
+    out["rss_peak"] = _peak()
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # skip tearing down what was measured (10^5 machines take seconds to free)
+
+
+if __name__ == "__main__":
+    main()

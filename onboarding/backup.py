@@ -1,0 +1,152 @@
+"""``onboarding backup`` and ``onboarding restore``: a copy of the database, safely, and back.
+
+* ``backup`` uses SQLite's online backup API in one step: it copies a consistent snapshot (one
+  read transaction) while other processes go on writing (WAL: readers never block writers).
+  The copy is written to a temporary file next to the target, switched to a self-contained
+  rollback-journal file, checked (``PRAGMA integrity_check``), flushed to disk and only then
+  renamed into place, so a crash never leaves a half-written backup under the target's name.
+* ``restore`` first checks that the file is a database of this tool: a SQLite file that passes
+  ``integrity_check``, with this tool's migrations table listing only migrations this version
+  knows and the core tables. Anything else is refused (a user error, exit 2) and nothing is
+  touched. It then keeps the current database as ``<db>.before-restore-<time>.db`` and copies
+  the backup into place with the backup API (other connections see the restored content).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from onboarding import audit
+from onboarding.db import connect, migrations, open_existing
+from onboarding.errors import InputError
+
+HEADER = b"SQLite format 3\x00"
+CORE_TABLES = ("tracks", "history", "definitions", "municipalities")
+
+
+def _summary(conn: sqlite3.Connection) -> dict[str, Any]:
+    tracks = conn.execute("SELECT count(*) FROM tracks").fetchone()[0]
+    rows = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+    return {"tracks": int(tracks), "history_rows": int(rows)}
+
+
+def backup(db_path: Path, target: Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Copy the database at ``db_path`` to ``target`` (see the module doc); return a summary."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists: give another file name, or --force to replace it")
+    if target.exists() and target.resolve() == Path(db_path).resolve():
+        raise InputError(f"{target} is the database itself")
+    if target.is_dir():
+        raise InputError(f"{target} is a folder: give a file name")
+    if not target.parent.is_dir():
+        raise InputError(f"{target.parent} does not exist")
+    db = open_existing(db_path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        dest = sqlite3.connect(tmp)
+        try:
+            db.conn.backup(dest)  # pages=-1: the whole database from one snapshot
+            dest.execute("PRAGMA journal_mode = DELETE")
+            check = dest.execute("PRAGMA integrity_check").fetchone()[0]
+            if check != "ok":  # pragma: no cover - a copy of a sound database
+                raise InputError(f"the copy failed its integrity check: {check}")
+            info = _summary(dest)
+        finally:
+            dest.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    finally:
+        db.close()
+    return {"file": str(target), "bytes": target.stat().st_size, **info}
+
+
+def check(path: Path) -> dict[str, Any]:
+    """Refuse (``InputError``) unless ``path`` is a sound database of this tool; a summary."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if f.read(16) != HEADER:
+            raise InputError(f"{path}: not a SQLite database")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:  # pragma: no cover - a readable file with the header
+        raise InputError(f"{path}: cannot open: {exc}") from None
+    try:
+        try:
+            result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{path}: damaged database: {exc}") from None
+        if result != ["ok"]:
+            raise InputError(f"{path}: fails the integrity check: {'; '.join(result[:3])}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "_sqlite_migrations" not in tables:
+            raise InputError(f"{path}: not a database of this tool (no migrations table)")
+        applied = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY id",
+                [migrations.name],
+            )
+        ]
+        if not applied:
+            raise InputError(f"{path}: not a database of this tool (no onboarding migrations)")
+        known = [m.name for m in migrations._migrations]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise InputError(
+                f"{path}: made by a newer version of this tool (migrations {', '.join(unknown)})"
+            )
+        missing = [t for t in CORE_TABLES if t not in tables]
+        if missing:
+            raise InputError(f"{path}: not a database of this tool (no {', '.join(missing)})")
+        pending = [name for name in known if name not in applied]
+        return {"file": str(path), **_summary(conn), "pending_migrations": pending}
+    finally:
+        conn.close()
+
+
+def restore(source: Path, db_path: Path) -> dict[str, Any]:
+    """Replace the database at ``db_path`` with the backup ``source`` (see the module doc)."""
+    source, db_path = Path(source), Path(db_path)
+    if db_path.exists() and source.resolve() == db_path.resolve():
+        raise InputError(f"{source} is the database itself")
+    info = check(source)
+    kept = None
+    if db_path.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        kept = db_path.with_name(f"{db_path.name}.before-restore-{stamp}.db")
+        current = connect(db_path)
+        try:
+            dest = sqlite3.connect(kept)
+            try:
+                current.conn.backup(dest)
+                dest.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                dest.close()
+        finally:
+            current.close()
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    db = connect(db_path)
+    try:
+        src.backup(db.conn)
+        db.conn.execute("PRAGMA journal_mode = WAL")
+        info["kept"] = str(kept) if kept else None
+        info["audit"] = None
+        if not info["pending_migrations"]:
+            info["audit"] = audit.verify(db).line()
+    finally:
+        src.close()
+        db.close()
+    return info
