@@ -234,14 +234,16 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
     uses = _rows(
         db,
         """
-        SELECT c.system_id, s.category, v.name AS vendor, s.name AS system, count(*) AS n
-        FROM contracts c
-        JOIN systems s ON s.id = c.system_id
+        SELECT u.system_id, s.category, v.name AS vendor, s.name AS system, u.n
+        FROM (
+            SELECT c.system_id, count(*) AS n FROM contracts c
+            LEFT JOIN contract_origins o
+                ON o.municipality_code = c.municipality_code AND o.system_id = c.system_id
+            WHERE o.since IS NULL OR o.since <= ?
+            GROUP BY c.system_id
+        ) u
+        JOIN systems s ON s.id = u.system_id
         JOIN vendors v ON v.id = s.vendor_id
-        LEFT JOIN contract_origins o
-            ON o.municipality_code = c.municipality_code AND o.system_id = c.system_id
-        WHERE o.since IS NULL OR o.since <= ?
-        GROUP BY c.system_id
         """,
         [stamp],
     )
