@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -85,6 +86,16 @@ def open_db(db_path: str | None) -> Any:
     from onboarding.db import open_existing, resolve_path
 
     return open_existing(resolve_path(db_path))
+
+
+@contextmanager
+def database(db_path: str | None) -> Iterator[Any]:
+    """The database for one command, closed when the command is done."""
+    db = open_db(db_path)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def echo_json(data: Any) -> None:
@@ -231,11 +242,8 @@ def registry_import(kind: str, file: str, db_path: str | None) -> None:
         "contracts": reg.import_contracts,
         "contacts": reg.import_contacts,
     }
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         counts = importers[kind](db, file)
-    finally:
-        db.close()
     summary = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items())
     click.echo(f"{file}: {summary}")
 
@@ -260,11 +268,8 @@ def registry_list(kind: str, db_path: str | None, as_json: bool) -> None:
         "contracts": reg.list_contracts,
         "contacts": reg.list_contacts,
     }
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         rows = listers[kind](db)
-    finally:
-        db.close()
     if as_json:
         echo_json(rows)
     else:
@@ -296,17 +301,17 @@ def workflow_list(db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import definitions
 
-    db = open_db(db_path)
-    rows = []
-    for name, version in definitions.names(db):
-        defn = definitions.get(db, name, version)
-        rows.append(
-            {"name": name, "version": version, "subject": defn.subject, "title": defn.title}
-        )
-    if as_json:
-        echo_json(rows)
-    else:
-        echo_table(rows)
+    with database(db_path) as db:
+        rows = []
+        for name, version in definitions.names(db):
+            defn = definitions.get(db, name, version)
+            rows.append(
+                {"name": name, "version": version, "subject": defn.subject, "title": defn.title}
+            )
+        if as_json:
+            echo_json(rows)
+        else:
+            echo_table(rows)
 
 
 @workflow.command("show")
@@ -323,39 +328,39 @@ def workflow_show(name: str, version: int | None, db_path: str | None, as_json: 
     """
     from onboarding import definitions
 
-    db = open_db(db_path)
-    defn = definitions.get(db, name, version)
-    data = defn.to_dict()
-    if as_json:
-        echo_json(data)
-        return
-    click.echo(f"{defn.name} v{defn.version}: {defn.title} (subject: {defn.subject})")
-    click.echo("\nStates:")
-    echo_table(
-        [
-            {
-                "state": s["name"] + (" *" if s["name"] == defn.initial else ""),
-                "label": s["label"],
-                "bucket": s["bucket"],
-                "phase": s["phase"],
-                "final": s["final"],
-            }
-            for s in data["states"]
-        ]
-    )
-    click.echo("\nTransitions:")
-    echo_table(
-        [
-            {
-                "trigger": t["trigger"],
-                "from": t["source"],
-                "to": t["dest"],
-                "roles": t["roles"],
-                "guards": t["guards"] + [f"not {g}" for g in t["unless"]],
-            }
-            for t in data["transitions"]
-        ]
-    )
+    with database(db_path) as db:
+        defn = definitions.get(db, name, version)
+        data = defn.to_dict()
+        if as_json:
+            echo_json(data)
+            return
+        click.echo(f"{defn.name} v{defn.version}: {defn.title} (subject: {defn.subject})")
+        click.echo("\nStates:")
+        echo_table(
+            [
+                {
+                    "state": s["name"] + (" *" if s["name"] == defn.initial else ""),
+                    "label": s["label"],
+                    "bucket": s["bucket"],
+                    "phase": s["phase"],
+                    "final": s["final"],
+                }
+                for s in data["states"]
+            ]
+        )
+        click.echo("\nTransitions:")
+        echo_table(
+            [
+                {
+                    "trigger": t["trigger"],
+                    "from": t["source"],
+                    "to": t["dest"],
+                    "roles": t["roles"],
+                    "guards": t["guards"] + [f"not {g}" for g in t["unless"]],
+                }
+                for t in data["transitions"]
+            ]
+        )
 
 
 @workflow.command("validate")
@@ -400,11 +405,11 @@ def workflow_add(file: str, db_path: str | None) -> None:
     from onboarding import definitions
     from onboarding.db import immediate
 
-    db = open_db(db_path)
-    with immediate(db):
-        defn, new = definitions.add_file(db, file)
-    state = "added" if new else "already registered"
-    click.echo(f"{defn.name} v{defn.version}: {state}")
+    with database(db_path) as db:
+        with immediate(db):
+            defn, new = definitions.add_file(db, file)
+        state = "added" if new else "already registered"
+        click.echo(f"{defn.name} v{defn.version}: {state}")
 
 
 @workflow.command("diagram")
@@ -421,8 +426,8 @@ def workflow_diagram(name: str, version: int | None, db_path: str | None) -> Non
     from onboarding import definitions
     from workflows.diagram import mermaid
 
-    db = open_db(db_path)
-    click.echo(mermaid(definitions.get(db, name, version)))
+    with database(db_path) as db:
+        click.echo(mermaid(definitions.get(db, name, version)))
 
 
 @workflow.command("migrate")
@@ -458,13 +463,13 @@ def workflow_migrate(
     from onboarding import engine
 
     mapping = parse_sets(mappings, option="--map")
-    db = open_db(db_path)
-    act = engine.Act(actor=actor_name(actor), role=role, note=note)
-    result = engine.migrate(db, name, to_version, mapping, act, dry_run=dry_run)
-    verb = "would move" if dry_run else "moved"
-    click.echo(f"{verb} {result.moved} track(s)")
-    for (version, old, new), n in sorted(result.by_state.items()):
-        click.echo(f"  {n:>6}  v{version} {old} -> {new}")
+    with database(db_path) as db:
+        act = engine.Act(actor=actor_name(actor), role=role, note=note)
+        result = engine.migrate(db, name, to_version, mapping, act, dry_run=dry_run)
+        verb = "would move" if dry_run else "moved"
+        click.echo(f"{verb} {result.moved} track(s)")
+        for (version, old, new), n in sorted(result.by_state.items()):
+            click.echo(f"  {n:>6}  v{version} {old} -> {new}")
 
 
 # --- track ----------------------------------------------------------------------------------
@@ -545,30 +550,30 @@ def track_start(
     """
     from onboarding import engine
 
-    db = open_db(db_path)
-    subject = engine.Subject(
-        municipality=municipality,
-        system=system,
-        index=index,
-        bob=bob,
-        klik_task=klik_task,
-        wave=wave,
-        course=course,
-    )
-    act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
-    row = engine.start(db, definition, subject, act, parse_sets(sets))
-    if as_json:
-        echo_json(
-            {
-                "id": row["id"],
-                "definition": row["definition"],
-                "state": row["state"],
-                "version": row["version"],
-                "due": row["due"],
-            }
+    with database(db_path) as db:
+        subject = engine.Subject(
+            municipality=municipality,
+            system=system,
+            index=index,
+            bob=bob,
+            klik_task=klik_task,
+            wave=wave,
+            course=course,
         )
-    else:
-        click.echo(row["id"])
+        act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
+        row = engine.start(db, definition, subject, act, parse_sets(sets))
+        if as_json:
+            echo_json(
+                {
+                    "id": row["id"],
+                    "definition": row["definition"],
+                    "state": row["state"],
+                    "version": row["version"],
+                    "due": row["due"],
+                }
+            )
+        else:
+            click.echo(row["id"])
 
 
 @track.command("advance")
@@ -625,59 +630,61 @@ def track_advance(
     """
     from onboarding import engine, filters
 
-    db = open_db(db_path)
-    act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
-    values = parse_sets(sets)
-    if where is None:
-        if len(args) != 2:
-            raise UserError("give TRACK TRIGGER, or --where FILTER TRIGGER")
-        row = engine.advance(db, _track_id(args[0]), args[1], act, values, expect_version)
+    with database(db_path) as db:
+        act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
+        values = parse_sets(sets)
+        if where is None:
+            if len(args) != 2:
+                raise UserError("give TRACK TRIGGER, or --where FILTER TRIGGER")
+            row = engine.advance(db, _track_id(args[0]), args[1], act, values, expect_version)
+            if as_json:
+                echo_json(
+                    {
+                        "id": row["id"],
+                        "state": row["state"],
+                        "version": row["version"],
+                        "due": row["due"],
+                    }
+                )
+            else:
+                due = f", due {row['due']}" if row["due"] else ""
+                click.echo(
+                    f"track #{row['id']} is now in {row['state']} (version {row['version']}{due})"
+                )
+            return
+        if len(args) != 1:
+            raise UserError("with --where give only the TRIGGER")
+        flt = filters.parse_where(where)
+        with click.progressbar(length=0, label="advancing", file=sys.stderr) as bar:
+
+            def progress(n: int) -> None:
+                bar.update(n)
+
+            result = engine.bulk_advance(
+                db, flt, args[0], act, values, dry_run=dry_run, progress=progress
+            )
         if as_json:
             echo_json(
                 {
-                    "id": row["id"],
-                    "state": row["state"],
-                    "version": row["version"],
-                    "due": row["due"],
+                    "selected": result.selected,
+                    "moved": result.moved,
+                    "dry_run": dry_run,
+                    "blocked_count": result.blocked_count,
+                    "blocked": [{"id": i, "reason": r} for i, r in result.blocked],
+                    "moves": [
+                        {"from": a, "to": b, "count": n} for (a, b), n in result.by_move.items()
+                    ],
                 }
             )
-        else:
-            due = f", due {row['due']}" if row["due"] else ""
-            click.echo(
-                f"track #{row['id']} is now in {row['state']} (version {row['version']}{due})"
-            )
-        return
-    if len(args) != 1:
-        raise UserError("with --where give only the TRIGGER")
-    flt = filters.parse_where(where)
-    with click.progressbar(length=0, label="advancing", file=sys.stderr) as bar:
-
-        def progress(n: int) -> None:
-            bar.update(n)
-
-        result = engine.bulk_advance(
-            db, flt, args[0], act, values, dry_run=dry_run, progress=progress
-        )
-    if as_json:
-        echo_json(
-            {
-                "selected": result.selected,
-                "moved": result.moved,
-                "dry_run": dry_run,
-                "blocked_count": result.blocked_count,
-                "blocked": [{"id": i, "reason": r} for i, r in result.blocked],
-                "moves": [{"from": a, "to": b, "count": n} for (a, b), n in result.by_move.items()],
-            }
-        )
-        return
-    verb = "would move" if dry_run else "moved"
-    click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
-    for (a, b), n in sorted(result.by_move.items()):
-        click.echo(f"  {n:>6}  {a} -> {b}")
-    if result.blocked_count:
-        click.echo(f"{result.blocked_count} blocked:")
-        for _, reason in result.blocked:
-            click.echo(f"  {reason}")
+            return
+        verb = "would move" if dry_run else "moved"
+        click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
+        for (a, b), n in sorted(result.by_move.items()):
+            click.echo(f"  {n:>6}  {a} -> {b}")
+        if result.blocked_count:
+            click.echo(f"{result.blocked_count} blocked:")
+            for _, reason in result.blocked:
+                click.echo(f"  {reason}")
 
 
 @track.command("set")
@@ -704,11 +711,11 @@ def track_set(
     """
     from onboarding import engine
 
-    db = open_db(db_path)
-    act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
-    row = engine.set_fields(db, _track_id(track_ref), parse_sets(assignments), act)
-    due = f", due {row['due']}" if row["due"] else ""
-    click.echo(f"track #{row['id']} updated (version {row['version']}{due})")
+    with database(db_path) as db:
+        act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
+        row = engine.set_fields(db, _track_id(track_ref), parse_sets(assignments), act)
+        due = f", due {row['due']}" if row["due"] else ""
+        click.echo(f"track #{row['id']} updated (version {row['version']}{due})")
 
 
 @track.command("show")
@@ -724,33 +731,33 @@ def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import tracks
 
-    db = open_db(db_path)
-    info = tracks.show(db, _track_id(track_ref))
-    if as_json:
-        echo_json(info)
-        return
-    click.echo(f"Track #{info['id']}  {info['definition']} v{info['definition_version']}")
-    click.echo(
-        f"  subject   {info['subject_text']}" + ("  (BoB)" if info["subject"]["bob"] else "")
-    )
-    click.echo(f"  state     {info['state']}: {info['state_label']}")
-    click.echo(f"  phase     {info['phase'] or '-'}    bucket {info['bucket'] or '-'}")
-    overdue = "  OVERDUE" if info["overdue"] else ""
-    click.echo(
-        f"  due       {info['due'] or '-'}{overdue}   "
-        f"({info['days_in_state']} working days in this step)"
-    )
-    click.echo(f"  version   {info['version']}")
-    if info.get("payment_scenario"):
-        ps = info["payment_scenario"]
-        click.echo(f"  contract  {ps['contract'] or 'not on record'}: {ps['scenario']}")
-    for name, value in info["fields"].items():
-        click.echo(f"  {name:<9} {value}")
-    if info["available"]:
-        click.echo("  next:")
-        for a in info["available"]:
-            blocked = f"  [blocked: {'; '.join(a['blocked_by'])}]" if a["blocked_by"] else ""
-            click.echo(f"    {a['trigger']} -> {a['dest']} ({', '.join(a['roles'])}){blocked}")
+    with database(db_path) as db:
+        info = tracks.show(db, _track_id(track_ref))
+        if as_json:
+            echo_json(info)
+            return
+        click.echo(f"Track #{info['id']}  {info['definition']} v{info['definition_version']}")
+        click.echo(
+            f"  subject   {info['subject_text']}" + ("  (BoB)" if info["subject"]["bob"] else "")
+        )
+        click.echo(f"  state     {info['state']}: {info['state_label']}")
+        click.echo(f"  phase     {info['phase'] or '-'}    bucket {info['bucket'] or '-'}")
+        overdue = "  OVERDUE" if info["overdue"] else ""
+        click.echo(
+            f"  due       {info['due'] or '-'}{overdue}   "
+            f"({info['days_in_state']} working days in this step)"
+        )
+        click.echo(f"  version   {info['version']}")
+        if info.get("payment_scenario"):
+            ps = info["payment_scenario"]
+            click.echo(f"  contract  {ps['contract'] or 'not on record'}: {ps['scenario']}")
+        for name, value in info["fields"].items():
+            click.echo(f"  {name:<9} {value}")
+        if info["available"]:
+            click.echo("  next:")
+            for a in info["available"]:
+                blocked = f"  [blocked: {'; '.join(a['blocked_by'])}]" if a["blocked_by"] else ""
+                click.echo(f"    {a['trigger']} -> {a['dest']} ({', '.join(a['roles'])}){blocked}")
 
 
 @track.command("list")
@@ -785,33 +792,33 @@ def track_list(
     from onboarding import tracks
     from onboarding.filters import TrackFilter
 
-    db = open_db(db_path)
-    flt = TrackFilter(
-        definition=definition,
-        state=state,
-        municipality=municipality,
-        system=system,
-        vendor=vendor,
-        overdue=overdue,
-        open=only_open,
-    )
-    rows = tracks.list_tracks(db, flt, limit)
-    if as_json:
-        echo_json(rows)
-        return
-    echo_table(
-        [
-            {
-                "id": r["id"],
-                "definition": r["definition"],
-                "subject": r["subject"],
-                "state": r["state"],
-                "phase": r["phase"],
-                "due": (r["due"] or "") + (" !" if r["overdue"] else ""),
-            }
-            for r in rows
-        ]
-    )
+    with database(db_path) as db:
+        flt = TrackFilter(
+            definition=definition,
+            state=state,
+            municipality=municipality,
+            system=system,
+            vendor=vendor,
+            overdue=overdue,
+            open=only_open,
+        )
+        rows = tracks.list_tracks(db, flt, limit)
+        if as_json:
+            echo_json(rows)
+            return
+        echo_table(
+            [
+                {
+                    "id": r["id"],
+                    "definition": r["definition"],
+                    "subject": r["subject"],
+                    "state": r["state"],
+                    "phase": r["phase"],
+                    "due": (r["due"] or "") + (" !" if r["overdue"] else ""),
+                }
+                for r in rows
+            ]
+        )
 
 
 def _echo_history(rows: list[dict[str, Any]], with_track: bool) -> None:
@@ -844,12 +851,12 @@ def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import tracks
 
-    db = open_db(db_path)
-    rows = tracks.history(db, _track_id(track_ref))
-    if as_json:
-        echo_json(rows)
-    else:
-        _echo_history(rows, with_track=False)
+    with database(db_path) as db:
+        rows = tracks.history(db, _track_id(track_ref))
+        if as_json:
+            echo_json(rows)
+        else:
+            _echo_history(rows, with_track=False)
 
 
 @track.command("why")
@@ -865,12 +872,12 @@ def track_why(track_ref: str, db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import tracks
 
-    db = open_db(db_path)
-    info = tracks.why(db, _track_id(track_ref))
-    if as_json:
-        echo_json(info)
-    else:
-        click.echo("\n".join(info["lines"]))
+    with database(db_path) as db:
+        info = tracks.why(db, _track_id(track_ref))
+        if as_json:
+            echo_json(info)
+        else:
+            click.echo("\n".join(info["lines"]))
 
 
 @cli.command("history")
@@ -896,25 +903,25 @@ def history_cmd(
     """
     from onboarding import clock, tracks
 
-    db = open_db(db_path)
-    until_t = None
-    if until:
-        until_t = (
-            clock.end_of_local_day(clock.parse_date(until, "--until"))
-            if len(until.strip()) == 10
-            else clock.parse_time(until, "--until")
+    with database(db_path) as db:
+        until_t = None
+        if until:
+            until_t = (
+                clock.end_of_local_day(clock.parse_date(until, "--until"))
+                if len(until.strip()) == 10
+                else clock.parse_time(until, "--until")
+            )
+        rows = tracks.global_history(
+            db,
+            actor=actor,
+            since=clock.parse_time(since, "--since") if since else None,
+            until=until_t,
+            limit=limit,
         )
-    rows = tracks.global_history(
-        db,
-        actor=actor,
-        since=clock.parse_time(since, "--since") if since else None,
-        until=until_t,
-        limit=limit,
-    )
-    if as_json:
-        echo_json(rows)
-    else:
-        _echo_history(rows, with_track=True)
+        if as_json:
+            echo_json(rows)
+        else:
+            _echo_history(rows, with_track=True)
 
 
 # --- reminders / scheduler (notifications) --------------------------------------------------
@@ -989,22 +996,22 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
     """
     from notifications.runner import send_due
 
-    db = open_db(db_path)
-    config = _mail_config(db_path)
-    summary = send_due(db, _parse_at(at), config)
-    if as_json:
-        echo_json(summary.to_dict())
-        return
-    for o in summary.outcomes:
-        if o.status == "sent":
-            click.echo(f"#{o.id} sent to {', '.join(o.to)}: {o.subject}")
-        elif o.status == "cancelled":
-            click.echo(f"#{o.id} cancelled: the step was done first")
-        else:
-            click.echo(f"#{o.id} {o.status}: {o.error}")
-    click.echo(summary.line())
-    if config.smtp is None and summary.messages:
-        click.echo(f"(no SMTP server configured: messages written to {config.outbox_dir})")
+    with database(db_path) as db:
+        config = _mail_config(db_path)
+        summary = send_due(db, _parse_at(at), config)
+        if as_json:
+            echo_json(summary.to_dict())
+            return
+        for o in summary.outcomes:
+            if o.status == "sent":
+                click.echo(f"#{o.id} sent to {', '.join(o.to)}: {o.subject}")
+            elif o.status == "cancelled":
+                click.echo(f"#{o.id} cancelled: the step was done first")
+            else:
+                click.echo(f"#{o.id} {o.status}: {o.error}")
+        click.echo(summary.line())
+        if config.smtp is None and summary.messages:
+            click.echo(f"(no SMTP server configured: messages written to {config.outbox_dir})")
 
 
 @reminders.command("list")
@@ -1045,18 +1052,18 @@ def reminders_list(
         statuses.append("cancelled")
     if not statuses:
         statuses = ["pending", "sending", "sent", "failed"]
-    db = open_db(db_path)
-    rows = outbox.list_rows(
-        db, statuses, _track_id(track_ref) if track_ref else None, limit=limit
-    )
-    out = [_reminder_row(r) for r in rows]
-    if as_json:
-        echo_json(out)
-        return
-    echo_table(out, REMINDER_COLUMNS)
-    for r in out:
-        if r["status"] == "failed" and r["error"]:
-            click.echo(f"#{r['id']} ({r['notification']}, track #{r['track']}): {r['error']}")
+    with database(db_path) as db:
+        rows = outbox.list_rows(
+            db, statuses, _track_id(track_ref) if track_ref else None, limit=limit
+        )
+        out = [_reminder_row(r) for r in rows]
+        if as_json:
+            echo_json(out)
+            return
+        echo_table(out, REMINDER_COLUMNS)
+        for r in out:
+            if r["status"] == "failed" and r["error"]:
+                click.echo(f"#{r['id']} ({r['notification']}, track #{r['track']}): {r['error']}")
 
 
 @reminders.command("preview")
@@ -1075,24 +1082,24 @@ def reminders_preview(
     """
     from notifications.runner import PrepareError, preview
 
-    db = open_db(db_path)
-    try:
-        shown = preview(db, notification_id, _mail_config(db_path))
-    except PrepareError as exc:
-        raise UserError(f"notification {notification_id}: {exc}") from exc
-    if as_json:
-        echo_json(shown)
-        return
-    click.echo(f"From: {shown['from']}")
-    click.echo(f"To: {', '.join(shown['to'])}")
-    click.echo(f"Subject: {shown['subject']}")
-    click.echo(f"Message-ID: {shown['message_id']}")
-    if shown["attachments"]:
-        click.echo(f"Attachments: {', '.join(shown['attachments'])}")
-    if shown["note"]:
-        click.echo(f"Note: {shown['note']}")
-    click.echo("")
-    click.echo(shown["html"] if show_html else shown["text"])
+    with database(db_path) as db:
+        try:
+            shown = preview(db, notification_id, _mail_config(db_path))
+        except PrepareError as exc:
+            raise UserError(f"notification {notification_id}: {exc}") from exc
+        if as_json:
+            echo_json(shown)
+            return
+        click.echo(f"From: {shown['from']}")
+        click.echo(f"To: {', '.join(shown['to'])}")
+        click.echo(f"Subject: {shown['subject']}")
+        click.echo(f"Message-ID: {shown['message_id']}")
+        if shown["attachments"]:
+            click.echo(f"Attachments: {', '.join(shown['attachments'])}")
+        if shown["note"]:
+            click.echo(f"Note: {shown['note']}")
+        click.echo("")
+        click.echo(shown["html"] if show_html else shown["text"])
 
 
 @reminders.command("retry")
@@ -1110,14 +1117,14 @@ def reminders_retry(notification_id: int | None, all_failed: bool, db_path: str 
 
     if (notification_id is None) == (not all_failed):
         raise UserError("give a notification ID or --failed (not both)")
-    db = open_db(db_path)
-    if all_failed:
-        n = outbox.retry_failed(db)
-        click.echo(f"requeued {n} failed notification(s)")
-    else:
-        assert notification_id is not None
-        row = outbox.retry(db, notification_id)
-        click.echo(f"notification {row['id']} requeued (due {_reminder_row(row)['due']})")
+    with database(db_path) as db:
+        if all_failed:
+            n = outbox.retry_failed(db)
+            click.echo(f"requeued {n} failed notification(s)")
+        else:
+            assert notification_id is not None
+            row = outbox.retry(db, notification_id)
+            click.echo(f"notification {row['id']} requeued (due {_reminder_row(row)['due']})")
 
 
 @reminders.command("forecast")
@@ -1136,14 +1143,14 @@ def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: 
 
     if days < 0:
         raise UserError("--days must be 0 or more")
-    db = open_db(db_path)
-    rows = forecast(db, _parse_at(at), days, _mail_config(db_path))
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
-        r["to"] = ", ".join(r["to"]) or "(nobody)"
-    echo_table(rows, ["id", "when", "kind", "track", "to", "subject", "problem"])
+    with database(db_path) as db:
+        rows = forecast(db, _parse_at(at), days, _mail_config(db_path))
+        if as_json:
+            echo_json(rows)
+            return
+        for r in rows:
+            r["to"] = ", ".join(r["to"]) or "(nobody)"
+        echo_table(rows, ["id", "when", "kind", "track", "to", "subject", "problem"])
 
 
 @cli.group(cls=Group)
@@ -1239,11 +1246,8 @@ def import_status_cmd(file: str, dry_run: bool, db_path: str | None, as_json: bo
     """
     from onboarding.status_import import import_status
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         result = import_status(db, file, dry_run=dry_run)
-    finally:
-        db.close()
     if as_json:
         echo_json(result.to_dict())
         return
@@ -1303,8 +1307,7 @@ def report_rollout(
 
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.rollout(db, category, _parse_day(as_of, "--as-of"))
         if as_json:
             fmt = "json"
@@ -1316,8 +1319,6 @@ def report_rollout(
             text = reports.rollout_html(db, data)
         else:
             text = reports.rollout_text(data)
-    finally:
-        db.close()
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -1342,11 +1343,8 @@ def report_goals(year: int | None, quarter: int | None, db_path: str | None, as_
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.goals(db, year or _today().year, quarter)
-    finally:
-        db.close()
     if as_json:
         echo_json(data)
     else:
@@ -1369,11 +1367,8 @@ def report_grid(category: str | None, db_path: str | None, as_json: bool) -> Non
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.grid(db, category)
-    finally:
-        db.close()
     if as_json:
         echo_json(data)
     else:
@@ -1394,11 +1389,8 @@ def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_jso
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.klik(db, task, _parse_day(as_of, "--as-of"))
-    finally:
-        db.close()
     if as_json:
         echo_json(data)
     else:
@@ -1417,11 +1409,8 @@ def report_overdue(db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.overdue(db)
-    finally:
-        db.close()
     if as_json:
         echo_json(data)
     else:
@@ -1440,11 +1429,8 @@ def report_waves(db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.waves(db)
-    finally:
-        db.close()
     if as_json:
         echo_json(data)
     else:
@@ -1491,13 +1477,10 @@ def goals_record(
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         row = reports.record_counter(
             db, counter, value, _parse_day(at, "--at") or _today(), actor_name(actor), note
         )
-    finally:
-        db.close()
     click.echo(f"{row['counter']} = {row['value']} on {row['at']}")
 
 
@@ -1513,11 +1496,8 @@ def goals_list(db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import reports
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         data = reports.list_counters(db)
-    finally:
-        db.close()
     if as_json:
         echo_json(data)
         return
@@ -1641,8 +1621,7 @@ def actor_add(
     from onboarding import actors
 
     password = _read_password(prompt=False) if password_stdin else None
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         was_open = not actors.enforcing(db)
         info = actors.add(
             db,
@@ -1652,8 +1631,6 @@ def actor_add(
             password=password,
             by=actor_name(by),
         )
-    finally:
-        db.close()
     click.echo(f"actor {info['name']} added" + (" with a password" if password else ""))
     if was_open:
         click.echo(
@@ -1674,12 +1651,9 @@ def actor_list(db_path: str | None, as_json: bool) -> None:
     """
     from onboarding import actors
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         rows = actors.list_actors(db)
         enforced = actors.enforcing(db)
-    finally:
-        db.close()
     if as_json:
         echo_json(rows)
         return
@@ -1721,13 +1695,10 @@ def actor_grant(
     """
     from onboarding import actors
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         g = actors.grant(
             db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
         )
-    finally:
-        db.close()
     click.echo(f"{name}: granted {g['label']}")
 
 
@@ -1753,13 +1724,10 @@ def actor_revoke(
     """
     from onboarding import actors
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         g = actors.revoke(
             db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
         )
-    finally:
-        db.close()
     click.echo(f"{name}: revoked {g['label']}")
 
 
@@ -1780,11 +1748,8 @@ def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
     from onboarding import actors
 
     password = _read_password(prompt=True)
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         actors.set_password(db, name, password, by=actor_name(by))
-    finally:
-        db.close()
     click.echo(f"password of {name} set")
 
 
@@ -1825,11 +1790,8 @@ def audit_verify(anchors: tuple[str, ...], db_path: str | None, as_json: bool) -
     """
     from onboarding import audit as audit_mod
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         result = audit_mod.verify(db, anchors)
-    finally:
-        db.close()
     if as_json:
         echo_json(result.to_dict())
     else:
@@ -1860,16 +1822,13 @@ def audit_export(fmt: str, output: str | None, db_path: str | None) -> None:
     """
     from onboarding import audit as audit_mod
 
-    db = open_db(db_path)
-    try:
+    with database(db_path) as db:
         if output:
             with open(output, "w", encoding="utf-8", newline="") as f:
                 n = audit_mod.export(db, f, fmt)
             click.echo(f"wrote {n} history rows to {output}", err=True)
         else:
             audit_mod.export(db, sys.stdout, fmt)
-    finally:
-        db.close()
 
 
 @cli.command("backup")
