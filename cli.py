@@ -179,10 +179,14 @@ def init(db_path: str | None) -> None:
 
     path = resolve_path(db_path)
     db = connect(path)
-    applied = initialise(db)
-    seeded = seed(db)
-    added = register_shipped(db)
-    version = schema_version(db)
+    try:
+        # Each step is idempotent, so an interrupted init is finished by running it again.
+        applied = initialise(db)
+        seeded = seed(db)
+        added = register_shipped(db)
+        version = schema_version(db)
+    finally:
+        db.close()
     if applied:
         click.echo(f"{path}: schema version {version} ({len(applied)} migration(s) applied)")
     else:
