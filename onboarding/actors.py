@@ -49,7 +49,7 @@ from sqlite_utils import Database
 from onboarding import clock, registry
 from onboarding.db import immediate
 from onboarding.errors import InputError, NotFound, OnboardingError, PermissionDenied
-from onboarding.roles import ROLES
+from onboarding.roles import require_role
 
 __all__ = [
     "SCOPES",
@@ -307,11 +307,6 @@ def _scope(db: Database, municipality: str | None, vendor: str | None) -> tuple[
     return "all", None
 
 
-def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise InputError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
-
-
 def grant(
     db: Database,
     name: str,
@@ -324,7 +319,7 @@ def grant(
     """Give an actor a role for a municipality, a vendor, or (neither given) for all tracks.
 
     Granting what the actor already holds changes nothing. Returns the grant."""
-    _check_role(role)
+    require_role(role)
     kind, value = _scope(db, municipality, vendor)
     with immediate(db) as conn:
         _may_administer(conn, by)
@@ -349,7 +344,7 @@ def revoke(
 ) -> dict[str, Any]:
     """Take a grant away (the same role and scope as given); returns it. ``NotFound`` if the
     actor does not hold exactly that grant."""
-    _check_role(role)
+    require_role(role)
     kind, value = _scope(db, municipality, vendor)
     with immediate(db) as conn:
         _may_administer(conn, by)

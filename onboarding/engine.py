@@ -33,6 +33,7 @@ from onboarding.errors import (
 )
 from onboarding.filters import TrackFilter
 from onboarding.guards import GUARDS, GuardContext, Verdict
+from onboarding.roles import require_role
 from workflows.model import Definition, FieldDef, GuardRef, StateDef, TransitionDef
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
@@ -324,13 +325,6 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
     outbox.on_moves(conn, moves, at)
 
 
-def _check_role(role: str) -> None:
-    from onboarding.roles import ROLES
-
-    if role not in ROLES:
-        raise TransitionRefused(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
-
-
 def advance(
     db: Database,
     track_id: int,
@@ -340,7 +334,7 @@ def advance(
     expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Fire ``trigger`` on one track; return the track as it is afterwards."""
-    _check_role(act.role)
+    require_role(act.role)
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
@@ -417,7 +411,7 @@ def bulk_advance(
     A dry run checks everything and writes nothing. Otherwise any track that cannot fire
     makes the whole operation fail with the reasons, and nothing is written.
     """
-    _check_role(act.role)
+    require_role(act.role)
     moment = act.moment()
     result = BulkResult(dry_run=dry_run)
     conn = db.conn
@@ -582,7 +576,7 @@ def start_in(
     sets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``start`` inside a write transaction the caller holds (an import applying a whole file)."""
-    _check_role(act.role)
+    require_role(act.role)
     moment = act.moment()
     defn = definitions.get(db, definition)
     cols = resolve_subject(db, defn, subject)
@@ -660,7 +654,7 @@ def set_fields(
     expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Record field values on a track without moving it (audited; the due date follows)."""
-    _check_role(act.role)
+    require_role(act.role)
     if not sets:
         raise InputError("nothing to set: give NAME=VALUE")
     moment = act.moment()
@@ -730,7 +724,7 @@ def migrate(
     A state that exists in the target version maps to itself unless ``mapping`` says otherwise;
     a state that does not must be mapped, or nothing moves. Each track gets a history row.
     """
-    _check_role(act.role)
+    require_role(act.role)
     moment = act.moment()
     target = definitions.get(db, name, to_version)
     for old, new in mapping.items():

@@ -6,6 +6,8 @@ and the audit trail; the descriptions follow the KOMBIT deck's wording.
 
 from __future__ import annotations
 
+from onboarding.errors import InputError
+
 ROLES: dict[str, str] = {
     "coordinator": "KOMBIT-koordinator",
     "programme-lead": "kommunens KOMBIT-programleder",
@@ -34,3 +36,9 @@ MUNICIPALITY_ROLES = frozenset(
 )
 #: Roles someone holds for one vendor: their contacts must name it.
 VENDOR_ROLES = frozenset({"vendor"})
+
+
+def require_role(role: str) -> None:
+    """Refuse a role name that is not one of ``ROLES`` (a user's typo, exit 2)."""
+    if role not in ROLES:
+        raise InputError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
