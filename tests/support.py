@@ -92,3 +92,29 @@ def make_ready(
     )
     ok(runner, db_path, "track", "advance", str(tid), "pass_compliance", "--at", times[3])
     return tid
+
+
+def start_connection(
+    runner: CliRunner,
+    db_path: Path,
+    *extra: str,
+    municipality: str = "Aarhus",
+    system: str = "KMD Momentum",
+) -> int:
+    """Start a connection track (Aarhus and KMD Momentum unless told) and return its id."""
+    args = ("track", "start", "connection", "--municipality", municipality, "--system", system)
+    return int(ok(runner, db_path, *args, *extra).stdout)
+
+
+def agree_date(runner: CliRunner, db_path: Path, tid: int, day: str = "2027-06-01") -> Result:
+    """Record step 1 of a connection: the connection date is agreed."""
+    return ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        str(tid),
+        "agree_date",
+        "--set",
+        f"connection_date={day}",
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from tests.support import make_ready, ok, ok_json, run, snapshot
+from tests.support import agree_date, make_ready, ok, ok_json, run, snapshot
 
 MUNICIPALITIES = ["Aarhus", "Vejle", "Odense", "Aalborg", "Esbjerg", "Randers"]
 
@@ -194,16 +194,7 @@ def test_migrate_moves_open_tracks_with_an_explicit_mapping(
             "Momentum",
         ).stdout
     )
-    ok(
-        runner,
-        db_path,
-        "track",
-        "advance",
-        str(tid),
-        "agree_date",
-        "--set",
-        "connection_date=2027-06-01",
-    )
+    agree_date(runner, db_path, tid)
     ok(runner, db_path, "track", "advance", str(tid), "approve_agreements")
     ok(runner, db_path, "workflow", "add", str(_write_v2(tmp_path)))
     shown = ok_json(runner, db_path, "track", "show", str(tid))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from click.testing import CliRunner, Result
 from sqlite_utils import Database
 
 import cli
+from tests.support import snapshot
 
 CONTRACTS = (
     "municipality,system,contract\n"
@@ -22,17 +22,6 @@ CONTRACTS = (
 
 def _run(runner: CliRunner, db_path: Path, *args: str) -> Result:
     return runner.invoke(cli.cli, [*args, "--db", str(db_path)])
-
-
-def _snapshot(db_path: Path) -> tuple[bytes, str]:
-    """The database file's bytes and a full SQL dump, after folding the WAL into the file."""
-    conn = sqlite3.connect(db_path)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        dump = "\n".join(conn.iterdump())
-    finally:
-        conn.close()
-    return db_path.read_bytes(), dump
 
 
 def _contracts(db_path: Path) -> list[dict[str, object]]:
@@ -91,10 +80,10 @@ def test_registry_import_contracts_then_reimport_changes_nothing(
     first = _run(runner, db_path, "registry", "import", "contracts", str(path))
     assert first.exit_code == 0, first.output
     assert first.stdout.strip() == f"{path}: 3 inserted, 0 updated, 0 unchanged"
-    before = _snapshot(db_path)
+    before = snapshot(db_path)
     again = _run(runner, db_path, "registry", "import", "contracts", str(path))
     assert again.stdout.strip() == f"{path}: 0 inserted, 0 updated, 3 unchanged"
-    assert _snapshot(db_path) == before
+    assert snapshot(db_path) == before
 
 
 @pytest.mark.parametrize(
@@ -128,13 +117,13 @@ def test_registry_import_bad_row_exits_2_and_changes_nothing(
         "municipality-pl,Pia,pia@kk.dk,Atlantis\n",
         encoding="utf-8",
     )
-    before = _snapshot(db_path)
+    before = snapshot(db_path)
     result = _run(runner, db_path, "registry", "import", "contacts", str(path))
     assert result.exit_code == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(f"Error: {path}:4: column municipality: unknown municipality")
-    assert _snapshot(db_path) == before
+    assert snapshot(db_path) == before
 
 
 def test_registry_import_missing_column_exits_2(

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from tests.support import make_ready, ok, ok_json, run, snapshot
+from tests.support import agree_date, make_ready, ok, ok_json, run, snapshot, start_connection
 
 EIGHT_STEPS = [
     ("agree_date", "municipality-pl", ["--set", "connection_date=2021-09-01"]),
@@ -20,23 +20,6 @@ EIGHT_STEPS = [
     ("complete_setup", "sapa-admin", ["--set", "kle_numbers=32.18.00"]),
     ("load_complete", "vendor", []),
 ]
-
-
-def _start_connection(runner: CliRunner, db_path: Path, *extra: str) -> int:
-    return int(
-        ok(
-            runner,
-            db_path,
-            "track",
-            "start",
-            "connection",
-            "--municipality",
-            "Aarhus",
-            "--system",
-            "KMD Momentum",
-            *extra,
-        ).stdout
-    )
 
 
 @pytest.fixture
@@ -107,17 +90,8 @@ def test_connection_without_bob_skips_the_data_processing_agreement(
     runner: CliRunner, ready_db: Path
 ) -> None:
     """Step 3 applies only with BoB display: without it, approval leads to the SAPA request."""
-    tid = _start_connection(runner, ready_db)
-    ok(
-        runner,
-        ready_db,
-        "track",
-        "advance",
-        str(tid),
-        "agree_date",
-        "--set",
-        "connection_date=2027-06-01",
-    )
+    tid = start_connection(runner, ready_db)
+    agree_date(runner, ready_db, tid)
     ok(runner, ready_db, "track", "advance", str(tid), "approve_agreements")
     assert ok_json(runner, ready_db, "track", "show", str(tid))["state"] == "sapa_request"
 
@@ -126,7 +100,7 @@ def test_start_refuses_a_second_open_track_for_the_same_subject(
     runner: CliRunner, db_path: Path
 ) -> None:
     """One open track per definition and subject: a second start exits 2 naming the first."""
-    tid = _start_connection(runner, db_path)
+    tid = start_connection(runner, db_path)
     before = snapshot(db_path)
     result = run(
         runner,
@@ -221,7 +195,7 @@ def test_refused_commands_exit_2_and_change_nothing(
     runner: CliRunner, db_path: Path, args: list[str], message: str
 ) -> None:
     """Invalid trigger, unknown track, wrong role, bad field, stale version: exit 2, no change."""
-    tid = _start_connection(runner, db_path)
+    tid = start_connection(runner, db_path)
     before = snapshot(db_path)
     result = run(runner, db_path, "track", *[a.format(tid=tid) for a in args])
     assert result.exit_code == 2, result.output
@@ -248,17 +222,8 @@ def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_
         "vendor",
     )
     ok(runner, db_path, "track", "advance", str(readiness), "complete_pilot", "--role", "vendor")
-    tid = _start_connection(runner, db_path)
-    ok(
-        runner,
-        db_path,
-        "track",
-        "advance",
-        str(tid),
-        "agree_date",
-        "--set",
-        "connection_date=2027-06-01",
-    )
+    tid = start_connection(runner, db_path)
+    agree_date(runner, db_path, tid)
     before = snapshot(db_path)
     result = run(runner, db_path, "track", "advance", str(tid), "approve_agreements")
     assert result.exit_code == 2
@@ -290,17 +255,8 @@ def test_guard_lets_the_pilot_municipality_through(runner: CliRunner, db_path: P
         "--role",
         "vendor",
     )
-    tid = _start_connection(runner, db_path)
-    ok(
-        runner,
-        db_path,
-        "track",
-        "advance",
-        str(tid),
-        "agree_date",
-        "--set",
-        "connection_date=2027-06-01",
-    )
+    tid = start_connection(runner, db_path)
+    agree_date(runner, db_path, tid)
     ok(runner, db_path, "track", "advance", str(tid), "approve_agreements")
 
 
@@ -346,7 +302,7 @@ def test_guard_reads_the_other_track_as_of_the_transition_time(
 
 def test_show_json_has_the_stable_keys(runner: CliRunner, db_path: Path) -> None:
     """``track show --json`` holds id, definition, state, version, due and available details."""
-    tid = _start_connection(runner, db_path, "--at", "2021-04-01")
+    tid = start_connection(runner, db_path, "--at", "2021-04-01")
     shown = ok_json(runner, db_path, "track", "show", str(tid))
     for key in ("id", "definition", "state", "version", "due", "available", "phase", "bucket"):
         assert key in shown
@@ -371,7 +327,7 @@ def test_show_json_has_the_stable_keys(runner: CliRunner, db_path: Path) -> None
 
 def test_history_json_rows_have_the_stable_keys(runner: CliRunner, db_path: Path) -> None:
     """``track history --json`` rows carry from, to, trigger, actor, role, note and at."""
-    tid = _start_connection(runner, db_path)
+    tid = start_connection(runner, db_path)
     ok(
         runner,
         db_path,
@@ -396,7 +352,7 @@ def test_history_json_rows_have_the_stable_keys(runner: CliRunner, db_path: Path
 
 def test_global_history_filters_by_actor_and_time(runner: CliRunner, db_path: Path) -> None:
     """``onboarding history`` selects by actor and by a date range that includes the last day."""
-    tid = _start_connection(runner, db_path, "--at", "2021-03-01T09:00")
+    tid = start_connection(runner, db_path, "--at", "2021-03-01T09:00")
     ok(
         runner,
         db_path,
@@ -427,7 +383,7 @@ def test_global_history_filters_by_actor_and_time(runner: CliRunner, db_path: Pa
 
 def test_track_list_filters_and_shows_phase(runner: CliRunner, ready_db: Path) -> None:
     """``track list`` filters by definition, system and municipality and shows the phase."""
-    _start_connection(runner, ready_db)
+    start_connection(runner, ready_db)
     ok(
         runner,
         ready_db,
@@ -450,7 +406,7 @@ def test_track_list_filters_and_shows_phase(runner: CliRunner, ready_db: Path) -
 
 def test_overdue_lists_tracks_past_their_due_date(runner: CliRunner, db_path: Path) -> None:
     """A track whose step fell due before today is listed by --overdue, a fresh one is not."""
-    old = _start_connection(runner, db_path, "--at", "2021-01-04")
+    old = start_connection(runner, db_path, "--at", "2021-01-04")
     ok(
         runner,
         db_path,
@@ -468,17 +424,8 @@ def test_overdue_lists_tracks_past_their_due_date(runner: CliRunner, db_path: Pa
 
 def test_set_records_fields_and_moves_the_due_date(runner: CliRunner, ready_db: Path) -> None:
     """``track set`` records a field in history and recomputes a due date that depends on it."""
-    tid = _start_connection(runner, ready_db)
-    ok(
-        runner,
-        ready_db,
-        "track",
-        "advance",
-        str(tid),
-        "agree_date",
-        "--set",
-        "connection_date=2027-06-01",
-    )
+    tid = start_connection(runner, ready_db)
+    agree_date(runner, ready_db, tid)
     ok(runner, ready_db, "track", "advance", str(tid), "approve_agreements")
     assert ok_json(runner, ready_db, "track", "show", str(tid))["due"] == "2027-05-18"
     ok(

@@ -12,6 +12,7 @@ import yaml
 
 from onboarding import outbox
 from onboarding.errors import DefinitionInvalid
+from onboarding.roles import ROLES
 from workflows.diagram import mermaid
 from workflows.loader import GuardSignature, Known, load_text, shipped_files, validate_text
 from workflows.model import Definition
@@ -22,21 +23,7 @@ CUSTOM = ROOT / "tests" / "data" / "custom-definition.yaml"
 KNOWN = Known(
     templates=outbox.template_names(),
     check_notifications=outbox.check_notifications,
-    roles=frozenset(
-        {
-            "coordinator",
-            "programme-lead",
-            "municipality-pl",
-            "agreement-admin",
-            "bob-agreement-admin",
-            "sapa-owner",
-            "sapa-admin",
-            "bob-admin",
-            "vendor",
-            "importer",
-            "system",
-        }
-    ),
+    roles=frozenset(ROLES),
     guards={
         "includes_bob": GuardSignature(doc="the connection includes BoB display"),
         "requires_track": GuardSignature(
