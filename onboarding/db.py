@@ -416,3 +416,84 @@ def _m004(db: Database) -> None:
         " BEGIN SELECT RAISE(ABORT, 'history rows are written by the engine (hash chain)'); END",
     ):
         conn.execute(sql)
+
+
+@migrations(name="005_mail")
+def _m005(db: Database) -> None:
+    # Issue 10 (docs/notifications.md). The outbox gains:
+    # * status 'superseded': a lower rung of a ladder (or a reminder) due together with a higher
+    #   one for the same track, state entry and recipients is recorded, never sent;
+    # * ``level``: the rung a row is (reminders 0, escalations 1..n), so superseding is a query;
+    # * ``handed_at``: when the current attempt was handed to the transport. A claim no longer
+    #   counts an attempt; only a handover does, so a runner killed after claiming costs nothing
+    #   and only a row actually handed over is "may have been delivered".
+    # SQLite cannot change a CHECK constraint, so the table is rebuilt (same ids). Settings a
+    # coordinator stores with 'onboarding mail configure' go in ``settings``.
+    statements = [
+        """
+        CREATE TABLE outbox_new (
+            id INTEGER PRIMARY KEY,
+            track_id INTEGER NOT NULL REFERENCES tracks(id),
+            entry_seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            notification TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('reminder', 'notice', 'escalation')),
+            level INTEGER NOT NULL DEFAULT 0,
+            template TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            on_leave TEXT NOT NULL CHECK (on_leave IN ('keep', 'cancel')),
+            cancel_on TEXT NOT NULL DEFAULT '[]',
+            due_date TEXT,
+            due_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (
+                status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'superseded')
+            ),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_by TEXT,
+            lease_until TEXT,
+            handed_at TEXT,
+            sent_at TEXT,
+            sent_to TEXT,
+            message_id TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (track_id, entry_seq, notification)
+        )
+        """,
+        # A ladder rung is named NAME-k; a plain escalation counts as rung 1.
+        """
+        INSERT INTO outbox_new (id, track_id, entry_seq, state, notification, kind, level,
+            template, recipients, on_leave, cancel_on, due_date, due_at, status, attempts,
+            next_attempt_at, claimed_by, lease_until, handed_at, sent_at, sent_to, message_id,
+            last_error, created_at, updated_at)
+        SELECT id, track_id, entry_seq, state, notification, kind,
+            CASE WHEN kind != 'escalation' THEN 0
+                 WHEN notification GLOB '*-[0-9]' OR notification GLOB '*-[0-9][0-9]'
+                 THEN CAST(substr(notification, length(rtrim(notification, '0123456789')) + 1)
+                      AS INTEGER)
+                 ELSE 1 END,
+            template, recipients, on_leave, cancel_on, due_date, due_at, status, attempts,
+            next_attempt_at, claimed_by, lease_until,
+            CASE WHEN status = 'sending' THEN updated_at END,
+            sent_at, sent_to, message_id, last_error, created_at, updated_at
+        FROM outbox
+        """,
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_new RENAME TO outbox",
+        "CREATE INDEX outbox_ready ON outbox (next_attempt_at, id) WHERE status = 'pending'",
+        "CREATE INDEX outbox_sending ON outbox (lease_until) WHERE status = 'sending'",
+        "CREATE INDEX outbox_track ON outbox (track_id, status)",
+        "CREATE INDEX outbox_failed ON outbox (due_at) WHERE status = 'failed'",
+        """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+    ]
+    conn = db.conn
+    for sql in statements:
+        conn.execute(sql)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 KINDS = ("reminder", "notice", "escalation")
 #: What happens to a kind's unsent rows when the track leaves the state.
 DEFAULT_ON_LEAVE = {"reminder": "cancel", "escalation": "cancel", "notice": "keep"}
-STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
+STATUSES = ("pending", "sending", "sent", "failed", "cancelled", "superseded")
 #: Local time of day a date-based notification is due, unless it says ``time: "HH:MM"``.
 DEFAULT_TIME = time(8, 0)
 #: History triggers that do not enter a state (the engine's ``NO_REENTRY``: field changes and
@@ -85,6 +85,14 @@ class Rule:
     at_time: time = DEFAULT_TIME
     level: int = 0
     levels: int = 0
+
+    @property
+    def rank(self) -> int:
+        """The rung this rule is on (the outbox's ``level``): reminders and notices 0, an
+        escalation its ladder level, a plain escalation 1."""
+        if self.kind != "escalation":
+            return 0
+        return self.level or 1
 
     def describe(self) -> str:
         if self.anchor == "entry":
@@ -278,11 +286,12 @@ def rules(state: StateDef) -> tuple[Rule, ...]:
 # --- scheduling (called by the engine inside its transaction) ---------------------------------
 
 _UPSERT = (
-    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, template, recipients,"
-    " on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
+    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (track_id, entry_seq, notification) DO UPDATE SET"
-    " state = excluded.state, kind = excluded.kind, template = excluded.template,"
+    " state = excluded.state, kind = excluded.kind, level = excluded.level,"
+    " template = excluded.template,"
     " recipients = excluded.recipients, on_leave = excluded.on_leave,"
     " cancel_on = excluded.cancel_on, due_date = excluded.due_date, due_at = excluded.due_at,"
     " next_attempt_at = CASE WHEN outbox.attempts = 0 THEN excluded.due_at"
@@ -385,6 +394,7 @@ class _Planner:
                     state,
                     rule.name,
                     rule.kind,
+                    rule.rank,
                     rule.template,
                     self._json(rule.to),
                     rule.on_leave,
@@ -475,9 +485,9 @@ def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
 
 
 OUTBOX_COLUMNS = (
-    "id, track_id, entry_seq, state, notification, kind, template, recipients, on_leave,"
+    "id, track_id, entry_seq, state, notification, kind, level, template, recipients, on_leave,"
     " cancel_on, due_date, due_at, status, attempts, next_attempt_at, claimed_by, lease_until,"
-    " sent_at, sent_to, message_id, last_error, created_at, updated_at"
+    " handed_at, sent_at, sent_to, message_id, last_error, created_at, updated_at"
 )
 
 
@@ -524,7 +534,9 @@ def claim(
             "UPDATE outbox SET status = 'sending', claimed_by = ?, lease_until = ?,"
             " attempts = attempts + 1, updated_at = ?"
             " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending'"
-            " AND next_attempt_at <= ? ORDER BY due_at, id LIMIT ?)"
+            # In the partial index's order (outbox_ready), so a claim reads ``limit`` rows
+            # whatever the backlog; ordering by due_at would sort every due row per batch.
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
             f" RETURNING {OUTBOX_COLUMNS}",
             [runner, clock.stamp(now + lease), clock.stamp(now), clock.stamp(at), limit],
         )

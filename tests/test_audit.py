@@ -242,7 +242,7 @@ def test_audit_migration_hashes_history_written_before_it(tmp_path: Path) -> Non
             "'coordinator', ?, ?, 1)",
             [i, stamp, stamp],
         )
-    assert initialise(db) == ["004_actors_audit"]
+    assert initialise(db)[0] == "004_actors_audit"
     result = audit.verify(db)
     assert result.ok and result.rows == 3
     db.close()
