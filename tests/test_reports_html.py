@@ -7,7 +7,6 @@ A machine without chromium fails this test: the report's promise is that it work
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -17,25 +16,17 @@ import pytest
 from click.testing import CliRunner
 
 from tests import deckdata
+from tests.browser import chromium
 
 #: Series colours (reports.COLOURS, assigned to categories in name order: ESDH, Jobcenter).
 ESDH = (0x1F, 0x77, 0xB4)
 JOBCENTER = (0xD6, 0x27, 0x28)
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    )
-    if found is None:
-        pytest.fail("chromium is not installed: apt-get install -y chromium (see .ci/run)")
-    return found
-
-
 def _browse(html: Path, tmp_path: Path, *mode: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [
-            _chromium(),
+            chromium(),
             "--headless",
             "--no-sandbox",
             "--disable-gpu",

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.browser import chromium
 from tests.web_support import COORDINATOR, DEMO_NOW, PASSWORD, fresh_db
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -88,12 +88,10 @@ def server(web_db: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium; its absence is a failure, not a skip."""
-    assert Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)"
-    )
+    """Debian's headless Chromium (tests/browser.py); its absence is a failure, not a skip."""
+    executable = chromium()
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        b = p.chromium.launch(executable_path=executable, args=ARGS, headless=True)
         yield b
         b.close()
 
