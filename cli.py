@@ -1216,7 +1216,7 @@ def mail() -> None:
 
     Example:
 
-        onboarding mail configure --from "KOMBIT onboarding <onboarding@kombit.dk>"
+        onboarding mail configure --from "KOMBIT <mail@kombit.dk>"
     """
 
 
@@ -1276,9 +1276,9 @@ def mail_configure(
 
     Example:
 
-        onboarding mail configure --from "KOMBIT onboarding <onboarding@kombit.dk>" --digest
+        onboarding mail configure --from "KOMBIT <mail@kombit.dk>" --digest
     """
-    from notifications.config import load_config, option_key, store
+    from notifications.config import load_config, option_key, read_stored, store
     from onboarding.db import resolve_path
 
     if smtp_password is not None:
@@ -1305,14 +1305,17 @@ def mail_configure(
         raise UserError("nothing to store: give a setting (see --help) or --unset KEY")
     path = resolve_path(db_path)
     with database(db_path) as db:
+        before = read_stored(db)
         stored = store(db, path, changes, removed)
         config = load_config(path, db=db)
     for key in [*changes, *removed]:
         now = config.settings[key]
         if key in stored:
             click.echo(f"{key} = {_setting_text(key, stored[key])} (stored)")
-        else:
+        elif key in before:
             click.echo(f"{key}: removed from the database")
+        else:
+            click.echo(f"{key}: was not stored in the database")
         if now.source.kind != "database" and (key in stored or now.source.kind != "default"):
             click.echo(f"  in force: {_setting_text(key, now.value)} from {now.source}")
 

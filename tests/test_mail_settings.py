@@ -154,6 +154,11 @@ def test_mail_show_environment_and_config_file_win_over_the_database(
         "ONBOARDING_SMTP_PORT"
     )
     assert rows["mail.message_id_domain"]["value"] == "kombit.test"  # the sender's in force
+    said = ok(runner, db_path, "mail", "configure", "--language", "da", env=env).stdout
+    assert said == "mail.language = da (stored)\n"
+    said = ok(runner, db_path, "mail", "configure", "--from", SENDER, env=env).stdout
+    assert "in force: env@kombit.test from environment ($ONBOARDING_MAIL_FROM)" in said
+    ok(runner, db_path, "mail", "configure", "--language", "en")
     text = ok(runner, db_path, "mail", "show", env=env).stdout
     assert "[environment ($ONBOARDING_MAIL_FROM)]" in text
     assert f"stored mail.from = {SENDER} is overridden by environment" in text
