@@ -282,16 +282,18 @@ def test_mail_show_never_prints_the_password(runner: CliRunner, db_path: Path) -
 def test_mail_settings_stored_sender_and_domain_reach_preview_and_send_due(
     runner: CliRunner, db_path: Path
 ) -> None:
-    """preview and send-due (.eml) use the stored sender and Message-ID domain."""
+    """preview, forecast and send-due (.eml) use the stored sender, domain and language."""
     _to_sapa_request(runner, db_path)
     ok(runner, db_path, "mail", "configure", "--from", SENDER,
-       "--message-id-domain", "ids.kombit.example")
+       "--message-id-domain", "ids.kombit.example", "--language", "en")
     row_id = _sapa_notice_id(runner, db_path)
     shown = json.loads(ok(runner, db_path, "reminders", "preview", str(row_id), "--json").stdout)
     assert shown["from"] == SENDER
     assert shown["message_id"].endswith("@ids.kombit.example>")
-    forecast = ok(runner, db_path, "reminders", "forecast", "--at", "2021-08-17T08:00").stdout
-    assert "sapa" in forecast.lower()
+    assert shown["subject"].startswith("Open display in SAPA: Køge")
+    forecast = json.loads(ok(runner, db_path, "reminders", "forecast", "--at",
+                             "2021-08-17T08:00", "--json").stdout)
+    assert "Open display in SAPA: Køge – KMD Momentum" in [r["subject"] for r in forecast]
     ok(runner, db_path, "reminders", "send-due", "--at", "2021-08-18T08:00")
     outbox = db_path.parent / "onboarding-outbox"
     messages = [_eml(p) for p in sorted(outbox.glob("*.eml"))]
@@ -356,3 +358,25 @@ def test_mail_settings_demo_sender_is_used_by_preview_and_send_due_afterwards(
     rows = show(runner, db_path)
     assert rows["mail.from"]["value"] == SENDER and rows["mail.from"]["source"] == "database"
     assert rows["mail.digest"]["value"] is True and rows["mail.digest"]["source"] == "database"
+
+
+def test_mail_settings_stored_sender_is_used_by_the_scheduler(
+    runner: CliRunner, db_path: Path, smtp_server: MailServer
+) -> None:
+    """'scheduler run' (a real process) starts with the SMTP server and sender stored."""
+    import signal
+
+    from tests.reliability import cli_process
+
+    ok(runner, db_path, "mail", "configure", "--from", SENDER, "--smtp-host", "127.0.0.1",
+       "--smtp-port", str(smtp_server.port), "--smtp-security", "none")
+    proc = cli_process(db_path, "scheduler", "run", "--interval", "3600")
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert first.strip() == (
+        f"scheduler: SMTP 127.0.0.1:{smtp_server.port} (none), from {SENDER}"
+    )
