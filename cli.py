@@ -931,12 +931,13 @@ def history_cmd(
 # --- reminders / scheduler (notifications) --------------------------------------------------
 
 
-def _mail_config(db_path: str | None) -> Any:
-    """Mail settings for the database: its config file and the environment (never options)."""
+def _mail_config(db_path: str | None, db: Any) -> Any:
+    """Mail settings for the database: the environment, its config file, then the settings
+    stored in it ('onboarding mail configure'); never options."""
     from notifications.config import load_config
     from onboarding.db import resolve_path
 
-    return load_config(resolve_path(db_path))
+    return load_config(resolve_path(db_path), db=db)
 
 
 REMINDER_COLUMNS = ["id", "due", "status", "notification", "track", "to", "error"]
@@ -1001,7 +1002,7 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
     from notifications.runner import send_due
 
     with database(db_path) as db:
-        config = _mail_config(db_path)
+        config = _mail_config(db_path, db)
         summary = send_due(db, _parse_at(at), config)
         if as_json:
             echo_json(summary.to_dict())
@@ -1088,7 +1089,7 @@ def reminders_preview(
 
     with database(db_path) as db:
         try:
-            shown = preview(db, notification_id, _mail_config(db_path))
+            shown = preview(db, notification_id, _mail_config(db_path, db))
         except PrepareError as exc:
             raise UserError(f"notification {notification_id}: {exc}") from exc
         if as_json:
@@ -1148,7 +1149,7 @@ def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: 
     if days < 0:
         raise UserError("--days must be 0 or more")
     with database(db_path) as db:
-        rows = forecast(db, _parse_at(at), days, _mail_config(db_path))
+        rows = forecast(db, _parse_at(at), days, _mail_config(db_path, db))
         if as_json:
             echo_json(rows)
             return
@@ -1191,13 +1192,195 @@ def scheduler_run(interval: float, db_path: str | None) -> None:
     from notifications.scheduler import run
     from onboarding.db import resolve_path
 
-    open_db(db_path).close()  # fail early on a missing or old database
-    config = _mail_config(db_path)
+    with database(db_path) as db:  # fails early on a missing or old database
+        config = _mail_config(db_path, db)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
     )
     click.echo(f"scheduler: {config.describe()}", err=True)
     run(resolve_path(db_path), config, interval)
+
+
+# --- mail settings kept in the database ------------------------------------------------------
+
+
+@cli.group(cls=Group)
+def mail() -> None:
+    """Mail settings kept in the database: sender, Message-ID domain, language, digest, SMTP.
+
+    Every command on the database (send-due, preview, forecast, the scheduler, the web page)
+    then sends the same way. The environment (ONBOARDING_SMTP_*, ONBOARDING_MAIL_FROM) wins over
+    the config file (onboarding.toml next to the database, or $ONBOARDING_CONFIG), which wins
+    over what is stored here. The SMTP password is never stored in the database.
+    See docs/notifications.md.
+
+    Example:
+
+        onboarding mail configure --from "KOMBIT <mail@kombit.dk>"
+    """
+
+
+@mail.command("configure")
+@click.option("--from", "mail_from", default=None, metavar="'NAME <ADDRESS>'", help="The sender.")
+@click.option(
+    "--message-id-domain",
+    default=None,
+    metavar="DOMAIN",
+    help="Right of the @ in Message-IDs (default: the sender's domain).",
+)
+@click.option("--language", default=None, metavar="da|en", help="Language of the messages.")
+@click.option(
+    "--digest/--no-digest",
+    default=None,
+    help="One email per recipient and day for reminders and escalations, or one each.",
+)
+@click.option("--smtp-host", default=None, metavar="HOST", help="SMTP server (none: .eml files).")
+@click.option("--smtp-port", default=None, metavar="N", help="Default 25, 587 or 465 by security.")
+@click.option("--smtp-security", default=None, metavar="none|starttls|tls", help="Encryption.")
+@click.option(
+    "--smtp-user",
+    default=None,
+    metavar="USER",
+    help="Login name; the password stays in $ONBOARDING_SMTP_PASSWORD or the config file.",
+)
+@click.option("--smtp-timeout", default=None, metavar="SECONDS", help="Seconds per SMTP operation.")
+@click.option("--smtp-password", "smtp_password", default=None, hidden=True)
+@click.option(
+    "--unset",
+    multiple=True,
+    metavar="KEY",
+    help="Remove a stored setting (e.g. mail.from or smtp-host); repeatable.",
+)
+@db_option
+def mail_configure(
+    mail_from: str | None,
+    message_id_domain: str | None,
+    language: str | None,
+    digest: bool | None,
+    smtp_host: str | None,
+    smtp_port: str | None,
+    smtp_security: str | None,
+    smtp_user: str | None,
+    smtp_timeout: str | None,
+    smtp_password: str | None,
+    unset: tuple[str, ...],
+    db_path: str | None,
+) -> None:
+    """Store mail settings in the database, so every command on it sends the same way.
+
+    Each value is checked as the same key in the config file is; a bad value, or settings that
+    would not work together (an SMTP host without a sender), change nothing. The SMTP password
+    is never stored in the database: keep it in $ONBOARDING_SMTP_PASSWORD or in the config
+    file's [smtp] password. The environment and the config file still win over what is stored
+    here: 'onboarding mail show' says which value is used and where it comes from.
+
+    Example:
+
+        onboarding mail configure --from "KOMBIT <mail@kombit.dk>" --digest
+    """
+    from notifications.config import load_config, option_key, read_stored, store
+    from onboarding.db import resolve_path
+
+    if smtp_password is not None:
+        # Refused with the reason rather than as an unknown option: a database is copied and
+        # backed up, so a password in it would leak with every copy.
+        raise UserError(
+            "the SMTP password is never stored in the database: set $ONBOARDING_SMTP_PASSWORD "
+            "or [smtp] password in the config file"
+        )
+    given = {
+        "mail.from": mail_from,
+        "mail.message_id_domain": message_id_domain,
+        "mail.language": language,
+        "mail.digest": digest,
+        "smtp.host": smtp_host,
+        "smtp.port": smtp_port,
+        "smtp.security": smtp_security,
+        "smtp.user": smtp_user,
+        "smtp.timeout": smtp_timeout,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    removed = [option_key(name) for name in unset]
+    if not changes and not removed:
+        raise UserError("nothing to store: give a setting (see --help) or --unset KEY")
+    path = resolve_path(db_path)
+    with database(db_path) as db:
+        before = read_stored(db)
+        stored = store(db, path, changes, removed)
+        config = load_config(path, db=db)
+    for key in [*changes, *removed]:
+        now = config.settings[key]
+        if key in stored:
+            click.echo(f"{key} = {_setting_text(key, stored[key])} (stored)")
+        elif key in before:
+            click.echo(f"{key}: removed from the database")
+        else:
+            click.echo(f"{key}: was not stored in the database")
+        if now.source.kind != "database" and (key in stored or now.source.kind != "default"):
+            click.echo(f"  in force: {_setting_text(key, now.value)} from {now.source}")
+
+
+def _setting_text(key: str, value: Any) -> str:
+    if key == "smtp.password":
+        return "set" if value else "not set"
+    if value is None or value == "":
+        return "(none)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+@mail.command("show")
+@db_option
+@json_option
+def mail_show(db_path: str | None, as_json: bool) -> None:
+    """Print the mail settings in force for the database and where each one comes from.
+
+    Sources: an environment variable, the config file (its path), the database ('onboarding
+    mail configure') or the default. The SMTP password is shown only as set or not set.
+
+    Example:
+
+        onboarding mail show --db demo-output/onboarding.db
+    """
+    from notifications.config import load_config, read_stored
+    from onboarding.db import resolve_path
+
+    path = resolve_path(db_path)
+    with database(db_path) as db:
+        config = load_config(path, db=db)
+        stored = read_stored(db)
+    rows = [
+        {
+            "key": key,
+            "value": ("set" if s.value else None) if key == "smtp.password" else s.value,
+            "source": s.source.kind,
+            "where": s.source.where,
+            "stored": stored.get(key),
+        }
+        for key, s in config.settings.items()
+    ]
+    if as_json:
+        echo_json(
+            {
+                "database": str(path),
+                "config_file": config.source,
+                "transport": config.describe(),
+                "settings": rows,
+            }
+        )
+        return
+    click.echo(f"Mail settings for {path} (config file: {config.source or 'none'})")
+    width = max(len(r["key"]) for r in rows)
+    for key, s in config.settings.items():
+        click.echo(f"  {key.ljust(width)}  {_setting_text(key, s.value)}  [{s.source}]")
+    for key, value in stored.items():
+        s = config.settings[key]
+        if s.source.kind != "database":
+            click.echo(
+                f"  (stored {key} = {_setting_text(key, value)} is overridden by {s.source})"
+            )
+    click.echo(config.describe())
 
 
 # --- import / report / goals / demo ---------------------------------------------------------

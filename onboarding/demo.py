@@ -519,13 +519,35 @@ def _clean(directory: Path) -> None:
         html.unlink()
 
 
+#: The demo's mail settings, stored in its database ('onboarding mail configure') so that every
+#: later command on it (reminders preview, send-due, the scheduler, the web page) sends as the
+#: demo did. One email per recipient and day (digest), as a coordinator would configure it for a
+#: whole programme.
+DEMO_MAIL: dict[str, Any] = {
+    "mail.from": "KOMBIT onboarding <onboarding@kombit.example>",
+    "mail.digest": True,
+}
+
+
+def _mail(db: Database, db_path: Path, outbox_dir: Path) -> Any:
+    """Store the demo's sender in its database and read the settings as every command does."""
+    from dataclasses import replace
+
+    from notifications.config import load_config, store
+
+    # The demo never uses SMTP, whatever the environment says: its SMTP variables are left out
+    # (a half-set one must not stop the demo) and the transport is .eml files below.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_SMTP_")}
+    store(db, db_path, DEMO_MAIL, env=env)
+    return replace(load_config(db_path, env, db=db), smtp=None, outbox_dir=outbox_dir)
+
+
 def run(directory: str | Path, echo: Echo = print, send_reminders: bool = True) -> DemoResult:
     """Build the demo in ``directory`` (created if needed) and print what happened.
 
     ``send_reminders=False`` skips writing the .eml files (the outbox rows are still made):
     the same tracks and history, faster.
     """
-    from notifications.config import Config
     from notifications.runner import send_due
 
     root = Path(directory)
@@ -533,20 +555,14 @@ def run(directory: str | Path, echo: Echo = print, send_reminders: bool = True) 
     _clean(root)
     db_path = root / "onboarding.db"
     outbox_dir = root / "onboarding-outbox"
-    # Never SMTP: .eml files only, whatever the environment says. One email per recipient and
-    # day (digest), as a coordinator would configure it for a whole programme.
-    mail = Config(
-        smtp=None,
-        outbox_dir=outbox_dir,
-        mail_from="KOMBIT onboarding <onboarding@kombit.example>",
-        digest=True,
-    )
     rng = random.Random(SEED)
     result = DemoResult(root, db_path, root / f"rollout-{QUARTER_END.isoformat()}.html", outbox_dir)
     with _pinned() as now:
         now(_local(date(2021, 1, 4), 8))
         db = connect(db_path)
         try:
+            initialise(db)  # the settings table first: the sender is stored before any mail
+            mail = _mail(db, db_path, outbox_dir)
             _build(db, root, result, rng, now, mail, send_due if send_reminders else None, echo)
         finally:
             db.close()

@@ -1098,7 +1098,7 @@ def notifications_page(page: Page) -> Response:
 
     days_text = page.query("days", "14")
     days = int(days_text) if days_text.isdigit() and 0 < int(days_text) <= 90 else 14
-    config = load_config(WEB(page).db_path)
+    config = load_config(WEB(page).db_path, db=page.db)
     ahead = forecast(page.db, None, days, config)
     failed = outbox.list_rows(page.db, ("failed",))
     return WEB(page).render(page, "notifications.html", forecast=ahead, failed=failed, days=days)
