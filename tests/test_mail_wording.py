@@ -17,7 +17,7 @@ from sqlite_utils import Database
 from notifications.config import Config, load_config
 from notifications.render import Rendered, Renderer
 from notifications.runner import PrepareError, _prepare, compose
-from onboarding import engine, i18n, outbox, roles
+from onboarding import engine, i18n, outbox, registry, roles
 from tests.notify_support import (
     act,
     add_contacts,
@@ -281,10 +281,10 @@ def test_mail_wording_role_labels_come_from_the_catalogue() -> None:
 
 
 def test_mail_wording_no_contact_names_role_municipality_and_command(
-    db: Database, config: Config
+    db: Database, config: Config, tmp_path: Path
 ) -> None:
     """A role with nobody registered fails naming the role (key and label), the municipality
-    and the commands that fix it."""
+    and the commands that fix it; the example row it gives, filled in, imports and fixes it."""
     make_ready(db)
     track = connection_to_sapa(db, "Frederikssund")
     row = rows_by_name(db, track)["overdue-3"]  # the programme lead
@@ -296,6 +296,14 @@ def test_mail_wording_no_contact_names_role_municipality_and_command(
     assert "'onboarding registry import contacts FILE'" in error
     assert "programme-lead,NAME,EMAIL,Frederikssund," in error
     assert f"'onboarding reminders retry {row['id']}'" in error
+    example = re.search(r"e\.g\. '([^']+)'", error)
+    assert example is not None
+    filled = example.group(1).replace("NAME", "Mette Hansen").replace("EMAIL", "mh@fr.dk")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("role,name,email,municipality,vendor\n" + filled + "\n", "utf-8")
+    registry.import_contacts(db, contacts)
+    item = _prepare(db, row, t("2021-09-02T08:00"), Renderer(config))
+    assert item.to == [("Mette Hansen", "mh@fr.dk")]
 
 
 def test_mail_wording_no_vendor_contact_names_the_vendor(db: Database, config: Config) -> None:
