@@ -16,7 +16,9 @@ from __future__ import annotations
 import email.policy
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
@@ -38,6 +40,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from notifications.config import Config
+from onboarding import i18n
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -65,12 +68,36 @@ class Rendered:
     html: str
 
 
+#: The language of the message being rendered. Per render, not per environment: one environment
+#: serves every language, and messages may be rendered in several threads at once (a context
+#: variable is per thread). Read by gettext/ngettext in templates and by ``long_date`` inside
+#: imported macros, which do not see the template's ``lang``.
+_LANGUAGE: ContextVar[str] = ContextVar("notifications_language", default=i18n.DEFAULT)
+
+
+@contextmanager
+def _language(lang: str) -> Iterator[None]:
+    token = _LANGUAGE.set(i18n.normalise(lang))
+    try:
+        yield
+    finally:
+        _LANGUAGE.reset(token)
+
+
+def _gettext(message: str) -> str:
+    return i18n.gettext(_LANGUAGE.get(), message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return i18n.ngettext(_LANGUAGE.get(), singular, plural, n)
+
+
 @pass_context
 def _long_date(ctx: Context, value: date | None, weekday: bool = False) -> str:
     """18. august 2021 (da) / 18 August 2021 (en); with weekday: onsdag den 18. august 2021."""
     if value is None:
         return ""
-    lang = ctx.get("lang", "da")
+    lang = ctx.get("lang") or _LANGUAGE.get()
     month = _MONTHS[lang][value.month - 1]
     if lang == "da":
         text = f"{value.day}. {month} {value.year}"
@@ -135,6 +162,12 @@ def _environment(folder: Path | None) -> SandboxedEnvironment:
                 trim_blocks=True,
                 lstrip_blocks=True,
                 keep_trailing_newline=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            # gettext/ngettext of the project's catalogue in the language of the message being
+            # rendered (``_LANGUAGE``): "1 arbejdsdag", "2 arbejdsdage".
+            env.install_gettext_callables(  # type: ignore[attr-defined]
+                _gettext, _ngettext, newstyle=True
             )
             env.filters["long_date"] = _long_date
             _ENVIRONMENTS[key] = env
@@ -156,9 +189,10 @@ class Renderer:
     def render(self, name: str, context: Mapping[str, Any], lang: str | None = None) -> Rendered:
         lang = lang or self.config.language
         ctx = {**context, "lang": lang}
-        subject = one_line(self._get(name, "subject.txt", lang).render(ctx))
-        text = self._get(name, "txt", lang).render(ctx)
-        html = self._get(name, "html", lang).render(ctx)
+        with _language(lang):
+            subject = one_line(self._get(name, "subject.txt", lang).render(ctx))
+            text = self._get(name, "txt", lang).render(ctx)
+            html = self._get(name, "html", lang).render(ctx)
         return Rendered(subject=subject, text=text, html=html)
 
 

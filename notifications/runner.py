@@ -92,27 +92,59 @@ class PrepareError(Exception):
 def _prepare(
     db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer
 ) -> _Item:
-    data = outbox.message_data(db, row, at)
+    lang = renderer.config.language
+    data = outbox.message_data(db, row, at, lang)
     people = data["recipients"]
     missing = data["missing_roles"]
     if not people:
         raise PrepareError(
-            f"nobody to send to: no contact for {', '.join(missing)}"
-            f"{_scope(data)}; add one with 'onboarding registry import contacts', "
-            f"then 'onboarding reminders retry {row['id']}'"
+            f"nobody to send to: {_no_contact(data, missing, lang)}; add one with "
+            f"'onboarding registry import contacts FILE' (a CSV file with the columns "
+            f"role,name,email,municipality,vendor, e.g. '{_example_contact(data, missing[0])}'),"
+            f" then 'onboarding reminders retry {row['id']}'"
         )
     try:
         rendered = renderer.render(str(row["template"]), data)
     except Exception as exc:  # a template a user edited may fail in any way
         raise PrepareError(f"template {row['template']!r}: {type(exc).__name__}: {exc}") from exc
-    note = f"no contact for {', '.join(missing)}{_scope(data)}" if missing else None
+    note = _no_contact(data, missing, lang) if missing else None
     to = [(str(p["name"]), str(p["email"])) for p in people]
     return _Item(dict(row), data, rendered, to, note)
 
 
-def _scope(data: Mapping[str, Any]) -> str:
-    m = data.get("municipality")
-    return f" in {m['name']}" if m else ""
+def _no_contact(data: Mapping[str, Any], missing: Sequence[str], lang: str) -> str:
+    """Which roles have nobody, in words a coordinator can act on: "no contact with role
+    programme-lead (kommunens KOMBIT-programleder) for Frederikssund Municipality"."""
+    from onboarding import roles
+
+    return "; ".join(
+        f"no contact with role {key} ({roles.label(key, lang)}){_scope(data, key)}"
+        for key in missing
+    )
+
+
+def _scope(data: Mapping[str, Any], role: str) -> str:
+    """Whom a role's contact must be registered for: the municipality, the vendor or all."""
+    from onboarding.roles import MUNICIPALITY_ROLES, VENDOR_ROLES
+
+    m, s = data.get("municipality"), data.get("system")
+    if role in MUNICIPALITY_ROLES:
+        return f" for {m['name']} Municipality" if m else " (the track names no municipality)"
+    if role in VENDOR_ROLES:
+        return f" for vendor {s['vendor']}" if s else " (the track names no system)"
+    return f" for all municipalities or {m['name']} Municipality" if m else ""
+
+
+def _example_contact(data: Mapping[str, Any], role: str) -> str:
+    """A contacts CSV row that would resolve ``role`` for this track."""
+    from onboarding.roles import MUNICIPALITY_ROLES, VENDOR_ROLES
+
+    m, s = data.get("municipality"), data.get("system")
+    if role in VENDOR_ROLES:
+        return f"{role},NAME,EMAIL,,{s['vendor'] if s else 'VENDOR'}"
+    if role in MUNICIPALITY_ROLES:
+        return f"{role},NAME,EMAIL,{m['name'] if m else 'MUNICIPALITY'},"
+    return f"{role},NAME,EMAIL,,"
 
 
 def _message_id(item_rows: Sequence[Mapping[str, Any]], token: str, config: Config) -> str:
@@ -153,14 +185,7 @@ def compose(
     if len(items) == 1:
         rendered = items[0].rendered
     else:
-        context = {
-            "recipients": items[0].data["recipients"],
-            "items": [
-                {"subject": i.rendered.subject, "text": i.rendered.text, "id": i.row["id"]}
-                for i in items
-            ],
-        }
-        rendered = renderer.render("_digest", context)
+        rendered = renderer.render("_digest", _digest_context(items))
     return build_message(
         rendered,
         mail_from=config.mail_from,
@@ -170,6 +195,37 @@ def compose(
         attachments=attachments,
         outbox_ids=[r["id"] for r in rows],
     )
+
+
+def _digest_context(items: Sequence[_Item]) -> dict[str, Any]:
+    """A digest's variables: its items overdue first, then those coming due (each group in due
+    order), with the facts each one's wording needs; ``items`` is both groups in that order."""
+    entries = [
+        {
+            "id": i.row["id"],
+            "subject": i.rendered.subject,
+            "text": i.rendered.text,
+            "kind": i.row["kind"],
+            "level": i.data["notification"]["level"],
+            "track": i.data["track"],
+            "subject_label": i.data["subject_label"],
+            "due": i.data["due"],
+            "overdue": i.data["overdue"],
+            "due_today": i.data["due_today"],
+            "working_days_left": i.data["working_days_left"],
+            "working_days_overdue": i.data["working_days_overdue"],
+        }
+        for i in items
+    ]
+    overdue = [e for e in entries if e["overdue"]]
+    coming = [e for e in entries if not e["overdue"]]
+    return {
+        "recipients": items[0].data["recipients"],
+        "today": items[0].data["today"],
+        "overdue": overdue,
+        "coming": coming,
+        "items": overdue + coming,
+    }
 
 
 def _groups(items: list[_Item], config: Config) -> list[list[_Item]]:

@@ -107,7 +107,10 @@ SEED = 20210331
 #: The coordinator sends due reminders every Monday morning ('reminders send-due' from cron).
 SEND_WEEKDAY = 0
 CONTRACT_MIX = ("ski-02.19-2019", "ski-02.19-2019", "ski-02.19-2014", "eu-tender", "unknown")
+#: The roles every municipality has a contact for: all those held for a municipality, so every
+#: role a shipped definition mails (``to:`` and ladders) reaches someone.
 MUNICIPALITY_CONTACT_ROLES = (
+    "programme-lead",
     "municipality-pl",
     "agreement-admin",
     "bob-agreement-admin",
@@ -116,6 +119,23 @@ MUNICIPALITY_CONTACT_ROLES = (
     "bob-admin",
 )
 ACTOR = "demo"
+#: Contacts are people: a first and a last name from these, drawn without repetition by a
+#: generator of their own (so the simulation's draws stay as they were).
+FIRST_NAMES = (
+    "Anne", "Mette", "Kirsten", "Hanne", "Helle", "Susanne", "Lene", "Maria", "Camilla", "Louise",
+    "Charlotte", "Pia", "Tina", "Marianne", "Sofie", "Ida", "Emma", "Julie", "Karen", "Birgitte",
+    "Peter", "Jens", "Lars", "Michael", "Henrik", "Søren", "Thomas", "Niels", "Jesper", "Martin",
+    "Rasmus", "Anders", "Christian", "Morten", "Mads", "Frederik", "Jakob", "Kasper", "Ole",
+    "Torben",
+)
+LAST_NAMES = (
+    "Nielsen", "Jensen", "Hansen", "Pedersen", "Andersen", "Christensen", "Larsen", "Sørensen",
+    "Rasmussen", "Jørgensen", "Petersen", "Madsen", "Kristensen", "Olsen", "Thomsen",
+    "Christiansen", "Poulsen", "Johansen", "Møller", "Mortensen", "Knudsen", "Jakobsen",
+    "Mikkelsen", "Olesen", "Frederiksen", "Laursen", "Henriksen", "Lund", "Holm", "Schmidt",
+    "Eriksen", "Kristiansen", "Nissen", "Lauridsen", "Clausen", "Simonsen", "Kjær", "Bach", "Dam",
+    "Winther",
+)
 
 
 @dataclass
@@ -266,26 +286,34 @@ def _labels(db: Database) -> dict[tuple[str, str], str]:
 
 
 def _contacts_file(db: Database, path: Path) -> Path:
-    rows: list[list[Any]] = [
-        ["coordinator", "KOMBIT-koordinator", "koordinator@kombit.example", "", ""]
-    ]
-    for m in registry.list_municipalities(db):
-        slug = _slug(str(m["name"]))
+    """A contact (a named person) for the coordinator, every municipality role in every
+    municipality and every vendor."""
+    municipalities = registry.list_municipalities(db)
+    vendors = registry.list_vendors(db)
+    count = 1 + len(municipalities) * len(MUNICIPALITY_CONTACT_ROLES) + len(vendors)
+    people = iter(_person_names(count))
+
+    def person(domain: str) -> tuple[str, str]:
+        first, last = next(people)
+        return f"{first} {last}", f"{_slug(first)}.{_slug(last)}@{domain}"
+
+    name, email = person("kombit.example")
+    rows: list[list[Any]] = [["coordinator", name, email, "", ""]]
+    for m in municipalities:
+        domain = f"{_slug(str(m['name']))}.kommune.example"
         for role in MUNICIPALITY_CONTACT_ROLES:
-            rows.append(
-                [role, f"{role} i {m['name']}", f"{role}@{slug}.kommune.example", m["code"], ""]
-            )
-    for v in registry.list_vendors(db):
-        rows.append(
-            [
-                "vendor",
-                f"Kundeansvarlig, {v['name']}",
-                f"support@{_slug(str(v['name']))}.example",
-                "",
-                v["name"],
-            ]
-        )
+            name, email = person(domain)
+            rows.append([role, name, email, m["code"], ""])
+    for v in vendors:
+        name, email = person(f"{_slug(str(v['name']))}.example")
+        rows.append(["vendor", name, email, "", v["name"]])
     return _write_csv(path, ["role", "name", "email", "municipality", "vendor"], rows)
+
+
+def _person_names(count: int) -> list[tuple[str, str]]:
+    """``count`` different (first, last) names, the same on every run."""
+    everyone = [(first, last) for first in FIRST_NAMES for last in LAST_NAMES]
+    return random.Random(SEED).sample(everyone, count)
 
 
 def _contracts_file(
@@ -848,7 +876,7 @@ DEMO_ACTORS: tuple[tuple[str, str, str | None, tuple[_Grant, ...]], ...] = (
         "aarhus",
         "Projektleder, Aarhus Kommune",
         "demo-aarhus",
-        tuple((role, "Aarhus", None) for role in ("programme-lead", *MUNICIPALITY_CONTACT_ROLES)),
+        tuple((role, "Aarhus", None) for role in MUNICIPALITY_CONTACT_ROLES),
     ),
     ("kmd", "Kundeansvarlig, KMD", "demo-kmd", (("vendor", None, "KMD"),)),
     ("import", "Månedlig statusimport", None, (("importer", None, None),)),

@@ -781,9 +781,12 @@ def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any
     return people, missing
 
 
-def message_data(db: Database, row: Mapping[str, Any], at: datetime) -> dict[str, Any]:
-    """Everything a template may show about a row's track (plain data, no rendering)."""
-    from onboarding.roles import ROLES
+def message_data(
+    db: Database, row: Mapping[str, Any], at: datetime, lang: str = "da"
+) -> dict[str, Any]:
+    """Everything a template may show about a row's track (plain data, no rendering), with
+    role labels in ``lang``, the language of the message."""
+    from onboarding import roles
 
     conn = db.conn
     cur = conn.execute(
@@ -854,6 +857,19 @@ def message_data(db: Database, row: Mapping[str, Any], at: datetime) -> dict[str
         if name in defn.fields and defn.fields[name].type == "date" and value
     }
     people, missing = recipients(db, row)
+    for person in people:
+        # Whom a greeting names when the contact has no name: the role, never its key.
+        person["role_label"] = roles.label(person["role"], lang) if person["role"] else None
+        person["addressee"] = (
+            roles.addressee(
+                person["role"],
+                lang,
+                municipality=municipality["name"] if municipality else None,
+                vendor=system["vendor"] if system else None,
+            )
+            if person["role"]
+            else None
+        )
     return {
         "notification": {
             "id": row["id"],
@@ -870,7 +886,7 @@ def message_data(db: Database, row: Mapping[str, Any], at: datetime) -> dict[str
             "step": state.label if state else row["state"],
             "phase": state.phase if state else None,
             "role": role,
-            "role_label": ROLES.get(role or "", role or ""),
+            "role_label": roles.label(role, lang) if role else "",
             "current_state": t["state"],
             "finished": bool(t["final"]),
             "entered": clock.local_date(clock.unstamp(t["entered_at"])),
@@ -886,11 +902,29 @@ def message_data(db: Database, row: Mapping[str, Any], at: datetime) -> dict[str
         "wave": wave,
         "due": due,
         "today": today,
-        "working_days_left": (
-            calendar.working_days_between(today, due) if due is not None else None
-        ),
+        **_deadline_facts(due, today),
         "recipients": people,
         "missing_roles": missing,
+    }
+
+
+def _deadline_facts(due: date | None, today: date) -> dict[str, Any]:
+    """Where the sending day stands against the step's deadline, for the wording: before it
+    (``working_days_left`` > 0), on the day itself (``due_today``) or after it (``overdue``, by
+    ``working_days_overdue``). A Saturday after a Friday deadline is overdue by 0 working days."""
+    if due is None:
+        return {
+            "working_days_left": None,
+            "overdue": False,
+            "due_today": False,
+            "working_days_overdue": 0,
+        }
+    left = calendar.working_days_between(today, due)
+    return {
+        "working_days_left": left,
+        "overdue": today > due,
+        "due_today": today == due,
+        "working_days_overdue": max(-left, 0) if today > due else 0,
     }
 
 

@@ -157,7 +157,9 @@ def test_cli_reminders_eml_default_with_no_configuration(
     assert [p.get_content_type() for p in msg.iter_attachments()] == ["text/calendar"]
     # The SAPA owner's reminder had nobody to go to: failed, and listed with the reason.
     [failed] = ok_json(runner, db_path, "reminders", "list", "--failed")
-    assert "no contact for sapa-owner in Køge" in failed["error"]
+    assert "no contact with role sapa-owner (SAPA-systemejer) for Køge Municipality" in (
+        failed["error"]
+    )
 
 
 def test_cli_reminders_forecast_preview_and_list(runner: CliRunner, db_path: Path) -> None:

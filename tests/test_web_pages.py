@@ -366,9 +366,19 @@ def test_web_notifications_forecast_and_retry_a_failed_send(
     client: TestClient, web_db: Path
 ) -> None:
     """The page shows the forecast and the failed sends; retry puts one back in the queue."""
+    # The demo's mail all goes out (every role has a contact): fail one row as a mail server's
+    # permanent refusal would.
+    (row_id,) = _one(web_db, "SELECT id FROM outbox WHERE status = 'pending' ORDER BY id LIMIT 1")
+    conn = sqlite3.connect(web_db)
+    with conn:
+        conn.execute(
+            "UPDATE outbox SET status = 'failed', attempts = 1,"
+            " last_error = '550 mailbox unavailable' WHERE id = ?",
+            [row_id],
+        )
+    conn.close()
     html = client.get("/notifications").text
     assert "Prognose" in html and "Fejlet" in html
-    (row_id,) = _one(web_db, "SELECT id FROM outbox WHERE status = 'failed' ORDER BY id LIMIT 1")
     assert f'action="/notifications/{row_id}/retry"' in html
     response = client.post(
         f"/notifications/{row_id}/retry", data={"csrf": csrf_of(html)}, follow_redirects=True

@@ -1,8 +1,8 @@
 """Languages of the web page: Danish by default, English per user.
 
 Every text in the templates goes through gettext (Jinja2's i18n extension). Message ids are
-English; ``locale/da/LC_MESSAGES/messages.po`` holds the Danish. The ``.po`` file is compiled in
-memory with Babel when the app starts, so a fresh clone needs nothing but ``pip install -e .``.
+English; the Danish is in the project's one catalogue (``onboarding/i18n.py``,
+``onboarding/locale/da/LC_MESSAGES/messages.po``), shared with the emails.
 Besides the templates' texts the catalog translates a few values the library gives in English:
 the phases of the shipped definitions, goal statuses, notification kinds and statuses and the
 payment scenarios. A value it does not know is shown as it is.
@@ -13,35 +13,34 @@ request, so one Jinja2 environment serves every user.
 
 from __future__ import annotations
 
-import gettext as gettext_module
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
-from functools import cache
-from pathlib import Path
 
 from babel.dates import format_date, format_datetime
-from babel.messages import mofile, pofile
 from babel.numbers import format_decimal
 
 from onboarding import clock
+from onboarding.i18n import DEFAULT, LANGUAGES, LOCALE_DIR, normalise, translations
 
-LOCALE_DIR = Path(__file__).parent / "locale"
-DEFAULT = "da"
-#: Language code -> its name in that language, in menu order.
-LANGUAGES = {"da": "Dansk", "en": "English"}
+__all__ = [
+    "DEFAULT",
+    "LANGUAGES",
+    "LOCALE_DIR",
+    "current",
+    "gettext",
+    "language",
+    "ngettext",
+    "normalise",
+    "translate_value",
+    "translations",
+]
 #: The Babel locale used to format dates and numbers per language (English with Danish
 #: conventions: 30 Jun 2021, 24-hour clock).
 FORMAT_LOCALE = {"da": "da_DK", "en": "en_DK"}
 
 _current: ContextVar[str] = ContextVar("onboarding_web_language", default=DEFAULT)
-
-
-def normalise(lang: object) -> str:
-    """A supported language code (anything else gives the default)."""
-    return lang if isinstance(lang, str) and lang in LANGUAGES else DEFAULT
 
 
 @contextmanager
@@ -56,20 +55,6 @@ def language(lang: str) -> Iterator[None]:
 
 def current() -> str:
     return _current.get()
-
-
-@cache
-def translations(lang: str) -> gettext_module.NullTranslations:
-    """The compiled catalog of a language (English: the message ids themselves)."""
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
-        return gettext_module.NullTranslations()
-    with po.open("rb") as fh:
-        catalog = pofile.read_po(fh, locale=lang)
-    buf = io.BytesIO()
-    mofile.write_mo(buf, catalog)
-    buf.seek(0)
-    return gettext_module.GNUTranslations(buf)
 
 
 def gettext(message: str) -> str:
