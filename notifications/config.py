@@ -25,6 +25,8 @@ Where the file is: ``$ONBOARDING_CONFIG`` if set, else ``onboarding.toml`` next 
     max_backoff_seconds = 21600
     batch_size = 50                # rows claimed per transaction
     lease_seconds = 900            # a claim older than this is taken back (its runner died)
+    message_timeout = 120          # seconds for one message, connect to the 250 after DATA
+    run_timeout = 1800             # seconds a run may take; then it stops, the rest stays due
 
 The environment wins: ``ONBOARDING_SMTP_HOST``, ``ONBOARDING_SMTP_PORT``,
 ``ONBOARDING_SMTP_SECURITY``, ``ONBOARDING_SMTP_USER``, ``ONBOARDING_SMTP_PASSWORD`` and
@@ -56,7 +58,8 @@ _SECTIONS: Mapping[str, frozenset[str]] = {
     "smtp": frozenset({"host", "port", "security", "user", "password", "timeout", "ca_file"}),
     "mail": frozenset({"from", "language", "templates", "outbox_dir", "digest"}),
     "delivery": frozenset(
-        {"max_attempts", "backoff_seconds", "max_backoff_seconds", "batch_size", "lease_seconds"}
+        {"max_attempts", "backoff_seconds", "max_backoff_seconds", "batch_size", "lease_seconds",
+         "message_timeout", "run_timeout"}
     ),
 }
 
@@ -87,6 +90,8 @@ class Config:
     max_backoff_seconds: int = 6 * 3600
     batch_size: int = 50
     lease_seconds: int = 900
+    message_timeout: int = 120
+    run_timeout: int = 1800
     source: str | None = None
 
     @property
@@ -272,5 +277,7 @@ def load_config(
         ),
         batch_size=_int(delivery.get("batch_size", 50), "[delivery] batch_size"),
         lease_seconds=_int(delivery.get("lease_seconds", 900), "[delivery] lease_seconds"),
+        message_timeout=_int(delivery.get("message_timeout", 120), "[delivery] message_timeout"),
+        run_timeout=_int(delivery.get("run_timeout", 1800), "[delivery] run_timeout"),
         source=str(file) if file else None,
     )
