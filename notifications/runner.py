@@ -336,6 +336,11 @@ def _send_group(
     if isinstance(msg, str):
         _failed(db, [i.row for i in group], name, wall(), msg, False, config, summary)
         return None
+    try:
+        tp.open()  # connected and logged in before any attempt is charged
+    except DeliveryError as exc:
+        _release(db, group, name, wall(), f"not sent: {exc}", summary)
+        return str(exc)
     handed, cancelled = outbox.hand_over(db, [i.row for i in group], name, wall(), config.lease)
     for row, why in cancelled:
         _cancelled(summary, row, why)

@@ -71,6 +71,11 @@ class DeliveryError(Exception):
 
 
 class Transport(Protocol):
+    def open(self) -> None:
+        """Make sure a message can be handed over now (connected, TLS, logged in), before the
+        runner charges it an attempt: a server that cannot be used costs no attempt."""
+        ...
+
     def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
         """Hand over one message; return the recipients refused (address -> reply)."""
         ...
@@ -252,13 +257,24 @@ class SmtpTransport:
             left = min(left, self.deadline - time.monotonic())
         return left
 
-    def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
+    def _seconds_left(self) -> float:
         seconds = self._remaining()
         if seconds <= 0:
             raise DeliveryError(
                 "the run's time is up ([delivery] run_timeout); the rest waits for the next run",
                 batch=True,
             )
+        return seconds
+
+    def open(self) -> None:
+        if self._conn is None:
+            with _Watchdog(self._seconds_left(), lambda: self._live) as dog:
+                self._conn = self._connect(dog)
+        elif self._remaining() <= 0:
+            self._seconds_left()
+
+    def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
+        seconds = self._seconds_left()
         with _Watchdog(seconds, lambda: self._live) as dog:
             try:
                 refused = self._send(msg, recipients, dog)
@@ -375,6 +391,12 @@ class EmlTransport:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to {self.folder}: {exc}", batch=True) from None
 
     def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
         try:
