@@ -5,7 +5,8 @@ the run, and reconnects once when the server dropped it. Each message has an ove
 (``[delivery] message_timeout``, from connecting to the ``250`` after DATA): smtplib's
 ``timeout`` is per socket read, so a server that trickles endless ``250-`` continuation lines
 would otherwise hold the run forever; a watchdog thread shuts the socket down at the deadline.
-The run's own deadline (``run_timeout``) caps it too. Errors are classified for the outbox:
+After the run's deadline (``run_timeout``) no new message is started. Errors are classified
+for the outbox:
 
 * a 4xx reply to the message, or a dropped connection, is *temporary* (retry with backoff);
 * a 5xx reply to the message (RCPT, DATA) is *permanent* for that message (the row fails;
@@ -251,31 +252,24 @@ class SmtpTransport:
         self._quietly_close(self._conn)
         self._conn = None
 
-    def _remaining(self) -> float:
-        left = float(self.message_timeout)
-        if self.deadline is not None:
-            left = min(left, self.deadline - time.monotonic())
-        return left
-
     def _seconds_left(self) -> float:
-        seconds = self._remaining()
-        if seconds <= 0:
+        """The deadline of the next message; refused once the run's time is up. A message
+        already started keeps its own deadline: cutting it would only risk a duplicate."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
             raise DeliveryError(
                 "the run's time is up ([delivery] run_timeout); the rest waits for the next run",
                 batch=True,
             )
-        return seconds
+        return float(self.message_timeout)
 
     def open(self) -> None:
+        seconds = self._seconds_left()
         if self._conn is None:
-            with _Watchdog(self._seconds_left(), lambda: self._live) as dog:
+            with _Watchdog(seconds, lambda: self._live) as dog:
                 self._conn = self._connect(dog)
-        elif self._remaining() <= 0:
-            self._seconds_left()
 
     def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
-        seconds = self._seconds_left()
-        with _Watchdog(seconds, lambda: self._live) as dog:
+        with _Watchdog(float(self.message_timeout), lambda: self._live) as dog:
             try:
                 refused = self._send(msg, recipients, dog)
             except DeliveryError as exc:
