@@ -7,12 +7,13 @@ The outbox table is the source of truth for notifications; the scheduler is only
   a state writes one row per notification the state declares, keyed by (track, state entry,
   notification), where the state entry is the history row's ``seq``. The unique key makes each
   notification exist exactly once however often a runner restarts.
-* **Leaving** a state cancels its pending (and failed) reminders and escalations: the step is
-  done. Notices are kept (an outside request must arrive even when the coordinator records the
-  next step first) unless the notification says ``on_leave: cancel`` or the step is left by a
-  trigger in its ``cancel_on`` list. ``on_leave: keep`` keeps a reminder too.
+* **Leaving** a state cancels its unsent (pending, failed, or claimed but not yet handed over)
+  reminders and escalations: the step is done. Notices are kept (an outside request must
+  arrive even when the coordinator records the next step first) unless the notification says
+  ``on_leave: cancel`` or the step is left by a trigger in its ``cancel_on`` list.
+  ``on_leave: keep`` keeps a reminder too.
 * **Changing the due date** (``track set`` of a date field, a migration) recomputes the pending
-  rows of the current state entry.
+  rows of the current state entry; a migration to another state carries them there.
 * **Sending** (``notifications.runner``) claims due rows with ``BEGIN IMMEDIATE`` and
   ``UPDATE ... RETURNING`` (status ``sending``, a lease). Right before a message goes to the
   transport, ``hand_over`` re-checks each row in one more ``BEGIN IMMEDIATE`` (still in its state
