@@ -980,12 +980,17 @@ def reminders() -> None:
     """
 
 
+#: ``reminders send-due`` exit code when a due message failed or the server could not be used.
+SEND_TROUBLE = 3
+
+
 @reminders.command("send-due")
 @click.option(
     "--at",
     default=None,
     metavar="TIME",
-    help="The clock for the whole run: what is due and whether a retry may go (ISO 8601).",
+    help="What is due: everything due by this time (ISO 8601; default now). Not later than "
+    "the current time (5 minutes' tolerance).",
 )
 @db_option
 @json_option
@@ -994,6 +999,9 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
 
     Safe to run at the same time as 'onboarding scheduler run' or another send-due: each
     notification is claimed by one runner. A refused message is retried later with backoff.
+    Exit code 0: every due message was sent (or skipped: its step was done); 3: some failed
+    or wait for a retry, or the server could not be used (one line on stderr says why);
+    2: bad input, e.g. an --at in the future.
 
     Example:
 
@@ -1004,19 +1012,21 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
     with database(db_path) as db:
         config = _mail_config(db_path, db)
         summary = send_due(db, _parse_at(at), config)
-        if as_json:
-            echo_json(summary.to_dict())
-            return
+    if as_json:
+        echo_json(summary.to_dict())
+    else:
         for o in summary.outcomes:
             if o.status == "sent":
                 click.echo(f"#{o.id} sent to {', '.join(o.to)}: {o.subject}")
-            elif o.status == "cancelled":
-                click.echo(f"#{o.id} cancelled: the step was done first")
             else:
                 click.echo(f"#{o.id} {o.status}: {o.error}")
         click.echo(summary.line())
         if config.smtp is None and summary.messages:
             click.echo(f"(no SMTP server configured: messages written to {config.outbox_dir})")
+    trouble = summary.trouble()
+    if trouble is not None:
+        click.echo(f"send-due: {trouble}", err=True)
+        raise click.exceptions.Exit(SEND_TROUBLE)
 
 
 @reminders.command("list")

@@ -36,6 +36,8 @@ Every key of the file is optional::
     max_backoff_seconds = 21600
     batch_size = 50                # rows claimed per transaction
     lease_seconds = 900            # a claim older than this is taken back (its runner died)
+    message_timeout = 120          # seconds for one message, connect to the 250 after DATA
+    run_timeout = 1800             # seconds a run may take; then it stops, the rest stays due
 
 A setting is checked by the same function wherever it comes from (``KEYS``), so a value that
 ``onboarding mail configure`` accepts is one the file would accept, and the other way round.
@@ -245,6 +247,8 @@ KEYS: tuple[Key, ...] = (
     Key("delivery.max_backoff_seconds", lambda v, w: _int(v, w, 0)),
     Key("delivery.batch_size", _int),
     Key("delivery.lease_seconds", _int),
+    Key("delivery.message_timeout", _int),
+    Key("delivery.run_timeout", _int),
 )
 BY_NAME: Mapping[str, Key] = {k.name: k for k in KEYS}
 #: The keys 'onboarding mail configure' may store in the database.
@@ -282,6 +286,8 @@ class Config:
     max_backoff_seconds: int = 6 * 3600
     batch_size: int = 50
     lease_seconds: int = 900
+    message_timeout: int = 120
+    run_timeout: int = 1800
     source: str | None = None  # the config file read, if any
     message_id_domain: str | None = None  # None: the sender's domain
     #: Every setting as it came out (key -> value and source), for 'onboarding mail show'.
@@ -465,6 +471,8 @@ def load_config(
         max_backoff_seconds=value("delivery.max_backoff_seconds", 6 * 3600),
         batch_size=value("delivery.batch_size", 50),
         lease_seconds=value("delivery.lease_seconds", 900),
+        message_timeout=value("delivery.message_timeout", 120),
+        run_timeout=value("delivery.run_timeout", 1800),
         source=str(file) if file else None,
         message_id_domain=value("mail.message_id_domain"),
         settings=found,
@@ -484,7 +492,8 @@ def load_config(
     default("smtp.ca_file", None, "the system's CAs")
     for name in ("max_attempts", "backoff_seconds", "max_backoff_seconds", "batch_size"):
         default(f"delivery.{name}", getattr(config, name))
-    default("delivery.lease_seconds", config.lease_seconds)
+    for name in ("lease_seconds", "message_timeout", "run_timeout"):
+        default(f"delivery.{name}", getattr(config, name))
     if "smtp.password" in found:  # keep whether it is set, never the password itself
         found["smtp.password"] = Setting(bool(password), found["smtp.password"].source)
     else:

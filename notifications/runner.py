@@ -6,8 +6,15 @@ message to the transport, and records the outcome row by row right after. Any nu
 may do this on the same database at the same time: a row is claimed by one runner only, and a
 runner that died mid-batch leaves claims that expire and are taken back.
 
-The clock: ``at`` decides what is due and when a failed attempt may be retried (``--at``);
-``now`` is the wall clock for claim leases and for recording when a message was sent.
+The clock: ``at`` decides what is due (``--at``, never later than the wall clock); ``now`` is
+the wall clock for claim leases, for recording when a message was sent, and for the backoff
+of a failed attempt (measured from when the attempt happened, whatever ``at`` says).
+
+Exactly once: a claim is not an attempt. Right before a message goes to the transport,
+``outbox.hand_over`` re-checks its rows in one ``BEGIN IMMEDIATE`` (a step done meanwhile
+cancels them) and charges the attempt. When the server cannot be used (a session-level
+refusal, two timeouts in a row, the run's time up) the run stops and gives the rows back as
+they were.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import threading
 import time as _time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -30,6 +37,10 @@ from notifications.config import Config
 from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.errors import InputError
+
+#: How far ``--at`` may be ahead of the wall clock (clocks of two machines differ a little).
+AT_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass
@@ -54,10 +65,19 @@ class SendSummary:
     cancelled: int = 0
     reclaimed: int = 0
     messages: int = 0
+    #: Claimed rows given back untried because the run stopped (pending, attempts as before).
+    held: int = 0
+    #: Why the run stopped before sending everything due (the server could not be used).
+    stopped: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "ok": self.ok}
+
+    @property
+    def ok(self) -> bool:
+        """Every due message was sent or legitimately skipped (``send-due`` exits 0)."""
+        return self.failed == 0 and self.retrying == 0 and self.stopped is None
 
     def line(self) -> str:
         return (
@@ -65,6 +85,17 @@ class SendSummary:
             f"cancelled {self.cancelled} ({self.messages} message(s); {self.claimed} claimed, "
             f"{self.reclaimed} stale claim(s) taken back)"
         )
+
+    def trouble(self) -> str | None:
+        """One line saying what went wrong (None when ``ok``): for stderr and logs."""
+        if self.ok:
+            return None
+        parts = [f"{self.failed} failed"] if self.failed else []
+        if self.retrying:
+            parts.append(f"{self.retrying} to retry after a backoff")
+        if self.stopped:
+            parts.append(f"stopped: {self.stopped} ({self.held} claimed row(s) left pending)")
+        return f"not everything due was sent: {'; '.join(parts)}"
 
 
 @dataclass
@@ -258,7 +289,9 @@ def send_due(
     transport: Transport | None = None,
     max_batches: int | None = None,
 ) -> SendSummary:
-    """Send every notification due at ``at`` (default: now) once; return what happened."""
+    """Send every notification due at ``at`` (default: now) once; return what happened.
+
+    ``at`` may not be later than the wall clock (plus ``AT_TOLERANCE``): InputError."""
     start = now or clock.now()
     started = _time.monotonic()
 
@@ -266,13 +299,14 @@ def send_due(
         return start + timedelta(seconds=_time.monotonic() - started)
 
     at = at or start
+    check_at(at, start)
     name = runner or runner_name()
     summary = SendSummary(at=clock.stamp(at))
     renderer = Renderer(config)
     token = outbox.instance_token(db)
     summary.reclaimed = outbox.reclaim_stale(db, wall(), config.max_attempts)
     own_transport = transport is None
-    tp: Transport = transport or open_transport(config)
+    tp: Transport = transport or open_transport(config, deadline=started + config.run_timeout)
     down: str | None = None
     batches = 0
     try:
@@ -284,11 +318,27 @@ def send_due(
             summary.claimed += len(rows)
             down = _process(db, rows, at, config, renderer, token, tp, name, wall, summary, down)
             if down is not None:
-                break  # the server is unreachable: leave the other due rows for the next run
+                break  # the server cannot be used: leave the other due rows for the next run
     finally:
         if own_transport:
             tp.close()
+    summary.stopped = down
     return summary
+
+
+def check_at(at: datetime, now: datetime) -> None:
+    """Refuse an ``--at`` later than the wall clock: it would send reminders before they are
+    due (and what is due is decided by ``at``)."""
+    if at > now + AT_TOLERANCE:
+        minutes = int(AT_TOLERANCE.total_seconds() // 60)
+        raise InputError(
+            f"--at {_local(at)} is later than the current time {_local(now)}: send-due sends "
+            f"what is due now or earlier (at most {minutes} minutes ahead)"
+        )
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _process(
@@ -304,49 +354,81 @@ def _process(
     summary: SendSummary,
     down: str | None,
 ) -> str | None:
+    """Render, hand over and record one claimed batch; return why the run must stop, if so."""
     items: list[_Item] = []
     for row in rows:
-        if outbox.left_step(db, row):
-            outbox.record_cancelled(db, row["id"], name, wall(), "the step was done first")
-            summary.cancelled += 1
-            summary.outcomes.append(Outcome(row["id"], "cancelled"))
+        # A first look without the lock, so a done step is not rendered (nor fails for want
+        # of a contact); hand_over decides for good.
+        why = outbox.cancel_reason(db.conn, row)
+        if why is not None:
+            if outbox.record_cancelled(db, row["id"], name, wall(), why):
+                _cancelled(summary, row, why)
             continue
         try:
             items.append(_prepare(db, row, at, renderer))
         except PrepareError as exc:
-            _failed(db, [row], name, wall(), str(exc), None, config, summary)
+            _failed(db, [row], name, wall(), str(exc), False, config, summary)
     for group in _groups(items, config):
         if down is not None:
-            _failed(db, [i.row for i in group], name, wall(), down, at, config, summary)
+            _release(db, group, name, wall(), None, summary)
             continue
-        group = [i for i in group if outbox.renew(db, i.row["id"], name, wall(), config.lease)]
-        if not group:
-            continue  # another runner took these over (our claim had expired)
-        msg = compose(group, renderer, config, token, wall())
-        recipients = [email for _, email in group[0].to]
-        try:
-            refused = tp.send(msg, recipients)
-        except DeliveryError as exc:
-            if exc.batch:
-                down = str(exc)
-            retry = None if exc.permanent else at
-            _failed(db, [i.row for i in group], name, wall(), str(exc), retry, config, summary)
-            continue
-        summary.messages += 1
-        delivered = [e for e in recipients if e not in refused]
-        notes = [n for n in (group[0].note,) if n]
-        if refused:
-            notes.append("refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items()))
-        for item in group:
-            outbox.record_sent(
-                db,
-                item.row["id"],
-                name,
-                wall(),
-                delivered,
-                str(msg["Message-ID"]),
-                "; ".join(notes) or None,
-            )
+        down = _send_group(db, group, config, renderer, token, tp, name, wall, summary)
+    return down
+
+
+def _send_group(
+    db: Database,
+    group: list[_Item],
+    config: Config,
+    renderer: Renderer,
+    token: str,
+    tp: Transport,
+    name: str,
+    wall: Callable[[], datetime],
+    summary: SendSummary,
+) -> str | None:
+    """One message: build it, hand its rows over (re-checked), send, record each row."""
+    msg = _compose(group, renderer, config, token, wall())
+    if isinstance(msg, str):
+        _failed(db, [i.row for i in group], name, wall(), msg, False, config, summary)
+        return None
+    try:
+        tp.open()  # connected and logged in before any attempt is charged
+    except DeliveryError as exc:
+        _release(db, group, name, wall(), f"not sent: {exc}", summary)
+        return str(exc)
+    handed, cancelled = outbox.hand_over(db, [i.row for i in group], name, wall(), config.lease)
+    for row, why in cancelled:
+        _cancelled(summary, row, why)
+    if len(handed) < len(group):
+        if not handed:
+            return None  # the step was done meanwhile, or another runner has these now
+        rows = {r["id"]: r for r in handed}
+        group = [replace(i, row=rows[i.row["id"]]) for i in group if i.row["id"] in rows]
+        msg = _compose(group, renderer, config, token, wall())
+        if isinstance(msg, str):
+            _failed(db, handed, name, wall(), msg, False, config, summary, charged=False)
+            return None
+    recipients = [email for _, email in group[0].to]
+    try:
+        refused = tp.send(msg, recipients)
+    except DeliveryError as exc:
+        if exc.batch:
+            # The session failed, not this message: it goes back as it was, attempt returned.
+            _release(db, group, name, wall(), f"not sent: {exc}", summary)
+            return str(exc)
+        _failed(db, handed, name, wall(), str(exc), not exc.permanent, config, summary)
+        return str(exc) if exc.stop else None
+    summary.messages += 1
+    delivered = [e for e in recipients if e not in refused]
+    notes = [n for n in (group[0].note,) if n]
+    if refused:
+        notes.append("refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items()))
+    note = "; ".join(notes) or None
+    for item in group:
+        if outbox.record_sent(
+            db, item.row["id"], name, wall(), delivered, str(msg["Message-ID"]), note
+        ):
             summary.sent += 1
             summary.outcomes.append(
                 Outcome(
@@ -354,11 +436,44 @@ def _process(
                     "sent",
                     delivered,
                     str(msg["Subject"]),
-                    "; ".join(notes) or None,
+                    note,
                     str(msg["Message-ID"]),
                 )
             )
-    return down
+    return None
+
+
+def _compose(
+    group: list[_Item], renderer: Renderer, config: Config, token: str, now: datetime
+) -> EmailMessage | str:
+    """The message for a group, or why it cannot be built (a digest template a user edited
+    may fail in any way): recorded on its rows like a row's own template error."""
+    try:
+        return compose(group, renderer, config, token, now)
+    except Exception as exc:
+        what = "template '_digest'" if len(group) > 1 else f"template {group[0].row['template']!r}"
+        return f"{what}: {type(exc).__name__}: {exc}"
+
+
+def _cancelled(summary: SendSummary, row: Mapping[str, Any], why: str) -> None:
+    summary.cancelled += 1
+    summary.outcomes.append(Outcome(row["id"], "cancelled", error=why))
+
+
+def _release(
+    db: Database,
+    group: Sequence[_Item],
+    name: str,
+    now: datetime,
+    note: str | None,
+    summary: SendSummary,
+) -> None:
+    """Give rows back as they were claimed: the run stops, these wait for the next one."""
+    for item in group:
+        if outbox.release(db, item.row["id"], name, now, note):
+            summary.held += 1
+            if note:
+                summary.outcomes.append(Outcome(item.row["id"], "pending", error=note))
 
 
 def _failed(
@@ -367,15 +482,18 @@ def _failed(
     name: str,
     now: datetime,
     error: str,
-    retry_from: datetime | None,
+    retry: bool,
     config: Config,
     summary: SendSummary,
+    *,
+    charged: bool = True,
 ) -> None:
-    """Record a failed attempt for rows: retried after the backoff, or failed for good."""
+    """Record a failed attempt for rows: retried after the backoff (from ``now``, the wall
+    clock: when the attempt happened), or failed for good."""
     for row in rows:
-        retry_at = None if retry_from is None else retry_from + config.backoff(row["attempts"])
+        retry_at = now + config.backoff(row["attempts"]) if retry else None
         status = outbox.record_failure(
-            db, row["id"], name, now, error, retry_at, config.max_attempts
+            db, row["id"], name, now, error, retry_at, config.max_attempts, charged=charged
         )
         if status == "pending":
             summary.retrying += 1

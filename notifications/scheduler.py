@@ -57,6 +57,9 @@ class Sweeper:
             self.runs += 1
             if summary.claimed or summary.reclaimed:
                 log.info("%s", summary.line())
+            trouble = summary.trouble()
+            if trouble is not None:  # the next sweep tries again; say why this one fell short
+                log.warning("%s", trouble)
             self.plan_wake(outbox.next_due(db))
         except Exception:  # keep the daemon alive; the next sweep tries again
             log.exception("sweep failed")

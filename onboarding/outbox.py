@@ -7,16 +7,20 @@ The outbox table is the source of truth for notifications; the scheduler is only
   a state writes one row per notification the state declares, keyed by (track, state entry,
   notification), where the state entry is the history row's ``seq``. The unique key makes each
   notification exist exactly once however often a runner restarts.
-* **Leaving** a state cancels its pending (and failed) reminders and escalations: the step is
-  done. Notices are kept (an outside request must arrive even when the coordinator records the
-  next step first) unless the notification says ``on_leave: cancel`` or the step is left by a
-  trigger in its ``cancel_on`` list. ``on_leave: keep`` keeps a reminder too.
+* **Leaving** a state cancels its unsent (pending, failed, or claimed but not yet handed over)
+  reminders and escalations: the step is done. Notices are kept (an outside request must
+  arrive even when the coordinator records the next step first) unless the notification says
+  ``on_leave: cancel`` or the step is left by a trigger in its ``cancel_on`` list.
+  ``on_leave: keep`` keeps a reminder too.
 * **Changing the due date** (``track set`` of a date field, a migration) recomputes the pending
-  rows of the current state entry.
+  rows of the current state entry; a migration to another state carries them there.
 * **Sending** (``notifications.runner``) claims due rows with ``BEGIN IMMEDIATE`` and
-  ``UPDATE ... RETURNING`` (status ``sending``, a lease, one more attempt), sends, and records the
-  result. A row whose lease ran out (its runner died) is reclaimed by the next runner. Any number
-  of runners may sweep the same database.
+  ``UPDATE ... RETURNING`` (status ``sending``, a lease). Right before a message goes to the
+  transport, ``hand_over`` re-checks each row in one more ``BEGIN IMMEDIATE`` (still in its state
+  entry, no ``cancel_on`` trigger since), renews the lease, stamps ``handed_at`` and charges the
+  attempt; only then is the message sent and the result recorded. A row whose lease ran out is
+  taken back by the next runner: untried (``handed_at`` empty) as if never claimed, handed over
+  as an attempt that may have been delivered. Any number of runners may sweep the same database.
 
 Notifications are declared per state in the workflow definition (``notifications:``); this
 module parses and validates them (``check_notifications`` is the validator's callback).
@@ -53,7 +57,8 @@ STATUSES = ("pending", "sending", "sent", "failed", "cancelled", "superseded")
 DEFAULT_TIME = time(8, 0)
 #: History triggers that do not enter a state (the engine's ``NO_REENTRY``: field changes and
 #: migrations keep the step's clock running). A migration that maps a track to another state
-#: does count as an entry for notifications.
+#: carries the current entry's rows to that state (``on_moves``): it is not a new entry, so a
+#: notice already scheduled is not scheduled a second time.
 NOT_ENTRIES = ("@set", "@migrate")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -300,11 +305,16 @@ _UPSERT = (
     " WHERE outbox.status IN ('pending', 'cancelled')"
 )
 
+#: Rows not yet handed to a transport: pending, failed, or claimed by a sender that has not
+#: handed them over yet (its ``hand_over`` then finds them cancelled and sends nothing).
+_UNSENT = "(status IN ('pending', 'failed') OR (status = 'sending' AND handed_at IS NULL))"
+
 #: Cancel what leaving a state cancels: rows of earlier entries not yet sent.
 _CANCEL_ON_LEAVE = (
     "UPDATE outbox SET status = 'cancelled', updated_at = ?,"
-    " last_error = CASE WHEN status = 'failed' THEN last_error ELSE NULL END"
-    " WHERE track_id = ? AND entry_seq < ? AND status IN ('pending', 'failed')"
+    " last_error = CASE WHEN status = 'failed' THEN last_error ELSE NULL END,"
+    " claimed_by = NULL, lease_until = NULL"
+    f" WHERE track_id = ? AND entry_seq < ? AND {_UNSENT}"
     " AND (on_leave = 'cancel' OR EXISTS (SELECT 1 FROM json_each(cancel_on) WHERE value = ?))"
 )
 
@@ -427,9 +437,12 @@ def on_start(conn: sqlite3.Connection, track_id: int) -> None:
 def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
     """Cancel, schedule and reschedule notifications for moves just written (same transaction).
 
-    A move that enters a state (any trigger, or a migration to another state) cancels what
+    A move that enters a state (any trigger but a field change or a migration) cancels what
     leaving the old entry cancels and schedules the new state's notifications under the new
-    history seq; a field change or same-state migration recomputes the current entry's rows.
+    history seq. A field change or a migration recomputes the current entry's rows in place,
+    from the (new version's) rules of the state the track is in now: a migration to another
+    state carries the entry's unsent rows there (same row, same Message-ID, sent once), and
+    cancels those the state has no rule for unless they are kept on leave.
     """
     if not moves:
         return
@@ -442,7 +455,7 @@ def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
         track = m.track
         track_id = int(track["id"])
         seq = int(track["version"]) + 1
-        entered = m.trigger not in NOT_ENTRIES or m.to_state != track["state"]
+        entered = m.trigger not in NOT_ENTRIES
         rule_set = defs.rules_for(str(track["definition"]), m.def_version, m.to_state)
         if entered:
             cancels.append((now, track_id, seq, m.trigger))
@@ -452,17 +465,18 @@ def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
         entry = _current_entry(conn, track_id)
         params, names = plan.rows(track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now)
         upserts += params
-        # Pending rows of this entry that can no longer be computed (no due date any more, or
-        # a migrated definition without them) are cancelled unless they are kept on leave.
+        # Unsent rows of this entry that can no longer be computed (no due date any more, or
+        # a migrated state without them) are cancelled unless they are kept on leave.
         stale = conn.execute(
             "SELECT id, notification FROM outbox WHERE track_id = ? AND entry_seq = ?"
-            " AND status = 'pending' AND on_leave = 'cancel'",
+            f" AND {_UNSENT} AND on_leave = 'cancel'",
             [track_id, entry],
         ).fetchall()
         for row_id, name in stale:
             if name not in names:
                 conn.execute(
-                    "UPDATE outbox SET status = 'cancelled', updated_at = ? WHERE id = ?",
+                    "UPDATE outbox SET status = 'cancelled', claimed_by = NULL,"
+                    " lease_until = NULL, updated_at = ? WHERE id = ?",
                     [now, row_id],
                 )
     if cancels:
@@ -472,11 +486,17 @@ def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
 
 
 def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
-    """The history seq at which the track entered its current state."""
+    """The history seq at which the track entered its current state.
+
+    A migration is not an entry, except one to another state written before migrations carried
+    their rows (it scheduled rows under its own seq, which stay that entry's rows).
+    """
     row = conn.execute(
-        "SELECT max(seq) FROM history WHERE track_id = ?"
-        " AND (trigger NOT IN (?, ?) OR from_state IS NULL OR from_state != to_state)",
-        [track_id, *NOT_ENTRIES],
+        "SELECT max(seq) FROM history h WHERE track_id = ?"
+        " AND (trigger NOT IN (?, ?) OR from_state IS NULL"
+        " OR (trigger = ? AND from_state != to_state AND EXISTS (SELECT 1 FROM outbox o"
+        " WHERE o.track_id = h.track_id AND o.entry_seq = h.seq)))",
+        [track_id, *NOT_ENTRIES, "@migrate"],
     ).fetchone()
     return int(row[0] or 1)
 
@@ -504,35 +524,43 @@ def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 def reclaim_stale(db: Database, now: datetime, max_attempts: int) -> int:
-    """Put back rows whose runner's lease ran out (it died while sending); return how many.
+    """Put back rows whose runner's lease ran out (it died or hung); return how many.
 
-    The row may already have been delivered: that message is the one possible duplicate, and
-    it carries the same Message-ID. A row that has used all its attempts this way fails.
+    A row its runner never handed to the transport (``handed_at`` empty) goes back to pending
+    as if never claimed: no attempt, no error. A row handed over and never recorded may already
+    have been delivered: that message is the one possible duplicate (it carries the same
+    Message-ID), its attempt counts, and a row that has used all its attempts this way fails.
     """
     stamp = clock.stamp(now)
     with immediate(db) as conn:
-        cur = conn.execute(
+        untried = conn.execute(
+            "UPDATE outbox SET status = 'pending', claimed_by = NULL, lease_until = NULL,"
+            " updated_at = ? WHERE status = 'sending' AND lease_until < ? AND handed_at IS NULL",
+            [stamp, stamp],
+        )
+        handed = conn.execute(
             "UPDATE outbox SET status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END,"
             " last_error = 'the runner ' || coalesce(claimed_by, '?') || ' stopped while sending"
             " (lease ran out); the message may have been delivered',"
-            " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+            " claimed_by = NULL, lease_until = NULL, handed_at = NULL, updated_at = ?"
             " WHERE status = 'sending' AND lease_until < ?",
             [max_attempts, stamp, stamp],
         )
-        return int(cur.rowcount)
+        return int(untried.rowcount) + int(handed.rowcount)
 
 
 def claim(
     db: Database, at: datetime, now: datetime, runner: str, limit: int, lease: timedelta
 ) -> list[dict[str, Any]]:
-    """Claim up to ``limit`` rows due at ``at``, in due order; each gets one more attempt.
+    """Claim up to ``limit`` rows due at ``at``, in due order, for ``lease``.
 
-    One ``BEGIN IMMEDIATE`` transaction: two runners never claim the same row.
+    One ``BEGIN IMMEDIATE`` transaction: two runners never claim the same row. A claim is not
+    an attempt; ``hand_over`` charges one when the message actually goes to the transport.
     """
     with immediate(db) as conn:
         cur = conn.execute(
             "UPDATE outbox SET status = 'sending', claimed_by = ?, lease_until = ?,"
-            " attempts = attempts + 1, updated_at = ?"
+            " handed_at = NULL, updated_at = ?"
             " WHERE id IN (SELECT id FROM outbox WHERE status = 'pending'"
             # In the partial index's order (outbox_ready), so a claim reads ``limit`` rows
             # whatever the backlog; ordering by due_at would sort every due row per batch.
@@ -545,25 +573,71 @@ def claim(
     return rows
 
 
-def renew(db: Database, row_id: int, runner: str, now: datetime, lease: timedelta) -> bool:
-    """Extend this runner's claim on a row just before sending; False if it is not ours now."""
-    cur = db.conn.execute(
-        "UPDATE outbox SET lease_until = ? WHERE id = ? AND status = 'sending' AND claimed_by = ?",
-        [clock.stamp(now + lease), row_id, runner],
-    )
-    return cur.rowcount == 1
+def cancel_reason(conn: sqlite3.Connection, row: Mapping[str, Any]) -> str | None:
+    """Why a row must not be sent any more, or None.
+
+    * the track has left the row's state entry and the row is cancelled by leaving
+      (``on_leave: cancel``): the step is done (a field change or a migration is not leaving);
+    * a trigger in the row's ``cancel_on`` has fired since the entry (kept notices too).
+    """
+    track_id, seq = row["track_id"], row["entry_seq"]
+    if row["on_leave"] == "cancel":
+        left = conn.execute(
+            "SELECT 1 FROM history WHERE track_id = ? AND seq > ? AND trigger NOT IN (?, ?)"
+            " LIMIT 1",
+            [track_id, seq, *NOT_ENTRIES],
+        ).fetchone()
+        if left is not None:
+            return "the step was done first"
+    if row["cancel_on"]:
+        fired = conn.execute(
+            "SELECT trigger FROM history WHERE track_id = ? AND seq > ?"
+            " AND trigger IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT 1",
+            [track_id, seq, json.dumps(list(row["cancel_on"]))],
+        ).fetchone()
+        if fired is not None:
+            return f"cancelled by {fired[0]!r} before it was sent"
+    return None
 
 
-def left_step(db: Database, row: Mapping[str, Any]) -> bool:
-    """The track has left the state entry of a row that leaving cancels (the step is done)."""
-    if row["on_leave"] != "cancel":
-        return False
-    found = db.conn.execute(
-        "SELECT 1 FROM history WHERE track_id = ? AND seq > ?"
-        " AND (trigger NOT IN (?, ?) OR from_state != to_state) LIMIT 1",
-        [row["track_id"], row["entry_seq"], *NOT_ENTRIES],
-    ).fetchone()
-    return found is not None
+def hand_over(
+    db: Database, rows: Sequence[Mapping[str, Any]], runner: str, now: datetime, lease: timedelta
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """Right before one message goes to the transport: re-check, renew and charge its rows.
+
+    One ``BEGIN IMMEDIATE`` transaction, so no step can be recorded between the check and the
+    handover: a row whose track left its state entry (or whose ``cancel_on`` fired) is
+    cancelled unsent; every other row still claimed by ``runner`` gets a fresh lease,
+    ``handed_at`` and one more attempt. Returns (rows to send, with their new attempt count;
+    (row, reason) cancelled). A row no longer ours (our lease ran out and another runner took
+    it, or an advance cancelled it) is in neither.
+    """
+    stamp = clock.stamp(now)
+    until = clock.stamp(now + lease)
+    handed: list[dict[str, Any]] = []
+    cancelled: list[tuple[dict[str, Any], str]] = []
+    with immediate(db) as conn:
+        for row in rows:
+            why = cancel_reason(conn, row)
+            if why is not None:
+                cur = conn.execute(
+                    "UPDATE outbox SET status = 'cancelled', last_error = ?, claimed_by = NULL,"
+                    " lease_until = NULL, handed_at = NULL, updated_at = ?"
+                    " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+                    [why, stamp, row["id"], runner],
+                )
+                if cur.rowcount == 1:
+                    cancelled.append((dict(row), why))
+                continue
+            got = conn.execute(
+                "UPDATE outbox SET lease_until = ?, handed_at = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ? AND status = 'sending' AND claimed_by = ?"
+                " RETURNING attempts",
+                [until, stamp, stamp, row["id"], runner],
+            ).fetchone()
+            if got is not None:
+                handed.append({**row, "attempts": int(got[0]), "handed_at": stamp})
+    return handed, cancelled
 
 
 def record_sent(
@@ -577,8 +651,8 @@ def record_sent(
 ) -> bool:
     cur = db.conn.execute(
         "UPDATE outbox SET status = 'sent', sent_at = ?, sent_to = ?, message_id = ?,"
-        " last_error = ?, claimed_by = NULL, lease_until = NULL, updated_at = ?"
-        " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+        " last_error = ?, claimed_by = NULL, lease_until = NULL, handed_at = NULL,"
+        " updated_at = ? WHERE id = ? AND status = 'sending' AND claimed_by = ?",
         [
             clock.stamp(now),
             json.dumps(list(sent_to)),
@@ -600,16 +674,26 @@ def record_failure(
     error: str,
     retry_at: datetime | None,
     max_attempts: int,
+    *,
+    charged: bool = True,
 ) -> str:
     """Record a failed attempt: pending again at ``retry_at`` (None: permanent) or failed once
-    the attempts are used up. Returns the row's new status."""
+    the attempts are used up. Returns the row's new status ("lost": the row is not ours now).
+
+    ``charged=False``: the message never reached the transport (it could not be built after
+    ``hand_over``), so the attempt ``hand_over`` charged is taken back."""
+    # Every expression of an UPDATE sees the row as it was: the attempts are computed twice.
+    attempts = "attempts - CASE WHEN ? AND handed_at IS NOT NULL THEN 1 ELSE 0 END"
     cur = db.conn.execute(
-        "UPDATE outbox SET status = CASE WHEN ? IS NULL OR attempts >= ? THEN 'failed'"
-        " ELSE 'pending' END, next_attempt_at = coalesce(?, next_attempt_at), last_error = ?,"
-        " claimed_by = NULL, lease_until = NULL, updated_at = ?"
+        f"UPDATE outbox SET attempts = {attempts},"
+        f" status = CASE WHEN ? IS NULL OR {attempts} >= ? THEN 'failed' ELSE 'pending' END,"
+        " next_attempt_at = coalesce(?, next_attempt_at), last_error = ?,"
+        " claimed_by = NULL, lease_until = NULL, handed_at = NULL, updated_at = ?"
         " WHERE id = ? AND status = 'sending' AND claimed_by = ? RETURNING status",
         [
+            int(not charged),
             None if retry_at is None else 1,
+            int(not charged),
             max_attempts,
             None if retry_at is None else clock.stamp(retry_at),
             error[:2000],
@@ -622,23 +706,30 @@ def record_failure(
     return str(row[0]) if row else "lost"
 
 
-def record_cancelled(db: Database, row_id: int, runner: str, now: datetime, why: str) -> None:
-    db.conn.execute(
+def record_cancelled(db: Database, row_id: int, runner: str, now: datetime, why: str) -> bool:
+    cur = db.conn.execute(
         "UPDATE outbox SET status = 'cancelled', last_error = ?, claimed_by = NULL,"
-        " lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'sending'"
-        " AND claimed_by = ?",
+        " lease_until = NULL, handed_at = NULL, updated_at = ? WHERE id = ?"
+        " AND status = 'sending' AND claimed_by = ?",
         [why, clock.stamp(now), row_id, runner],
     )
+    return cur.rowcount == 1
 
 
-def release(db: Database, row_id: int, runner: str, now: datetime) -> None:
-    """Give a claimed row back untouched (its attempt is not counted)."""
-    db.conn.execute(
-        "UPDATE outbox SET status = 'pending', attempts = max(attempts - 1, 0),"
-        " claimed_by = NULL, lease_until = NULL, updated_at = ?"
-        " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
-        [clock.stamp(now), row_id, runner],
+def release(
+    db: Database, row_id: int, runner: str, now: datetime, note: str | None = None
+) -> bool:
+    """Give a claimed row back untouched: pending, due as before, its attempts as before the
+    claim (an attempt ``hand_over`` charged is taken back: the server refused the session, not
+    this message). ``note`` (why) goes to the row's error column."""
+    cur = db.conn.execute(
+        "UPDATE outbox SET status = 'pending',"
+        " attempts = attempts - CASE WHEN handed_at IS NULL THEN 0 ELSE 1 END,"
+        " last_error = coalesce(?, last_error), claimed_by = NULL, lease_until = NULL,"
+        " handed_at = NULL, updated_at = ? WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+        [note if note is None else note[:2000], clock.stamp(now), row_id, runner],
     )
+    return cur.rowcount == 1
 
 
 def instance_token(db: Database) -> str:
@@ -798,7 +889,7 @@ def message_data(
     t = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
     fields = json.loads(t["fields"])
     defn = definitions.get(db, t["definition"], t["def_version"])
-    state = defn.by_name.get(row["state"])
+    state = defn.by_name.get(row["state"]) or _state_elsewhere(db, defn.name, row["state"])
     municipality = None
     if t["municipality_code"] is not None:
         m = conn.execute(
@@ -926,6 +1017,19 @@ def _deadline_facts(due: date | None, today: date) -> dict[str, Any]:
         "due_today": today == due,
         "working_days_overdue": max(-left, 0) if today > due else 0,
     }
+
+
+def _state_elsewhere(db: Database, name: str, state: str) -> StateDef | None:
+    """The state in the newest stored version of the definition that has it: a kept notice of
+    a state a migration renamed still shows the step's label, never its raw name."""
+    versions = db.conn.execute(
+        "SELECT version FROM definitions WHERE name = ? ORDER BY version DESC", [name]
+    ).fetchall()
+    for (version,) in versions:
+        found = definitions.get(db, name, int(version)).by_name.get(state)
+        if found is not None:
+            return found
+    return None
 
 
 def _level(name: str) -> int:

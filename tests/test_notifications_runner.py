@@ -222,17 +222,27 @@ def test_runner_smtp_451_retries_with_backoff_then_fails_after_bounded_attempts(
     smtp_server.mode = "451"
     config = smtp_config(smtp_server, db_path, max_attempts=3, backoff_seconds=300)
     start = t(SAPA_NOTICE_AT)
-    first = send_due(db, start, config)
+
+    def run(minutes: int) -> Any:
+        # The backoff runs from the wall clock, so the wall clock moves with the run's time.
+        moment = start + timedelta(minutes=minutes)
+        return send_due(db, moment, config, now=moment)
+
+    def retry_in(minutes: int) -> timedelta:
+        return clock.unstamp(rows_by_name(db, sapa)["sapa-notice"]["next_attempt_at"]) - (
+            start + timedelta(minutes=minutes)
+        )
+
+    first = run(0)
     assert first.retrying == 2 and first.sent == 0
     row = rows_by_name(db, sapa)["sapa-notice"]
     assert row["status"] == "pending" and row["attempts"] == 1
-    assert row["next_attempt_at"] == clock.stamp(start + timedelta(minutes=5))
+    assert timedelta(minutes=5) <= retry_in(0) < timedelta(minutes=5, seconds=10)
     assert "451" in row["last_error"]
-    assert send_due(db, start + timedelta(minutes=4), config).claimed == 0  # backoff holds
-    assert send_due(db, start + timedelta(minutes=5), config).retrying == 2
-    row = rows_by_name(db, sapa)["sapa-notice"]
-    assert row["next_attempt_at"] == clock.stamp(start + timedelta(minutes=15))
-    third = send_due(db, start + timedelta(minutes=15), config)
+    assert run(4).claimed == 0  # backoff holds
+    assert run(6).retrying == 2
+    assert timedelta(minutes=10) <= retry_in(6) < timedelta(minutes=10, seconds=10)
+    third = run(17)
     assert third.failed == 2
     failed = outbox.list_rows(db, ("failed",))
     assert {r["notification"] for r in failed} == {"sapa-notice", "reminder"}
@@ -263,24 +273,30 @@ def test_runner_dropped_connection_is_retried_later(
     """A server that drops the connection mid-message: one reconnect, then a retry later."""
     smtp_server.mode = "drop"
     config = smtp_config(smtp_server, db_path)
-    first = send_due(db, t(SAPA_NOTICE_AT), config)
+    at = t(SAPA_NOTICE_AT)
+    first = send_due(db, at, config, now=at)
     assert first.retrying == 2 and smtp_server.handler.dropped >= 2
     assert "connection lost" in rows_by_name(db, sapa)["sapa-notice"]["last_error"]
     smtp_server.mode = "accept"
-    assert send_due(db, t(SAPA_NOTICE_AT) + timedelta(hours=1), config).sent == 2
+    later = at + timedelta(hours=1)
+    assert send_due(db, later, config, now=later).sent == 2
     assert len(smtp_server.to("sapa@kombit.dk")) == 1
 
 
 def test_runner_unreachable_server_keeps_every_row_pending(
     db: Database, db_path: Path, sapa: int, smtp_server: MailServer
 ) -> None:
-    """Nobody listening: the first failure stops the batch; every claimed row waits for a
-    retry and is delivered once the server answers."""
+    """Nobody listening: the first failure stops the run; every claimed row stays pending
+    with no attempt charged (not the message's fault) and is delivered once the server
+    answers."""
     config = smtp_config(smtp_server, db_path)
     smtp_server.stop()
     summary = send_due(db, t(SAPA_NOTICE_AT), config)
-    assert summary.retrying == 2 and summary.sent == 0
+    assert summary.retrying == 0 and summary.sent == 0 and summary.held == 2
+    assert "cannot reach" in (summary.stopped or "")
     assert all("cannot reach" in (o.error or "") for o in summary.outcomes)
+    rows = [r for r in outbox.list_rows(db, track_id=sapa) if r["state"] == "sapa_request"]
+    assert all(r["status"] == "pending" and r["attempts"] == 0 for r in rows)
     server = MailServer()
     try:
         later = send_due(db, t(SAPA_NOTICE_AT) + timedelta(hours=1),
@@ -312,13 +328,14 @@ def test_runner_cancels_a_stale_claim_whose_step_was_done(
     db: Database, db_path: Path, sapa: int, smtp_server: MailServer
 ) -> None:
     """A reminder claimed by a runner that died, whose step was then recorded done, is
-    cancelled by the next runner instead of sent; the kept notice still goes."""
+    cancelled (by the advance: it was never handed over) instead of sent; the kept notice
+    still goes."""
     config = smtp_config(smtp_server, db_path)
     now = clock.now()
     outbox.claim(db, t(SAPA_NOTICE_AT), now, "dead", 10, config.lease)
     engine.advance(db, sapa, "request_display", act("2021-08-18T09:00", "sapa-owner"))
     summary = send_due(db, t(SAPA_NOTICE_AT), config, now=now + config.lease * 2)
-    assert summary.cancelled == 1 and summary.sent == 1
+    assert summary.reclaimed == 1 and summary.sent == 1
     assert [m.rcpt_tos for m in smtp_server.messages] == [["sapa@kombit.dk"]]
     [reminder] = [r for r in outbox.list_rows(db, track_id=sapa)
                   if r["state"] == "sapa_request" and r["notification"] == "reminder"]

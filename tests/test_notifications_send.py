@@ -14,6 +14,7 @@ from sqlite_utils import Database
 from notifications.config import load_config
 from notifications.runner import send_due
 from notifications.send import EmlTransport, eml_name
+from onboarding import outbox
 from tests.mailserver import MailServer
 from tests.notify_support import SAPA_NOTICE_AT, connection_to_sapa, make_ready, statuses, t
 
@@ -79,25 +80,33 @@ def test_send_starttls_with_login_delivers(
 def test_send_wrong_password_keeps_rows_for_a_retry(
     db: Database, db_path: Path, notice: int, ca: trustme.CA, starttls_server: MailServer
 ) -> None:
-    """A refused login is a failure of the whole run: nothing is lost, rows retry later."""
+    """A refused login is a failure of the whole run, not of the message: the run stops and
+    the row stays pending with no attempt charged, the reason noted on it."""
     _config_file(db_path, ca, starttls_server, "starttls")
     env = {"ONBOARDING_SMTP_USER": "onboarding", "ONBOARDING_SMTP_PASSWORD": "wrong"}
     summary = send_due(db, t(SAPA_NOTICE_AT), load_config(db_path, env=env))
-    assert summary.sent == 0 and summary.retrying == 1
-    assert "login" in (summary.outcomes[-1].error or "")
+    assert summary.sent == 0 and summary.retrying == 0 and summary.held == 1
+    assert "login" in (summary.stopped or "") and "login" in (summary.outcomes[-1].error or "")
     assert starttls_server.messages == []
+    [row] = [r for r in outbox.list_rows(db) if r["notification"] == "sapa-notice"]
+    assert row["status"] == "pending"
+    assert row["attempts"] == 0 and "login" in row["last_error"]
 
 
 def test_send_untrusted_certificate_is_not_used(
     db: Database, db_path: Path, notice: int, ca: trustme.CA, starttls_server: MailServer
 ) -> None:
-    """Without the CA the server's certificate does not verify: no message, a retry later."""
+    """Without the CA the server's certificate does not verify: no message; the run stops
+    and the row stays pending for the next run, no attempt charged."""
     _config_file(db_path, ca, starttls_server, "starttls")
     text = (db_path.parent / "onboarding.toml").read_text().replace('ca_file = "ca.pem"\n', "")
     (db_path.parent / "onboarding.toml").write_text(text)
     summary = send_due(db, t(SAPA_NOTICE_AT), load_config(db_path, env={}))
-    assert summary.sent == 0 and summary.retrying == 1
+    assert summary.sent == 0 and summary.retrying == 0 and summary.held == 1
     assert "CERTIFICATE_VERIFY_FAILED" in (summary.outcomes[-1].error or "")
+    [row] = [r for r in outbox.list_rows(db) if r["notification"] == "sapa-notice"]
+    assert row["status"] == "pending"
+    assert row["attempts"] == 0
 
 
 def test_send_implicit_tls_delivers(

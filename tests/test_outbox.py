@@ -321,7 +321,8 @@ def test_outbox_retry_requeues_failed_as_due_and_refuses_sent(db: Database) -> N
 
 
 def test_outbox_claim_hands_each_row_to_one_runner(db: Database) -> None:
-    """Claims are exclusive and in due order; a lease that ran out is taken back."""
+    """Claims are exclusive and in due order, and charge no attempt (only a handover does);
+    a lease that ran out is taken back."""
     make_ready(db)
     connection_to_sapa(db)
     at = t("2021-09-30T12:00")
@@ -331,7 +332,7 @@ def test_outbox_claim_hands_each_row_to_one_runner(db: Database) -> None:
     second = outbox.claim(db, at, now, "b", 100, lease)
     assert len(first) == 2 and first[0]["due_at"] <= first[1]["due_at"]
     assert not {r["id"] for r in first} & {r["id"] for r in second}
-    assert all(r["attempts"] == 1 and r["status"] == "sending" for r in first + second)
+    assert all(r["attempts"] == 0 and r["status"] == "sending" for r in first + second)
     assert outbox.claim(db, at, now, "c", 100, lease) == []
     assert outbox.reclaim_stale(db, now + timedelta(minutes=5), 5) == 0
     assert outbox.reclaim_stale(db, now + timedelta(minutes=16), 5) == len(first + second)
@@ -379,11 +380,11 @@ def test_outbox_a_due_date_set_later_schedules_the_date_rules(
     assert rows["due-day"]["due_at"] == _stamp("2021-06-30T08:00")
 
 
-def test_outbox_migration_to_a_renamed_state_is_a_new_entry(
+def test_outbox_migration_to_a_renamed_state_carries_the_rows(
     db: Database, tmp_path: Path
 ) -> None:
-    """workflow migrate mapping a track to another state handles the old rows as a leave and
-    schedules the new state's; a same-state migration recomputes the rows in place."""
+    """workflow migrate mapping a track to another state carries the entry's rows there (the
+    same rows, not a second set); a same-state migration recomputes the rows in place."""
     tid = _probe(db, tmp_path)
     v2 = PROBE.replace("version: 1", "version: 2").replace("name: open", "name: waiting")
     v2 = v2.replace("initial: open", "initial: waiting").replace("source: open", "source: waiting")
@@ -392,11 +393,9 @@ def test_outbox_migration_to_a_renamed_state_is_a_new_entry(
     definitions.add_file(db, tmp_path / "v2.yaml")
     engine.migrate(db, "probe-mail", 2, {"open": "waiting"}, act("2021-06-02T10:00"))
     rows = outbox.list_rows(db, track_id=tid)
-    old = {r["notification"]: r["status"] for r in rows if r["state"] == "open"}
-    new = {r["notification"]: r["status"] for r in rows if r["state"] == "waiting"}
-    assert old == {"hello": "pending", "later": "cancelled", "remind": "pending",
-                   "due-day": "cancelled"}
-    assert set(new.values()) == {"pending"} and len(new) == 4
+    assert {r["notification"]: (r["state"], r["status"], r["entry_seq"]) for r in rows} == {
+        name: ("waiting", "pending", 1) for name in ("hello", "later", "remind", "due-day")
+    }
     v3 = v2.replace("version: 2", "version: 3").replace(
         "      - {name: due-day, kind: reminder, when: on_due, to: municipality-pl, "
         "template: reminder}\n", "")
