@@ -216,27 +216,51 @@ def _ics_fold(line: str, limit: int = 75) -> str:
     return "\r\n ".join(lines)
 
 
+#: iTIP methods (RFC 5546) a deadline event is sent with: PUBLISH adds or updates it, CANCEL
+#: withdraws it (the event then says STATUS:CANCELLED).
+METHODS = ("PUBLISH", "CANCEL")
+
+
 def due_calendar(
-    *, uid: str, summary: str, description: str, due: date, stamp: datetime, lang: str
+    *,
+    uid: str,
+    summary: str,
+    description: str,
+    due: date,
+    stamp: datetime,
+    lang: str,
+    sequence: int = 0,
+    method: str = "PUBLISH",
+    organizer: str | None = None,
 ) -> bytes:
     """An iCalendar file with one all-day event on the due date.
 
+    ``uid`` names the deadline (one per track and state entry), ``sequence`` grows each time
+    the deadline changed, so a calendar moves its one entry instead of adding another (RFC 5545
+    3.8.7.4); ``method="CANCEL"`` withdraws it. ``organizer`` is the sender's address.
+
     Written directly (the same bytes the ``icalendar`` package writes for this event, which
-    ``tests/test_notifications_render.py`` checks): building it with ``icalendar`` was a
-    fifth of the cost of each message (bench/RESULTS.md).
+    ``tests/test_notifications_render.py`` and ``tests/test_mail_calendar.py`` check): building
+    it with ``icalendar`` was a fifth of the cost of each message (bench/RESULTS.md).
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown iCalendar method {method!r}")
+    # Properties in the order icalendar writes them: its canonical ones, then alphabetical.
     lines = (
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
         f"PRODID:{_ics_text(f'-//KOMBIT//onboarding//{lang.upper()}')}",
-        "METHOD:PUBLISH",
+        f"METHOD:{method}",
         "BEGIN:VEVENT",
         f"SUMMARY:{_ics_text(summary)}",
         f"DTSTART;VALUE=DATE:{due.strftime('%Y%m%d')}",
         f"DTEND;VALUE=DATE:{(due + timedelta(days=1)).strftime('%Y%m%d')}",
         f"DTSTAMP:{stamp.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",
         f"UID:{_ics_text(uid)}",
+        f"SEQUENCE:{int(sequence)}",
         f"DESCRIPTION:{_ics_text(description)}",
+        *((f"ORGANIZER:mailto:{organizer}",) if organizer else ()),
+        *(("STATUS:CANCELLED",) if method == "CANCEL" else ()),
         "TRANSP:TRANSPARENT",
         "END:VEVENT",
         "END:VCALENDAR",
