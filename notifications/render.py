@@ -8,24 +8,37 @@ environment is a ``SandboxedEnvironment``. ``StrictUndefined`` makes a misspelt 
 never an empty string.
 
 Messages are ``email.message.EmailMessage`` with the default policy: a header value holding CR or
-LF raises instead of injecting a header, and subjects are folded to one line first.
+LF raises instead of injecting a header, and subjects and names are made one line first. Subject
+and the display names of From and To are folded here, not by CPython (see "headers" below): every
+reader decodes them to exactly the text set.
 """
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import re
+import string
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import (
+    Address,
+    AddressHeader,
+    BaseHeader,
+    Group,
+    HeaderRegistry,
+    UniqueAddressHeader,
+    UniqueUnstructuredHeader,
+)
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.policy import Policy
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, cast
 
 from jinja2 import (
     BaseLoader,
@@ -59,6 +72,8 @@ _WEEKDAYS = {
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+#: What ``str.splitlines`` breaks at, and every other control character: never in a header.
+_LINE_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 @dataclass(frozen=True)
@@ -235,27 +250,51 @@ def _ics_fold(line: str, limit: int = 75) -> str:
     return "\r\n ".join(lines)
 
 
+#: iTIP methods (RFC 5546) a deadline event is sent with: PUBLISH adds or updates it, CANCEL
+#: withdraws it (the event then says STATUS:CANCELLED).
+METHODS = ("PUBLISH", "CANCEL")
+
+
 def due_calendar(
-    *, uid: str, summary: str, description: str, due: date, stamp: datetime, lang: str
+    *,
+    uid: str,
+    summary: str,
+    description: str,
+    due: date,
+    stamp: datetime,
+    lang: str,
+    sequence: int = 0,
+    method: str = "PUBLISH",
+    organizer: str | None = None,
 ) -> bytes:
     """An iCalendar file with one all-day event on the due date.
 
+    ``uid`` names the deadline (one per track and state entry), ``sequence`` grows each time
+    the deadline changed, so a calendar moves its one entry instead of adding another (RFC 5545
+    3.8.7.4); ``method="CANCEL"`` withdraws it. ``organizer`` is the sender's address.
+
     Written directly (the same bytes the ``icalendar`` package writes for this event, which
-    ``tests/test_notifications_render.py`` checks): building it with ``icalendar`` was a
-    fifth of the cost of each message (bench/RESULTS.md).
+    ``tests/test_notifications_render.py`` and ``tests/test_mail_calendar.py`` check): building
+    it with ``icalendar`` was a fifth of the cost of each message (bench/RESULTS.md).
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown iCalendar method {method!r}")
+    # Properties in the order icalendar writes them: its canonical ones, then alphabetical.
     lines = (
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
         f"PRODID:{_ics_text(f'-//KOMBIT//onboarding//{lang.upper()}')}",
-        "METHOD:PUBLISH",
+        f"METHOD:{method}",
         "BEGIN:VEVENT",
         f"SUMMARY:{_ics_text(summary)}",
         f"DTSTART;VALUE=DATE:{due.strftime('%Y%m%d')}",
         f"DTEND;VALUE=DATE:{(due + timedelta(days=1)).strftime('%Y%m%d')}",
         f"DTSTAMP:{stamp.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",
         f"UID:{_ics_text(uid)}",
+        f"SEQUENCE:{int(sequence)}",
         f"DESCRIPTION:{_ics_text(description)}",
+        *((f"ORGANIZER:mailto:{organizer}",) if organizer else ()),
+        *(("STATUS:CANCELLED",) if method == "CANCEL" else ()),
         "TRANSP:TRANSPARENT",
         "END:VEVENT",
         "END:VCALENDAR",
@@ -263,12 +302,199 @@ def due_calendar(
     return "".join(_ics_fold(line) + "\r\n" for line in lines).encode("utf-8")
 
 
+# --- headers --------------------------------------------------------------------------------
+#
+# CPython's folding (``email.policy.default`` and ``SMTP``, 3.11 to 3.13) can split an RFC 2047
+# encoded-word across lines, glue two together (``?==?``) or lose a space (python/cpython issues
+# 121284 and 144156): 13% of the demo's subjects came out garbled. So Subject and the display
+# names of From and To are folded here instead: text that is not plain ASCII words becomes whole
+# encoded-words (``=?utf-8?q?...?=``, at most 75 characters, never splitting a character, every
+# space inside a word as ``_``), one per line piece, separated by CRLF + space. Decoders ignore the
+# white space between adjacent encoded-words, so the text decodes to exactly what was set, runs
+# of spaces included. Plain ASCII text stays readable, folded at its single spaces.
+
+#: The longest line we write (RFC 5322 recommends 78; the hard limit is 998).
+_LINE = 78
+_WORD = 75  # RFC 2047: an encoded-word is at most 75 characters
+_OPEN, _CLOSE = "=?utf-8?q?", "?="
+#: Characters that stand for themselves in a Q encoded-word anywhere, a phrase included
+#: (RFC 2047 5(3)); everything else is =XX, a space is "_".
+_Q_SAFE = frozenset(string.ascii_letters + string.digits + "!*+-/")
+#: RFC 5322 atext: a display name of these words (single spaces between) needs no encoding.
+_ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
+_PRINTABLE = frozenset(chr(c) for c in range(0x20, 0x7F))
+#: The longest plain word; a longer one is encoded so that every line stays within _LINE.
+_PLAIN_WORD = 60
+#: The longest display name, in characters: one encoded-word of it (B, 4 bytes a character)
+#: stays far below the 998-octet line limit. No person's or sender's name comes near it.
+_NAME_MAX = 100
+
+
+def _q(char: str) -> str:
+    if char in _Q_SAFE:
+        return char
+    if char == " ":
+        return "_"
+    return "".join(f"={b:02X}" for b in char.encode("utf-8", "replace"))
+
+
+def _encoded_word(text: str) -> str:
+    """The text as one encoded-word, Q or B, whichever is shorter."""
+    q = "".join(_q(c) for c in text)
+    b = base64.b64encode(text.encode("utf-8", "replace")).decode("ascii")
+    return f"=?utf-8?q?{q}?=" if len(q) <= len(b) else f"=?utf-8?b?{b}?="
+
+
+def _plain(text: str, allowed: frozenset[str]) -> bool:
+    """Text that can go as it is: allowed characters in words of a sane length, single spaces
+    between them, and nothing a decoder could take for an encoded-word."""
+    words = text.split(" ")
+    return (
+        all(c in allowed for c in text)
+        and "=?" not in text
+        and all(0 < len(w) <= _PLAIN_WORD for w in words)
+    )
+
+
+class _Lines:
+    """A header's lines, filled piece by piece (no piece holds white space)."""
+
+    def __init__(self, name: str) -> None:
+        self.lines = [f"{name}:"]
+        self.started = False  # the first line holds a piece
+
+    def room(self) -> int:
+        """Characters left on the current line after a separating space."""
+        return _LINE - len(self.lines[-1]) - 1
+
+    def wrap(self) -> None:
+        self.lines.append("")
+        self.started = True
+
+    def put(self, piece: str) -> None:
+        if self.started and len(piece) > self.room() and self.lines[-1] != "":
+            self.wrap()
+        self.lines[-1] += " " + piece
+        self.started = True
+
+    def text(self, text: str, allowed: frozenset[str]) -> None:
+        """Plain words, or the whole text as encoded-words (never a mix: decoders differ on
+        the space between a plain word and an encoded-word)."""
+        if _plain(text, allowed):
+            for word in text.split(" "):
+                self.put(word)
+            return
+        pieces = [_q(c) for c in text]
+        i = 0
+        while i < len(pieces):
+            room = min(_WORD, self.room()) - len(_OPEN) - len(_CLOSE)
+            if room < len(pieces[i]):
+                self.wrap()
+                continue
+            chunk: list[str] = []
+            while i < len(pieces) and len(pieces[i]) <= room:
+                chunk.append(pieces[i])
+                room -= len(pieces[i])
+                i += 1
+            self.put(_OPEN + "".join(chunk) + _CLOSE)
+
+    def phrase(self, text: str) -> None:
+        """A display name: plain atoms as they are, and each run of words that need encoding
+        as ONE encoded-word, however long. ``email.policy.default`` keeps the white space
+        between two adjacent encoded-words in a phrase (RFC 2047 says to drop it, and
+        ``decode_header`` does), so no two encoded-words may touch; between an encoded-word
+        and an atom both keep the space. ``_NAME_MAX`` keeps such a word within 998."""
+        run: list[str] = []
+        for word in [*text.split(" "), None]:
+            if word is not None and not _plain(word, _ATEXT):
+                run.append(word)
+                continue
+            if run:
+                self.put(_encoded_word(" ".join(run)))
+                run = []
+            if word:
+                self.put(word)
+
+    def fold(self, linesep: str) -> str:
+        return linesep.join(self.lines) + linesep
+
+
+class _FoldedText:
+    """An unstructured header (Subject) folded by ``_Lines``, whatever the policy."""
+
+    name: str
+
+    def fold(self, *, policy: Policy) -> str:
+        lines = _Lines(self.name)
+        if str(self):
+            lines.text(str(self), _PRINTABLE)
+        return lines.fold(policy.linesep)
+
+
+class _Subject(_FoldedText, UniqueUnstructuredHeader):
+    """The registry's Subject: parsed as usual (a message read back), folded by ``_Lines``."""
+
+
+class _ExactSubject(_FoldedText, UniqueUnstructuredHeader, BaseHeader):
+    """A Subject holding exactly the text given: the stock parse would decode anything in it
+    that looks like an encoded-word (a subject quoting ``=?utf-8?q?x?=`` would lose it)."""
+
+    max_count: ClassVar[Literal[1]] = 1
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = cls.value_parser(value)
+        kwds["decoded"] = value
+
+
+class _FoldedAddresses:
+    """An address header (From, To, Cc, ...) whose display names are folded by ``_Lines``.
+
+    A group (``team: a@x, b@y;``) or an address that is not plain ASCII is left to the stock
+    folding, which handles them (we never write either)."""
+
+    name: str
+    groups: tuple[Group, ...]
+
+    def fold(self, *, policy: Policy) -> str:
+        groups = self.groups
+        if any(g.display_name is not None for g in groups):
+            return str(super().fold(policy=policy))  # type: ignore[misc]
+        addresses = [a for g in groups for a in g.addresses]
+        if not addresses or not all(a.addr_spec.isascii() for a in addresses):
+            return str(super().fold(policy=policy))  # type: ignore[misc]
+        lines = _Lines(self.name)
+        for n, address in enumerate(addresses):
+            comma = "," if n < len(addresses) - 1 else ""
+            if address.display_name:
+                lines.phrase(address.display_name)
+                lines.put(f"<{address.addr_spec}>{comma}")
+            else:
+                lines.put(f"{address.addr_spec}{comma}")
+        return lines.fold(policy.linesep)
+
+
+class _Addresses(_FoldedAddresses, AddressHeader):
+    pass
+
+
+class _UniqueAddresses(_FoldedAddresses, UniqueAddressHeader):
+    pass
+
+
 class _HeaderRegistry(HeaderRegistry):
-    """The standard header registry, making each header class once: the stock one builds a new
-    class for every header of every message (45 a message here, a tenth of its cost)."""
+    """The standard header registry with our Subject and address folding, making each header
+    class once: the stock one builds a new class for every header of every message (45 a
+    message here, a tenth of its cost)."""
 
     def __init__(self) -> None:
         super().__init__()
+        # Mixins: the registry combines each with BaseHeader, as it does the stock classes.
+        self.map_to_type("subject", cast("type[BaseHeader]", _Subject))
+        for name in ("from", "sender", "reply-to"):
+            self.map_to_type(name, cast("type[BaseHeader]", _UniqueAddresses))
+        for name in ("to", "cc", "bcc"):
+            self.map_to_type(name, cast("type[BaseHeader]", _Addresses))
         self._classes: dict[str, type[BaseHeader]] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
@@ -283,10 +509,40 @@ class _HeaderRegistry(HeaderRegistry):
 _POLICY = email.policy.default.clone(header_factory=_HeaderRegistry())
 
 
+def header_text(text: str) -> str:
+    """A header value on one line, otherwise exactly as given: each run of control characters
+    or line separators (CR, LF, tab, U+2028, ...) becomes one space."""
+    return _LINE_BREAKS.sub(" ", text)
+
+
+def _display_name(name: str) -> str:
+    """A display name is a phrase, where RFC 5322 reads any run of white space as one space
+    (and ``email.policy.default`` does so even inside an encoded-word): so it is ``one_line``,
+    the text with single spaces, which every reader gives back exactly; at most ``_NAME_MAX``
+    characters."""
+    return one_line(name)[:_NAME_MAX].rstrip()
+
+
+def _sender(mail_from: str) -> Address | str:
+    """The configured sender (``Name <address>``, the name quoted or not) as an Address, so
+    its display name is folded like the others; as given if it does not parse."""
+    mail_from = header_text(mail_from)
+    name, addr = parseaddr(mail_from)
+    if not addr or "@" not in addr:
+        return mail_from
+    try:
+        return Address(display_name=_display_name(name), addr_spec=addr)
+    except (ValueError, IndexError):
+        return mail_from
+
+
 @dataclass(frozen=True)
 class Attachment:
+    """An iCalendar file (UTF-8) and its iTIP method (RFC 5546): PUBLISH or CANCEL."""
+
     filename: str
     content: bytes
+    method: str = "PUBLISH"
 
 
 def build_message(
@@ -301,11 +557,11 @@ def build_message(
 ) -> EmailMessage:
     """A complete message: plain text, HTML alternative, .ics attachments, safe headers."""
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = mail_from
+    msg["From"] = _sender(mail_from)
     msg["To"] = [
-        Address(display_name=one_line(name), addr_spec=email) for name, email in to
+        Address(display_name=_display_name(name), addr_spec=email) for name, email in to
     ]
-    msg["Subject"] = rendered.subject
+    msg["Subject"] = _ExactSubject("Subject", header_text(rendered.subject))
     msg["Date"] = format_datetime(date_sent.astimezone(UTC))
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
@@ -319,6 +575,6 @@ def build_message(
             maintype="text",
             subtype="calendar",
             filename=item.filename,
-            params={"method": "PUBLISH"},
+            params={"method": item.method, "charset": "utf-8"},
         )
     return msg

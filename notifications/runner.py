@@ -186,21 +186,51 @@ def _message_id(item_rows: Sequence[Mapping[str, Any]], token: str, config: Conf
     return f"<digest.{digest}.{token}@{config.domain}>"
 
 
-def _attachment(item: _Item, token: str, config: Config, now: datetime) -> Attachment | None:
+def _attachment(
+    item: _Item, token: str, config: Config, now: datetime, db: Database | None
+) -> Attachment | None:
+    """The deadline's calendar event: one UID per (track, state entry), its SEQUENCE counting
+    the deadline's moves (``outbox.event_sequence``), so each mail about the same step updates
+    one calendar entry; a withdrawal cancels it (a higher SEQUENCE). None without a deadline,
+    and once the track has ended (the deadline no longer applies)."""
     due = item.data["due"]
-    if due is None:
+    row = item.row
+    withdraw = row["template"] == outbox.WITHDRAW_TEMPLATE
+    if due is None or (item.data["track"]["finished"] and not withdraw):
         return None
+    sequence = 0 if db is None else outbox.event_sequence(db, row["track_id"], row["entry_seq"])
+    method = "CANCEL" if withdraw else "PUBLISH"
     lang = config.language
     content = due_calendar(
-        uid=f"{outbox.message_key(item.row, token)}@{config.domain}",
+        uid=f"{outbox.event_key(row, token)}@{config.domain}",
         summary=item.rendered.subject,
         description=item.rendered.text,
         due=due,
         stamp=now,
         lang=lang,
+        sequence=sequence + 1 if withdraw else sequence,
+        method=method,
+        organizer=config.envelope_from or None,
     )
     name = "frist" if lang == "da" else "due"
-    return Attachment(f"{name}-{item.row['track_id']}-{item.row['notification']}.ics", content)
+    return Attachment(f"{name}-{row['track_id']}-{row['notification']}.ics", content, method)
+
+
+def _attachments(
+    items: Sequence[_Item], token: str, config: Config, now: datetime, db: Database | None
+) -> list[Attachment]:
+    """One event per state entry: digest items of the same step share theirs (the first)."""
+    out: list[Attachment] = []
+    seen: set[tuple[int, int]] = set()
+    for item in items:
+        entry = (int(item.row["track_id"]), int(item.row["entry_seq"]))
+        if entry in seen:
+            continue
+        found = _attachment(item, token, config, now, db)
+        if found is not None:
+            seen.add(entry)
+            out.append(found)
+    return out
 
 
 def compose(
@@ -209,10 +239,12 @@ def compose(
     config: Config,
     token: str,
     now: datetime,
+    db: Database | None = None,
 ) -> EmailMessage:
-    """One message for one item, or a digest for several with the same recipients."""
+    """One message for one item, or a digest for several with the same recipients. With
+    ``db``, each calendar event carries its SEQUENCE (without: 0)."""
     rows = [i.row for i in items]
-    attachments = [a for a in (_attachment(i, token, config, now) for i in items) if a]
+    attachments = _attachments(items, token, config, now, db)
     if len(items) == 1:
         rendered = items[0].rendered
     else:
@@ -388,7 +420,7 @@ def _send_group(
     summary: SendSummary,
 ) -> str | None:
     """One message: build it, hand its rows over (re-checked), send, record each row."""
-    msg = _compose(group, renderer, config, token, wall())
+    msg = _compose(db, group, renderer, config, token, wall())
     if isinstance(msg, str):
         _failed(db, [i.row for i in group], name, wall(), msg, False, config, summary)
         return None
@@ -405,7 +437,7 @@ def _send_group(
             return None  # the step was done meanwhile, or another runner has these now
         rows = {r["id"]: r for r in handed}
         group = [replace(i, row=rows[i.row["id"]]) for i in group if i.row["id"] in rows]
-        msg = _compose(group, renderer, config, token, wall())
+        msg = _compose(db, group, renderer, config, token, wall())
         if isinstance(msg, str):
             _failed(db, handed, name, wall(), msg, False, config, summary, charged=False)
             return None
@@ -444,12 +476,17 @@ def _send_group(
 
 
 def _compose(
-    group: list[_Item], renderer: Renderer, config: Config, token: str, now: datetime
+    db: Database,
+    group: list[_Item],
+    renderer: Renderer,
+    config: Config,
+    token: str,
+    now: datetime,
 ) -> EmailMessage | str:
     """The message for a group, or why it cannot be built (a digest template a user edited
     may fail in any way): recorded on its rows like a row's own template error."""
     try:
-        return compose(group, renderer, config, token, now)
+        return compose(group, renderer, config, token, now, db)
     except Exception as exc:
         what = "template '_digest'" if len(group) > 1 else f"template {group[0].row['template']!r}"
         return f"{what}: {type(exc).__name__}: {exc}"
@@ -514,7 +551,7 @@ def preview(
     renderer = Renderer(config)
     token = outbox.instance_token(db)
     item = _prepare(db, row, at, renderer)
-    msg = compose([item], renderer, config, token, clock.now())
+    msg = compose([item], renderer, config, token, clock.now(), db)
     return {
         "id": row["id"],
         "status": row["status"],

@@ -483,6 +483,7 @@ def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
         conn.executemany(_CANCEL_ON_LEAVE, cancels)
     if upserts:
         conn.executemany(_UPSERT, upserts)
+    _withdraw_events(conn, moves, now)
 
 
 def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
@@ -499,6 +500,89 @@ def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
         [track_id, *NOT_ENTRIES, "@migrate"],
     ).fetchone()
     return int(row[0] or 1)
+
+
+# --- calendar events (one per track and state entry) -------------------------------------------
+
+#: The notice that withdraws a deadline's calendar event when the track ends before it: its
+#: notification name (the dot keeps it apart from any a definition may declare, and it stays
+#: valid in a Message-ID) per how the track ended, and its template (the leading underscore
+#: keeps definitions from naming it, like ``_digest``).
+WITHDRAWALS = {"cancelled": "calendar.cancelled", "finished": "calendar.finished"}
+WITHDRAW_TEMPLATE = "_calendar-cancel"
+
+
+def event_key(row: Mapping[str, Any], token: str) -> str:
+    """The left part of the UID of a row's deadline event: one per (track, state entry), so a
+    reminder, the escalations and a notice of the same step update one calendar entry."""
+    return f"t{row['track_id']}.e{row['entry_seq']}.deadline.{token}"
+
+
+def event_sequence(db: Database, track_id: int, entry_seq: int) -> int:
+    """The SEQUENCE of an entry's deadline event: how many times the track's fields changed
+    (``track set``, a same-state migration: the only ways a deadline moves) while it was in
+    that entry. It only grows, and it stops when the entry is left."""
+    row = db.conn.execute(
+        "SELECT count(*) FROM history WHERE track_id = ? AND seq > ?"
+        " AND trigger IN (?, ?) AND from_state = to_state"
+        " AND seq < coalesce((SELECT min(seq) FROM history WHERE track_id = ? AND seq > ?"
+        "  AND (trigger NOT IN (?, ?) OR from_state IS NULL OR from_state != to_state)),"
+        "  9223372036854775807)",
+        [track_id, entry_seq, *NOT_ENTRIES, track_id, entry_seq, *NOT_ENTRIES],
+    ).fetchone()
+    return int(row[0])
+
+
+def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) -> None:
+    """A track entering a final state withdraws the deadline event of the entry it leaves:
+    if deadline mails of that entry were sent and the event's date has not passed, one notice
+    (``WITHDRAW_TEMPLATE``, with a METHOD:CANCEL event) goes to the people who got them."""
+    params: list[tuple[Any, ...]] = []
+    for m in moves:
+        if not m.final or m.track["final"]:
+            continue
+        track_id, seq = int(m.track["id"]), int(m.track["version"]) + 1
+        entry = conn.execute(
+            "SELECT max(seq) FROM history WHERE track_id = ? AND seq < ?"
+            " AND (trigger NOT IN (?, ?) OR from_state IS NULL OR from_state != to_state)",
+            [track_id, seq, *NOT_ENTRIES],
+        ).fetchone()[0]
+        if entry is None:
+            continue
+        sent = conn.execute(
+            "SELECT sent_to, due_date FROM outbox WHERE track_id = ? AND entry_seq = ?"
+            " AND status = 'sent' AND due_date IS NOT NULL AND template != ?"
+            " ORDER BY sent_at, id",
+            [track_id, entry, WITHDRAW_TEMPLATE],
+        ).fetchall()
+        if not sent:
+            continue
+        day = sent[-1][1]  # the date the latest mail put in the calendar
+        if day < clock.local_date(datetime.fromisoformat(m.entered_at)).isoformat():
+            continue  # already past: nothing to take out of anyone's calendar
+        people = list(dict.fromkeys(e for sent_to, _ in sent for e in json.loads(sent_to or "[]")))
+        if not people:
+            continue
+        name = WITHDRAWALS["cancelled" if _phase(conn, m) == "cancelled" else "finished"]
+        params.append(
+            (track_id, entry, m.track["state"], name, WITHDRAW_TEMPLATE, json.dumps(people),
+             day, m.entered_at, m.entered_at, now, now)
+        )
+    if params:
+        conn.executemany(
+            "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level,"
+            " template, recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at,"
+            " created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, 'notice', 0, ?, ?, 'keep', '[]', ?, ?, ?, ?, ?)"
+            " ON CONFLICT (track_id, entry_seq, notification) DO NOTHING",
+            params,
+        )
+
+
+def _phase(conn: sqlite3.Connection, m: Move) -> str | None:
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    state = definitions.get(db, str(m.track["definition"]), m.def_version).by_name.get(m.to_state)
+    return state.phase if state else None
 
 
 # --- claiming and recording (called by notifications.runner) -----------------------------------

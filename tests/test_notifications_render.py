@@ -168,7 +168,7 @@ def _icalendar_reference(**kw: Any) -> bytes:
     cal = icalendar.Calendar()
     cal.add("prodid", f"-//KOMBIT//onboarding//{kw['lang'].upper()}")
     cal.add("version", "2.0")
-    cal.add("method", "PUBLISH")
+    cal.add("method", kw.get("method", "PUBLISH"))
     event = icalendar.Event()
     event.add("uid", kw["uid"])
     event.add("dtstamp", kw["stamp"])
@@ -177,6 +177,11 @@ def _icalendar_reference(**kw: Any) -> bytes:
     event.add("summary", kw["summary"])
     event.add("description", kw["description"])
     event.add("transp", "TRANSPARENT")
+    event.add("sequence", kw.get("sequence", 0))
+    if kw.get("organizer"):
+        event.add("organizer", f"mailto:{kw['organizer']}")
+    if kw.get("method") == "CANCEL":
+        event.add("status", "CANCELLED")
     cal.add_component(event)
     return bytes(cal.to_ical())
 
