@@ -937,7 +937,13 @@ def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any
     seen: set[str] = set()
     for item in row["recipients"]:
         if "@" in item:
-            found = [{"name": "", "email": item.lower(), "role": None}]
+            # A plain address (a notice to sapa@kombit.dk, a calendar withdrawal to the people
+            # who got the event): greet by the registry's name for it when it has one.
+            known = db.conn.execute(
+                "SELECT name FROM contacts WHERE email = ? COLLATE NOCASE ORDER BY id LIMIT 1",
+                [item],
+            ).fetchone()
+            found = [{"name": known[0] if known else "", "email": item.lower(), "role": None}]
         elif (item in MUNICIPALITY_ROLES and code is None) or (
             item in VENDOR_ROLES and vendor is None
         ):

@@ -197,6 +197,9 @@ def test_mail_calendar_cancelled_track_withdraws_its_open_event(
     text = withdrawal.text()
     assert "opgivet" in text and "18. august 2021" in text and "gælder ikke længere" in text
     assert "sapa_request" not in text + withdrawal.html()
+    # The withdrawal goes to a plain address, yet greets the registry's name for it.
+    greeting = text.splitlines()[0]
+    assert greeting.startswith("Til ") and "sofie@koege.dk" not in greeting
 
 
 def test_mail_calendar_finished_track_withdraws_in_english_when_configured(
