@@ -1156,7 +1156,7 @@ def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: 
 
     One message per recipient per step: a reminder or lower escalation rung that falls due
     together with a higher rung of the same step for the same recipients is superseded (not
-    sent); 'superseded by' names the row sent instead. A step entered already overdue climbs
+    sent; 'superseded by #N' names the one sent instead). A step entered already overdue climbs
     its escalation ladder from the moment of entry: rung 1 at once, rung k when its own time
     has come and as many working days after entry as rung k is after rung 1.
 
@@ -1177,12 +1177,11 @@ def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: 
             r["to"] = ", ".join(r["to"]) or "(nobody)"
             if r["kind"] == "escalation":
                 r["kind"] = f"escalation {r['level']}"
-            r["superseded by"] = f"#{r['superseded_by']}" if r["superseded_by"] else ""
-        echo_table(
-            rows,
-            ["id", "when", "deadline", "kind", "track", "to", "superseded by", "subject",
-             "problem"],
-        )
+            if r["superseded_by"]:
+                # Not a fault, but the reader must see that this one will not go out.
+                note = f"not sent: superseded by #{r['superseded_by']}"
+                r["problem"] = "; ".join(p for p in (note, r["problem"]) if p)
+        echo_table(rows, ["id", "when", "kind", "track", "to", "subject", "problem"])
 
 
 @cli.group(cls=Group)
