@@ -940,7 +940,7 @@ def _mail_config(db_path: str | None, db: Any) -> Any:
     return load_config(resolve_path(db_path), db=db)
 
 
-REMINDER_COLUMNS = ["id", "due", "status", "notification", "track", "to", "error"]
+REMINDER_COLUMNS = ["id", "due", "deadline", "status", "notification", "track", "to", "error"]
 
 
 def _reminder_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -949,8 +949,11 @@ def _reminder_row(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "due": clock.display(row["due_at"]),
+        # The step's own deadline (the state's due date), beside when the email is due.
+        "deadline": row["due_date"],
         "status": row["status"],
         "kind": row["kind"],
+        "level": row["level"],
         "notification": row["notification"],
         "track": row["track_id"],
         "state": row["state"],
@@ -1034,6 +1037,11 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
 @click.option("--sent", is_flag=True, help="Sent.")
 @click.option("--failed", is_flag=True, help="Failed for good (see 'reminders retry').")
 @click.option("--cancelled", is_flag=True, help="Cancelled because the step was done first.")
+@click.option(
+    "--superseded",
+    is_flag=True,
+    help="Never sent: a higher rung for the same recipients was due at the same time.",
+)
 @click.option("--track", "track_ref", default=None, metavar="TRACK", help="Only this track.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
 @db_option
@@ -1043,12 +1051,17 @@ def reminders_list(
     sent: bool,
     failed: bool,
     cancelled: bool,
+    superseded: bool,
     track_ref: str | None,
     limit: int | None,
     db_path: str | None,
     as_json: bool,
 ) -> None:
     """List notifications in due order; with no flag, all but the cancelled ones.
+
+    'due' is when the email is due, 'deadline' the step's own due date. A superseded
+    notification was never sent: a higher rung of the same step for the same recipients was
+    due when it was (see 'reminders forecast'); it is listed with the one that replaced it.
 
     Example:
 
@@ -1065,8 +1078,10 @@ def reminders_list(
         statuses.append("failed")
     if cancelled:
         statuses.append("cancelled")
+    if superseded:
+        statuses.append("superseded")
     if not statuses:
-        statuses = ["pending", "sending", "sent", "failed"]
+        statuses = ["pending", "sending", "sent", "failed", "superseded"]
     with database(db_path) as db:
         rows = outbox.list_rows(
             db, statuses, _track_id(track_ref) if track_ref else None, limit=limit
@@ -1150,6 +1165,12 @@ def reminders_retry(notification_id: int | None, all_failed: bool, db_path: str 
 def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: bool) -> None:
     """What will be sent to whom in the coming days (overdue ones first), to check beforehand.
 
+    One message per recipient per step: a reminder or lower escalation rung that falls due
+    together with a higher rung of the same step for the same recipients is superseded (not
+    sent; 'superseded by #N' names the one sent instead). A step entered already overdue climbs
+    its escalation ladder from the moment of entry: rung 1 at once, rung k when its own time
+    has come and as many working days after entry as rung k is after rung 1.
+
     Example:
 
         onboarding reminders forecast --days 14
@@ -1165,6 +1186,12 @@ def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: 
             return
         for r in rows:
             r["to"] = ", ".join(r["to"]) or "(nobody)"
+            if r["kind"] == "escalation":
+                r["kind"] = f"escalation {r['level']}"
+            if r["superseded_by"]:
+                # Not a fault, but the reader must see that this one will not go out.
+                note = f"not sent: superseded by #{r['superseded_by']}"
+                r["problem"] = "; ".join(p for p in (note, r["problem"]) if p)
         echo_table(rows, ["id", "when", "kind", "track", "to", "subject", "problem"])
 
 

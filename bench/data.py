@@ -22,6 +22,9 @@ regenerates):
   It has no outbox rows: neither report reads the outbox.
 * ``sweep``: ``n`` pending outbox rows (``fresh`` with ``n / 4`` tracks) of which ``DUE`` are
   due at ``SWEEP_AT``, the rest later: the due-sweep benchmark.
+* ``due``: ``n`` pending outbox rows, every one due at ``SWEEP_AT`` (a backlog: ``fresh`` with
+  ``n / 4`` tracks started on ``DUE_DAYS``, so that even the last rung is due): the claim and
+  drain benchmarks of a sender catching up (issue 10).
 * ``peers``: the registry only (98 municipalities x 103 systems, all ready), for the peer
   comparison that starts 10^4 tracks itself.
 
@@ -39,6 +42,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,11 @@ AS_OF = date(2021, 1, 4)
 #: The sweep: rows due at SWEEP_AT (the rest fall due from START_DAYS + 17 working days on).
 DUE = 100
 SWEEP_AT = "2021-03-15T09:00:00"
+#: ``due`` tracks start on these 20 working days, so every row (the last rung falls due 30
+#: working days after the start) is due at SWEEP_AT, at 80 different times.
+DUE_DAYS = tuple(
+    date(2020, 11, 2) + timedelta(days=7 * (k // 5) + k % 5) for k in range(20)
+)
 PEER_SYSTEMS = 103  # 98 * 103 >= 10^4 subjects
 
 BOB_PATH = (
@@ -89,7 +98,7 @@ TRIGGERS = {
 }
 HISTORY_ROWS = 10
 #: Bump when what this module generates changes (the cache key includes it).
-GENERATOR = 1
+GENERATOR = 2
 
 
 def stamp(moment: datetime) -> str:
@@ -393,8 +402,8 @@ def _history_insert(
 
 
 _OUTBOX_INSERT = (
-    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, template, recipients,"
-    " on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
+    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
+    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
 )
 _COUNT = "WITH RECURSIVE r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j + 1 < {n}) "
 
@@ -411,8 +420,11 @@ def _contracts(conn: sqlite3.Connection) -> None:
 # --- kinds ----------------------------------------------------------------------------------------
 
 
-def make_fresh(path: Path, n: int) -> tuple[int, int]:
-    """``n`` connection tracks just started; returns (first track id, first system id)."""
+def make_fresh(
+    path: Path, n: int, days: tuple[date, ...] = START_DAYS
+) -> tuple[int, int]:
+    """``n`` connection tracks just started on ``days`` (round robin by id); returns (first
+    track id, first system id)."""
     _init(path)
     conn = _open_for_generation(path)
     conn.execute("BEGIN")
@@ -421,20 +433,20 @@ def make_fresh(path: Path, n: int) -> tuple[int, int]:
     conn.execute("CREATE TEMP TABLE starts (k INTEGER PRIMARY KEY, at TEXT, due TEXT)")
     conn.execute(
         "CREATE TEMP TABLE start_outbox (k INTEGER, ord INTEGER, notification TEXT, kind TEXT,"
-        " template TEXT, recipients TEXT, on_leave TEXT, cancel_on TEXT, due_date TEXT,"
-        " due_at TEXT, next_attempt_at TEXT, PRIMARY KEY (k, ord))"
+        " level INTEGER, template TEXT, recipients TEXT, on_leave TEXT, cancel_on TEXT,"
+        " due_date TEXT, due_at TEXT, next_attempt_at TEXT, PRIMARY KEY (k, ord))"
     )
-    for k, day in enumerate(START_DAYS):
+    for k, day in enumerate(days):
         moment = local(f"{day.isoformat()}T09:00:00")
         at = stamp(moment)
         due = _due(conn, "date_agreement", {}, moment)
         conn.execute("INSERT INTO temp.starts VALUES (?, ?, ?)", [k, at, due])
         for order, row in enumerate(_outbox_rows(conn, "date_agreement", 1, due, at)):
             conn.execute(
-                "INSERT INTO temp.start_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [k, order, *row[3:12]],
+                "INSERT INTO temp.start_outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [k, order, *row[3:13]],
             )
-    ks = len(START_DAYS)
+    ks = len(days)
     conn.execute(
         _COUNT.format(n=n) + _TRACK_INSERT + f" SELECT {first} + j, 'connection', 1,"
         f" m.code || ':' || ({first_system} + j / {PER_SYSTEM}) || ':sd', m.code,"
@@ -451,7 +463,8 @@ def make_fresh(path: Path, n: int) -> tuple[int, int]:
         [ACTOR, ROLE, first],
     )
     conn.execute(
-        _OUTBOX_INSERT + " SELECT t.id, 1, 'date_agreement', o.notification, o.kind, o.template,"
+        _OUTBOX_INSERT + " SELECT t.id, 1, 'date_agreement', o.notification, o.kind, o.level,"
+        " o.template,"
         " o.recipients, o.on_leave, o.cancel_on, o.due_date, o.due_at, o.next_attempt_at,"
         " t.entered_at, t.entered_at FROM tracks t"
         f" JOIN temp.start_outbox o ON o.k = (t.id - {first}) % {ks}"
@@ -624,6 +637,11 @@ def make_sweep(path: Path, n: int) -> None:
     conn.close()
 
 
+def make_due(path: Path, n: int) -> None:
+    """``n`` pending outbox rows (``n / 4`` tracks, four rows each), all due at SWEEP_AT."""
+    make_fresh(path, max(1, n // 4), DUE_DAYS)
+
+
 def make_peers(path: Path, n: int) -> None:
     _init(path)
     conn = _open_for_generation(path)
@@ -638,10 +656,11 @@ def make_peers(path: Path, n: int) -> None:
     _finish(conn)
 
 
-GENERATORS = {
+GENERATORS: dict[str, Callable[[Path, int], Any]] = {
     "fresh": make_fresh,
     "national": make_national,
     "sweep": make_sweep,
+    "due": make_due,
     "peers": make_peers,
 }
 

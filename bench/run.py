@@ -3,13 +3,19 @@
     make bench                  # or: .venv/bin/python -m bench
     .venv/bin/python -m bench --full          # also the 10^6 bulk advance whatever it costs
     .venv/bin/python -m bench --only sweep,report
+    .venv/bin/python -m bench --only backlog  # the due backlog of issue 10 alone (~10 min)
 
 Every figure is the median of its repetitions, next to a baseline measured in the same run,
 and their ratio. Each measurement runs in a fresh process (``bench.worker``) so its peak RSS is
 its own. Databases come from ``bench/.cache/`` (generated on first use, see ``bench.data``).
 The suite keeps to a time budget (``--budget``, default 600 s for the whole run): the 10^6
 bulk advance, by far the longest, runs last and only if its predicted time (from the 10^5 run)
-fits in what is left; the results say when it was skipped and why.
+fits in what is left; the results say when it was skipped and why. The due backlog (item 9,
+issue 10: claiming from 10^6 due rows, draining 10^5 due rows to .eml files) runs after it,
+outside the budget (its 10^5 drain alone takes several minutes).
+
+A run of some sections only (``--only``) updates their rows in ``bench/RESULTS.md`` and keeps
+the others from the last run, saying so in the file.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ VENV_BIN = Path(sys.executable).parent
 ONBOARDING = str(VENV_BIN / "onboarding")
 #: "Now" for the national databases: after their two years of history.
 NATIONAL_NOW = "2022-06-01T12:00:00"
-SECTIONS = ("shape", "cli", "sweep", "report", "delivery", "peers", "bulk")
+SECTIONS = ("shape", "cli", "sweep", "report", "delivery", "peers", "bulk", "backlog")
 
 
 def sz(n: int) -> str:
@@ -332,6 +338,70 @@ class Suite:
                     note=f"next_due {fmt_s(med(out['wake']))}; plan: {plan}",
                 )
             )
+
+    # --- 9. a due backlog (issue 10) --------------------------------------------------------------
+
+    def backlog(self) -> None:
+        """A sender catching up, every row due: one claim (50 rows) must cost the batch, not the
+        backlog; draining the backlog must cost the same per message at any size."""
+        first: Row | None = None
+        for n in (10**3, 10**6):
+            path = self.copy("due", n, f"due-{n}.db")
+            out = self.work("sweep", db=path, reps=30)
+            data.remove(path)
+            if out["due"] != n:
+                raise RuntimeError(f"{out['due']} of {n} rows due")
+            m = med(out["times"])
+            base = first.median if first else m
+            row = self.add(
+                Row(
+                    "9 due backlog",
+                    "claim 50 of the due rows (outbox.claim)",
+                    f"{sz(n)} due",
+                    m,
+                    "10^3 due",
+                    base,
+                    out["rss_peak"],
+                    "<= 2x the 10^3 time" if first else "",
+                    (m <= 2 * (base or 0)) if first else None,
+                    note=f"then superseding in the batch {fmt_s(med(out['supersede']))}; "
+                    f"plan: {'; '.join(out['plan'])}",
+                )
+            )
+            first = first or row
+        first = None
+        for n in (10**3, 10**5):
+            path = WORK / f"drain-{n}.db"
+            folder = WORK / f"drain-{n}-eml"
+            reps = 3 if n < 10**5 else 1
+            runs = []
+            for _ in range(reps):
+                self.copy("due", n, path.name)
+                shutil.rmtree(folder, ignore_errors=True)
+                runs.append(self.work("drain", db=path, out=folder))
+            shutil.rmtree(folder, ignore_errors=True)
+            data.remove(path)
+            seconds = med([r["times"][0] for r in runs])
+            per = seconds / runs[0]["messages"]
+            base = first.median if first else per
+            row = self.add(
+                Row(
+                    "9 due backlog",
+                    "drain to .eml (send-due: claim, supersede, render, write, record), "
+                    "time per message",
+                    f"{sz(n)} due rows",
+                    per,
+                    "10^3 due rows",
+                    base,
+                    max(r["rss_peak"] for r in runs),
+                    "<= 1.5x per message at 10^3" if first else "",
+                    (per <= 1.5 * (base or 0)) if first else None,
+                    note=f"{runs[0]['messages']:,} messages and {runs[0]['superseded']:,} rows "
+                    f"superseded in {fmt_s(seconds)}"
+                    + (f", median of {reps} runs" if reps > 1 else ""),
+                )
+            )
+            first = first or row
 
     # --- 6. reports -------------------------------------------------------------------------------
 
@@ -660,7 +730,11 @@ class Suite:
         self.rss_rows()
         table = self.table()
         print(table)
-        RESULTS.write_text(self.markdown(table), encoding="utf-8")
+        if set(self.only) != set(SECTIONS) and RESULTS.exists():
+            text = self.partial(RESULTS.read_text(encoding="utf-8"))
+        else:
+            text = self.markdown(table)
+        RESULTS.write_text(text, encoding="utf-8")
         self.log(f"wrote {RESULTS.relative_to(ROOT)}")
         return 0
 
@@ -685,6 +759,8 @@ class Suite:
         pick("6 report", "--as-of", "10^7 history rows")
         pick("6 report", "(process)", "10^6 tracks")
         pick("5 delivery", "send-due", "10^4 messages")
+        pick("9 due backlog", "claim", "10^6 due")
+        pick("9 due backlog", "drain", "10^5 due rows")
         pick("7 peers", "ours, one transaction per step", "10^4 instances")
         pick("7 peers", "pytransitions, one Machine per object, live", "10^5 instances")
 
@@ -703,24 +779,7 @@ class Suite:
             "target",
             "met",
         ]
-        lines = [head]
-        for r in self.rows:
-            lines.append(
-                [
-                    r.item.split()[0],
-                    r.what
-                    if len(r.item.split()) < 2
-                    else f"{' '.join(r.item.split()[1:])}: {r.what}",
-                    r.size,
-                    fmt_s(r.median),
-                    r.base,
-                    fmt_s(r.base_median),
-                    f"{r.ratio:.2f}x" if r.ratio is not None else "",
-                    fmt_mb(r.rss_kb),
-                    r.target,
-                    {True: "yes", False: "NO", None: ""}[r.met],
-                ]
-            )
+        lines = [head] + [self._cells(r) for r in self.rows]
         widths = [max(len(str(x[i])) for x in lines) for i in range(len(head))]
         out = []
         for k, line in enumerate(lines):
@@ -730,6 +789,72 @@ class Suite:
             if k == 0:
                 out.append("  ".join("-" * w for w in widths))
         return "\n".join(out)
+
+    @staticmethod
+    def _cells(r: Row) -> list[str]:
+        """A row of the plain-text table."""
+        return [
+            r.item.split()[0],
+            r.what if len(r.item.split()) < 2 else f"{' '.join(r.item.split()[1:])}: {r.what}",
+            r.size,
+            fmt_s(r.median),
+            r.base,
+            fmt_s(r.base_median),
+            f"{r.ratio:.2f}x" if r.ratio is not None else "",
+            fmt_mb(r.rss_kb),
+            r.target,
+            {True: "yes", False: "NO", None: ""}[r.met],
+        ]
+
+    @staticmethod
+    def _md_row(r: Row) -> str:
+        """A row of the markdown results table."""
+        return (
+            "| "
+            + " | ".join(
+                [
+                    r.item.split()[0],
+                    f"{' '.join(r.item.split()[1:])}: {r.what}"
+                    + (f" ({r.note})" if r.note else ""),
+                    r.size,
+                    fmt_s(r.median),
+                    r.base,
+                    fmt_s(r.base_median),
+                    f"{r.ratio:.2f}x" if r.ratio is not None else "",
+                    fmt_mb(r.rss_kb),
+                    r.target,
+                    {True: "yes", False: "**no**", None: ""}[r.met],
+                ]
+            )
+            .replace("|", "\\|")
+            .replace(" \\| ", " | ")
+            + " |"
+        )
+
+    def partial(self, old: str) -> str:
+        """RESULTS.md for a run of some sections: ``old`` with this run's rows in place."""
+        fence = old.index("#    measurement")
+        dashes = old[fence:].splitlines()[1]
+        widths = [len(d) for d in dashes.split("  ")]
+        txt = [
+            "  ".join(c.ljust(w) for c, w in zip(self._cells(r), widths, strict=True)).rstrip()
+            for r in self.rows
+        ]
+        rss = [f"| {w} | {size} | {fmt_mb(kb)} |" for w, size, kb, _ in self.rss_table]
+        items = sorted({r.item.split()[0] for r in self.rows})
+        note = (
+            f"Item(s) {', '.join(items)} re-measured on {time.strftime('%Y-%m-%d')} by "
+            f"`python -m bench --only {','.join(self.only)}` ({self.elapsed():.0f} s, load "
+            f"average {fmt_load(self.load_start)} at start, {fmt_load(os.getloadavg())} at "
+            "end); every other row is from the run described above."
+        )
+        text = merge_partial(old, [self._md_row(r) for r in self.rows], txt, rss, note)
+        if FINDINGS.exists():  # the findings as they are now, not as they were
+            findings = FINDINGS.read_text(encoding="utf-8").rstrip()
+            head = findings.splitlines()[0]
+            if head in text:
+                text = text[: text.index(head)] + findings + "\n"
+        return text
 
     def markdown(self, table: str) -> str:
         m = machine()
@@ -777,27 +902,7 @@ class Suite:
         md.append("| " + " | ".join(head) + " |")
         md.append("|" + "|".join("---" for _ in head) + "|")
         for r in self.rows:
-            md.append(
-                "| "
-                + " | ".join(
-                    [
-                        r.item.split()[0],
-                        f"{' '.join(r.item.split()[1:])}: {r.what}"
-                        + (f" ({r.note})" if r.note else ""),
-                        r.size,
-                        fmt_s(r.median),
-                        r.base,
-                        fmt_s(r.base_median),
-                        f"{r.ratio:.2f}x" if r.ratio is not None else "",
-                        fmt_mb(r.rss_kb),
-                        r.target,
-                        {True: "yes", False: "**no**", None: ""}[r.met],
-                    ]
-                )
-                .replace("|", "\\|")
-                .replace(" \\| ", " | ")
-                + " |"
-            )
+            md.append(self._md_row(r))
         md += [
             "",
             "## 8. Peak memory of each operation at 10^6",
@@ -813,6 +918,54 @@ class Suite:
         if FINDINGS.exists():
             md += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
         return "\n".join(md)
+
+# --- a run of some sections: update their rows, keep the rest ------------------------------------
+
+
+def merge_partial(
+    old: str, rows_md: list[str], rows_txt: list[str], rss_md: list[str], note: str
+) -> str:
+    """``old`` (a RESULTS.md) with the rows of the items in ``rows_md`` (results table) and
+    ``rows_txt`` (the plain-text copy) replaced by these, the peak-memory lines ``rss_md``
+    replaced or added, and ``note`` added to the machine and notes lists."""
+    items = {_first_cell(r) for r in rows_md}
+    lines = old.splitlines()
+    lines = _replace_rows(lines, "| # | measurement", rows_md, lambda ln: _first_cell(ln) in items)
+    lines = _replace_rows(
+        lines, "#    measurement", rows_txt, lambda ln: ln.split(" ", 1)[0] in items, fenced=True
+    )
+    keys = {r.rsplit(" | ", 1)[0] for r in rss_md}
+    lines = _replace_rows(
+        lines, "| operation | size", rss_md, lambda ln: ln.rsplit(" | ", 1)[0] in keys
+    )
+    stale = "- " + note.split(" re-measured ")[0] + " re-measured "
+    lines = [ln for ln in lines if not ln.startswith(stale)]  # from an earlier such run
+    for heading in ("## Machine", "## Notes from this run"):
+        at = lines.index(heading) + 2
+        while at < len(lines) and lines[at].startswith("- "):
+            at += 1
+        lines.insert(at, f"- {note}")
+    return "\n".join(lines) + "\n"
+
+
+def _first_cell(line: str) -> str:
+    return line.strip("|").split("|", 1)[0].strip()
+
+
+def _replace_rows(
+    lines: list[str], head: str, new: list[str], old_row: Any, fenced: bool = False
+) -> list[str]:
+    """The table starting with the line ``head``: its rows for which ``old_row`` holds are
+    replaced by ``new`` (in their place, else at the table's end)."""
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(head)) + 2
+    end = start
+    while end < len(lines) and lines[end].strip() and not (fenced and lines[end] == "```"):
+        end += 1
+    body = lines[start:end]
+    keep = [ln for ln in body if not old_row(ln)]
+    at = next((i for i, ln in enumerate(body) if old_row(ln)), None)
+    at = len(keep) if at is None else sum(1 for ln in body[:at] if not old_row(ln))
+    return lines[:start] + keep[:at] + new + keep[at:] + lines[end:]
 
 
 #: Runs argv[1:] as a child with stdout discarded; prints its wall time and peak RSS (KiB).

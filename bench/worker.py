@@ -168,9 +168,9 @@ def bulk_floor(args: dict[str, Any]) -> dict[str, Any]:
         cancels,
     )
     conn.executemany(
-        "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, template,"
+        "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
         " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         inserts,
     )
     conn.execute("COMMIT")
@@ -194,16 +194,21 @@ def sweep(args: dict[str, Any]) -> dict[str, Any]:
     at = clock.parse_time(data.SWEEP_AT)
     lease = timedelta(minutes=15)
     pending = db.conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    due = db.conn.execute(
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?",
+        [clock.stamp(at)],
+    ).fetchone()[0]
     plan = [
         r[3]
         for r in db.conn.execute(
+            # The claim's own SELECT (outbox.claim), in the partial index's order.
             "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'pending'"
-            " AND next_attempt_at <= ? ORDER BY due_at, id LIMIT ?",
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
             [clock.stamp(at), 50],
         )
     ]
     before = _rss_now()
-    times, wake = [], []
+    times, wake, supersede = [], [], []
     for _ in range(args["reps"]):
         started = time.perf_counter()
         rows = outbox.claim(db, at, at, "bench", 50, lease)
@@ -213,13 +218,64 @@ def sweep(args: dict[str, Any]) -> dict[str, Any]:
         wake.append(time.perf_counter() - started)
         if len(rows) != 50:
             raise RuntimeError(f"claimed {len(rows)}")
+        # What send_due does next with the batch: drop the rows a higher rung supersedes.
+        started = time.perf_counter()
+        outbox.supersede_claimed(db, rows, at, "bench", at)
+        supersede.append(time.perf_counter() - started)
         db.conn.executemany(
             "UPDATE outbox SET status = 'pending', claimed_by = NULL, lease_until = NULL,"
-            " attempts = 0 WHERE id = ?",
+            " last_error = NULL, attempts = 0 WHERE id = ?",
             [(r["id"],) for r in rows],
         )
     db.close()
-    return {"times": times, "wake": wake, "rss_before": before, "pending": pending, "plan": plan}
+    return {
+        "times": times,
+        "wake": wake,
+        "supersede": supersede,
+        "rss_before": before,
+        "pending": pending,
+        "due": due,
+        "plan": plan,
+    }
+
+
+def drain(args: dict[str, Any]) -> dict[str, Any]:
+    """``reminders send-due`` on a backlog where every row is due, to the ``.eml`` transport:
+    claim, supersede, render, write a file, record, batch after batch until none is left."""
+    from dataclasses import replace
+
+    from notifications.config import load_config
+    from notifications.runner import send_due
+    from onboarding import clock
+    from onboarding.db import connect
+
+    at = clock.parse_time(data.SWEEP_AT)
+    env = {"ONBOARDING_MAIL_FROM": "KOMBIT onboarding <onboarding@kombit.bench.example>"}
+    config = replace(load_config(Path(args["db"]), env=env), outbox_dir=Path(args["out"]))
+    assert config.smtp is None
+    db = connect(args["db"])
+    rows = db.conn.execute(
+        "SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?",
+        [clock.stamp(at)],
+    ).fetchone()[0]
+    before = _rss_now()
+    started = time.perf_counter()
+    summary = send_due(db, at, config)
+    seconds = time.perf_counter() - started
+    left = db.conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    db.close()
+    files = sum(1 for _ in Path(args["out"]).glob("*.eml"))
+    if summary.failed or left or summary.sent + summary.superseded != rows:
+        raise RuntimeError(f"drained {rows} rows: {summary.line()}; {left} left pending")
+    if files != summary.messages:
+        raise RuntimeError(f"{files} .eml files for {summary.messages} messages")
+    return {
+        "times": [seconds],
+        "rss_before": before,
+        "rows": rows,
+        "messages": summary.messages,
+        "superseded": summary.superseded,
+    }
 
 
 # --- 5. delivery --------------------------------------------------------------------------------
@@ -415,6 +471,7 @@ CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "bulk_floor": bulk_floor,
     "sweep": sweep,
     "deliver": deliver,
+    "drain": drain,
     "deliver_raw": deliver_raw,
     "report": report,
     "report_floor": report_floor,

@@ -63,6 +63,7 @@ class SendSummary:
     retrying: int = 0
     failed: int = 0
     cancelled: int = 0
+    superseded: int = 0
     reclaimed: int = 0
     messages: int = 0
     #: Claimed rows given back untried because the run stopped (pending, attempts as before).
@@ -82,7 +83,8 @@ class SendSummary:
     def line(self) -> str:
         return (
             f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}, "
-            f"cancelled {self.cancelled} ({self.messages} message(s); {self.claimed} claimed, "
+            f"cancelled {self.cancelled}, superseded {self.superseded} "
+            f"({self.messages} message(s); {self.claimed} claimed, "
             f"{self.reclaimed} stale claim(s) taken back)"
         )
 
@@ -348,6 +350,7 @@ def send_due(
                 break
             batches += 1
             summary.claimed += len(rows)
+            rows = _supersede(db, rows, at, name, wall(), summary)
             down = _process(db, rows, at, config, renderer, token, tp, name, wall, summary, down)
             if down is not None:
                 break  # the server cannot be used: leave the other due rows for the next run
@@ -371,6 +374,29 @@ def check_at(at: datetime, now: datetime) -> None:
 
 def _local(moment: datetime) -> str:
     return moment.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _supersede(
+    db: Database,
+    rows: list[dict[str, Any]],
+    at: datetime,
+    name: str,
+    now: datetime,
+    summary: SendSummary,
+) -> list[dict[str, Any]]:
+    """Drop the claimed rows a higher rung due for the same recipients supersedes (recorded
+    ``superseded``, never sent): one message per recipient per step, never a burst."""
+    keep, dropped = outbox.supersede_claimed(db, rows, at, name, now)
+    for row, by in dropped:
+        summary.superseded += 1
+        summary.outcomes.append(
+            Outcome(
+                row["id"],
+                "superseded",
+                error=f"#{by['id']} ({by['notification']}) goes to the same recipients instead",
+            )
+        )
+    return keep
 
 
 def _process(
@@ -570,23 +596,32 @@ def preview(
 def forecast(
     db: Database, at: datetime | None, days: int, config: Config
 ) -> list[dict[str, Any]]:
-    """What will be sent to whom from now until ``days`` days ahead (overdue rows first)."""
+    """What will be sent to whom from now until ``days`` days ahead (overdue rows first).
+
+    A row is expected to be superseded (``superseded_by``, and nothing is sent for it) when a
+    higher rung of the same track and state entry for the same recipients will be due by the
+    time the row is sent, the later of ``at`` and its own time (``outbox.superseding``).
+    """
     at = at or clock.now()
     until = at + timedelta(days=days)
     renderer = Renderer(config)
     out = []
     for row in outbox.list_rows(db, ("pending", "sending"), until=until):
+        by = outbox.superseding(db.conn, row, max(at, clock.unstamp(row["next_attempt_at"])))
         entry: dict[str, Any] = {
             "id": row["id"],
             "due_at": row["next_attempt_at"],
             "when": clock.display(row["next_attempt_at"]),
+            "deadline": row["due_date"],
             "kind": row["kind"],
+            "level": row["level"],
             "notification": row["notification"],
             "track": row["track_id"],
             "state": row["state"],
             "municipality": row["municipality"],
             "system": row["system"],
             "attempts": row["attempts"],
+            "superseded_by": None if by is None else by["id"],
         }
         try:
             item = _prepare(db, row, max(at, clock.unstamp(row["next_attempt_at"])), renderer)

@@ -77,6 +77,9 @@ class Rule:
 
     ``anchor`` is ``"due"`` (relative to the step's due date) or ``"entry"`` (relative to when
     the track entered the state); ``offset`` is in working days (negative: before).
+    ``ladder_start`` is the offset of the ladder's first rung when both it and this rung count
+    from the due date (None otherwise): a step entered after that rung's time climbs the ladder
+    from the moment of entry (``due_at``).
     """
 
     name: str
@@ -90,6 +93,7 @@ class Rule:
     at_time: time = DEFAULT_TIME
     level: int = 0
     levels: int = 0
+    ladder_start: int | None = None
 
     @property
     def rank(self) -> int:
@@ -108,17 +112,30 @@ class Rule:
         return f"{abs(self.offset)} working days {side} due"
 
     def due_at(self, due: date | None, entered: datetime) -> datetime | None:
-        """When this notification falls due (UTC), never before the state was entered."""
+        """When this notification falls due (UTC), never before the state was entered.
+
+        The ladder rule: when the state is entered after the first rung's time (the step was
+        already overdue), rung *k* falls due at the later of its own time and the entry moved
+        on by the working days between rung 1 and rung *k*; rung 1 at entry. So the ladder is
+        climbed from the moment of entry, one rung at a time, instead of all rungs at once.
+        """
         if self.anchor == "entry":
             if self.offset == 0:
                 return entered
-            day = _shift(clock.local_date(entered), self.offset)
+            moment = self._at(_shift(clock.local_date(entered), self.offset))
         else:
             if due is None:
                 return None
-            day = _shift(due, self.offset)
-        moment = datetime.combine(day, self.at_time, tzinfo=clock.LOCAL).astimezone(UTC)
+            moment = self._at(_shift(due, self.offset))
+            if self.ladder_start is not None and self._at(_shift(due, self.ladder_start)) < entered:
+                lag = self.offset - self.ladder_start
+                if lag > 0:
+                    moment = max(moment, self._at(_shift(clock.local_date(entered), lag)))
         return max(moment, entered)
+
+    def _at(self, day: date) -> datetime:
+        """``at_time`` (local) on ``day``, in UTC."""
+        return datetime.combine(day, self.at_time, tzinfo=clock.LOCAL).astimezone(UTC)
 
 
 @lru_cache(maxsize=4096)
@@ -266,10 +283,13 @@ def rules(state: StateDef) -> tuple[Rule, ...]:
         at_time = time.fromisoformat(str(spec["time"])) if spec.get("time") else DEFAULT_TIME
         rungs = spec.get("ladder") or [spec]
         laddered = "ladder" in spec
+        first = _when(rungs[0]["when"])
+        assert not isinstance(first, str)  # validated
         for level, rung in enumerate(rungs, start=1):
             when = _when(rung["when"])
             to = _recipients(rung["to"])
             assert not isinstance(when, str) and not isinstance(to, str)  # validated
+            climbs = laddered and first[0] == "due" and when[0] == "due"
             out.append(
                 Rule(
                     name=f"{spec['name']}-{level}" if laddered else str(spec["name"]),
@@ -283,6 +303,7 @@ def rules(state: StateDef) -> tuple[Rule, ...]:
                     at_time=at_time,
                     level=level if laddered else 0,
                     levels=len(rungs) if laddered else 0,
+                    ladder_start=first[1] if climbs else None,
                 )
             )
     return tuple(out)
@@ -682,6 +703,75 @@ def cancel_reason(conn: sqlite3.Connection, row: Mapping[str, Any]) -> str | Non
         if fired is not None:
             return f"cancelled by {fired[0]!r} before it was sent"
     return None
+
+
+#: Kinds a higher rung of the same state entry can supersede (notices always go).
+SUPERSEDABLE = ("reminder", "escalation")
+
+
+def superseding(
+    conn: sqlite3.Connection, row: Mapping[str, Any], by: datetime
+) -> dict[str, Any] | None:
+    """The row that makes ``row`` unnecessary if ``row`` is sent at ``by``, or None.
+
+    The supersede rule: a reminder or escalation R is superseded by another reminder or
+    escalation S of the same track and state entry with a higher ``level`` (a reminder is 0,
+    escalation rung *k* is *k*) that is due by ``by`` and pending, being sent or sent, and
+    whose recipients include all of R's. The recipient then gets S only: one message per
+    recipient per step, the highest rung due. The highest such S is returned.
+
+    One lookup through the (track_id, entry_seq, notification) key: a few rows per entry.
+    """
+    if row["kind"] not in SUPERSEDABLE:
+        return None
+    mine = set(row["recipients"])
+    found = conn.execute(
+        "SELECT id, notification, level, recipients FROM outbox"
+        " WHERE track_id = ? AND entry_seq = ? AND level > ?"
+        " AND kind IN ('reminder', 'escalation') AND status IN ('pending', 'sending', 'sent')"
+        " AND next_attempt_at <= ? ORDER BY level DESC, id",
+        [row["track_id"], row["entry_seq"], row["level"], clock.stamp(by)],
+    ).fetchall()
+    for row_id, name, level, recipients in found:
+        if mine <= set(json.loads(recipients)):
+            return {"id": row_id, "notification": name, "level": level}
+    return None
+
+
+def supersede_claimed(
+    db: Database, rows: Sequence[dict[str, Any]], at: datetime, runner: str, now: datetime
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Record the claimed rows that a higher rung due at ``at`` supersedes (``superseding``)
+    as ``superseded``, never sent; return the rows still to send and (row, superseded by) pairs.
+
+    Runs on the claimed batch only, one indexed lookup per row: O(batch), whatever the backlog.
+    A row whose claim this runner no longer holds is left to its new holder.
+    """
+    if not any(r["kind"] in SUPERSEDABLE for r in rows):
+        return list(rows), []
+    keep: list[dict[str, Any]] = []
+    dropped: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    with immediate(db) as conn:
+        for row in rows:
+            by = superseding(conn, row, at)
+            if by is None:
+                keep.append(row)
+                continue
+            cur = conn.execute(
+                "UPDATE outbox SET status = 'superseded', last_error = ?, claimed_by = NULL,"
+                " lease_until = NULL, updated_at = ?"
+                " WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+                [
+                    f"superseded by #{by['id']} ({by['notification']}): a higher rung for"
+                    " the same recipients is due",
+                    clock.stamp(now),
+                    row["id"],
+                    runner,
+                ],
+            )
+            if cur.rowcount == 1:
+                dropped.append((row, by))
+    return keep, dropped
 
 
 def hand_over(
