@@ -116,7 +116,8 @@ def test_mail_calendar_uid_is_per_step_entry_not_per_notification(
     """A reminder and an escalation for the same step share one UID; another step (a new
     state entry) gets another."""
     config = smtp_config(smtp_server, db_path)
-    send_due(db, t("2021-08-19T08:00"), config)  # reminder, notice, overdue-1
+    send_due(db, t("2021-08-13T08:00"), config)  # the reminder, 3 working days before
+    send_due(db, t("2021-08-19T08:00"), config)  # the notice and overdue-1
     uids = {e.uid for m in smtp_server.messages for e in _events(m)}
     assert len(smtp_server.messages) == 3 and len(uids) == 1
     engine.advance(db, sapa, "request_display", act("2021-08-19T09:00"))
@@ -145,6 +146,10 @@ def test_mail_calendar_digest_has_one_event_per_step_entry(
         assert len(events) == len({e.uid for e in events}) == len(entries), mail.subject
     to_sofie = [e for m in smtp_server.to("sofie@koege.dk") for e in _events(m)]
     assert len(to_sofie) == 1
+    # The ladder climbs from the moment of entry: the coordinator's rung comes 4 working
+    # days later, for both tracks in one digest.
+    assert smtp_server.to("kim@kombit.dk") == []
+    send_due(db, t("2021-06-10T12:00"), config)
     to_kim = smtp_server.to("kim@kombit.dk")
     assert len(to_kim) == 1 and len({e.uid for e in _events(to_kim[0])}) == 2
 
