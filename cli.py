@@ -968,6 +968,14 @@ def _reminder_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _people(items: Sequence[str]) -> str:
+    """Recipients for a person to read: addresses as they are, roles by their label (the JSON
+    output keeps the role keys, for programs)."""
+    from onboarding import roles
+
+    return ", ".join(i if "@" in i else roles.label(i) for i in items)
+
+
 @cli.group(cls=Group)
 def reminders() -> None:
     """Reminders, notices and escalations by email: send, list, preview, retry, forecast.
@@ -1090,7 +1098,7 @@ def reminders_list(
         if as_json:
             echo_json(out)
             return
-        echo_table(out, REMINDER_COLUMNS)
+        echo_table([{**r, "to": _people(r["to"])} for r in out], REMINDER_COLUMNS)
         for r in out:
             if r["status"] == "failed" and r["error"]:
                 click.echo(f"#{r['id']} ({r['notification']}, track #{r['track']}): {r['error']}")

@@ -262,3 +262,15 @@ def test_cli_reminders_smtp_settings_never_come_from_the_command_line() -> None:
     assert names and not [n for n in names if any(
         word in n for word in ("smtp", "host", "user", "password", "port")
     )]
+
+
+def test_cli_reminders_list_names_roles_by_label(runner: CliRunner, db_path: Path) -> None:
+    """The table shows whom a row goes to by the role's label ("SAPA-systemejer"), never the
+    role key; --json keeps the keys for programs."""
+    _to_sapa_request(runner, db_path)
+    table = ok(runner, db_path, "reminders", "list", "--pending", env={"COLUMNS": "200"}).stdout
+    assert "SAPA-systemejer" in table
+    for line in table.splitlines()[2:]:
+        assert "sapa-owner" not in line and "coordinator" not in line, line
+    rows = ok_json(runner, db_path, "reminders", "list", "--pending")
+    assert any(r["to"] == ["sapa-owner"] for r in rows)
