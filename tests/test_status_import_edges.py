@@ -4,11 +4,18 @@ against each track's own definition version. Every test drives the real CLI on a
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import tempfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import cli
+from tests.deckdata import copy_db
 from tests.support import make_ready, ok, run, snapshot
 
 HEADER = "municipality,system,status,date,kind,bob,connection_date\n"
@@ -96,8 +103,18 @@ def test_import_status_last_months_file_after_a_step_later_that_day(
     path = _file(tmp_path, READY + "Odense,Momentum,date_agreement,2021-03-01,,,\n")
     assert _import(runner, db_path, path).exit_code == 0
     tid = str(_track_id(db_path, 461))
-    ok(runner, db_path, "track", "advance", tid, "agree_date", "--set",
-       "connection_date=2021-06-01", "--at", "2021-03-01T14:00")
+    ok(
+        runner,
+        db_path,
+        "track",
+        "advance",
+        tid,
+        "agree_date",
+        "--set",
+        "connection_date=2021-06-01",
+        "--at",
+        "2021-03-01T14:00",
+    )
     ok(runner, db_path, "track", "advance", tid, "approve_agreements", "--at", "2021-03-01T15:00")
     _imports_again_unchanged(runner, db_path, path)
 
@@ -153,8 +170,17 @@ def _aarhus_importer(runner: CliRunner, db_path: Path) -> None:
     ok(runner, db_path, "actor", "add", "kombit")
     ok(runner, db_path, "actor", "grant", "kombit", "coordinator", actor="kombit")
     ok(runner, db_path, "actor", "add", "import", actor="kombit")
-    ok(runner, db_path, "actor", "grant", "import", "importer", "--municipality", "Aarhus",
-       actor="kombit")
+    ok(
+        runner,
+        db_path,
+        "actor",
+        "grant",
+        "import",
+        "importer",
+        "--municipality",
+        "Aarhus",
+        actor="kombit",
+    )
 
 
 def test_import_status_out_of_scope_row_in_reported_state_refuses_the_file(
@@ -162,8 +188,19 @@ def test_import_status_out_of_scope_row_in_reported_state_refuses_the_file(
 ) -> None:
     """An importer scoped to Aarhus: a Vejle row whose track already is in the reported state
     refuses the whole file, naming line and column; no contract is recorded for Vejle."""
-    tid = ok(runner, db_path, "track", "start", "connection", "--municipality", "Vejle",
-             "--system", "Momentum", "--at", "2021-02-01").stdout.strip()
+    tid = ok(
+        runner,
+        db_path,
+        "track",
+        "start",
+        "connection",
+        "--municipality",
+        "Vejle",
+        "--system",
+        "Momentum",
+        "--at",
+        "2021-02-01",
+    ).stdout.strip()
     _aarhus_importer(runner, db_path)
     path = _file(
         tmp_path,
@@ -179,9 +216,7 @@ def test_import_status_out_of_scope_row_in_reported_state_refuses_the_file(
             f"Aarhus; track #{tid} is Vejle's"
         ]
         assert snapshot(db_path) == before
-    assert _query(db_path, "SELECT count(*) FROM contracts WHERE municipality_code = 630") == [
-        (0,)
-    ]
+    assert _query(db_path, "SELECT count(*) FROM contracts WHERE municipality_code = 630") == [(0,)]
 
 
 def test_import_status_out_of_scope_readiness_row_refuses_the_file(
@@ -235,9 +270,14 @@ def test_import_status_state_only_in_newer_version_is_a_row_error(
 ) -> None:
     """A finished track on version 1, a row naming a state only version 2 has: a row error on
     the status column (it used to raise KeyError, exit 1)."""
-    assert _import(runner, db_path, _file(
-        tmp_path, READY + "Odense,Momentum,I drift,2021-03-01,,,2021-03-01\n", "v1.csv"
-    )).exit_code == 0
+    assert (
+        _import(
+            runner,
+            db_path,
+            _file(tmp_path, READY + "Odense,Momentum,I drift,2021-03-01,,,2021-03-01\n", "v1.csv"),
+        ).exit_code
+        == 0
+    )
     ok(runner, db_path, "workflow", "add", str(_connection_v2(tmp_path)))
     tid = _track_id(db_path, 461)
     path = _file(tmp_path, "Odense,Momentum,notify_sapa,2021-04-01,,,\n")
@@ -270,8 +310,9 @@ def test_import_status_state_of_the_tracks_own_version_is_accepted(
     result = _import(runner, db_path, path)
     assert result.exit_code == 0, result.output
     assert _query(
-        db_path, "SELECT municipality_code, def_version, state FROM tracks"
-        " WHERE definition = 'connection' ORDER BY municipality_code"
+        db_path,
+        "SELECT municipality_code, def_version, state FROM tracks"
+        " WHERE definition = 'connection' ORDER BY municipality_code",
     ) == [(461, 1, "sapa_request"), (630, 2, "notify_sapa")]
     wrong = _file(tmp_path, "Vejle,Momentum,sapa_request,2021-04-02,,,\n", "wrong.csv")
     refused = _import(runner, db_path, wrong)
@@ -280,3 +321,126 @@ def test_import_status_state_of_the_tracks_own_version_is_accepted(
         refused.stderr
     )
     _imports_again_unchanged(runner, db_path, path)
+
+
+# --- property: any accepted file imports again with no change --------------------------------
+
+#: Statuses along the connection flow, in an order in which each may follow any earlier one
+#: (a bucket label right after a state of that bucket leaves the track as it is).
+FLOW = [
+    "date_agreement",
+    "Endnu ikke aftalt",
+    "service_agreements",
+    "Aftalt",
+    "sapa_request",
+    "display_opening",
+    "sapa_bob_setup",
+    "data_load",
+    "I drift",
+    "live",
+]
+#: With BoB display, step 3 comes between the approval and step 4.
+FLOW_BOB = [*FLOW[:4], "data_processing_agreement", *FLOW[4:]]
+MUNICIPALITIES = ["Odense", "Vejle", "Aarhus", "Esbjerg", "Aalborg"]
+SYSTEMS = ["Momentum", "Fasit"]
+#: Both systems ready long before any row; each row is date-only or timed at random.
+READINESS = [
+    ("Aarhus", "Momentum", "ready", "2021-01-04"),
+    ("Vejle", "Fasit", "ready", "2021-01-05"),
+]
+
+
+@st.composite
+def _moment(draw: st.DrawFn) -> str:
+    day = f"2021-03-{draw(st.integers(1, 3)):02d}"
+    if draw(st.booleans()):
+        return day
+    return f"{day}T{draw(st.integers(7, 17)):02d}:{draw(st.sampled_from(['00', '30'])):s}"
+
+
+@st.composite
+def _subject_rows(draw: st.DrawFn, municipality: str, system: str) -> list[list[str]]:
+    """Rows for one connection: later moments never report less progress; same-day rows."""
+    bob = draw(st.booleans())
+    flow = FLOW_BOB if bob else FLOW
+    moments = sorted(
+        set(draw(st.lists(_moment(), min_size=1, max_size=4))),
+        key=lambda m: m if len(m) > 10 else f"{m}T00:00",
+    )
+    steps = sorted(
+        draw(st.lists(st.integers(0, len(flow) - 1), min_size=len(moments), max_size=len(moments)))
+    )
+    date_given = draw(st.booleans())
+    return [
+        [
+            municipality,
+            system,
+            flow[step],
+            moment,
+            "",
+            "ja" if bob else "nej",
+            "2021-06-01" if date_given else "",
+        ]
+        for moment, step in zip(moments, steps, strict=True)
+    ]
+
+
+@st.composite
+def _status_file(draw: st.DrawFn) -> list[list[str]]:
+    pairs = draw(
+        st.lists(
+            st.tuples(st.sampled_from(MUNICIPALITIES), st.sampled_from(SYSTEMS)),
+            min_size=1,
+            max_size=5,
+            unique=True,
+        )
+    )
+    rows = [
+        [m, s, status, draw(st.sampled_from([day, f"{day}T06:00"])), "system-readiness", "", ""]
+        for m, s, status, day in READINESS
+    ]
+    for municipality, system in pairs:
+        rows.extend(draw(_subject_rows(municipality, system)))
+    return draw(st.permutations(rows))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database after ``onboarding init``, copied for each example."""
+    path = tmp_path_factory.mktemp("edges") / "template.db"
+    assert CliRunner().invoke(cli.cli, ["init", "--db", str(path)]).exit_code == 0
+    return path
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=_status_file(), cancel=st.booleans())
+def test_import_status_any_accepted_file_imports_again_unchanged(
+    template: Path, rows: list[list[str]], cancel: bool
+) -> None:
+    """Random valid files (subjects, statuses along the flow, same-day rows, date-only and timed
+    rows, any order) import; importing each again exits 0 and leaves the database equal, also
+    when a coordinator cancelled the open connections late on the file's last day between."""
+    runner = CliRunner()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = copy_db(template, Path(tmp) / "prop.db")
+        path = Path(tmp) / "status.csv"
+        path.write_text(HEADER + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
+        first = _import(runner, db_path, path)
+        assert first.exit_code == 0, (first.output, path.read_text(encoding="utf-8"))
+        if cancel:
+            open_ids = _query(
+                db_path, "SELECT id FROM tracks WHERE definition = 'connection' AND final = 0"
+            )
+            for (tid,) in open_ids:
+                ok(runner, db_path, "track", "advance", str(tid), "cancel", "--set",
+                   "reason=replaced", "--at", "2021-03-03T23:30")  # fmt: skip
+        before = snapshot(db_path)
+        again = _import(runner, db_path, path, "--json")
+        assert again.exit_code == 0, (again.output, path.read_text(encoding="utf-8"))
+        data = json.loads(again.stdout)
+        assert (data["tracks_started"], data["steps"], data["contracts_recorded"]) == (0, 0, 0)
+        assert snapshot(db_path) == before
