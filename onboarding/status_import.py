@@ -89,6 +89,7 @@ class _Row:
     status: str  # as written
     moment: datetime  # recorded and compared with history: the time, or the day's start
     judged: datetime  # other tracks are read as of this: the time, or the day's end (or now)
+    day_only: bool  # the date column gave a date without a time
     bob: bool | None
     fields: dict[str, Any]
     note: str | None
@@ -385,6 +386,7 @@ def _parse(
         status=rec["status"],
         moment=moment,
         judged=judged,
+        day_only=len(rec["date"]) == 10,
         bob=bob,
         fields=values,
         note=rec["note"] or None,
@@ -521,7 +523,7 @@ def _apply(
         raise row_error(
             path,
             row.line,
-            f"{row.text}: a backwards move: at {clock.display(clock.stamp(row.moment))} "
+            f"{row.text}: a backwards move: {_when(row)} "
             f"track #{track['id']} was already in {then} ({then_defn.state(then).label}){since}, "
             f"past {row.status!r}, and {defn.name} declares no step back the import may take",
             "status",
@@ -540,6 +542,13 @@ def _apply(
             )
         raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
     _leave(track, outcome, result)
+
+
+def _when(row: _Row) -> str:
+    """The row's moment as the file gave it: 'on 2021-03-31' or 'at 2021-03-31 14:00'."""
+    if row.day_only:
+        return f"on {clock.local_date(row.moment).isoformat()}"
+    return f"at {clock.display(clock.stamp(row.moment))}"
 
 
 def _leave(track: Mapping[str, Any], outcome: RowOutcome, result: ImportResult) -> None:
