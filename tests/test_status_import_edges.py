@@ -162,6 +162,21 @@ def test_import_status_timed_row_before_readiness_is_still_refused(
     assert snapshot(db_path) == before
 
 
+def test_import_status_last_months_file_speaks_of_the_track_of_its_moment(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    """A connection cancelled and started afresh after the file: re-importing the file judges
+    its row against the track that existed at the row's moment, and changes nothing."""
+    path = _file(tmp_path, READY + "Odense,Momentum,Aftalt,2021-03-01,,,2021-06-01\n")
+    assert _import(runner, db_path, path).exit_code == 0
+    tid = str(_track_id(db_path, 461))
+    ok(runner, db_path, "track", "advance", tid, "cancel", "--set", "reason=replaced",
+       "--at", "2021-03-05")  # fmt: skip
+    ok(runner, db_path, "track", "start", "connection", "--municipality", "Odense",
+       "--system", "Momentum", "--at", "2021-03-10")  # fmt: skip
+    _imports_again_unchanged(runner, db_path, path)
+
+
 # --- the importer's scope, for every row --------------------------------------------------------
 
 
