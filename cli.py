@@ -1466,11 +1466,13 @@ def import_status_cmd(file: str, dry_run: bool, db_path: str | None, as_json: bo
 
     Columns: municipality,system,status,date and optionally index, note, kind, bob and a
     column per workflow field (e.g. connection_date). status is a state of the connection
-    workflow or a report bucket: 'I drift', 'Aftalt', 'Endnu ikke aftalt'. Each row moves its
-    track forward by the shortest path, each step recorded with actor 'import' at the row's
-    date; importing the same file again changes nothing. Rows of kind system-readiness declare
-    systems ready (the municipality column is the pilot). UTF-8 (with or without BOM) or
-    Windows-1252, comma or semicolon.
+    workflow or a report bucket: 'I drift', 'Aftalt', 'Endnu ikke aftalt' (in the terms of
+    the definition version the row's track runs). Each row moves its track forward by the
+    shortest path, each step recorded with actor 'import' at the row's moment (a date alone:
+    the start of that day); importing an accepted file again changes nothing. Once actors are
+    registered, the 'import' actor's importer scope must cover every row. Rows of kind
+    system-readiness declare systems ready (the municipality column is the pilot). UTF-8 (with
+    or without BOM) or Windows-1252, comma or semicolon.
 
     Example:
 

@@ -34,6 +34,10 @@ class GuardContext:
 
     conn: sqlite3.Connection
     at: datetime
+    #: Read other tracks (``related``) as of this instant instead of ``at``: the status import
+    #: records a date-only row at the start of its day but judges "is the system ready" as of
+    #: the end of that day (docs/reports.md).
+    related_at: datetime | None = None
     _related: dict[tuple[str, int, str], tuple[str, dict[str, Any], int] | None] = field(
         default_factory=dict
     )
@@ -66,7 +70,7 @@ class GuardContext:
         self, definition: str, system_id: int, index: str
     ) -> tuple[str, dict[str, Any], int] | None:
         """(state, fields, track id) of the newest track of ``definition`` for that system and
-        index, as of ``self.at``; None when there was none then."""
+        index, as of ``self.related_at or self.at``; None when there was none then."""
         key = (definition, system_id, index)
         if key not in self._related:
             self._related[key] = self._read_related(definition, system_id, index)
@@ -83,7 +87,7 @@ class GuardContext:
         for (track_id,) in rows:
             hist = self.conn.execute(
                 "SELECT to_state, fields FROM history WHERE track_id = ? AND at <= ? ORDER BY seq",
-                [track_id, self.at_stamp],
+                [track_id, clock.stamp(self.related_at or self.at)],
             ).fetchall()
             if hist:
                 fields: dict[str, Any] = {}

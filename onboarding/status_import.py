@@ -10,16 +10,27 @@ into tracks and history without retyping (the file format is in docs/reports.md)
 * Rows apply in a canonical order, not file order: ``system-readiness`` rows first (a connection
   step of bucket Aftalt needs its system declared ready at that time), then by date, then by
   subject. A shuffled or re-encoded file therefore gives the same database.
+* Before anything is written, every row is checked against the database: the importer's scope
+  (``actor import``, role ``importer``) must cover the row's track, or the track it would start,
+  whatever the row then does (it may record a contract); and the status is resolved against the
+  definition version of that track (a new track: the latest version). All problems are reported
+  at once and nothing is written.
 * A row moves its track forward along the shortest path the import may take (breadth-first over
-  the definition, with the transitions' guards judged for this track at the row's date). Each
-  step is an ordinary history row with actor ``import``, role ``importer`` and the row's date as
-  its time. A required field the row lacks is recorded as not reported (``None``).
-* What a row means for a track that already exists (see docs/reports.md, "Which rows move
-  what"): *in* the reported state: unchanged; reported state ahead: moved; history shows the
-  track already further along **at the row's date**: a backwards move, a row error (unless
-  the definition declares a transition the import may fire, which the path search then finds);
-  the track got past the reported state only after the row's date: left as it is (an older
-  report). A finished track is never started again.
+  the definition, with the transitions' guards judged for this track at the row's moment). Each
+  step is an ordinary history row with actor ``import``, role ``importer`` and the row's moment
+  as its time. A required field the row lacks is recorded as not reported (``None``).
+* A row's moment is its time, or for a date alone the start of that day (local midnight): the
+  moment its steps are recorded and the moment its track's history is compared with. Guards that
+  read other tracks (is the system ready?) see a date-only row's day as it stood at its end (or
+  now, for today): "ready on 31 March" means ready by the end of that day.
+* What a row means for a track that already exists (see docs/reports.md, "What a row does"):
+  *in* the reported state now, or at the row's moment: unchanged (or left as it is); reported
+  state ahead and nothing recorded after the row's moment: moved; history shows the track
+  already further along **at the row's moment**: a backwards move, a row error (unless the
+  definition declares a transition the import may fire, which the path search then finds); the
+  track got past the reported state only after the row's moment: left as it is (an older
+  report). A finished track is never started again. So a file that was accepted once imports
+  again with no change, however much happened since.
 * A connection row for a municipality and system with no contract on record records contract
   ``unknown`` (and when: ``contract_origins``), so the rollout report counts it.
 
@@ -32,7 +43,7 @@ from __future__ import annotations
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,19 +80,22 @@ _NO = {"0", "no", "nej", "false", "n", ""}
 class _Row:
     line: int
     kind: str
-    defn: Definition
+    defn: Definition  # the latest version until _prepare sets the version of the row's track
     subject: engine.Subject
     subject_key: str
     municipality_code: int | None
     system_id: int
     text: str  # "Aarhus / KMD Momentum (sd)", for messages and results
     status: str  # as written
-    state: str | None  # a state name, or
-    bucket: str | None  # a bucket label (the earliest state of it this track can reach)
-    moment: datetime
+    moment: datetime  # recorded and compared with history: the time, or the day's start
+    judged: datetime  # other tracks are read as of this: the time, or the day's end (or now)
+    day_only: bool  # the date column gave a date without a time
     bob: bool | None
     fields: dict[str, Any]
     note: str | None
+    # Set by _prepare, against ``defn``:
+    state: str | None = None  # a state name, or
+    bucket: str | None = None  # a bucket label (the earliest state of it this track can reach)
 
 
 @dataclass
@@ -167,7 +181,7 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
     )
     records = read_csv_all(path, REQUIRED, [*OPTIONAL, *field_columns])
     rows: list[_Row] = []
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     seen: dict[tuple[str, str, str], int] = {}
     now = clock.now()
     for line, record in records:
@@ -181,9 +195,7 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
             seen[key] = line
             rows.append(row)
         except InputError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise _combined(path, errors)
+            errors.append((line, str(exc)))
     rows.sort(
         key=lambda r: (
             KINDS.index(r.kind),
@@ -198,10 +210,16 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
     conn = db.conn
     begin_immediate(conn)  # bounded retry (onboarding.db)
     try:
+        # Every row is checked against the database (scope, status) before any row is applied.
+        rows, problems, denied = _prepare(conn, db, path, rows)
+        if denied:
+            raise _combined(path, [*errors, *problems, *denied], PermissionDenied)
+        if errors or problems:
+            raise _combined(path, [*errors, *problems])
         for row in rows:
             try:
                 _apply(conn, db, path, row, result)
-            except PermissionDenied as exc:  # the importer's scope (onboarding.actors)
+            except PermissionDenied as exc:  # pragma: no cover - _prepare checked every row
                 raise PermissionDenied(f"{path}:{row.line}: {exc}") from None
         result.outcomes.sort(key=lambda o: o.line)
     except BaseException:
@@ -211,17 +229,77 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
     return result
 
 
-def _combined(path: PathLike, errors: list[str]) -> InputError:
+def _combined(
+    path: PathLike,
+    problems: list[tuple[int, str]],
+    kind: type[OnboardingError] = InputError,
+) -> OnboardingError:
+    """One error listing every row problem, in line order."""
+    errors = [text for _, text in sorted(problems, key=lambda p: p[0])]
     if len(errors) == 1:
-        return InputError(errors[0])
+        return kind(errors[0])
     shown = errors[:MAX_ERRORS]
     more = len(errors) - len(shown)
     tail = f"\n(and {more} more)" if more else ""
-    return InputError(
+    return kind(
         "\n".join(shown)
         + tail
         + f"\n{path}: {len(errors)} rows have problems; nothing was imported"
     )
+
+
+def _prepare(
+    conn: sqlite3.Connection, db: Database, path: PathLike, rows: list[_Row]
+) -> tuple[list[_Row], list[tuple[int, str]], list[tuple[int, str]]]:
+    """Check every row against the database before anything is written: the rows with their
+    status resolved, the status problems, and the rows outside the importer's scope.
+
+    The scope is checked for every row, whatever it will do: a row that leaves its track as it
+    is may still record a contract (registry data), and an importer scoped to one municipality
+    must not touch another's. The status is resolved against the definition version of the
+    row's track (a track that is not there yet starts on the latest version)."""
+    check = actors.checker(conn, ACTOR, ROLE)  # raises at once for an unknown importer
+    prepared: list[_Row] = []
+    problems: list[tuple[int, str]] = []
+    denied: list[tuple[int, str]] = []
+    for row in rows:
+        track = _find_track(conn, row)
+        defn = row.defn
+        if track is not None:
+            defn = definitions.get(db, track["definition"], track["def_version"])
+        if check is not None:
+            subject = track or {
+                "id": None,
+                "municipality_code": row.municipality_code,
+                "system_id": row.system_id,
+            }
+            try:
+                check(subject)
+            except PermissionDenied as exc:
+                column = _scope_column(conn, row)
+                denied.append((row.line, str(row_error(path, row.line, str(exc), column))))
+        try:
+            older = track if defn.version != row.defn.version else None
+            state, bucket = _status(path, row.line, defn, row.status, older)
+        except InputError as exc:
+            problems.append((row.line, str(exc)))
+            continue
+        prepared.append(replace(row, defn=defn, state=state, bucket=bucket))
+    return prepared, problems, denied
+
+
+def _scope_column(conn: sqlite3.Connection, row: _Row) -> str:
+    """The column that puts a row outside the importer's scope: its municipality when the
+    importer is scoped by municipality and the row has one, else its system (vendor)."""
+    kinds = {
+        r[0]
+        for r in conn.execute(
+            "SELECT scope_kind FROM actor_grants WHERE actor = ? AND role = ?", [ACTOR, ROLE]
+        ).fetchall()
+    }
+    if "municipality" in kinds and row.municipality_code is not None:
+        return "municipality"
+    return "system"
 
 
 def _parse(
@@ -249,14 +327,15 @@ def _parse(
         )
     elif defn.subject == "municipality-system":
         raise row_error(path, line, "is empty", "municipality")
-    moment = _moment(path, line, rec["date"], now)
+    moment, judged = _moment(path, line, rec["date"], now)
     index_codes = _indices(path, line, db, rec["index"])
     if defn.subject == "system" and len(index_codes) != 1:
         raise row_error(path, line, f"a {kind} row is for one index", "index")
     bob = _bob(path, line, rec["bob"])
     if defn.subject == "system" and bob:
         raise row_error(path, line, f"BoB display is about connections, not {kind}", "bob")
-    state, bucket = _status(path, line, defn, rec["status"])
+    if not rec["status"]:
+        raise row_error(path, line, "is empty", "status")
     values: dict[str, Any] = {}
     for name in field_columns:
         text = rec.get(name, "")
@@ -305,9 +384,9 @@ def _parse(
         system_id=int(system["id"]),
         text=text,
         status=rec["status"],
-        state=state,
-        bucket=bucket,
         moment=moment,
+        judged=judged,
+        day_only=len(rec["date"]) == 10,
         bob=bob,
         fields=values,
         note=rec["note"] or None,
@@ -328,21 +407,25 @@ def _resolve(
         raise row_error(path, line, str(exc), column) from None
 
 
-def _moment(path: PathLike, line: int, text: str, now: datetime) -> datetime:
+def _moment(path: PathLike, line: int, text: str, now: datetime) -> tuple[datetime, datetime]:
+    """(moment, judged): a time is both; a date alone is recorded at its start and judges other
+    tracks as they stood at its end, or now for today (see the module doc)."""
     if not text:
         raise row_error(path, line, "is empty", "date")
     try:
         if len(text) == 10:
-            moment = clock.local_midnight(clock.parse_date(text))
+            day = clock.parse_date(text)
+            moment = clock.local_midnight(day)
+            judged = min(clock.end_of_local_day(day), now)
         else:
-            moment = clock.parse_time(text)
+            moment = judged = clock.parse_time(text)
     except InputError:
         raise row_error(
             path, line, f"{text!r} is not a date (use 2021-03-31 or 31-03-2021)", "date"
         ) from None
     if moment > now:
         raise row_error(path, line, f"{text} is in the future", "date")
-    return moment
+    return moment, judged
 
 
 def _indices(path: PathLike, line: int, db: Database, text: str) -> list[str]:
@@ -372,11 +455,14 @@ def _norm(text: str) -> str:
 
 
 def _status(
-    path: PathLike, line: int, defn: Definition, text: str
+    path: PathLike,
+    line: int,
+    defn: Definition,
+    text: str,
+    older: Mapping[str, Any] | None = None,
 ) -> tuple[str | None, str | None]:
-    """(state, None) for a state name, (None, bucket) for a bucket label."""
-    if not text:
-        raise row_error(path, line, "is empty", "status")
+    """(state, None) for a state name, (None, bucket) for a bucket label, in ``defn``: the
+    version of the row's track (``older`` when that is not the latest), or the latest."""
     for state in defn.states:
         if _norm(state.name) == _norm(text):
             return state.name, None
@@ -384,8 +470,11 @@ def _status(
         if _norm(bucket) == _norm(text):
             return None, bucket
     expected = ", ".join([*defn.buckets, *(s.name for s in defn.states)])
+    which = defn.name
+    if older is not None:
+        which = f"{defn.name} version {defn.version} (the version track #{older['id']} runs)"
     raise row_error(
-        path, line, f"unknown status {text!r} for {defn.name}: expected one of {expected}", "status"
+        path, line, f"unknown status {text!r} for {which}: expected one of {expected}", "status"
     )
 
 
@@ -398,11 +487,11 @@ def _apply(
     if row.kind == CONNECTION:
         _record_contract(conn, path, row, result)
     track = _find_track(conn, row)
-    ctx = GuardContext(conn, row.moment)
+    ctx = GuardContext(conn, row.moment, related_at=row.judged)
     if track is None:
         _start_and_move(conn, db, path, row, ctx, result)
         return
-    defn = definitions.get(db, track["definition"], track["def_version"])
+    defn = row.defn  # the track's own version (_prepare)
     outcome = RowOutcome(row.line, row.text, track["id"], "unchanged", track["state"], None)
     result.outcomes.append(outcome)
     if row.bob is not None and bool(track["bob"]) != row.bob:
@@ -417,9 +506,33 @@ def _apply(
         outcome.to_state = track["state"]
         result.unchanged += 1
         return
+    # Judged at the row's own moment: the states the track held then (the one it was in, and
+    # any it entered at that very instant, such as this row's own steps on an earlier import).
+    held = _held(conn, db, track, row.moment)
+    if any(_is_in(d, s, row) for s, d in held):
+        _leave(track, outcome, result)  # history agrees with the row; the track moved on later
+        return
+    later = clock.stamp(row.moment) < track["updated_at"]  # steps recorded after the row
     found = _shortest_path(ctx, defn, _view(track, row), track["state"], _goal(defn, row))
-    if found.path is not None:
-        if clock.stamp(row.moment) < track["updated_at"]:
+    if found.path is not None and not later:
+        _walk(conn, path, defn, track, found.path, row, ctx, outcome, result)
+        return
+    if held and _beyond(held[-1], row):
+        then, then_defn = held[-1]
+        since = "" if later else f" since {clock.display(track['entered_at'])}"
+        raise row_error(
+            path,
+            row.line,
+            f"{row.text}: a backwards move: {_when(row)} "
+            f"track #{track['id']} was already in {then} ({then_defn.state(then).label}){since}, "
+            f"past {row.status!r}, and {defn.name} declares no step back the import may take",
+            "status",
+        )
+    if track["final"]:
+        _leave(track, outcome, result)
+        return
+    if _ahead(row, (track["state"], defn)):
+        if found.path is not None:
             raise row_error(
                 path,
                 row.line,
@@ -427,30 +540,20 @@ def _apply(
                 f"({clock.display(track['updated_at'])}); history never goes backwards",
                 "date",
             )
-        _walk(conn, path, defn, track, found.path, row, ctx, outcome, result)
-        return
-    # The track's state at the end of the row's day; None when it did not exist yet (the row
-    # is then an older report than anything the track holds).
-    then = _state_at(conn, track["id"], row.moment)
-    progress = _Progress(defn)
-    if then is not None and progress.beyond(then, row):
-        since = "" if then != track["state"] else f" since {clock.display(track['entered_at'])}"
-        raise row_error(
-            path,
-            row.line,
-            f"{row.text}: a backwards move: on {clock.local_date(row.moment).isoformat()} "
-            f"track #{track['id']} was already in {then} ({defn.state(then).label}){since}, "
-            f"past {row.status!r}, and {defn.name} declares no step back the import may take",
-            "status",
-        )
-    if track["final"]:
-        outcome.outcome = "finished"
-        outcome.to_state = track["state"]
-        result.unchanged += 1
-        return
-    if progress.ahead(row, track["state"]):
         raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
-    outcome.outcome = "past"
+    _leave(track, outcome, result)
+
+
+def _when(row: _Row) -> str:
+    """The row's moment as the file gave it: 'on 2021-03-31' or 'at 2021-03-31 14:00'."""
+    if row.day_only:
+        return f"on {clock.local_date(row.moment).isoformat()}"
+    return f"at {clock.display(clock.stamp(row.moment))}"
+
+
+def _leave(track: Mapping[str, Any], outcome: RowOutcome, result: ImportResult) -> None:
+    """The row leaves its track as it is: finished, or already past what the row reports."""
+    outcome.outcome = "finished" if track["final"] else "past"
     outcome.to_state = track["state"]
     result.unchanged += 1
 
@@ -478,12 +581,22 @@ def _record_contract(
 
 
 def _find_track(conn: sqlite3.Connection, row: _Row) -> dict[str, Any] | None:
-    """The subject's open track, else its newest finished one (never started again)."""
+    """The subject's track at the row's moment (the newest started by then), else its open
+    track, else its newest finished one (never started again).
+
+    A row is about the track that existed at its moment: after a track was cancelled and a new
+    one started, last month's file still speaks of the old one."""
     found = conn.execute(
-        "SELECT id FROM tracks WHERE definition = ? AND subject_key = ?"
-        " ORDER BY final = 0 DESC, id DESC LIMIT 1",
-        [row.kind, row.subject_key],
+        "SELECT id FROM tracks WHERE definition = ? AND subject_key = ? AND created_at <= ?"
+        " ORDER BY id DESC LIMIT 1",
+        [row.kind, row.subject_key, clock.stamp(row.moment)],
     ).fetchone()
+    if found is None:
+        found = conn.execute(
+            "SELECT id FROM tracks WHERE definition = ? AND subject_key = ?"
+            " ORDER BY final = 0 DESC, id DESC LIMIT 1",
+            [row.kind, row.subject_key],
+        ).fetchone()
     return engine.load_track(conn, int(found[0])) if found else None
 
 
@@ -578,14 +691,31 @@ def _goal(defn: Definition, row: _Row) -> Callable[[str], bool]:
     return lambda s: defn.state(s).bucket == bucket
 
 
-def _state_at(conn: sqlite3.Connection, track_id: int, moment: datetime) -> str | None:
-    """The track's state at the end of the row's day, from history (None: not started then)."""
-    end = clock.stamp(clock.end_of_local_day(clock.local_date(moment)))
-    found = conn.execute(
-        "SELECT to_state FROM history WHERE track_id = ? AND at <= ? ORDER BY seq DESC LIMIT 1",
-        [track_id, end],
-    ).fetchone()
-    return str(found[0]) if found else None
+#: A state with the definition version it belongs to (history may span a migration).
+_Held = tuple[str, Definition]
+
+
+def _held(
+    conn: sqlite3.Connection, db: Database, track: Mapping[str, Any], moment: datetime
+) -> list[_Held]:
+    """The states the track held at ``moment``, from history: the one it was in just before,
+    then each it entered at that instant, in order ([] when it had not started)."""
+    at = clock.stamp(moment)
+    before = conn.execute(
+        "SELECT to_state, def_version FROM history WHERE track_id = ? AND at < ?"
+        " ORDER BY seq DESC LIMIT 1",
+        [track["id"], at],
+    ).fetchall()
+    during = conn.execute(
+        "SELECT to_state, def_version FROM history WHERE track_id = ? AND at = ? ORDER BY seq",
+        [track["id"], at],
+    ).fetchall()
+    held: list[_Held] = []
+    for state, version in [*before, *during]:
+        defn = definitions.get(db, track["definition"], int(version))
+        if state in defn.by_name:
+            held.append((str(state), defn))
+    return held
 
 
 # --- paths and progress ---------------------------------------------------------------------------
@@ -660,33 +790,41 @@ def _shortest_path(
     return found
 
 
-class _Progress:
+def _distances(defn: Definition) -> dict[str, int]:
+    """Each state's distance (in transitions) from the initial state."""
+    dist: dict[str, int] = {defn.initial: 0}
+    queue = deque([defn.initial])
+    while queue:
+        s = queue.popleft()
+        for t in defn.transitions_from(s):
+            if t.dest not in dist:
+                dist[t.dest] = dist[s] + 1
+                queue.append(t.dest)
+    return dist
+
+
+def _rank(defn: Definition, state: str) -> tuple[int, int]:
     """How far along a state is: its bucket's rank, then its distance from the initial state."""
+    return defn.bucket_rank(state), _distances(defn).get(state, 0)
 
-    def __init__(self, defn: Definition) -> None:
-        self.defn = defn
-        self.dist: dict[str, int] = {defn.initial: 0}
-        queue = deque([defn.initial])
-        while queue:
-            s = queue.popleft()
-            for t in defn.transitions_from(s):
-                if t.dest not in self.dist:
-                    self.dist[t.dest] = self.dist[s] + 1
-                    queue.append(t.dest)
 
-    def key(self, state: str) -> tuple[int, int]:
-        return self.defn.bucket_rank(state), self.dist.get(state, 0)
-
-    def beyond(self, state: str, row: _Row) -> bool:
-        """Is ``state`` further along than what the row reports?"""
-        if row.state is not None:
-            return self.key(state) > self.key(row.state)
+def _compare(held: _Held, row: _Row) -> int:
+    """-1, 0 or 1 as the held state is behind, level with or further along than the row's
+    status (each ranked in its own definition version; a bucket label by its bucket)."""
+    state, defn = held
+    if row.state is not None:
+        mine, theirs = _rank(defn, state), _rank(row.defn, row.state)
+    else:
         assert row.bucket is not None
-        return self.defn.bucket_rank(state) > self.defn.buckets.index(row.bucket)
+        mine, theirs = (defn.bucket_rank(state), 0), (row.defn.buckets.index(row.bucket), 0)
+    return (mine > theirs) - (mine < theirs)
 
-    def ahead(self, row: _Row, state: str) -> bool:
-        """Does the row report something further along than ``state``?"""
-        if row.state is not None:
-            return self.key(row.state) > self.key(state)
-        assert row.bucket is not None
-        return self.defn.buckets.index(row.bucket) > self.defn.bucket_rank(state)
+
+def _beyond(held: _Held, row: _Row) -> bool:
+    """Was the track (in ``held``) further along than what the row reports?"""
+    return _compare(held, row) > 0
+
+
+def _ahead(row: _Row, held: _Held) -> bool:
+    """Does the row report something further along than ``held``?"""
+    return _compare(held, row) < 0

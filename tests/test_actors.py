@@ -302,9 +302,10 @@ def test_actors_status_import_runs_as_a_granted_importer(
     before = snapshot(db_path)
     refused = run(runner, db_path, "import", "status", str(status))
     assert refused.exit_code == 2
-    assert f"{status}:3: actor 'import' acts as importer for Aarhus; the new track is Vejle's" in (
-        refused.stderr
-    )
+    assert (
+        f"{status}:3: column municipality: actor 'import' acts as importer for Aarhus; "
+        "the new track is Vejle's"
+    ) in refused.stderr
     assert snapshot(db_path) == before
     ok(runner, db_path, "actor", "grant", "import", "importer", actor="kombit")
     assert "started 2 tracks" in ok(runner, db_path, "import", "status", str(status)).stdout
