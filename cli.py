@@ -446,6 +446,12 @@ def workflow_diagram(name: str, version: int | None, db_path: str | None) -> Non
 )
 @click.option("--dry-run", is_flag=True, help="Show what would move; write nothing.")
 @click.option("--note", default=None, help="Why, for the history.")
+@click.option(
+    "--at",
+    default=None,
+    metavar="TIME",
+    help="When it happened (ISO 8601, e.g. 2021-03-31T14:00; default: now; never in the future).",
+)
 @db_option
 @actor_options
 def workflow_migrate(
@@ -454,6 +460,7 @@ def workflow_migrate(
     mappings: tuple[str, ...],
     dry_run: bool,
     note: str | None,
+    at: str | None,
     db_path: str | None,
     actor: str | None,
     role: str,
@@ -468,7 +475,7 @@ def workflow_migrate(
 
     mapping = parse_sets(mappings, option="--map")
     with database(db_path) as db:
-        act = engine.Act(actor=actor_name(actor), role=role, note=note)
+        act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         result = engine.migrate(db, name, to_version, mapping, act, dry_run=dry_run)
         verb = "would move" if dry_run else "moved"
         click.echo(f"{verb} {result.moved} track(s)")
@@ -496,7 +503,8 @@ at_option = click.option(
     "--at",
     default=None,
     metavar="TIME",
-    help="When it happened (ISO 8601, e.g. 2021-03-31 or 2021-03-31T14:00; default: now).",
+    help="When it happened (ISO 8601, e.g. 2021-03-31 or 2021-03-31T14:00; default: now). "
+    "Never in the future (5 minutes' tolerance): a planned date goes in a field (--set).",
 )
 
 
