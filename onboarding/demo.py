@@ -773,8 +773,10 @@ def _simulate(
                         lambda d, s, top=rank: _forward(d, s, top),  # type: ignore[misc]
                     )
         if day == GDPR_CLOSES:
+            now(_local(day, 16))  # the clock reaches the step first: no act is in the future
             for code in codes:
                 sim.fire(klik_tracks[(GDPR_TASK, code)], _local(day, 16), _by_system)
+            now(hour)
         for code, when in overblik_plan.items():
             if when == day:
                 while sim.fire(
@@ -782,8 +784,10 @@ def _simulate(
                 ):
                     pass
         if day == date(2021, 5, 25):
+            now(_local(day, 16))
             for code in codes:
                 sim.fire(klik_tracks[(SYSTEMOVERBLIK, code)], _local(day, 16), _by_system)
+            now(hour)
         # Connections: each open one may take its next step today.
         for t in _open_tracks(db, reports.CONNECTION):
             rank = max(0, connection.bucket_rank(str(t["state"])))
