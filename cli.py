@@ -1756,12 +1756,22 @@ def goals_list(db_path: str | None, as_json: bool) -> None:
     type=click.Path(file_okay=False),
     help="Folder for the demo database, input files, outbox and HTML report.",
 )
-def demo_cmd(directory: str) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build even where a database the demo did not create is: it is moved to "
+    "DIR/replaced-<time>/ first.",
+)
+def demo_cmd(directory: str, force: bool) -> None:
     """Build a demo: the 98 municipalities, the deck's picture of 31 March 2021, a quarter.
 
     Writes a fresh database, the input files it imports, the reminders of a simulated quarter
     (as .eml files, never sent) and the HTML rollout report to DIR; prints the rollout report
     and what to try next. Deterministic, offline, a few seconds.
+
+    It replaces only its own output: an earlier demo in DIR is replaced (and it says so);
+    a database it did not create, or its file names without its database, make it stop
+    unless --force, which moves them to DIR/replaced-<time>/ first.
 
     Example:
 
@@ -1769,7 +1779,7 @@ def demo_cmd(directory: str) -> None:
     """
     from onboarding import demo
 
-    demo.run(directory, echo=click.echo)
+    demo.run(directory, echo=click.echo, force=force)
 
 
 # --- actors / audit / backup (reliability) ---
