@@ -13,8 +13,12 @@ $(BIN)/onboarding: pyproject.toml
 
 install: $(BIN)/onboarding
 
+# demo-output/ is the demo's own: a rerun replaces it and prints what it replaced. Anything there
+# the demo did not make stops it; `make demo DEMO_FLAGS=--force` moves that to
+# demo-output/replaced-<time>/ first.
+DEMO_FLAGS ?=
 demo: install
-	$(BIN)/onboarding demo --dir demo-output
+	$(BIN)/onboarding demo --dir demo-output $(DEMO_FLAGS)
 
 # The web page on the demo data (the demo runs first if it has not). The clock stays where the
 # demo's quarter ends, as the demo suggests; `make serve DEMO_NOW=` uses the real clock.

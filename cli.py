@@ -446,6 +446,12 @@ def workflow_diagram(name: str, version: int | None, db_path: str | None) -> Non
 )
 @click.option("--dry-run", is_flag=True, help="Show what would move; write nothing.")
 @click.option("--note", default=None, help="Why, for the history.")
+@click.option(
+    "--at",
+    default=None,
+    metavar="TIME",
+    help="When it happened (ISO 8601, e.g. 2021-03-31T14:00; default: now; never in the future).",
+)
 @db_option
 @actor_options
 def workflow_migrate(
@@ -454,6 +460,7 @@ def workflow_migrate(
     mappings: tuple[str, ...],
     dry_run: bool,
     note: str | None,
+    at: str | None,
     db_path: str | None,
     actor: str | None,
     role: str,
@@ -468,7 +475,7 @@ def workflow_migrate(
 
     mapping = parse_sets(mappings, option="--map")
     with database(db_path) as db:
-        act = engine.Act(actor=actor_name(actor), role=role, note=note)
+        act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         result = engine.migrate(db, name, to_version, mapping, act, dry_run=dry_run)
         verb = "would move" if dry_run else "moved"
         click.echo(f"{verb} {result.moved} track(s)")
@@ -496,7 +503,8 @@ at_option = click.option(
     "--at",
     default=None,
     metavar="TIME",
-    help="When it happened (ISO 8601, e.g. 2021-03-31 or 2021-03-31T14:00; default: now).",
+    help="When it happened (ISO 8601, e.g. 2021-03-31 or 2021-03-31T14:00; default: now). "
+    "Never in the future (5 minutes' tolerance): a planned date goes in a field (--set).",
 )
 
 
@@ -1758,12 +1766,22 @@ def goals_list(db_path: str | None, as_json: bool) -> None:
     type=click.Path(file_okay=False),
     help="Folder for the demo database, input files, outbox and HTML report.",
 )
-def demo_cmd(directory: str) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Build even where a database the demo did not create is: it is moved to "
+    "DIR/replaced-<time>/ first.",
+)
+def demo_cmd(directory: str, force: bool) -> None:
     """Build a demo: the 98 municipalities, the deck's picture of 31 March 2021, a quarter.
 
     Writes a fresh database, the input files it imports, the reminders of a simulated quarter
     (as .eml files, never sent) and the HTML rollout report to DIR; prints the rollout report
     and what to try next. Deterministic, offline, a few seconds.
+
+    It replaces only its own output: an earlier demo in DIR is replaced (and it says so);
+    a database it did not create, or its file names without its database, make it stop
+    unless --force, which moves them to DIR/replaced-<time>/ first.
 
     Example:
 
@@ -1771,7 +1789,7 @@ def demo_cmd(directory: str) -> None:
     """
     from onboarding import demo
 
-    demo.run(directory, echo=click.echo)
+    demo.run(directory, echo=click.echo, force=force)
 
 
 # --- actors / audit / backup (reliability) ---

@@ -37,10 +37,6 @@ from notifications.config import Config
 from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
-from onboarding.errors import InputError
-
-#: How far ``--at`` may be ahead of the wall clock (clocks of two machines differ a little).
-AT_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass
@@ -325,7 +321,7 @@ def send_due(
 ) -> SendSummary:
     """Send every notification due at ``at`` (default: now) once; return what happened.
 
-    ``at`` may not be later than the wall clock (plus ``AT_TOLERANCE``): InputError."""
+    ``at`` may not be later than the wall clock (plus ``clock.FUTURE_TOLERANCE``): InputError."""
     start = now or clock.now()
     started = _time.monotonic()
 
@@ -363,17 +359,8 @@ def send_due(
 
 def check_at(at: datetime, now: datetime) -> None:
     """Refuse an ``--at`` later than the wall clock: it would send reminders before they are
-    due (and what is due is decided by ``at``)."""
-    if at > now + AT_TOLERANCE:
-        minutes = int(AT_TOLERANCE.total_seconds() // 60)
-        raise InputError(
-            f"--at {_local(at)} is later than the current time {_local(now)}: send-due sends "
-            f"what is due now or earlier (at most {minutes} minutes ahead)"
-        )
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M:%S%z")
+    due (and what is due is decided by ``at``). The same check as every write's ``--at``."""
+    clock.check_not_future(at, now, why="send-due sends what is due now or earlier")
 
 
 def _supersede(

@@ -16,6 +16,11 @@ from onboarding.errors import InputError
 LOCAL = ZoneInfo("Europe/Copenhagen")
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+#: How far a given time (``--at``) may be ahead of the clock: two machines' clocks differ a
+#: little, and a person typing "now" by hand is a minute late or early. Anything further is a
+#: typo: a step recorded in the future would make every real step after it "go backwards".
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
 
 def now() -> datetime:
     """The current instant (UTC), or the pinned ``$ONBOARDING_NOW``."""
@@ -23,6 +28,31 @@ def now() -> datetime:
     if pinned:
         return parse_time(pinned, what="$ONBOARDING_NOW")
     return datetime.now(UTC)
+
+
+def check_not_future(
+    at: datetime,
+    current: datetime | None = None,
+    *,
+    what: str = "--at",
+    why: str = "the history records steps when they happened",
+    hint: str = "",
+) -> None:
+    """Refuse ``at`` later than the clock plus ``FUTURE_TOLERANCE`` (InputError, one line
+    naming both times). ``why`` says what the time is for, then come the tolerance and
+    ``hint`` (what to do instead)."""
+    current = current or now()
+    if at > current + FUTURE_TOLERANCE:
+        minutes = int(FUTURE_TOLERANCE.total_seconds() // 60)
+        raise InputError(
+            f"{what} {show_instant(at)} is later than the current time {show_instant(current)}:"
+            f" {why} (at most {minutes} minutes ahead){'; ' + hint if hint else ''}"
+        )
+
+
+def show_instant(moment: datetime) -> str:
+    """An instant in a message: local time to the second, with its offset."""
+    return moment.astimezone(LOCAL).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def parse_time(text: str, what: str = "time") -> datetime:

@@ -29,6 +29,7 @@ import csv
 import os
 import random
 import shutil
+import sqlite3
 import textwrap
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -40,13 +41,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding import calendar, clock, definitions, engine, registry, reports
+from onboarding import calendar, clock, definitions, engine, registry, reports, settings
 from onboarding.db import connect, initialise
-from onboarding.errors import OnboardingError
+from onboarding.errors import InputError, OnboardingError
 from onboarding.status_import import import_status
 from workflows.model import Definition, TransitionDef
 
-__all__ = ["DECK_TABLE", "DemoResult", "run"]
+__all__ = ["DECK_TABLE", "MARKER", "DemoResult", "is_demo_database", "run"]
 
 Echo = Callable[[str], None]
 
@@ -536,15 +537,97 @@ def _start(
 # --- the demo ------------------------------------------------------------------------------------
 
 
-def _clean(directory: Path) -> None:
-    """Remove what an earlier demo run wrote here (only those files)."""
-    for name in ("onboarding.db", "onboarding.db-wal", "onboarding.db-shm"):
-        (directory / name).unlink(missing_ok=True)
-    for sub in ("onboarding-outbox", "data"):
-        if (directory / sub).is_dir():
-            shutil.rmtree(directory / sub)
-    for html in directory.glob("rollout-*.html"):
-        html.unlink()
+#: The setting that marks a database as the demo's own (table ``settings``, written right after
+#: the schema): only a database carrying it is replaced by the next run without ``--force``. A
+#: marker in the database itself, not a file beside it, so a real database copied into the
+#: folder is never mistaken for the demo's.
+MARKER = "demo.created"
+
+#: What a demo run writes in its folder: a run replaces exactly these, and only when they are
+#: the demo's (``_owner``).
+_FILES = ("onboarding.db", "onboarding.db-wal", "onboarding.db-shm")
+_FOLDERS = ("onboarding-outbox", "data")
+
+
+def _present(directory: Path) -> list[Path]:
+    """The demo's names that exist in ``directory`` (what a run would replace)."""
+    found = [directory / n for n in (*_FILES, *_FOLDERS) if (directory / n).exists()]
+    return found + sorted(directory.glob("rollout-*.html"))
+
+
+def is_demo_database(path: Path) -> bool:
+    """True when ``path`` is a database the demo created (it carries ``MARKER``).
+
+    Read with ``immutable=1``: no lock, no journal and no ``-shm`` file, so a file that is not
+    ours (another tool's database, a text file) is left byte-identical; anything unreadable is
+    not the demo's."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = conn.execute("SELECT 1 FROM settings WHERE key = ?", [MARKER]).fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return row is not None
+
+
+def _shown(paths: Sequence[Path]) -> str:
+    return ", ".join(p.name + ("/" if p.is_dir() else "") for p in paths)
+
+
+def _prepare(directory: Path, force: bool, echo: Echo) -> None:
+    """Make ``directory`` ready for a fresh demo, never losing what is not the demo's.
+
+    An earlier demo's output is replaced, and the run says so. Anything else the demo would
+    overwrite (a database it did not create, or its file and folder names without its database)
+    is refused with one line, unless ``force``: then it is moved to ``replaced-<time>/`` in the
+    same folder first, whole (a database with its ``-wal``), and the run says where.
+    """
+    present = _present(directory)
+    if not present:
+        return
+    database = directory / "onboarding.db"
+    if database.is_file() and is_demo_database(database):
+        echo(f"Replacing the earlier demo in {directory}/: {_shown(present)}")
+        _clean(present)
+        return
+    shown = _shown(present)
+    if not force:
+        if database.exists():
+            what = f"{database} is not a demo database (onboarding demo did not create it)"
+        else:
+            what = f"{directory}/ holds {shown} but no demo database"
+        raise InputError(
+            f"{what}: the demo replaces only its own output; choose another folder with --dir, "
+            f"or add --force to move {shown} to {directory}/replaced-<time>/ first"
+        )
+    # The wall clock, not $ONBOARDING_NOW: this names a folder, it records nothing.
+    kept = _free(directory / f"replaced-{datetime.now(clock.LOCAL):%Y%m%d-%H%M%S}")
+    kept.mkdir()
+    for path in present:
+        path.rename(kept / path.name)  # the same file system: a move, nothing copied or lost
+    echo(f"Kept what was in {directory}/ ({shown}) in {kept}/")
+
+
+def _free(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3`` ... when it exists (two runs in one second)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _clean(present: Sequence[Path]) -> None:
+    """Remove an earlier demo's output (only the names ``_present`` found)."""
+    for path in present:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 #: The demo's mail settings, stored in its database ('onboarding mail configure') so that every
@@ -570,17 +653,24 @@ def _mail(db: Database, db_path: Path, outbox_dir: Path) -> Any:
     return replace(load_config(db_path, env, db=db), smtp=None, outbox_dir=outbox_dir)
 
 
-def run(directory: str | Path, echo: Echo = print, send_reminders: bool = True) -> DemoResult:
+def run(
+    directory: str | Path,
+    echo: Echo = print,
+    send_reminders: bool = True,
+    force: bool = False,
+) -> DemoResult:
     """Build the demo in ``directory`` (created if needed) and print what happened.
 
+    An earlier demo there is replaced (and the run says so); anything else the demo would
+    replace is refused (InputError) unless ``force``, which moves it aside first (``_prepare``).
     ``send_reminders=False`` skips writing the .eml files (the outbox rows are still made):
     the same tracks and history, faster.
     """
     from notifications.runner import send_due
 
     root = Path(directory)
+    _prepare(root, force, echo)
     root.mkdir(parents=True, exist_ok=True)
-    _clean(root)
     db_path = root / "onboarding.db"
     outbox_dir = root / "onboarding-outbox"
     rng = random.Random(SEED)
@@ -590,6 +680,7 @@ def run(directory: str | Path, echo: Echo = print, send_reminders: bool = True) 
         db = connect(db_path)
         try:
             initialise(db)  # the settings table first: the sender is stored before any mail
+            settings.update(db, {MARKER: clock.stamp(clock.now())})  # first: it is the demo's
             mail = _mail(db, db_path, outbox_dir)
             _build(db, root, result, rng, now, mail, send_due if send_reminders else None, echo)
         finally:
@@ -773,8 +864,10 @@ def _simulate(
                         lambda d, s, top=rank: _forward(d, s, top),  # type: ignore[misc]
                     )
         if day == GDPR_CLOSES:
+            now(_local(day, 16))  # the clock reaches the step first: no act is in the future
             for code in codes:
                 sim.fire(klik_tracks[(GDPR_TASK, code)], _local(day, 16), _by_system)
+            now(hour)
         for code, when in overblik_plan.items():
             if when == day:
                 while sim.fire(
@@ -782,8 +875,10 @@ def _simulate(
                 ):
                     pass
         if day == date(2021, 5, 25):
+            now(_local(day, 16))
             for code in codes:
                 sim.fire(klik_tracks[(SYSTEMOVERBLIK, code)], _local(day, 16), _by_system)
+            now(hour)
         # Connections: each open one may take its next step today.
         for t in _open_tracks(db, reports.CONNECTION):
             rank = max(0, connection.bucket_rank(str(t["state"])))

@@ -262,6 +262,10 @@ def plan(
 # --- writing ----------------------------------------------------------------------------------
 
 
+#: What to do with a future date instead of ``--at`` (docs/workflows.md, "When a step happened").
+PLANNED_HINT = "a planned date belongs in a date field of the track (--set NAME=DATE)"
+
+
 @dataclass(frozen=True)
 class Act:
     """Who acts, in which role, why, and when it happened."""
@@ -270,6 +274,13 @@ class Act:
     role: str
     note: str | None = None
     at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # An act dated later than the clock (beyond ``clock.FUTURE_TOLERANCE``) cannot exist,
+        # whoever builds it (CLI, web page, status import), so no write can record it: a step
+        # in the future would make every real step after it "go backwards", freezing the track.
+        if self.at is not None:
+            clock.check_not_future(self.at, hint=PLANNED_HINT)
 
     def moment(self) -> datetime:
         return self.at or clock.now()

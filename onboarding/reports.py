@@ -900,7 +900,7 @@ def record_counter(
     if value < 0:
         raise InputError(f"counter {counter}: {value} is negative")
     if at > _today(None):
-        raise InputError(f"--at {at.isoformat()} is in the future")
+        raise InputError(f"--at {at} is in the future: now is {clock.show_instant(clock.now())}")
     recorded = clock.stamp(clock.now())
     with immediate(db) as conn:
         cur = conn.execute(

@@ -424,7 +424,9 @@ def _moment(path: PathLike, line: int, text: str, now: datetime) -> tuple[dateti
             path, line, f"{text!r} is not a date (use 2021-03-31 or 31-03-2021)", "date"
         ) from None
     if moment > now:
-        raise row_error(path, line, f"{text} is in the future", "date")
+        raise row_error(
+            path, line, f"{text} is in the future: now is {clock.show_instant(now)}", "date"
+        )
     return moment, judged
 
 
