@@ -10,6 +10,7 @@ from history, never from the track row as it is now (a finished track's row has 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from datetime import date, datetime, timedelta
@@ -69,7 +70,8 @@ class _History:
         act = engine.Act("t", "coordinator", at=ready_at)
         for _, name in self.systems[:4]:
             t = engine.start(self.db, "system-readiness", engine.Subject(system=name), act)
-            engine.advance(self.db, t["id"], "start_pilot", act, {"pilot_municipality": self.codes[0]})
+            pilot = {"pilot_municipality": self.codes[0]}
+            engine.advance(self.db, t["id"], "start_pilot", act, pilot)
             engine.advance(self.db, t["id"], "complete_pilot", act)
             engine.advance(self.db, t["id"], "pass_compliance", act)
         for code in self.codes:
@@ -95,13 +97,13 @@ class _History:
     def steps(self, n: int) -> None:
         for _ in range(n):
             self.moment += timedelta(hours=self.rnd.randint(1, 60))
-            try:
-                self.rnd.choice(
-                    (self.klik, self.klik, self.wave, self.connection, self.connection,
-                     self.readiness, self.contract)
-                )()
-            except OnboardingError:
-                pass  # a guard or a role said no: that is history too (nothing written)
+            step = self.rnd.choice(
+                (self.klik, self.klik, self.wave, self.connection, self.connection,
+                 self.readiness, self.contract)
+            )
+            # A guard or a role may say no: nothing is written, and the history goes on.
+            with contextlib.suppress(OnboardingError):
+                step()
 
     def _track(self, key: tuple[str, ...], start: Any) -> tuple[int, bool]:
         """(open track for the subject, whether it was started just now)."""
