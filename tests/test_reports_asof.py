@@ -227,12 +227,12 @@ class _History:
 def _report(runner: CliRunner, path: Path, *args: str) -> Any:
     result = runner.invoke(cli.cli, [*args, "--db", str(path)])
     assert result.exit_code == 0, (args, result.output)
-    return json.loads(result.stdout)
+    return result.stdout if "html" in args else json.loads(result.stdout)
 
 
-def _as_of(runner: CliRunner, path: Path, day: date) -> dict[str, Any]:
+def _as_of(runner: CliRunner, path: Path, day: date, html: bool = False) -> dict[str, Any]:
     d = day.isoformat()
-    return {
+    out = {
         "klik": _report(runner, path, "report", "klik", "--as-of", d, "--json"),
         **{
             f"klik {task}": _report(
@@ -244,13 +244,19 @@ def _as_of(runner: CliRunner, path: Path, day: date) -> dict[str, Any]:
         "overdue": _report(runner, path, "report", "overdue", "--as-of", d, "--json"),
         "rollout": _report(runner, path, "report", "rollout", "--as-of", d, "--format", "json"),
     }
+    if html:  # tables, goals and the chart (progress and targets) as of D; slower, so not always
+        out["rollout html"] = _report(
+            runner, path, "report", "rollout", "--as-of", d, "--format", "html"
+        )
+    return out
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_reports_as_of_never_change_after_the_fact(
     db: Database, db_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
-    """klik, goals, overdue and rollout as of D are the same before and after later activity."""
+    """klik, goals, overdue and rollout (table and HTML) as of D are the same before and
+    after later activity."""
     monkeypatch.setenv("ONBOARDING_NOW", NOW)
     history = _History(db, seed)
     history.setup()
@@ -262,11 +268,11 @@ def test_reports_as_of_never_change_after_the_fact(
         {first + timedelta(days=rnd.randint(0, (last - first).days)) for _ in range(5)}
         | {d for d in (date(2021, 3, 31), date(2021, 4, 30), date(2021, 5, 21)) if d <= last}
     )
-    before = {d: _as_of(runner, db_path, d) for d in days}
+    before = {d: _as_of(runner, db_path, d, html=d == days[-1]) for d in days}
     history.moment = max(history.moment, clock.end_of_local_day(last).astimezone(clock.LOCAL))
     history.steps(150)
     history.finish()
-    after = {d: _as_of(runner, db_path, d) for d in days}
+    after = {d: _as_of(runner, db_path, d, html=d == days[-1]) for d in days}
     for d in days:
         for name in before[d]:
             assert after[d][name] == before[d][name], (seed, d.isoformat(), name)
