@@ -10,11 +10,11 @@
 "As of" always means *replayed from history*: a track's state at the end of that day is the
 ``to_state`` of its last history row at or before that instant, and its due date then is the
 engine's due rule applied to its fields and entry time then (``_tracks_as_of``), so a past date
-gives the past picture however much has happened since (tests/test_reports_asof.py). Buckets come from the definitions (the ``connection``
-definition's three buckets are the rollout columns, in its declared order); no state of a shipped
-definition is named here. Each report is a plain dict (the ``--json`` shape) with a ``*_text``
-function that lays it out in 80 columns; ``rollout_csv`` and ``rollout_html`` give the other
-formats. See docs/reports.md.
+gives the past picture however much has happened since (tests/test_reports_asof.py).
+Buckets come from the definitions (the ``connection`` definition's three buckets are the
+rollout columns, in its declared order); no state of a shipped definition is named here. Each
+report is a plain dict (the ``--json`` shape) with a ``*_text`` function that lays it out in 80
+columns; ``rollout_csv`` and ``rollout_html`` give the other formats. See docs/reports.md.
 """
 
 from __future__ import annotations

@@ -98,8 +98,15 @@ class _History:
         for _ in range(n):
             self.moment += timedelta(hours=self.rnd.randint(1, 60))
             step = self.rnd.choice(
-                (self.klik, self.klik, self.wave, self.connection, self.connection,
-                 self.readiness, self.contract)
+                (
+                    self.klik,
+                    self.klik,
+                    self.wave,
+                    self.connection,
+                    self.connection,
+                    self.readiness,
+                    self.contract,
+                )
             )
             # A guard or a role may say no: nothing is written, and the history goes on.
             with contextlib.suppress(OnboardingError):
@@ -113,8 +120,14 @@ class _History:
         self.open[key] = tid
         return tid, True
 
-    def _fire(self, key: tuple[str, ...], tid: int, trigger: str, sets: Any = None,
-              role: str = "coordinator") -> None:
+    def _fire(
+        self,
+        key: tuple[str, ...],
+        tid: int,
+        trigger: str,
+        sets: Any = None,
+        role: str = "coordinator",
+    ) -> None:
         t = engine.advance(self.db, tid, trigger, self.act(role), sets or {})
         if t["final"]:
             del self.open[key]
@@ -305,6 +318,18 @@ def test_reports_as_of_reads_the_replay_of_every_track(
         assert set(got) == set(want), day
         for tid, t in got.items():
             w = want[tid]
-            assert (t["state"], t["def_version"], t["final"], t["fields"], t["entered_at"],
-                    t["due"]) == (w["state"], w["def_version"], w["final"], w["fields"],
-                                  w["entered_at"], w["due"]), (day, tid)
+            assert (
+                t["state"],
+                t["def_version"],
+                t["final"],
+                t["fields"],
+                t["entered_at"],
+                t["due"],
+            ) == (
+                w["state"],
+                w["def_version"],
+                w["final"],
+                w["fields"],
+                w["entered_at"],
+                w["due"],
+            ), (day, tid)
