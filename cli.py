@@ -1569,24 +1569,33 @@ def report_rollout(
 
 
 @report.command("goals")
-@click.option("--year", type=int, default=None, help="The goals' year (default: this year).")
+@click.option(
+    "--year", type=int, default=None, help="The goals' year (default: the --as-of date's year)."
+)
 @click.option("--quarter", type=click.IntRange(1, 4), default=None, help="Only this quarter.")
+@click.option(
+    "--as-of", "as_of", metavar="DATE", help="The report as it stood at the end of this day."
+)
 @db_option
 @json_option
-def report_goals(year: int | None, quarter: int | None, db_path: str | None, as_json: bool) -> None:
+def report_goals(
+    year: int | None, quarter: int | None, as_of: str | None, db_path: str | None, as_json: bool
+) -> None:
     """Quarterly targets against the actual numbers at each quarter's end: met or missed.
 
     Targets come from the shipped goals file of the year (the deck's 2021 goals); counters the
-    tool cannot derive are recorded with 'onboarding goals record'.
+    tool cannot derive are recorded with 'onboarding goals record'. With --as-of, quarters
+    not ended by then are measured at that date, replayed from history.
 
     Example:
 
-        onboarding report goals --year 2021 --quarter 2
+        onboarding report goals --year 2021 --quarter 2 --as-of 2021-06-30
     """
     from onboarding import reports
 
+    day = _parse_day(as_of, "--as-of") or _today()
     with database(db_path) as db:
-        data = reports.goals(db, year or _today().year, quarter)
+        data = reports.goals(db, year or day.year, quarter, today=day)
     if as_json:
         echo_json(data)
     else:
@@ -1640,19 +1649,23 @@ def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_jso
 
 
 @report.command("overdue")
+@click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
 @db_option
 @json_option
-def report_overdue(db_path: str | None, as_json: bool) -> None:
+def report_overdue(as_of: str | None, db_path: str | None, as_json: bool) -> None:
     """Open tracks of every workflow past their due date, the longest overdue first.
+
+    --as-of replays history: the tracks open at the end of that day, with the due dates
+    their state and fields then gave.
 
     Example:
 
-        onboarding report overdue --json
+        onboarding report overdue --as-of 2021-05-10 --json
     """
     from onboarding import reports
 
     with database(db_path) as db:
-        data = reports.overdue(db)
+        data = reports.overdue(db, today=_parse_day(as_of, "--as-of"))
     if as_json:
         echo_json(data)
     else:

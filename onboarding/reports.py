@@ -8,12 +8,13 @@
 * ``klik``, ``overdue``, ``waves``.
 
 "As of" always means *replayed from history*: a track's state at the end of that day is the
-``to_state`` of its last history row at or before that instant, so a past date gives the past
-picture however much has happened since. Buckets come from the definitions (the ``connection``
-definition's three buckets are the rollout columns, in its declared order); no state of a shipped
-definition is named here. Each report is a plain dict (the ``--json`` shape) with a ``*_text``
-function that lays it out in 80 columns; ``rollout_csv`` and ``rollout_html`` give the other
-formats. See docs/reports.md.
+``to_state`` of its last history row at or before that instant, and its due date then is the
+engine's due rule applied to its fields and entry time then (``_tracks_as_of``), so a past date
+gives the past picture however much has happened since (tests/test_reports_asof.py).
+Buckets come from the definitions (the ``connection`` definition's three buckets are the
+rollout columns, in its declared order); no state of a shipped definition is named here. Each
+report is a plain dict (the ``--json`` shape) with a ``*_text`` function that lays it out in 80
+columns; ``rollout_csv`` and ``rollout_html`` give the other formats. See docs/reports.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import textwrap
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +92,9 @@ def _end_stamp(day: date) -> str:
     return clock.stamp(clock.end_of_local_day(day))
 
 
-def _rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+def _rows(
+    db: Database, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+) -> list[dict[str, Any]]:
     cur = db.conn.execute(sql, params)
     keys = [d[0] for d in cur.description]
     return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
@@ -121,7 +125,7 @@ def _states_as_of(db: Database, definition: str, stamp: str) -> list[dict[str, A
             WHERE t.definition = ? AND h.at <= ?
             GROUP BY h.track_id
         )
-        SELECT t.id, t.municipality_code, t.system_id, t.index_set, t.klik_task_id, t.fields,
+        SELECT t.id, t.municipality_code, t.system_id, t.index_set, t.klik_task_id,
                h.to_state AS state, h.def_version
         FROM last
         JOIN history h ON h.track_id = last.track_id AND h.seq = last.seq
@@ -130,6 +134,105 @@ def _states_as_of(db: Database, definition: str, stamp: str) -> list[dict[str, A
         """,
         [definition, stamp],
     )
+
+
+#: The columns of a track that never change after it starts: its subject.
+_SUBJECT_COLUMNS = (
+    "t.id, t.definition, t.municipality_code, t.system_id, t.index_set, t.bob, t.klik_task_id,"
+    " t.course"
+)
+
+
+def _tracks_as_of(
+    db: Database,
+    stamp: str,
+    definition: str | None = None,
+    open_due_before: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every track (of ``definition``, or of all) that existed at ``stamp``, as it was then.
+
+    Each has its subject columns and, as of ``stamp``: ``state``, ``def_version``, ``final``,
+    ``fields``, ``entered_at`` and ``due``. With ``open_due_before`` (an ISO date) only the
+    tracks open then whose due date then is earlier are returned: the overdue ones.
+
+    A track's row is the replay of its whole history (``tracks.replay``; the audit checks it),
+    and its ``updated_at`` is the instant of its last history row, so a track not changed
+    after ``stamp`` is read from its row, due date included (the same fast path as the rollout
+    report). Only the tracks changed after ``stamp`` have their history up to then replayed:
+    fields merged, the entry time of the last row that entered a state, and the due date
+    computed by the engine's rule (``engine.compute_due``) from those. Never is a column of
+    such a track's current row used for its state then: a finished track's row has no due date.
+    """
+    where = " AND t.definition = :d" if definition else ""
+    params: dict[str, Any] = {"d": definition, "at": stamp, "day": open_due_before}
+    late = " AND t.final = 0 AND t.due < :day" if open_due_before else ""
+    out = [
+        {**r, "fields": json.loads(r["fields"])}
+        for r in _rows(
+            db,
+            f"SELECT {_SUBJECT_COLUMNS}, t.state, t.def_version, t.final, t.fields,"
+            f" t.entered_at, t.due FROM tracks t WHERE t.updated_at <= :at{where}{late}",
+            params,
+        )
+    ]
+    if db.execute("SELECT 1 FROM history WHERE at > ? LIMIT 1", [stamp]).fetchone():
+        out += _replayed(db, stamp, where, params, open_due_before)
+    out.sort(key=lambda t: t["id"])
+    return out
+
+
+def _replayed(
+    db: Database, stamp: str, where: str, params: dict[str, Any], open_due_before: str | None
+) -> list[dict[str, Any]]:
+    """The tracks changed after ``stamp`` (but started by then), replayed up to it."""
+    from onboarding.engine import NO_REENTRY, compute_due
+    from onboarding.guards import GuardContext
+
+    defs = _Defs(db)
+    ctx = GuardContext(db.conn, clock.unstamp(stamp))
+    # History is appended in time order per track (a step is never dated before the one
+    # before it), so the rows at or before the instant are a prefix of each track's history.
+    # CROSS JOIN keeps the tracks the outer loop: only the changed tracks' history is read
+    # (through its (track_id, seq) key), not every history row with a lookup of its track.
+    cur = db.conn.execute(
+        f"SELECT {_SUBJECT_COLUMNS}, h.to_state, h.trigger, h.at, h.def_version, h.fields"
+        " FROM tracks t CROSS JOIN history h ON h.track_id = t.id"
+        f" WHERE t.updated_at > :at AND t.created_at <= :at{where} AND h.at <= :at"
+        " ORDER BY t.id, h.seq",
+        params,
+    )
+    n = len(_SUBJECT_COLUMNS.split(","))
+    keys = [d[0] for d in cur.description][:n]
+    out = []
+    for _, rows in groupby(cur, key=lambda r: r[0]):
+        history = list(rows)
+        track: dict[str, Any] = dict(zip(keys, history[0][:n], strict=True))
+        fields: dict[str, Any] = {}
+        entered = history[0][n + 2]
+        for _to, trigger, at, _v, changed in (r[n:] for r in history):
+            if changed != "{}":
+                fields.update(json.loads(changed))
+            if trigger not in NO_REENTRY:
+                entered = at
+        state_name, def_version = history[-1][n], history[-1][n + 3]
+        state = defs.get(track["definition"], def_version).state(state_name)
+        due = None
+        if state.due is not None and not state.final:
+            # fromisoformat reads the stored form exactly as clock.unstamp does, 10x faster.
+            moment = datetime.fromisoformat(entered)
+            due = compute_due(ctx, state, {**track, "fields": fields}, moment)
+        track.update(
+            state=state_name,
+            def_version=def_version,
+            final=int(state.final),
+            fields=fields,
+            entered_at=entered,
+            due=due.isoformat() if due else None,
+        )
+        if open_due_before and (state.final or not due or track["due"] >= open_due_before):
+            continue
+        out.append(track)
+    return out
 
 
 def _category(db: Database, text: str | None) -> str | None:
@@ -412,7 +515,7 @@ def _best_buckets(
         if contract == 2:  # a use on record by then: counted in its bucket
             counts = ranked.setdefault(system_id, {})
             counts[rank] = counts.get(rank, 0) + n
-        elif contract is None:  # no contract at all: noted as not counted
+        else:  # no contract on record by then (none, or one an import recorded later): noted
             uncounted[system_id] = uncounted.get(system_id, 0) + n
     return ranked, uncounted
 
@@ -623,8 +726,12 @@ def _chart(
     }
 
 
-def _rollout_targets(db: Database, year: int) -> dict[str, list[tuple[str, int, str]]]:
-    """Quarterly targets counted in municipalities, per category, from the year's goals."""
+def _rollout_targets(
+    db: Database, year: int, as_of: date | None = None
+) -> dict[str, list[tuple[str, int, str]]]:
+    """Quarterly targets counted in municipalities, per category, from the year's goals; an
+    ``all`` target counts the uses on record at the quarter's end, or at ``as_of`` if earlier
+    (as the goals report does)."""
     path = goals_file(year)
     if path is None:
         return {}
@@ -636,8 +743,8 @@ def _rollout_targets(db: Database, year: int) -> dict[str, list[tuple[str, int, 
             continue
         cat = m["categories"][0]
         for q, target in g["targets"].items():
-            value = _target_value(db, g, target["value"])
             end = _quarter_end(year, int(q[1]))
+            value = _target_value(db, g, target["value"], min(end, as_of or end))
             out.setdefault(cat, []).append((end.isoformat(), value, f"{q} target {value}"))
     return out
 
@@ -653,7 +760,7 @@ def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = N
     series = progress_series(db, start, as_of) if as_of >= start else {}
     shown = {c["category"] for c in report["categories"]}
     series = {c: pts for c, pts in series.items() if c in shown}
-    targets = {c: t for c, t in _rollout_targets(db, year).items() if c in shown}
+    targets = {c: t for c, t in _rollout_targets(db, year, as_of).items() if c in shown}
     chart = _chart(series, targets, year, as_of)
     goal_report = None
     if goals_file(year) is not None:
@@ -755,23 +862,31 @@ def _quarter_end(year: int, quarter: int) -> date:
     return date(year, m, d)
 
 
-def _target_value(db: Database, goal: Mapping[str, Any], value: Any) -> int:
+def _target_value(db: Database, goal: Mapping[str, Any], value: Any, day: date) -> int:
+    """A target's number; ``all`` counts the uses on record at the end of ``day`` (a contract
+    the status import recorded counts from its row's date, as in the rollout report)."""
     if value != "all":
         return int(value)
     m = goal["measure"]
     cats = list(m["categories"])
     marks = ",".join("?" * len(cats))
+    on_record = (
+        " LEFT JOIN contract_origins o ON o.municipality_code = c.municipality_code"
+        f" AND o.system_id = c.system_id WHERE s.category IN ({marks})"
+        " AND (o.since IS NULL OR o.since <= ?)"
+    )
+    params = [*cats, _end_stamp(day)]
     if m["count"] == "municipalities":
         n = db.execute(
-            f"SELECT count(DISTINCT c.municipality_code) FROM contracts c"
-            f" JOIN systems s ON s.id = c.system_id WHERE s.category IN ({marks})",
-            cats,
+            "SELECT count(DISTINCT c.municipality_code) FROM contracts c"
+            f" JOIN systems s ON s.id = c.system_id{on_record}",
+            params,
         ).fetchone()[0]
         return int(n) or int(db.execute("SELECT count(*) FROM municipalities").fetchone()[0])
     n = db.execute(
-        f"SELECT count(DISTINCT c.system_id) FROM contracts c"
-        f" JOIN systems s ON s.id = c.system_id WHERE s.category IN ({marks})",
-        cats,
+        "SELECT count(DISTINCT c.system_id) FROM contracts c"
+        f" JOIN systems s ON s.id = c.system_id{on_record}",
+        params,
     ).fetchone()[0]
     if n:
         return int(n)
@@ -841,7 +956,7 @@ def goals(
             end = _quarter_end(year, qn)
             measured_on = min(end, day)
             actual = _measure(db, defs, g, measured_on)
-            value = _target_value(db, g, target["value"])
+            value = _target_value(db, g, target["value"], measured_on)
             if actual is None:
                 status = "not recorded"
             elif end > day:
@@ -1121,16 +1236,14 @@ def klik(
     if task:
         tasks = [registry.resolve_klik_task(db, task)]
     names = {m["code"]: m["name"] for m in registry.list_municipalities(db)}
-    states = _states_as_of(db, KLIK, _end_stamp(day))
-    dues = {
-        int(r[0]): r[1]
-        for r in db.execute("SELECT id, due FROM tracks WHERE definition = ?", [KLIK]).fetchall()
-    }
+    # State and due date as of the day, replayed: the current row would lose the due date of
+    # a task finished since (and with it the overdue count of that day).
+    states = _tracks_as_of(db, _end_stamp(day), KLIK)
     out = []
     for t in tasks:
         counts = dict.fromkeys(buckets[::-1], 0)
         seen: dict[int, dict[str, Any]] = {}
-        for s in sorted((s for s in states if s["klik_task_id"] == t["id"]), key=lambda s: s["id"]):
+        for s in (s for s in states if s["klik_task_id"] == t["id"]):  # by id: the newest wins
             seen[s["municipality_code"]] = s
         open_rows = []
         overdue_count = 0
@@ -1138,7 +1251,7 @@ def klik(
             st = defs.get(KLIK, s["def_version"]).state(s["state"])
             bucket = st.bucket or buckets[0]
             counts[bucket] += 1
-            due = dues.get(s["id"]) if not st.final else None
+            due = s["due"] if not st.final else None
             late = bool(due) and not st.final and str(due) < day.isoformat()
             overdue_count += late
             if not st.final:
@@ -1208,28 +1321,47 @@ def klik_text(report: Mapping[str, Any]) -> str:
 
 
 def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
-    """Open tracks of every definition past their due date, the longest overdue first."""
-    from onboarding.filters import TrackFilter
-    from onboarding.tracks import _subject_labels, iter_tracks, subject_text
+    """Open tracks of every definition past their due date, the longest overdue first, as of
+    the end of ``today`` (default: the real today): state and due date replayed from history,
+    so a past date lists the tracks late then, however they went on."""
+    from onboarding.tracks import _subject_labels, subject_text
 
     day = _today(today)
     defs = _Defs(db)
+    labels: dict[tuple[Any, ...], str] = {}
+    lateness: dict[str, int] = {}
+
+    def late(due: str) -> int:
+        # Counted day by day: once per distinct due date, not once per track.
+        if due not in lateness:
+            lateness[due] = calendar.working_days_between(date.fromisoformat(due), day)
+        return lateness[due]
+
     out = []
-    for t in iter_tracks(db, TrackFilter(overdue=True, today=day)):
+    for t in _tracks_as_of(db, _end_stamp(day), open_due_before=day.isoformat()):
         defn = defs.get(t["definition"], t["def_version"])
         st = defn.state(t["state"])
+        key = (
+            t["municipality_code"],
+            t["system_id"],
+            t["klik_task_id"],
+            t["course"],
+            t["fields"].get("wave"),
+            t["index_set"],
+            t["bob"],
+        )
+        if key not in labels:
+            labels[key] = subject_text(_subject_labels(db, t))
         out.append(
             {
                 "track": t["id"],
                 "definition": t["definition"],
-                "subject": subject_text(_subject_labels(db, t)),
+                "subject": labels[key],
                 "state": st.name,
                 "label": st.label,
                 "role": st.role,
                 "due": t["due"],
-                "working_days_late": calendar.working_days_between(
-                    date.fromisoformat(t["due"]), day
-                ),
+                "working_days_late": late(t["due"]),
             }
         )
     out.sort(key=lambda r: (r["due"], r["track"]))

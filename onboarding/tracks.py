@@ -285,12 +285,13 @@ def _history_rows(
     ]
 
 
-def replay(db: Database, track_id: int) -> dict[str, Any]:
-    """The track's row as its history says it must be (for checks and audits)."""
+def replay(db: Database, track_id: int, upto: str | None = None) -> dict[str, Any]:
+    """The track's row as its history says it must be (for checks and audits); with ``upto``
+    (a stored instant), as its history up to then says it was."""
     rows = db.execute(
         "SELECT seq, to_state, trigger, at, def_version, fields FROM history"
-        " WHERE track_id = ? ORDER BY seq",
-        [track_id],
+        " WHERE track_id = ? AND (? IS NULL OR at <= ?) ORDER BY seq",
+        [track_id, upto, upto],
     ).fetchall()
     if not rows:
         raise ValueError(f"track {track_id} has no history")

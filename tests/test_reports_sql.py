@@ -63,11 +63,14 @@ def _oracle(db: Database, as_of: date, category: str | None = None) -> dict[str,
         SELECT count(DISTINCT t.municipality_code || ':' || t.system_id) FROM tracks t
         JOIN systems s ON s.id = t.system_id
         WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
-          AND NOT EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = t.municipality_code
-                          AND c.system_id = t.system_id)
+          AND NOT EXISTS (SELECT 1 FROM contracts c LEFT JOIN contract_origins o
+                              ON o.municipality_code = c.municipality_code
+                              AND o.system_id = c.system_id
+                          WHERE c.municipality_code = t.municipality_code
+                          AND c.system_id = t.system_id AND (o.since IS NULL OR o.since <= ?))
           AND EXISTS (SELECT 1 FROM history h WHERE h.track_id = t.id AND h.at <= ?)
         """,
-        [reports.CONNECTION, category, category, stamp],
+        [reports.CONNECTION, category, category, stamp, stamp],
     ).fetchone()[0]
     return {
         "counts": counts,

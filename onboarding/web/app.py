@@ -973,7 +973,7 @@ def _chart(db: Database, as_of: date) -> dict[str, Any]:
     year = as_of.year
     start = date(year, 1, 1)
     series = reports.progress_series(db, start, as_of) if as_of >= start else {}
-    targets = reports._rollout_targets(db, year)
+    targets = reports._rollout_targets(db, year, as_of)
     return reports._chart(series, targets, year, as_of)
 
 
