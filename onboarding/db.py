@@ -195,11 +195,11 @@ def open_existing(path: str | os.PathLike[str]) -> Database:
     db = connect(p)
     try:
         with guard(p):
-            pending = migrations.pending(db)
+            applied = applied_migrations(db.conn) or []
     except BaseException:
         db.close()
         raise
-    if pending:
+    if any(m.name not in applied for m in migrations._migrations):
         db.close()
         raise NotInitialised(
             f"database {p} has no current onboarding schema: run 'onboarding init' to create or "

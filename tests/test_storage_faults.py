@@ -368,10 +368,15 @@ def test_storage_output_on_full_disk_leaves_no_partial_file(base: Base, tmp_path
     db = tmp_path / "onboarding.db"
     shutil.copyfile(base.db, db)
     with tmpfs(tmp_path / "disk", size="1m") as disk:
-        fill(disk, leave=48 * 1024)  # room to start the copy, not to finish it
-        err = assert_one_line_error(_cli(["backup", f"{disk}/b.db", "--db", str(db)]))
-        assert "is full" in err and f"{disk}/b.db" in err, err
-        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+        # Room to start the copy but not finish it; then room for the copy but not for
+        # switching it out of WAL (which used to leave its -wal and -shm files behind).
+        for leave in (48 * 1024, db.stat().st_size + 8 * 1024):
+            with contextlib.suppress(FileNotFoundError):
+                (disk / "filler").unlink()
+            fill(disk, leave=leave)
+            err = assert_one_line_error(_cli(["backup", f"{disk}/b.db", "--db", str(db)]))
+            assert "is full" in err and f"{disk}/b.db" in err, err
+            assert sorted(p.name for p in disk.iterdir()) == ["filler"], leave
         fill(disk)  # no room at all
         for args in (
             ["audit", "export", "-o", f"{disk}/t.jsonl"],
@@ -520,3 +525,30 @@ def test_storage_newer_user_version_is_refused_naming_both_versions(
         assert "newer version" in err and "schema version 9" in err, err
         assert f"schema version {current_schema_version()}" in err, err
     assert db.read_bytes() == before
+
+
+# --- the mapping itself ----------------------------------------------------------------------
+
+
+def test_storage_lock_held_too_long_is_one_line(tmp_path: Path) -> None:
+    """A real "database is locked" (another connection holds an exclusive lock) reads as the
+    file staying locked, naming it; a bug-shaped SQLite error is left alone (exit 1)."""
+    from onboarding.storage import StorageError, describe
+
+    db = tmp_path / "locked.db"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(db, timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        other.execute("SELECT * FROM t")
+    holder.execute("ROLLBACK")
+    holder.close()
+    other.close()
+    error = describe(caught.value, db)
+    assert isinstance(error, StorageError)
+    assert str(db) in str(error) and "locked by another process" in str(error)
+    conn = sqlite3.connect(":memory:")
+    with pytest.raises(sqlite3.OperationalError) as bug:
+        conn.execute("SELECT no_such_column FROM sqlite_master")
+    assert describe(bug.value, db) is None
