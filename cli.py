@@ -107,7 +107,7 @@ def database(db_path: str | None) -> Iterator[Any]:
 
     db = open_db(db_path)
     try:
-        with guard(resolve_path(db_path)):
+        with guard(resolve_path(db_path), os_errors=False):
             yield db
     finally:
         db.close()

@@ -64,11 +64,17 @@ def describe(exc: BaseException, path: Path | str | None = None) -> StorageError
 
 
 @contextmanager
-def guard(path: Path | str | None) -> Iterator[None]:
-    """Turn storage faults raised in the block into ``StorageError`` naming ``path``."""
+def guard(path: Path | str | None, *, os_errors: bool = True) -> Iterator[None]:
+    """Turn storage faults raised in the block into ``StorageError`` naming ``path``.
+
+    ``os_errors=False`` leaves OS errors alone: around a command's use of its database, an
+    ``OSError`` is about another file (stdout, an output file) and is named by its own
+    ``filename`` where the CLI catches it.
+    """
+    handled = (sqlite3.Error, OSError) if os_errors else (sqlite3.Error,)
     try:
         yield
-    except (sqlite3.Error, OSError) as exc:
+    except handled as exc:
         error = describe(exc, path)
         if error is None:
             raise
@@ -135,8 +141,10 @@ def _from_os(exc: OSError, path: Path | None) -> StorageError | None:
 
 
 def full(path: Path | None) -> StorageError:
+    if path is None:  # writing to stdout redirected to a file, say
+        return StorageError("the disk is full: free some space and run the command again")
     return StorageError(
-        f"the disk holding {_name(path)} is full (or the database reached its size limit); "
+        f"the disk holding {path} is full (or the database reached its size limit); "
         "nothing was written: free some space and run the command again"
     )
 
@@ -148,7 +156,7 @@ def missing_folder(path: Path) -> StorageError:
 def read_only(path: Path | None) -> StorageError:
     """Which of file, folder or file system is read-only, as far as we can tell."""
     return _diagnose(path, assume_read_only=True) or StorageError(
-        f"{_name(path)} is read-only; nothing was written"
+        f"{path} is read-only; nothing was written" if path else "the file system is read-only"
     )
 
 

@@ -552,3 +552,25 @@ def test_storage_lock_held_too_long_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError) as bug:
         conn.execute("SELECT no_such_column FROM sqlite_master")
     assert describe(bug.value, db) is None
+
+
+def test_storage_stdout_to_full_disk_is_one_line(base: Base, tmp_path: Path) -> None:
+    """Output redirected to a file on a full disk (a real process): one line, exit 2."""
+    import sys
+
+    db = tmp_path / "onboarding.db"
+    shutil.copyfile(base.db, db)
+    with tmpfs(tmp_path / "disk", size="1m") as disk:
+        fill(disk)
+        with open(disk / "trail.jsonl", "wb") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "cli", "audit", "export", "--db", str(db)],
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **ENV},
+                cwd=Path(__file__).parent.parent,
+                timeout=60,
+            )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("Error: the disk is full") and done.stderr.count("\n") == 1
