@@ -55,7 +55,8 @@ def db_option(func: F) -> F:
         "--db",
         "db_path",
         envvar="ONBOARDING_DB",
-        type=click.Path(dir_okay=False),
+        # readable=False: an unreadable file is said in one line by onboarding.storage
+        type=click.Path(dir_okay=False, readable=False),
         default=None,
         help="Database file (default: $ONBOARDING_DB, else ./onboarding.db).",
     )(func)

@@ -574,3 +574,43 @@ def test_storage_stdout_to_full_disk_is_one_line(base: Base, tmp_path: Path) -> 
             )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("Error: the disk is full") and done.stderr.count("\n") == 1
+
+
+def test_storage_no_permission_is_one_line(base: Base) -> None:
+    """A database the user may not read (mode 000; root reads anything, so as root the
+    command runs in a child process that has become 'nobody'): one line, exit 2."""
+    import json
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="onboarding-perm-"))  # outside root's 0700 tmp
+    try:
+        folder.chmod(0o777)
+        db = folder / "onboarding.db"
+        shutil.copyfile(base.db, db)
+        assert _cli(["track", "list", "--db", str(db)]).exit_code == 0  # imports all it needs
+        db.chmod(0o000)
+        before = (db.stat().st_size, db.stat().st_mtime_ns)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: drop root, run the command, report, leave at once
+            try:
+                if IS_ROOT:
+                    os.setgid(65534)
+                    os.setuid(65534)
+                result = _cli(["track", "list", "--db", str(db)])
+                report = {"code": result.exit_code, "err": result.stderr}
+            except BaseException as exc:  # reported to the parent
+                report = {"code": -1, "err": repr(exc)}
+            os.write(write, json.dumps(report).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            report = json.loads(pipe.read() or b"{}")
+        os.waitpid(pid, 0)
+        assert report.get("code") == 2, report
+        assert report["err"] == (
+            f"Error: no permission to read {db}: check the file's owner and mode\n"
+        )
+        assert (db.stat().st_size, db.stat().st_mtime_ns) == before
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
