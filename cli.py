@@ -192,19 +192,25 @@ def init(db_path: str | None) -> None:
     from onboarding.db import connect, initialise, resolve_path, schema_version
     from onboarding.definitions import register_shipped
     from onboarding.registry import seed
-    from onboarding.storage import guard
+    from onboarding.storage import guard, remove_with_journals
 
     path = resolve_path(db_path)
-    db = connect(path)  # refuses a file that is not ours or is newer, changing nothing
+    created = not path.exists()
     try:
-        # Each step is idempotent, so an interrupted init is finished by running it again.
-        with guard(path):
-            applied = initialise(db)
-            seeded = seed(db)
-            added = register_shipped(db)
-            version = schema_version(db)
-    finally:
-        db.close()
+        db = connect(path)  # refuses a file that is not ours or is newer, changing nothing
+        try:
+            # Each step is idempotent, so an interrupted init is finished by running it again.
+            with guard(path):
+                applied = initialise(db)
+                seeded = seed(db)
+                added = register_shipped(db)
+                version = schema_version(db)
+        finally:
+            db.close()
+    except BaseException:
+        if created:  # a full disk, say: leave no half-made database behind
+            remove_with_journals(path)
+        raise
     if applied:
         click.echo(f"{path}: schema version {version} ({len(applied)} migration(s) applied)")
     else:

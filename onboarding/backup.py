@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -30,10 +29,9 @@ from onboarding.db import (
     open_existing,
 )
 from onboarding.errors import InputError
-from onboarding.storage import guard
+from onboarding.storage import guard, remove_with_journals
 
 HEADER = b"SQLite format 3\x00"
-JOURNAL_SUFFIXES = ("-journal", "-wal", "-shm")
 CORE_TABLES = ("tracks", "history", "definitions", "municipalities")
 
 
@@ -72,18 +70,11 @@ def backup(db_path: Path, target: Path, *, overwrite: bool = False) -> dict[str,
                 os.fsync(f.fileno())
             os.replace(tmp, target)
     except BaseException:
-        _remove_with_journals(tmp)
+        remove_with_journals(tmp)
         raise
     finally:
         db.close()
     return {"file": str(target), "bytes": target.stat().st_size, **info}
-
-
-def _remove_with_journals(path: Path) -> None:
-    """Remove a copy that failed, with the journal files SQLite left beside it."""
-    for leftover in (path, *(path.with_name(path.name + s) for s in JOURNAL_SUFFIXES)):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
 
 
 def check(path: Path) -> dict[str, Any]:
@@ -156,7 +147,7 @@ def restore(source: Path, db_path: Path) -> dict[str, Any]:
                 finally:
                     dest.close()
         except BaseException:
-            _remove_with_journals(kept)
+            remove_with_journals(kept)
             raise
         finally:
             current.close()

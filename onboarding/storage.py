@@ -186,6 +186,8 @@ def _diagnose(path: Path | None, *, assume_read_only: bool = False) -> StorageEr
         return StorageError(
             f"{path} is read-only; nothing was written: make it writable (chmod u+w) to change it"
         )
+    if not path.exists() and not os.access(folder, os.W_OK):
+        return StorageError(f"cannot create {path}: folder {folder} is read-only")
     if not os.access(folder, os.W_OK):
         return StorageError(
             f"folder {folder} is read-only; nothing was written: SQLite must be able to create "
@@ -195,6 +197,17 @@ def _diagnose(path: Path | None, *, assume_read_only: bool = False) -> StorageEr
     if assume_read_only:
         return StorageError(f"{path} is read-only; nothing was written")
     return None
+
+
+JOURNAL_SUFFIXES = ("-journal", "-wal", "-shm")
+
+
+def remove_with_journals(path: Path) -> None:
+    """Remove a database file this command created and that failed, with the journal files
+    SQLite left beside it (a failed copy must not leave ``*.tmp-journal`` behind)."""
+    for leftover in (path, *(path.with_name(path.name + s) for s in JOURNAL_SUFFIXES)):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 # --- output files (-o) ------------------------------------------------------------------------

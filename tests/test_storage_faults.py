@@ -614,3 +614,24 @@ def test_storage_no_permission_is_one_line(base: Base) -> None:
         assert (db.stat().st_size, db.stat().st_mtime_ns) == before
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("room", ["none", "some", "read-only-folder"])
+def test_storage_init_of_new_database_that_fails_leaves_nothing(
+    tmp_path: Path, room: str
+) -> None:
+    """'init' of a new database on a full disk (no room, or room for part of it) or in a
+    read-only folder: one line, and no half-made database or journal left behind."""
+    if room == "read-only-folder":
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        with frozen(folder):
+            err = assert_one_line_error(_cli(["init", "--db", str(folder / "new.db")]))
+        assert "read-only" in err, err
+        assert list(folder.iterdir()) == []
+        return
+    with tmpfs(tmp_path / "disk", size="1m") as disk:
+        fill(disk, leave=0 if room == "none" else 200 * 1024)
+        err = assert_one_line_error(_cli(["init", "--db", str(disk / "new.db")]))
+        assert "is full" in err, err
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
