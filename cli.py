@@ -31,13 +31,23 @@ class Group(click.Group):
     """A click group that turns library user errors into ``UserError``."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import sqlite3
+
         from onboarding.db import NotInitialised
         from onboarding.errors import OnboardingError
+        from onboarding.storage import describe
 
         try:
             return super().invoke(ctx)
         except (OnboardingError, NotInitialised) as exc:
             raise UserError(str(exc)) from exc
+        except (sqlite3.Error, OSError) as exc:
+            # A storage fault that no 'database()' block named a file for (a full disk, a
+            # read-only file system): still one line. Anything else is a bug (exit 1).
+            error = describe(exc)
+            if error is None:
+                raise
+            raise UserError(str(error)) from exc
 
 
 def db_option(func: F) -> F:
@@ -45,7 +55,8 @@ def db_option(func: F) -> F:
         "--db",
         "db_path",
         envvar="ONBOARDING_DB",
-        type=click.Path(dir_okay=False),
+        # readable=False: an unreadable file is said in one line by onboarding.storage
+        type=click.Path(dir_okay=False, readable=False),
         default=None,
         help="Database file (default: $ONBOARDING_DB, else ./onboarding.db).",
     )(func)
@@ -90,10 +101,15 @@ def open_db(db_path: str | None) -> Any:
 
 @contextmanager
 def database(db_path: str | None) -> Iterator[Any]:
-    """The database for one command, closed when the command is done."""
+    """The database for one command, closed when the command is done; a storage fault while
+    it is used (full disk, read-only file) becomes one line naming it (onboarding.storage)."""
+    from onboarding.db import resolve_path
+    from onboarding.storage import guard
+
     db = open_db(db_path)
     try:
-        yield db
+        with guard(resolve_path(db_path), os_errors=False):
+            yield db
     finally:
         db.close()
 
@@ -176,17 +192,25 @@ def init(db_path: str | None) -> None:
     from onboarding.db import connect, initialise, resolve_path, schema_version
     from onboarding.definitions import register_shipped
     from onboarding.registry import seed
+    from onboarding.storage import guard, remove_with_journals
 
     path = resolve_path(db_path)
-    db = connect(path)
+    created = not path.exists()
     try:
-        # Each step is idempotent, so an interrupted init is finished by running it again.
-        applied = initialise(db)
-        seeded = seed(db)
-        added = register_shipped(db)
-        version = schema_version(db)
-    finally:
-        db.close()
+        db = connect(path)  # refuses a file that is not ours or is newer, changing nothing
+        try:
+            # Each step is idempotent, so an interrupted init is finished by running it again.
+            with guard(path):
+                applied = initialise(db)
+                seeded = seed(db)
+                added = register_shipped(db)
+                version = schema_version(db)
+        finally:
+            db.close()
+    except BaseException:
+        if created:  # a full disk, say: leave no half-made database behind
+            remove_with_journals(path)
+        raise
     if applied:
         click.echo(f"{path}: schema version {version} ({len(applied)} migration(s) applied)")
     else:
@@ -1545,10 +1569,11 @@ def report_rollout(
 
         onboarding report rollout --as-of 2021-03-31 --format html -o rollout.html
     """
-    from pathlib import Path
-
     from onboarding import reports
+    from onboarding.storage import check_output, write_text
 
+    if output:
+        check_output(output)  # before any work: a missing folder is one line
     with database(db_path) as db:
         data = reports.rollout(db, category, _parse_day(as_of, "--as-of"))
         if as_json:
@@ -1562,7 +1587,7 @@ def report_rollout(
         else:
             text = reports.rollout_text(data)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_text(output, text)  # whole or not at all; a missing folder is one line
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
@@ -2086,10 +2111,13 @@ def audit_export(fmt: str, output: str | None, db_path: str | None) -> None:
         onboarding audit export --format csv -o audit-2021.csv
     """
     from onboarding import audit as audit_mod
+    from onboarding.storage import check_output, writing
 
+    if output:
+        check_output(output)  # before any work: a missing folder is one line
     with database(db_path) as db:
         if output:
-            with open(output, "w", encoding="utf-8", newline="") as f:
+            with writing(output, newline="") as f:
                 n = audit_mod.export(db, f, fmt)
             click.echo(f"wrote {n} history rows to {output}", err=True)
         else:

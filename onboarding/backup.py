@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -22,8 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from onboarding import audit
-from onboarding.db import connect, migrations, open_existing
+from onboarding.db import (
+    APPLICATION_ID,
+    connect,
+    migrations,
+    newer_version_problem,
+    open_existing,
+)
 from onboarding.errors import InputError
+from onboarding.storage import guard, remove_with_journals
 
 HEADER = b"SQLite format 3\x00"
 CORE_TABLES = ("tracks", "history", "definitions", "municipalities")
@@ -49,22 +55,22 @@ def backup(db_path: Path, target: Path, *, overwrite: bool = False) -> dict[str,
     db = open_existing(db_path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        dest = sqlite3.connect(tmp)
-        try:
-            db.conn.backup(dest)  # pages=-1: the whole database from one snapshot
-            dest.execute("PRAGMA journal_mode = DELETE")
-            check = dest.execute("PRAGMA integrity_check").fetchone()[0]
-            if check != "ok":  # pragma: no cover - a copy of a sound database
-                raise InputError(f"the copy failed its integrity check: {check}")
-            info = _summary(dest)
-        finally:
-            dest.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        with guard(target):  # a full disk or read-only folder is said of the backup file
+            dest = sqlite3.connect(tmp)
+            try:
+                db.conn.backup(dest)  # pages=-1: the whole database from one snapshot
+                dest.execute("PRAGMA journal_mode = DELETE")
+                check = dest.execute("PRAGMA integrity_check").fetchone()[0]
+                if check != "ok":  # pragma: no cover - a copy of a sound database
+                    raise InputError(f"the copy failed its integrity check: {check}")
+                info = _summary(dest)
+            finally:
+                dest.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        remove_with_journals(tmp)
         raise
     finally:
         db.close()
@@ -90,6 +96,11 @@ def check(path: Path) -> dict[str, Any]:
             raise InputError(f"{path}: damaged database: {exc}") from None
         if result != ["ok"]:
             raise InputError(f"{path}: fails the integrity check: {'; '.join(result[:3])}")
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        if app_id not in (0, APPLICATION_ID):
+            raise InputError(
+                f"{path}: not a database of this tool (SQLite application_id {app_id:#010x})"
+            )
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "_sqlite_migrations" not in tables:
             raise InputError(f"{path}: not a database of this tool (no migrations table)")
@@ -102,12 +113,11 @@ def check(path: Path) -> dict[str, Any]:
         ]
         if not applied:
             raise InputError(f"{path}: not a database of this tool (no onboarding migrations)")
+        user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        newer = newer_version_problem(applied, user_version)
+        if newer:
+            raise InputError(f"{path}: {newer}")
         known = [m.name for m in migrations._migrations]
-        unknown = [name for name in applied if name not in known]
-        if unknown:
-            raise InputError(
-                f"{path}: made by a newer version of this tool (migrations {', '.join(unknown)})"
-            )
         missing = [t for t in CORE_TABLES if t not in tables]
         if missing:
             raise InputError(f"{path}: not a database of this tool (no {', '.join(missing)})")
@@ -127,21 +137,26 @@ def restore(source: Path, db_path: Path) -> dict[str, Any]:
     if db_path.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         kept = db_path.with_name(f"{db_path.name}.before-restore-{stamp}.db")
-        current = connect(db_path)
+        current = connect(db_path)  # refuses a file that is not ours, changing nothing
         try:
-            dest = sqlite3.connect(kept)
-            try:
-                current.conn.backup(dest)
-                dest.execute("PRAGMA journal_mode = DELETE")
-            finally:
-                dest.close()
+            with guard(kept):
+                dest = sqlite3.connect(kept)
+                try:
+                    current.conn.backup(dest)
+                    dest.execute("PRAGMA journal_mode = DELETE")
+                finally:
+                    dest.close()
+        except BaseException:
+            remove_with_journals(kept)
+            raise
         finally:
             current.close()
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     db = connect(db_path)
     try:
-        src.backup(db.conn)
-        db.conn.execute("PRAGMA journal_mode = WAL")
+        with guard(db_path):
+            src.backup(db.conn)
+            db.conn.execute("PRAGMA journal_mode = WAL")
         info["kept"] = str(kept) if kept else None
         info["audit"] = None
         if not info["pending_migrations"]:

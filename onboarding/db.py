@@ -7,6 +7,7 @@ pending ones and is safe to run again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -17,13 +18,34 @@ from pathlib import Path
 from sqlite_utils import Database, Migrations
 
 from onboarding.errors import OnboardingError
+from onboarding.storage import StorageError, guard, missing_folder
 
 DEFAULT_DB = "onboarding.db"
 migrations = Migrations("onboarding")
 
+#: ``PRAGMA application_id`` of every database this tool creates (bytes 68-71 of the file's
+#: header): the four letters "ONBD". A file with another non-zero id belongs to another
+#: application and is never changed. Databases created before the id existed have 0 there and
+#: are recognised by this tool's rows in ``_sqlite_migrations``; ``onboarding init`` stamps them.
+APPLICATION_ID = int.from_bytes(b"ONBD", "big")  # 0x4F4E4244 = 1330528836
+
+#: Test hook, read by ``connect`` only: ``PRAGMA max_page_count`` for every connection, which
+#: makes a full disk reproducible on any machine (tests/test_storage_faults.py). Not for use.
+TEST_MAX_PAGES_ENV = "ONBOARDING_TEST_MAX_PAGE_COUNT"
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
 
 class NotInitialised(Exception):
     """The database file has no onboarding schema yet."""
+
+
+class NotOurs(StorageError):
+    """A file that is not a database of this tool (another application's, or not SQLite)."""
+
+
+class NewerVersion(StorageError):
+    """A database written by a newer version of this tool: nothing here may read or change it."""
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
@@ -34,31 +56,150 @@ def resolve_path(path: str | os.PathLike[str] | None) -> Path:
 
 
 def connect(path: str | os.PathLike[str]) -> Database:
-    """Open a connection with the pragmas every connection needs.
+    """Open a connection with the pragmas every connection needs, creating an empty file when
+    there is none; refuse (``NotOurs``, ``NewerVersion``) a file that is not ours.
+
+    Only our files are changed: before ``PRAGMA journal_mode = WAL`` (which rewrites bytes 18
+    and 19 of the header) or any write, the file must be new or empty, or carry our
+    ``APPLICATION_ID``, or (written before the id existed) our migrations. A refused file is
+    left byte-identical: checking it only reads.
 
     ``isolation_level=None`` leaves transaction control to us (``BEGIN IMMEDIATE`` for every
     read-modify-write); a busy timeout lets concurrent writers wait instead of failing.
     WAL with ``synchronous=NORMAL`` survives a process crash (README: storage choices).
+    Storage faults (missing folder, read-only, full disk) raise ``StorageError``.
     """
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 30000")
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if mode != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    p = Path(path)
+    with guard(p):
+        _check_header(p)
+        conn = sqlite3.connect(str(p), timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            check_ours(conn, p)
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            limit = os.environ.get(TEST_MAX_PAGES_ENV)
+            if limit:
+                conn.execute(f"PRAGMA max_page_count = {int(limit)}")
+        except BaseException:
+            conn.close()
+            raise
     # No sqlite-utils plugins: none is needed, and finding them scans the entry points of every
     # installed package (about 25 ms of every command's start; bench/RESULTS.md).
     return Database(conn, execute_plugins=False)
 
 
+def _check_header(p: Path) -> None:
+    """Refuse, before SQLite opens it, a file that is not SQLite or has another application's
+    id; a missing folder is said as such (SQLite would say "unable to open database file")."""
+    if not p.parent.is_dir():
+        raise missing_folder(p)
+    if not p.exists():
+        return
+    with open(p, "rb") as f:
+        header = f.read(100)
+    if not header:
+        return  # an empty file: a new database
+    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+        raise NotOurs(
+            f"{p} is not a SQLite database and was not changed: give --db the path of an "
+            "onboarding database"
+        )
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id not in (0, APPLICATION_ID):
+        raise _foreign(p, f"SQLite application_id {app_id:#010x}")
+
+
+def _foreign(p: Path, why: str) -> NotOurs:
+    return NotOurs(
+        f"{p} is another application's SQLite database ({why}), not an onboarding database; "
+        "it was not changed: give --db the path of an onboarding database"
+    )
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str] | None:
+    """Names of this tool's migrations recorded in the file, in order; ``None`` when the file
+    has no migrations table at all."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        [migrations.migrations_table],
+    ).fetchone()
+    if not found:
+        return None
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT name FROM {migrations.migrations_table} WHERE migration_set = ? "
+            "ORDER BY rowid",
+            [migrations.name],
+        )
+    ]
+
+
+def check_ours(conn: sqlite3.Connection, p: Path) -> None:
+    """Refuse (read only) a database that is another application's or from a newer version
+    of this tool; accept an empty one (see ``connect``)."""
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    applied = applied_migrations(conn)
+    if app_id not in (0, APPLICATION_ID):
+        raise _foreign(p, f"SQLite application_id {app_id:#010x}")
+    if app_id == 0 and not applied:
+        objects = conn.execute(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+        if objects or user_version:
+            names = ", ".join(r[0] for r in objects[:3]) or f"user_version {user_version}"
+            raise _foreign(p, f"it holds {names}{', …' if len(objects) > 3 else ''}")
+    problem = newer_version_problem(applied or [], user_version)
+    if problem:
+        raise NewerVersion(f"{p}: {problem}")
+
+
+def newer_version_problem(applied: list[str], user_version: int) -> str | None:
+    """Why a database with these migrations and ``PRAGMA user_version`` is from a newer version
+    of this tool (naming its schema and ours), or ``None``."""
+    known = [m.name for m in migrations._migrations]
+    unknown = [name for name in applied if name not in known]
+    if not unknown and user_version <= len(known):
+        return None
+    theirs = (
+        f"schema {', '.join(unknown)}" if unknown else f"schema version {user_version}"
+    )
+    return (
+        f"made by a newer version of this tool ({theirs}); this version ({_tool_version()}) "
+        f"knows schema version {len(known)} ({known[-1]}) and does not read or change it: "
+        "use the newer version of onboarding"
+    )
+
+
+def _tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"onboarding {version('onboarding')}"
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "onboarding"
+
+
 def open_existing(path: str | os.PathLike[str]) -> Database:
     """Open a database that ``onboarding init`` has already created."""
     p = Path(path)
+    if not p.parent.is_dir():
+        raise missing_folder(p)
     if not p.exists():
         raise NotInitialised(f"database {p} does not exist: run 'onboarding init' first")
     db = connect(p)
-    if migrations.pending(db):
+    try:
+        with guard(p):
+            applied = applied_migrations(db.conn) or []
+    except BaseException:
+        db.close()
+        raise
+    if any(m.name not in applied for m in migrations._migrations):
         db.close()
         raise NotInitialised(
             f"database {p} has no current onboarding schema: run 'onboarding init' to create or "
@@ -77,10 +218,14 @@ def schema_version(db: Database) -> int:
 
 
 def initialise(db: Database) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when already current)."""
+    """Stamp the file as ours and apply pending migrations; return the names applied (empty
+    when already current). ``connect`` has checked the file is empty or ours."""
+    if int(db.execute("PRAGMA application_id").fetchone()[0]) != APPLICATION_ID:
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
-    db.execute(f"PRAGMA user_version = {current_schema_version()}")
+    if schema_version(db) != current_schema_version():
+        db.execute(f"PRAGMA user_version = {current_schema_version()}")
     return pending
 
 
@@ -112,23 +257,35 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
             time.sleep(0.1 * attempt)
 
 
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if there still is one, while an error is handled.
+
+    SQLite ends a transaction by itself after some errors (a full disk, an I/O error), and a
+    ``ROLLBACK`` then fails with "cannot rollback - no transaction is active", which would hide
+    the error that matters; so this never raises, and the caller re-raises the original.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 @contextmanager
 def immediate(db: Database) -> Iterator[sqlite3.Connection]:
     """One write transaction taken with ``BEGIN IMMEDIATE`` (``begin_immediate``).
 
     A deferred transaction that reads and then writes fails at once with "database is locked"
     when another process committed in between; taking the write lock first avoids that.
-    Everything inside commits together or not at all.
+    Everything inside commits together or not at all; a failure (also of the ``COMMIT``, as on
+    a full disk) rolls back and raises its own cause (``rollback``).
     """
     conn = db.conn
     begin_immediate(conn)
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
         conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
 
 
 @migrations(name="001_registry_tracks_history")

@@ -22,7 +22,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from onboarding import actors, audit, calendar, clock, definitions, outbox, registry
-from onboarding.db import begin_immediate, immediate
+from onboarding.db import begin_immediate, immediate, rollback
 from onboarding.errors import (
     InputError,
     NotFound,
@@ -464,7 +464,7 @@ def bulk_advance(
         else:
             conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)  # never hides the cause (a full disk ends the transaction itself)
         raise
     if result.blocked_count and not dry_run:
         shown = "; ".join(reason for _, reason in result.blocked[:5])
@@ -799,7 +799,6 @@ def migrate(
         else:
             conn.execute("ROLLBACK")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        rollback(conn)
         raise
     return result

@@ -52,7 +52,7 @@ from sqlite_utils import Database
 
 from onboarding import actors, clock, definitions, engine, registry
 from onboarding.csvio import PathLike, read_csv_all, row_error
-from onboarding.db import begin_immediate
+from onboarding.db import begin_immediate, rollback
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.guards import GuardContext
 from workflows.model import Definition, TransitionDef
@@ -223,9 +223,13 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
                 raise PermissionDenied(f"{path}:{row.line}: {exc}") from None
         result.outcomes.sort(key=lambda o: o.line)
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
-    conn.execute("ROLLBACK" if dry_run else "COMMIT")
+    try:
+        conn.execute("ROLLBACK" if dry_run else "COMMIT")
+    except BaseException:
+        rollback(conn)  # a failed COMMIT (full disk) reports its own cause
+        raise
     return result
 
 
