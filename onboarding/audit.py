@@ -24,6 +24,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -137,13 +138,40 @@ def _scan(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
         yield from batch
 
 
+@contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the block's reads in one read transaction, i.e. against one snapshot of the file.
+
+    Without it every statement of an ``isolation_level=None`` connection is its own
+    transaction: a writer committing between the history scan and the head read looked like
+    deleted rows (issue 11). A deferred ``BEGIN`` takes its snapshot at the first read and
+    keeps it until the end (WAL: the writer goes on; rollback journal: it waits). Inside a
+    caller's transaction the caller's snapshot is used as it is.
+    """
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # nothing was written: ending the read is all it does
+
+
 def verify(db: Database, anchors: Iterable[str] = ()) -> Verification:
     """Walk the chain in id order and check every row, the head, and each track's rows.
 
-    ``anchors`` are head hashes recorded earlier (``audit verify`` prints the head): each must
-    still be the hash of some row, or the history before it was rewritten wholesale.
+    Everything is read from one snapshot (``read_snapshot``), so verify beside a writer sees
+    the database as it was at one commit. ``anchors`` are head hashes recorded earlier
+    (``audit verify`` prints the head): each must still be the hash of some row, or the
+    history before it was rewritten wholesale.
     """
-    conn = db.conn
+    with read_snapshot(db.conn):
+        return _verify(db.conn, anchors)
+
+
+def _verify(conn: sqlite3.Connection, anchors: Iterable[str]) -> Verification:
     wanted = {a.strip().lower() for a in anchors if a.strip()}
     found: set[str] = set()
     prev, prev_id, count = GENESIS, 0, 0
