@@ -2099,6 +2099,7 @@ def audit_anchor(addresses: tuple[str, ...], db_path: str | None, as_json: bool)
             if not check.ok:
                 click.echo(check.line())
                 raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
+            audit_mod.require_history(check)
             key, created = audit_mod.ensure_key(key_file)
             if created:
                 click.echo(_key_created(key_file, audit_mod.public_key(key)), err=True)

@@ -519,14 +519,19 @@ def database_token(db: Database) -> str:
     return str(row[0])
 
 
+def require_history(result: Verification) -> None:
+    """Refuse to anchor an empty history: there is no head to vouch for."""
+    if result.head_id == 0:
+        raise InputError("the history is empty: there is nothing to anchor yet")
+
+
 def take_anchor(db: Database, key: Ed25519PrivateKey) -> tuple[Verification, Anchor | None]:
     """Verify the chain and sign its head; no anchor when the chain is broken (an anchor
     would vouch for the tampering) or empty (nothing to vouch for)."""
     result = verify(db)
     if not result.ok:
         return result, None
-    if result.head_id == 0:
-        raise InputError("the history is empty: there is nothing to anchor yet")
+    require_history(result)
     moment = clock.now().astimezone(UTC).strftime(_TIME_FORMAT)
     unsigned = Anchor(database_token(db), result.head_id, result.head_hash, moment, public_key(key))
     return result, replace(unsigned, signature=key.sign(unsigned.message()))
