@@ -468,6 +468,8 @@ def ensure_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     pem = new.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        with suppress(FileNotFoundError):
+            tmp.unlink()  # left by a crashed process with our pid
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o600)  # whatever the umask: only the owner may read it
@@ -476,9 +478,8 @@ def ensure_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
         finally:
             os.close(fd)
         # A hard link fails if the key appeared meanwhile: never replace a key.
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
+        with suppress(FileExistsError):
+            os.link(tmp, path)
     except OSError as exc:
         raise InputError(
             f"audit key {path}: cannot create it: {exc.strerror or exc} (set ${KEY_ENV} to"
