@@ -219,6 +219,17 @@ def init(db_path: str | None) -> None:
         click.echo("seeded: " + ", ".join(f"{n} {what}" for what, n in seeded.items()))
     if added:
         click.echo("workflows: " + ", ".join(added))
+    _init_audit_key(path)
+
+
+def _init_audit_key(path: Any) -> None:
+    """The key that signs audit anchors, next to the database, made once (docs/audit.md)."""
+    from onboarding import audit as audit_mod
+
+    key_file = audit_mod.key_path(path)
+    key, created = audit_mod.ensure_key(key_file)
+    if created:
+        click.echo(_key_created(key_file, audit_mod.public_key(key)))
 
 
 # --- registry -------------------------------------------------------------------------------
@@ -2045,7 +2056,7 @@ def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
 
 @cli.group(cls=Group)
 def audit() -> None:
-    """The tamper-evident audit trail: verify the history's hash chain, export it.
+    """The tamper-evident audit trail: verify the history's hash chain, anchor it, export it.
 
     Example:
 
@@ -2062,32 +2073,125 @@ AUDIT_BROKEN_EXIT = 3
     "--anchor",
     "anchors",
     multiple=True,
-    metavar="HASH",
-    help="A head hash printed by an earlier verify, kept elsewhere: it must still be in the chain.",
+    metavar="FILE|TEXT",
+    help="An anchor kept elsewhere ('audit anchor': a file of statements, a statement's text, "
+    "- for stdin, or a bare head hash): the history must still extend it.",
+)
+@click.option(
+    "--key",
+    "trusted",
+    multiple=True,
+    metavar="FINGERPRINT",
+    help="Accept only anchors signed by this key (SHA256:…, kept from the first anchor); "
+    "default: this database's key file, when there is one.",
 )
 @db_option
 @json_option
-def audit_verify(anchors: tuple[str, ...], db_path: str | None, as_json: bool) -> None:
+def audit_verify(
+    anchors: tuple[str, ...], trusted: tuple[str, ...], db_path: str | None, as_json: bool
+) -> None:
     """Check the hash chain over every history row; exit 3 if any row was edited, inserted
     or deleted, naming the first bad one.
 
-    Prints the chain's head hash: keep it outside the database (a ticket, an email) and pass
-    it to a later verify with --anchor to detect a rewritten chain (docs/audit.md).
+    With --anchor, also prove that the history still extends each anchored head ('audit
+    anchor'): exit 2 for a malformed or wrongly signed anchor, 3 when the history was
+    rewritten up to it (docs/audit.md).
 
     Example:
 
-        onboarding audit verify --anchor 3f2a...e9
+        onboarding audit verify --anchor anchors.txt
     """
     from onboarding import audit as audit_mod
+    from onboarding.db import resolve_path
 
+    hashes: list[str] = []
+    signed: list[Any] = []
+    for value in anchors:
+        found, bare = audit_mod.read_anchor_option(value, sys.stdin)
+        signed.extend(found)
+        hashes.extend(bare)
     with database(db_path) as db:
-        result = audit_mod.verify(db, anchors)
+        local = None
+        if signed and not trusted:
+            key = audit_mod.load_key(audit_mod.key_path(resolve_path(db_path)))
+            local = audit_mod.public_key(key) if key is not None else None
+        audit_mod.check_anchors(db, signed, local, trusted)
+        result = audit_mod.verify(db, hashes, signed)
     if as_json:
         echo_json(result.to_dict())
     else:
         click.echo(result.line())
+    if signed and result.ok and not trusted and local is None:
+        click.echo(
+            "note: no key file and no --key: the anchors' signatures were checked against the"
+            " keys they carry; compare the fingerprint with the one you kept",
+            err=True,
+        )
     if not result.ok:
         raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
+
+
+@audit.command("anchor")
+@click.option(
+    "--mail",
+    "addresses",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Also mail the statement to this address (the auditor's), with the mail settings.",
+)
+@db_option
+@json_option
+def audit_anchor(addresses: tuple[str, ...], db_path: str | None, as_json: bool) -> None:
+    """Verify the chain, then print a signed statement of its head (row, hash, time, this
+    database's identity) to keep outside the system; exit 3 if the chain is broken.
+
+    A later 'audit verify --anchor' proves the history still extends it. The signing key is
+    <database>.audit-key (or $ONBOARDING_AUDIT_KEY), created by 'init'; back it up apart
+    from the database (docs/audit.md).
+
+    Example:
+
+        onboarding audit anchor --mail revisor@kommune.dk >> anchors.txt
+    """
+    from onboarding import audit as audit_mod
+    from onboarding.db import resolve_path
+
+    path = resolve_path(db_path)
+    with database(db_path) as db:
+        key_file = audit_mod.key_path(path)
+        key = audit_mod.load_key(key_file)
+        if key is None:  # a database from before anchors: make its key now, and say so
+            check = audit_mod.verify(db)  # but never a key (or an anchor) for a broken chain
+            if not check.ok:
+                click.echo(check.line())
+                raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
+            audit_mod.require_history(check)
+            key, created = audit_mod.ensure_key(key_file)
+            if created:
+                click.echo(_key_created(key_file, audit_mod.public_key(key)), err=True)
+        result, anchor = audit_mod.take_anchor(db, key)
+        if anchor is None:
+            click.echo(result.line())
+            raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
+        warning = audit_mod.key_mode_warning(key_file)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+        if as_json:
+            echo_json({**anchor.summary(), "database": anchor.database, "text": anchor.text()})
+        else:
+            click.echo(anchor.text(), nl=False)
+        for address in addresses:
+            where = audit_mod.mail_anchor(db, path, anchor, [address])
+            click.echo(f"anchor for {address}: {where}", err=True)
+
+
+def _key_created(key_file: Any, public: bytes) -> str:
+    from onboarding import audit as audit_mod
+
+    return (
+        f"audit key created: {key_file} (fingerprint {audit_mod.fingerprint(public)}); back it"
+        " up apart from the database, see docs/audit.md"
+    )
 
 
 @audit.command("export")
