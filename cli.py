@@ -413,14 +413,15 @@ def workflow_validate(file: str) -> None:
     """
     from pathlib import Path
 
-    from onboarding.definitions import known
-    from workflows.loader import validate_text
+    from onboarding.definitions import validate_lone
 
     try:
         text = Path(file).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"{file}: not UTF-8 text ({exc.reason})") from None
-    problems = validate_text(text, file, known())
+    problems, warnings = validate_lone(text, file)
+    for w in warnings:
+        click.echo(f"{file}: warning: {w}", err=True)
     if problems:
         for p in problems:
             click.echo(f"{file}: {p}", err=True)

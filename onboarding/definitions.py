@@ -9,13 +9,23 @@ definition version, never one per track.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from onboarding import clock
-from onboarding.errors import InputError, NotFound, OnboardingError
-from workflows.loader import Known, load_file, load_text, shipped_files
+from onboarding.errors import DefinitionInvalid, InputError, NotFound, OnboardingError
+from workflows import errors as wferrors
+from workflows.loader import (
+    Known,
+    OtherDefinition,
+    check_text,
+    load_file,
+    load_text,
+    shipped_files,
+)
 from workflows.model import Definition
 
 #: Parsed definitions by their source text (one machine per distinct version, per process).
@@ -36,17 +46,67 @@ def known() -> Known:
     )
 
 
+def _facts(defns: Iterable[Definition]) -> dict[str, OtherDefinition]:
+    """What guards may name of each definition: states and fields, united over versions."""
+    states: dict[str, set[str]] = {}
+    fields: dict[str, dict[str, str]] = {}
+    for d in defns:
+        states.setdefault(d.name, set()).update(s.name for s in d.states)
+        fields.setdefault(d.name, {}).update({f.name: f.type for f in d.fields.values()})
+    return {n: OtherDefinition(frozenset(states[n]), fields[n]) for n in states}
+
+
+def installed(db: Database) -> dict[str, OtherDefinition]:
+    """Every definition stored in ``db`` (all its versions), for checking a new one's guards."""
+    rows = db.execute("SELECT name, version, source FROM definitions").fetchall()
+    return _facts(parse(src, f"{n} v{v} (stored)") for n, v, src in rows)
+
+
+def shipped() -> dict[str, OtherDefinition]:
+    """The shipped definitions, for ``workflow validate`` of a lone file (no database)."""
+    return _facts(
+        parse(path.read_text(encoding="utf-8"), str(path)) for path in shipped_files().values()
+    )
+
+
+def validate_lone(text: str, source: str) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of a file checked on its own: a guard naming a definition that is
+    not shipped is a warning (it may be installed), everything else as ``workflow add``."""
+    lone = replace(
+        known(),
+        definitions=shipped(),
+        definitions_missing_is_error=False,
+        definitions_where="shipped",
+    )
+    return check_text(text, source, lone)
+
+
+def _mapped(exc: wferrors.DefinitionError) -> OnboardingError:
+    """The format's own error as the engine's (``workflows`` knows no ``onboarding``)."""
+    if isinstance(exc, wferrors.DefinitionInvalid):
+        return DefinitionInvalid(exc.source, exc.problems)
+    return InputError(str(exc))
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def parse(text: str, source: str) -> Definition:
-    """Validate and build a definition, once per distinct text in this process."""
+    """Validate and build a definition, once per distinct text in this process.
+
+    Read as ``legacy``: a version stored before the stricter rules (duplicate keys, guard
+    parameter types) keeps loading; ``workflow add`` applies them to every new file.
+    """
     # Keyed by the text itself: a dict lookup hashes it once, where a digest per call (every
     # advance reads its definition) cost more than the rest of the lookup.
     cached = _by_digest.get(text)
     if cached is None:
-        cached = _by_digest[text] = load_text(text, source, known())
+        try:
+            cached = load_text(text, source, replace(known(), legacy=True))
+        except wferrors.DefinitionError as exc:
+            raise _mapped(exc) from None
+        _by_digest[text] = cached
     return cached
 
 
@@ -85,7 +145,11 @@ def register_shipped(db: Database) -> list[str]:
 
 def add_file(db: Database, path: str | Path) -> tuple[Definition, bool]:
     """Validate a user's definition file and store it as a version the database can run."""
-    defn = load_file(path, known())
+    others: Mapping[str, OtherDefinition] = installed(db)
+    try:
+        defn = load_file(path, replace(known(), definitions=others))
+    except wferrors.DefinitionError as exc:
+        raise _mapped(exc) from None
     latest = latest_version(db, defn.name)
     if latest is not None and defn.version < latest:
         raise InputError(

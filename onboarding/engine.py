@@ -234,15 +234,35 @@ def plan(
             f"{label}: role {role!r} may not fire {trigger!r} here "
             f"(allowed: {', '.join(chosen.roles)})"
         )
-    missing = [f for f in chosen.requires if fields.get(f) in (None, "")]
-    if missing and unreported_ok:
+    unlisted = sorted(set(sets) - set(chosen.inputs))
+    if unlisted:
+        takes = ", ".join(chosen.inputs) or "no fields"
+        raise TransitionRefused(
+            f"{label}: {trigger!r} does not take {', '.join(unlisted)} (it takes: {takes}); "
+            "'track set' changes a field without a step"
+        )
+    if unreported_ok:
+        # The monthly status import rebuilds steps from a sheet: an earlier value still counts
+        # there, and one never given is recorded as "not reported" (None).
+        missing = [f for f in chosen.requires if fields.get(f) in (None, "")]
         sets = {**sets, **{f: None for f in missing}}
         fields = {**fields, **{f: None for f in missing}}
         view = {**track, "fields": fields}
         missing = []
+    else:
+        missing = [f for f in chosen.requires if not _field_given(defn, f, sets, track["fields"])]
     if missing:
         hints = " ".join(f"--set {f}=<{defn.fields[f].type}>" for f in missing)
-        raise TransitionRefused(f"{label}: {trigger!r} needs {', '.join(missing)}: give {hints}")
+        stale = [f for f in missing if track["fields"].get(f) not in (None, "")]
+        again = (
+            f" ({', '.join(stale)} must be given again on this step: an earlier value does not "
+            "count)"
+            if stale
+            else ""
+        )
+        raise TransitionRefused(
+            f"{label}: {trigger!r} needs {', '.join(missing)}{again}: give {hints}"
+        )
     dest = defn.state(chosen.dest)
     due = compute_due(ctx, dest, view, ctx.at)
     return Move(
@@ -257,6 +277,15 @@ def plan(
         due=due.isoformat() if due else None,
         def_version=defn.version,
     )
+
+
+def _field_given(
+    defn: Definition, name: str, sets: Mapping[str, Any], earlier: Mapping[str, Any]
+) -> bool:
+    """A required field is given on this firing, or (``keep: true``) was given before."""
+    if sets.get(name) not in (None, ""):
+        return True
+    return defn.fields[name].keep and earlier.get(name) not in (None, "")
 
 
 # --- writing ----------------------------------------------------------------------------------

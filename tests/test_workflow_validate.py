@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from onboarding import outbox
-from onboarding.errors import DefinitionInvalid
+from workflows.errors import DefinitionInvalid
 from onboarding.roles import ROLES
 from workflows.diagram import mermaid
 from workflows.loader import GuardSignature, Known, load_text, shipped_files, validate_text

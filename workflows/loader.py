@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from workflows.errors import DefinitionInvalid, DefinitionUnreadable
 from workflows.model import (
     DATE_REFS,
     FIELD_TYPES,
@@ -39,6 +41,11 @@ _STATE_KEYS = {
 _TRANSITION_KEYS = {
     "trigger", "source", "dest", "roles", "guards", "unless", "requires", "optional", "label",
 }
+_FIELD_KEYS = {"type", "label", "options", "keep"}
+#: Which of the subject's tracks of the other definition a ``requires_track`` guard reads.
+REQUIRES_TRACK_WHICH = ("latest", "any", "all")
+#: How a ``field_value`` guard compares (exactly one is given).
+_COMPARISONS = ("equals", "in", "not_in")
 
 
 @dataclass(frozen=True)
@@ -55,22 +62,56 @@ NotificationCheck = Callable[[Any, "Known", str], list[str]]
 
 
 @dataclass(frozen=True)
+class OtherDefinition:
+    """What a guard may name of another definition: its states and its fields' types.
+
+    For an installed definition these are the union over its stored versions (its tracks may
+    run on any of them).
+    """
+
+    states: frozenset[str]
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Known:
-    """Names that exist outside the definition: roles, guards, templates."""
+    """Names that exist outside the definition: roles, guards, templates, other definitions.
+
+    ``definitions`` is None when nobody said which definitions exist (a stored version being
+    read back): guards naming another definition are then not checked against it. With
+    ``definitions_missing_is_error`` false (``workflow validate`` of a lone file) a definition
+    that is not among them is a warning, not a problem. ``legacy`` reads a text stored before
+    the stricter rules (duplicate keys, guard parameter types): those are not applied to it, so
+    a stored version keeps loading after an upgrade.
+    """
 
     roles: frozenset[str]
     guards: Mapping[str, GuardSignature]
     templates: frozenset[str] | None = None
     check_notifications: NotificationCheck | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    definitions: Mapping[str, OtherDefinition] | None = None
+    definitions_missing_is_error: bool = True
+    definitions_where: str = "installed"
+    legacy: bool = False
 
 
 class _Problems:
-    def __init__(self) -> None:
+    def __init__(self, legacy: bool = False) -> None:
         self.items: list[str] = []
+        self.warnings: list[str] = []
+        self.legacy = legacy
 
     def add(self, path: str, message: str) -> None:
         self.items.append(f"{path}: {message}" if path else message)
+
+    def add_strict(self, path: str, message: str) -> None:
+        """A rule added after versions were stored: not applied to a stored (legacy) text."""
+        if not self.legacy:
+            self.add(path, message)
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(f"{path}: {message}" if path else message)
 
 
 def shipped_dir() -> Path:
@@ -86,56 +127,146 @@ def shipped_files() -> dict[str, Path]:
 #: parses its definition once per process; bench/RESULTS.md).
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-def parse_yaml(text: str, source: str) -> tuple[Any, list[str]]:
-    if _FAST_LOADER is not None:
+
+def _keyed(base: type[Any]) -> type[Any]:
+    """``base`` (a safe loader) that records every duplicate key of a mapping with both lines.
+
+    PyYAML keeps the last of two equal keys without a word, so a second ``dest:`` silently
+    replaced the first; the constructor sees each key node with its mark, so it can say where.
+    """
+
+    class _DuplicateKeyLoader(base):  # type: ignore[misc]
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.duplicates: list[str] = []
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                first: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                        continue
+                    key = self.construct_object(key_node)
+                    line = key_node.start_mark.line + 1
+                    if key in first:
+                        self.duplicates.append(
+                            f"line {line}: duplicate key {key!r} (first at line {first[key]}): "
+                            "YAML would silently keep only the last one; remove one of them"
+                        )
+                    else:
+                        first[key] = line
+            return super().construct_mapping(node, deep)
+
+    return _DuplicateKeyLoader
+
+
+_KEYED_FAST = _keyed(_FAST_LOADER) if _FAST_LOADER is not None else None
+_KEYED_SAFE = _keyed(yaml.SafeLoader)
+
+
+def _load_keyed(loader_cls: type[Any], text: str) -> tuple[Any, list[str]]:
+    loader = loader_cls(text)
+    try:
+        return loader.get_single_data(), list(loader.duplicates)
+    finally:
+        loader.dispose()
+
+
+def _syntax_hint(exc: yaml.MarkedYAMLError) -> str:
+    """A plain-words guess at the cause of a PyYAML syntax error (its own words are terse)."""
+    problem = str(exc.problem or "")
+    context = str(exc.context or "")
+    if "\\t" in problem or "\t" in problem:
+        return "a tab character: YAML indents with spaces only, replace the tab by spaces"
+    if "could not find expected ':'" in problem:
+        where = exc.context_mark.line + 1 if exc.context_mark else None
+        at = f" (on line {where})" if where else ""
+        return f"a key without its colon{at}: write 'key: value'"
+    if "mapping values are not allowed" in problem:
+        return (
+            "a ': ' inside a value (put the value in double quotes) or a line indented more "
+            "than the key above it"
+        )
+    if "expected <block end>" in problem or "did not find expected" in problem:
+        return (
+            "check the indentation: the keys of one mapping and the '-' items of one list must "
+            "start in the same column"
+        )
+    if "flow" in context or "expected ',' or" in problem:
+        return "a '[' or '{' that is not closed on this or a later line"
+    if "quoted scalar" in context:
+        return "a quote that is not closed"
+    return "check the indentation, the colons and the quotes near this place"
+
+
+def parse_yaml(text: str, source: str, legacy: bool = False) -> tuple[Any, list[str]]:
+    """The document and its problems: a syntax error (with a hint), or its duplicate keys.
+
+    ``legacy`` (a stored version) skips the duplicate-key check.
+    """
+    if _FAST_LOADER is not None and _KEYED_FAST is not None:
         try:
-            return yaml.load(text, Loader=_FAST_LOADER), []  # a safe loader (CSafeLoader)
+            if legacy:
+                return yaml.load(text, Loader=_FAST_LOADER), []  # a safe loader (CSafeLoader)
+            return _load_keyed(_KEYED_FAST, text)
         except yaml.YAMLError:
             pass  # the pure-Python loader below words the problem as it always has
     try:
-        return yaml.safe_load(text), []
+        if legacy:
+            return yaml.safe_load(text), []
+        return _load_keyed(_KEYED_SAFE, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        return None, [f"{where}: YAML syntax: {exc.problem or exc}"]
+        return None, [f"{where}: YAML syntax: {exc.problem or exc} (hint: {_syntax_hint(exc)})"]
     except yaml.YAMLError as exc:
         return None, [f"YAML syntax: {exc}"]
 
 
+def check_text(text: str, source: str, known: Known) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of a definition's text; no problems means it is valid.
+
+    A warning is what cannot be checked here, such as a guard naming a definition that is not
+    among ``known.definitions`` when ``workflow validate`` reads a lone file.
+    """
+    _, problems, warnings = _check(text, source, known)
+    return problems, warnings
+
+
+def _check(text: str, source: str, known: Known) -> tuple[Any, list[str], list[str]]:
+    data, problems = parse_yaml(text, source, legacy=known.legacy)
+    if data is None and problems:
+        return None, problems, []
+    out = _validate(data, known)
+    return data, problems + out.items, out.warnings
+
+
 def validate_text(text: str, source: str, known: Known) -> list[str]:
     """Every problem in a definition's text (empty list: it is valid)."""
-    data, problems = parse_yaml(text, source)
-    if problems:
-        return problems
-    return _validate(data, known).items
+    return check_text(text, source, known)[0]
 
 
 def load_text(text: str, source: str, known: Known) -> Definition:
     """Validate and build a definition; raise ``DefinitionInvalid`` listing every problem."""
-    from onboarding.errors import DefinitionInvalid
-
-    data, problems = parse_yaml(text, source)
-    if not problems:
-        problems = _validate(data, known).items
+    data, problems, _ = _check(text, source, known)
     if problems:
         raise DefinitionInvalid(source, problems)
     return _build(data, text)
 
 
 def load_file(path: str | Path, known: Known) -> Definition:
-    from onboarding.errors import InputError
-
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
-        raise InputError(f"{p}: cannot read definition: {exc.strerror or exc}") from None
+        raise DefinitionUnreadable(f"{p}: cannot read definition: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
+        raise DefinitionUnreadable(
             f"{p}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as "
             "UTF-8"
         ) from None
@@ -146,7 +277,7 @@ def load_file(path: str | Path, known: Known) -> Definition:
 
 
 def _validate(data: Any, known: Known) -> _Problems:
-    out = _Problems()
+    out = _Problems(known.legacy)
     if not isinstance(data, dict):
         out.add("", "a definition must be a mapping with name, version, states, transitions")
         return out
@@ -156,9 +287,38 @@ def _validate(data: Any, known: Known) -> _Problems:
     fields = _check_fields(data.get("fields"), out)
     buckets = _check_buckets(data.get("buckets"), out)
     states = _check_states(data, fields, buckets, known, out)
-    _check_transitions(data, states, fields, known, out)
+    scope = _Scope(
+        name=str(data.get("name")),
+        subject=data.get("subject"),
+        fields=fields,
+        options=_options(data.get("fields")),
+        states=states,
+    )
+    _check_transitions(data, scope, known, out)
     _check_graph(data, states, out)
     return out
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a transition's guards may name inside their own definition."""
+
+    name: str
+    subject: Any
+    fields: dict[str, str]
+    options: dict[str, tuple[str, ...]]
+    states: dict[str, dict[str, Any]]
+
+
+def _options(raw: Any) -> dict[str, tuple[str, ...]]:
+    """Each choice field's options as the built definition holds them (text)."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        name: tuple(str(o) for o in spec["options"])
+        for name, spec in raw.items()
+        if isinstance(spec, dict) and isinstance(spec.get("options"), list)
+    }
 
 
 def _check_header(data: dict[str, Any], out: _Problems) -> None:
@@ -192,8 +352,10 @@ def _check_fields(raw: Any, out: _Problems) -> dict[str, str]:
         if not isinstance(spec, dict):
             out.add(path, "must be a mapping with type and label")
             continue
-        for key in sorted(set(spec) - {"type", "label", "options"}):
-            out.add(f"{path}.{key}", "unknown key (allowed: type, label, options)")
+        for key in sorted(set(spec) - _FIELD_KEYS):
+            out.add(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(_FIELD_KEYS))})")
+        if "keep" in spec and not isinstance(spec["keep"], bool):
+            out.add(f"{path}.keep", "must be true or false")
         ftype = spec.get("type")
         if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
             out.add(f"{path}.type", f"must be one of {', '.join(FIELD_TYPES)}")
@@ -256,7 +418,7 @@ def _check_states(
             out.add(f"{path}.bucket", f"unknown bucket {bucket!r} (declared: {buckets or 'none'})")
         role = spec.get("role")
         if role is not None and not _named(role, known.roles):
-            out.add(f"{path}.role", f"unknown role {role!r}")
+            out.add(f"{path}.role", _unknown_role(role, known))
         if "due" in spec:
             _check_due(spec["due"], f"{path}.due", data.get("subject"), fields, out)
         if "notifications" in spec:
@@ -304,6 +466,11 @@ def _check_due(
         out.add(f"{path}.offset", "must be a whole number of working days")
 
 
+def _unknown_role(role: Any, known: Known) -> str:
+    """The runtime's wording (``roles.require_role``): the role and every known one."""
+    return f"unknown role {role!r} (roles: {', '.join(sorted(known.roles))})"
+
+
 def _named(value: Any, names: Iterable[str]) -> bool:
     """``value`` is a string among ``names`` (a list or mapping in its place is not; no crash)."""
     return isinstance(value, str) and value in names
@@ -315,17 +482,42 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _check_guard_list(raw: Any, path: str, known: Known, out: _Problems) -> list[str]:
+def guard_parts(raw: Any) -> tuple[str, dict[str, Any]] | None:
+    """(name, parameters) of a guard as written, or None when it is no guard form.
+
+    Forms: ``NAME``; ``{name: NAME, PARAM: VALUE, ...}``; ``{NAME: {PARAM: VALUE, ...}}``; and
+    the field comparison ``{field: F, equals|in|not_in: ...}`` (the ``field_value`` guard).
+    """
+    if isinstance(raw, str):
+        return raw, {}
+    if not isinstance(raw, dict):
+        return None
+    if isinstance(raw.get("name"), str):
+        return raw["name"], {k: v for k, v in raw.items() if k != "name"}
+    if "name" not in raw and "field" in raw:
+        return "field_value", dict(raw)
+    if len(raw) == 1:
+        ((name, params),) = raw.items()
+        if isinstance(name, str) and isinstance(params, dict):
+            return name, dict(params)
+    return None
+
+
+def _check_guard_list(
+    raw: Any, path: str, scope: _Scope, known: Known, out: _Problems
+) -> list[str]:
     keys: list[str] = []
     for j, g in enumerate(_as_list(raw)):
         gpath = f"{path}[{j}]"
-        if isinstance(g, str):
-            name, params = g, {}
-        elif isinstance(g, dict) and isinstance(g.get("name"), str):
-            name, params = g["name"], {k: v for k, v in g.items() if k != "name"}
-        else:
-            out.add(gpath, "a guard is a name or {name: GUARD, PARAM: VALUE}")
+        parts = guard_parts(g)
+        if parts is None:
+            out.add(
+                gpath,
+                "a guard is a name or a mapping: {name: GUARD, PARAM: VALUE}, "
+                "{GUARD: {PARAM: VALUE}} or {field: FIELD, equals: VALUE}",
+            )
             continue
+        name, params = parts
         sig = known.guards.get(name)
         if sig is None:
             out.add(gpath, f"unknown guard {name!r} (known: {', '.join(sorted(known.guards))})")
@@ -334,17 +526,248 @@ def _check_guard_list(raw: Any, path: str, known: Known, out: _Problems) -> list
             out.add(gpath, f"guard {name!r} needs parameter {missing!r}")
         for extra in sorted(set(params) - sig.required - sig.optional):
             out.add(gpath, f"guard {name!r} has no parameter {extra!r}")
+        check = _GUARD_CHECKS.get(name)
+        if check is not None:
+            check(params, f"{gpath} ({name})", scope, known, out)
+        params = _normal_params(name, params, scope)
         keys.append(repr((name, sorted(params.items(), key=lambda kv: kv[0]))))
     return keys
 
 
-def _check_transitions(
-    data: dict[str, Any],
-    states: dict[str, dict[str, Any]],
-    fields: dict[str, str],
-    known: Known,
-    out: _Problems,
+# --- guard parameters: each checked against the fields and definitions it names ---------------
+
+
+def _check_field_value(
+    params: Mapping[str, Any], path: str, scope: _Scope, known: Known, out: _Problems
 ) -> None:
+    fname = params.get("field")
+    if fname is None:
+        return  # reported as a missing parameter
+    if not _named(fname, scope.fields):
+        declared = ", ".join(scope.fields) or "none declared"
+        out.add_strict(f"{path}.field", f"unknown field {fname!r} (fields: {declared})")
+        return
+    given = [c for c in _COMPARISONS if c in params]
+    if len(given) != 1:
+        out.add_strict(path, f"give exactly one of {', '.join(_COMPARISONS)}")
+        return
+    how = given[0]
+    value = params[how]
+    if how == "equals":
+        values = [value]
+    elif isinstance(value, list) and value:
+        values = value
+    else:
+        out.add_strict(f"{path}.{how}", "must be a non-empty list of values")
+        return
+    ftype = scope.fields[fname]
+    for v in values:
+        problem = _value_problem(v, ftype, scope.options.get(fname, ()))
+        if problem:
+            out.add_strict(
+                f"{path}.{how}", f"{v!r} does not fit field {fname} ({ftype}): {problem}"
+            )
+
+
+def _value_problem(value: Any, ftype: str, options: tuple[str, ...]) -> str | None:
+    """Why ``value`` (as YAML gives it) cannot be a value of a field of type ``ftype``."""
+    if ftype == "choice":
+        return None if str(value) in options else f"not one of {', '.join(options)}"
+    if ftype == "date":
+        if isinstance(value, date):
+            return None
+        try:
+            date.fromisoformat(str(value))
+        except ValueError:
+            return "not an ISO date such as 2021-03-31"
+        return None
+    if ftype == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "not a whole number"
+    if ftype == "boolean":
+        return None if isinstance(value, bool) else "not true or false"
+    if ftype == "municipality":
+        ok = isinstance(value, (int, str)) and not isinstance(value, bool)
+        return None if ok else "not a municipality code"
+    # text and wave: a plain string (a number or a date here means YAML read it as one)
+    return None if isinstance(value, str) else "not text (put it in quotes)"
+
+
+def _check_date_ref(
+    ref: Any, path: str, scope: _Scope, out: _Problems, strict: bool
+) -> None:
+    refs = DATE_REFS.get(str(scope.subject), ())
+    if isinstance(ref, str) and (scope.fields.get(ref) == "date" or ref in refs):
+        return
+    choices = [f for f, t in scope.fields.items() if t == "date"] + list(refs)
+    kind = f" (a {scope.fields[ref]} field)" if _named(ref, scope.fields) else ""
+    message = (
+        f"{ref!r}{kind} is not a date field or reference (choose from: "
+        f"{', '.join(choices) or 'none declared'})"
+    )
+    (out.add_strict if strict else out.add)(path, message)
+
+
+def _check_offset(raw: Any, path: str, out: _Problems) -> None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return
+    if (
+        isinstance(raw, dict)
+        and len(raw) == 1
+        and next(iter(raw)) in ("working_days", "calendar_days")
+        and isinstance(next(iter(raw.values())), int)
+        and not isinstance(next(iter(raw.values())), bool)
+    ):
+        return
+    out.add_strict(
+        path, "must be a whole number of working days, {working_days: N} or {calendar_days: N}"
+    )
+
+
+def _check_date_passed(
+    params: Mapping[str, Any], path: str, scope: _Scope, known: Known, out: _Problems
+) -> None:
+    if "date" in params:
+        _check_date_ref(params["date"], f"{path}.date", scope, out, strict=True)
+    for key in ("after", "on_or_after"):
+        if key in params and not isinstance(params[key], bool):
+            out.add_strict(f"{path}.{key}", "must be true or false")
+    if params.get("after") is True and params.get("on_or_after") is True:
+        out.add_strict(path, "give after or on_or_after, not both")
+    if "offset" in params:
+        _check_offset(params["offset"], f"{path}.offset", out)
+
+
+def _check_requires_track(
+    params: Mapping[str, Any], path: str, scope: _Scope, known: Known, out: _Problems
+) -> None:
+    name = params.get("definition")
+    states = params.get("states")
+    if "definition" in params and not isinstance(name, str):
+        out.add_strict(f"{path}.definition", "must be the name of a definition")
+        name = None
+    if "states" in params and (
+        not isinstance(states, list) or not states or not all(isinstance(x, str) for x in states)
+    ):
+        out.add_strict(f"{path}.states", "must be a non-empty list of state names")
+        states = None
+    which = params.get("which", "latest")
+    if which not in REQUIRES_TRACK_WHICH:
+        out.add_strict(f"{path}.which", f"must be one of {', '.join(REQUIRES_TRACK_WHICH)}")
+    for key in ("except_field", "reason"):
+        if key in params and not isinstance(params[key], str):
+            out.add_strict(f"{path}.{key}", "must be text")
+    if name is None:
+        return
+    other = _other_definition(name, scope, known)
+    if other is None:
+        if known.definitions is None:
+            return  # nobody said which definitions exist (a stored version read back)
+        message = (
+            f"definition {name!r} is not {known.definitions_where} "
+            f"({known.definitions_where}: {', '.join(sorted(known.definitions)) or 'none'}); "
+            "add it first, or the guard blocks the step for ever"
+        )
+        if known.definitions_missing_is_error:
+            out.add_strict(f"{path}.definition", message)
+        else:
+            out.warn(f"{path}.definition", message)
+        return
+    for state in states or ():
+        if state not in other.states:
+            out.add_strict(
+                f"{path}.states",
+                f"{name} has no state {state!r} (states: {', '.join(sorted(other.states))})",
+            )
+    exempt = params.get("except_field")
+    if isinstance(exempt, str) and other.fields.get(exempt) != "municipality":
+        choices = [f for f, t in other.fields.items() if t == "municipality"]
+        out.add_strict(
+            f"{path}.except_field",
+            f"{name} has no municipality field {exempt!r} (choose from: "
+            f"{', '.join(choices) or 'none'})",
+        )
+
+
+def _other_definition(name: str, scope: _Scope, known: Known) -> OtherDefinition | None:
+    if name == scope.name:  # a guard on a sibling track of the same definition
+        return OtherDefinition(frozenset(scope.states), dict(scope.fields))
+    if known.definitions is None:
+        return None
+    return known.definitions.get(name)
+
+
+_GuardCheck = Callable[[Mapping[str, Any], str, _Scope, Known, _Problems], None]
+_GUARD_CHECKS: Mapping[str, _GuardCheck] = {
+    "field_value": _check_field_value,
+    "date_passed": _check_date_passed,
+    "requires_track": _check_requires_track,
+}
+
+
+def _normal_params(name: str, params: dict[str, Any], scope: _Scope) -> dict[str, Any]:
+    """Parameters as the engine compares them: a field comparison's values in the form the
+    track stores (an ISO date as text, a choice as text)."""
+    if name != "field_value" or not _named(params.get("field"), scope.fields):
+        return params
+    ftype = scope.fields[params["field"]]
+
+    def norm(v: Any) -> Any:
+        if ftype == "date" and isinstance(v, date):
+            return v.isoformat()
+        if ftype == "choice":
+            return str(v)
+        return v
+
+    out = dict(params)
+    for how in _COMPARISONS:
+        if how == "equals" and how in out:
+            out[how] = norm(out[how])
+        elif isinstance(out.get(how), list):
+            out[how] = [norm(v) for v in out[how]]
+    return out
+
+
+def expand_sources(raw: Any, states: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    """A transition's source states: ``"*"`` is every state that is not final, and
+    ``{all_except: [...]}`` those minus the listed ones, taken from the definition's own states
+    so a state added in a later version is covered without editing the transition."""
+    if raw == "*" or (isinstance(raw, dict) and "all_except" in raw):
+        excluded = set(_as_list(raw["all_except"])) if isinstance(raw, dict) else set()
+        return [
+            name
+            for name, spec in states.items()
+            if not spec.get("final") and name not in excluded
+        ]
+    return _as_list(raw)
+
+
+def _check_source(
+    raw: Any, path: str, states: dict[str, dict[str, Any]], out: _Problems
+) -> list[Any]:
+    if isinstance(raw, dict):
+        if set(raw) != {"all_except"}:
+            out.add(path, 'a mapping here is {all_except: [STATE, ...]}; or "*", a state, a list')
+            return []
+        for name in _as_list(raw["all_except"]):
+            if not _named(name, states):
+                out.add(f"{path}.all_except", f"unknown state {name!r}")
+    sources = expand_sources(raw, states)
+    if raw == "*" or isinstance(raw, dict):
+        if not sources:
+            out.add(path, "matches no state (every state it could name is final or excluded)")
+        return sources
+    if not sources:
+        out.add(path, 'required: a state, a list of states, "*" or {all_except: [...]}')
+    for src in sources:
+        if not _named(src, states):
+            hint = ' ("*" stands alone: source: "*")' if src == "*" else ""
+            out.add(path, f"unknown state {src!r}{hint}")
+    return sources
+
+
+def _check_transitions(data: dict[str, Any], scope: _Scope, known: Known, out: _Problems) -> None:
+    states, fields = scope.states, scope.fields
     raw = data.get("transitions")
     if not isinstance(raw, list):
         out.add("transitions", "required: a list of transitions")
@@ -365,12 +788,7 @@ def _check_transitions(
             out.add(
                 f"{path}.trigger", "required: lower-case letters, digits, '-' or '_' (at most 64)"
             )
-        sources = _as_list(spec.get("source"))
-        if not sources:
-            out.add(f"{path}.source", "required: a state or a list of states")
-        for src in sources:
-            if not _named(src, states):
-                out.add(f"{path}.source", f"unknown state {src!r}")
+        sources = _check_source(spec.get("source"), f"{path}.source", states, out)
         dest = spec.get("dest")
         if not _named(dest, states):
             out.add(f"{path}.dest", f"unknown state {dest!r}")
@@ -379,9 +797,9 @@ def _check_transitions(
             out.add(f"{path}.roles", "required: the roles allowed to fire it")
         for role in roles:
             if not _named(role, known.roles):
-                out.add(f"{path}.roles", f"unknown role {role!r}")
-        guards = _check_guard_list(spec.get("guards"), f"{path}.guards", known, out)
-        unless = _check_guard_list(spec.get("unless"), f"{path}.unless", known, out)
+                out.add(f"{path}.roles", _unknown_role(role, known))
+        guards = _check_guard_list(spec.get("guards"), f"{path}.guards", scope, known, out)
+        unless = _check_guard_list(spec.get("unless"), f"{path}.unless", scope, known, out)
         for key in ("requires", "optional"):
             for fname in _as_list(spec.get(key)):
                 if not _named(fname, fields):
@@ -421,7 +839,7 @@ def _check_graph(data: dict[str, Any], states: dict[str, dict[str, Any]], out: _
     for spec in raw:
         if not isinstance(spec, dict):
             continue
-        for src in _as_list(spec.get("source")):
+        for src in expand_sources(spec.get("source"), states):
             if _named(src, edges) and _named(spec.get("dest"), states):
                 edges[src].add(spec["dest"])
     reached = _reachable(str(initial), edges)
@@ -448,13 +866,13 @@ def _reachable(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
 # --- building ---------------------------------------------------------------------------------
 
 
-def _guard_refs(raw: Any) -> tuple[GuardRef, ...]:
+def _guard_refs(raw: Any, scope: _Scope) -> tuple[GuardRef, ...]:
     refs = []
     for g in _as_list(raw):
-        if isinstance(g, str):
-            refs.append(GuardRef(g, {}))
-        else:
-            refs.append(GuardRef(g["name"], {k: v for k, v in g.items() if k != "name"}))
+        parts = guard_parts(g)
+        assert parts is not None  # the validator refused any other form
+        name, params = parts
+        refs.append(GuardRef(name, _normal_params(name, params, scope)))
     return tuple(refs)
 
 
@@ -465,6 +883,7 @@ def _build(data: dict[str, Any], text: str) -> Definition:
             type=spec["type"],
             label=str(spec.get("label") or name),
             options=tuple(str(o) for o in spec.get("options") or ()),
+            keep=bool(spec.get("keep", False)),
         )
         for name, spec in (data.get("fields") or {}).items()
     }
@@ -482,14 +901,22 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         )
         for s in data["states"]
     )
+    by_name = {s["name"]: s for s in data["states"]}
+    scope = _Scope(
+        name=data["name"],
+        subject=data["subject"],
+        fields={name: f.type for name, f in fields.items()},
+        options={name: f.options for name, f in fields.items()},
+        states=by_name,
+    )
     transitions = tuple(
         TransitionDef(
             trigger=t["trigger"],
-            sources=tuple(_as_list(t["source"])),
+            sources=tuple(expand_sources(t["source"], by_name)),
             dest=t["dest"],
             roles=tuple(_as_list(t["roles"])),
-            guards=_guard_refs(t.get("guards")),
-            unless=_guard_refs(t.get("unless")),
+            guards=_guard_refs(t.get("guards"), scope),
+            unless=_guard_refs(t.get("unless"), scope),
             requires=tuple(_as_list(t.get("requires"))),
             optional=tuple(_as_list(t.get("optional"))),
             label=t.get("label"),

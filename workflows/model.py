@@ -53,6 +53,9 @@ class FieldDef:
     type: str
     label: str
     options: tuple[str, ...] = ()
+    #: An earlier value satisfies a transition's ``requires`` (otherwise it must be given on
+    #: that firing).
+    keep: bool = False
 
 
 @dataclass(frozen=True)
