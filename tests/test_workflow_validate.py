@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from onboarding import outbox
-from workflows.errors import DefinitionInvalid
 from onboarding.roles import ROLES
 from workflows.diagram import mermaid
+from workflows.errors import DefinitionInvalid
 from workflows.loader import GuardSignature, Known, load_text, shipped_files, validate_text
 from workflows.model import Definition
 

@@ -159,6 +159,16 @@ def _keyed(base: type[Any]) -> type[Any]:
                         first[key] = line
             return super().construct_mapping(node, deep)
 
+    def timestamp(loader: Any, node: yaml.ScalarNode) -> Any:
+        # PyYAML's own constructor raises a bare ValueError (a traceback) for 2021-13-01.
+        try:
+            return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date ({exc})", node.start_mark
+            ) from None
+
+    _DuplicateKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", timestamp)
     return _DuplicateKeyLoader
 
 
@@ -178,6 +188,8 @@ def _syntax_hint(exc: yaml.MarkedYAMLError) -> str:
     """A plain-words guess at the cause of a PyYAML syntax error (its own words are terse)."""
     problem = str(exc.problem or "")
     context = str(exc.context or "")
+    if "is not a valid date" in problem:
+        return "write a date as YYYY-MM-DD with a real month and day"
     if "\\t" in problem or "\t" in problem:
         return "a tab character: YAML indents with spaces only, replace the tab by spaces"
     if "could not find expected ':'" in problem:
