@@ -76,6 +76,34 @@ transitions:
     requires: [reason]
 """
 
+#: Only what the format had before issue 12, so the leak tests below also run on the old code.
+PLAIN = """\
+name: plain
+version: 1
+title: Enkel
+subject: municipality-system
+initial: waiting
+fields:
+  note: {type: text, label: Note}
+  due_on: {type: date, label: Frist}
+states:
+  - {name: waiting, label: Venter}
+  - {name: passed, label: Passeret, final: true}
+transitions:
+  - trigger: go
+    source: waiting
+    dest: passed
+    roles: [coordinator]
+    guards:
+      - {name: date_passed, date: due_on}
+  - trigger: gate
+    source: waiting
+    dest: passed
+    roles: [coordinator]
+    guards:
+      - {name: requires_track, definition: system-readiness, states: [ready]}
+"""
+
 #: One gate per way of choosing which of the system's readiness tracks counts.
 GATE = """\
 name: gate
@@ -132,6 +160,52 @@ def _state(runner: CliRunner, db_path: Path, tid: str) -> str:
 
 
 # --- fields: requires on this firing, keep, unlisted ------------------------------------------
+
+
+def _in_compliance_test(runner: CliRunner, db_path: Path) -> str:
+    """A shipped system-readiness track sent back once from its compliance test, with a
+    reason, and in the compliance test again."""
+    tid = ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum",
+             "--at", "2021-01-04T09:00").stdout.strip()
+    steps = [
+        ("start_pilot", "2021-01-11T09:00", ["pilot_municipality=Aarhus"]),
+        ("complete_pilot", "2021-02-01T09:00", []),
+        ("fail_compliance", "2021-02-08T09:00", ["reason=Logning mangler"]),
+        ("complete_pilot", "2021-02-15T09:00", []),
+    ]
+    for trigger, at, sets in steps:
+        done = _advance(runner, db_path, tid, trigger, at, *sets)
+        assert done.exit_code == 0, done.output
+    return tid
+
+
+def test_rules_shipped_withdraw_refuses_the_reason_of_an_earlier_step(
+    runner: CliRunner, db_path: Path
+) -> None:
+    """withdraw requires a reason on this firing: the failed compliance test's reason from an
+    earlier step no longer stands in for it (exit 2, nothing written)."""
+    tid = _in_compliance_test(runner, db_path)
+    before = snapshot(db_path)
+    result = _advance(runner, db_path, tid, "withdraw", "2021-02-16T09:00")
+    assert result.exit_code == 2, result.output
+    assert "reason must be given again on this step" in result.stderr
+    assert snapshot(db_path) == before
+    ok(runner, db_path, "track", "advance", tid, "withdraw", "--at", "2021-02-16T09:00",
+       "--set", "reason=Systemet udgår")
+    assert _state(runner, db_path, tid) == "withdrawn"
+
+
+def test_rules_shipped_transition_refuses_an_unlisted_field(
+    runner: CliRunner, db_path: Path
+) -> None:
+    """pass_compliance takes compliance_ref only: a reason given with it is refused naming the
+    allowed field, and nothing is stored."""
+    tid = _in_compliance_test(runner, db_path)
+    before = snapshot(db_path)
+    result = _advance(runner, db_path, tid, "pass_compliance", "2021-02-16T09:00", "reason=ok")
+    assert result.exit_code == 2, result.output
+    assert "does not take reason (it takes: compliance_ref)" in result.stderr
+    assert snapshot(db_path) == before
 
 
 @pytest.fixture
@@ -241,7 +315,7 @@ def test_rules_requires_track_to_nothing_is_refused_at_add(
 ) -> None:
     """A requires_track naming a definition that is not installed, or states it lacks, is an
     error at workflow add (exit 2, nothing stored) and a warning at validate of a lone file."""
-    missing = _file(tmp_path, GATE.replace("system-readiness", "vendor-audit"), "missing.yaml")
+    missing = _file(tmp_path, PLAIN.replace("system-readiness", "vendor-audit"), "missing.yaml")
     before = snapshot(db_path)
     added = run(runner, db_path, "workflow", "add", str(missing))
     assert added.exit_code == 2, added.output
@@ -250,7 +324,7 @@ def test_rules_requires_track_to_nothing_is_refused_at_add(
     lone = _cli(runner, "workflow", "validate", str(missing))
     assert lone.exit_code == 0, lone.output
     assert "warning:" in lone.stderr and "'vendor-audit' is not shipped" in lone.stderr
-    states = _file(tmp_path, GATE.replace("[ready]", "[redy]"), "states.yaml")
+    states = _file(tmp_path, PLAIN.replace("[ready]", "[redy]"), "states.yaml")
     refused = run(runner, db_path, "workflow", "add", str(states))
     assert refused.exit_code == 2, refused.output
     assert "system-readiness has no state 'redy'" in refused.stderr
@@ -261,13 +335,16 @@ def test_rules_requires_track_to_nothing_is_refused_at_add(
 
 
 def test_rules_date_guard_on_a_text_field_is_a_validate_error(
-    runner: CliRunner, tmp_path: Path
+    runner: CliRunner, db_path: Path, tmp_path: Path
 ) -> None:
     """date_passed naming a text field is refused by validate, not left to die at run time."""
-    bad = APPROVAL.replace("date_passed: {date: test_date,", "date_passed: {date: report_ref,")
-    result = _cli(runner, "workflow", "validate", str(_file(tmp_path, bad)))
+    bad = _file(tmp_path, PLAIN.replace("date: due_on", "date: note"))
+    result = _cli(runner, "workflow", "validate", str(bad))
     assert result.exit_code == 2, result.output
-    assert "'report_ref' (a text field) is not a date field or reference" in result.stderr
+    assert "'note' (a text field) is not a date field or reference" in result.stderr
+    before = snapshot(db_path)
+    assert run(runner, db_path, "workflow", "add", str(bad)).exit_code == 2
+    assert snapshot(db_path) == before
 
 
 @pytest.mark.parametrize(
@@ -331,9 +408,9 @@ def test_rules_duplicate_keys_are_errors_with_both_lines(
 ) -> None:
     """A key given twice in one mapping is an error naming both line numbers (YAML would keep
     the last one silently)."""
-    text = APPROVAL.replace("    dest: submitted\n", "    dest: submitted\n    dest: approved\n")
+    text = PLAIN.replace("    dest: passed\n", "    dest: passed\n    dest: waiting\n", 1)
     lines = text.splitlines()
-    first = lines.index("    dest: submitted") + 1
+    first = lines.index("    dest: passed") + 1
     result = _cli(runner, "workflow", "validate", str(_file(tmp_path, text)))
     assert result.exit_code == 2, result.output
     assert f"line {first + 1}: duplicate key 'dest' (first at line {first})" in result.stderr
@@ -361,7 +438,7 @@ def test_rules_yaml_syntax_error_has_a_plain_hint(
 
 def test_rules_unknown_role_lists_the_known_roles(runner: CliRunner, tmp_path: Path) -> None:
     """An unknown role in a definition is reported with the roles that exist, as at run time."""
-    text = APPROVAL.replace("roles: [vendor, coordinator]", "roles: [auditor, coordinator]")
+    text = PLAIN.replace("roles: [coordinator]", "roles: [auditor]", 1)
     result = _cli(runner, "workflow", "validate", str(_file(tmp_path, text)))
     assert result.exit_code == 2
     assert "unknown role 'auditor' (roles: agreement-admin," in result.stderr
@@ -372,16 +449,16 @@ def test_rules_stored_version_with_duplicate_keys_still_loads(
 ) -> None:
     """A version stored before duplicate keys were refused keeps loading after the upgrade
     (last one wins, as it did), so its tracks are not stranded."""
-    text = GATE.replace("title: Port\n", "title: Port\ntitle: Port igen\n")
+    text = PLAIN.replace("title: Enkel\n", "title: Enkel\ntitle: Port igen\n")
     conn = sqlite3.connect(db_path)
     with conn:
         conn.execute(
             "INSERT INTO definitions (name, version, source, registered_at)"
-            " VALUES ('gate', 1, ?, '2021-01-01T00:00:00Z')",
+            " VALUES ('plain', 1, ?, '2021-01-01T00:00:00Z')",
             [text],
         )
     conn.close()
-    shown = ok_json(runner, db_path, "workflow", "show", "gate")
+    shown = ok_json(runner, db_path, "workflow", "show", "plain")
     assert shown["title"] == "Port igen"
 
 
