@@ -230,6 +230,9 @@ def date_passed(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> V
     ref = str(params["date"])
     day = ctx.reference_date(track, ref)
     if day is None:
+        raw = track["fields"].get(ref) if "." not in ref else None
+        if raw not in (None, ""):
+            return Verdict(False, f"{ref} ({raw!r}) is not a date")
         return Verdict(False, f"{ref} is not set")
     threshold, shift = _shifted(day, params.get("offset", 0))
     today = clock.local_date(ctx.at)

@@ -480,3 +480,24 @@ def test_rules_shipped_definitions_keep_their_sources_and_guards() -> None:
         "reason": "system {system} is not yet ready for rollout",
     }
     assert json.dumps(conn_def.to_dict())  # still serialisable for workflow show --json
+
+
+def test_rules_stored_date_guard_on_a_text_field_refuses_instead_of_dying(
+    runner: CliRunner, db_path: Path
+) -> None:
+    """A version stored before the validator checked guard types (date_passed on a text
+    field) no longer kills track show and advance with a traceback: the step is refused."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(
+            "INSERT INTO definitions (name, version, source, registered_at)"
+            " VALUES ('plain', 1, ?, '2021-01-01T00:00:00Z')",
+            [PLAIN.replace("date: due_on", "date: note")],
+        )
+    conn.close()
+    tid = _start(runner, db_path, "plain", "2021-03-01T09:00")
+    ok(runner, db_path, "track", "set", tid, "note=ikke en dato", "--at", "2021-03-02T09:00")
+    ok(runner, db_path, "track", "show", tid)
+    refused = _advance(runner, db_path, tid, "go", "2021-03-03T09:00")
+    assert refused.exit_code == 2, refused.output
+    assert "note ('ikke en dato') is not a date" in refused.stderr
