@@ -22,6 +22,7 @@ Completion runs on every TAB, so it must never change anything and never get in 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -120,9 +121,27 @@ def _from_db(
 
     def complete(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         with read_only(database_path(ctx)) as conn:
-            return [] if conn is None else list(query(conn, ctx, incomplete))
+            items = [] if conn is None else list(query(conn, ctx, incomplete))
+        if os.environ.get(COMPLETE_VAR, "").startswith("bash"):
+            items = [CompletionItem(bash_word(i.value), help=i.help) for i in items]
+        return items
 
     return _quietly(complete)
+
+
+#: The variable click's completion runs under (from the script name ``onboarding``); its value
+#: names the shell, e.g. ``bash_complete``.
+COMPLETE_VAR = "_ONBOARDING_COMPLETE"
+
+_BASH_SPECIAL = re.compile(r"([^\w@%+=:,./-])")
+
+
+def bash_word(value: str) -> str:
+    """``value`` escaped as one bash word, as click's bash script needs it. The script inserts
+    a completion unquoted, so "Cura Omsorg" would become two arguments and 'a|b' a pipe; and
+    it reads each line with ``read`` (no ``-r``), which takes one level of backslashes away:
+    hence two. zsh and fish quote what they insert themselves."""
+    return _BASH_SPECIAL.sub(r"\\\\\1", value)
 
 
 # --- matching --------------------------------------------------------------------------------

@@ -301,3 +301,42 @@ def test_completion_source_prints_the_shell_script(shell: str, marker: str) -> N
     assert result.returncode == 0, result.stderr
     assert marker in result.stdout
     assert "_ONBOARDING_COMPLETE" in result.stdout
+
+
+BASH_TAB = """
+eval "$(_ONBOARDING_COMPLETE=bash_source onboarding)"
+COMP_WORDS=({words})
+COMP_CWORD={cword}
+_onboarding_completion onboarding
+printf '%s\\n' "${{COMPREPLY[@]}}"
+eval "set -- ${{COMPREPLY[0]}}"
+echo "words: $#, first: $1"
+"""
+
+
+def test_completion_in_bash_inserts_one_word_per_value(runner: CliRunner, db_path: Path) -> None:
+    """In a real bash with the sourced script, a TAB on a trigger inserts the trigger, and a
+    value with a space or a '|' is inserted escaped, so the shell reads it as one argument."""
+    tid = start_connection(runner, db_path)
+    env = shell_env(ONBOARDING_DB=str(db_path), PATH=f"{SCRIPT.parent}:{os.environ['PATH']}")
+    cases = [
+        (f"onboarding track advance {tid} ag", 4, ["agree_date"], "agree_date"),
+        ("onboarding track start connection --system Cura", 5, ["Cura\\ Omsorg"], "Cura Omsorg"),
+        (
+            "onboarding track list --state 'date_agreement|disp'",
+            4,
+            ["date_agreement\\|display_opening"],
+            "date_agreement|display_opening",
+        ),
+    ]
+    for words, cword, replies, argument in cases:
+        script = BASH_TAB.format(words=words, cword=cword)
+        result = subprocess.run(
+            ["bash", "--norc", "--noprofile", "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [*replies, f"words: 1, first: {argument}"]
