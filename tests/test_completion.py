@@ -304,7 +304,7 @@ def test_completion_source_prints_the_shell_script(shell: str, marker: str) -> N
 
 
 BASH_TAB = """
-eval "$(_ONBOARDING_COMPLETE=bash_source onboarding)"
+. {sourced}
 COMP_WORDS=({words})
 COMP_CWORD={cword}
 _onboarding_completion onboarding
@@ -319,6 +319,12 @@ def test_completion_in_bash_inserts_one_word_per_value(runner: CliRunner, db_pat
     value with a space or a '|' is inserted escaped, so the shell reads it as one argument."""
     tid = start_connection(runner, db_path)
     env = shell_env(ONBOARDING_DB=str(db_path), PATH=f"{SCRIPT.parent}:{os.environ['PATH']}")
+    # written once and loaded, as the README says
+    sourced = db_path.parent / "onboarding-complete.bash"
+    with open(sourced, "w") as out:
+        subprocess.run(
+            [SCRIPT], env={**env, "_ONBOARDING_COMPLETE": "bash_source"}, stdout=out, check=True
+        )
     cases = [
         (f"onboarding track advance {tid} ag", 4, ["agree_date"], "agree_date"),
         ("onboarding track start connection --system Cura", 5, ["Cura\\ Omsorg"], "Cura Omsorg"),
@@ -330,7 +336,7 @@ def test_completion_in_bash_inserts_one_word_per_value(runner: CliRunner, db_pat
         ),
     ]
     for words, cword, replies, argument in cases:
-        script = BASH_TAB.format(words=words, cword=cword)
+        script = BASH_TAB.format(sourced=sourced, words=words, cword=cword)
         result = subprocess.run(
             ["bash", "--norc", "--noprofile", "-c", script],
             env=env,
@@ -340,3 +346,14 @@ def test_completion_in_bash_inserts_one_word_per_value(runner: CliRunner, db_pat
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [*replies, f"words: 1, first: {argument}"]
+
+
+def test_completion_readme_says_how_to_enable_it_for_each_shell() -> None:
+    """The README's "Shell completion" section writes the script for bash, zsh and fish with
+    the variable click derives from the entry point ('onboarding' -> _ONBOARDING_COMPLETE)."""
+    root = Path(__file__).parent.parent
+    assert 'onboarding = "cli:cli"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Shell completion", 1)[1].split("\n## ", 1)[0]
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_ONBOARDING_COMPLETE={shell}_source .venv/bin/onboarding > " in section
