@@ -658,6 +658,7 @@ def track_start(
     default=None,
     metavar="FILTER",
     help="Advance every open track matching, e.g. 'state=date_agreement system=Fasit'.",
+    shell_complete=complete("complete_where"),
 )
 @click.option(
     "--set",

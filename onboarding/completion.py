@@ -186,13 +186,18 @@ def _stored(conn: sqlite3.Connection, names: Iterable[str] | None) -> list[Defin
 
 
 def _states(conn: sqlite3.Connection, ctx: click.Context, incomplete: str) -> Iterator[Any]:
-    """States of ``--definition`` when given before the cursor, else of every definition.
+    """States of ``--definition`` when given before the cursor, else of every definition."""
+    return _state_items(conn, _param(ctx, "definition"), incomplete)
 
-    ``--state`` takes several states as 'a|b': only the part after the last '|' is completed.
+
+def _state_items(conn: sqlite3.Connection, chosen: str | None, incomplete: str) -> Iterator[Any]:
+    """States of the definition ``chosen`` (of every definition when None).
+
+    A state filter takes several states as 'a|b': only the part after the last '|' is
+    completed.
     """
     head, bar, last = incomplete.rpartition("|")
     prefix = head + bar
-    chosen = _param(ctx, "definition")
     seen: set[str] = set()
     for defn in _stored(conn, [chosen] if chosen else None):
         for state in defn.states:
@@ -231,6 +236,60 @@ def _vendors(conn: sqlite3.Connection, ctx: click.Context, incomplete: str) -> I
     for (name,) in conn.execute("SELECT name FROM vendors ORDER BY name").fetchall():
         if _starts(name, incomplete):
             yield CompletionItem(name)
+
+
+#: The last ``key=`` of a filter and the value typed after it (a value may hold spaces:
+#: ``system=KMD Momentum``).
+_LAST_VALUE = re.compile(r"(?:^|[\s,])([a-z_]+)\s*=\s*[\"']?([^=\"']*)$")
+#: The last word, when it may be the start of a key.
+_LAST_WORD = re.compile(r"(?:^|[\s,])([a-z_]*)$")
+_WHERE_DEFINITION = re.compile(r"(?:^|[\s,])definition\s*=\s*[\"']?([a-z0-9_-]+)")
+
+
+def _where(conn: sqlite3.Connection, ctx: click.Context, incomplete: str) -> Iterator[Any]:
+    """``--where``: the filter typed so far, completed at its end: the value of its last
+    ``key=`` (states of the ``definition=`` named earlier in the filter), or a key."""
+    value = _LAST_VALUE.search(incomplete)
+    if value is not None:
+        key, partial = value.group(1), value.group(2)
+        head = incomplete[: value.start(2)]
+        for item in _where_values(conn, ctx, key, partial, head):
+            yield CompletionItem(head + item.value, help=item.help)
+    word = _LAST_WORD.search(incomplete)
+    if word is not None:
+        from onboarding.filters import KEYS
+
+        head = incomplete[: word.start(1)]
+        for name in KEYS:
+            if name.startswith(word.group(1)):
+                yield CompletionItem(f"{head}{name}=")
+
+
+def _where_values(
+    conn: sqlite3.Connection, ctx: click.Context, key: str, partial: str, head: str
+) -> Iterable[Any]:
+    if key == "state":
+        named = _WHERE_DEFINITION.search(head)
+        return _state_items(conn, named.group(1) if named else None, partial)
+    if key in ("overdue", "open"):
+        return [CompletionItem("yes")] if "yes".startswith(partial) else []
+    query = {
+        "definition": _definitions,
+        "municipality": _municipalities,
+        "system": _systems,
+        "vendor": _vendors,
+        "region": _regions,
+    }.get(key)
+    return query(conn, ctx, partial) if query else []
+
+
+def _regions(conn: sqlite3.Connection, ctx: click.Context, incomplete: str) -> Iterator[Any]:
+    rows = conn.execute(
+        "SELECT DISTINCT region FROM municipalities WHERE region IS NOT NULL ORDER BY region"
+    ).fetchall()
+    for (region,) in rows:
+        if _starts(region, incomplete):
+            yield CompletionItem(region)
 
 
 def track_triggers(conn: sqlite3.Connection, track_id: int) -> list[dict[str, Any]]:
@@ -304,3 +363,4 @@ complete_municipalities = _from_db(_municipalities)
 complete_systems = _from_db(_systems)
 complete_vendors = _from_db(_vendors)
 complete_advance_args = _from_db(_advance_args)
+complete_where = _from_db(_where)

@@ -172,6 +172,26 @@ def test_completion_systems_and_vendors_complete_by_name(db_path: Path) -> None:
     assert complete(["track", "list", "--db", str(db_path), "--vendor"], "KM") == ["KMD"]
 
 
+def test_completion_where_completes_keys_and_the_values_of_the_last_key(db_path: Path) -> None:
+    """--where completes a key, or the value of its last key: states of the definition named
+    earlier in the filter, municipalities, systems (with spaces), definitions."""
+    base = ["track", "advance", "--db", str(db_path), "--where"]
+    assert complete(base, "st") == ["state="]
+    assert complete(base, "definition=connection state=disp") == [
+        "definition=connection state=display_opening"
+    ]
+    assert complete(base, "definition=connection, state=date_agreement|se") == [
+        "definition=connection, state=date_agreement|service_agreements"
+    ]
+    # pilot is a state of system-readiness, not of connection
+    assert complete(base, "definition=connection state=pil") == []
+    assert complete(base, "state=pil") == ["state=pilot"]
+    assert complete(base, "municipality=Aar") == ["municipality=Aarhus"]
+    assert complete(base, "system=KMD Mom") == ["system=KMD Momentum"]
+    assert complete(base, "definition=klik") == ["definition=klik-task"]
+    assert complete(base, "state=x") == []
+
+
 # --- never harmful ------------------------------------------------------------------------------
 
 
@@ -192,6 +212,7 @@ def test_completion_missing_database_completes_nothing_and_creates_no_file(
         (["track", "list", "--municipality"], "Aar"),
         (["track", "list", "--db", missing, "--system"], ""),
         (["track", "advance", "--where", "state=date_agreement"], ""),
+        (["track", "advance", "--where"], "state=d"),
     ]
     for args, incomplete in cases:
         assert complete(args, incomplete) == [], args
@@ -333,6 +354,12 @@ def test_completion_in_bash_inserts_one_word_per_value(runner: CliRunner, db_pat
             4,
             ["date_agreement\\|display_opening"],
             "date_agreement|display_opening",
+        ),
+        (  # bash hands over the word being typed with its opening quote
+            """onboarding track advance --where '"definition=connection state=disp'""",
+            4,
+            ["definition=connection\\ state=display_opening"],
+            "definition=connection state=display_opening",
         ),
     ]
     for words, cword, replies, argument in cases:
