@@ -82,7 +82,8 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
 
     Creates no file: with a ``-wal`` and ``-shm`` beside it (another connection has it open)
     ``mode=ro`` shares them; without them the main file holds every commit and is read as
-    ``immutable``, which opens no side files at all.
+    ``immutable``, which opens no side files at all. A writer starting in between can at worst
+    make this one answer stale, or fail and so give no completions.
     """
     if not _ours(path):
         yield None

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import cli
 from onboarding import completion
-from onboarding.db import resolve_path
+from onboarding.db import APPLICATION_ID, DEFAULT_DB, resolve_path
 from tests.support import agree_date, ok, ok_json, start_connection
 
 SCRIPT = Path(sys.executable).parent / "onboarding"
@@ -254,7 +254,9 @@ def test_completion_database_path_follows_the_commands_rule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database a TAB reads is the one the command would open: --db, else $ONBOARDING_DB,
-    else ./onboarding.db (onboarding.db.resolve_path)."""
+    else ./onboarding.db (onboarding.db.resolve_path), recognised by the same application id."""
+    assert completion._DEFAULT_DB == DEFAULT_DB
+    assert completion._APPLICATION_ID == APPLICATION_ID
     ctx = cli.cli.make_context("onboarding", ["track", "list"], resilient_parsing=True)
     monkeypatch.delenv("ONBOARDING_DB", raising=False)
     assert completion.database_path(ctx) == resolve_path(None)
