@@ -93,6 +93,19 @@ def actor_name(actor: str | None) -> str:
         return os.environ.get("USER") or "unknown"
 
 
+def complete(name: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
+    """A ``shell_complete`` callback of ``onboarding.completion``, imported only on a TAB (so
+    no command pays for it at start)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from onboarding import completion
+
+        result: list[Any] = getattr(completion, name)(ctx, param, incomplete)
+        return result
+
+    return callback
+
+
 def open_db(db_path: str | None) -> Any:
     from onboarding.db import open_existing, resolve_path
 
@@ -354,7 +367,7 @@ def workflow_list(db_path: str | None, as_json: bool) -> None:
 
 
 @workflow.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("complete_definitions"))
 @click.option("--version", "version", type=int, default=None, help="A version (default: latest).")
 @db_option
 @json_option
@@ -453,7 +466,7 @@ def workflow_add(file: str, db_path: str | None) -> None:
 
 
 @workflow.command("diagram")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("complete_definitions"))
 @click.option("--version", "version", type=int, default=None, help="A version (default: latest).")
 @db_option
 def workflow_diagram(name: str, version: int | None, db_path: str | None) -> None:
@@ -471,7 +484,7 @@ def workflow_diagram(name: str, version: int | None, db_path: str | None) -> Non
 
 
 @workflow.command("migrate")
-@click.argument("name")
+@click.argument("name", shell_complete=complete("complete_definitions"))
 @click.option("--to-version", type=int, default=None, help="Target version (default: latest).")
 @click.option(
     "--map",
@@ -555,9 +568,17 @@ def track() -> None:
 
 
 @track.command("start")
-@click.argument("definition")
-@click.option("--municipality", help="Municipality code or name.")
-@click.option("--system", help="System name, alone or with its vendor ('KMD Momentum').")
+@click.argument("definition", shell_complete=complete("complete_definitions"))
+@click.option(
+    "--municipality",
+    help="Municipality code or name.",
+    shell_complete=complete("complete_municipalities"),
+)
+@click.option(
+    "--system",
+    help="System name, alone or with its vendor ('KMD Momentum').",
+    shell_complete=complete("complete_systems"),
+)
 @click.option("--index", help="Index code or name: sd (default) or ydelse; 'sd,ydelse' for both.")
 @click.option("--bob", is_flag=True, help="The connection includes BoB display (Mit Overblik).")
 @click.option("--klik-task", help="KLIK task name (klik-task tracks).")
@@ -625,13 +646,20 @@ def track_start(
 
 
 @track.command("advance")
-@click.argument("args", nargs=-1, required=True, metavar="[TRACK] TRIGGER")
+@click.argument(
+    "args",
+    nargs=-1,
+    required=True,
+    metavar="[TRACK] TRIGGER",
+    shell_complete=complete("complete_advance_args"),
+)
 @click.option(
     "--where",
     "where",
     default=None,
     metavar="FILTER",
     help="Advance every open track matching, e.g. 'state=date_agreement system=Fasit'.",
+    shell_complete=complete("complete_where"),
 )
 @click.option(
     "--set",
@@ -809,11 +837,19 @@ def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
 
 
 @track.command("list")
-@click.option("--definition", help="Only this definition.")
-@click.option("--state", help="Only this state (several: 'a|b').")
-@click.option("--municipality", help="Municipality code or name.")
-@click.option("--system", help="System name.")
-@click.option("--vendor", help="Vendor name.")
+@click.option(
+    "--definition", help="Only this definition.", shell_complete=complete("complete_definitions")
+)
+@click.option(
+    "--state", help="Only this state (several: 'a|b').", shell_complete=complete("complete_states")
+)
+@click.option(
+    "--municipality",
+    help="Municipality code or name.",
+    shell_complete=complete("complete_municipalities"),
+)
+@click.option("--system", help="System name.", shell_complete=complete("complete_systems"))
+@click.option("--vendor", help="Vendor name.", shell_complete=complete("complete_vendors"))
 @click.option("--overdue", is_flag=True, help="Only open tracks past their due date.")
 @click.option("--open", "only_open", is_flag=True, help="Only open (unfinished) tracks.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
