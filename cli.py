@@ -361,15 +361,20 @@ def workflow_list(db_path: str | None, as_json: bool) -> None:
 def workflow_show(name: str, version: int | None, db_path: str | None, as_json: bool) -> None:
     """Show a definition: states with labels, buckets and phases, and transitions with roles.
 
+    --json carries everything the definition says: states with due rules and notifications,
+    transitions with labels, guards and their parameters, and the fields each transition
+    takes (type, options, required or optional), so a script can drive any definition.
+
     Example:
 
         onboarding workflow show connection --json
     """
     from onboarding import definitions
+    from workflows.export import definition_json
 
     with database(db_path) as db:
         defn = definitions.get(db, name, version)
-        data = defn.to_dict()
+        data = definition_json(defn)
         if as_json:
             echo_json(data)
             return
@@ -395,11 +400,22 @@ def workflow_show(name: str, version: int | None, db_path: str | None, as_json: 
                     "from": t["source"],
                     "to": t["dest"],
                     "roles": t["roles"],
-                    "guards": t["guards"] + [f"not {g}" for g in t["unless"]],
+                    "guards": [_guard_text(g) for g in t["guards"]]
+                    + [f"not {_guard_text(g)}" for g in t["unless"]],
                 }
                 for t in data["transitions"]
             ]
         )
+
+
+def _guard_text(guard: dict[str, Any]) -> str:
+    """A guard with its parameters in one short cell: ``date_passed(date=dpo_deadline)``."""
+    params = ", ".join(
+        f"{k}={'|'.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in guard["params"].items()
+        if k != "reason"
+    )
+    return f"{guard['name']}({params})" if params else str(guard["name"])
 
 
 @workflow.command("validate")
@@ -646,7 +662,12 @@ def track_start(
     default=None,
     help="Refuse if the track is no longer at this version (optimistic locking).",
 )
-@click.option("--dry-run", is_flag=True, help="Bulk: show what would change; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would change (one track: the move, its due date and the notifications "
+    "it would schedule); write nothing.",
+)
 @at_option
 @db_option
 @json_option
@@ -666,8 +687,9 @@ def track_advance(
 ) -> None:
     """Fire a trigger on one track, or on every track a --where filter selects.
 
-    One track: TRACK TRIGGER. Many: --where FILTER TRIGGER; all of them move or none does,
-    and --dry-run shows which would move and which are blocked and why.
+    One track: TRACK TRIGGER; --dry-run shows the move, the due date and the notifications it
+    would schedule, and writes nothing. Many: --where FILTER TRIGGER; all of them move or none
+    does, and --dry-run shows which would move and which are blocked and why.
 
     Examples:
 
@@ -683,6 +705,14 @@ def track_advance(
         if where is None:
             if len(args) != 2:
                 raise UserError("give TRACK TRIGGER, or --where FILTER TRIGGER")
+            if dry_run:
+                _echo_preview(
+                    engine.preview_advance(
+                        db, _track_id(args[0]), args[1], act, values, expect_version
+                    ),
+                    as_json,
+                )
+                return
             row = engine.advance(db, _track_id(args[0]), args[1], act, values, expect_version)
             if as_json:
                 echo_json(
@@ -734,6 +764,29 @@ def track_advance(
                 click.echo(f"  {reason}")
 
 
+def _echo_preview(preview: dict[str, Any], as_json: bool) -> None:
+    """One track's dry run: the move, the due date and the notifications it would schedule."""
+    from onboarding import clock
+
+    if as_json:
+        echo_json(preview)
+        return
+    click.echo(
+        f"would move track #{preview['id']} from {preview['from']} to {preview['to']}"
+        f" ({preview['to_label']}); nothing written"
+    )
+    click.echo(f"  due       {preview['due'] or '-'}")
+    if not preview["notifications"]:
+        click.echo("  notifications: none")
+        return
+    click.echo("  notifications it would schedule:")
+    for n in preview["notifications"]:
+        click.echo(
+            f"    {clock.display(n['at'])}  {n['kind']} {n['name']} to {', '.join(n['to'])}"
+            f" (template {n['template']})"
+        )
+
+
 @track.command("set")
 @click.argument("track_ref", metavar="TRACK")
 @click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
@@ -765,21 +818,31 @@ def track_set(
         click.echo(f"track #{row['id']} updated (version {row['version']}{due})")
 
 
+judge_at_option = click.option(
+    "--at",
+    default=None,
+    metavar="TIME",
+    help="Judge what may happen next at this time (ISO 8601; default: now): what "
+    "'track advance --at TIME' would be told. The track is shown as it is now.",
+)
+
+
 @track.command("show")
 @click.argument("track_ref", metavar="TRACK")
+@judge_at_option
 @db_option
 @json_option
-def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
+def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: bool) -> None:
     """Show a track: subject, state, phase, due date, fields and what may happen next.
 
     Example:
 
-        onboarding track show 12 --json
+        onboarding track show 12 --json --at 2021-09-01T10:00
     """
     from onboarding import tracks
 
     with database(db_path) as db:
-        info = tracks.show(db, _track_id(track_ref))
+        info = tracks.show(db, _track_id(track_ref), _parse_at(at))
         if as_json:
             echo_json(info)
             return
@@ -908,9 +971,10 @@ def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
 
 @track.command("why")
 @click.argument("track_ref", metavar="TRACK")
+@judge_at_option
 @db_option
 @json_option
-def track_why(track_ref: str, db_path: str | None, as_json: bool) -> None:
+def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool) -> None:
     """Explain in plain words why a track is where it is and what can happen next.
 
     Example:
@@ -920,7 +984,7 @@ def track_why(track_ref: str, db_path: str | None, as_json: bool) -> None:
     from onboarding import tracks
 
     with database(db_path) as db:
-        info = tracks.why(db, _track_id(track_ref))
+        info = tracks.why(db, _track_id(track_ref), _parse_at(at))
         if as_json:
             echo_json(info)
         else:
