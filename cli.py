@@ -1668,6 +1668,71 @@ def report_rollout(
         click.echo(text, nl=False)
 
 
+@report.command("buckets")
+@click.argument("definition")
+@click.option(
+    "--by",
+    type=click.Choice(["municipality", "vendor", "system", "region"]),
+    default=None,
+    help="One row per municipality, vendor, system or region (default: only the total).",
+)
+@click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="Output format; html is one self-contained file.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
+)
+@db_option
+@json_option
+def report_buckets(
+    definition: str,
+    by: str | None,
+    as_of: str | None,
+    fmt: str,
+    output: str | None,
+    db_path: str | None,
+    as_json: bool,
+) -> None:
+    """Tracks of any definition per report bucket (per state if it declares no buckets).
+
+    Each track counts once, in the bucket of its state at the end of the --as-of day,
+    replayed from history as the rollout report is, so a past date gives the past picture.
+    'onboarding workflow list' names the definitions.
+
+    Example:
+
+        onboarding report buckets dpo-approval --by municipality --as-of 2021-06-30
+    """
+    from onboarding import reports
+    from onboarding.storage import check_output, write_text
+
+    if output:
+        check_output(output)  # before any work: a missing folder is one line
+    with database(db_path) as db:
+        data = reports.buckets(db, definition, by, _parse_day(as_of, "--as-of"))
+    if as_json:
+        fmt = "json"
+    if fmt == "json":
+        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    elif fmt == "csv":
+        text = reports.buckets_csv(data)
+    elif fmt == "html":
+        text = reports.buckets_html(data)
+    else:
+        text = reports.buckets_text(data)
+    if output:
+        write_text(output, text)  # whole or not at all
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
 @report.command("goals")
 @click.option(
     "--year", type=int, default=None, help="The goals' year (default: the --as-of date's year)."
