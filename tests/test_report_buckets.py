@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import sqlite3
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +226,105 @@ def test_report_buckets_refuses_unknown_definition_and_by(
     assert result.exit_code == 2 and "unknown definition 'nope'" in result.stderr
     result = run(runner, db_path, "report", "buckets", "connection", "--by", "colour")
     assert result.exit_code == 2 and "--by" in result.stderr
+
+
+# --- the web grid's definition selector (over HTTP, on the demo's database) ----------------------
+
+
+@pytest.fixture
+def web_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Path]]:
+    """A logged-in coordinator on a private copy of the demo database, the worked example added
+    with one track (Aarhus, approved) and one still in review."""
+    from starlette.testclient import TestClient
+
+    from onboarding.web import create_app
+    from tests.web_support import DEMO_NOW, SECRET, fresh_db, login
+
+    monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
+    path = fresh_db(tmp_path)
+    runner = CliRunner()
+    ok(runner, path, "workflow", "add", str(CUSTOM), actor="test-koordinator")
+    for code in ("751", "101"):
+        tid = ok(
+            runner, path, "track", "start", "dpo-approval", "--municipality", code, "--system",
+            "Momentum", "--at", "2021-06-01T09:00", actor="test-koordinator",
+        ).stdout.strip()
+        ok(
+            runner, path, "track", "advance", tid, "submit", "--set", "dpo_deadline=2021-06-20",
+            "--at", "2021-06-02T09:00", actor="test-koordinator",
+        )
+    ok(
+        runner, path, "track", "advance", tid, "approve", "--set", "decision=godkendt",
+        "--at", "2021-06-10T09:00", actor="test-koordinator",
+    )
+    with TestClient(create_app(path, secret=SECRET)) as client:
+        login(client)
+        yield client, path
+
+
+def test_web_grid_definition_selector_offers_every_definition(
+    web_client: tuple[Any, Path],
+) -> None:
+    """The grid offers every definition, connection chosen by default."""
+    client, _ = web_client
+    html = client.get("/grid").text
+    select = re.search(r'<select name="definition".*?</select>', html, re.S)
+    assert select, "the grid has a definition selector"
+    names = re.findall(r'<option value="([^"]+)"', select.group(0))
+    assert set(names) == {
+        "connection", "dpo-approval", "klik-task", "onboarding-course", "rollout-wave",
+        "system-readiness",
+    }
+    assert re.search(r'<option value="connection" selected>', select.group(0))
+    assert "Tilslutninger pr. 30. juni 2021" in html
+
+
+def test_web_grid_shows_a_custom_definitions_tracks_and_buckets(
+    web_client: tuple[Any, Path],
+) -> None:
+    """A custom definition's grid: its tracks by municipality and system, its buckets counted;
+    an earlier date shows the earlier picture."""
+    client, path = web_client
+    page = client.get("/grid", params={"definition": "dpo-approval"})
+    assert page.status_code == 200
+    html = unescape(page.text)
+    assert "DPO-godkendelse før tilslutning pr. 30. juni 2021" in html
+    assert re.search(r'<option value="dpo-approval" selected>', html)
+    conn = sqlite3.connect(path)
+    try:
+        sql = "SELECT id FROM tracks WHERE definition = 'dpo-approval'"
+        ids = [r[0] for r in conn.execute(sql)]
+    finally:
+        conn.close()
+    for tid in ids:
+        assert f'href="/tracks/{tid}"' in html
+    assert "I rapporterne" in html
+    counts = dict(re.findall(r"<li>([^<]+?) <span class=\"count\">(\d+)</span></li>", html))
+    assert counts["Ikke godkendt"] == "1" and counts["Godkendt"] == "1"
+    assert "kontrakt" not in html.split("<ul class=\"legend\"", 1)[1].split("</ul>", 1)[0]
+    june5 = unescape(client.get("/grid", params={"definition": "dpo-approval",
+                                                 "as_of": "2021-06-05"}).text)
+    counts = dict(re.findall(r"<li>([^<]+?) <span class=\"count\">(\d+)</span></li>", june5))
+    assert counts["Ikke godkendt"] == "2" and counts["Godkendt"] == "0"
+
+
+def test_web_grid_of_system_and_klik_definitions(web_client: tuple[Any, Path]) -> None:
+    """A system definition's grid has a row per system; a KLIK grid a column per task; an
+    unknown definition falls back to the connection grid."""
+    client, path = web_client
+    conn = sqlite3.connect(path)
+    try:
+        ready = conn.execute(
+            "SELECT id FROM tracks WHERE definition = 'system-readiness' LIMIT 1"
+        ).fetchone()
+        sql = "SELECT id FROM tracks WHERE definition = 'klik-task' LIMIT 1"
+        klik = conn.execute(sql).fetchone()
+    finally:
+        conn.close()
+    html = client.get("/grid", params={"definition": "system-readiness"}).text
+    assert ready and f'href="/tracks/{ready[0]}"' in html
+    assert '<th class="muni" scope="col">System</th>' in html
+    html = client.get("/grid", params={"definition": "klik-task"}).text
+    assert klik and f'href="/tracks/{klik[0]}"' in html and "KLIK-opgave pr." in html
+    fallback = client.get("/grid", params={"definition": "nope"})
+    assert fallback.status_code == 200 and "Tilslutninger pr." in fallback.text
