@@ -603,9 +603,17 @@ def track_start(
 ) -> None:
     """Start a track for a subject and print its id.
 
-    The subject depends on the definition: --system (and --index) for system-readiness,
-    --municipality and --system for connection, --municipality and --klik-task for klik-task,
-    --municipality and --wave for rollout-wave, --system and --course for onboarding-course.
+    The options depend on the definition's subject, which 'onboarding workflow show NAME'
+    prints (also for a definition you added with 'workflow add'):
+
+    \b
+      system               --system (and --index)
+      municipality-system  --municipality and --system (and --index, --bob)
+      municipality-klik    --municipality and --klik-task
+      municipality-wave    --municipality and --wave
+      system-course        --system and --course
+
+    Fields the definition declares are given with --set NAME=VALUE. See docs/workflows.md.
 
     Example:
 

@@ -223,3 +223,27 @@ def test_workflow_diagram_shows_guards_and_tells_same_trigger_apart(
     assert "dpo_review --> approved: approve [not includes_bob]" in text
     assert "dpo_review --> prepare: lapse [date_passed(date=dpo_deadline)]" in text
     assert ";" not in text.split("\n", 1)[1]
+
+
+# --- docs -------------------------------------------------------------------------------------
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def test_docs_workflows_links_notifications_and_names_the_pinned_clock() -> None:
+    """workflows.md links notifications.md, no longer says to leave notifications out, and
+    tells a reader about ONBOARDING_NOW."""
+    text = (DOCS / "workflows.md").read_text(encoding="utf-8")
+    assert "(notifications.md" in text
+    assert "unless your installation documents it" not in text
+    assert "ONBOARDING_NOW" in text
+    assert "report buckets" in text and "--dry-run" in text
+
+
+def test_track_start_help_says_how_to_start_a_new_definitions_track(runner: CliRunner) -> None:
+    """``track start --help`` points to the subject of any definition, not only shipped ones."""
+    import cli
+
+    text = runner.invoke(cli.cli, ["track", "start", "--help"]).stdout
+    assert "workflow show NAME" in text and "workflow add" in text
+    assert "municipality-system" in text and "--set NAME=VALUE" in text
