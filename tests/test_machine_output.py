@@ -244,6 +244,6 @@ def test_track_start_help_says_how_to_start_a_new_definitions_track(runner: CliR
     """``track start --help`` points to the subject of any definition, not only shipped ones."""
     import cli
 
-    text = runner.invoke(cli.cli, ["track", "start", "--help"]).stdout
+    text = " ".join(runner.invoke(cli.cli, ["track", "start", "--help"]).stdout.split())
     assert "workflow show NAME" in text and "workflow add" in text
     assert "municipality-system" in text and "--set NAME=VALUE" in text
