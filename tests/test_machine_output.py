@@ -162,13 +162,24 @@ def _listed(raw: Any) -> list[Any]:
     return raw if isinstance(raw, list) else [] if raw is None else [raw]
 
 
-@pytest.mark.parametrize("stem", ["connection", "system-readiness", "rollout-wave"])
+@pytest.mark.parametrize(
+    "file",
+    [
+        *(shipped_dir() / f"{stem}.yaml" for stem in (
+            "connection", "system-readiness", "rollout-wave", "klik-task", "onboarding-course"
+        )),
+        CUSTOM,
+    ],
+    ids=lambda p: p.stem,
+)
 def test_workflow_show_json_round_trips_every_yaml_key(
-    runner: CliRunner, db_path: Path, stem: str
+    runner: CliRunner, db_path: Path, file: Path
 ) -> None:
     """Every key of every state and transition of the YAML is in ``workflow show --json``."""
-    spec = yaml.safe_load((shipped_dir() / f"{stem}.yaml").read_text(encoding="utf-8"))
-    data = ok_json(runner, db_path, "workflow", "show", stem)
+    spec = yaml.safe_load(file.read_text(encoding="utf-8"))
+    if file == CUSTOM:
+        ok(runner, db_path, "workflow", "add", str(file))
+    data = ok_json(runner, db_path, "workflow", "show", spec["name"])
     for key in ("name", "version", "title", "subject", "initial", "description"):
         assert data[key] == spec.get(key), key
     assert data["buckets"] == spec.get("buckets", [])
