@@ -374,15 +374,20 @@ def workflow_list(db_path: str | None, as_json: bool) -> None:
 def workflow_show(name: str, version: int | None, db_path: str | None, as_json: bool) -> None:
     """Show a definition: states with labels, buckets and phases, and transitions with roles.
 
+    --json carries everything the definition says: states with due rules and notifications,
+    transitions with labels, guards and their parameters, and the fields each transition
+    takes (type, options, required or optional), so a script can drive any definition.
+
     Example:
 
         onboarding workflow show connection --json
     """
     from onboarding import definitions
+    from workflows.export import definition_json
 
     with database(db_path) as db:
         defn = definitions.get(db, name, version)
-        data = defn.to_dict()
+        data = definition_json(defn)
         if as_json:
             echo_json(data)
             return
@@ -408,11 +413,22 @@ def workflow_show(name: str, version: int | None, db_path: str | None, as_json: 
                     "from": t["source"],
                     "to": t["dest"],
                     "roles": t["roles"],
-                    "guards": t["guards"] + [f"not {g}" for g in t["unless"]],
+                    "guards": [_guard_text(g) for g in t["guards"]]
+                    + [f"not {_guard_text(g)}" for g in t["unless"]],
                 }
                 for t in data["transitions"]
             ]
         )
+
+
+def _guard_text(guard: dict[str, Any]) -> str:
+    """A guard with its parameters in one short cell: ``date_passed(date=dpo_deadline)``."""
+    params = ", ".join(
+        f"{k}={'|'.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in guard["params"].items()
+        if k != "reason"
+    )
+    return f"{guard['name']}({params})" if params else str(guard["name"])
 
 
 @workflow.command("validate")
@@ -609,9 +625,17 @@ def track_start(
 ) -> None:
     """Start a track for a subject and print its id.
 
-    The subject depends on the definition: --system (and --index) for system-readiness,
-    --municipality and --system for connection, --municipality and --klik-task for klik-task,
-    --municipality and --wave for rollout-wave, --system and --course for onboarding-course.
+    The options depend on the definition's subject, which 'onboarding workflow show NAME'
+    prints (also for a definition you added with 'workflow add'):
+
+    \b
+      system               --system (and --index)
+      municipality-system  --municipality and --system (and --index, --bob)
+      municipality-klik    --municipality and --klik-task
+      municipality-wave    --municipality and --wave
+      system-course        --system and --course
+
+    Fields the definition declares are given with --set NAME=VALUE. See docs/workflows.md.
 
     Example:
 
@@ -675,7 +699,12 @@ def track_start(
     default=None,
     help="Refuse if the track is no longer at this version (optimistic locking).",
 )
-@click.option("--dry-run", is_flag=True, help="Bulk: show what would change; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would change (one track: the move, its due date and the notifications "
+    "it would schedule); write nothing.",
+)
 @at_option
 @db_option
 @json_option
@@ -695,8 +724,9 @@ def track_advance(
 ) -> None:
     """Fire a trigger on one track, or on every track a --where filter selects.
 
-    One track: TRACK TRIGGER. Many: --where FILTER TRIGGER; all of them move or none does,
-    and --dry-run shows which would move and which are blocked and why.
+    One track: TRACK TRIGGER; --dry-run shows the move, the due date and the notifications it
+    would schedule, and writes nothing. Many: --where FILTER TRIGGER; all of them move or none
+    does, and --dry-run shows which would move and which are blocked and why.
 
     Examples:
 
@@ -712,6 +742,14 @@ def track_advance(
         if where is None:
             if len(args) != 2:
                 raise UserError("give TRACK TRIGGER, or --where FILTER TRIGGER")
+            if dry_run:
+                _echo_preview(
+                    engine.preview_advance(
+                        db, _track_id(args[0]), args[1], act, values, expect_version
+                    ),
+                    as_json,
+                )
+                return
             row = engine.advance(db, _track_id(args[0]), args[1], act, values, expect_version)
             if as_json:
                 echo_json(
@@ -763,6 +801,29 @@ def track_advance(
                 click.echo(f"  {reason}")
 
 
+def _echo_preview(preview: dict[str, Any], as_json: bool) -> None:
+    """One track's dry run: the move, the due date and the notifications it would schedule."""
+    from onboarding import clock
+
+    if as_json:
+        echo_json(preview)
+        return
+    click.echo(
+        f"would move track #{preview['id']} from {preview['from']} to {preview['to']}"
+        f" ({preview['to_label']}); nothing written"
+    )
+    click.echo(f"  due       {preview['due'] or '-'}")
+    if not preview["notifications"]:
+        click.echo("  notifications: none")
+        return
+    click.echo("  notifications it would schedule:")
+    for n in preview["notifications"]:
+        click.echo(
+            f"    {clock.display(n['at'])}  {n['kind']} {n['name']} to {', '.join(n['to'])}"
+            f" (template {n['template']})"
+        )
+
+
 @track.command("set")
 @click.argument("track_ref", metavar="TRACK")
 @click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
@@ -794,21 +855,31 @@ def track_set(
         click.echo(f"track #{row['id']} updated (version {row['version']}{due})")
 
 
+judge_at_option = click.option(
+    "--at",
+    default=None,
+    metavar="TIME",
+    help="Judge what may happen next at this time (ISO 8601; default: now): what "
+    "'track advance --at TIME' would be told. The track is shown as it is now.",
+)
+
+
 @track.command("show")
 @click.argument("track_ref", metavar="TRACK")
+@judge_at_option
 @db_option
 @json_option
-def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
+def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: bool) -> None:
     """Show a track: subject, state, phase, due date, fields and what may happen next.
 
     Example:
 
-        onboarding track show 12 --json
+        onboarding track show 12 --json --at 2021-09-01T10:00
     """
     from onboarding import tracks
 
     with database(db_path) as db:
-        info = tracks.show(db, _track_id(track_ref))
+        info = tracks.show(db, _track_id(track_ref), _parse_at(at))
         if as_json:
             echo_json(info)
             return
@@ -945,9 +1016,10 @@ def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
 
 @track.command("why")
 @click.argument("track_ref", metavar="TRACK")
+@judge_at_option
 @db_option
 @json_option
-def track_why(track_ref: str, db_path: str | None, as_json: bool) -> None:
+def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool) -> None:
     """Explain in plain words why a track is where it is and what can happen next.
 
     Example:
@@ -957,7 +1029,7 @@ def track_why(track_ref: str, db_path: str | None, as_json: bool) -> None:
     from onboarding import tracks
 
     with database(db_path) as db:
-        info = tracks.why(db, _track_id(track_ref))
+        info = tracks.why(db, _track_id(track_ref), _parse_at(at))
         if as_json:
             echo_json(info)
         else:
@@ -1636,6 +1708,71 @@ def report_rollout(
             text = reports.rollout_text(data)
     if output:
         write_text(output, text)  # whole or not at all; a missing folder is one line
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@report.command("buckets")
+@click.argument("definition")
+@click.option(
+    "--by",
+    type=click.Choice(["municipality", "vendor", "system", "region"]),
+    default=None,
+    help="One row per municipality, vendor, system or region (default: only the total).",
+)
+@click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="Output format; html is one self-contained file.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
+)
+@db_option
+@json_option
+def report_buckets(
+    definition: str,
+    by: str | None,
+    as_of: str | None,
+    fmt: str,
+    output: str | None,
+    db_path: str | None,
+    as_json: bool,
+) -> None:
+    """Tracks of any definition per report bucket (per state if it declares no buckets).
+
+    Each track counts once, in the bucket of its state at the end of the --as-of day,
+    replayed from history as the rollout report is, so a past date gives the past picture.
+    'onboarding workflow list' names the definitions.
+
+    Example:
+
+        onboarding report buckets dpo-approval --by municipality --as-of 2021-06-30
+    """
+    from onboarding import reports
+    from onboarding.storage import check_output, write_text
+
+    if output:
+        check_output(output)  # before any work: a missing folder is one line
+    with database(db_path) as db:
+        data = reports.buckets(db, definition, by, _parse_day(as_of, "--as-of"))
+    if as_json:
+        fmt = "json"
+    if fmt == "json":
+        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    elif fmt == "csv":
+        text = reports.buckets_csv(data)
+    elif fmt == "html":
+        text = reports.buckets_html(data)
+    else:
+        text = reports.buckets_text(data)
+    if output:
+        write_text(output, text)  # whole or not at all
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)

@@ -392,6 +392,68 @@ def advance(
         return load_track(conn, track_id)
 
 
+def preview_advance(
+    db: Database,
+    track_id: int,
+    trigger: str,
+    act: Act,
+    sets: Mapping[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    """What ``advance`` would do, with every check it makes, and nothing written.
+
+    Returns the move (from, to), the due date the track would get and the notifications
+    entering the new state would schedule (each with when, to whom and its template). A step
+    ``advance`` would refuse is refused here with the same error.
+    """
+    require_role(act.role)
+    moment = act.moment()
+    conn = db.conn
+    track = load_track(conn, track_id)
+    actors.authorize(conn, act.actor, act.role, track)
+    if expected_version is not None and track["version"] != expected_version:
+        raise StaleVersion(
+            f"track #{track_id} changed since you read it (version {expected_version}, "
+            f"now {track['version']}): read it again"
+        )
+    defn = definitions.get(db, track["definition"], track["def_version"])
+    values = coerce_fields(db, defn, sets or {})
+    ctx = GuardContext(conn, moment)
+    move = plan(ctx, defn, track, trigger, act.role, values)
+    due = date.fromisoformat(move.due) if move.due else None
+    entered = clock.unstamp(move.entered_at)
+    notes = []
+    for rule in outbox.state_rules(defn, move.to_state):
+        when = rule.due_at(due, entered)
+        if when is None:
+            continue  # counted from a due date the step does not have
+        notes.append(
+            {
+                "name": rule.name,
+                "kind": rule.kind,
+                "template": rule.template,
+                "to": list(rule.to),
+                "at": clock.stamp(when),
+            }
+        )
+    notes.sort(key=lambda n: (n["at"], n["name"]))
+    return {
+        "id": track_id,
+        "dry_run": True,
+        "trigger": trigger,
+        "from": track["state"],
+        "from_label": defn.state(track["state"]).label,
+        "to": move.to_state,
+        "to_label": defn.state(move.to_state).label,
+        "final": move.final,
+        "at": move.entered_at,
+        "fields_set": move.fields_set,
+        "due": move.due,
+        "version": track["version"],
+        "notifications": notes,
+    }
+
+
 # --- bulk -------------------------------------------------------------------------------------
 
 

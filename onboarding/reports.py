@@ -5,7 +5,9 @@
 * ``goals``: the quarterly targets of a goals file against the actual numbers at each quarter's
   end, with the counters the tool cannot derive recorded by ``record_counter``;
 * ``grid``: municipality by system, each cell the current step and working days in it;
-* ``klik``, ``overdue``, ``waves``.
+* ``klik``, ``overdue``, ``waves``;
+* ``buckets``: any definition's tracks per bucket (or state), in total or per municipality,
+  vendor, system or region.
 
 "As of" always means *replayed from history*: a track's state at the end of that day is the
 ``to_state`` of its last history row at or before that instant, and its due date then is the
@@ -43,8 +45,13 @@ from onboarding.errors import InputError, NotFound
 from workflows.model import Definition
 
 __all__ = [
+    "BUCKET_BY",
     "CONNECTION",
     "COUNT_KEYS",
+    "buckets",
+    "buckets_csv",
+    "buckets_html",
+    "buckets_text",
     "goals",
     "goals_file",
     "goals_text",
@@ -1445,3 +1452,159 @@ def waves_text(report: Mapping[str, Any]) -> str:
         "ll" + "r" * (len(steps) + 2),
     )
     return "\n".join(lines) + "\n"
+
+
+# --- buckets of any definition ------------------------------------------------------------------
+
+#: What ``report buckets --by`` may group a definition's tracks by.
+BUCKET_BY = ("municipality", "vendor", "system", "region")
+#: The row headings of ``--by``, in the users' words.
+BY_LABELS = {
+    "municipality": "Kommune",
+    "vendor": "Leverandør",
+    "system": "System",
+    "region": "Region",
+}
+#: The row of a track whose subject has no such part (a system track grouped by municipality).
+_NONE_LABEL = {
+    "municipality": "(uden kommune)",
+    "vendor": "(uden leverandør)",
+    "system": "(uden system)",
+    "region": "(uden region)",
+}
+
+
+def _bucket_columns(defs: _Defs, defn: Definition) -> tuple[str, list[dict[str, str]]]:
+    """("bucket", the declared buckets) or, for a definition that declares none, ("state",
+    its states): the columns a track is counted in, earliest first."""
+    if defn.buckets:
+        return "bucket", [{"key": b, "label": b} for b in defn.buckets]
+    return "state", [{"key": s.name, "label": s.label} for s in defn.states]
+
+
+def _row_key(
+    by: str | None, track: Mapping[str, Any], places: Mapping[int, Mapping[str, Any]],
+    systems: Mapping[int, Mapping[str, Any]],
+) -> str:
+    if by is None:
+        return TOTAL_LABEL
+    code, system_id = track.get("municipality_code"), track.get("system_id")
+    if by in ("municipality", "region"):
+        place = places.get(int(code)) if code is not None else None
+        value = place and (place["name"] if by == "municipality" else place["region"])
+    else:
+        system = systems.get(int(system_id)) if system_id is not None else None
+        value = system and (system["label"] if by == "system" else system["vendor"])
+    return str(value) if value else _NONE_LABEL[by]
+
+
+def buckets(
+    db: Database, definition: str, by: str | None = None, as_of: date | None = None
+) -> dict[str, Any]:
+    """A definition's tracks counted per bucket as of a date (default today), in total or per
+    municipality, vendor, system or region: the ``report buckets --json`` shape.
+
+    Each track that existed at the end of the day counts once, in the bucket of its state then
+    (replayed from history as for every report: ``_tracks_as_of``), read in the definition
+    version it ran then. A definition that declares no buckets is counted per state. Columns
+    follow the latest version; a bucket or state only an older version has comes after them.
+    """
+    if by is not None and by not in BUCKET_BY:
+        raise InputError(f"--by {by!r}: expected one of {', '.join(BUCKET_BY)}")
+    day = as_of or _today(None)
+    defs = _Defs(db)
+    latest = defs.get(definition)
+    kind, columns = _bucket_columns(defs, latest)
+    keys = [c["key"] for c in columns]
+    places = {int(m["code"]): m for m in registry.list_municipalities(db)}
+    systems = {int(s["id"]): s for s in registry.list_systems(db)}
+    rows: dict[str, dict[str, int]] = {}
+    for t in _tracks_as_of(db, _end_stamp(day), definition):
+        state = defs.get(definition, int(t["def_version"])).state(str(t["state"]))
+        if kind == "bucket":
+            column, label = state.bucket or "", state.bucket or ""
+        else:
+            column, label = state.name, state.label
+        if column not in keys:  # only an older version has it
+            keys.append(column)
+            columns.append({"key": column, "label": label or "(ingen)"})
+        counts = rows.setdefault(_row_key(by, t, places, systems), {})
+        counts[column] = counts.get(column, 0) + 1
+    out_rows: list[dict[str, Any]] = [
+        {
+            "label": label,
+            "counts": {k: counts.get(k, 0) for k in keys},
+            "total": sum(counts.values()),
+        }
+        for label, counts in sorted(
+            rows.items(), key=lambda kv: (kv[0] in _NONE_LABEL.values(), kv[0].casefold())
+        )
+    ]
+    total = {k: sum(r["counts"][k] for r in out_rows) for k in keys}
+    return {
+        "as_of": day.isoformat(),
+        "definition": {"name": latest.name, "version": latest.version, "title": latest.title},
+        "by": by,
+        "by_label": BY_LABELS[by] if by else None,
+        "columns_are": kind,
+        "columns": columns,
+        "rows": out_rows if by else [],
+        "total": {"counts": total, "total": sum(total.values())},
+    }
+
+
+def buckets_text(report: Mapping[str, Any]) -> str:
+    """The buckets report in 80 columns: one row per group and a total row."""
+    d = report["definition"]
+    by = f" per {report['by_label'].lower()}" if report["by"] else ""
+    title = f"{d['title']} ({d['name']}), status per {_danish(report['as_of'])}{by}"
+    lines = [*_wrap(title + " (counted in tracks)"), ""]
+    keys = [c["key"] for c in report["columns"]]
+    headers = [report["by_label"] or "", *(c["label"] for c in report["columns"]), TOTAL_LABEL]
+    body: list[Sequence[Any] | None] = [
+        [r["label"], *(r["counts"][k] for k in keys), r["total"]] for r in report["rows"]
+    ]
+    if body:
+        body.append(None)
+    total = report["total"]
+    body.append([TOTAL_LABEL, *(total["counts"][k] for k in keys), total["total"]])
+    lines += _table(headers, body, "l" + "r" * (len(keys) + 1))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def buckets_csv(report: Mapping[str, Any]) -> str:
+    """One line per group and one total line (``row`` says which); formula cells neutralised."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    keys = [c["key"] for c in report["columns"]]
+    w.writerow(
+        safe_row(["as_of", "definition", "by", "row", "group", *(c["label"] for c in
+                                                                  report["columns"]), "total"])
+    )
+    head = [report["as_of"], report["definition"]["name"], report["by"] or ""]
+    for r in report["rows"]:
+        w.writerow(safe_row([*head, "group", r["label"], *(r["counts"][k] for k in keys),
+                             r["total"]]))
+    total = report["total"]
+    w.writerow(safe_row([*head, "total", "", *(total["counts"][k] for k in keys),
+                         total["total"]]))
+    return out.getvalue()
+
+
+def buckets_html(report: Mapping[str, Any]) -> str:
+    """One self-contained HTML file (no scripts, no external references) of the table."""
+    from jinja2 import Environment, FileSystemLoader
+
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("buckets.html.j2").render(
+        report=report,
+        keys=[c["key"] for c in report["columns"]],
+        as_of_label=_danish(report["as_of"]),
+        generated=clock.display(clock.stamp(clock.now())),
+        total_label=TOTAL_LABEL,
+    )

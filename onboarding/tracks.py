@@ -85,10 +85,19 @@ def subject_text(labels: dict[str, Any]) -> str:
 def available(
     db: Database, defn: Definition, track: dict[str, Any], at: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The triggers possible from the track's state, with inputs and what blocks each now."""
+    """The triggers possible from the track's state, with inputs and what blocks each at
+    ``at`` (default now): a trigger fired at that instant (``track advance --at``) is judged by
+    the guards then, and one dated before the track's last step is refused whatever they say."""
     if track["final"]:
         return []
     ctx = GuardContext(db.conn, at or clock.now())
+    # The engine refuses a step dated before the last one (history never goes backwards).
+    too_early = (
+        [f"{clock.display(ctx.at_stamp)} is before its last recorded step "
+         f"({clock.display(track['updated_at'])})"]
+        if ctx.at_stamp < track["updated_at"]
+        else []
+    )
     out = []
     for trigger in defn.triggers_from(track["state"]):
         candidates = defn.candidates(track["state"], trigger)
@@ -113,12 +122,14 @@ def available(
                         "name": name,
                         "type": defn.fields[name].type,
                         "label": defn.fields[name].label,
+                        # A client offers a choice field's options as a list to pick from.
+                        "options": list(defn.fields[name].options),
                         "required": name in t.requires,
                         "value": track["fields"].get(name),
                     }
                     for name in t.inputs
                 ],
-                "blocked_by": blocked,
+                "blocked_by": too_early + blocked,
             }
         )
     return out
@@ -128,11 +139,18 @@ def _overdue(track: dict[str, Any], today: date) -> bool:
     return bool(track["due"]) and not track["final"] and track["due"] < today.isoformat()
 
 
-def describe(db: Database, track: dict[str, Any], today: date | None = None) -> dict[str, Any]:
-    """The full picture of one track (the shape of ``track show --json``)."""
+def describe(
+    db: Database, track: dict[str, Any], today: date | None = None, at: datetime | None = None
+) -> dict[str, Any]:
+    """The full picture of one track (the shape of ``track show --json``).
+
+    With ``at``, what may happen next is judged at that instant (guards, and a step dated
+    before the last one), and the working days and overdue flag count to its day: the answer
+    ``track advance --at`` would get. The track itself is as it is now.
+    """
     defn = definitions.get(db, track["definition"], track["def_version"])
     state = defn.state(track["state"])
-    today = today or clock.local_date(clock.now())
+    today = today or clock.local_date(at or clock.now())
     entered = clock.local_date(clock.unstamp(track["entered_at"]))
     labels = _subject_labels(db, track)
     out: dict[str, Any] = {
@@ -156,7 +174,8 @@ def describe(db: Database, track: dict[str, Any], today: date | None = None) -> 
         "overdue": _overdue(track, today),
         "created_at": track["created_at"],
         "updated_at": track["updated_at"],
-        "available": available(db, defn, track),
+        "judged_at": clock.stamp(at or clock.now()),
+        "available": available(db, defn, track, at),
     }
     if "municipality" in labels and "system" in labels:
         out["payment_scenario"] = _payment(db, track)
@@ -174,8 +193,8 @@ def _payment(db: Database, track: dict[str, Any]) -> dict[str, Any] | None:
     return {"contract": contract if row else None, "scenario": registry.payment_scenario(contract)}
 
 
-def show(db: Database, track_id: int) -> dict[str, Any]:
-    return describe(db, load_track(db.conn, track_id))
+def show(db: Database, track_id: int, at: datetime | None = None) -> dict[str, Any]:
+    return describe(db, load_track(db.conn, track_id), at=at)
 
 
 def iter_tracks(
@@ -323,9 +342,9 @@ def replay(db: Database, track_id: int, upto: str | None = None) -> dict[str, An
     }
 
 
-def why(db: Database, track_id: int) -> dict[str, Any]:
-    """Why the track is where it is, in plain words."""
-    info = show(db, track_id)
+def why(db: Database, track_id: int, at: datetime | None = None) -> dict[str, Any]:
+    """Why the track is where it is, in plain words (what may happen next judged at ``at``)."""
+    info = show(db, track_id, at)
     lines = [
         f"Track #{info['id']} ({info['definition']}: {info['subject_text']}) is in "
         f"{info['state_label']}"

@@ -317,6 +317,7 @@ def test_show_json_has_the_stable_keys(runner: CliRunner, db_path: Path) -> None
             "name": "connection_date",
             "type": "date",
             "label": "Aftalt tilslutningsdato",
+            "options": [],
             "required": True,
             "value": None,
         }

@@ -541,7 +541,8 @@ def test_docs_worked_example_is_the_custom_definition_file() -> None:
 
 
 def test_mermaid_lists_edges_once_in_declared_order() -> None:
-    """Edges follow declaration order, one line per (source, dest, trigger)."""
+    """Edges follow declaration order, one line per (source, dest, trigger and guards): the
+    same trigger to the same state under opposite guards is two edges told apart."""
     data = _base()
     _transitions(data)[2]["guards"] = ["includes_bob"]
     _transitions(data).append(dict(_transitions(data)[2], guards=[], unless=["includes_bob"]))
@@ -550,8 +551,10 @@ def test_mermaid_lists_edges_once_in_declared_order() -> None:
     assert edges == [
         "open --> doing: begin",
         "doing --> done: finish",
-        "open --> dropped: drop",
-        "doing --> dropped: drop",
+        "open --> dropped: drop [includes_bob]",
+        "doing --> dropped: drop [includes_bob]",
+        "open --> dropped: drop [not includes_bob]",
+        "doing --> dropped: drop [not includes_bob]",
     ]
     assert mermaid(defn) == mermaid(defn)
 

@@ -1,12 +1,13 @@
 """A definition as a Mermaid ``stateDiagram-v2``, for docs and ``workflow show``.
 
 The output is deterministic: states in declared order, transitions in declared order (each
-source of a transition in the order listed), each (source, dest, trigger) once.
+source of a transition in the order listed), each (source, dest, label) once. An edge is
+labelled with its trigger and its guards with their parameters (``unless`` ones as ``not``).
 """
 
 from __future__ import annotations
 
-from workflows.model import Definition
+from workflows.model import Definition, GuardRef, TransitionDef
 
 
 def mermaid(defn: Definition) -> str:
@@ -17,14 +18,35 @@ def mermaid(defn: Definition) -> str:
     lines.append(f"    [*] --> {ids[defn.initial]}")
     seen: set[tuple[str, str, str]] = set()
     for t in defn.transitions:
+        text = _edge_text(t)
         for src in t.sources:
-            edge = (src, t.dest, t.trigger)
+            edge = (src, t.dest, text)
             if edge in seen:
                 continue
             seen.add(edge)
-            lines.append(f"    {ids[src]} --> {ids[t.dest]}: {t.trigger}")
+            lines.append(f"    {ids[src]} --> {ids[t.dest]}: {text}")
     lines += [f"    {ids[s.name]} --> [*]" for s in defn.states if s.final]
     return "\n".join(lines) + "\n"
+
+
+def _edge_text(t: TransitionDef) -> str:
+    """The trigger and, in brackets, the guards that must hold and (``not``) must not hold:
+    two transitions with the same trigger from one state read apart by their condition."""
+    conds = [_guard(g) for g in t.guards] + [f"not {_guard(g)}" for g in t.unless]
+    text = t.trigger + (f" [{', '.join(conds)}]" if conds else "")
+    return _label(text).replace(";", ",")  # ';' ends a Mermaid statement
+
+
+def _guard(ref: GuardRef) -> str:
+    """A guard and its parameters (read generically; the refusal text is left out)."""
+    params = []
+    for key, value in ref.params.items():
+        if key == "reason":
+            continue
+        if isinstance(value, list | tuple):
+            value = "|".join(str(v) for v in value)
+        params.append(f"{key}={value}")
+    return f"{ref.name}({' '.join(params)})" if params else ref.name
 
 
 def _state_ids(names: list[str]) -> dict[str, str]:

@@ -480,7 +480,10 @@ def home(page: Page) -> Response:
 
 
 def grid_page(page: Page) -> Response:
-    options = portfolio.filter_options(page.db)
+    known = [d["name"] for d in portfolio.filter_options(page.db)["definitions"]]
+    chosen = page.query("definition")
+    definition = chosen if chosen in known else portfolio.CONNECTION
+    options = portfolio.filter_options(page.db, definition)
     as_of, problem = _parse_day(page.query("as_of"), page.today)
 
     def pick(name: str, allowed: list[str]) -> str:
@@ -493,7 +496,7 @@ def grid_page(page: Page) -> Response:
         region=pick("region", options["regions"]),
         phase=pick("phase", options["phases"]),
     )
-    data = portfolio.grid(page.db, as_of, flt)
+    data = portfolio.grid(page.db, as_of, flt, definition)
     return WEB(page).render(
         page, "grid.html", grid=data, options=options, problem=problem, as_of=as_of
     )

@@ -1,4 +1,7 @@
-"""The portfolio grid: municipality by system, each cell a connection's phase as of a date.
+"""The portfolio grid: municipality by system, each cell a track's phase as of a date.
+
+Any definition can be shown (the connection definition by default); its tracks are laid out by
+their subject (``grid``).
 
 Like the reports, "as of" is replayed from history: a track's state, fields and the moment it
 entered its step are those of its history rows up to the end of that day, so a past date shows
@@ -22,7 +25,7 @@ from sqlite_utils import Database
 from onboarding import calendar, clock, definitions, registry
 from onboarding.engine import NO_REENTRY, compute_due
 from onboarding.guards import GuardContext
-from workflows.model import Definition
+from workflows.model import Definition, StateDef
 
 CONNECTION = "connection"
 
@@ -48,12 +51,18 @@ def danish_key(name: str) -> str:
     return name.casefold().replace("aa", "å").translate(_DANISH)
 
 
+def _phase(state: StateDef) -> str:
+    """What a cell is coloured and named by: the state's phase, else its bucket, else its
+    label (a definition need not declare phases)."""
+    return state.phase or state.bucket or state.label
+
+
 def phases(defn: Definition) -> list[str]:
     """The definition's phases in the order its states first reach them."""
     out: list[str] = []
     for s in defn.states:
-        if s.phase and s.phase not in out:
-            out.append(s.phase)
+        if _phase(s) not in out:
+            out.append(_phase(s))
     return out
 
 
@@ -61,8 +70,8 @@ def _live(defn: Definition, state: str) -> bool:
     return defn.bucket_rank(state) == len(defn.buckets) - 1
 
 
-def _replay(db: Database, stamp: str) -> dict[int, dict[str, Any]]:
-    """Every connection track that existed at ``stamp``, folded from its history up to then."""
+def _replay(db: Database, stamp: str, definition: str = CONNECTION) -> dict[int, dict[str, Any]]:
+    """Every track of ``definition`` that existed at ``stamp``, folded from its history then."""
     out: dict[int, dict[str, Any]] = {}
     cur = db.conn.execute(
         "SELECT h.track_id, h.seq, h.to_state, h.trigger, h.at, h.def_version, h.fields,"
@@ -70,7 +79,7 @@ def _replay(db: Database, stamp: str) -> dict[int, dict[str, Any]]:
         " t.klik_task_id, t.course"
         " FROM history h JOIN tracks t ON t.id = h.track_id"
         " WHERE t.definition = ? AND h.at <= ? ORDER BY h.track_id, h.seq",
-        [CONNECTION, stamp],
+        [definition, stamp],
     )
     for (
         tid,
@@ -123,45 +132,113 @@ def _due(db: Database, defn: Definition, t: Mapping[str, Any]) -> str | None:
     return due.isoformat() if due else None
 
 
-def grid(db: Database, as_of: date, flt: GridFilter = GridFilter()) -> dict[str, Any]:
-    """Rows of municipalities, columns of systems, cells of connection tracks as of a date.
+#: A row or column of the grid: (kind, id). Kinds: "m" municipality, "s" system, "k" KLIK
+#: task, "c" course, "i" index set, "d" the definition itself (one column), "t" a track.
+_Key = tuple[str, Any]
 
-    A municipality and system with a contract but no track has an empty cell; an open track
-    wins over a finished one, a newer one over an older one.
+
+def _row_col(t: Mapping[str, Any], definition: str) -> tuple[_Key, _Key]:
+    """Where a track sits: a municipality's row when it has one (else its system's, else its
+    own), and the column of what else its subject names (system, KLIK task, course, index)."""
+    code, system = t.get("municipality_code"), t.get("system_id")
+    if code is not None:
+        row: _Key = ("m", int(code))
+    elif system is not None:
+        row = ("s", int(system))
+    else:
+        row = ("t", int(t["id"]))
+    if code is not None and system is not None:
+        col: _Key = ("s", int(system))
+    elif t.get("klik_task_id") is not None:
+        col = ("k", int(t["klik_task_id"]))
+    elif t.get("course") is not None:
+        col = ("c", int(t["course"]))
+    elif system is not None and t.get("index_set"):
+        col = ("i", str(t["index_set"]))
+    else:
+        col = ("d", definition)
+    return row, col
+
+
+def _columns(
+    db: Database, keys: set[_Key], systems: Mapping[int, Mapping[str, Any]], title: str
+) -> list[dict[str, Any]]:
+    """The grid's columns in order: systems by category and name, then the others by name."""
+    klik = {int(r[0]): str(r[1]) for r in db.conn.execute("SELECT id, name FROM klik_tasks")}
+    out = []
+    for kind, ident in keys:
+        if kind == "s":
+            s = systems[ident]
+            out.append({"key": (kind, ident), "id": ident, "name": s["name"],
+                        "vendor": s["vendor"], "category": s["category"], "label": s["label"]})
+            continue
+        name = {"k": klik.get(ident, str(ident)), "c": f"{ident}", "i": str(ident)}.get(kind, title)
+        out.append({"key": (kind, ident), "id": None, "name": name, "vendor": "",
+                    "category": title if kind != "k" else "KLIK", "label": name})
+    out.sort(
+        key=lambda c: (
+            c["key"][0] != "s",
+            registry.CATEGORIES.index(c["category"])
+            if c["category"] in registry.CATEGORIES
+            else len(registry.CATEGORIES),
+            str(c["label"]).casefold(),
+        )
+    )
+    return out
+
+
+def grid(
+    db: Database, as_of: date, flt: GridFilter = GridFilter(), definition: str = CONNECTION
+) -> dict[str, Any]:
+    """Rows of municipalities, columns of systems, cells of a definition's tracks as of a date.
+
+    For the connection definition a municipality and system with a contract but no track has
+    an empty cell. Any other definition is laid out by its subject: a municipality's row when
+    its tracks have one (else the system's), a column per system, KLIK task, course or index
+    set (or one column). An open track wins over a finished one, a newer one over an older one.
+    Cells are coloured by phase (a definition without phases: by bucket, else by state), and
+    the cells are counted per bucket.
     """
     stamp = clock.stamp(clock.end_of_local_day(as_of))
-    latest = definitions.get(db, CONNECTION)
+    latest = definitions.get(db, definition)
     defs: dict[int, Definition] = {latest.version: latest}
     phase_order = phases(latest)
-    systems = [
-        s
+    systems = {
+        int(s["id"]): s
         for s in registry.list_systems(db)
         if (not flt.category or s["category"] == flt.category)
         and (not flt.vendor or s["vendor"] == flt.vendor)
-    ]
-    system_ids = {int(s["id"]) for s in systems}
+    }
+    every_system = {int(s["id"]): s for s in registry.list_systems(db)}
+    places = {int(m["code"]): m for m in registry.list_municipalities(db)}
     municipalities = {
-        int(m["code"]): m
-        for m in registry.list_municipalities(db)
-        if not flt.region or m["region"] == flt.region
+        code: m for code, m in places.items() if not flt.region or m["region"] == flt.region
     }
-    contracts = {
-        (int(r[0]), int(r[1]))
-        for r in db.conn.execute(
-            "SELECT c.municipality_code, c.system_id FROM contracts c"
-            " LEFT JOIN contract_origins o ON o.municipality_code = c.municipality_code"
-            " AND o.system_id = c.system_id WHERE o.since IS NULL OR o.since <= ?",
-            [stamp],
-        )
-    }
-    cells: dict[tuple[int, int], dict[str, Any]] = {}
-    for t in _replay(db, stamp).values():
-        key = (int(t["municipality_code"]), int(t["system_id"]))
-        if key[1] not in system_ids or key[0] not in municipalities:
+    contracts: set[tuple[int, int]] = set()
+    if definition == CONNECTION:
+        contracts = {
+            (int(r[0]), int(r[1]))
+            for r in db.conn.execute(
+                "SELECT c.municipality_code, c.system_id FROM contracts c"
+                " LEFT JOIN contract_origins o ON o.municipality_code = c.municipality_code"
+                " AND o.system_id = c.system_id WHERE o.since IS NULL OR o.since <= ?",
+                [stamp],
+            )
+        }
+    narrowed = bool(flt.category or flt.vendor)
+    cells: dict[tuple[_Key, _Key], dict[str, Any]] = {}
+    for t in _replay(db, stamp, definition).values():
+        sid, code = t["system_id"], t["municipality_code"]
+        if (sid is not None and int(sid) not in systems) or (sid is None and narrowed):
             continue
+        if (code is not None and int(code) not in municipalities) or (
+            code is None and flt.region
+        ):
+            continue
+        key = _row_col(t, definition)
         ver = int(t["def_version"])
         if ver not in defs:
-            defs[ver] = definitions.get(db, CONNECTION, ver)
+            defs[ver] = definitions.get(db, definition, ver)
         defn = defs[ver]
         state = defn.state(t["state"])
         old = cells.get(key)
@@ -169,11 +246,12 @@ def grid(db: Database, as_of: date, flt: GridFilter = GridFilter()) -> dict[str,
             continue
         due = None if state.final else _due(db, defn, t)
         entered = clock.local_date(clock.unstamp(t["entered_at"]))
-        phase = state.phase or ""
+        phase = _phase(state)
         cells[key] = {
             "track": t["id"],
             "state": state.name,
             "label": state.label,
+            "bucket": state.bucket,
             "phase": phase,
             "phase_index": phase_order.index(phase) if phase in phase_order else -1,
             "step": [s.name for s in defn.states].index(state.name) + 1,
@@ -188,53 +266,72 @@ def grid(db: Database, as_of: date, flt: GridFilter = GridFilter()) -> dict[str,
         cells = {k: c for k, c in cells.items() if c["phase"] == flt.phase}
         used = set(cells)
     else:
-        used = set(cells) | {k for k in contracts if k[1] in system_ids and k[0] in municipalities}
-    shown_systems = [s for s in systems if any(k[1] == s["id"] for k in used)]
-    shown_systems.sort(
-        key=lambda s: (
-            registry.CATEGORIES.index(s["category"])
-            if s["category"] in registry.CATEGORIES
-            else len(registry.CATEGORIES),
-            str(s["label"]).casefold(),
-        )
-    )
+        used = set(cells) | {
+            (("m", m), ("s", s))
+            for m, s in contracts
+            if s in systems and m in municipalities
+        }
+    columns = _columns(db, {k[1] for k in used}, every_system, latest.title)
     rows = []
-    for code in sorted({k[0] for k in used}, key=lambda c: danish_key(municipalities[c]["name"])):
-        m = municipalities[code]
+
+    def row_order(key: _Key) -> tuple[int, str]:
+        kind, ident = key
+        if kind == "m":
+            return (0, danish_key(places[ident]["name"]))
+        if kind == "s":
+            return (1, str(every_system[ident]["label"]).casefold())
+        return (2, f"{ident:012d}")
+
+    for row_key in sorted({k[0] for k in used}, key=row_order):
+        kind, ident = row_key
         row_cells = []
-        for s in shown_systems:
-            key = (code, int(s["id"]))
-            cell = cells.get(key)
-            if cell is None and key in contracts and not flt.phase:
+        for col in columns:
+            cell = cells.get((row_key, col["key"]))
+            if cell is None and (row_key, col["key"]) in used and not flt.phase:
                 cell = {"track": None}
             row_cells.append(cell)
-        rows.append({"code": code, "name": m["name"], "region": m["region"], "cells": row_cells})
+        if kind == "m":
+            m = places[ident]
+            row = {"code": ident, "name": m["name"], "region": m["region"]}
+        elif kind == "s":
+            row = {"code": None, "name": every_system[ident]["label"], "region": None}
+        else:
+            row = {"code": None, "name": f"#{ident}", "region": None}
+        rows.append({**row, "cells": row_cells})
     groups: list[dict[str, Any]] = []
-    for s in shown_systems:
-        if groups and groups[-1]["category"] == s["category"]:
+    for col in columns:
+        if groups and groups[-1]["category"] == col["category"]:
             groups[-1]["span"] += 1
         else:
-            groups.append({"category": s["category"], "span": 1})
+            groups.append({"category": col["category"], "span": 1})
     counts = {p: 0 for p in phase_order}
     for c in cells.values():
         if c["phase"] in counts:
             counts[c["phase"]] += 1
+    bucket_counts = {b: 0 for b in latest.buckets}
+    for c in cells.values():
+        if c["bucket"] in bucket_counts:
+            bucket_counts[c["bucket"]] += 1
     return {
         "as_of": as_of.isoformat(),
+        "definition": {"name": latest.name, "title": latest.title, "version": latest.version},
+        "rows_are": "municipality" if any(r["code"] is not None for r in rows) or not rows
+        else "system",
         "filter": flt,
-        "systems": shown_systems,
+        "systems": columns,
         "groups": groups,
         "rows": rows,
         "phases": phase_order,
         "phase_counts": counts,
+        "bucket_counts": bucket_counts,
         "tracks": len(cells),
         "open": sum(1 for c in cells.values() if not c["final"]),
         "overdue": sum(1 for c in cells.values() if c["overdue"]),
     }
 
 
-def filter_options(db: Database) -> dict[str, list[str]]:
-    """The values the grid's filters offer."""
+def filter_options(db: Database, definition: str = CONNECTION) -> dict[str, Any]:
+    """The values the grid's filters offer (phases of ``definition``), and the definitions."""
     systems = registry.list_systems(db)
     categories = [c for c in registry.CATEGORIES if any(s["category"] == c for s in systems)]
     categories += sorted({str(s["category"]) for s in systems} - set(categories))
@@ -244,5 +341,9 @@ def filter_options(db: Database) -> dict[str, list[str]]:
         "regions": sorted(
             {str(m["region"]) for m in registry.list_municipalities(db) if m["region"]}
         ),
-        "phases": phases(definitions.get(db, CONNECTION)),
+        "phases": phases(definitions.get(db, definition)),
+        "definitions": [
+            {"name": name, "title": definitions.get(db, name, version).title}
+            for name, version in definitions.names(db)
+        ],
     }
