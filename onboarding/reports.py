@@ -1013,7 +1013,7 @@ def record_counter(
         )
         raise NotFound("counter", counter, close or sorted(known))
     if value < 0:
-        raise InputError(f"counter {counter}: {value} is negative")
+        raise InputError(f"counter {counter}: {value} is negative (a count is 0 or more)")
     if at > _today(None):
         raise InputError(f"--at {at} is in the future: now is {clock.show_instant(clock.now())}")
     recorded = clock.stamp(clock.now())
@@ -1072,26 +1072,47 @@ class _Cell:
         )
 
 
-def grid(db: Database, category: str | None = None, today: date | None = None) -> dict[str, Any]:
+def grid(
+    db: Database,
+    category: str | None = None,
+    today: date | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
     """Municipality by system: each connection's current step, working days in it, outliers.
 
     An open track is an outlier when its working days in the step lie above the upper Tukey
     fence (Q3 + 1.5 IQR) of all open tracks in the same step, with at least four of them.
+    With ``as_of`` the grid is the one at the end of that day, replayed from history
+    (``_tracks_as_of``: state, entry time and due date then).
     """
-    day = _today(today)
+    day = as_of or _today(today)
     cat = _category(db, category)
     defs = _Defs(db)
-    tracks = _rows(
-        db,
-        """
-        SELECT t.id, t.municipality_code, t.system_id, t.state, t.def_version, t.final,
-               t.entered_at, t.due
-        FROM tracks t JOIN systems s ON s.id = t.system_id
-        WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
-        ORDER BY t.final, t.id
-        """,
-        [CONNECTION, cat, cat],
-    )
+    if as_of is None:
+        tracks = _rows(
+            db,
+            """
+            SELECT t.id, t.municipality_code, t.system_id, t.state, t.def_version, t.final,
+                   t.entered_at, t.due
+            FROM tracks t JOIN systems s ON s.id = t.system_id
+            WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
+            ORDER BY t.final, t.id
+            """,
+            [CONNECTION, cat, cat],
+        )
+    else:
+        in_category = {
+            r["id"]
+            for r in _rows(db, "SELECT id FROM systems WHERE ? IS NULL OR category = ?", [cat, cat])
+        }
+        tracks = sorted(
+            (
+                t
+                for t in _tracks_as_of(db, _end_stamp(as_of), CONNECTION)
+                if t["system_id"] in in_category
+            ),
+            key=lambda t: (t["final"], t["id"]),  # as the query above orders them
+        )
     contracts = _rows(
         db,
         "SELECT c.municipality_code, c.system_id FROM contracts c JOIN systems s"
@@ -1300,7 +1321,7 @@ def klik_text(report: Mapping[str, Any]) -> str:
                 f"{t['task']}: {t['without_track']} municipalities have no track for it and count "
                 f"as {buckets[-1]}."
             )
-        if "open" in t:
+        if t.get("open"):  # an empty section is left out: the counts above say it
             lines += ["", f"Open: {t['task']} ({t['type']})"]
             lines += _table(
                 ["Municipality", "Status", "Due"],
