@@ -413,8 +413,8 @@ class BulkResult:
             group.tracks.append({"id": track["id"], "subject": subject})
 
     def refusal(self, trigger: str, shown: int = 5) -> str:
-        """Why a real bulk run moved nothing: a summary line, then one line per reason with
-        its count and the first tracks by id and subject."""
+        """Why a real bulk run moved nothing: a summary line, then per reason its count and
+        a line naming the first tracks by id and subject."""
         lines = [
             f"{self.blocked_count} of {self.selected} selected tracks cannot fire {trigger!r},"
             " so none was moved:"
@@ -423,7 +423,7 @@ class BulkResult:
             named = ", ".join(f"#{t['id']} {t['subject']}".rstrip() for t in g.tracks[:shown])
             more = g.count - min(shown, len(g.tracks))
             tail = f" and {more} more" if more > 0 else ""
-            lines.append(f"  {g.count} × {g.reason}: {named}{tail}")
+            lines += [f"  {g.count} × {g.reason}", f"      {named}{tail}"]
         lines.append("  'track advance --where ... --dry-run' lists them by reason (--json: all)")
         return "\n".join(lines)
 

@@ -54,7 +54,7 @@ def world(runner: CliRunner, db_path: Path, tmp_path: Path) -> tuple[Path, int]:
     make_ready(runner, db_path, "Momentum", pilot="Aarhus")
     tid = int(
         _ok(
-            runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
+            runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Aarhus",
             "--system", "Momentum", "--at", "2021-04-01T09:00",
         ).stdout
     )
@@ -73,7 +73,7 @@ def _status_file(tmp_path: Path, day: str) -> Path:
 
 
 WRITES: dict[str, tuple[str, ...]] = {
-    "start": ("track", "start", "connection", "--municipality", "Vejle", "--system", "Momentum"),
+    "start": ("track", "start", "--quiet", "connection", "--municipality", "Vejle", "--system", "Momentum"),
     "advance": ("track", "advance", "{tid}", "agree_date", "--set", "connection_date=2027-01-01"),
     "bulk advance": (
         "track", "advance", "--where", "definition=connection", "agree_date",
