@@ -53,24 +53,24 @@ class Group(click.Group):
 
 @contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
-    """Our warnings (a date far from the step) as one line each on stderr, once per message;
-    the command goes on."""
+    """Our warnings (a date far from the step) as one line each on stderr, once per message,
+    when the command has succeeded: a refused command says only why (one line)."""
     import warnings
 
     from onboarding.clock import FarDateWarning
 
-    seen: set[str] = set()
+    seen: list[str] = []
 
-    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        text = str(message)
-        if text not in seen:
-            seen.add(text)
-            click.echo(f"warning: {text}", err=True)
+    def keep(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        if str(message) not in seen:
+            seen.append(str(message))
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", FarDateWarning)
-        warnings.showwarning = show
+        warnings.showwarning = keep
         yield
+    for text in seen:
+        click.echo(f"warning: {text}", err=True)
 
 
 def _on_terminal() -> bool:
