@@ -274,13 +274,13 @@ def _table(
     headers: Sequence[str],
     rows: Sequence[Sequence[Any] | None],
     align: str,
-    width: int = WIDTH,
+    width: int | None = WIDTH,
     min_widths: Sequence[int] | None = None,
 ) -> list[str]:
     """Lines of an aligned table that fits ``width``; a ``None`` row is a rule line.
 
     ``align`` has one letter per column, ``l`` or ``r``; left-aligned columns are cut (with
-    "…") when the table would be too wide.
+    "…") when the table would be too wide. ``width=None``: nothing is cut (piped output).
     """
     cells = [None if r is None else ["" if v is None else str(v) for v in r] for r in rows]
     widths = [len(h) for h in headers]
@@ -289,8 +289,8 @@ def _table(
             widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
     if min_widths:
         widths = [max(w, m) for w, m in zip(widths, min_widths, strict=True)]
-    budget = width - 2 * (len(headers) - 1)
-    while sum(widths) > budget:
+    budget = (width or 0) - 2 * (len(headers) - 1)
+    while width is not None and sum(widths) > budget:
         cuttable = [i for i, a in enumerate(align) if a == "l" and widths[i] > 6]
         if not cuttable:
             break
@@ -308,6 +308,11 @@ def _table(
     lines = [line(headers), rule]
     lines += [rule if r is None else line(r) for r in cells]
     return lines
+
+
+def _width(fit: bool) -> int | None:
+    """The width a text report's tables are fitted to: 80 columns, or None (nothing cut)."""
+    return WIDTH if fit else None
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -524,8 +529,9 @@ def _danish(day: str) -> str:
     return date.fromisoformat(day).strftime("%d-%m-%Y")
 
 
-def rollout_text(report: Mapping[str, Any]) -> str:
-    """The rollout report as the deck lays it out, in 80 columns."""
+def rollout_text(report: Mapping[str, Any], fit: bool = True) -> str:
+    """The rollout report as the deck lays it out, in 80 columns (``fit=False``: no cell is
+    cut, for a pipe or a file)."""
     labels = report["bucket_labels"]
     headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], TOTAL_LABEL]
     lines = [
@@ -549,6 +555,7 @@ def rollout_text(report: Mapping[str, Any]) -> str:
             [c["category"], *headers_tail],
             body,
             "lrrrr",
+            width=_width(fit),
             min_widths=[label_width, 0, 0, 0, 0],
         )
         distinct = c["distinct_municipalities"]
@@ -985,7 +992,7 @@ def _goal_index(spec: Mapping[str, Any], name: str) -> int:
     return next(i for i, g in enumerate(spec["goals"]) if g["name"] == name)
 
 
-def goals_text(report: Mapping[str, Any]) -> str:
+def goals_text(report: Mapping[str, Any], fit: bool = True) -> str:
     lines = [f"Goals {report['year']}, as of {_danish(report['today'])}", ""]
     rows: list[Sequence[Any] | None] = []
     for r in report["goals"]:
@@ -997,7 +1004,9 @@ def goals_text(report: Mapping[str, Any]) -> str:
     if not rows:
         lines.append("(no goals for that quarter)")
     else:
-        lines += _table(["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl")
+        lines += _table(
+            ["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl", width=_width(fit)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -1305,7 +1314,7 @@ def klik(
     return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
 
 
-def klik_text(report: Mapping[str, Any]) -> str:
+def klik_text(report: Mapping[str, Any], fit: bool = True) -> str:
     buckets = report["buckets"]
     lines = [f"KLIK tasks, status per {_danish(report['as_of'])} (municipalities)", ""]
     rows: list[Sequence[Any] | None] = [
@@ -1313,7 +1322,10 @@ def klik_text(report: Mapping[str, Any]) -> str:
         for t in report["tasks"]
     ]
     lines += _table(
-        ["Task", "Slutdato", *buckets, "Overdue"], rows, "ll" + "r" * (len(buckets) + 1)
+        ["Task", "Slutdato", *buckets, "Overdue"],
+        rows,
+        "ll" + "r" * (len(buckets) + 1),
+        width=_width(fit),
     )
     for t in report["tasks"]:
         if t["without_track"]:
@@ -1334,6 +1346,7 @@ def klik_text(report: Mapping[str, Any]) -> str:
                     for r in t["open"]
                 ],
                 "lll",
+                width=_width(fit),
             )
     return "\n".join(lines) + "\n"
 
@@ -1389,7 +1402,7 @@ def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "tracks": out}
 
 
-def overdue_text(report: Mapping[str, Any]) -> str:
+def overdue_text(report: Mapping[str, Any], fit: bool = True) -> str:
     rows = report["tracks"]
     lines = [f"Overdue tracks, {_danish(report['today'])}: {len(rows)}", ""]
     if rows:
@@ -1407,6 +1420,7 @@ def overdue_text(report: Mapping[str, Any]) -> str:
                 for r in rows
             ],
             "rllllr",
+            width=_width(fit),
         )
         lines.append("Late = working days past due. 'onboarding track why N' explains a track.")
     return "\n".join(lines) + "\n"
@@ -1448,7 +1462,7 @@ def waves(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "steps": labels, "waves": out}
 
 
-def waves_text(report: Mapping[str, Any]) -> str:
+def waves_text(report: Mapping[str, Any], fit: bool = True) -> str:
     steps = report["steps"]
     lines = [f"Rollout waves, {_danish(report['today'])} (municipalities)", ""]
     lines += _table(
@@ -1464,5 +1478,6 @@ def waves_text(report: Mapping[str, Any]) -> str:
             for w in report["waves"]
         ],
         "ll" + "r" * (len(steps) + 2),
+        width=_width(fit),
     )
     return "\n".join(lines) + "\n"

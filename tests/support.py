@@ -102,7 +102,8 @@ def start_connection(
     system: str = "KMD Momentum",
 ) -> int:
     """Start a connection track (Aarhus and KMD Momentum unless told) and return its id."""
-    args = ("track", "start", "--quiet", "connection", "--municipality", municipality, "--system", system)
+    args = ("track", "start", "connection", "--municipality", municipality, "--system", system)
+    args += ("--quiet",)  # the id alone
     return int(ok(runner, db_path, *args, *extra).stdout)
 
 

@@ -215,8 +215,8 @@ def test_actors_municipality_staff_act_only_on_their_municipality(
 def test_actors_vendor_acts_only_on_its_own_systems(runner: CliRunner, db_path: Path) -> None:
     """KMD's vendor moves Momentum's readiness; Schultz's vendor is refused on it."""
     tid = int(
-        ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "KMD Momentum",
-           "--at", AT).stdout
+        ok(runner, db_path, "track", "start", "system-readiness", "--system", "KMD Momentum",
+           "--at", AT, "--quiet").stdout
     )
     _staff(runner, db_path)
     args = ("start_pilot", "--set", "pilot_municipality=Vejle", "--role", "vendor")

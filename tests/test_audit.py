@@ -24,7 +24,7 @@ def _work(runner: CliRunner, db_path: Path) -> None:
     """Some ordinary work: readiness, two connections, a bulk step, a field change (9 rows)."""
     make_ready(runner, db_path, "Momentum")
     for name in ("Aarhus", "Vejle"):
-        ok(runner, db_path, "track", "start", "--quiet", "connection", "--municipality", name, "--system",
+        ok(runner, db_path, "track", "start", "connection", "--municipality", name, "--system",
            "Momentum", "--at", "2021-04-01")
     ok(runner, db_path, "track", "advance", "--where", "definition=connection", "agree_date",
        "--set", "connection_date=2027-03-01", "--at", "2021-04-02")

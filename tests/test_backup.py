@@ -81,7 +81,7 @@ def test_restore_brings_back_the_backup_and_keeps_the_current_database(
 ) -> None:
     """Restore replaces the database with the backup (checked first) and keeps what it
     replaced beside it; the restored history verifies."""
-    ok(runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Aarhus", "--system",
+    ok(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus", "--system",
        "Momentum", "--at", "2021-04-01")
     backup = tmp_path / "monday.db"
     ok(runner, db_path, "backup", str(backup))

@@ -113,7 +113,7 @@ def test_dates_far_field_date_is_accepted_with_a_warning(runner: CliRunner, db_p
         "2016-06-30"
     )
     future = ok(
-        runner, db_path, "track", "set", str(tid), "connection_date=01.07.2027", "--at", "01-07-2021"
+        runner, db_path, "track", "set", str(tid), "connection_date=01.07.2027", "--at", "1-7-2021"
     )
     assert "more than five years after the step (2021-07-01)" in future.stderr
     near = ok(

@@ -119,7 +119,8 @@ def test_output_bulk_dry_run_names_every_blocked_track(runner: CliRunner, db_pat
     assert "... and 4 more (--limit 6 lists them, --json lists all)" in limited
     data = ok_json(runner, db_path, *APPROVE, "--dry-run", "--limit", "2")
     assert sorted(b["id"] for b in data["blocked"]) == sorted(fasit)
-    assert {b["subject"] for b in data["blocked"]} == {f"{n} / Schultz Fasit" for n in MUNICIPALITIES}
+    subjects = {f"{n} / Schultz Fasit" for n in MUNICIPALITIES}
+    assert {b["subject"] for b in data["blocked"]} == subjects
     [g] = data["blocked_groups"]
     assert g["count"] == 6 and len(g["tracks"]) == 6 and "Schultz Fasit" in g["reason"]
 
@@ -182,7 +183,8 @@ def test_output_grid_as_of_gives_the_past_grid(runner: CliRunner, db_path: Path)
     today, then = cell("--as-of", "09-04-2021")
     assert today == "2021-04-09"
     # 1 April 2021 was Maundy Thursday: working days 6-9 April, 4 of them.
-    assert (then["track"], then["state"], then["step"], then["days"]) == (tid, "date_agreement", 1, 4)
+    assert (then["track"], then["state"], then["step"]) == (tid, "date_agreement", 1)
+    assert then["days"] == 4
     _, now = cell()
     assert now["state"] == "service_agreements"
     text = ok(runner, db_path, "report", "grid", "--as-of", "2021-04-09").stdout
@@ -197,7 +199,7 @@ def test_output_goals_record_takes_a_negative_value(runner: CliRunner, db_path: 
     """'goals record COUNTER -5' reaches the value check (a count is 0 or more), not "no such
     option"; a positive value still records."""
     before = snapshot(db_path)
-    result = run(runner, db_path, "goals", "record", "sapa-unique-users", "-5", "--at", "2021-03-31")
+    result = run(runner, db_path, "goals", "record", "sapa-unique-users", "-5", "--at", "31.3.2021")
     assert result.exit_code == 2
     assert "No such option" not in result.stderr
     assert "sapa-unique-users: -5 is negative (a count is 0 or more)" in result.stderr
@@ -223,3 +225,17 @@ def test_output_demo_try_next_starts_with_getting_onboarding_on_path(tmp_path: P
         assert "/bin/activate" in first and "bin/onboarding" in first
     else:
         assert "on PATH" in first
+
+
+def test_output_piped_reports_cut_no_cell(runner: CliRunner, db_path: Path) -> None:
+    """Piped, the text reports keep every cell whole (goal labels, subjects, task names)."""
+    _blocked_setup(runner, db_path)
+    for args in (
+        ("report", "goals", "--year", "2021", "--as-of", "2021-06-30"),
+        ("report", "klik"),
+        ("report", "overdue", "--as-of", "2021-12-01"),
+        ("report", "rollout"),
+        ("report", "waves"),
+    ):
+        out = ok(runner, db_path, *args).stdout
+        assert _cut(out) == [], (args, _cut(out))

@@ -207,7 +207,8 @@ def test_refused_commands_exit_2_and_change_nothing(
 def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_path: Path) -> None:
     """A connection cannot be agreed while its system's readiness track is in compliance test."""
     readiness = int(
-        ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "Momentum").stdout
+        ok(runner, db_path, "track", "start", "-q", "system-readiness", "--system", "Momentum")
+        .stdout
     )
     ok(
         runner,
@@ -241,7 +242,8 @@ def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_
 def test_guard_lets_the_pilot_municipality_through(runner: CliRunner, db_path: Path) -> None:
     """The system's pilot municipality may agree its connection before the system is ready."""
     readiness = int(
-        ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "Momentum").stdout
+        ok(runner, db_path, "track", "start", "-q", "system-readiness", "--system", "Momentum")
+        .stdout
     )
     ok(
         runner,
@@ -542,7 +544,8 @@ def test_klik_task_default_applies_only_after_the_end_date(
 
 def test_readiness_failed_compliance_goes_back(runner: CliRunner, db_path: Path) -> None:
     """A failed compliance test sends the system's readiness track back to the pilot."""
-    tid = int(ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "eDoc").stdout)
+    start = ("track", "start", "-q", "system-readiness", "--system", "eDoc")
+    tid = int(ok(runner, db_path, *start).stdout)
     ok(
         runner,
         db_path,

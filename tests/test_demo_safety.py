@@ -29,7 +29,7 @@ def _real_database(path: Path) -> None:
     runner = CliRunner()
     for args in (
         ["init"],
-        ["track", "start", "--quiet", "connection", "--municipality", "Aarhus", "--system", "Momentum"],
+        ["track", "start", "connection", "--municipality", "Aarhus", "--system", "Momentum"],
     ):
         result = runner.invoke(cli.cli, [*args, "--db", str(path)], env={"ONBOARDING_ACTOR": "pl"})
         assert result.exit_code == 0, result.output

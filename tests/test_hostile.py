@@ -56,7 +56,7 @@ def base_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert runner.invoke(cli.cli, ["init", "--db", str(path)]).exit_code == 0
     started = runner.invoke(
         cli.cli,
-        ["track", "start", "--quiet", "connection", "--municipality", "Køge", "--system", "Momentum",
+        ["track", "start", "connection", "--municipality", "Køge", "--system", "Momentum",
          "--db", str(path)],
         env=env,
     )

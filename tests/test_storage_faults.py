@@ -65,7 +65,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     folder = tmp_path_factory.mktemp("storage-base")
     db = folder / "base.db"
     assert _cli(["init", "--db", str(db)]).exit_code == 0
-    start = ["track", "start", "--quiet", "connection", "--system", "Momentum", "--at", "2021-05-01"]
+    start = ["track", "start", "connection", "--system", "Momentum", "--at", "2021-05-01"]
     assert _cli([*start, "--municipality", "Køge", "--db", str(db)]).exit_code == 0
     backup = folder / "backup.db"
     assert _cli(["backup", str(backup), "--db", str(db)]).exit_code == 0
@@ -217,7 +217,7 @@ FAULTS: dict[str, tuple[Fault, bool]] = {
 #: input file, a writable output folder and a backup, all outside the faulty folder.
 COMMANDS: dict[str, tuple[list[str], bool]] = {
     "init": (["init"], True),
-    "track-start": (["track", "start", "--quiet", "connection", "--municipality", "Roskilde", "--system",
+    "track-start": (["track", "start", "connection", "--municipality", "Roskilde", "--system",
                      "Momentum"], True),
     "track-advance": (["track", "advance", "1", "agree_date", "--set",
                        "connection_date=2021-09-01"], True),

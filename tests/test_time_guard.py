@@ -73,7 +73,7 @@ def _status_file(tmp_path: Path, day: str) -> Path:
 
 
 WRITES: dict[str, tuple[str, ...]] = {
-    "start": ("track", "start", "--quiet", "connection", "--municipality", "Vejle", "--system", "Momentum"),
+    "start": ("track", "start", "connection", "--municipality", "Vejle", "--system", "Momentum"),
     "advance": ("track", "advance", "{tid}", "agree_date", "--set", "connection_date=2027-01-01"),
     "bulk advance": (
         "track", "advance", "--where", "definition=connection", "agree_date",
