@@ -1694,7 +1694,7 @@ def report_rollout(
         elif fmt == "html":
             text = reports.rollout_html(db, data)
         else:
-            text = reports.rollout_text(data, fit=_on_terminal())
+            text = reports.rollout_text(data)
     if output:
         write_text(output, text)  # whole or not at all; a missing folder is one line
         click.echo(f"wrote {output}")
@@ -1733,7 +1733,7 @@ def report_goals(
     if as_json:
         echo_json(data)
     else:
-        click.echo(reports.goals_text(data, fit=_on_terminal()), nl=False)
+        click.echo(reports.goals_text(data), nl=False)
 
 
 @report.command("grid")
@@ -1783,7 +1783,7 @@ def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_jso
     if as_json:
         echo_json(data)
     else:
-        click.echo(reports.klik_text(data, fit=_on_terminal()), nl=False)
+        click.echo(reports.klik_text(data), nl=False)
 
 
 @report.command("overdue")
@@ -1807,7 +1807,7 @@ def report_overdue(as_of: str | None, db_path: str | None, as_json: bool) -> Non
     if as_json:
         echo_json(data)
     else:
-        click.echo(reports.overdue_text(data, fit=_on_terminal()), nl=False)
+        click.echo(reports.overdue_text(data), nl=False)
 
 
 @report.command("waves")
@@ -1827,7 +1827,7 @@ def report_waves(db_path: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(data)
     else:
-        click.echo(reports.waves_text(data, fit=_on_terminal()), nl=False)
+        click.echo(reports.waves_text(data), nl=False)
 
 
 @cli.group("goals", cls=Group)

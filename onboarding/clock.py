@@ -145,7 +145,7 @@ def warn_if_far(day: date, reference: datetime, what: str) -> None:
     warnings.warn(
         FarDateWarning(
             f"{what} {day.isoformat()} is {where} the step ({ref.isoformat()}); "
-            "recorded anyway: check it is not a typo"
+            "accepted, but check it is not a typo"
         ),
         stacklevel=2,
     )

@@ -266,21 +266,25 @@ def _bucket_keys(defn: Definition) -> dict[str, str]:
 # --- text tables ----------------------------------------------------------------------------------
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+def _cell_lines(text: str, width: int) -> list[str]:
+    """A cell as the lines it takes in a column ``width`` wide: wrapped, never cut, so a
+    report piped into a mail or a file keeps every word."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_long_words=True) or [""]
 
 
 def _table(
     headers: Sequence[str],
     rows: Sequence[Sequence[Any] | None],
     align: str,
-    width: int | None = WIDTH,
+    width: int = WIDTH,
     min_widths: Sequence[int] | None = None,
 ) -> list[str]:
     """Lines of an aligned table that fits ``width``; a ``None`` row is a rule line.
 
-    ``align`` has one letter per column, ``l`` or ``r``; left-aligned columns are cut (with
-    "…") when the table would be too wide. ``width=None``: nothing is cut (piped output).
+    ``align`` has one letter per column, ``l`` or ``r``; left-aligned columns are narrowed
+    when the table would be too wide, and a cell longer than its column wraps onto more lines.
     """
     cells = [None if r is None else ["" if v is None else str(v) for v in r] for r in rows]
     widths = [len(h) for h in headers]
@@ -289,30 +293,30 @@ def _table(
             widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
     if min_widths:
         widths = [max(w, m) for w, m in zip(widths, min_widths, strict=True)]
-    budget = (width or 0) - 2 * (len(headers) - 1)
-    while width is not None and sum(widths) > budget:
+    budget = width - 2 * (len(headers) - 1)
+    while sum(widths) > budget:
         cuttable = [i for i, a in enumerate(align) if a == "l" and widths[i] > 6]
         if not cuttable:
             break
         widest = max(cuttable, key=lambda i: widths[i])
         widths[widest] -= 1
 
-    def line(values: Sequence[str]) -> str:
+    def block(values: Sequence[str]) -> list[str]:
+        parts = [_cell_lines(v, w) for v, w in zip(values, widths, strict=True)]
         out = []
-        for v, w, a in zip(values, widths, align, strict=True):
-            v = _fit(v, w)
-            out.append(v.rjust(w) if a == "r" else v.ljust(w))
-        return "  ".join(out).rstrip()
+        for i in range(max(len(p) for p in parts)):
+            row = []
+            for p, w, a in zip(parts, widths, align, strict=True):
+                v = p[i] if i < len(p) else ""
+                row.append(v.rjust(w) if a == "r" else v.ljust(w))
+            out.append("  ".join(row).rstrip())
+        return out
 
     rule = "  ".join("-" * w for w in widths)
-    lines = [line(headers), rule]
-    lines += [rule if r is None else line(r) for r in cells]
+    lines = [*block(headers), rule]
+    for r in cells:
+        lines += [rule] if r is None else block(r)
     return lines
-
-
-def _width(fit: bool) -> int | None:
-    """The width a text report's tables are fitted to: 80 columns, or None (nothing cut)."""
-    return WIDTH if fit else None
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -529,9 +533,8 @@ def _danish(day: str) -> str:
     return date.fromisoformat(day).strftime("%d-%m-%Y")
 
 
-def rollout_text(report: Mapping[str, Any], fit: bool = True) -> str:
-    """The rollout report as the deck lays it out, in 80 columns (``fit=False``: no cell is
-    cut, for a pipe or a file)."""
+def rollout_text(report: Mapping[str, Any]) -> str:
+    """The rollout report as the deck lays it out, in 80 columns."""
     labels = report["bucket_labels"]
     headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], TOTAL_LABEL]
     lines = [
@@ -555,7 +558,6 @@ def rollout_text(report: Mapping[str, Any], fit: bool = True) -> str:
             [c["category"], *headers_tail],
             body,
             "lrrrr",
-            width=_width(fit),
             min_widths=[label_width, 0, 0, 0, 0],
         )
         distinct = c["distinct_municipalities"]
@@ -992,7 +994,7 @@ def _goal_index(spec: Mapping[str, Any], name: str) -> int:
     return next(i for i, g in enumerate(spec["goals"]) if g["name"] == name)
 
 
-def goals_text(report: Mapping[str, Any], fit: bool = True) -> str:
+def goals_text(report: Mapping[str, Any]) -> str:
     lines = [f"Goals {report['year']}, as of {_danish(report['today'])}", ""]
     rows: list[Sequence[Any] | None] = []
     for r in report["goals"]:
@@ -1004,9 +1006,7 @@ def goals_text(report: Mapping[str, Any], fit: bool = True) -> str:
     if not rows:
         lines.append("(no goals for that quarter)")
     else:
-        lines += _table(
-            ["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl", width=_width(fit)
-        )
+        lines += _table(["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl")
     return "\n".join(lines) + "\n"
 
 
@@ -1314,7 +1314,7 @@ def klik(
     return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
 
 
-def klik_text(report: Mapping[str, Any], fit: bool = True) -> str:
+def klik_text(report: Mapping[str, Any]) -> str:
     buckets = report["buckets"]
     lines = [f"KLIK tasks, status per {_danish(report['as_of'])} (municipalities)", ""]
     rows: list[Sequence[Any] | None] = [
@@ -1322,10 +1322,7 @@ def klik_text(report: Mapping[str, Any], fit: bool = True) -> str:
         for t in report["tasks"]
     ]
     lines += _table(
-        ["Task", "Slutdato", *buckets, "Overdue"],
-        rows,
-        "ll" + "r" * (len(buckets) + 1),
-        width=_width(fit),
+        ["Task", "Slutdato", *buckets, "Overdue"], rows, "ll" + "r" * (len(buckets) + 1)
     )
     for t in report["tasks"]:
         if t["without_track"]:
@@ -1346,7 +1343,6 @@ def klik_text(report: Mapping[str, Any], fit: bool = True) -> str:
                     for r in t["open"]
                 ],
                 "lll",
-                width=_width(fit),
             )
     return "\n".join(lines) + "\n"
 
@@ -1402,7 +1398,7 @@ def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "tracks": out}
 
 
-def overdue_text(report: Mapping[str, Any], fit: bool = True) -> str:
+def overdue_text(report: Mapping[str, Any]) -> str:
     rows = report["tracks"]
     lines = [f"Overdue tracks, {_danish(report['today'])}: {len(rows)}", ""]
     if rows:
@@ -1420,7 +1416,6 @@ def overdue_text(report: Mapping[str, Any], fit: bool = True) -> str:
                 for r in rows
             ],
             "rllllr",
-            width=_width(fit),
         )
         lines.append("Late = working days past due. 'onboarding track why N' explains a track.")
     return "\n".join(lines) + "\n"
@@ -1462,7 +1457,7 @@ def waves(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "steps": labels, "waves": out}
 
 
-def waves_text(report: Mapping[str, Any], fit: bool = True) -> str:
+def waves_text(report: Mapping[str, Any]) -> str:
     steps = report["steps"]
     lines = [f"Rollout waves, {_danish(report['today'])} (municipalities)", ""]
     lines += _table(
@@ -1478,6 +1473,5 @@ def waves_text(report: Mapping[str, Any], fit: bool = True) -> str:
             for w in report["waves"]
         ],
         "ll" + "r" * (len(steps) + 2),
-        width=_width(fit),
     )
     return "\n".join(lines) + "\n"
