@@ -222,7 +222,8 @@ def test_output_demo_try_next_starts_with_getting_onboarding_on_path(tmp_path: P
     first = lines[lines.index(next(x for x in lines if x.startswith("Try next"))) + 1]
     in_venv = os.path.realpath(os.sys.prefix) != os.path.realpath(os.sys.base_prefix)
     if in_venv:
-        assert "/bin/activate" in first and "bin/onboarding" in first
+        second = lines[lines.index(first) + 1]
+        assert "/bin/activate" in first and "bin/onboarding" in second
     else:
         assert "on PATH" in first
 
