@@ -38,7 +38,8 @@ class Group(click.Group):
         from onboarding.storage import describe
 
         try:
-            return super().invoke(ctx)
+            with _warnings_to_stderr():
+                return super().invoke(ctx)
         except (OnboardingError, NotInitialised) as exc:
             raise UserError(str(exc)) from exc
         except (sqlite3.Error, OSError) as exc:
@@ -48,6 +49,36 @@ class Group(click.Group):
             if error is None:
                 raise
             raise UserError(str(error)) from exc
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Our warnings (a date far from the step) as one line each on stderr, once per message,
+    when the command has succeeded: a refused command says only why (one line)."""
+    import warnings
+
+    from onboarding.clock import FarDateWarning
+
+    seen: list[str] = []
+
+    def keep(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        if str(message) not in seen:
+            seen.append(str(message))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FarDateWarning)
+        warnings.showwarning = keep
+        yield
+    for text in seen:
+        click.echo(f"warning: {text}", err=True)
+
+
+def _on_terminal() -> bool:
+    """Whether stdout is a terminal: only there are tables fitted to its width."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
 
 
 def db_option(func: F) -> F:
@@ -132,7 +163,8 @@ def echo_json(data: Any) -> None:
 
 
 def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """Print rows as an aligned plain-text table (long cells are cut to fit 80 columns)."""
+    """Print rows as an aligned plain-text table. On a terminal long cells are cut (with "…")
+    to fit its width; piped or redirected, nothing is cut (the text goes into mails and files)."""
     if not rows:
         click.echo("(none)")
         return
@@ -140,7 +172,7 @@ def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     budget = max(80, shutil.get_terminal_size((80, 24)).columns) - 2 * (len(cols) - 1)
-    while sum(widths) > budget and max(widths) > 8:
+    while _on_terminal() and sum(widths) > budget and max(widths) > 8:
         widest = widths.index(max(widths))
         widths[widest] -= 1
     click.echo("  ".join(c.ljust(w)[:w] for c, w in zip(cols, widths, strict=True)).rstrip())
@@ -515,7 +547,8 @@ def workflow_diagram(name: str, version: int | None, db_path: str | None) -> Non
     "--at",
     default=None,
     metavar="TIME",
-    help="When it happened (ISO 8601, e.g. 2021-03-31T14:00; default: now; never in the future).",
+    help="When it happened (2021-03-31T14:00 or 31-03-2021 14:00; default: now; never in the "
+    "future).",
 )
 @db_option
 @actor_options
@@ -568,7 +601,8 @@ at_option = click.option(
     "--at",
     default=None,
     metavar="TIME",
-    help="When it happened (ISO 8601, e.g. 2021-03-31 or 2021-03-31T14:00; default: now). "
+    help="When it happened (2021-03-31, 31-03-2021, 31.03.2021 or 31/03/2021, optionally with "
+    "a time: 31-03-2021 14:00; default: now). "
     "Never in the future (5 minutes' tolerance): a planned date goes in a field (--set).",
 )
 
@@ -602,6 +636,7 @@ def track() -> None:
 @click.option("--course", type=int, help="Onboarding course 1-4 (onboarding-course tracks).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a field.")
 @click.option("--note", default=None, help="A note for the history.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the new track's id (for scripts).")
 @at_option
 @db_option
 @json_option
@@ -617,13 +652,14 @@ def track_start(
     course: int | None,
     sets: tuple[str, ...],
     note: str | None,
+    quiet: bool,
     at: str | None,
     db_path: str | None,
     as_json: bool,
     actor: str | None,
     role: str,
 ) -> None:
-    """Start a track for a subject and print its id.
+    """Start a track for a subject and say which: its id, subject, first step and due date.
 
     The options depend on the definition's subject, which 'onboarding workflow show NAME'
     prints (also for a definition you added with 'workflow add'):
@@ -640,6 +676,8 @@ def track_start(
     Example:
 
         onboarding track start connection --municipality 751 --system "KMD Momentum" --bob
+
+        tid=$(onboarding track start connection --municipality Vejle --system Fasit --quiet)
     """
     from onboarding import engine
 
@@ -665,8 +703,22 @@ def track_start(
                     "due": row["due"],
                 }
             )
-        else:
+        elif quiet:
             click.echo(row["id"])
+        else:
+            click.echo(_started(db, row))
+
+
+def _started(db: Any, row: dict[str, Any]) -> str:
+    """'track #12 started: Aarhus / KMD Momentum, 1. Aftal ... (due 15.03.2021)': labels, not
+    keys."""
+    from onboarding import clock, definitions
+    from onboarding.tracks import _subject_labels, subject_text
+
+    state = definitions.get(db, row["definition"], row["def_version"]).state(row["state"])
+    subject = subject_text(_subject_labels(db, row))
+    due = f" (due {clock.show_day(row['due'])})" if row["due"] else ""
+    return f"track #{row['id']} started: {subject}, {state.label}{due}"
 
 
 @track.command("advance")
@@ -684,6 +736,13 @@ def track_start(
     metavar="FILTER",
     help="Advance every open track matching, e.g. 'state=date_agreement system=Fasit'.",
     shell_complete=complete("complete_where"),
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Bulk: blocked tracks listed per reason (--json lists all).",
 )
 @click.option(
     "--set",
@@ -712,6 +771,7 @@ def track_start(
 def track_advance(
     args: tuple[str, ...],
     where: str | None,
+    limit: int,
     sets: tuple[str, ...],
     note: str | None,
     expect_version: int | None,
@@ -769,36 +829,77 @@ def track_advance(
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")
         flt = filters.parse_where(where)
-        with click.progressbar(length=0, label="advancing", file=sys.stderr) as bar:
-
-            def progress(n: int) -> None:
-                bar.update(n)
-
-            result = engine.bulk_advance(
-                db, flt, args[0], act, values, dry_run=dry_run, progress=progress
-            )
+        result = _bulk_advance(db, flt, args[0], act, values, dry_run, None if as_json else limit)
         if as_json:
-            echo_json(
-                {
-                    "selected": result.selected,
-                    "moved": result.moved,
-                    "dry_run": dry_run,
-                    "blocked_count": result.blocked_count,
-                    "blocked": [{"id": i, "reason": r} for i, r in result.blocked],
-                    "moves": [
-                        {"from": a, "to": b, "count": n} for (a, b), n in result.by_move.items()
-                    ],
-                }
-            )
+            echo_json(_bulk_json(result, dry_run))
             return
         verb = "would move" if dry_run else "moved"
         click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
         for (a, b), n in sorted(result.by_move.items()):
             click.echo(f"  {n:>6}  {a} -> {b}")
-        if result.blocked_count:
-            click.echo(f"{result.blocked_count} blocked:")
-            for _, reason in result.blocked:
-                click.echo(f"  {reason}")
+        _echo_blocked(result)
+
+
+def _bulk_advance(
+    db: Any, flt: Any, trigger: str, act: Any, values: Any, dry_run: bool, per_reason: int | None
+) -> Any:
+    """``engine.bulk_advance`` with a progress bar on stderr, only when stderr is a terminal
+    and only for a real run (a preview is quick, and its output is the answer)."""
+    from onboarding import engine
+
+    def run(progress: Any = None) -> Any:
+        return engine.bulk_advance(
+            db,
+            flt,
+            trigger,
+            act,
+            values,
+            dry_run=dry_run,
+            progress=progress,
+            keep_blocked=0,  # the groups name the tracks
+            per_reason=per_reason,
+        )
+
+    if dry_run or not sys.stderr.isatty():
+        return run()
+    with click.progressbar(length=0, label="advancing", file=sys.stderr) as bar:
+        return run(bar.update)
+
+
+def _bulk_json(result: Any, dry_run: bool) -> dict[str, Any]:
+    """Every blocked track, by id with subject and reason, and the same grouped by reason."""
+    return {
+        "selected": result.selected,
+        "moved": result.moved,
+        "dry_run": dry_run,
+        "blocked_count": result.blocked_count,
+        "blocked": [
+            {"id": t["id"], "subject": t["subject"], "reason": g.reason}
+            for g in result.groups.values()
+            for t in g.tracks
+        ],
+        "blocked_groups": [
+            {"reason": g.reason, "count": g.count, "tracks": g.tracks}
+            for g in result.groups.values()
+        ],
+        "moves": [{"from": a, "to": b, "count": n} for (a, b), n in result.by_move.items()],
+    }
+
+
+def _echo_blocked(result: Any) -> None:
+    """The blocked tracks of a preview: per reason its count, then the tracks by id."""
+    if not result.blocked_count:
+        return
+    click.echo(f"{result.blocked_count} blocked:")
+    for g in result.groups.values():
+        click.echo(f"  {g.count:>6}  {g.reason}")
+        for t in g.tracks:
+            click.echo(f"          #{t['id']:<6} {t['subject']}".rstrip())
+        if g.count > len(g.tracks):
+            click.echo(
+                f"          ... and {g.count - len(g.tracks)} more "
+                f"(--limit {g.count} lists them, --json lists all)"
+            )
 
 
 def _echo_preview(preview: dict[str, Any], as_json: bool) -> None:
@@ -1038,8 +1139,8 @@ def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool
 
 @cli.command("history")
 @click.option("--actor", help="Only steps by this actor.")
-@click.option("--since", help="From this time (ISO 8601).")
-@click.option("--until", help="Up to this time (ISO 8601; a date includes that whole day).")
+@click.option("--since", help="From this time (2021-03-01, 01-03-2021, optionally 14:00).")
+@click.option("--until", help="Up to this time (a date alone includes that whole day).")
 @click.option("--limit", type=int, default=None, help="At most this many rows.")
 @db_option
 @json_option
@@ -1062,11 +1163,7 @@ def history_cmd(
     with database(db_path) as db:
         until_t = None
         if until:
-            until_t = (
-                clock.end_of_local_day(clock.parse_date(until, "--until"))
-                if len(until.strip()) == 10
-                else clock.parse_time(until, "--until")
-            )
+            until_t = clock.parse_time(until, "--until", end_of_day=True)
         rows = tracks.global_history(
             db,
             actor=actor,
@@ -1152,7 +1249,8 @@ SEND_TROUBLE = 3
     "--at",
     default=None,
     metavar="TIME",
-    help="What is due: everything due by this time (ISO 8601; default now). Not later than "
+    help="What is due: everything due by this time (2021-03-31T14:00 or 31-03-2021 14:00; "
+    "default now). Not later than "
     "the current time (5 minutes' tolerance).",
 )
 @db_option
@@ -1662,9 +1760,8 @@ def report() -> None:
     "--format",
     "fmt",
     type=click.Choice(["table", "csv", "json", "html"]),
-    default="table",
-    show_default=True,
-    help="Output format; html is one self-contained file with the progress chart.",
+    default=None,
+    help="Output format (default: table); html is one self-contained file with the chart.",
 )
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
@@ -1674,7 +1771,7 @@ def report() -> None:
 def report_rollout(
     category: str | None,
     as_of: str | None,
-    fmt: str,
+    fmt: str | None,
     output: str | None,
     db_path: str | None,
     as_json: bool,
@@ -1692,12 +1789,13 @@ def report_rollout(
     from onboarding import reports
     from onboarding.storage import check_output, write_text
 
+    if as_json and fmt not in (None, "json"):
+        raise UserError(f"--json and --format {fmt} disagree: give one of them")
+    fmt = "json" if as_json else fmt or "table"
     if output:
         check_output(output)  # before any work: a missing folder is one line
     with database(db_path) as db:
         data = reports.rollout(db, category, _parse_day(as_of, "--as-of"))
-        if as_json:
-            fmt = "json"
         if fmt == "json":
             text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
         elif fmt == "csv":
@@ -1814,22 +1912,26 @@ def report_goals(
 
 @report.command("grid")
 @click.option("--category", help="Only systems of this category.")
+@click.option("--as-of", "as_of", metavar="DATE", help="The grid at the end of this day.")
 @db_option
 @json_option
-def report_grid(category: str | None, db_path: str | None, as_json: bool) -> None:
+def report_grid(
+    category: str | None, as_of: str | None, db_path: str | None, as_json: bool
+) -> None:
     """The portfolio at a glance: municipality by system, current step and days in it.
 
     Each cell is step:working days in it; ok = in operation; * marks an outlier (far longer
-    in the step than the others there), ! an overdue step.
+    in the step than the others there), ! an overdue step. --as-of replays history, so a
+    past date gives the past grid.
 
     Example:
 
-        onboarding report grid --category Jobcenter
+        onboarding report grid --category Jobcenter --as-of 31-03-2021
     """
     from onboarding import reports
 
     with database(db_path) as db:
-        data = reports.grid(db, category)
+        data = reports.grid(db, category, as_of=_parse_day(as_of, "--as-of"))
     if as_json:
         echo_json(data)
     else:
@@ -1912,7 +2014,8 @@ def goals_group() -> None:
     """
 
 
-@goals_group.command("record")
+# ignore_unknown_options: "-5" is the VALUE, not an unknown option (a counter can go down).
+@goals_group.command("record", context_settings={"ignore_unknown_options": True})
 @click.argument("counter")
 @click.argument("value", type=int)
 @click.option("--at", "at", metavar="DATE", help="The day the value is for (default: today).")

@@ -8,6 +8,8 @@ the demo), never by sleeping.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -55,33 +57,105 @@ def show_instant(moment: datetime) -> str:
     return moment.astimezone(LOCAL).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def parse_time(text: str, what: str = "time") -> datetime:
-    """Parse ISO 8601. A date alone means local midnight; a time without offset is local."""
+#: What every date and time option and field accepts (named in every date error).
+ACCEPTED_DATES = "2021-03-31 (ISO 8601), 31-03-2021, 31.03.2021 or 31/03/2021"
+ACCEPTED_TIMES = f"{ACCEPTED_DATES}, optionally with a time: 2021-03-31T14:00 or 31-03-2021 14:00"
+
+# The Danish forms: day and month of one or two digits, the same separator twice, a four-digit
+# year, then optionally a time (HH:MM or HH:MM:SS) after a space or a T.
+_DANISH = re.compile(
+    r"(?P<d>\d{1,2})(?P<sep>[-./])(?P<m>\d{1,2})(?P=sep)(?P<y>\d{4})"
+    r"(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?"
+)
+
+#: A date field this far from the step's time is accepted, with a warning naming it: a
+#: connection date five years in the past is far more often a typo than a fact.
+FAR_PAST = timedelta(days=366)
+FAR_FUTURE = timedelta(days=5 * 366)
+
+
+class FarDateWarning(UserWarning):
+    """A date accepted although far from the step's time (the CLI prints it on stderr)."""
+
+
+def _parse(text: str) -> tuple[date, datetime | None]:
+    """(the day, the full local/offset datetime if a time was given); ValueError if neither
+    ISO 8601 nor a Danish form. The one parser behind every date and time the user types."""
     value = text.strip()
+    match = _DANISH.fullmatch(value)
+    if match:
+        g = match.groupdict()
+        day = date(int(g["y"]), int(g["m"]), int(g["d"]))
+        if g["H"] is None:
+            return day, None
+        moment = datetime.combine(day, time(int(g["H"]), int(g["M"]), int(g["S"] or 0)))
+        return day, moment
+    if len(value) <= 10 and "T" not in value and ":" not in value:
+        return date.fromisoformat(value), None
+    parsed = datetime.fromisoformat(value)
+    return parsed.date(), parsed
+
+
+def parse_when(text: str, what: str = "time") -> tuple[date, datetime | None]:
+    """(the day, the instant in UTC if a time was given) from ISO 8601 or a Danish form
+    (``ACCEPTED_TIMES``); a time without an offset is Copenhagen time. For inputs where a date
+    alone means something else than its midnight (a whole day, an import row's day)."""
     try:
-        if len(value) == 10:
-            return local_midnight(date.fromisoformat(value))
-        parsed = datetime.fromisoformat(value)
+        day, moment = _parse(text)
     except ValueError:
-        raise InputError(
-            f"{what} {text!r} is not ISO 8601 (for example 2021-03-31 or 2021-03-31T14:00)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LOCAL)
-    return parsed.astimezone(UTC)
+        raise InputError(f"{what} {text!r} is not a date or time: use {ACCEPTED_TIMES}") from None
+    if moment is None:
+        return day, None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=LOCAL)
+    return day, moment.astimezone(UTC)
+
+
+def parse_time(text: str, what: str = "time", *, end_of_day: bool = False) -> datetime:
+    """An instant from ISO 8601 or a Danish form (``ACCEPTED_TIMES``). A date alone means
+    local midnight (with ``end_of_day``: the last instant of that day)."""
+    day, moment = parse_when(text, what)
+    if moment is None:
+        return end_of_local_day(day) if end_of_day else local_midnight(day)
+    return moment
 
 
 def parse_date(text: str, what: str = "date") -> date:
-    """Parse an ISO date (``2021-03-31``); also accepts Danish ``31-03-2021``."""
-    value = text.strip()
+    """A day from ISO 8601 (``2021-03-31``) or a Danish form (``31-03-2021``, ``31.03.2021``,
+    ``31/03/2021``); a time is refused: this is a date."""
     try:
-        return date.fromisoformat(value)
+        day, moment = _parse(text)
     except ValueError:
-        pass
-    try:
-        return datetime.strptime(value, "%d-%m-%Y").date()
-    except ValueError:
-        raise InputError(f"{what} {text!r} is not a date (use 2021-03-31)") from None
+        raise InputError(f"{what} {text!r} is not a date: use {ACCEPTED_DATES}") from None
+    if moment is not None:
+        raise InputError(f"{what} {text!r} is a date without a time: use {ACCEPTED_DATES}")
+    return day
+
+
+def warn_if_far(day: date, reference: datetime, what: str) -> None:
+    """Warn (``FarDateWarning``) when ``day`` is more than a year before or five years after
+    the day of ``reference`` (the step's time): accepted, but said."""
+    ref = local_date(reference)
+    if day < ref - FAR_PAST:
+        where = "more than a year before"
+    elif day > ref + FAR_FUTURE:
+        where = "more than five years after"
+    else:
+        return
+    warnings.warn(
+        FarDateWarning(
+            f"{what} {day.isoformat()} is {where} the step ({ref.isoformat()}); "
+            "accepted, but check it is not a typo"
+        ),
+        stacklevel=2,
+    )
+
+
+def show_day(day: date | str) -> str:
+    """A day as Danes write it: 15.03.2021."""
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
+    return day.strftime("%d.%m.%Y")
 
 
 def stamp(moment: datetime) -> str:

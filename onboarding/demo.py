@@ -930,6 +930,24 @@ def _day(day: date) -> str:
     return f"{day.day} {day.strftime('%B')}"
 
 
+def _on_path() -> list[str]:
+    """How to get ``onboarding`` on PATH in a fresh shell: activate the virtual environment
+    this demo runs in (a path relative to the current folder when it is inside it)."""
+    import sys
+
+    venv = Path(sys.prefix)
+    if venv == Path(sys.base_prefix):  # not in a virtual environment: installed on PATH
+        return ["# 'onboarding' is on PATH (installed outside a virtual environment)"]
+    try:
+        shown = str(venv.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(venv)
+    return [
+        f". {shown}/bin/activate    # puts 'onboarding' on PATH in this shell",
+        f"# (or call {shown}/bin/onboarding instead of onboarding)",
+    ]
+
+
 def _where(result: DemoResult, echo: Echo) -> None:
     db = result.database
     eml = len(list(result.outbox.glob("*.eml"))) if result.outbox.is_dir() else 0
@@ -942,6 +960,8 @@ def _where(result: DemoResult, echo: Echo) -> None:
     echo(f"  email outbox  {result.outbox}/ ({eml} .eml files)")
     echo("")
     echo("Try next (the demo's clock stops at 30 June 2021, 17:00):")
+    for line in _on_path():
+        echo(f"  {line}")
     echo(f"  export ONBOARDING_DB={db}")
     echo("  export ONBOARDING_NOW=2021-06-30T17:00")
     for line in (

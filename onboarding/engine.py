@@ -71,8 +71,10 @@ _TRUE = {"1", "true", "yes", "ja", "y", "j"}
 _FALSE = {"0", "false", "no", "nej", "n"}
 
 
-def coerce_field(db: Database, fdef: FieldDef, raw: Any) -> Any:
-    """A field value checked and normalised by its declared type (raises ``InputError``)."""
+def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = None) -> Any:
+    """A field value checked and normalised by its declared type (raises ``InputError``).
+
+    A date far from ``at`` (the step's time) is kept, with a ``clock.FarDateWarning``."""
     text = str(raw).strip()
     where = f"field {fdef.name} ({fdef.type})"
     if fdef.type == "text":
@@ -80,7 +82,10 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any) -> Any:
             raise InputError(f"{where}: at most 4000 characters")
         return text
     if fdef.type == "date":
-        return clock.parse_date(text, what=where).isoformat()
+        day = clock.parse_date(text, what=where)
+        if at is not None:
+            clock.warn_if_far(day, at, f"field {fdef.name}")
+        return day.isoformat()
     if fdef.type == "integer":
         try:
             return int(text)
@@ -103,14 +108,16 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any) -> Any:
     raise InputError(f"{where}: unsupported type")  # the validator makes this unreachable
 
 
-def coerce_fields(db: Database, defn: Definition, sets: Mapping[str, Any]) -> dict[str, Any]:
+def coerce_fields(
+    db: Database, defn: Definition, sets: Mapping[str, Any], at: datetime | None = None
+) -> dict[str, Any]:
     out = {}
     for name, raw in sets.items():
         fdef = defn.fields.get(name)
         if fdef is None:
             known = ", ".join(defn.fields) or "none"
             raise InputError(f"{defn.name} has no field {name!r} (fields: {known})")
-        out[name] = coerce_field(db, fdef, raw)
+        out[name] = coerce_field(db, fdef, raw, at)
     return out
 
 
@@ -385,7 +392,7 @@ def advance(
                 f"now {track['version']}): read it again"
             )
         defn = definitions.get(db, track["definition"], track["def_version"])
-        values = coerce_fields(db, defn, sets or {})
+        values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
         write_moves(conn, [move], act, ctx.at_stamp)
@@ -458,6 +465,16 @@ def preview_advance(
 
 
 @dataclass
+class BlockedGroup:
+    """The selected tracks blocked for one reason: how many, and the first few by id."""
+
+    reason: str
+    count: int = 0
+    #: ``{"id": ..., "subject": "Aarhus / KMD Momentum"}``, at most ``per_reason`` of them.
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class BulkResult:
     selected: int = 0
     moved: int = 0
@@ -465,6 +482,41 @@ class BulkResult:
     blocked_count: int = 0
     by_move: dict[tuple[str, str], int] = field(default_factory=dict)
     dry_run: bool = False
+    #: The blocked tracks grouped by reason, in the order the reasons were first met.
+    groups: dict[str, BlockedGroup] = field(default_factory=dict)
+
+    def note_blocked(
+        self, db: Database, track: Mapping[str, Any], reason: str, keep: int, per_reason: int | None
+    ) -> None:
+        """Count a blocked track in its reason's group (its id and subject kept while the group
+        has fewer than ``per_reason``; None: all)."""
+        from onboarding.tracks import _subject_labels, subject_text
+
+        self.blocked_count += 1
+        if len(self.blocked) < keep:
+            self.blocked.append((track["id"], reason))
+        # The reason without the track's own label, so the same cause groups together.
+        general = reason.removeprefix(f"track #{track['id']}: ")
+        group = self.groups.setdefault(general, BlockedGroup(general))
+        group.count += 1
+        if per_reason is None or len(group.tracks) < per_reason:
+            subject = subject_text(_subject_labels(db, dict(track)))
+            group.tracks.append({"id": track["id"], "subject": subject})
+
+    def refusal(self, trigger: str, shown: int = 5) -> str:
+        """Why a real bulk run moved nothing: a summary line, then per reason its count and
+        a line naming the first tracks by id and subject."""
+        lines = [
+            f"{self.blocked_count} of {self.selected} selected tracks cannot fire {trigger!r},"
+            " so none was moved:"
+        ]
+        for g in self.groups.values():
+            named = ", ".join(f"#{t['id']} {t['subject']}".rstrip() for t in g.tracks[:shown])
+            more = g.count - min(shown, len(g.tracks))
+            tail = f" and {more} more" if more > 0 else ""
+            lines += [f"  {g.count} × {g.reason}", f"      {named}{tail}"]
+        lines.append("  'track advance --where ... --dry-run' lists them by reason (--json: all)")
+        return "\n".join(lines)
 
 
 Progress = Callable[[int], None]
@@ -507,11 +559,14 @@ def bulk_advance(
     dry_run: bool = False,
     progress: Progress | None = None,
     keep_blocked: int = 50,
+    per_reason: int | None = 20,
 ) -> BulkResult:
     """Fire ``trigger`` on every open track the filter selects: all of them, or none.
 
     A dry run checks everything and writes nothing. Otherwise any track that cannot fire
-    makes the whole operation fail with the reasons, and nothing is written.
+    makes the whole operation fail with the reasons, and nothing is written. The blocked
+    tracks are grouped by reason (``BulkResult.groups``), with the id and subject of at most
+    ``per_reason`` tracks each (None: all).
     """
     require_role(act.role)
     moment = act.moment()
@@ -531,16 +586,14 @@ def bulk_advance(
                 key = (track["definition"], track["def_version"])
                 if key not in defs:
                     defs[key] = definitions.get(db, *key)
-                    values_by_def[key] = coerce_fields(db, defs[key], sets or {})
+                    values_by_def[key] = coerce_fields(db, defs[key], sets or {}, moment)
                 defn = defs[key]
                 try:
                     if allowed is not None:
                         allowed(track)
                     move = plan(ctx, defn, track, trigger, act.role, values_by_def[key])
                 except (TransitionRefused, PermissionDenied) as exc:
-                    result.blocked_count += 1
-                    if len(result.blocked) < keep_blocked:
-                        result.blocked.append((track["id"], str(exc)))
+                    result.note_blocked(db, track, str(exc), keep_blocked, per_reason)
                     continue
                 moves.append(move)
                 pair = (track["state"], move.to_state)
@@ -558,13 +611,7 @@ def bulk_advance(
         rollback(conn)  # never hides the cause (a full disk ends the transaction itself)
         raise
     if result.blocked_count and not dry_run:
-        shown = "; ".join(reason for _, reason in result.blocked[:5])
-        more = result.blocked_count - min(5, len(result.blocked))
-        tail = f" (and {more} more; --dry-run lists them)" if more > 0 else ""
-        raise TransitionRefused(
-            f"{result.blocked_count} of {result.selected} selected tracks cannot fire "
-            f"{trigger!r}, so none was moved: {shown}{tail}"
-        )
+        raise TransitionRefused(result.refusal(trigger))
     return result
 
 
@@ -683,15 +730,14 @@ def start_in(
     defn = definitions.get(db, definition)
     cols = resolve_subject(db, defn, subject)
     actors.authorize(conn, act.actor, act.role, {**cols, "id": None})
-    fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {})}
+    fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {}, moment)}
     open_row = conn.execute(
         "SELECT id, state FROM tracks WHERE definition = ? AND subject_key = ? AND final = 0",
         [defn.name, cols["subject_key"]],
     ).fetchone()
     if open_row:
         raise OnboardingError(
-            f"this subject already has an open {defn.name} track: #{open_row[0]} "
-            f"(in {open_row[1]})"
+            f"this subject already has an open {defn.name} track: #{open_row[0]} (in {open_row[1]})"
         )
     at = clock.stamp(moment)
     initial = defn.state(defn.initial)
@@ -768,7 +814,7 @@ def set_fields(
         if track["final"]:
             raise TransitionRefused(f"track #{track_id} is finished; its fields are closed")
         defn = definitions.get(db, track["definition"], track["def_version"])
-        values = coerce_fields(db, defn, sets)
+        values = coerce_fields(db, defn, sets, moment)
         roles = {r for t in defn.transitions_from(track["state"]) for r in t.roles}
         if act.role not in roles:
             raise TransitionRefused(

@@ -273,8 +273,12 @@ def _bucket_keys(defn: Definition) -> dict[str, str]:
 # --- text tables ----------------------------------------------------------------------------------
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+def _cell_lines(text: str, width: int) -> list[str]:
+    """A cell as the lines it takes in a column ``width`` wide: wrapped, never cut, so a
+    report piped into a mail or a file keeps every word."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_long_words=True) or [""]
 
 
 def _table(
@@ -286,8 +290,8 @@ def _table(
 ) -> list[str]:
     """Lines of an aligned table that fits ``width``; a ``None`` row is a rule line.
 
-    ``align`` has one letter per column, ``l`` or ``r``; left-aligned columns are cut (with
-    "…") when the table would be too wide.
+    ``align`` has one letter per column, ``l`` or ``r``; left-aligned columns are narrowed
+    when the table would be too wide, and a cell longer than its column wraps onto more lines.
     """
     cells = [None if r is None else ["" if v is None else str(v) for v in r] for r in rows]
     widths = [len(h) for h in headers]
@@ -304,16 +308,21 @@ def _table(
         widest = max(cuttable, key=lambda i: widths[i])
         widths[widest] -= 1
 
-    def line(values: Sequence[str]) -> str:
+    def block(values: Sequence[str]) -> list[str]:
+        parts = [_cell_lines(v, w) for v, w in zip(values, widths, strict=True)]
         out = []
-        for v, w, a in zip(values, widths, align, strict=True):
-            v = _fit(v, w)
-            out.append(v.rjust(w) if a == "r" else v.ljust(w))
-        return "  ".join(out).rstrip()
+        for i in range(max(len(p) for p in parts)):
+            row = []
+            for p, w, a in zip(parts, widths, align, strict=True):
+                v = p[i] if i < len(p) else ""
+                row.append(v.rjust(w) if a == "r" else v.ljust(w))
+            out.append("  ".join(row).rstrip())
+        return out
 
     rule = "  ".join("-" * w for w in widths)
-    lines = [line(headers), rule]
-    lines += [rule if r is None else line(r) for r in cells]
+    lines = [*block(headers), rule]
+    for r in cells:
+        lines += [rule] if r is None else block(r)
     return lines
 
 
@@ -1020,7 +1029,7 @@ def record_counter(
         )
         raise NotFound("counter", counter, close or sorted(known))
     if value < 0:
-        raise InputError(f"counter {counter}: {value} is negative")
+        raise InputError(f"counter {counter}: {value} is negative (a count is 0 or more)")
     if at > _today(None):
         raise InputError(f"--at {at} is in the future: now is {clock.show_instant(clock.now())}")
     recorded = clock.stamp(clock.now())
@@ -1079,26 +1088,47 @@ class _Cell:
         )
 
 
-def grid(db: Database, category: str | None = None, today: date | None = None) -> dict[str, Any]:
+def grid(
+    db: Database,
+    category: str | None = None,
+    today: date | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
     """Municipality by system: each connection's current step, working days in it, outliers.
 
     An open track is an outlier when its working days in the step lie above the upper Tukey
     fence (Q3 + 1.5 IQR) of all open tracks in the same step, with at least four of them.
+    With ``as_of`` the grid is the one at the end of that day, replayed from history
+    (``_tracks_as_of``: state, entry time and due date then).
     """
-    day = _today(today)
+    day = as_of or _today(today)
     cat = _category(db, category)
     defs = _Defs(db)
-    tracks = _rows(
-        db,
-        """
-        SELECT t.id, t.municipality_code, t.system_id, t.state, t.def_version, t.final,
-               t.entered_at, t.due
-        FROM tracks t JOIN systems s ON s.id = t.system_id
-        WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
-        ORDER BY t.final, t.id
-        """,
-        [CONNECTION, cat, cat],
-    )
+    if as_of is None:
+        tracks = _rows(
+            db,
+            """
+            SELECT t.id, t.municipality_code, t.system_id, t.state, t.def_version, t.final,
+                   t.entered_at, t.due
+            FROM tracks t JOIN systems s ON s.id = t.system_id
+            WHERE t.definition = ? AND (? IS NULL OR s.category = ?)
+            ORDER BY t.final, t.id
+            """,
+            [CONNECTION, cat, cat],
+        )
+    else:
+        in_category = {
+            r["id"]
+            for r in _rows(db, "SELECT id FROM systems WHERE ? IS NULL OR category = ?", [cat, cat])
+        }
+        tracks = sorted(
+            (
+                t
+                for t in _tracks_as_of(db, _end_stamp(as_of), CONNECTION)
+                if t["system_id"] in in_category
+            ),
+            key=lambda t: (t["final"], t["id"]),  # as the query above orders them
+        )
     contracts = _rows(
         db,
         "SELECT c.municipality_code, c.system_id FROM contracts c JOIN systems s"
@@ -1307,7 +1337,7 @@ def klik_text(report: Mapping[str, Any]) -> str:
                 f"{t['task']}: {t['without_track']} municipalities have no track for it and count "
                 f"as {buckets[-1]}."
             )
-        if "open" in t:
+        if t.get("open"):  # an empty section is left out: the counts above say it
             lines += ["", f"Open: {t['task']} ({t['type']})"]
             lines += _table(
                 ["Municipality", "Status", "Due"],

@@ -417,15 +417,15 @@ def _moment(path: PathLike, line: int, text: str, now: datetime) -> tuple[dateti
     if not text:
         raise row_error(path, line, "is empty", "date")
     try:
-        if len(text) == 10:
-            day = clock.parse_date(text)
+        day, given = clock.parse_when(text)
+        if given is None:
             moment = clock.local_midnight(day)
             judged = min(clock.end_of_local_day(day), now)
         else:
-            moment = judged = clock.parse_time(text)
+            moment = judged = given
     except InputError:
         raise row_error(
-            path, line, f"{text!r} is not a date (use 2021-03-31 or 31-03-2021)", "date"
+            path, line, f"{text!r} is not a date (use {clock.ACCEPTED_TIMES})", "date"
         ) from None
     if moment > now:
         raise row_error(

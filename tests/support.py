@@ -54,7 +54,7 @@ def make_ready(
             runner,
             db_path,
             "track",
-            "start",
+            "start", "--quiet",
             "system-readiness",
             "--system",
             system,
@@ -103,6 +103,7 @@ def start_connection(
 ) -> int:
     """Start a connection track (Aarhus and KMD Momentum unless told) and return its id."""
     args = ("track", "start", "connection", "--municipality", municipality, "--system", system)
+    args += ("--quiet",)  # the id alone
     return int(ok(runner, db_path, *args, *extra).stdout)
 
 

@@ -33,7 +33,7 @@ def _start(runner: CliRunner, db_path: Path, municipality: str, actor: str = "te
         runner,
         db_path,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         municipality,
@@ -78,7 +78,7 @@ def test_actors_fresh_database_runs_open_until_the_first_actor(
     assert "permission checks are now on" in added.stdout
     assert actors.enforcing(db)
     refused = run(
-        runner, db_path, "track", "start", "connection", "--municipality", "Vejle",
+        runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Vejle",
         "--system", "Momentum", actor="whoever",
     )
     assert refused.exit_code == 2
@@ -216,7 +216,7 @@ def test_actors_vendor_acts_only_on_its_own_systems(runner: CliRunner, db_path: 
     """KMD's vendor moves Momentum's readiness; Schultz's vendor is refused on it."""
     tid = int(
         ok(runner, db_path, "track", "start", "system-readiness", "--system", "KMD Momentum",
-           "--at", AT).stdout
+           "--at", AT, "--quiet").stdout
     )
     _staff(runner, db_path)
     args = ("start_pilot", "--set", "pilot_municipality=Vejle", "--role", "vendor")

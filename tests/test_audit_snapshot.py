@@ -100,7 +100,7 @@ def test_audit_snapshot_verify_beside_a_writer_never_raises_a_false_alarm(
     """At least 200 'audit verify' runs while another process commits history rows: every one
     exits 0 on the intact database, and the heads they report move forward."""
     make_ready(runner, db_path, "Momentum")
-    tid = ok(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
+    tid = ok(runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Aarhus",
              "--system", "Momentum", "--at", "2021-04-01").stdout.strip()
     ok(runner, db_path, "track", "advance", tid, "agree_date", "--set",
        "connection_date=2027-03-01", "--at", "2021-04-02")
@@ -137,7 +137,7 @@ def test_audit_snapshot_restore_check_beside_a_writer_says_intact(
     """'restore' checks the restored database's chain while a writer goes on writing to it:
     every check says intact (before: a false "BROKEN")."""
     make_ready(runner, db_path, "Momentum")
-    tid = ok(runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
+    tid = ok(runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Aarhus",
              "--system", "Momentum", "--at", "2021-04-01").stdout.strip()
     _seed_history(db_path, SEED_ROWS)
     backup = tmp_path / "backup.db"

@@ -30,7 +30,7 @@ def test_backup_while_another_process_writes_is_a_consistent_snapshot(tmp_path: 
     names = [str(m["code"]) for m in registry.list_municipalities(db)][:60]
     db.close()
     commands = [
-        ["track", "start", "klik-task", "--municipality", code, "--klik-task", "GDPR",
+        ["track", "start", "--quiet", "klik-task", "--municipality", code, "--klik-task", "GDPR",
          "--db", str(db_path)]
         for code in names
     ]

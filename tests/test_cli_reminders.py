@@ -56,7 +56,7 @@ def _to_sapa_request(runner: CliRunner, db_path: Path, contacts: bool = True) ->
         )
         ok(runner, db_path, "registry", "import", "contacts", str(csv))
     tid = int(ok(runner, db_path, "track", "start", "connection", "--municipality", "Køge",
-                 "--system", "KMD Momentum", "--at", "2021-06-01T09:00").stdout)
+                 "--system", "KMD Momentum", "--at", "2021-06-01T09:00", "--quiet").stdout)
     ok(runner, db_path, "track", "advance", str(tid), "agree_date",
        "--set", "connection_date=2021-09-01", "--at", "2021-06-02T09:00")
     ok(runner, db_path, "track", "advance", str(tid), "approve_agreements",

@@ -184,7 +184,7 @@ def test_report_rollout_notes_tracks_without_a_contract(runner: CliRunner, db_pa
         runner,
         db_path,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         "Aarhus",

@@ -36,7 +36,7 @@ def test_connection_walks_all_eight_steps_to_live(runner: CliRunner, ready_db: P
             runner,
             ready_db,
             "track",
-            "start",
+            "start", "--quiet",
             "connection",
             "--municipality",
             "751",
@@ -106,7 +106,7 @@ def test_start_refuses_a_second_open_track_for_the_same_subject(
         runner,
         db_path,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         "aarhus",
@@ -122,14 +122,14 @@ def test_start_requires_the_subject_options_of_the_definition(
     runner: CliRunner, db_path: Path
 ) -> None:
     """A connection without --municipality is refused with the options it needs."""
-    result = run(runner, db_path, "track", "start", "connection", "--system", "Momentum")
+    result = run(runner, db_path, "track", "start", "--quiet", "connection", "--system", "Momentum")
     assert result.exit_code == 2
     assert "--municipality" in result.stderr
     result = run(
         runner,
         db_path,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         "Aarhus",
@@ -207,7 +207,8 @@ def test_refused_commands_exit_2_and_change_nothing(
 def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_path: Path) -> None:
     """A connection cannot be agreed while its system's readiness track is in compliance test."""
     readiness = int(
-        ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum").stdout
+        ok(runner, db_path, "track", "start", "-q", "system-readiness", "--system", "Momentum")
+        .stdout
     )
     ok(
         runner,
@@ -241,7 +242,8 @@ def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_
 def test_guard_lets_the_pilot_municipality_through(runner: CliRunner, db_path: Path) -> None:
     """The system's pilot municipality may agree its connection before the system is ready."""
     readiness = int(
-        ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum").stdout
+        ok(runner, db_path, "track", "start", "-q", "system-readiness", "--system", "Momentum")
+        .stdout
     )
     ok(
         runner,
@@ -270,7 +272,7 @@ def test_guard_reads_the_other_track_as_of_the_transition_time(
             runner,
             db_path,
             "track",
-            "start",
+            "start", "--quiet",
             "connection",
             "--municipality",
             "Aarhus",
@@ -389,7 +391,7 @@ def test_track_list_filters_and_shows_phase(runner: CliRunner, ready_db: Path) -
         runner,
         ready_db,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         "Vejle",
@@ -412,7 +414,7 @@ def test_overdue_lists_tracks_past_their_due_date(runner: CliRunner, db_path: Pa
         runner,
         db_path,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         "Vejle",
@@ -454,7 +456,7 @@ def test_wave_change_is_audited_and_redates_the_track(runner: CliRunner, db_path
             runner,
             db_path,
             "track",
-            "start",
+            "start", "--quiet",
             "rollout-wave",
             "--municipality",
             "Odense",
@@ -501,7 +503,7 @@ def test_klik_task_default_applies_only_after_the_end_date(
             runner,
             db_path,
             "track",
-            "start",
+            "start", "--quiet",
             "klik-task",
             "--municipality",
             "Aarhus",
@@ -543,7 +545,8 @@ def test_klik_task_default_applies_only_after_the_end_date(
 
 def test_readiness_failed_compliance_goes_back(runner: CliRunner, db_path: Path) -> None:
     """A failed compliance test sends the system's readiness track back to the pilot."""
-    tid = int(ok(runner, db_path, "track", "start", "system-readiness", "--system", "eDoc").stdout)
+    start = ("track", "start", "-q", "system-readiness", "--system", "eDoc")
+    tid = int(ok(runner, db_path, *start).stdout)
     ok(
         runner,
         db_path,

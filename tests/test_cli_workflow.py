@@ -85,7 +85,7 @@ def test_user_written_definition_loads_and_runs(runner: CliRunner, db_path: Path
             runner,
             db_path,
             "track",
-            "start",
+            "start", "--quiet",
             "dpo-approval",
             "--municipality",
             "Aarhus",

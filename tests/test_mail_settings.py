@@ -60,7 +60,7 @@ def _to_sapa_request(runner: CliRunner, db_path: Path) -> int:
     )
     ok(runner, db_path, "registry", "import", "contacts", str(csv))
     tid = int(
-        ok(runner, db_path, "track", "start", "connection", "--municipality", "Køge",
+        ok(runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Køge",
            "--system", "KMD Momentum", "--at", "2021-06-01T09:00").stdout
     )
     ok(runner, db_path, "track", "advance", str(tid), "agree_date",

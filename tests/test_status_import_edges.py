@@ -172,7 +172,7 @@ def test_import_status_last_months_file_speaks_of_the_track_of_its_moment(
     tid = str(_track_id(db_path, 461))
     ok(runner, db_path, "track", "advance", tid, "cancel", "--set", "reason=replaced",
        "--at", "2021-03-05")  # fmt: skip
-    ok(runner, db_path, "track", "start", "connection", "--municipality", "Odense",
+    ok(runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Odense",
        "--system", "Momentum", "--at", "2021-03-10")  # fmt: skip
     _imports_again_unchanged(runner, db_path, path)
 
@@ -207,7 +207,7 @@ def test_import_status_out_of_scope_row_in_reported_state_refuses_the_file(
         runner,
         db_path,
         "track",
-        "start",
+        "start", "--quiet",
         "connection",
         "--municipality",
         "Vejle",

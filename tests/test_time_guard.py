@@ -54,7 +54,7 @@ def world(runner: CliRunner, db_path: Path, tmp_path: Path) -> tuple[Path, int]:
     make_ready(runner, db_path, "Momentum", pilot="Aarhus")
     tid = int(
         _ok(
-            runner, db_path, "track", "start", "connection", "--municipality", "Aarhus",
+            runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "Aarhus",
             "--system", "Momentum", "--at", "2021-04-01T09:00",
         ).stdout
     )
