@@ -29,7 +29,7 @@ def dpo_db(db_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) ->
 def _dpo_track_in_review(runner: CliRunner, db_path: Path, deadline: str) -> int:
     tid = int(
         ok(
-            runner, db_path, "track", "start", "dpo-approval", "--municipality", "751",
+            runner, db_path, "track", "start", "--quiet", "dpo-approval", "--municipality", "751",
             "--system", "Momentum", "--at", "2021-05-03T09:00",
         ).stdout
     )
@@ -95,7 +95,7 @@ def test_track_advance_dry_run_one_track_writes_nothing(
     monkeypatch.setenv("ONBOARDING_NOW", "2021-04-10T12:00:00+02:00")
     make_ready(runner, db_path, "Momentum")
     tid = ok(
-        runner, db_path, "track", "start", "connection", "--municipality", "751", "--system",
+        runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "751", "--system",
         "Momentum", "--at", "2021-04-01T09:00",
     ).stdout.strip()
     args = (

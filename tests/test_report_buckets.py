@@ -163,7 +163,7 @@ def test_report_buckets_of_a_custom_definition(
     for code in ("751", "101", "461"):
         tids.append(
             ok(
-                runner, db_path, "track", "start", "dpo-approval", "--municipality", code,
+                runner, db_path, "track", "start", "--quiet", "dpo-approval", "--municipality", code,
                 "--system", "Momentum", "--at", "2021-05-03T09:00",
             ).stdout.strip()
         )
@@ -210,7 +210,7 @@ def test_report_buckets_without_buckets_counts_states(
 ) -> None:
     """A definition that declares no buckets is counted per state, columns labelled."""
     monkeypatch.setenv("ONBOARDING_NOW", "2021-07-01T12:00")
-    ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum")
+    ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "Momentum")
     data = _buckets(runner, db_path, "system-readiness", "--by", "system")
     assert data["columns_are"] == "state"
     assert data["columns"][0] == {"key": "development", "label": data["columns"][0]["label"]}
@@ -246,7 +246,7 @@ def web_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     ok(runner, path, "workflow", "add", str(CUSTOM), actor="test-koordinator")
     for code in ("751", "101"):
         tid = ok(
-            runner, path, "track", "start", "dpo-approval", "--municipality", code, "--system",
+            runner, path, "track", "start", "--quiet", "dpo-approval", "--municipality", code, "--system",
             "Momentum", "--at", "2021-06-01T09:00", actor="test-koordinator",
         ).stdout.strip()
         ok(

@@ -140,7 +140,7 @@ def _file(tmp_path: Path, text: str, name: str = "def.yaml") -> Path:
 
 def _start(runner: CliRunner, db_path: Path, defn: str, at: str, system: str = "Momentum") -> str:
     out = ok(
-        runner, db_path, "track", "start", defn, "--municipality", "Aarhus", "--system", system,
+        runner, db_path, "track", "start", "--quiet", defn, "--municipality", "Aarhus", "--system", system,
         "--at", at,
     ).stdout
     return out.strip()
@@ -165,7 +165,7 @@ def _state(runner: CliRunner, db_path: Path, tid: str) -> str:
 def _in_compliance_test(runner: CliRunner, db_path: Path) -> str:
     """A shipped system-readiness track sent back once from its compliance test, with a
     reason, and in the compliance test again."""
-    tid = ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum",
+    tid = ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "Momentum",
              "--at", "2021-01-04T09:00").stdout.strip()
     steps = [
         ("start_pilot", "2021-01-11T09:00", ["pilot_municipality=Aarhus"]),
@@ -298,7 +298,7 @@ def test_rules_requires_track_which_latest_any_all(
     """With a ready readiness track and a newer one in development: latest (the default, as
     before) and all block, any lets the step through."""
     make_ready(runner, db_path, "Momentum")
-    ok(runner, db_path, "track", "start", "system-readiness", "--system", "Momentum",
+    ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "Momentum",
        "--at", "2021-04-01T09:00")
     ok(runner, db_path, "workflow", "add", str(_file(tmp_path, GATE)))
     tid = _start(runner, db_path, "gate", "2021-04-02T09:00")
