@@ -701,7 +701,7 @@ def track_advance(
             return
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")
-        flt = filters.parse_where(where)
+        flt = filters.resolve(db, filters.parse_where(where), where=True)
         with click.progressbar(length=0, label="advancing", file=sys.stderr) as bar:
 
             def progress(n: int) -> None:
@@ -723,6 +723,10 @@ def track_advance(
                     ],
                 }
             )
+            return
+        if not result.selected:
+            # A valid filter that selects nothing says what it selected (exit 0).
+            click.echo(filters.describe(flt, open_only=True))
             return
         verb = "would move" if dry_run else "moved"
         click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
@@ -810,6 +814,8 @@ def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
 @track.command("list")
 @click.option("--definition", help="Only this definition.")
 @click.option("--state", help="Only this state (several: 'a|b').")
+@click.option("--phase", help="Only states of this phase (several: 'a|b').")
+@click.option("--bucket", help="Only states of this report bucket, e.g. 'Aftalt'.")
 @click.option("--municipality", help="Municipality code or name.")
 @click.option("--system", help="System name.")
 @click.option("--vendor", help="Vendor name.")
@@ -821,6 +827,8 @@ def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
 def track_list(
     definition: str | None,
     state: str | None,
+    phase: str | None,
+    bucket: str | None,
     municipality: str | None,
     system: str | None,
     vendor: str | None,
@@ -836,22 +844,27 @@ def track_list(
 
         onboarding track list --definition connection --system Momentum --overdue
     """
-    from onboarding import tracks
-    from onboarding.filters import TrackFilter
+    from onboarding import filters, tracks
 
     with database(db_path) as db:
-        flt = TrackFilter(
+        flt = filters.TrackFilter(
             definition=definition,
             state=state,
+            phase=phase,
+            bucket=bucket,
             municipality=municipality,
             system=system,
             vendor=vendor,
             overdue=overdue,
             open=only_open,
         )
+        flt = filters.resolve(db, flt)
         rows = tracks.list_tracks(db, flt, limit)
         if as_json:
             echo_json(rows)
+            return
+        if not rows:
+            click.echo(filters.describe(flt))
             return
         echo_table(
             [
@@ -948,9 +961,11 @@ def history_cmd(
 
         onboarding history --actor import --since 2021-03-01 --until 2021-03-31
     """
-    from onboarding import clock, tracks
+    from onboarding import clock, filters, tracks
 
     with database(db_path) as db:
+        if actor:
+            filters.check_actor(db, actor)
         until_t = None
         if until:
             until_t = (
@@ -1133,10 +1148,13 @@ def reminders_list(
         statuses.append("superseded")
     if not statuses:
         statuses = ["pending", "sending", "sent", "failed", "superseded"]
+    from onboarding import filters
+
     with database(db_path) as db:
-        rows = outbox.list_rows(
-            db, statuses, _track_id(track_ref) if track_ref else None, limit=limit
-        )
+        track_id = _track_id(track_ref) if track_ref else None
+        if track_id is not None:
+            filters.check_track(db, track_id)
+        rows = outbox.list_rows(db, statuses, track_id, limit=limit)
         out = [_reminder_row(r) for r in rows]
         if as_json:
             echo_json(out)

@@ -200,11 +200,13 @@ def _closest_hint(value: str, known: Iterable[str]) -> str:
     return f"; closest: {', '.join(close)}" if close else ""
 
 
-def _unknown(label: str, what: str, value: str, known: Sequence[str], listing: str) -> NotFound:
+def _unknown(
+    label: str, what: str, value: str, known: Sequence[str], listing: str, of: str = ""
+) -> NotFound:
     """A refusal that names the closest values and where to list the rest."""
     error = NotFound(what, value, _closest(value, known))
     close = f"; closest: {', '.join(error.candidates)}" if error.candidates else ""
-    error.args = (f"{label}: unknown {what} {value!r}{close} (see '{listing}')",)
+    error.args = (f"{label}: unknown {what} {value!r}{of}{close} (see '{listing}')",)
     return error
 
 
@@ -239,8 +241,6 @@ def resolve(db: Database, flt: TrackFilter, where: bool = False) -> TrackFilter:
             )
         definition = changes["definition"] = found
     scope = [s for s in states if definition is None or s.definition == definition]
-    listing = f"onboarding workflow show {definition}" if definition else "onboarding workflow list"
-    of = f" of {definition}" if definition else ""
     for attr in ("state", "phase", "bucket"):
         value = getattr(flt, attr)
         if not value:
@@ -250,13 +250,38 @@ def resolve(db: Database, flt: TrackFilter, where: bool = False) -> TrackFilter:
         for alternative in _alternatives(value):
             found = _one_of(alternative, known)
             if found is None:
-                raise _unknown(label(attr), f"{attr}{of}", alternative, known, listing)
+                raise _unknown_in_workflow(label(attr), attr, alternative, known, definition, states)
             picked.append(found)
         if not picked:
             raise InputError(f"{label(attr)}: give a {attr} name")
         changes[attr] = "|".join(dict.fromkeys(picked))
     changes.update(_resolve_registry(db, flt, label))
     return replace(flt, **changes) if changes else flt
+
+
+def _unknown_in_workflow(
+    label: str,
+    attr: str,
+    value: str,
+    known: Sequence[str],
+    definition: str | None,
+    states: Sequence[_StateInfo],
+) -> NotFound:
+    """An unknown state, phase or bucket; the listing is the workflow it was looked for in, or
+    the one the closest value belongs to, and a value of another workflow is said to be one."""
+    elsewhere = sorted(
+        {s.definition for s in states if (getattr(s, attr) or "").casefold() == value.casefold()}
+    )
+    of = f" of {definition}" if definition else ""
+    if elsewhere:
+        of += f" (it is a {attr} of {', '.join(elsewhere)})"
+    owner = definition
+    close = _closest(value, known)
+    if owner is None and close:
+        owners = sorted({s.definition for s in states if getattr(s, attr) == close[0]})
+        owner = owners[0] if len(owners) == 1 else None
+    listing = f"onboarding workflow show {owner}" if owner else "onboarding workflow list"
+    return _unknown(label, attr, value, known, listing, of)
 
 
 _LISTINGS = {
