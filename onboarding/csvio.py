@@ -228,10 +228,13 @@ def _columns(
     return columns
 
 
+_LETTERS = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa"})
+
+
 def _header_key(text: str) -> str:
     """A header as compared: "E-mail", "e_mail" and "EMAIL" are one; "Leverandør" and
     "leverandoer" too."""
-    spelled = text.casefold().translate(str.maketrans({"æ": "ae", "ø": "oe", "å": "aa"}))
+    spelled = text.casefold().translate(_LETTERS)
     decomposed = unicodedata.normalize("NFKD", spelled)
     return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import Any
@@ -169,7 +169,7 @@ def _all_states(db: Database) -> list[_StateInfo]:
     """Every state of every stored definition version: a track may run on an older one."""
     from onboarding import definitions
 
-    out = []
+    out: list[_StateInfo] = []
     for name, version, source in db.conn.execute(
         "SELECT name, version, source FROM definitions ORDER BY name, version"
     ):
@@ -250,7 +250,9 @@ def resolve(db: Database, flt: TrackFilter, where: bool = False) -> TrackFilter:
         for alternative in _alternatives(value):
             found = _one_of(alternative, known)
             if found is None:
-                raise _unknown_in_workflow(label(attr), attr, alternative, known, definition, states)
+                raise _unknown_in_workflow(
+                    label(attr), attr, alternative, known, definition, states
+                )
             picked.append(found)
         if not picked:
             raise InputError(f"{label(attr)}: give a {attr} name")
@@ -291,16 +293,19 @@ _LISTINGS = {
 }
 
 
-def _resolve_registry(db: Database, flt: TrackFilter, label: Any) -> dict[str, str]:
+def _resolve_registry(
+    db: Database, flt: TrackFilter, label: Callable[[str], str]
+) -> dict[str, str]:
     from onboarding import registry
 
-    resolvers = {
-        "municipality": (registry.resolve_municipality, lambda r: str(r["name"])),
-        "system": (registry.resolve_system, lambda r: str(r["label"])),
-        "vendor": (registry.resolve_vendor, lambda r: str(r["name"])),
+    # The column of the resolved row that names it as stored.
+    resolvers: dict[str, tuple[Callable[[Database, str], dict[str, Any]], str]] = {
+        "municipality": (registry.resolve_municipality, "name"),
+        "system": (registry.resolve_system, "label"),
+        "vendor": (registry.resolve_vendor, "name"),
     }
     out: dict[str, str] = {}
-    for key, (resolve_one, name_of) in resolvers.items():
+    for key, (resolve_one, column) in resolvers.items():
         value = getattr(flt, key)
         if not value:
             continue
@@ -310,9 +315,8 @@ def _resolve_registry(db: Database, flt: TrackFilter, label: Any) -> dict[str, s
             exc.args = (f"{label(key)}: {exc} (see '{_LISTINGS[key]}')",)
             raise
         # A code stays a code ("101"): it is exact, where a name resolves by its own rules.
-        out[key] = value.strip() if key == "municipality" and value.strip().isdigit() else (
-            name_of(row)
-        )
+        code = key == "municipality" and value.strip().isdigit()
+        out[key] = value.strip() if code else str(row[column])
     if flt.region:
         out["region"] = _region(flt.region, label("region"))
     return out

@@ -303,12 +303,16 @@ def resolve_municipality(db: Database, text: str) -> Row:
     if len(exact) == 1:
         return exact[0]
     aliases = municipality_aliases()
+
+    def own_name(row: Row) -> list[str]:
+        return [str(row["name"])]
+
+    def other_names(row: Row) -> list[str]:
+        return aliases.get(int(row["code"]), [])
+
     for level in (_name_keys, _loose_keys):
         wanted = level(code)
-        for named in (
-            lambda r: [str(r["name"])],
-            lambda r: aliases.get(int(r["code"]), []),
-        ):
+        for named in (own_name, other_names):
             hits = [r for r in rows if any(wanted & level(n) for n in named(r))]
             if len(hits) == 1:
                 return hits[0]
