@@ -314,9 +314,8 @@ def _resolve_registry(
         except (NotFound, Ambiguous) as exc:
             exc.args = (f"{label(key)}: {exc} (see '{_LISTINGS[key]}')",)
             raise
-        # A code stays a code ("101"): it is exact, where a name resolves by its own rules.
-        code = key == "municipality" and value.strip().isdigit()
-        out[key] = value.strip() if code else str(row[column])
+        # The stored name: it resolves to the same row again (an exact name always wins).
+        out[key] = str(row[column])
     if flt.region:
         out["region"] = _region(flt.region, label("region"))
     return out
