@@ -814,26 +814,26 @@ def track_show(track_ref: str, db_path: str | None, as_json: bool) -> None:
 @track.command("list")
 @click.option("--definition", help="Only this definition.")
 @click.option("--state", help="Only this state (several: 'a|b').")
-@click.option("--phase", help="Only states of this phase (several: 'a|b').")
-@click.option("--bucket", help="Only states of this report bucket, e.g. 'Aftalt'.")
 @click.option("--municipality", help="Municipality code or name.")
 @click.option("--system", help="System name.")
 @click.option("--vendor", help="Vendor name.")
 @click.option("--overdue", is_flag=True, help="Only open tracks past their due date.")
 @click.option("--open", "only_open", is_flag=True, help="Only open (unfinished) tracks.")
+@click.option("--phase", help="Only states of this phase (several: 'a|b').")
+@click.option("--bucket", help="Only states of this report bucket, e.g. 'Aftalt'.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
 @db_option
 @json_option
 def track_list(
     definition: str | None,
     state: str | None,
-    phase: str | None,
-    bucket: str | None,
     municipality: str | None,
     system: str | None,
     vendor: str | None,
     overdue: bool,
     only_open: bool,
+    phase: str | None,
+    bucket: str | None,
     limit: int | None,
     db_path: str | None,
     as_json: bool,
