@@ -828,10 +828,14 @@ def track_advance(
             return
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")
-        flt = filters.parse_where(where)
+        flt = filters.resolve(db, filters.parse_where(where), where=True)
         result = _bulk_advance(db, flt, args[0], act, values, dry_run, None if as_json else limit)
         if as_json:
             echo_json(_bulk_json(result, dry_run))
+            return
+        if not result.selected:
+            # A valid filter that selects nothing says what it selected (exit 0).
+            click.echo(filters.describe(flt, open_only=True))
             return
         verb = "would move" if dry_run else "moved"
         click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
@@ -1024,6 +1028,8 @@ def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: boo
 @click.option("--vendor", help="Vendor name.", shell_complete=complete("complete_vendors"))
 @click.option("--overdue", is_flag=True, help="Only open tracks past their due date.")
 @click.option("--open", "only_open", is_flag=True, help="Only open (unfinished) tracks.")
+@click.option("--phase", help="Only states of this phase (several: 'a|b').")
+@click.option("--bucket", help="Only states of this report bucket, e.g. 'Aftalt'.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
 @db_option
 @json_option
@@ -1035,6 +1041,8 @@ def track_list(
     vendor: str | None,
     overdue: bool,
     only_open: bool,
+    phase: str | None,
+    bucket: str | None,
     limit: int | None,
     db_path: str | None,
     as_json: bool,
@@ -1045,22 +1053,27 @@ def track_list(
 
         onboarding track list --definition connection --system Momentum --overdue
     """
-    from onboarding import tracks
-    from onboarding.filters import TrackFilter
+    from onboarding import filters, tracks
 
     with database(db_path) as db:
-        flt = TrackFilter(
+        flt = filters.TrackFilter(
             definition=definition,
             state=state,
+            phase=phase,
+            bucket=bucket,
             municipality=municipality,
             system=system,
             vendor=vendor,
             overdue=overdue,
             open=only_open,
         )
+        flt = filters.resolve(db, flt)
         rows = tracks.list_tracks(db, flt, limit)
         if as_json:
             echo_json(rows)
+            return
+        if not rows:
+            click.echo(filters.describe(flt))
             return
         echo_table(
             [
@@ -1158,9 +1171,11 @@ def history_cmd(
 
         onboarding history --actor import --since 2021-03-01 --until 2021-03-31
     """
-    from onboarding import clock, tracks
+    from onboarding import clock, filters, tracks
 
     with database(db_path) as db:
+        if actor:
+            filters.check_actor(db, actor)
         until_t = None
         if until:
             until_t = clock.parse_time(until, "--until", end_of_day=True)
@@ -1340,10 +1355,13 @@ def reminders_list(
         statuses.append("superseded")
     if not statuses:
         statuses = ["pending", "sending", "sent", "failed", "superseded"]
+    from onboarding import filters
+
     with database(db_path) as db:
-        rows = outbox.list_rows(
-            db, statuses, _track_id(track_ref) if track_ref else None, limit=limit
-        )
+        track_id = _track_id(track_ref) if track_ref else None
+        if track_id is not None:
+            filters.check_track(db, track_id)
+        rows = outbox.list_rows(db, statuses, track_id, limit=limit)
         out = [_reminder_row(r) for r in rows]
         if as_json:
             echo_json(out)

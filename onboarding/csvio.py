@@ -9,15 +9,17 @@ user can jump straight to it in an editor even when a quoted cell spans several 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from onboarding.errors import InputError
 
-__all__ = ["read_csv", "read_csv_all", "row_error", "safe_cell", "safe_row"]
+__all__ = ["HEADER_ALIASES", "read_csv", "read_csv_all", "row_error", "safe_cell", "safe_row"]
 
 PathLike = str | os.PathLike[str]
 
@@ -26,6 +28,31 @@ PathLike = str | os.PathLike[str]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: The longest cell an import reads (a note, a name): longer ones are refused, not stored.
 MAX_CELL = 4000
+
+#: Other headers each column is known by: Danish as a municipality writes it in Excel, and
+#: English variants. Every import accepts them for the columns it reads (docs/reports.md).
+#: Headers are compared folded (case, spaces, hyphens, underscores and accents aside; æ, ø, å
+#: also as ae, oe, aa), so "E-mail", "e mail" and "EMAIL" are one header.
+HEADER_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "municipality": ("kommune", "kommunenavn", "kommunekode", "kommunenr", "kommunenummer"),
+    "system": ("fagsystem", "it-system"),
+    "vendor": ("leverandør", "leverandor"),
+    "status": ("tilstand",),
+    "date": ("dato",),
+    "contract": ("kontrakt", "kontrakttype"),
+    "role": ("rolle",),
+    "name": ("navn",),
+    "email": ("e-mail", "mail", "e-mailadresse", "mailadresse", "email address"),
+    "code": ("kode",),
+    "region": ("region",),
+    "population": ("indbyggere", "indbyggertal", "befolkning", "befolkningstal"),
+    "population_year": ("år", "befolkningsår"),
+    "category": ("kategori",),
+    "kind": ("type", "art"),
+    "index": ("indeks",),
+    "bob": ("bob-visning",),
+    "note": ("bemærkning", "bemærkninger", "kommentar"),
+}
 
 
 def safe_cell(value: Any) -> Any:
@@ -53,19 +80,22 @@ def read_csv(
     required: Sequence[str],
     optional: Sequence[str] = (),
     allow_extra: bool = False,
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line, row)`` for every data row; ``line`` is where the record starts (header = 1).
 
-    Header names match ``required``/``optional`` case-insensitively; row keys are those names in
-    lower case. Optional columns missing from the file appear as ``""`` so every row has the same
-    keys. Cells are stripped. Blank rows (including Excel's ``;;;``) are skipped.
+    Header names match ``required``/``optional`` case-insensitively, or by one of their
+    ``HEADER_ALIASES`` (and the caller's ``aliases``, e.g. a workflow field's label); row keys are
+    the names of ``required``/``optional`` in lower case. Optional columns missing from the file
+    appear as ``""`` so every row has the same keys. Cells are stripped. Blank rows (including
+    Excel's ``;;;``) are skipped.
     Raises ``InputError`` for an empty or undecodable file, missing, unknown or repeated columns,
     and rows with too many or too few cells.
     """
     text = _decode(path, _read(path))
     records = _records(path, text, _delimiter(text))
     header_line, header = _first_record(path, records)
-    columns = _columns(path, header_line, header, required, optional, allow_extra)
+    columns = _columns(path, header_line, header, required, optional, allow_extra, aliases)
     missing_optional = [name.lower() for name in optional if name.lower() not in columns]
     for line, cells in records:
         row = _row(path, line, cells, columns)
@@ -79,9 +109,10 @@ def read_csv_all(
     required: Sequence[str],
     optional: Sequence[str] = (),
     allow_extra: bool = False,
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[tuple[int, dict[str, str]]]:
     """``read_csv`` as a list: imports validate the whole file before writing anything."""
-    return list(read_csv(path, required, optional, allow_extra))
+    return list(read_csv(path, required, optional, allow_extra, aliases))
 
 
 def _read(path: PathLike) -> bytes:
@@ -161,27 +192,70 @@ def _columns(
     required: Sequence[str],
     optional: Sequence[str],
     allow_extra: bool,
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
-    """The lower-cased column names, in file order, after checking them against the spec."""
-    names = [cell.strip().lower() for cell in header]
+    """The column names, in file order, after checking them against the spec: each known
+    header (or alias) as its name in ``required``/``optional`` in lower case."""
+    names = [cell.strip() for cell in header]
     # Spreadsheets sometimes export empty trailing header cells; they carry no column.
     while names and not names[-1]:
         names.pop()
     known = [name.lower() for name in (*required, *optional)]
+    lookup = _header_lookup(known, aliases or {})
     expected = ", ".join(known)
-    seen: set[str] = set()
+    columns: list[str] = []
+    seen: dict[str, str] = {}
     for position, name in enumerate(names, start=1):
         if not name:
             raise row_error(path, line, "empty column name", column=str(position))
-        if name in seen:
-            raise row_error(path, line, "repeated column", column=name)
-        if name not in known and not allow_extra:
-            raise row_error(path, line, f"unknown column (expected: {expected})", column=name)
-        seen.add(name)
+        column = lookup.get(_header_key(name))
+        if column is None:
+            if not allow_extra:
+                hint = _closest_header(name, lookup)
+                raise row_error(
+                    path, line, f"unknown column (expected: {expected}){hint}", column=name.lower()
+                )
+            column = name.lower()
+        if column in seen:
+            first = seen[column]
+            same = "" if first.lower() == name.lower() else f" (the same column as {first})"
+            raise row_error(path, line, f"repeated column{same}", column=name.lower())
+        seen[column] = name
+        columns.append(column)
     for name in required:
         if name.lower() not in seen:
             raise row_error(path, line, f"missing (expected: {expected})", column=name.lower())
-    return names
+    return columns
+
+
+_LETTERS = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa"})
+
+
+def _header_key(text: str) -> str:
+    """A header as compared: "E-mail", "e_mail" and "EMAIL" are one; "Leverandør" and
+    "leverandoer" too."""
+    spelled = text.casefold().translate(_LETTERS)
+    decomposed = unicodedata.normalize("NFKD", spelled)
+    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c))
+
+
+def _header_lookup(known: Sequence[str], aliases: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Folded header -> column, for the columns ``known``: a column's own name always wins
+    over another column's alias."""
+    lookup: dict[str, str] = {}
+    for table in (aliases, HEADER_ALIASES):
+        for column, names in table.items():
+            if column.lower() in known:
+                for alias in names:
+                    lookup.setdefault(_header_key(alias), column.lower())
+    for column in known:
+        lookup[_header_key(column)] = column
+    return lookup
+
+
+def _closest_header(name: str, lookup: Mapping[str, str]) -> str:
+    close = difflib.get_close_matches(_header_key(name), list(lookup), n=1, cutoff=0.7)
+    return f"; closest: {lookup[close[0]]}" if close else ""
 
 
 def _row(path: PathLike, line: int, cells: list[str], columns: list[str]) -> dict[str, str]:

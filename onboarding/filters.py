@@ -3,20 +3,40 @@
 A filter is written as ``key=value`` pairs separated by spaces or commas, e.g.
 ``definition=connection state=service_agreements system=Momentum``. Names are resolved
 through the registry (code or name, exact before partial).
+
+Every value is checked against what exists before anything is selected (``resolve``): a typo
+in a state, definition, phase or bucket would otherwise select nothing and look like "no track
+is there". The check is refused with the closest values and the command that lists the rest.
+An empty selection of valid values is a fact worth saying in words (``describe``).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding.errors import InputError
+from onboarding.errors import Ambiguous, InputError, NotFound
 
-KEYS = ("definition", "state", "municipality", "system", "vendor", "region", "overdue", "open")
+KEYS = (
+    "definition",
+    "state",
+    "phase",
+    "bucket",
+    "municipality",
+    "system",
+    "vendor",
+    "region",
+    "overdue",
+    "open",
+)
+_TRUE = ("1", "true", "yes", "ja", "y", "j")
+_FALSE = ("0", "false", "no", "nej", "n")
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,8 @@ class TrackFilter:
     open: bool = False
     today: date | None = None
     ids: tuple[int, ...] = ()
+    phase: str | None = None
+    bucket: str | None = None
 
     def is_empty(self) -> bool:
         return not any(getattr(self, f.name) for f in fields(self) if f.name not in ("today",))
@@ -45,9 +67,19 @@ class TrackFilter:
             clauses.append("t.definition = ?")
             params.append(self.definition)
         if self.state:
-            states = [s.strip() for s in self.state.split("|") if s.strip()]
+            states = _alternatives(self.state)
             clauses.append(f"t.state IN ({', '.join('?' * len(states))})")
             params.extend(states)
+        for attr, value in (("phase", self.phase), ("bucket", self.bucket)):
+            if value:
+                # A phase or bucket is a set of states, per definition version.
+                triples = _states_where(db, attr, _alternatives(value))
+                if not triples:
+                    clauses.append("0")
+                    continue
+                rows = ", ".join("(?, ?, ?)" for _ in triples)
+                clauses.append(f"(t.definition, t.def_version, t.state) IN (VALUES {rows})")
+                params.extend(v for triple in triples for v in triple)
         if self.municipality:
             clauses.append("t.municipality_code = ?")
             params.append(registry.resolve_municipality(db, self.municipality)["code"])
@@ -74,6 +106,11 @@ class TrackFilter:
         return (" AND ".join(clauses) or "1 = 1"), params
 
 
+def _alternatives(value: str) -> list[str]:
+    """``a|b`` as ``[a, b]``: one value or several."""
+    return [v.strip() for v in value.split("|") if v.strip()]
+
+
 _PAIR = re.compile(r"\s*([a-z_]+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^,\s]+(?:\s+(?![a-z_]+\s*=)[^,\s]+)*)")
 
 
@@ -91,9 +128,11 @@ def parse_where(text: str) -> TrackFilter:
             )
         key, value = m.group(1), m.group(2).strip("\"'")
         if key not in KEYS:
-            raise InputError(f"--where: unknown key {key!r} (keys: {', '.join(KEYS)})")
+            raise InputError(
+                f"--where: unknown key {key!r}{_closest_hint(key, KEYS)}; keys: {', '.join(KEYS)}"
+            )
         if key in ("overdue", "open"):
-            values[key] = value.lower() in ("1", "true", "yes", "ja")
+            values[key] = _yes_no(key, value)
         else:
             values[key] = value
         pos = m.end()
@@ -103,3 +142,248 @@ def parse_where(text: str) -> TrackFilter:
     if flt.is_empty():
         raise InputError("--where selects every track: name at least one condition")
     return flt
+
+
+def _yes_no(key: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise InputError(f"--where {key}={value!r}: write {key}=yes or {key}=no")
+
+
+# --- checking values against what exists --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _StateInfo:
+    definition: str
+    version: int
+    state: str
+    phase: str | None
+    bucket: str | None
+
+
+def _all_states(db: Database) -> list[_StateInfo]:
+    """Every state of every stored definition version: a track may run on an older one."""
+    from onboarding import definitions
+
+    out: list[_StateInfo] = []
+    for name, version, source in db.conn.execute(
+        "SELECT name, version, source FROM definitions ORDER BY name, version"
+    ):
+        defn = definitions.parse(source, f"{name} v{version} (stored)")
+        out.extend(
+            _StateInfo(name, int(version), s.name, s.phase, s.bucket) for s in defn.states
+        )
+    return out
+
+
+def _states_where(db: Database, attr: str, values: Sequence[str]) -> list[tuple[str, int, str]]:
+    wanted = {v.casefold() for v in values}
+    return [
+        (s.definition, s.version, s.state)
+        for s in _all_states(db)
+        if (getattr(s, attr) or "").casefold() in wanted
+    ]
+
+
+def _closest(value: str, known: Iterable[str]) -> list[str]:
+    by_fold = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(value.casefold(), list(by_fold), n=3, cutoff=0.6)
+    return [by_fold[c] for c in close]
+
+
+def _closest_hint(value: str, known: Iterable[str]) -> str:
+    close = _closest(value, known)
+    return f"; closest: {', '.join(close)}" if close else ""
+
+
+def _unknown(
+    label: str, what: str, value: str, known: Sequence[str], listing: str, of: str = ""
+) -> NotFound:
+    """A refusal that names the closest values and where to list the rest."""
+    error = NotFound(what, value, _closest(value, known))
+    close = f"; closest: {', '.join(error.candidates)}" if error.candidates else ""
+    error.args = (f"{label}: unknown {what} {value!r}{of}{close} (see '{listing}')",)
+    return error
+
+
+def _one_of(value: str, known: Sequence[str]) -> str | None:
+    """The known value ``value`` names, exactly or apart from case; None if none."""
+    if value in known:
+        return value
+    folded = [k for k in known if k.casefold() == value.strip().casefold()]
+    return folded[0] if len(set(folded)) == 1 else None
+
+
+def resolve(db: Database, flt: TrackFilter, where: bool = False) -> TrackFilter:
+    """``flt`` with every value checked against what exists and written as stored.
+
+    Raises ``NotFound`` (or ``Ambiguous``) naming the option (``--state`` or, with ``where``,
+    ``--where state``), the closest values and the command that lists them all.
+    """
+
+    def label(key: str) -> str:
+        return f"--where {key}" if where else f"--{key}"
+
+    states = _all_states(db)
+    definitions = sorted({s.definition for s in states})
+    changes: dict[str, Any] = {}
+    definition = flt.definition
+    if definition:
+        found = _one_of(definition, definitions)
+        if found is None:
+            raise _unknown(
+                label("definition"), "definition", definition, definitions,
+                "onboarding workflow list",
+            )
+        definition = changes["definition"] = found
+    scope = [s for s in states if definition is None or s.definition == definition]
+    for attr in ("state", "phase", "bucket"):
+        value = getattr(flt, attr)
+        if not value:
+            continue
+        known = sorted({str(getattr(s, attr)) for s in scope if getattr(s, attr)})
+        picked = []
+        for alternative in _alternatives(value):
+            found = _one_of(alternative, known)
+            if found is None:
+                raise _unknown_in_workflow(
+                    label(attr), attr, alternative, known, definition, states
+                )
+            picked.append(found)
+        if not picked:
+            raise InputError(f"{label(attr)}: give a {attr} name")
+        changes[attr] = "|".join(dict.fromkeys(picked))
+    changes.update(_resolve_registry(db, flt, label))
+    return replace(flt, **changes) if changes else flt
+
+
+def _unknown_in_workflow(
+    label: str,
+    attr: str,
+    value: str,
+    known: Sequence[str],
+    definition: str | None,
+    states: Sequence[_StateInfo],
+) -> NotFound:
+    """An unknown state, phase or bucket; the listing is the workflow it was looked for in, or
+    the one the closest value belongs to, and a value of another workflow is said to be one."""
+    elsewhere = sorted(
+        {s.definition for s in states if (getattr(s, attr) or "").casefold() == value.casefold()}
+    )
+    of = f" of {definition}" if definition else ""
+    if elsewhere:
+        of += f" (it is a {attr} of {', '.join(elsewhere)})"
+    owner = definition
+    close = _closest(value, known)
+    if owner is None and close:
+        owners = sorted({s.definition for s in states if getattr(s, attr) == close[0]})
+        owner = owners[0] if len(owners) == 1 else None
+    listing = f"onboarding workflow show {owner}" if owner else "onboarding workflow list"
+    return _unknown(label, attr, value, known, listing, of)
+
+
+_LISTINGS = {
+    "municipality": "onboarding registry list municipalities",
+    "system": "onboarding registry list systems",
+    "vendor": "onboarding registry list vendors",
+}
+
+
+def _resolve_registry(
+    db: Database, flt: TrackFilter, label: Callable[[str], str]
+) -> dict[str, str]:
+    from onboarding import registry
+
+    # The column of the resolved row that names it as stored.
+    resolvers: dict[str, tuple[Callable[[Database, str], dict[str, Any]], str]] = {
+        "municipality": (registry.resolve_municipality, "name"),
+        "system": (registry.resolve_system, "label"),
+        "vendor": (registry.resolve_vendor, "name"),
+    }
+    out: dict[str, str] = {}
+    for key, (resolve_one, column) in resolvers.items():
+        value = getattr(flt, key)
+        if not value:
+            continue
+        try:
+            row = resolve_one(db, value)
+        except (NotFound, Ambiguous) as exc:
+            exc.args = (f"{label(key)}: {exc} (see '{_LISTINGS[key]}')",)
+            raise
+        # The stored name: it resolves to the same row again (an exact name always wins).
+        out[key] = str(row[column])
+    if flt.region:
+        out["region"] = _region(flt.region, label("region"))
+    return out
+
+
+def _region(value: str, label: str) -> str:
+    from onboarding.registry import REGIONS, fold
+
+    needle = fold(value.removeprefix("Region ").removeprefix("region "))
+    hits = [r for r in REGIONS if needle and needle in fold(r.removeprefix("Region "))]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise Ambiguous("region", value, hits)
+    error = _unknown(label, "region", value, REGIONS, "onboarding registry list municipalities")
+    if not error.candidates:
+        error.args = (f"{label}: unknown region {value!r}; regions: {', '.join(REGIONS)}",)
+    raise error
+
+
+def describe(flt: TrackFilter, open_only: bool = False) -> str:
+    """What an empty selection selected, in words: ``no open track of connection is in
+    display_opening``."""
+    noun = "track"
+    if flt.overdue:
+        noun = "overdue track"
+    elif flt.open or open_only:
+        noun = "open track"
+    parts = [f"no {noun}"]
+    if flt.definition:
+        parts.append(f"of {flt.definition}")
+    if flt.ids:
+        parts.append("among " + ", ".join(f"#{i}" for i in flt.ids))
+    for key in ("municipality", "system", "vendor"):
+        value = getattr(flt, key)
+        if value:
+            parts.append(f"for {key} {value}")
+    if flt.region:
+        parts.append(f"in {flt.region}")
+    places = []
+    if flt.state:
+        places.append(" or ".join(_alternatives(flt.state)))
+    if flt.phase:
+        places.append("phase " + " or ".join(_alternatives(flt.phase)))
+    if flt.bucket:
+        places.append("bucket " + " or ".join(repr(b) for b in _alternatives(flt.bucket)))
+    if places:
+        parts.append("is in " + ", ".join(places))
+    return " ".join(parts)
+
+
+def check_actor(db: Database, name: str, option: str = "--actor") -> None:
+    """Refuse an actor no step was ever recorded by and that is not registered."""
+    known = sorted(
+        {r[0] for r in db.conn.execute("SELECT DISTINCT actor FROM history")}
+        | {r[0] for r in db.conn.execute("SELECT name FROM actors")}
+    )
+    if name not in known:
+        raise _unknown(option, "actor", name, known, "onboarding actor list")
+
+
+def check_track(db: Database, track_id: int, option: str = "--track") -> None:
+    """Refuse a track number that is not in the database."""
+    if db.conn.execute("SELECT 1 FROM tracks WHERE id = ?", [track_id]).fetchone() is None:
+        raise _no_track(option, track_id)
+
+
+def _no_track(option: str, track_id: int) -> NotFound:
+    error = NotFound("track", str(track_id))
+    error.args = (f"{option}: no track #{track_id} (see 'onboarding track list')",)
+    return error

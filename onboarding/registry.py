@@ -16,13 +16,18 @@ managers' deck of 27 April 2021. The KLIK task "Systemoverblik" has end date 202
 deck says "Start nu og slutdato den 21/5"; the GDPR task's 2021-04-29 is the deck's official end
 date (its questionnaire stayed open to 7 May). Neither task's duration is given, so it is empty.
 All six waves' periods are printed in the deck's timeline, so every date is filled in.
+``data/municipality_names.csv`` lists former names and exonyms people still write (Århus,
+Brønderslev-Dronninglund, Copenhagen, Elsinore, the German names of the Southern Jutland towns),
+each with its source; only names whose municipality is certain are in it.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +81,7 @@ __all__ = [
     "CONTRACTS",
     "INDICES",
     "contacts_for",
+    "fold",
     "import_contacts",
     "import_contracts",
     "import_municipalities",
@@ -88,6 +94,7 @@ __all__ = [
     "list_systems",
     "list_vendors",
     "list_waves",
+    "municipality_aliases",
     "payment_scenario",
     "resolve_index",
     "resolve_klik_task",
@@ -268,7 +275,15 @@ def _municipality_label(row: Row) -> str:
 
 
 def resolve_municipality(db: Database, text: str) -> Row:
-    """A municipality by code ("101") or name ("københavn", "Køb")."""
+    """A municipality by code ("101") or name, as people write it.
+
+    In this order, the first level with a hit decides (several hits: ``Ambiguous``):
+    the exact name ("København", any case); the name apart from a "Kommune" or
+    "Regionskommune" suffix, a genitive s, accents, spacing and Å/Aa, Ø/Oe, Æ/Ae ("aarhus
+    kommune", "Københavns Kommune", "Hoeje Taastrup"), then the same ignoring Aa/Oe/Ae
+    doubling ("Koge", "Tarnby"); a former name or exonym from ``data/municipality_names.csv``
+    ("Copenhagen", "Elsinore"); then a prefix, then a part of any of those ("Køb").
+    """
     code = text.strip()
     if code.isdigit():
         # Codes are identifiers, not names: "10" must not match 101 by prefix.
@@ -280,9 +295,85 @@ def resolve_municipality(db: Database, text: str) -> Row:
         if not rows:
             raise NotFound("municipality", text)
         return rows[0]
-    return _pick(
-        "municipality", text, list_municipalities(db), lambda r: [r["name"]], _municipality_label
-    )
+    rows = list_municipalities(db)
+    needle = code.casefold()
+    if not needle:
+        raise NotFound("municipality", text)
+    exact = [r for r in rows if str(r["name"]).casefold() == needle]
+    if len(exact) == 1:
+        return exact[0]
+    aliases = municipality_aliases()
+
+    def own_name(row: Row) -> list[str]:
+        return [str(row["name"])]
+
+    def other_names(row: Row) -> list[str]:
+        return aliases.get(int(row["code"]), [])
+
+    for level in (_name_keys, _loose_keys):
+        wanted = level(code)
+        for named in (own_name, other_names):
+            hits = [r for r in rows if any(wanted & level(n) for n in named(r))]
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                raise Ambiguous(
+                    "municipality", text, _cap(sorted(_municipality_label(r) for r in hits))
+                )
+
+    def keys(row: Row) -> list[str]:
+        return [fold(n) for n in (str(row["name"]), *aliases.get(int(row["code"]), []))]
+
+    folded = fold(_without_suffix(code))
+    for matches in (str.startswith, str.__contains__):
+        hits = [r for r in rows if folded and any(matches(k, folded) for k in keys(r))]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise Ambiguous(
+                "municipality", text, _cap(sorted(_municipality_label(r) for r in hits))
+            )
+    raise NotFound("municipality", text, _closest(folded, rows, keys, _municipality_label))
+
+
+#: Spelled-out letters: the Danish transliteration, which is also the German and Swedish one
+#: (ö for ø, ä for æ), so "Helsingör", "Hoeje" and "Høje" meet.
+_LETTERS = str.maketrans({"å": "aa", "ø": "oe", "æ": "ae", "ö": "oe", "ä": "ae", "ü": "ue"})
+_SUFFIX = re.compile(r"\s+(regions)?kommunes?$", re.IGNORECASE)
+
+
+def fold(text: str) -> str:
+    """``text`` as a comparison key: case, accents, spaces and punctuation dropped, Å/Ø/Æ
+    spelled out ("Høje-Taastrup" and "hoeje taastrup" both give "hoejetaastrup")."""
+    spelled = unicodedata.normalize("NFKD", text.casefold().translate(_LETTERS))
+    return "".join(c for c in spelled if c.isalnum() and not unicodedata.combining(c))
+
+
+def _without_suffix(text: str) -> str:
+    return _SUFFIX.sub("", text.strip())
+
+
+def _name_keys(text: str) -> set[str]:
+    """The keys a municipality name matches by: folded, without a "Kommune" suffix, and
+    without a genitive s ("Københavns Kommune", "Nordfyn")."""
+    key = fold(_without_suffix(text))
+    return {key, key.removesuffix("s")} - {""}
+
+
+def _loose_keys(text: str) -> set[str]:
+    """``_name_keys`` with doubled letters undone, for names typed without æ, ø, å ("Koge")."""
+    return {k.replace("aa", "a").replace("oe", "o").replace("ae", "a") for k in _name_keys(text)}
+
+
+@functools.cache
+def municipality_aliases() -> dict[int, list[str]]:
+    """Former names and exonyms by municipality code (``data/municipality_names.csv``)."""
+    out: dict[int, list[str]] = {}
+    for _, row in read_csv_all(
+        DATA / "municipality_names.csv", ["name", "code", "municipality"], ["kind", "source"]
+    ):
+        out.setdefault(int(row["code"]), []).append(row["name"])
+    return out
 
 
 def resolve_system(db: Database, text: str) -> Row:

@@ -179,7 +179,9 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
     field_columns = sorted(
         {f for d in defs.values() for f in d.fields} - set(REQUIRED) - set(OPTIONAL)
     )
-    records = read_csv_all(path, REQUIRED, [*OPTIONAL, *field_columns])
+    records = read_csv_all(
+        path, REQUIRED, [*OPTIONAL, *field_columns], aliases=_field_labels(defs, field_columns)
+    )
     rows: list[_Row] = []
     errors: list[tuple[int, str]] = []
     seen: dict[tuple[str, str, str], int] = {}
@@ -231,6 +233,22 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
         rollback(conn)  # a failed COMMIT (full disk) reports its own cause
         raise
     return result
+
+
+def _field_labels(defs: Mapping[str, Definition], columns: list[str]) -> dict[str, list[str]]:
+    """A field column may also be headed by its label ("Aftalt tilslutningsdato"): the label a
+    municipality sees in the tool. A label two fields share names neither."""
+    owners: dict[str, set[str]] = {}
+    for defn in defs.values():
+        for name in columns:
+            fdef = defn.fields.get(name)
+            if fdef is not None and fdef.label:
+                owners.setdefault(fdef.label, set()).add(name)
+    out: dict[str, list[str]] = {}
+    for label, names in owners.items():
+        if len(names) == 1:
+            out.setdefault(next(iter(names)), []).append(label)
+    return out
 
 
 def _combined(

@@ -95,7 +95,8 @@ def test_track_advance_dry_run_one_track_writes_nothing(
     monkeypatch.setenv("ONBOARDING_NOW", "2021-04-10T12:00:00+02:00")
     make_ready(runner, db_path, "Momentum")
     tid = ok(
-        runner, db_path, "track", "start", "--quiet", "connection", "--municipality", "751", "--system",
+        runner, db_path, "track", "start", "--quiet",
+        "connection", "--municipality", "751", "--system",
         "Momentum", "--at", "2021-04-01T09:00",
     ).stdout.strip()
     args = (

@@ -163,7 +163,8 @@ def test_report_buckets_of_a_custom_definition(
     for code in ("751", "101", "461"):
         tids.append(
             ok(
-                runner, db_path, "track", "start", "--quiet", "dpo-approval", "--municipality", code,
+                runner, db_path, "track", "start", "--quiet",
+                "dpo-approval", "--municipality", code,
                 "--system", "Momentum", "--at", "2021-05-03T09:00",
             ).stdout.strip()
         )
@@ -246,7 +247,8 @@ def web_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     ok(runner, path, "workflow", "add", str(CUSTOM), actor="test-koordinator")
     for code in ("751", "101"):
         tid = ok(
-            runner, path, "track", "start", "--quiet", "dpo-approval", "--municipality", code, "--system",
+            runner, path, "track", "start", "--quiet",
+            "dpo-approval", "--municipality", code, "--system",
             "Momentum", "--at", "2021-06-01T09:00", actor="test-koordinator",
         ).stdout.strip()
         ok(

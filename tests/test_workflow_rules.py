@@ -140,7 +140,8 @@ def _file(tmp_path: Path, text: str, name: str = "def.yaml") -> Path:
 
 def _start(runner: CliRunner, db_path: Path, defn: str, at: str, system: str = "Momentum") -> str:
     out = ok(
-        runner, db_path, "track", "start", "--quiet", defn, "--municipality", "Aarhus", "--system", system,
+        runner, db_path, "track", "start", "--quiet",
+        defn, "--municipality", "Aarhus", "--system", system,
         "--at", at,
     ).stdout
     return out.strip()
@@ -165,7 +166,8 @@ def _state(runner: CliRunner, db_path: Path, tid: str) -> str:
 def _in_compliance_test(runner: CliRunner, db_path: Path) -> str:
     """A shipped system-readiness track sent back once from its compliance test, with a
     reason, and in the compliance test again."""
-    tid = ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system", "Momentum",
+    tid = ok(runner, db_path, "track", "start", "--quiet",
+    "system-readiness", "--system", "Momentum",
              "--at", "2021-01-04T09:00").stdout.strip()
     steps = [
         ("start_pilot", "2021-01-11T09:00", ["pilot_municipality=Aarhus"]),
