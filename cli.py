@@ -1461,7 +1461,7 @@ def _setting_text(key: str, value: Any) -> str:
         return "(none)"
     if isinstance(value, bool):
         return "on" if value else "off"
-    return str(value)
+    return str(value).replace("\n", "\\n")  # a signature's lines: one setting, one line
 
 
 @mail.command("show")

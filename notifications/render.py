@@ -39,6 +39,7 @@ from email.headerregistry import (
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, parseaddr
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
@@ -142,7 +143,7 @@ class OwnTemplates:
     version: int
     files: Mapping[str, str]
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Names the environment that serves these files (same files, same environment)."""
         digest = hashlib.sha256()

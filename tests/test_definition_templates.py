@@ -142,6 +142,8 @@ def test_definition_templates_own_mail_with_configured_signature(
     own template's text with the configured organisation and signature, through the CLI."""
     ok(runner, db_path, "mail", "configure", "--organisation", "Nationalt Testcenter",
        "--signature", "Nationalt Testcenter\\nTeam Certificering")
+    shown = ok(runner, db_path, "mail", "show").stdout
+    assert "Nationalt Testcenter\\nTeam Certificering  [database]" in shown  # one line
     added = ok(runner, db_path, "workflow", "add", str(write_definition(tmp_path / "def")))
     assert added.stdout == "certification v1: added with 7 template file(s)\n"
     subject, text, html = bodies(start_and_send(runner, db_path, "2026-03-02T09:00"))
