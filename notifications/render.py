@@ -50,6 +50,7 @@ from jinja2 import (
     StrictUndefined,
     TemplateNotFound,
     TemplateSyntaxError,
+    meta,
     pass_context,
     select_autoescape,
 )
@@ -262,14 +263,21 @@ def _environment(folder: Path | None, own: OwnTemplates | None = None) -> Sandbo
 
 def template_problems(files: Mapping[str, str]) -> list[str]:
     """Each file that does not compile as a template (``da/welcome.txt: line 3: ...``),
-    compiled by the same sandboxed environment that renders messages."""
+    compiled by the same sandboxed environment that renders messages, or that extends,
+    includes or imports a template that is neither among ``files`` nor shipped."""
     env = _environment(None)
     problems: list[str] = []
     for path in sorted(files):
         try:
-            env.parse(files[path], path.rpartition("/")[2], path)
+            tree = env.parse(files[path], path.rpartition("/")[2], path)
         except TemplateSyntaxError as exc:
             problems.append(f"{path}: line {exc.lineno}: {exc.message}")
+            continue
+        for ref in meta.find_referenced_templates(tree):
+            if ref is None:
+                continue  # a name computed at render time: found (or not) then
+            if ref not in files and not PACKAGE_TEMPLATES.joinpath(*ref.split("/")).is_file():
+                problems.append(f"{path}: uses {ref!r}, which is neither beside it nor shipped")
     return problems
 
 

@@ -272,6 +272,7 @@ def test_definition_templates_validator_accepts_own_names_only_with_the_folder(
         ({"da/_macros.txt": "x"}, "da/_macros.txt: would replace the shipped da/_macros.txt"),
         ({"da/welcome.html": None}, "da/welcome: missing da/welcome.html"),
         ({"da/welcome.txt": "{% if %}"}, "da/welcome.txt: line 1:"),
+        ({"da/_testplan.txt": None}, "da/welcome.txt: uses 'da/_testplan.txt', which is neither"),
         ({"en/extra.subject.txt": "x", "en/extra.txt": "x", "en/extra.html": "x"},
          "en/extra: no da/extra beside it"),
         ({"welcome.txt": "x"}, "welcome.txt: a template file belongs in one of da, en/"),
