@@ -422,12 +422,12 @@ def workflow_validate(file: str, templates_dir: str | None) -> None:
     """
     from pathlib import Path
 
-    from onboarding.definitions import (
+    from onboarding.definition_templates import (
         check_templates,
-        known_with,
         own_template_names,
         template_folder,
     )
+    from onboarding.definitions import known_with
     from workflows.loader import validate_text
 
     try:
@@ -469,14 +469,14 @@ def workflow_add(file: str, templates_dir: str | None, db_path: str | None) -> N
 
         onboarding workflow add my-workflow.yaml
     """
-    from onboarding import definitions
+    from onboarding import definition_templates, definitions
     from onboarding.db import immediate
 
     with database(db_path) as db:
         with immediate(db):
             defn, new = definitions.add_file(db, file, templates_dir)
         state = "added" if new else "already registered"
-        own = definitions.templates(db, defn.name, defn.version)
+        own = definition_templates.templates(db, defn.name, defn.version)
         with_templates = f" with {len(own)} template file(s)" if own else ""
         click.echo(f"{defn.name} v{defn.version}: {state}{with_templates}")
 

@@ -296,7 +296,7 @@ class Renderer:
 
     def own_templates(self, db: Database, track_id: int) -> OwnTemplates | None:
         """The own templates of the definition version a track runs (None: it has none)."""
-        from onboarding import definitions
+        from onboarding.definition_templates import templates
 
         row = db.execute(
             "SELECT definition, def_version FROM tracks WHERE id = ?", [track_id]
@@ -305,7 +305,7 @@ class Renderer:
             return None
         key = (str(row[0]), int(row[1]))
         if key not in self._own:
-            files = definitions.templates(db, *key)
+            files = templates(db, *key)
             self._own[key] = OwnTemplates(key[0], key[1], files) if files else None
         return self._own[key]
 
