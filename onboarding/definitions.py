@@ -91,7 +91,7 @@ def register(
                 f"definition {defn.name} version {defn.version} is already registered with "
                 "different content: give the changed definition a new version number"
             )
-        if templates(db, defn.name, defn.version) != own:
+        if own and templates(db, defn.name, defn.version) != own:
             raise OnboardingError(
                 f"definition {defn.name} version {defn.version} is already registered with "
                 "other templates: give the definition a new version number to change its mail"
@@ -101,11 +101,12 @@ def register(
         "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
         [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())],
     )
-    db.conn.executemany(
-        "INSERT INTO definition_templates (definition, version, path, content)"
-        " VALUES (?, ?, ?, ?)",
-        [(defn.name, defn.version, path, text) for path, text in sorted(own.items())],
-    )
+    if own:  # (a definition without templates needs no table: as before migration 006)
+        db.conn.executemany(
+            "INSERT INTO definition_templates (definition, version, path, content)"
+            " VALUES (?, ?, ?, ?)",
+            [(defn.name, defn.version, path, text) for path, text in sorted(own.items())],
+        )
     return True
 
 
