@@ -424,6 +424,7 @@ def workflow_validate(file: str, templates_dir: str | None) -> None:
 
     from onboarding.definition_templates import (
         check_templates,
+        missing_folder_hint,
         own_template_names,
         template_folder,
     )
@@ -436,9 +437,8 @@ def workflow_validate(file: str, templates_dir: str | None) -> None:
         raise UserError(f"{file}: not UTF-8 text ({exc.reason})") from None
     folder = Path(templates_dir) if templates_dir else template_folder(file)
     files, template_problems = check_templates(folder) if folder else ({}, [])
-    problems = [f"{file}: {p}" for p in validate_text(
-        text, file, known_with(own_template_names(files))
-    )]
+    found = validate_text(text, file, known_with(own_template_names(files)))
+    problems = [f"{file}: {p}" for p in (found if folder else missing_folder_hint(file, found))]
     problems += [f"{folder}/{p}" for p in template_problems]
     if problems:
         for p in problems:

@@ -140,3 +140,17 @@ def templates(db: Database, name: str, version: int) -> dict[str, str]:
             [name, version],
         ).fetchall()
     }
+
+
+def missing_folder_hint(path: str | Path, problems: list[str]) -> list[str]:
+    """``problems`` with a hint added when a notification names a template that is not known
+    and the definition has no templates folder: where its own templates would have to be."""
+    if not any("unknown template" in p for p in problems):
+        return problems
+    p = Path(path)
+    folder = p.with_name(p.stem + TEMPLATES_SUFFIX)
+    return [
+        *problems,
+        f"a definition's own template NAME is {folder}/da/NAME.subject.txt, NAME.txt and "
+        "NAME.html (or give --templates DIR)",
+    ]

@@ -19,12 +19,13 @@ from sqlite_utils import Database
 
 from onboarding import clock
 from onboarding.definition_templates import (
+    missing_folder_hint,
     own_template_names,
     read_templates,
     template_folder,
     templates,
 )
-from onboarding.errors import InputError, NotFound, OnboardingError
+from onboarding.errors import DefinitionInvalid, InputError, NotFound, OnboardingError
 from workflows.loader import Known, load_file, load_text, shipped_files
 from workflows.model import Definition
 
@@ -127,7 +128,12 @@ def add_file(
     with its own templates (``templates_dir``, else ``NAME.templates/`` beside it if any)."""
     folder = Path(templates_dir) if templates_dir is not None else template_folder(path)
     own = read_templates(folder) if folder is not None else {}
-    defn = load_file(path, known_with(own_template_names(own)))
+    try:
+        defn = load_file(path, known_with(own_template_names(own)))
+    except DefinitionInvalid as exc:
+        if folder is not None:
+            raise
+        raise DefinitionInvalid(exc.source, missing_folder_hint(path, exc.problems)) from None
     latest = latest_version(db, defn.name)
     if latest is not None and defn.version < latest:
         raise InputError(

@@ -252,6 +252,7 @@ def test_definition_templates_validator_accepts_own_names_only_with_the_folder(
     before = snapshot(db_path)
     refused = run(runner, db_path, "workflow", "add", str(bare))
     assert refused.exit_code == 2 and "unknown template 'welcome'" in refused.stderr
+    assert f"{tmp_path}/bare/certification.templates/da/NAME.subject.txt" in refused.stderr
     assert snapshot(db_path) == before
     with_folder = write_definition(tmp_path / "def")
     valid = runner.invoke(cli.cli, ["workflow", "validate", str(with_folder)])
