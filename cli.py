@@ -465,8 +465,17 @@ def _guard_text(guard: dict[str, Any]) -> str:
 
 @workflow.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def workflow_validate(file: str) -> None:
+@click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="The definition's own mail templates (default: FILE's name with .templates beside it).",
+)
+def workflow_validate(file: str, templates_dir: str | None) -> None:
     """Check a definition file and list every problem with its path; exit 2 if any.
+
+    Its own templates (NAME.templates/ beside NAME.yaml, or --templates) are checked too.
 
     Example:
 
@@ -474,43 +483,64 @@ def workflow_validate(file: str) -> None:
     """
     from pathlib import Path
 
+    from onboarding.definition_templates import (
+        check_templates,
+        missing_folder_hint,
+        own_template_names,
+        template_folder,
+    )
     from onboarding.definitions import validate_lone
 
     try:
         text = Path(file).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"{file}: not UTF-8 text ({exc.reason})") from None
-    problems, warnings = validate_lone(text, file)
+    folder = Path(templates_dir) if templates_dir else template_folder(file)
+    files, template_problems = check_templates(folder) if folder else ({}, [])
+    found, warnings = validate_lone(text, file, own_template_names(files))
     for w in warnings:
         click.echo(f"{file}: warning: {w}", err=True)
+    problems = [f"{file}: {p}" for p in (found if folder else missing_folder_hint(file, found))]
+    problems += [f"{folder}/{p}" for p in template_problems]
     if problems:
         for p in problems:
-            click.echo(f"{file}: {p}", err=True)
+            click.echo(p, err=True)
         raise UserError(f"{len(problems)} problem(s) in {file}")
     click.echo(f"{file}: valid")
 
 
 @workflow.command("add")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="The definition's own mail templates (default: FILE's name with .templates beside it).",
+)
 @db_option
-def workflow_add(file: str, db_path: str | None) -> None:
+def workflow_add(file: str, templates_dir: str | None, db_path: str | None) -> None:
     """Validate a definition file and store it so tracks can be started on it.
 
     A changed definition needs a new version number; tracks already running stay on the
-    version they started with until 'workflow migrate' moves them.
+    version they started with until 'workflow migrate' moves them. Its own mail templates
+    (a folder NAME.templates/ beside NAME.yaml with da/ and en/, or --templates DIR) are
+    stored with the version: editing the folder later changes nothing already added.
 
     Example:
 
         onboarding workflow add my-workflow.yaml
     """
-    from onboarding import definitions
+    from onboarding import definition_templates, definitions
     from onboarding.db import immediate
 
     with database(db_path) as db:
         with immediate(db):
-            defn, new = definitions.add_file(db, file)
+            defn, new = definitions.add_file(db, file, templates_dir)
         state = "added" if new else "already registered"
-        click.echo(f"{defn.name} v{defn.version}: {state}")
+        own = definition_templates.templates(db, defn.name, defn.version)
+        with_templates = f" with {len(own)} template file(s)" if own else ""
+        click.echo(f"{defn.name} v{defn.version}: {state}{with_templates}")
 
 
 @workflow.command("diagram")
@@ -1543,6 +1573,18 @@ def mail() -> None:
 )
 @click.option("--language", default=None, metavar="da|en", help="Language of the messages.")
 @click.option(
+    "--organisation",
+    default=None,
+    metavar="NAME",
+    help="Who sends, as the templates name it (default: KOMBIT).",
+)
+@click.option(
+    "--signature",
+    default=None,
+    metavar="TEXT",
+    help="The lines under 'Venlig hilsen' (default: the organisation); '\\n' starts a line.",
+)
+@click.option(
     "--digest/--no-digest",
     default=None,
     help="One email per recipient and day for reminders and escalations, or one each.",
@@ -1569,6 +1611,8 @@ def mail_configure(
     mail_from: str | None,
     message_id_domain: str | None,
     language: str | None,
+    organisation: str | None,
+    signature: str | None,
     digest: bool | None,
     smtp_host: str | None,
     smtp_port: str | None,
@@ -1605,6 +1649,8 @@ def mail_configure(
         "mail.from": mail_from,
         "mail.message_id_domain": message_id_domain,
         "mail.language": language,
+        "mail.organisation": organisation,
+        "mail.signature": signature,
         "mail.digest": digest,
         "smtp.host": smtp_host,
         "smtp.port": smtp_port,
@@ -1640,7 +1686,7 @@ def _setting_text(key: str, value: Any) -> str:
         return "(none)"
     if isinstance(value, bool):
         return "on" if value else "off"
-    return str(value)
+    return str(value).replace("\n", "\\n")  # a signature's lines: one setting, one line
 
 
 @mail.command("show")

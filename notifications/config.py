@@ -27,6 +27,8 @@ Every key of the file is optional::
     message_id_domain = "kombit.dk"  # right of the @ in Message-IDs; default: the sender's
     language = "da"                # da | en
     templates = "my-templates"     # a folder whose files override the shipped templates
+    organisation = "KOMBIT"        # who sends: the templates' {{ organisation }}
+    signature = "KOMBIT"           # the lines under "Venlig hilsen" (default: organisation)
     outbox_dir = "mail-outbox"     # where .eml files go without SMTP
     digest = false                 # one email per recipient and day for reminders/escalations
 
@@ -67,6 +69,7 @@ SECURITIES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 LANGUAGES = ("da", "en")
 DEFAULT_FROM = "onboarding@localhost"
+DEFAULT_ORGANISATION = "KOMBIT"
 CONFIG_NAME = "onboarding.toml"
 
 #: Where a value came from (``Source.kind``).
@@ -204,6 +207,21 @@ def _seconds(value: Any, what: str) -> float:
     return number
 
 
+#: The most lines a signature may have (a name, a unit, a telephone number...).
+SIGNATURE_LINES = 6
+
+
+def _signature(value: Any, what: str) -> str:
+    """The lines under the closing greeting: one or a few lines of text (a line break may be
+    written ``\\n`` on the command line), each without other control characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what}: {value!r} is not text")
+    lines = [line.strip() for line in value.replace("\\n", "\n").strip().splitlines()]
+    if len(lines) > SIGNATURE_LINES:
+        raise InputError(f"{what}: at most {SIGNATURE_LINES} lines, not {len(lines)}")
+    return "\n".join(_text(line, what) if line else "" for line in lines)
+
+
 def _any(value: Any, what: str) -> Any:
     return value
 
@@ -233,6 +251,8 @@ KEYS: tuple[Key, ...] = (
     Key("mail.language", _language, None, True, "--language"),
     Key("mail.digest", _bool, None, True, "--digest"),
     Key("mail.templates", _text),
+    Key("mail.organisation", _text, "ONBOARDING_MAIL_ORGANISATION", True, "--organisation"),
+    Key("mail.signature", _signature, "ONBOARDING_MAIL_SIGNATURE", True, "--signature"),
     Key("mail.outbox_dir", _text),
     Key("smtp.host", _host, "ONBOARDING_SMTP_HOST", True, "--smtp-host"),
     Key("smtp.port", _port, "ONBOARDING_SMTP_PORT", True, "--smtp-port"),
@@ -281,6 +301,10 @@ class Config:
     language: str = "da"
     templates_dir: Path | None = None
     digest: bool = False
+    #: Who sends, for the templates (``{{ organisation }}``): today's text by default.
+    organisation: str = DEFAULT_ORGANISATION
+    #: The lines under the closing greeting (``{{ signature }}``); None: the organisation.
+    signature: str | None = None
     max_attempts: int = 5
     backoff_seconds: int = 300
     max_backoff_seconds: int = 6 * 3600
@@ -466,6 +490,8 @@ def load_config(
         language=value("mail.language", "da"),
         templates_dir=rel(value("mail.templates")) if value("mail.templates") else None,
         digest=value("mail.digest", False),
+        organisation=value("mail.organisation", DEFAULT_ORGANISATION),
+        signature=value("mail.signature"),
         max_attempts=value("delivery.max_attempts", 5),
         backoff_seconds=value("delivery.backoff_seconds", 300),
         max_backoff_seconds=value("delivery.max_backoff_seconds", 6 * 3600),
@@ -483,6 +509,8 @@ def load_config(
     default("mail.language", config.language)
     default("mail.digest", config.digest)
     default("mail.templates", None, "the shipped templates")
+    default("mail.organisation", config.organisation)
+    default("mail.signature", config.organisation, "the organisation")
     default("mail.outbox_dir", str(config.outbox_dir), "beside the database")
     default("smtp.host", None, "none: messages are written as .eml files")
     default("smtp.port", port, f"for {security}")

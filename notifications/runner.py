@@ -133,7 +133,9 @@ def _prepare(
             f" then 'onboarding reminders retry {row['id']}'"
         )
     try:
-        rendered = renderer.render(str(row["template"]), data)
+        # The track's definition version may ship its own templates (issue 12).
+        own = renderer.own_templates(db, int(row["track_id"]))
+        rendered = renderer.render(str(row["template"]), data, own=own)
     except Exception as exc:  # a template a user edited may fail in any way
         raise PrepareError(f"template {row['template']!r}: {type(exc).__name__}: {exc}") from exc
     note = _no_contact(data, missing, lang) if missing else None

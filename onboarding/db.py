@@ -654,3 +654,23 @@ def _m005(db: Database) -> None:
     conn = db.conn
     for sql in statements:
         conn.execute(sql)
+
+
+@migrations(name="006_definition_templates")
+def _m006(db: Database) -> None:
+    # Issue 12: a definition may ship its own mail templates (a folder beside its YAML, added by
+    # 'workflow add'). They are stored with the definition version, file by file (``path`` is
+    # relative to the folder: ``da/welcome.txt``), so mail of tracks on that version never
+    # changes when the folder is edited later, and a copied database still has them.
+    db.conn.execute(
+        """
+        CREATE TABLE definition_templates (
+            definition TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            content TEXT NOT NULL,
+            PRIMARY KEY (definition, version, path),
+            FOREIGN KEY (definition, version) REFERENCES definitions (name, version)
+        )
+        """
+    )

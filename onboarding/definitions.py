@@ -4,6 +4,8 @@ Every version a track has used is stored (its YAML source) in the ``definitions`
 track keeps running on the version it started with even after the shipped file moves on. Parsed
 definitions (and their ``transitions`` machines) are cached per process: one machine per
 definition version, never one per track.
+
+A version is stored with its own mail templates, if it has any (``definition_templates``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from onboarding import clock
+from onboarding.definition_templates import (
+    missing_folder_hint,
+    own_template_names,
+    read_templates,
+    template_folder,
+    templates,
+)
 from onboarding.errors import DefinitionInvalid, InputError, NotFound, OnboardingError
 from workflows import errors as wferrors
 from workflows.loader import (
@@ -69,11 +78,14 @@ def shipped() -> dict[str, OtherDefinition]:
     )
 
 
-def validate_lone(text: str, source: str) -> tuple[list[str], list[str]]:
+def validate_lone(
+    text: str, source: str, own: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
     """(problems, warnings) of a file checked on its own: a guard naming a definition that is
-    not shipped is a warning (it may be installed), everything else as ``workflow add``."""
+    not shipped is a warning (it may be installed), everything else as ``workflow add``;
+    ``own`` are the names of the definition's own templates."""
     lone = replace(
-        known(),
+        known_with(own),
         definitions=shipped(),
         definitions_missing_is_error=False,
         definitions_where="shipped",
@@ -92,8 +104,17 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def parse(text: str, source: str) -> Definition:
-    """Validate and build a definition, once per distinct text in this process.
+def known_with(own: frozenset[str]) -> Known:
+    """``known()`` with a definition's own template names added."""
+    base = known()
+    if not own or base.templates is None:
+        return base
+    return replace(base, templates=base.templates | own)
+
+
+def parse(text: str, source: str, own: frozenset[str] = frozenset()) -> Definition:
+    """Validate and build a definition, once per distinct text in this process; ``own`` are
+    the names of the definition's own templates.
 
     Read as ``legacy``: a version stored before the stricter rules (duplicate keys, guard
     parameter types) keeps loading; ``workflow add`` applies them to every new file.
@@ -103,19 +124,26 @@ def parse(text: str, source: str) -> Definition:
     cached = _by_digest.get(text)
     if cached is None:
         try:
-            cached = load_text(text, source, replace(known(), legacy=True))
+            cached = load_text(text, source, replace(known_with(own), legacy=True))
         except wferrors.DefinitionError as exc:
             raise _mapped(exc) from None
         _by_digest[text] = cached
     return cached
 
 
-def register(db: Database, defn: Definition, at: str | None = None) -> bool:
-    """Store a definition version; True when it was new.
+def register(
+    db: Database,
+    defn: Definition,
+    at: str | None = None,
+    own_templates: Mapping[str, str] | None = None,
+) -> bool:
+    """Store a definition version, with its own templates; True when it was new.
 
-    The same name and version with different content is refused: a changed definition must be
-    a new version, or tracks already on it would silently change meaning.
+    The same name and version with different content (its YAML or its templates) is refused:
+    a changed definition must be a new version, or tracks already on it would silently change
+    meaning (or mail).
     """
+    own = dict(own_templates or {})
     row = db.execute(
         "SELECT source FROM definitions WHERE name = ? AND version = ?", [defn.name, defn.version]
     ).fetchone()
@@ -125,11 +153,22 @@ def register(db: Database, defn: Definition, at: str | None = None) -> bool:
                 f"definition {defn.name} version {defn.version} is already registered with "
                 "different content: give the changed definition a new version number"
             )
+        if own and templates(db, defn.name, defn.version) != own:
+            raise OnboardingError(
+                f"definition {defn.name} version {defn.version} is already registered with "
+                "other templates: give the definition a new version number to change its mail"
+            )
         return False
     db.execute(
         "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
         [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())],
     )
+    if own:  # (a definition without templates needs no table: as before migration 006)
+        db.conn.executemany(
+            "INSERT INTO definition_templates (definition, version, path, content)"
+            " VALUES (?, ?, ?, ?)",
+            [(defn.name, defn.version, path, text) for path, text in sorted(own.items())],
+        )
     return True
 
 
@@ -143,13 +182,23 @@ def register_shipped(db: Database) -> list[str]:
     return added
 
 
-def add_file(db: Database, path: str | Path) -> tuple[Definition, bool]:
-    """Validate a user's definition file and store it as a version the database can run."""
+def add_file(
+    db: Database, path: str | Path, templates_dir: str | Path | None = None
+) -> tuple[Definition, bool]:
+    """Validate a user's definition file and store it as a version the database can run,
+    with its own templates (``templates_dir``, else ``NAME.templates/`` beside it if any)."""
+    folder = Path(templates_dir) if templates_dir is not None else template_folder(path)
+    own = read_templates(folder) if folder is not None else {}
     others: Mapping[str, OtherDefinition] = installed(db)
     try:
-        defn = load_file(path, replace(known(), definitions=others))
+        defn = load_file(path, replace(known_with(own_template_names(own)), definitions=others))
     except wferrors.DefinitionError as exc:
-        raise _mapped(exc) from None
+        mapped = _mapped(exc)
+        if folder is None and isinstance(mapped, DefinitionInvalid):
+            raise DefinitionInvalid(
+                mapped.source, missing_folder_hint(path, mapped.problems)
+            ) from None
+        raise mapped from None
     latest = latest_version(db, defn.name)
     if latest is not None and defn.version < latest:
         raise InputError(
@@ -157,7 +206,7 @@ def add_file(db: Database, path: str | Path) -> tuple[Definition, bool]:
             f"{defn.name}"
         )
     try:
-        return defn, register(db, defn)
+        return defn, register(db, defn, own_templates=own)
     except OnboardingError as exc:
         raise InputError(f"{path}: {exc}") from None
 
@@ -189,4 +238,7 @@ def get(db: Database, name: str, version: int | None = None) -> Definition:
     ).fetchone()
     if row is None:
         raise NotFound("definition", f"{name} v{version}", [n for n, _ in names(db)])
-    return parse(row[0], f"{name} v{version} (stored)")
+    text = row[0]
+    # Its own template names only when it is parsed (once per process): not on every read.
+    own = frozenset() if text in _by_digest else own_template_names(templates(db, name, version))
+    return parse(text, f"{name} v{version} (stored)", own)

@@ -92,13 +92,16 @@ def test_mail_configure_then_show_reports_each_value_from_the_database(
     ok(runner, db_path, "mail", "configure", "--from", SENDER,
        "--message-id-domain", "mail.kombit.example", "--language", "EN", "--digest",
        "--smtp-host", "smtp.kombit.example", "--smtp-port", "2525", "--smtp-security", "tls",
-       "--smtp-user", "onboarding", "--smtp-timeout", "12.5")
+       "--smtp-user", "onboarding", "--smtp-timeout", "12.5",
+       "--organisation", "Testcenter", "--signature", "Testcenter\\nTeam A")
     rows = show(runner, db_path)
     expected = {
         "mail.from": SENDER,
         "mail.message_id_domain": "mail.kombit.example",
         "mail.language": "en",
         "mail.digest": True,
+        "mail.organisation": "Testcenter",
+        "mail.signature": "Testcenter\nTeam A",
         "smtp.host": "smtp.kombit.example",
         "smtp.port": 2525,
         "smtp.security": "tls",
