@@ -177,7 +177,7 @@ def test_time_guard_engine_refuses_a_future_act(
     db: Database = open_existing(db_path)
     try:
         past = engine.Act(actor="web", role="coordinator", at=clock.parse_time("2021-05-03"))
-        row = engine.advance(db, tid, "agree_date", past, {"connection_date": "2027-01-01"})
+        row = engine.advance(db, tid, "agree_date", past, {"connection_date": "2021-09-01"})
         assert row["updated_at"] == clock.stamp(clock.parse_time("2021-05-03"))
     finally:
         db.close()
