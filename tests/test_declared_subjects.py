@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from tests.support import ok, ok_json, run, snapshot
 
@@ -43,6 +43,13 @@ def _add(runner: CliRunner, db_path: Path, tmp_path: Path, text: str, name: str)
     path = tmp_path / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
     ok(runner, db_path, "workflow", "add", str(path))
+
+
+def _validate(runner: CliRunner, path: Path) -> Result:
+    """``onboarding workflow validate FILE`` (it reads the file alone, no database)."""
+    import cli
+
+    return runner.invoke(cli.cli, ["workflow", "validate", str(path)])
 
 
 @pytest.fixture
@@ -162,7 +169,7 @@ def test_declared_subjects_invalid_declaration_fails_validate(
     """An invalid subject declaration fails ``workflow validate`` with its path, exit 2."""
     path = tmp_path / "bad.yaml"
     path.write_text(VENDOR_DEF.replace("{of: [vendor], key: [vendor]}", subject), "utf-8")
-    result = run(runner, db_path, "workflow", "validate", str(path))
+    result = _validate(runner, path)
     assert result.exit_code == 2, result.output
     assert message in result.stderr, result.stderr
 
@@ -177,7 +184,7 @@ def test_declared_subjects_due_rule_follows_the_parts(
     )
     path = tmp_path / "w.yaml"
     path.write_text(text, "utf-8")
-    bad = run(runner, db_path, "workflow", "validate", str(path))
+    bad = _validate(runner, path)
     assert bad.exit_code == 2 and "wave.go_live" in bad.stderr
     path.write_text(text.replace("{of: [vendor], key: [vendor]}",
                                  "{of: [vendor, wave], key: [vendor]}"), "utf-8")
@@ -196,4 +203,4 @@ def test_declared_subjects_track_start_help_says_where_options_come_from(
 
     text = " ".join(runner.invoke(cli.cli, ["track", "start", "--help"]).stdout.split())
     assert "--vendor" in text and "--name" in text
-    assert "onboarding workflow show DEF" in text
+    assert "onboarding workflow show NAME" in text
