@@ -727,9 +727,14 @@ def track_start(
       klik_task     --klik-task        wave       --wave
       course        --course           name       --name (free text)
 
-    The shipped kinds are short names for such declarations, e.g. municipality-system
-    (--municipality, --system, --index, --bob), system (--system, --index),
-    municipality-klik, municipality-wave, system-course.
+    The shipped definitions use short names for such declarations:
+
+    \b
+      municipality-system  --municipality, --system (--index, --bob)
+      system               --system (--index)
+      municipality-klik    --municipality, --klik-task
+      municipality-wave    --municipality, --wave
+      system-course        --system, --course
 
     Fields the definition declares are given with --set NAME=VALUE. See docs/workflows.md.
 

@@ -357,7 +357,7 @@ def check_subject(raw: Any, out: _Problems) -> SubjectDef | None:
     ``{of: [KIND, ...], key: [KIND, ...]}`` (key: the parts that identify an open track; by
     default every part but the ``bob`` flag). None (with problems) when it is not valid."""
     shapes = (
-        f"give one of {', '.join(SUBJECT_ALIASES)}, or {{of: [KIND, ...], key: [KIND, ...]}} "
+        f"must be one of {', '.join(SUBJECT_ALIASES)}, or {{of: [KIND, ...], key: [KIND, ...]}} "
         f"with KIND from {', '.join(SUBJECT_PARTS)}"
     )
     if isinstance(raw, str):
@@ -366,7 +366,7 @@ def check_subject(raw: Any, out: _Problems) -> SubjectDef | None:
         out.add("subject", f"unknown subject {raw!r}: {shapes}")
         return None
     if not isinstance(raw, dict):
-        out.add("subject", f"required: {shapes}")
+        out.add("subject", shapes)
         return None
     ok = True
     for key in sorted(set(map(str, raw)) - set(_SUBJECT_KEYS)):
@@ -388,12 +388,12 @@ def check_subject(raw: Any, out: _Problems) -> SubjectDef | None:
         )
         ok = False
     default_key = [p for p in parts if p != "bob"]
-    key = default_key if raw.get("key") is None else _subject_list(
+    identify = default_key if raw.get("key") is None else _subject_list(
         raw.get("key"), "subject.key", {p: "" for p in default_key}, out
     )
-    if key is None or not ok:
+    if identify is None or not ok:
         return None
-    return SubjectDef(tuple(parts), tuple(key), None, raw)
+    return SubjectDef(tuple(parts), tuple(identify), None, raw)
 
 
 def _subject_list(
