@@ -204,3 +204,52 @@ def test_declared_subjects_track_start_help_says_where_options_come_from(
     text = " ".join(runner.invoke(cli.cli, ["track", "start", "--help"]).stdout.split())
     assert "--vendor" in text and "--name" in text
     assert "onboarding workflow show NAME" in text
+
+
+def _downgrade_tracks(db_path: Path) -> None:
+    """Turn a current database back into schema 6's shape: tracks without vendor_id and
+    subject_name, 007 not recorded (what the previous release wrote)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("DROP INDEX tracks_vendor")
+        conn.execute("ALTER TABLE tracks DROP COLUMN vendor_id")
+        conn.execute("ALTER TABLE tracks DROP COLUMN subject_name")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '007_track_subjects'")
+        conn.execute("PRAGMA user_version = 6")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_declared_subjects_migration_upgrades_a_schema_6_database(
+    runner: CliRunner, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database written before 007 upgrades in place with ``onboarding init``: its tracks,
+    history and hash chain are intact, and a vendor track can start afterwards."""
+    monkeypatch.setenv("ONBOARDING_NOW", "2021-06-01T12:00:00+02:00")
+    tid = int(ok(runner, db_path, "track", "start", "connection", "--municipality", "751",
+                 "--system", "Momentum", "--bob", "--quiet").stdout)
+    old = ok_json(runner, db_path, "track", "history", str(tid))
+    _downgrade_tracks(db_path)
+    conn = sqlite3.connect(db_path)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(tracks)")}
+    conn.close()
+    assert "vendor_id" not in columns
+    refused = run(runner, db_path, "track", "list")
+    assert refused.exit_code == 2 and "onboarding init" in refused.stderr
+
+    assert "(1 migration(s) applied)" in ok(runner, db_path, "init").stdout
+    conn = sqlite3.connect(db_path)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(tracks)")}
+    conn.close()
+    assert {"vendor_id", "subject_name"} <= columns
+    info = ok_json(runner, db_path, "track", "show", str(tid))
+    assert info["subject"]["index"] == ["sd"] and info["subject"]["bob"] is True
+    assert "vendor" not in info["subject"] and "name" not in info["subject"]
+    assert ok_json(runner, db_path, "track", "history", str(tid)) == old
+    ok(runner, db_path, "audit", "verify")
+    _add(runner, db_path, tmp_path, VENDOR_DEF, "vendor-certification")
+    ok(runner, db_path, "track", "start", "vendor-certification", "--vendor", "KMD")
+    again = run(runner, db_path, "track", "start", "connection", "--municipality", "751",
+                "--system", "Momentum")
+    assert again.exit_code == 2 and "already has an open connection track" in again.stderr
