@@ -253,3 +253,15 @@ def test_declared_subjects_migration_upgrades_a_schema_6_database(
     again = run(runner, db_path, "track", "start", "connection", "--municipality", "751",
                 "--system", "Momentum")
     assert again.exit_code == 2 and "already has an open connection track" in again.stderr
+
+
+def test_declared_subjects_vendor_filter_and_report(runner: CliRunner, vendor_db: Path) -> None:
+    """``--vendor`` selects a vendor's own tracks, and ``report buckets --by vendor`` counts them
+    under the vendor's name."""
+    ok(runner, vendor_db, "track", "start", "vendor-certification", "--vendor", "KMD")
+    ok(runner, vendor_db, "track", "start", "vendor-certification", "--vendor", "Netcompany")
+    listed = ok_json(runner, vendor_db, "track", "list", "--vendor", "KMD")
+    assert [t["subject"] for t in listed] == ["KMD"]
+    report = ok_json(runner, vendor_db, "report", "buckets", "vendor-certification",
+                     "--by", "vendor")
+    assert [r["label"] for r in report["rows"]] == ["KMD", "Netcompany"]
