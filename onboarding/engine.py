@@ -799,7 +799,8 @@ def start_in(
     ).fetchone()
     if open_row:
         raise OnboardingError(
-            f"this subject already has an open {defn.name} track: #{open_row[0]} (in {open_row[1]})"
+            f"this subject already has an open {defn.name} track: #{open_row[0]} "
+            f"(in {open_row[1]}); one open track per {', '.join(defn.subject_parts.key)}"
         )
     at = clock.stamp(moment)
     initial = defn.state(defn.initial)

@@ -74,8 +74,6 @@ def _subject_labels(db: Database, track: dict[str, Any]) -> dict[str, Any]:
 
 def subject_text(labels: dict[str, Any]) -> str:
     parts = []
-    if "name" in labels:
-        parts.append(str(labels["name"]))
     if "municipality" in labels:
         parts.append(str(labels["municipality"]["name"]))
     if "vendor" in labels:
@@ -88,6 +86,8 @@ def subject_text(labels: dict[str, Any]) -> str:
         parts.append(f"bølge {labels['wave']}")
     if "course" in labels:
         parts.append(f"forløb {labels['course']}")
+    if "name" in labels:
+        parts.append(str(labels["name"]))
     return " / ".join(parts)
 
 
