@@ -265,3 +265,28 @@ def test_declared_subjects_vendor_filter_and_report(runner: CliRunner, vendor_db
     report = ok_json(runner, vendor_db, "report", "buckets", "vendor-certification",
                      "--by", "vendor")
     assert [r["label"] for r in report["rows"]] == ["KMD", "Netcompany"]
+
+
+@pytest.mark.usefixtures("no_mail_env")
+def test_declared_subjects_mail_names_a_vendor_subject(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    """A vendor-only track's mail names the vendor in ``subject_label`` (a free-text name too)."""
+    from tests.test_definition_templates import DEFINITION, TEMPLATES, bodies, write_definition
+
+    text = DEFINITION.replace("subject: system", "subject: {of: [vendor, name], key: [vendor]}")
+    files = {k: v.replace("{{ system.label }}", "{{ subject_label }}") for k, v in TEMPLATES.items()}
+    ok(runner, db_path, "workflow", "add",
+       str(write_definition(tmp_path / "def", files, text=text)))
+    outbox = db_path.parent / "onboarding-outbox"
+    ok(runner, db_path, "track", "start", "certification", "--vendor", "KMD", "--name",
+       "Testrunde 1", "--at", "2026-03-02T09:00")
+    ok(runner, db_path, "reminders", "send-due", "--at", "2026-03-02T09:00")
+    [eml] = list(outbox.glob("*.eml"))
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    subject, _, _ = bodies(msg)
+    assert subject == "Velkommen til certificeringen: KMD · Testrunde 1"
