@@ -275,7 +275,7 @@ def test_declared_subjects_mail_names_a_vendor_subject(
     from tests.test_definition_templates import DEFINITION, TEMPLATES, bodies, write_definition
 
     text = DEFINITION.replace("subject: system", "subject: {of: [vendor, name], key: [vendor]}")
-    files = {k: v.replace("{{ system.label }}", "{{ subject_label }}") for k, v in TEMPLATES.items()}
+    files = {k: v.replace("system.label", "subject_label") for k, v in TEMPLATES.items()}
     ok(runner, db_path, "workflow", "add",
        str(write_definition(tmp_path / "def", files, text=text)))
     outbox = db_path.parent / "onboarding-outbox"
