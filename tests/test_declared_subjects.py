@@ -160,11 +160,13 @@ def test_declared_subjects_in_workflow_show_json(runner: CliRunner, vendor_db: P
         ("{of: [vendor], colour: red}", "subject.colour: unknown key"),
         ("{of: [vendor, vendor]}", "subject.of[1]: 'vendor' is listed twice"),
         ("{of: [vendor, bob]}", "subject.of[1]: bob"),
-        ("planet", "subject: "),
+        ("{of: [system, index, index_set]}", "subject.of[2]: index (one) and index_set"),
+        ("{of: [system, index_set, bob], key: [bob]}", "subject.key[0]: 'bob' is not one of"),
+        ("planet", "subject: unknown subject 'planet': must be one of system,"),
     ],
 )
 def test_declared_subjects_invalid_declaration_fails_validate(
-    runner: CliRunner, db_path: Path, tmp_path: Path, subject: str, message: str
+    runner: CliRunner, tmp_path: Path, subject: str, message: str
 ) -> None:
     """An invalid subject declaration fails ``workflow validate`` with its path, exit 2."""
     path = tmp_path / "bad.yaml"
@@ -172,6 +174,20 @@ def test_declared_subjects_invalid_declaration_fails_validate(
     result = _validate(runner, path)
     assert result.exit_code == 2, result.output
     assert message in result.stderr, result.stderr
+    assert str(path) in result.stderr or "bad.yaml" in result.output
+
+
+def test_declared_subjects_one_index_part(runner: CliRunner, db_path: Path, tmp_path: Path) -> None:
+    """An ``index`` part takes one index (sd by default); an ``index_set`` part several."""
+    _add(runner, db_path, tmp_path,
+         VENDOR_DEF.replace("{of: [vendor], key: [vendor]}", "{of: [vendor, index]}"), "v")
+    two = run(runner, db_path, "track", "start", "vendor-certification", "--vendor", "KMD",
+              "--index", "sd,ydelse")
+    assert two.exit_code == 2 and "one --index" in two.stderr
+    tid = int(ok(runner, db_path, "track", "start", "vendor-certification", "--vendor", "KMD",
+                 "--quiet").stdout)
+    assert _row(db_path, tid)["index_set"] == "sd"
+    assert _row(db_path, tid)["subject_key"].endswith(":sd")
 
 
 def test_declared_subjects_due_rule_follows_the_parts(
