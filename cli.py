@@ -398,6 +398,18 @@ def workflow_list(db_path: str | None, as_json: bool) -> None:
             echo_table(rows)
 
 
+def _subject_line(defn: Any) -> str:
+    """'Start a track with: --municipality, --system, --index (optional), --bob (optional)'."""
+    from workflows.model import OPTIONAL_PARTS, PART_OPTIONS
+
+    sub = defn.subject_parts
+    opts = [
+        PART_OPTIONS[p] + (" (optional)" if p in OPTIONAL_PARTS else "") for p in sub.of
+    ]
+    key = ", ".join(sub.key)
+    return f"Start a track with: {', '.join(opts)}  (one open track per {key})"
+
+
 @workflow.command("show")
 @click.argument("name", shell_complete=complete("complete_definitions"))
 @click.option("--version", "version", type=int, default=None, help="A version (default: latest).")
@@ -424,6 +436,7 @@ def workflow_show(name: str, version: int | None, db_path: str | None, as_json: 
             echo_json(data)
             return
         click.echo(f"{defn.name} v{defn.version}: {defn.title} (subject: {defn.subject})")
+        click.echo(_subject_line(defn))
         click.echo("\nStates:")
         echo_table(
             [
@@ -659,11 +672,20 @@ def track() -> None:
     help="System name, alone or with its vendor ('KMD Momentum').",
     shell_complete=complete("complete_systems"),
 )
-@click.option("--index", help="Index code or name: sd (default) or ydelse; 'sd,ydelse' for both.")
+@click.option(
+    "--vendor", help="Vendor name (subjects with a vendor part).",
+    shell_complete=complete("complete_vendors"),
+)
+@click.option(
+    "--index",
+    help="Index code or name (subjects with an index part): sd (default) or ydelse; "
+    "'sd,ydelse' for both where the subject takes an index set.",
+)
 @click.option("--bob", is_flag=True, help="The connection includes BoB display (Mit Overblik).")
-@click.option("--klik-task", help="KLIK task name (klik-task tracks).")
-@click.option("--wave", help="Rollout wave, e.g. B2 (rollout-wave tracks).")
-@click.option("--course", type=int, help="Onboarding course 1-4 (onboarding-course tracks).")
+@click.option("--klik-task", help="KLIK task name (subjects with a KLIK task part).")
+@click.option("--wave", help="Rollout wave, e.g. B2 (subjects with a wave part).")
+@click.option("--course", type=int, help="Onboarding course 1-4 (subjects with a course part).")
+@click.option("--name", "subject_name", help="Free-text name (subjects with a name part).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a field.")
 @click.option("--note", default=None, help="A note for the history.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the new track's id (for scripts).")
@@ -675,11 +697,13 @@ def track_start(
     definition: str,
     municipality: str | None,
     system: str | None,
+    vendor: str | None,
     index: str | None,
     bob: bool,
     klik_task: str | None,
     wave: str | None,
     course: int | None,
+    subject_name: str | None,
     sets: tuple[str, ...],
     note: str | None,
     quiet: bool,
@@ -691,15 +715,26 @@ def track_start(
 ) -> None:
     """Start a track for a subject and say which: its id, subject, first step and due date.
 
-    The options depend on the definition's subject, which 'onboarding workflow show NAME'
-    prints (also for a definition you added with 'workflow add'):
+    Give the options the definition's subject names, and no others (an option it does not
+    name is refused). For any definition, also one you added with 'workflow add', see
+    'onboarding workflow show NAME': its line "Start a track with:" lists them. A subject
+    is declared from these parts, each with its option:
 
     \b
-      system               --system (and --index)
-      municipality-system  --municipality and --system (and --index, --bob)
-      municipality-klik    --municipality and --klik-task
-      municipality-wave    --municipality and --wave
-      system-course        --system and --course
+      municipality  --municipality     vendor     --vendor
+      system        --system           index      --index (one; default sd)
+      index_set     --index (several)  bob        --bob (a connection's flag)
+      klik_task     --klik-task        wave       --wave
+      course        --course           name       --name (free text)
+
+    The shipped definitions use short names for such declarations:
+
+    \b
+      municipality-system  --municipality, --system (--index, --bob)
+      system               --system (--index)
+      municipality-klik    --municipality, --klik-task
+      municipality-wave    --municipality, --wave
+      system-course        --system, --course
 
     Fields the definition declares are given with --set NAME=VALUE. See docs/workflows.md.
 
@@ -720,6 +755,8 @@ def track_start(
             klik_task=klik_task,
             wave=wave,
             course=course,
+            vendor=vendor,
+            name=subject_name,
         )
         act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         row = engine.start(db, definition, subject, act, parse_sets(sets))

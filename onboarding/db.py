@@ -674,3 +674,18 @@ def _m006(db: Database) -> None:
         )
         """
     )
+
+
+@migrations(name="007_track_subjects")
+def _m007(db: Database) -> None:
+    # Issue 12: a definition declares what its tracks are about from the registry's kinds
+    # (docs/workflows.md, "Subjects"). Two kinds had no column: a vendor on its own (a vendor's
+    # certification, not one of its systems) and a free-text name (a project, an agency). Both
+    # are NULL on every track that does not name them, so older tracks are unchanged.
+    conn = db.conn
+    for sql in (
+        "ALTER TABLE tracks ADD COLUMN vendor_id INTEGER REFERENCES vendors(id)",
+        "ALTER TABLE tracks ADD COLUMN subject_name TEXT",
+        "CREATE INDEX tracks_vendor ON tracks (vendor_id) WHERE vendor_id IS NOT NULL",
+    ):
+        conn.execute(sql)

@@ -34,7 +34,14 @@ from onboarding.errors import (
 from onboarding.filters import TrackFilter
 from onboarding.guards import GUARDS, GuardContext, Verdict
 from onboarding.roles import require_role
-from workflows.model import Definition, FieldDef, GuardRef, StateDef, TransitionDef
+from workflows.model import (
+    OPTIONAL_PARTS,
+    Definition,
+    FieldDef,
+    GuardRef,
+    StateDef,
+    TransitionDef,
+)
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
 #: History triggers that do not re-enter the state (the step's clock keeps running).
@@ -43,8 +50,8 @@ BATCH = 2000
 
 TRACK_COLUMNS = (
     "id, definition, def_version, subject_key, municipality_code, system_id, index_set, bob,"
-    " klik_task_id, course, state, final, version, fields, entered_at, due, created_at,"
-    " updated_at"
+    " klik_task_id, course, vendor_id, subject_name, state, final, version, fields, entered_at,"
+    " due, created_at, updated_at"
 )
 
 
@@ -620,7 +627,8 @@ def bulk_advance(
 
 @dataclass(frozen=True)
 class Subject:
-    """What a new track is about, as the user named it."""
+    """What a new track is about, as the user named it (one attribute per ``track start``
+    option; which apply is the definition's subject declaration)."""
 
     municipality: str | None = None
     system: str | None = None
@@ -629,57 +637,105 @@ class Subject:
     klik_task: str | None = None
     wave: str | None = None
     course: int | None = None
+    vendor: str | None = None
+    name: str | None = None
 
 
-_SUBJECT_OPTIONS: Mapping[str, tuple[set[str], set[str]]] = {
-    # kind: (required options, allowed optional options)
-    "system": ({"system"}, {"index"}),
-    "system-course": ({"system", "course"}, set()),
-    "municipality-system": ({"municipality", "system"}, {"index", "bob"}),
-    "municipality-klik": ({"municipality", "klik_task"}, set()),
-    "municipality-wave": ({"municipality", "wave"}, set()),
+#: The ``Subject`` attribute behind each part (``index`` and ``index_set`` share ``--index``).
+_PART_ATTR: Mapping[str, str] = {
+    "municipality": "municipality",
+    "vendor": "vendor",
+    "system": "system",
+    "index": "index",
+    "index_set": "index",
+    "bob": "bob",
+    "klik_task": "klik_task",
+    "wave": "wave",
+    "course": "course",
+    "name": "name",
 }
+
+#: The track's value of each part: its column (``wave`` lives in the fields, as it always has).
+_PART_COLUMN: Mapping[str, str] = {
+    "municipality": "municipality_code",
+    "vendor": "vendor_id",
+    "system": "system_id",
+    "index": "index_set",
+    "index_set": "index_set",
+    "klik_task": "klik_task_id",
+    "course": "course",
+    "name": "subject_name",
+}
+
+
+def _option(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
 
 
 def _given(subject: Subject) -> set[str]:
     given = {
         k
-        for k in ("municipality", "system", "index", "klik_task", "wave", "course")
-        if getattr(subject, k) not in (None, "")
+        for k in ("municipality", "system", "index", "klik_task", "wave", "course", "vendor",
+                  "name")
+        if getattr(subject, k) is not None
     }
     if subject.bob:
         given.add("bob")
     return given
 
 
-def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[str, Any]:
-    """Resolve the names in a subject to registry rows; the columns of the new track."""
-    required, optional = _SUBJECT_OPTIONS[defn.subject]
-    given = _given(subject)
-    opt = lambda name: "--" + name.replace("_", "-")  # noqa: E731
-    missing = sorted(required - given)
-    if missing:
-        raise InputError(
-            f"{defn.name} tracks are about {defn.subject}: give {', '.join(map(opt, missing))}"
-        )
-    extra = sorted(given - required - optional)
+def _check_options(defn: Definition, subject: Subject) -> None:
+    """Refuse an option the subject does not name, and a missing one it requires."""
+    decl = defn.subject_parts
+    takes = {_PART_ATTR[p] for p in decl.of}
+    options = ", ".join(decl.options)
+    extra = sorted(_given(subject) - takes)
     if extra:
         raise InputError(
-            f"{', '.join(map(opt, extra))} does not apply to {defn.name} "
-            f"(its subject is {defn.subject})"
+            f"{', '.join(map(_option, extra))} does not apply to {defn.name} "
+            f"(its subject takes {options}; see 'onboarding workflow show {defn.name}')"
         )
+    required = {_PART_ATTR[p] for p in decl.of if p not in OPTIONAL_PARTS}
+    missing = sorted(a for a in required if getattr(subject, a) in (None, ""))
+    if missing:
+        raise InputError(
+            f"{defn.name} tracks are about {decl.text}: give {', '.join(map(_option, missing))}"
+        )
+
+
+def _subject_name(text: str) -> str:
+    """A free-text name as stored: surrounding and repeated spaces removed."""
+    name = " ".join(text.split())
+    if not name:
+        raise InputError("--name: give the subject's name (not blank)")
+    if len(name) > 200:
+        raise InputError("--name: at most 200 characters")
+    return name
+
+
+def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[str, Any]:
+    """Resolve the names in a subject to registry rows; the columns of the new track.
+
+    Only the parts the definition's subject declares are read: a track of a subject without an
+    index part has no index (KOMBIT's ``sd`` default belongs to the index parts), and BoB is
+    only a connection's flag."""
+    _check_options(defn, subject)
+    parts = defn.subject_parts.of
     cols: dict[str, Any] = {"bob": int(subject.bob), "fields": {}}
     if subject.municipality:
         cols["municipality_code"] = int(
             registry.resolve_municipality(db, subject.municipality)["code"]
         )
+    if subject.vendor:
+        cols["vendor_id"] = int(registry.resolve_vendor(db, subject.vendor)["id"])
     if subject.system:
         cols["system_id"] = int(registry.resolve_system(db, subject.system)["id"])
-    if "index" in required | optional:
+    if "index" in parts or "index_set" in parts:
         names = (subject.index or "sd").split(",")
         codes = sorted({str(registry.resolve_index(db, n.strip())["code"]) for n in names})
-        if defn.subject == "system" and len(codes) != 1:
-            raise InputError("a system-readiness track is for one index: give one --index")
+        if "index" in parts and len(codes) != 1:
+            what = "a system-readiness track" if defn.subject == "system" else "this subject"
+            raise InputError(f"{what} is for one index: give one --index")
         cols["index_set"] = ",".join(codes)
     if subject.klik_task:
         cols["klik_task_id"] = int(registry.resolve_klik_task(db, subject.klik_task)["id"])
@@ -689,19 +745,25 @@ def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[st
         if not 1 <= subject.course <= 4:
             raise InputError(f"--course {subject.course}: courses are numbered 1 to 4")
         cols["course"] = subject.course
-    cols["subject_key"] = _subject_key(defn.subject, cols)
+    if subject.name is not None:
+        cols["subject_name"] = _subject_name(subject.name)
+    cols["subject_key"] = _subject_key(defn.subject_parts.key, cols)
     return cols
 
 
-def _subject_key(kind: str, cols: Mapping[str, Any]) -> str:
-    parts = {
-        "system": ("system_id", "index_set"),
-        "system-course": ("system_id",),
-        "municipality-system": ("municipality_code", "system_id", "index_set"),
-        "municipality-klik": ("municipality_code", "klik_task_id"),
-        "municipality-wave": ("municipality_code",),
-    }[kind]
-    return ":".join(str(cols[p]) for p in parts)
+def _subject_key(key: tuple[str, ...], cols: Mapping[str, Any]) -> str:
+    """The parts that identify an open track, joined by ':' in the declared key's order (the
+    order today's kinds always used, so tracks already stored keep their key). A free-text
+    name counts without case and extra spaces."""
+    values = []
+    for part in key:
+        if part == "wave":
+            values.append(str(cols["fields"]["wave"]))
+        elif part == "name":
+            values.append(str(cols["subject_name"]).casefold())
+        else:
+            values.append(str(cols[_PART_COLUMN[part]]))
+    return ":".join(values)
 
 
 def start(
@@ -737,7 +799,8 @@ def start_in(
     ).fetchone()
     if open_row:
         raise OnboardingError(
-            f"this subject already has an open {defn.name} track: #{open_row[0]} (in {open_row[1]})"
+            f"this subject already has an open {defn.name} track: #{open_row[0]} "
+            f"(in {open_row[1]}); one open track per {', '.join(defn.subject_parts.key)}"
         )
     at = clock.stamp(moment)
     initial = defn.state(defn.initial)
@@ -745,9 +808,9 @@ def start_in(
     due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
     cur = conn.execute(
         "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
-        " system_id, index_set, bob, klik_task_id, course, state, final, version, fields,"
-        " entered_at, due, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+        " system_id, index_set, bob, klik_task_id, course, vendor_id, subject_name, state,"
+        " final, version, fields, entered_at, due, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
         [
             defn.name,
             defn.version,
@@ -758,6 +821,8 @@ def start_in(
             cols["bob"],
             cols.get("klik_task_id"),
             cols.get("course"),
+            cols.get("vendor_id"),
+            cols.get("subject_name"),
             initial.name,
             int(initial.final),
             json.dumps(fields, ensure_ascii=False, sort_keys=True),

@@ -87,8 +87,12 @@ class TrackFilter:
             clauses.append("t.system_id = ?")
             params.append(registry.resolve_system(db, self.system)["id"])
         if self.vendor:
-            clauses.append("t.system_id IN (SELECT id FROM systems WHERE vendor_id = ?)")
-            params.append(registry.resolve_vendor(db, self.vendor)["id"])
+            # A vendor's systems' tracks, and tracks about the vendor itself (a vendor subject).
+            vendor_id = registry.resolve_vendor(db, self.vendor)["id"]
+            clauses.append(
+                "(t.system_id IN (SELECT id FROM systems WHERE vendor_id = ?) OR t.vendor_id = ?)"
+            )
+            params.extend([vendor_id, vendor_id])
         if self.region:
             clauses.append(
                 "t.municipality_code IN (SELECT code FROM municipalities WHERE region LIKE ?)"

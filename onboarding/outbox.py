@@ -1063,7 +1063,7 @@ def message_data(
     cur = conn.execute(
         "SELECT t.id, t.definition, t.def_version, t.state, t.final, t.fields, t.due,"
         " t.entered_at, t.index_set, t.bob, t.course, t.municipality_code, t.system_id,"
-        " t.klik_task_id FROM tracks t WHERE t.id = ?",
+        " t.klik_task_id, t.vendor_id, t.subject_name FROM tracks t WHERE t.id = ?",
         [row["track_id"]],
     )
     t = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
@@ -1116,6 +1116,8 @@ def message_data(
             klik_task["name"] if klik_task else None,
             wave["name"] if wave else None,
             f"forløb {t['course']}" if t["course"] else None,
+            _vendor_name(conn, t["vendor_id"]),  # a vendor subject (not a system's vendor)
+            t["subject_name"],  # a free-text subject
         )
         if p
     ]
@@ -1215,3 +1217,10 @@ def _state_elsewhere(db: Database, name: str, state: str) -> StateDef | None:
 def _level(name: str) -> int:
     tail = name.rsplit("-", 1)
     return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 0
+
+
+def _vendor_name(conn: sqlite3.Connection, vendor_id: int | None) -> str | None:
+    if vendor_id is None:
+        return None
+    found = conn.execute("SELECT name FROM vendors WHERE id = ?", [vendor_id]).fetchone()
+    return str(found[0]) if found else None

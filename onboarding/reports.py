@@ -146,7 +146,7 @@ def _states_as_of(db: Database, definition: str, stamp: str) -> list[dict[str, A
 #: The columns of a track that never change after it starts: its subject.
 _SUBJECT_COLUMNS = (
     "t.id, t.definition, t.municipality_code, t.system_id, t.index_set, t.bob, t.klik_task_id,"
-    " t.course"
+    " t.course, t.vendor_id"
 )
 
 
@@ -1514,11 +1514,13 @@ def _bucket_columns(defs: _Defs, defn: Definition) -> tuple[str, list[dict[str, 
 
 def _row_key(
     by: str | None, track: Mapping[str, Any], places: Mapping[int, Mapping[str, Any]],
-    systems: Mapping[int, Mapping[str, Any]],
+    systems: Mapping[int, Mapping[str, Any]], vendors: Mapping[int, str],
 ) -> str:
     if by is None:
         return TOTAL_LABEL
     code, system_id = track.get("municipality_code"), track.get("system_id")
+    if by == "vendor" and track.get("vendor_id") is not None:  # a vendor-only subject
+        return vendors.get(int(track["vendor_id"])) or _NONE_LABEL[by]
     if by in ("municipality", "region"):
         place = places.get(int(code)) if code is not None else None
         value = place and (place["name"] if by == "municipality" else place["region"])
@@ -1548,6 +1550,7 @@ def buckets(
     keys = [c["key"] for c in columns]
     places = {int(m["code"]): m for m in registry.list_municipalities(db)}
     systems = {int(s["id"]): s for s in registry.list_systems(db)}
+    vendors = {int(v["id"]): str(v["name"]) for v in registry.list_vendors(db)}
     rows: dict[str, dict[str, int]] = {}
     for t in _tracks_as_of(db, _end_stamp(day), definition):
         state = defs.get(definition, int(t["def_version"])).state(str(t["state"]))
@@ -1558,7 +1561,7 @@ def buckets(
         if column not in keys:  # only an older version has it
             keys.append(column)
             columns.append({"key": column, "label": label or "(ingen)"})
-        counts = rows.setdefault(_row_key(by, t, places, systems), {})
+        counts = rows.setdefault(_row_key(by, t, places, systems, vendors), {})
         counts[column] = counts.get(column, 0) + 1
     out_rows: list[dict[str, Any]] = [
         {

@@ -47,6 +47,11 @@ def _subject_labels(db: Database, track: dict[str, Any]) -> dict[str, Any]:
             "label": f"{row[1]} {row[0]}",
             "category": row[2],
         }
+    if track.get("vendor_id") is not None:
+        row = db.execute("SELECT name FROM vendors WHERE id = ?", [track["vendor_id"]]).fetchone()
+        out["vendor"] = {"id": track["vendor_id"], "name": row[0] if row else None}
+    if track.get("subject_name") is not None:
+        out["name"] = track["subject_name"]
     if track.get("index_set"):
         out["index"] = track["index_set"].split(",")
     if track.get("klik_task_id") is not None:
@@ -71,6 +76,8 @@ def subject_text(labels: dict[str, Any]) -> str:
     parts = []
     if "municipality" in labels:
         parts.append(str(labels["municipality"]["name"]))
+    if "vendor" in labels:
+        parts.append(str(labels["vendor"]["name"]))
     if "system" in labels:
         parts.append(labels["system"]["label"])
     if "klik_task" in labels:
@@ -79,6 +86,8 @@ def subject_text(labels: dict[str, Any]) -> str:
         parts.append(f"bølge {labels['wave']}")
     if "course" in labels:
         parts.append(f"forløb {labels['course']}")
+    if "name" in labels:
+        parts.append(str(labels["name"]))
     return " / ".join(parts)
 
 
@@ -225,6 +234,8 @@ def list_tracks(db: Database, flt: TrackFilter, limit: int | None = None) -> lis
             t["fields"].get("wave"),
             t["index_set"],
             t["bob"],
+            t["vendor_id"],
+            t["subject_name"],
         )
         if key not in labels_cache:
             labels_cache[key] = _subject_labels(db, t)

@@ -16,7 +16,15 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.model import Definition, DueRule, FieldDef, GuardRef, StateDef, TransitionDef
+from workflows.model import (
+    Definition,
+    DueRule,
+    FieldDef,
+    GuardRef,
+    StateDef,
+    SubjectDef,
+    TransitionDef,
+)
 
 
 def plain(value: Any) -> Any:
@@ -113,6 +121,19 @@ def transition_json(defn: Definition, t: TransitionDef) -> dict[str, Any]:
     }
 
 
+def subject_written(defn: Definition) -> Any:
+    """The subject as the YAML writes it: a short name, or ``{of: [...], key: [...]}``."""
+    sub = defn.subject_def
+    return plain(sub.written) if sub is not None and sub.written is not None else defn.subject
+
+
+def subject_json(sub: SubjectDef) -> dict[str, Any]:
+    """The subject's parts, the parts that identify an open track (``key``), the
+    ``track start`` options it takes, and the short name it was written as (or None)."""
+    return {"of": list(sub.of), "key": list(sub.key), "options": list(sub.options),
+            "alias": sub.alias}
+
+
 def definition_json(defn: Definition) -> dict[str, Any]:
     """The whole definition (the stable shape of ``workflow show --json``)."""
     return {
@@ -120,7 +141,8 @@ def definition_json(defn: Definition) -> dict[str, Any]:
         "version": defn.version,
         "title": defn.title,
         "description": defn.description,
-        "subject": defn.subject,
+        "subject": subject_written(defn),
+        "subject_declaration": subject_json(defn.subject_parts),
         "initial": defn.initial,
         "buckets": list(defn.buckets),
         "fields": [field_json(f) for f in defn.fields.values()],
@@ -129,6 +151,6 @@ def definition_json(defn: Definition) -> dict[str, Any]:
         **_extras(
             defn,
             {"name", "version", "title", "description", "subject", "initial", "buckets",
-             "fields", "states", "transitions", "source"},
+             "fields", "states", "transitions", "source", "subject_def"},
         ),
     }

@@ -19,15 +19,17 @@ import yaml
 
 from workflows.errors import DefinitionInvalid, DefinitionUnreadable
 from workflows.model import (
-    DATE_REFS,
     FIELD_TYPES,
-    SUBJECT_KINDS,
+    SUBJECT_ALIASES,
+    SUBJECT_PARTS,
     Definition,
     DueRule,
     FieldDef,
     GuardRef,
     StateDef,
+    SubjectDef,
     TransitionDef,
+    date_refs,
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
@@ -296,12 +298,13 @@ def _validate(data: Any, known: Known) -> _Problems:
     for key in sorted(set(data) - _TOP_KEYS):
         out.add(key, f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
     _check_header(data, out)
+    subject = check_subject(data.get("subject"), out)
     fields = _check_fields(data.get("fields"), out)
     buckets = _check_buckets(data.get("buckets"), out)
-    states = _check_states(data, fields, buckets, known, out)
+    states = _check_states(data, subject, fields, buckets, known, out)
     scope = _Scope(
         name=str(data.get("name")),
-        subject=data.get("subject"),
+        subject=subject,
         fields=fields,
         options=_options(data.get("fields")),
         states=states,
@@ -316,7 +319,7 @@ class _Scope:
     """What a transition's guards may name inside their own definition."""
 
     name: str
-    subject: Any
+    subject: SubjectDef | None
     fields: dict[str, str]
     options: dict[str, tuple[str, ...]]
     states: dict[str, dict[str, Any]]
@@ -342,11 +345,81 @@ def _check_header(data: dict[str, Any], out: _Problems) -> None:
         out.add("version", "required: a whole number from 1")
     if not isinstance(data.get("title"), str) or not data.get("title"):
         out.add("title", "required: a short title")
-    subject = data.get("subject")
-    if not _named(subject, SUBJECT_KINDS):
-        out.add("subject", f"must be one of {', '.join(SUBJECT_KINDS)}")
     if "initial" not in data:
         out.add("initial", "missing initial state")
+
+
+_SUBJECT_KEYS = ("of", "key")
+
+
+def check_subject(raw: Any, out: _Problems) -> SubjectDef | None:
+    """The subject as parts and key: a short name for today's kinds, or
+    ``{of: [KIND, ...], key: [KIND, ...]}`` (key: the parts that identify an open track; by
+    default every part but the ``bob`` flag). None (with problems) when it is not valid."""
+    shapes = (
+        f"must be one of {', '.join(SUBJECT_ALIASES)}, or {{of: [KIND, ...], key: [KIND, ...]}} "
+        f"with KIND from {', '.join(SUBJECT_PARTS)}"
+    )
+    if isinstance(raw, str):
+        if raw in SUBJECT_ALIASES:
+            return SUBJECT_ALIASES[raw]
+        out.add("subject", f"unknown subject {raw!r}: {shapes}")
+        return None
+    if not isinstance(raw, dict):
+        out.add("subject", shapes)
+        return None
+    ok = True
+    for key in sorted(set(map(str, raw)) - set(_SUBJECT_KEYS)):
+        out.add(f"subject.{key}", f"unknown key (allowed: {', '.join(_SUBJECT_KEYS)})")
+        ok = False
+    parts = _subject_list(raw.get("of"), "subject.of", SUBJECT_PARTS, out)
+    if parts is None:
+        return None
+    if "bob" in parts and not {"system", "index_set"} <= set(parts):
+        out.add(
+            f"subject.of[{parts.index('bob')}]",
+            "bob marks a system's connection to an index set: it needs system and index_set",
+        )
+        ok = False
+    if {"index", "index_set"} <= set(parts):
+        out.add(
+            f"subject.of[{parts.index('index_set')}]",
+            "index (one) and index_set (several) both take --index: declare one of them",
+        )
+        ok = False
+    default_key = [p for p in parts if p != "bob"]
+    identify = default_key if raw.get("key") is None else _subject_list(
+        raw.get("key"), "subject.key", {p: "" for p in default_key}, out
+    )
+    if identify is None or not ok:
+        return None
+    return SubjectDef(tuple(parts), tuple(identify), None, raw)
+
+
+def _subject_list(
+    raw: Any, path: str, allowed: Mapping[str, str], out: _Problems
+) -> list[str] | None:
+    """A non-empty list of distinct names out of ``allowed`` (None, with problems, if not)."""
+    if not isinstance(raw, list) or not raw:
+        out.add(path, f"required: a non-empty list out of {', '.join(allowed) or 'none'}")
+        return None
+    names: list[str] = []
+    for i, item in enumerate(raw):
+        if not _named(item, allowed):
+            if path.endswith(".of"):
+                message = f"unknown kind {item!r} (kinds: {', '.join(allowed)})"
+            else:
+                message = (
+                    f"{item!r} is not one of the subject's parts ({', '.join(allowed)}; "
+                    "bob is a flag, never part of the key)"
+                )
+            out.add(f"{path}[{i}]", message)
+            return None
+        if item in names:
+            out.add(f"{path}[{i}]", f"{item!r} is listed twice")
+            return None
+        names.append(item)
+    return names
 
 
 def _check_fields(raw: Any, out: _Problems) -> dict[str, str]:
@@ -393,6 +466,7 @@ def _check_buckets(raw: Any, out: _Problems) -> list[str]:
 
 def _check_states(
     data: dict[str, Any],
+    subject: SubjectDef | None,
     fields: dict[str, str],
     buckets: list[str],
     known: Known,
@@ -432,7 +506,7 @@ def _check_states(
         if role is not None and not _named(role, known.roles):
             out.add(f"{path}.role", _unknown_role(role, known))
         if "due" in spec:
-            _check_due(spec["due"], f"{path}.due", data.get("subject"), fields, out)
+            _check_due(spec["due"], f"{path}.due", subject, fields, out)
         if "notifications" in spec:
             if known.check_notifications is None:
                 out.add(f"{path}.notifications", "notifications are not supported here")
@@ -446,7 +520,7 @@ def _check_states(
 
 
 def _check_due(
-    raw: Any, path: str, subject: Any, fields: dict[str, str], out: _Problems
+    raw: Any, path: str, subject: SubjectDef | None, fields: dict[str, str], out: _Problems
 ) -> None:
     if not isinstance(raw, dict):
         out.add(path, "must be {after_entry: N} or {date: FIELD_OR_REF, offset: N}")
@@ -465,7 +539,7 @@ def _check_due(
             out.add(f"{path}.offset", "offset goes with date, not after_entry")
         return
     ref = raw["date"]
-    refs = DATE_REFS.get(str(subject), ())
+    refs = date_refs(subject)
     if not isinstance(ref, str) or (fields.get(ref) != "date" and ref not in refs):
         choices = [f for f, t in fields.items() if t == "date"] + list(refs)
         out.add(
@@ -608,7 +682,7 @@ def _value_problem(value: Any, ftype: str, options: tuple[str, ...]) -> str | No
 def _check_date_ref(
     ref: Any, path: str, scope: _Scope, out: _Problems, strict: bool
 ) -> None:
-    refs = DATE_REFS.get(str(scope.subject), ())
+    refs = date_refs(scope.subject)
     if isinstance(ref, str) and (scope.fields.get(ref) == "date" or ref in refs):
         return
     choices = [f for f, t in scope.fields.items() if t == "date"] + list(refs)
@@ -914,9 +988,11 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         for s in data["states"]
     )
     by_name = {s["name"]: s for s in data["states"]}
+    subject = check_subject(data["subject"], _Problems())
+    assert subject is not None  # the validator refused any other form
     scope = _Scope(
         name=data["name"],
-        subject=data["subject"],
+        subject=subject,
         fields={name: f.type for name, f in fields.items()},
         options={name: f.options for name, f in fields.items()},
         states=by_name,
@@ -940,7 +1016,7 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         name=data["name"],
         version=data["version"],
         title=data["title"],
-        subject=data["subject"],
+        subject=subject.text,
         initial=data["initial"],
         states=states,
         transitions=transitions,
@@ -948,6 +1024,7 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         buckets=tuple(data.get("buckets") or ()),
         description=data.get("description"),
         source=text,
+        subject_def=subject,
     )
 
 

@@ -14,7 +14,88 @@ from typing import Any
 
 from transitions import Machine
 
-#: What a track of a definition is about, and which options start one.
+#: The registry kinds a subject is made of (``subject: {of: [...], key: [...]}``), each with
+#: the ``track start`` option that names it and what it means.
+SUBJECT_PARTS: Mapping[str, str] = {
+    "municipality": "a municipality (--municipality)",
+    "vendor": "a vendor (--vendor)",
+    "system": "a vendor system (--system)",
+    "index": "one index, sd unless --index says otherwise",
+    "index_set": "a set of indices, sd unless --index says otherwise ('sd,ydelse')",
+    "bob": "the flag --bob: the connection includes BoB display (needs system and index_set)",
+    "klik_task": "a KLIK task (--klik-task)",
+    "wave": "a rollout wave (--wave)",
+    "course": "an onboarding course 1-4 (--course)",
+    "name": "a free-text name (--name), compared without case and extra spaces",
+}
+
+#: The ``track start`` option of each part (``index`` and ``index_set`` share ``--index``).
+PART_OPTIONS: Mapping[str, str] = {
+    "municipality": "--municipality",
+    "vendor": "--vendor",
+    "system": "--system",
+    "index": "--index",
+    "index_set": "--index",
+    "bob": "--bob",
+    "klik_task": "--klik-task",
+    "wave": "--wave",
+    "course": "--course",
+    "name": "--name",
+}
+
+#: Parts a track may leave out at start: the index defaults to sd, BoB is a flag.
+OPTIONAL_PARTS = frozenset({"index", "index_set", "bob"})
+
+
+@dataclass(frozen=True)
+class SubjectDef:
+    """What a definition's tracks are about: registry kinds (``of``) and the parts that
+    identify an open track (``key``). ``alias`` is the short name when written as one of
+    today's kinds (``subject: municipality-system``); ``written`` is the YAML value as given."""
+
+    of: tuple[str, ...]
+    key: tuple[str, ...]
+    alias: str | None = None
+    written: Any = None
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The ``track start`` options this subject takes, in declared order, once each."""
+        return tuple(dict.fromkeys(PART_OPTIONS[p] for p in self.of))
+
+    @property
+    def text(self) -> str:
+        """A one-line name: the alias, or the declaration in YAML flow style."""
+        if self.alias:
+            return self.alias
+        return f"{{of: [{', '.join(self.of)}], key: [{', '.join(self.key)}]}}"
+
+
+#: Today's kinds, as short names for a declaration (the shipped definitions use them). Each key
+#: keeps the order of the ``subject_key`` tracks already carry.
+SUBJECT_ALIASES: Mapping[str, SubjectDef] = {
+    "system": SubjectDef(("system", "index"), ("system", "index"), "system", "system"),
+    "system-course": SubjectDef(
+        ("system", "course"), ("system",), "system-course", "system-course"
+    ),
+    "municipality-system": SubjectDef(
+        ("municipality", "system", "index_set", "bob"),
+        ("municipality", "system", "index_set"),
+        "municipality-system",
+        "municipality-system",
+    ),
+    "municipality-klik": SubjectDef(
+        ("municipality", "klik_task"),
+        ("municipality", "klik_task"),
+        "municipality-klik",
+        "municipality-klik",
+    ),
+    "municipality-wave": SubjectDef(
+        ("municipality", "wave"), ("municipality",), "municipality-wave", "municipality-wave"
+    ),
+}
+
+#: What a track of a definition is about (the short names), for messages and docs.
 SUBJECT_KINDS: Mapping[str, str] = {
     "system": "a vendor system and an index",
     "system-course": "a vendor system in an onboarding course (1-4)",
@@ -34,16 +115,29 @@ FIELD_TYPES: Mapping[str, str] = {
     "choice": "one of the declared options",
 }
 
-#: Dated references a due rule may use, per subject kind, besides the track's date fields.
-DATE_REFS: Mapping[str, tuple[str, ...]] = {
-    "municipality-klik": ("klik_task.end_date",),
-    "municipality-wave": (
+#: Dated references a due rule may use, per subject part, besides the track's date fields.
+PART_DATE_REFS: Mapping[str, tuple[str, ...]] = {
+    "klik_task": ("klik_task.end_date",),
+    "wave": (
         "wave.prepare_start",
         "wave.prepare_end",
         "wave.rollout_start",
         "wave.rollout_end",
         "wave.go_live",
     ),
+}
+
+
+def date_refs(subject: SubjectDef | None) -> tuple[str, ...]:
+    """The dated references a subject's parts carry (``wave.go_live`` for a wave part)."""
+    if subject is None:
+        return ()
+    return tuple(r for p in subject.of for r in PART_DATE_REFS.get(p, ()))
+
+
+#: Dated references by short subject name (kept for readers of the old table).
+DATE_REFS: Mapping[str, tuple[str, ...]] = {
+    name: date_refs(sub) for name, sub in SUBJECT_ALIASES.items() if date_refs(sub)
 }
 
 
@@ -123,6 +217,7 @@ class Definition:
     name: str
     version: int
     title: str
+    #: The subject's one-line name (``subject_def.text``): the short name for today's kinds.
     subject: str
     initial: str
     states: tuple[StateDef, ...]
@@ -131,6 +226,12 @@ class Definition:
     buckets: tuple[str, ...] = ()
     description: str | None = None
     source: str = ""
+    subject_def: SubjectDef | None = None
+
+    @property
+    def subject_parts(self) -> SubjectDef:
+        """The subject as parts and key (a definition built without one: by its short name)."""
+        return self.subject_def or SUBJECT_ALIASES[self.subject]
 
     @cached_property
     def by_name(self) -> dict[str, StateDef]:
