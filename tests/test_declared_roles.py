@@ -13,12 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-
 from tests.support import ok, ok_json, run
 
 pytestmark = pytest.mark.usefixtures("no_mail_env")
 
-AT = "2027-03-01T09:00"
+AT = "2026-03-02T09:00"
 
 #: A programme that is not KOMBIT's: a national agency approves a vendor's test report. The
 #: agency is no shipped role; the definition declares it.
@@ -124,14 +123,14 @@ def test_declared_roles_grant_check_and_mail_through_the_cli(
     for who in ("kombit", "kmd"):
         refused = run(
             runner, db_path, "track", "advance", tid, "approve", "--role", "agency",
-            "--at", "2027-03-02T09:00", actor=who,
+            "--at", "2026-03-03T09:00", actor=who,
         )
         assert refused.exit_code == 2, refused.output
         assert "Styrelsen" in refused.stderr, refused.stderr
     assert ok_json(runner, db_path, "track", "show", tid)["state"] == "submitted"
     ok(
         runner, db_path, "track", "advance", tid, "approve", "--role", "agency",
-        "--at", "2027-03-02T09:00", actor="styrelsen",
+        "--at", "2026-03-03T09:00", actor="styrelsen",
     )
     assert ok_json(runner, db_path, "track", "show", tid)["state"] == "approved"
 

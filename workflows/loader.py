@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -29,11 +29,12 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
+from workflows.roles import check_roles
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
 _TOP_KEYS = {
     "name", "version", "title", "description", "subject", "initial", "buckets", "fields",
-    "states", "transitions",
+    "states", "transitions", "roles",
 }
 _STATE_KEYS = {
     "name", "label", "bucket", "phase", "role", "due", "final", "description", "notifications",
@@ -94,6 +95,9 @@ class Known:
     definitions_missing_is_error: bool = True
     definitions_where: str = "installed"
     legacy: bool = False
+    #: Roles declared before (the shipped roles file): key -> (scope kind, where). A
+    #: definition's own ``roles:`` may name one of them again only with the same scope kind.
+    role_scopes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class _Problems:
@@ -296,6 +300,7 @@ def _validate(data: Any, known: Known) -> _Problems:
     for key in sorted(set(data) - _TOP_KEYS):
         out.add(key, f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
     _check_header(data, out)
+    known = _with_own_roles(data.get("roles"), known, out)
     fields = _check_fields(data.get("fields"), out)
     buckets = _check_buckets(data.get("buckets"), out)
     states = _check_states(data, fields, buckets, known, out)
@@ -309,6 +314,20 @@ def _validate(data: Any, known: Known) -> _Problems:
     _check_transitions(data, scope, known, out)
     _check_graph(data, states, out)
     return out
+
+
+def _with_own_roles(raw: Any, known: Known, out: _Problems) -> Known:
+    """``known`` with the roles the definition declares (``roles:``), checked: its states,
+    transitions and notifications may name them as they name the shipped ones."""
+    roles, problems = check_roles(raw, known.role_scopes)
+    for problem in problems:
+        out.add("", problem)
+    if raw is None:
+        return known
+    declared = {r.key for r in roles}
+    if isinstance(raw, list):  # a role with a problem is still no "unknown role" elsewhere
+        declared |= {s["key"] for s in raw if isinstance(s, dict) and isinstance(s.get("key"), str)}
+    return replace(known, roles=known.roles | declared)
 
 
 @dataclass(frozen=True)
@@ -948,6 +967,7 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         buckets=tuple(data.get("buckets") or ()),
         description=data.get("description"),
         source=text,
+        roles=tuple(check_roles(data.get("roles"))[0]),
     )
 
 
