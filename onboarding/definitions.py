@@ -82,8 +82,9 @@ def _facts(defns: Iterable[Definition]) -> dict[str, OtherDefinition]:
 
 def installed(db: Database) -> dict[str, OtherDefinition]:
     """Every definition stored in ``db`` (all its versions), for checking a new one's guards."""
-    rows = db.execute("SELECT name, version, source FROM definitions").fetchall()
-    return _facts(parse(src, f"{n} v{v} (stored)") for n, v, src in rows)
+    rows = db.execute("SELECT name, version FROM definitions").fetchall()
+    # Through ``get``: a version with its own templates parses only with their names.
+    return _facts(get(db, n, int(v)) for n, v in rows)
 
 
 def shipped() -> dict[str, OtherDefinition]:

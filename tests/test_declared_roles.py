@@ -185,3 +185,17 @@ def test_declared_roles_invalid_fail_validate_with_the_path(
     line = next((x for x in result.output.splitlines() if path in x), None)
     assert line is not None, result.output
     assert words in line, line
+
+
+def test_declared_roles_definition_added_after_one_with_own_templates(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    """A definition is added (its roles checked against the installed ones) in a process that
+    has not read an installed definition with its own templates: that one's stored version
+    parses with its template names, not as unknown templates."""
+    from onboarding import definitions
+    from tests.test_definition_templates import write_definition
+
+    ok(runner, db_path, "workflow", "add", str(write_definition(tmp_path / "cert")))
+    definitions._by_digest.clear()  # a new process: nothing parsed yet
+    ok(runner, db_path, "workflow", "add", str(_write(tmp_path, DEFINITION)))
