@@ -136,7 +136,7 @@ def test_declared_roles_grant_check_and_mail_through_the_cli(
 
 
 def test_declared_roles_unknown_before_the_definition_is_added(
-    runner: CliRunner, db_path: Path
+    runner: CliRunner, db_path: Path, tmp_path: Path
 ) -> None:
     """A role no shipped file or added definition declares is refused by grant and by the
     contacts import (exit 2), naming the roles that exist."""
@@ -144,6 +144,26 @@ def test_declared_roles_unknown_before_the_definition_is_added(
     refused = run(runner, db_path, "actor", "grant", "kombit", "agency", actor="kombit")
     assert refused.exit_code == 2 and "unknown role 'agency'" in refused.stderr
     assert "coordinator" in refused.stderr
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("role,name,email\nagency,Sara,sara@styrelsen.example\n", "utf-8")
+    bad = run(runner, db_path, "registry", "import", "contacts", str(contacts))
+    assert bad.exit_code == 2 and "unknown role 'agency'" in bad.stderr, bad.output
+
+
+def test_declared_roles_one_scope_per_key_in_a_database(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    """A second definition declaring an added definition's role with another scope kind is
+    refused at ``workflow add`` (exit 2, at its path, naming where the role was declared)."""
+    ok(runner, db_path, "workflow", "add", str(_write(tmp_path, DEFINITION)))
+    other = DEFINITION.replace("name: test-approval", "name: other-approval").replace(
+        "    label: {da: Styrelsen, en: The agency}\n    scope: national",
+        "    label: {da: Styrelsen, en: The agency}\n    scope: municipality",
+    )
+    refused = run(runner, db_path, "workflow", "add", str(_write(tmp_path, other, "o.yaml")))
+    assert refused.exit_code == 2, refused.output
+    assert "roles[0] (agency).scope" in refused.stderr
+    assert "definition test-approval v1" in refused.stderr
 
 
 @pytest.mark.parametrize(
