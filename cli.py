@@ -2343,6 +2343,10 @@ def actor_grant(
 ) -> None:
     """Give an actor a role for one municipality, one vendor, or (neither given) for all.
 
+    ROLE is a shipped role or one an added definition declares ('workflow show DEF' lists
+    them); its scope kind decides the scope: a municipality's role needs --municipality, a
+    vendor's --vendor (docs/actors.md).
+
     Example:
 
         onboarding actor grant aarhus-pl municipality-pl --municipality Aarhus

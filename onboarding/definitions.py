@@ -62,11 +62,9 @@ def role_scopes(db: Database) -> dict[str, tuple[str, str]]:
     contacts do not say which definition they are for), so a new definition may declare a key
     again only with the same scope kind."""
     out = shipped_scopes()
-    for name, version in db.execute(
-        "SELECT name, version FROM definitions ORDER BY name, version"
-    ).fetchall():
-        for role in get(db, name, int(version)).roles:
-            out.setdefault(role.key, (role.scope, f"definition {name} v{version}"))
+    for defn in stored(db):
+        for role in defn.roles:
+            out.setdefault(role.key, (role.scope, f"definition {defn.name} v{defn.version}"))
     return out
 
 
@@ -82,9 +80,17 @@ def _facts(defns: Iterable[Definition]) -> dict[str, OtherDefinition]:
 
 def installed(db: Database) -> dict[str, OtherDefinition]:
     """Every definition stored in ``db`` (all its versions), for checking a new one's guards."""
-    rows = db.execute("SELECT name, version FROM definitions").fetchall()
-    # Through ``get``: a version with its own templates parses only with their names.
-    return _facts(get(db, n, int(v)) for n, v in rows)
+    return _facts(stored(db))
+
+
+def stored(db: Database) -> list[Definition]:
+    """Every version stored in ``db``, by name and version: one read, then the parse cache (a
+    version not parsed yet in this process goes through ``get``, which knows its own template
+    names: without them its notifications would not validate)."""
+    rows = db.execute(
+        "SELECT name, version, source FROM definitions ORDER BY name, version"
+    ).fetchall()
+    return [_by_digest.get(src) or get(db, name, int(version)) for name, version, src in rows]
 
 
 def shipped() -> dict[str, OtherDefinition]:

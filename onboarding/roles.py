@@ -56,10 +56,9 @@ def declared(db: Database) -> dict[str, RoleDef]:
     word a role differently the later one's wording counts), shipped keys left out."""
     from onboarding import definitions
 
-    rows = db.execute("SELECT name, version FROM definitions ORDER BY name, version").fetchall()
     out: dict[str, RoleDef] = {}
-    for name, version in rows:
-        for role in definitions.get(db, name, int(version)).roles:
+    for defn in definitions.stored(db):
+        for role in defn.roles:
             if role.key not in SHIPPED:
                 out[role.key] = role
     remember(out.values())
