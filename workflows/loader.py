@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from workflows import roles as role_format
 from workflows.errors import DefinitionInvalid, DefinitionUnreadable
 from workflows.model import (
     DATE_REFS,
@@ -29,7 +30,6 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
-from workflows.roles import check_roles
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
 _TOP_KEYS = {
@@ -299,8 +299,8 @@ def _validate(data: Any, known: Known) -> _Problems:
         return out
     for key in sorted(set(data) - _TOP_KEYS):
         out.add(key, f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
-    _check_header(data, out)
     known = _with_own_roles(data.get("roles"), known, out)
+    _check_header(data, out)
     fields = _check_fields(data.get("fields"), out)
     buckets = _check_buckets(data.get("buckets"), out)
     states = _check_states(data, fields, buckets, known, out)
@@ -319,7 +319,7 @@ def _validate(data: Any, known: Known) -> _Problems:
 def _with_own_roles(raw: Any, known: Known, out: _Problems) -> Known:
     """``known`` with the roles the definition declares (``roles:``), checked: its states,
     transitions and notifications may name them as they name the shipped ones."""
-    roles, problems = check_roles(raw, known.role_scopes)
+    roles, problems = role_format.check_roles(raw, known.role_scopes)
     for problem in problems:
         out.add("", problem)
     if raw is None:
@@ -964,10 +964,10 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         states=states,
         transitions=transitions,
         fields=fields,
+        roles=tuple(role_format.check_roles(data.get("roles"))[0]),
         buckets=tuple(data.get("buckets") or ()),
         description=data.get("description"),
         source=text,
-        roles=tuple(check_roles(data.get("roles"))[0]),
     )
 
 

@@ -150,11 +150,11 @@ class Definition:
     states: tuple[StateDef, ...]
     transitions: tuple[TransitionDef, ...]
     fields: Mapping[str, FieldDef]
+    #: The roles the definition declares itself (besides the shipped ones).
+    roles: tuple[RoleDef, ...] = ()
     buckets: tuple[str, ...] = ()
     description: str | None = None
     source: str = ""
-    #: The roles the definition declares itself (besides the shipped ones).
-    roles: tuple[RoleDef, ...] = ()
 
     @cached_property
     def by_name(self) -> dict[str, StateDef]:
