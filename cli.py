@@ -464,6 +464,15 @@ def workflow_show(name: str, version: int | None, db_path: str | None, as_json: 
                 for t in data["transitions"]
             ]
         )
+        if defn.roles:
+            click.echo("\nRoles declared by this definition:")
+            echo_table(
+                [
+                    {"role": r.key, "label": r.label["da"], "english": r.label["en"],
+                     "scope": r.scope}
+                    for r in defn.roles
+                ]
+            )
 
 
 def _guard_text(guard: dict[str, Any]) -> str:
@@ -1433,6 +1442,9 @@ def reminders_list(
         if as_json:
             echo_json(out)
             return
+        from onboarding import roles
+
+        roles.declared(db)  # the roles definitions declare, so they are shown by their labels
         echo_table([{**r, "to": _people(r["to"])} for r in out], REMINDER_COLUMNS)
         for r in out:
             if r["status"] == "failed" and r["error"]:
@@ -2367,6 +2379,10 @@ def actor_grant(
     by: str | None,
 ) -> None:
     """Give an actor a role for one municipality, one vendor, or (neither given) for all.
+
+    ROLE is a shipped role or one an added definition declares ('workflow show DEF' lists
+    them); its scope kind decides the scope: a municipality's role needs --municipality, a
+    vendor's --vendor (docs/actors.md).
 
     Example:
 

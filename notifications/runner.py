@@ -156,24 +156,30 @@ def _no_contact(data: Mapping[str, Any], missing: Sequence[str], lang: str) -> s
 
 def _scope(data: Mapping[str, Any], role: str) -> str:
     """Whom a role's contact must be registered for: the municipality, the vendor or all."""
-    from onboarding.roles import MUNICIPALITY_ROLES, VENDOR_ROLES
+    from onboarding.roles import scope_of
 
     m, s = data.get("municipality"), data.get("system")
-    if role in MUNICIPALITY_ROLES:
+    kind = scope_of(role)
+    if kind == "subject":
+        kind = "municipality" if m or not s else "vendor"
+    if kind == "municipality":
         return f" for {m['name']} Municipality" if m else " (the track names no municipality)"
-    if role in VENDOR_ROLES:
+    if kind == "vendor":
         return f" for vendor {s['vendor']}" if s else " (the track names no system)"
     return f" for all municipalities or {m['name']} Municipality" if m else ""
 
 
 def _example_contact(data: Mapping[str, Any], role: str) -> str:
     """A contacts CSV row that would resolve ``role`` for this track."""
-    from onboarding.roles import MUNICIPALITY_ROLES, VENDOR_ROLES
+    from onboarding.roles import scope_of
 
     m, s = data.get("municipality"), data.get("system")
-    if role in VENDOR_ROLES:
+    kind = scope_of(role)
+    if kind == "subject":
+        kind = "municipality" if m or not s else "vendor"
+    if kind == "vendor":
         return f"{role},NAME,EMAIL,,{s['vendor'] if s else 'VENDOR'}"
-    if role in MUNICIPALITY_ROLES:
+    if kind == "municipality":
         return f"{role},NAME,EMAIL,{m['name'] if m else 'MUNICIPALITY'},"
     return f"{role},NAME,EMAIL,,"
 

@@ -1,11 +1,16 @@
 """Who may do what: actors, their roles, and the scope each role is held in.
 
 An actor is a person or a process that acts (the name recorded in every history row). A grant
-gives an actor a role (one of ``onboarding.roles.ROLES``) in a scope:
+gives an actor a role (a shipped one, ``workflows/roles.yaml``, or one a definition added to
+the database declares) in a scope:
 
 * ``all``: every track (KOMBIT coordinators; the ``importer`` and ``system`` processes);
 * ``municipality``: tracks of that municipality (its staff);
 * ``vendor``: tracks of that vendor's systems.
+
+The role's scope kind decides which scopes a grant of it may name: a ``municipality`` role is
+held for one municipality, a ``vendor`` role for one vendor, a ``subject`` role for either (the
+track's own subject); a ``national`` role for all, or narrowed to one municipality or vendor.
 
 **Policy.** A database with no actor registered runs *open*: any name may act in any role,
 so ``onboarding init`` and the README's walk work as they are. Registering the first actor
@@ -46,10 +51,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding import clock, registry
+from onboarding import clock, registry, roles
 from onboarding.db import immediate
 from onboarding.errors import InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.roles import require_role
+from workflows.model import RoleDef
 
 __all__ = [
     "SCOPES",
@@ -307,6 +313,31 @@ def _scope(db: Database, municipality: str | None, vendor: str | None) -> tuple[
     return "all", None
 
 
+#: The grant scopes a role of each scope kind may be held in (a national role in any).
+_FITS: Mapping[str, tuple[str, ...]] = {
+    "municipality": ("municipality",),
+    "vendor": ("vendor",),
+    "subject": ("municipality", "vendor"),
+}
+_FOR = {
+    "municipality": "one municipality",
+    "vendor": "one vendor",
+    "subject": "the municipality or vendor a track is about",
+}
+
+
+def _check_fits(role: RoleDef, kind: str) -> None:
+    """Refuse a grant whose scope the role's scope kind does not allow (a municipality's role
+    held for all would let its holder act for every municipality)."""
+    fits = _FITS.get(role.scope)
+    if fits is not None and kind not in fits:
+        give = " or ".join(f"--{k}" for k in fits)
+        raise InputError(
+            f"role {role.key!r} ({roles.label(role.key)}) is held for {_FOR[role.scope]}: "
+            f"give {give}"
+        )
+
+
 def grant(
     db: Database,
     name: str,
@@ -318,9 +349,12 @@ def grant(
 ) -> dict[str, Any]:
     """Give an actor a role for a municipality, a vendor, or (neither given) for all tracks.
 
-    Granting what the actor already holds changes nothing. Returns the grant."""
-    require_role(role)
+    The role is shipped or declared by a definition in ``db``; its scope kind decides which
+    scope the grant may name. Granting what the actor already holds changes nothing. Returns
+    the grant."""
+    found = require_role(role, db)
     kind, value = _scope(db, municipality, vendor)
+    _check_fits(found, kind)
     with immediate(db) as conn:
         _may_administer(conn, by)
         _exists(conn, name)
@@ -344,7 +378,7 @@ def revoke(
 ) -> dict[str, Any]:
     """Take a grant away (the same role and scope as given); returns it. ``NotFound`` if the
     actor does not hold exactly that grant."""
-    require_role(role)
+    require_role(role, db)
     kind, value = _scope(db, municipality, vendor)
     with immediate(db) as conn:
         _may_administer(conn, by)
@@ -418,7 +452,9 @@ class _Checker:
                 }
             )
             holds = f"it holds {', '.join(held)}" if held else "it holds no role"
-            raise PermissionDenied(f"actor {actor!r} does not hold role {role!r} ({holds})")
+            raise PermissionDenied(
+                f"actor {actor!r} does not hold role {role!r} ({roles.label(role)}); {holds}"
+            )
         for kind, value in grants:
             if kind == "all":
                 self.all = True

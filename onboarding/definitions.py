@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from onboarding import clock
+from onboarding import clock, roles
 from onboarding.definition_templates import (
     missing_folder_hint,
     own_template_names,
@@ -36,6 +36,7 @@ from workflows.loader import (
     shipped_files,
 )
 from workflows.model import Definition
+from workflows.roles import shipped_scopes
 
 #: Parsed definitions by their source text (one machine per distinct version, per process).
 _by_digest: dict[str, Definition] = {}
@@ -45,14 +46,26 @@ def known() -> Known:
     """The roles, guards and templates a definition may name."""
     from onboarding import outbox
     from onboarding.guards import SIGNATURES
-    from onboarding.roles import ROLES
 
     return Known(
-        roles=frozenset(ROLES),
+        roles=frozenset(roles.SHIPPED),
         guards=SIGNATURES,
         templates=outbox.template_names(),
         check_notifications=outbox.check_notifications,
+        role_scopes=shipped_scopes(),
     )
+
+
+def role_scopes(db: Database) -> dict[str, tuple[str, str]]:
+    """Each role's scope kind and where it was declared: the shipped roles file, then every
+    stored definition version. A role key means one role in a database (its grants and
+    contacts do not say which definition they are for), so a new definition may declare a key
+    again only with the same scope kind."""
+    out = shipped_scopes()
+    for defn in stored(db):
+        for role in defn.roles:
+            out.setdefault(role.key, (role.scope, f"definition {defn.name} v{defn.version}"))
+    return out
 
 
 def _facts(defns: Iterable[Definition]) -> dict[str, OtherDefinition]:
@@ -67,8 +80,17 @@ def _facts(defns: Iterable[Definition]) -> dict[str, OtherDefinition]:
 
 def installed(db: Database) -> dict[str, OtherDefinition]:
     """Every definition stored in ``db`` (all its versions), for checking a new one's guards."""
-    rows = db.execute("SELECT name, version, source FROM definitions").fetchall()
-    return _facts(parse(src, f"{n} v{v} (stored)") for n, v, src in rows)
+    return _facts(stored(db))
+
+
+def stored(db: Database) -> list[Definition]:
+    """Every version stored in ``db``, by name and version: one read, then the parse cache (a
+    version not parsed yet in this process goes through ``get``, which knows its own template
+    names: without them its notifications would not validate)."""
+    rows = db.execute(
+        "SELECT name, version, source FROM definitions ORDER BY name, version"
+    ).fetchall()
+    return [_by_digest.get(src) or get(db, name, int(version)) for name, version, src in rows]
 
 
 def shipped() -> dict[str, OtherDefinition]:
@@ -128,6 +150,7 @@ def parse(text: str, source: str, own: frozenset[str] = frozenset()) -> Definiti
         except wferrors.DefinitionError as exc:
             raise _mapped(exc) from None
         _by_digest[text] = cached
+        roles.remember(cached.roles)  # their labels, wherever this process words a role
     return cached
 
 
@@ -191,7 +214,14 @@ def add_file(
     own = read_templates(folder) if folder is not None else {}
     others: Mapping[str, OtherDefinition] = installed(db)
     try:
-        defn = load_file(path, replace(known_with(own_template_names(own)), definitions=others))
+        defn = load_file(
+            path,
+            replace(
+                known_with(own_template_names(own)),
+                definitions=others,
+                role_scopes=role_scopes(db),
+            ),
+        )
     except wferrors.DefinitionError as exc:
         mapped = _mapped(exc)
         if folder is None and isinstance(mapped, DefinitionInvalid):

@@ -388,7 +388,7 @@ def advance(
     expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Fire ``trigger`` on one track; return the track as it is afterwards."""
-    require_role(act.role)
+    require_role(act.role, db)
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
@@ -420,7 +420,7 @@ def preview_advance(
     entering the new state would schedule (each with when, to whom and its template). A step
     ``advance`` would refuse is refused here with the same error.
     """
-    require_role(act.role)
+    require_role(act.role, db)
     moment = act.moment()
     conn = db.conn
     track = load_track(conn, track_id)
@@ -575,7 +575,7 @@ def bulk_advance(
     tracks are grouped by reason (``BulkResult.groups``), with the id and subject of at most
     ``per_reason`` tracks each (None: all).
     """
-    require_role(act.role)
+    require_role(act.role, db)
     moment = act.moment()
     result = BulkResult(dry_run=dry_run)
     conn = db.conn
@@ -787,7 +787,7 @@ def start_in(
     sets: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``start`` inside a write transaction the caller holds (an import applying a whole file)."""
-    require_role(act.role)
+    require_role(act.role, db)
     moment = act.moment()
     defn = definitions.get(db, definition)
     cols = resolve_subject(db, defn, subject)
@@ -867,7 +867,7 @@ def set_fields(
     expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Record field values on a track without moving it (audited; the due date follows)."""
-    require_role(act.role)
+    require_role(act.role, db)
     if not sets:
         raise InputError("nothing to set: give NAME=VALUE")
     moment = act.moment()
@@ -937,7 +937,7 @@ def migrate(
     A state that exists in the target version maps to itself unless ``mapping`` says otherwise;
     a state that does not must be mapped, or nothing moves. Each track gets a history row.
     """
-    require_role(act.role)
+    require_role(act.role, db)
     moment = act.moment()
     target = definitions.get(db, name, to_version)
     for old, new in mapping.items():

@@ -1010,11 +1010,11 @@ _REQUEUE = (
 def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """The people (name, email, role) a row goes to now, and the roles with nobody to reach.
 
-    A role is resolved through the registry's contacts for the track's municipality (roles held
-    for one municipality), its system's vendor (the vendor role) or for all (coordinator).
+    A role is resolved through the registry's contacts by its scope kind (shipped or declared by
+    a definition): for the track's municipality (municipality), its system's vendor (vendor),
+    either (the track's subject) or for all (national).
     """
-    from onboarding import registry
-    from onboarding.roles import MUNICIPALITY_ROLES, VENDOR_ROLES
+    from onboarding import registry, roles
 
     track = db.conn.execute(
         "SELECT t.municipality_code, s.vendor_id FROM tracks t"
@@ -1034,9 +1034,7 @@ def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any
                 [item],
             ).fetchone()
             found = [{"name": known[0] if known else "", "email": item.lower(), "role": None}]
-        elif (item in MUNICIPALITY_ROLES and code is None) or (
-            item in VENDOR_ROLES and vendor is None
-        ):
+        elif _unreachable(roles.scope_of(item, db), code, vendor):
             found = []
         else:
             found = [
@@ -1050,6 +1048,15 @@ def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any
                 seen.add(person["email"])
                 people.append(person)
     return people, missing
+
+
+def _unreachable(scope: str | None, code: int | None, vendor: int | None) -> bool:
+    """A role held for a municipality (or vendor, or either) on a track that names none."""
+    return (
+        (scope == "municipality" and code is None)
+        or (scope == "vendor" and vendor is None)
+        or (scope == "subject" and code is None and vendor is None)
+    )
 
 
 def message_data(

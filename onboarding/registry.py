@@ -28,17 +28,17 @@ import functools
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from onboarding import roles as role_data
 from onboarding.csvio import PathLike, read_csv_all, row_error
 from onboarding.db import immediate
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
-from onboarding.roles import MUNICIPALITY_ROLES, ROLES, VENDOR_ROLES
 
 Row = dict[str, Any]
 Counts = dict[str, int]
@@ -784,7 +784,9 @@ def import_contacts(db: Database, path: PathLike) -> Counts:
     """Insert or update contacts from ``role,name,email[,municipality,vendor]``.
 
     A contact is known by role, email, municipality and vendor; a known one gets its name updated.
-    Roles acting for a municipality need the municipality column, the vendor role the vendor one.
+    Roles acting for a municipality need the municipality column, vendor roles the vendor one
+    and roles of the track's subject either (by the role's scope kind). A role is shipped or
+    declared by a definition in ``db``.
     """
     rows = read_csv_all(path, ["role", "name", "email"], ["municipality", "vendor"])
     with immediate(db) as conn:
@@ -797,12 +799,19 @@ def _plan_contacts(
 ) -> list[_Contact]:
     planned: list[_Contact] = []
     seen: dict[Any, int] = {}
+    known = role_data.known(db)
     for line, row in rows:
-        role = _role(path, line, _required(path, line, row, "role"))
+        role = _role(path, line, _required(path, line, row, "role"), known)
         name = _required(path, line, row, "name")
         email = _email(path, line, _required(path, line, row, "email"))
-        code = _scope(path, line, row, "municipality", role in MUNICIPALITY_ROLES, role, db)
-        vendor = _scope(path, line, row, "vendor", role in VENDOR_ROLES, role, db)
+        kind = known[role].scope
+        code = _scope(path, line, row, "municipality", kind == "municipality", role, db)
+        vendor = _scope(path, line, row, "vendor", kind == "vendor", role, db)
+        if kind == "subject" and code is None and vendor is None:
+            raise row_error(
+                path, line, f"is empty, but role {role} needs a municipality or a vendor",
+                "municipality",
+            )
         contact = _Contact(
             role,
             name,
@@ -816,10 +825,10 @@ def _plan_contacts(
     return planned
 
 
-def _role(path: PathLike, line: int, text: str) -> str:
+def _role(path: PathLike, line: int, text: str, known: Mapping[str, Any]) -> str:
     role = text.lower()
-    if role not in ROLES:
-        raise row_error(path, line, f"unknown role {text!r}: expected {', '.join(ROLES)}", "role")
+    if role not in known:
+        raise row_error(path, line, f"unknown role {text!r}: expected {', '.join(known)}", "role")
     return role
 
 

@@ -1,88 +1,108 @@
-"""The roles people act in, with the Danish description users know them by.
+"""The roles people act in, with the Danish and English labels users know them by.
 
-Role names are stable identifiers used in contacts, workflow definitions (who may fire a trigger)
-and the audit trail; the descriptions follow the KOMBIT deck's wording. A role name is never
-shown to a person: ``label`` gives the description in a language and ``addressee`` the form an
-email greets someone by when only their role is known ("SAPA-systemejeren i Køge"), both
-through the project's message catalogue (``onboarding.i18n``, context ``role`` and
-``addressee``; the English texts below are its message ids).
+Roles are data: the shipped ones are ``workflows/roles.yaml``, and a definition may declare more
+in its own ``roles:`` list (same form: key, label ``{da, en}``, scope kind, optional addressee;
+``workflows.roles``). A role key is a stable identifier used in grants, contacts, workflow
+definitions (who may fire a trigger, whom a notification goes to) and the audit trail; it is
+never shown to a person: ``label`` gives the role's label in a language and ``addressee`` the
+form an email greets someone by when only their role is known ("SAPA-systemejeren i Køge").
+
+Which declared roles exist depends on the database (the definitions added to it): functions that
+decide whether a role exists take the database (``require_role(role, db)``, ``known(db)``);
+wording (``label``, ``addressee``) also knows the roles of every definition this process has read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+from sqlite_utils import Database
+
 from onboarding import i18n
 from onboarding.errors import InputError
+from workflows.model import RoleDef
+from workflows.roles import shipped_roles
 
-ROLES: dict[str, str] = {
-    "coordinator": "KOMBIT-koordinator",
-    "programme-lead": "kommunens KOMBIT-programleder",
-    "municipality-pl": "kommunens BOB/SAPA-projektleder",
-    "agreement-admin": "aftaleadministrator for fagsystemet",
-    "bob-agreement-admin": "BoB-aftaleadministrator (databehandleraftale med DIGST)",
-    "sapa-owner": "SAPA-systemejer",
-    "sapa-admin": "SAPA-administrator",
-    "bob-admin": "BoB-administrator (Borgerblik-administration)",
-    "vendor": "leverandør",
-    "importer": "månedlig statusimport",
-    "system": "automatik",
-}
+#: The shipped roles by key (``workflows/roles.yaml``), in the file's order.
+SHIPPED: Mapping[str, RoleDef] = shipped_roles()
 
-#: The descriptions in English: the catalogue's message ids (context ``role``), whose Danish is
-#: ``ROLES`` (a test checks the two agree).
-LABELS_EN: dict[str, str] = {
-    "coordinator": "KOMBIT coordinator",
-    "programme-lead": "the municipality's KOMBIT programme lead",
-    "municipality-pl": "the municipality's BOB/SAPA project lead",
-    "agreement-admin": "agreement administrator for the system",
-    "bob-agreement-admin": "BoB agreement administrator (data processing agreement with DIGST)",
-    "sapa-owner": "SAPA system owner",
-    "sapa-admin": "SAPA administrator",
-    "bob-admin": "BoB administrator (Borgerblik administration)",
-    "vendor": "vendor",
-    "importer": "monthly status import",
-    "system": "automation",
-}
-#: How a message addresses someone known only by their role (context ``addressee``).
+#: Each shipped role's Danish label (the form the web page and older callers read).
+ROLES: dict[str, str] = {k: r.label["da"] for k, r in SHIPPED.items()}
+#: Each shipped role's English label.
+LABELS_EN: dict[str, str] = {k: r.label["en"] for k, r in SHIPPED.items()}
+#: How a message addresses someone known only by a shipped role, in English.
 ADDRESSEES_EN: dict[str, str] = {
-    "coordinator": "the KOMBIT coordinator",
-    "programme-lead": "the KOMBIT programme lead",
-    "municipality-pl": "the BOB/SAPA project lead",
-    "agreement-admin": "the agreement administrator for the system",
-    "bob-agreement-admin": "the BoB agreement administrator",
-    "sapa-owner": "the SAPA system owner",
-    "sapa-admin": "the SAPA administrator",
-    "bob-admin": "the BoB administrator",
-    "vendor": "the vendor",
-    "importer": "the monthly status import",
-    "system": "the automation",
+    k: r.addressee.get("en", r.label["en"]) for k, r in SHIPPED.items()
 }
+#: Shipped roles someone holds *for one municipality*: their contacts must name it.
+MUNICIPALITY_ROLES = frozenset(k for k, r in SHIPPED.items() if r.scope == "municipality")
+#: Shipped roles someone holds for one vendor: their contacts must name it.
+VENDOR_ROLES = frozenset(k for k, r in SHIPPED.items() if r.scope == "vendor")
 
-#: Roles someone holds *for one municipality*: their contacts must name it.
-MUNICIPALITY_ROLES = frozenset(
-    {
-        "programme-lead",
-        "municipality-pl",
-        "agreement-admin",
-        "bob-agreement-admin",
-        "sapa-owner",
-        "sapa-admin",
-        "bob-admin",
-    }
-)
-#: Roles someone holds for one vendor: their contacts must name it.
-VENDOR_ROLES = frozenset({"vendor"})
+#: Roles declared by definitions this process has read, for wording only (a process may read
+#: more than one database; whether a role exists in one is ``declared(db)``).
+_seen: dict[str, RoleDef] = {}
 
 
-def require_role(role: str) -> None:
-    """Refuse a role name that is not one of ``ROLES`` (a user's typo, exit 2)."""
-    if role not in ROLES:
-        raise InputError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+def remember(roles: Iterable[RoleDef]) -> None:
+    """Note a definition's own roles for their labels (a shipped key keeps the shipped one)."""
+    for role in roles:
+        if role.key not in SHIPPED:
+            _seen[role.key] = role
+
+
+def declared(db: Database) -> dict[str, RoleDef]:
+    """The roles the definitions stored in ``db`` declare (every version; where two versions
+    word a role differently the later one's wording counts), shipped keys left out."""
+    from onboarding import definitions
+
+    out: dict[str, RoleDef] = {}
+    for defn in definitions.stored(db):
+        for role in defn.roles:
+            if role.key not in SHIPPED:
+                out[role.key] = role
+    remember(out.values())
+    return out
+
+
+def known(db: Database | None = None) -> dict[str, RoleDef]:
+    """Every role: the shipped ones, then (given a database) those its definitions declare."""
+    return {**SHIPPED, **(declared(db) if db is not None else {})}
+
+
+def require_role(role: str, db: Database | None = None) -> RoleDef:
+    """The role, or refuse a name that is neither shipped nor (given ``db``) declared by one of
+    its definitions (a user's typo, exit 2). Shipped roles need no database read."""
+    found = SHIPPED.get(role)
+    if found is not None:
+        return found
+    roles = known(db)
+    if role not in roles:
+        raise InputError(f"unknown role {role!r} (roles: {', '.join(roles)})")
+    return roles[role]
+
+
+def lookup(role: str) -> RoleDef | None:
+    """A shipped role, or one a definition this process has read declares (for wording)."""
+    return SHIPPED.get(role) or _seen.get(role)
+
+
+def scope_of(role: str, db: Database | None = None) -> str | None:
+    """The role's scope kind (national, municipality, vendor, subject); None if unknown."""
+    found = SHIPPED.get(role)
+    if found is None and db is not None:
+        found = declared(db).get(role)
+    found = found or _seen.get(role)
+    return found.scope if found else None
 
 
 def label(role: str, lang: str = i18n.DEFAULT) -> str:
-    """The role's description in ``lang`` ("SAPA-systemejer", "SAPA system owner")."""
-    english = LABELS_EN.get(role)
-    return i18n.pgettext(lang, "role", english) if english else role
+    """The role's label in ``lang`` ("SAPA-systemejer", "SAPA system owner"); the key itself
+    for a role nobody declared."""
+    found = lookup(role)
+    if found is None:
+        return role
+    return found.label.get(i18n.normalise(lang)) or found.label[i18n.DEFAULT]
 
 
 def addressee(
@@ -94,13 +114,14 @@ def addressee(
 ) -> str:
     """Whom to greet when only the role is known, with the municipality or vendor it is held
     for: "SAPA-systemejeren i Køge", "the vendor, KMD", "KOMBIT-koordinatoren"."""
-    english = ADDRESSEES_EN.get(role)
-    who = i18n.pgettext(lang, "addressee", english) if english else label(role, lang)
-    if role in MUNICIPALITY_ROLES and municipality:
+    found = lookup(role)
+    who = (found.addressee.get(i18n.normalise(lang)) if found else None) or label(role, lang)
+    scope = found.scope if found else None
+    if scope in ("municipality", "subject") and municipality:
         return i18n.gettext(lang, "%(who)s in %(municipality)s") % {
             "who": who,
             "municipality": municipality,
         }
-    if role in VENDOR_ROLES and vendor:
+    if scope in ("vendor", "subject") and vendor:
         return i18n.gettext(lang, "%(who)s, %(vendor)s") % {"who": who, "vendor": vendor}
     return who

@@ -186,7 +186,8 @@ def test_actors_engine_refuses_a_role_the_actor_does_not_hold_and_writes_nothing
     )
     assert refused.exit_code == 2
     assert refused.stderr.strip() == (
-        "Error: actor 'vejle-pl' does not hold role 'coordinator' (it holds municipality-pl)"
+        "Error: actor 'vejle-pl' does not hold role 'coordinator' (KOMBIT-koordinator); "
+        "it holds municipality-pl"
     )
     assert snapshot(db_path) == before
 

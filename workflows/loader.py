@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from workflows import roles as role_format
 from workflows.errors import DefinitionInvalid, DefinitionUnreadable
 from workflows.model import (
     FIELD_TYPES,
@@ -35,7 +36,7 @@ from workflows.model import (
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
 _TOP_KEYS = {
     "name", "version", "title", "description", "subject", "initial", "buckets", "fields",
-    "states", "transitions",
+    "states", "transitions", "roles",
 }
 _STATE_KEYS = {
     "name", "label", "bucket", "phase", "role", "due", "final", "description", "notifications",
@@ -96,6 +97,9 @@ class Known:
     definitions_missing_is_error: bool = True
     definitions_where: str = "installed"
     legacy: bool = False
+    #: Roles declared before (the shipped roles file): key -> (scope kind, where). A
+    #: definition's own ``roles:`` may name one of them again only with the same scope kind.
+    role_scopes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class _Problems:
@@ -297,6 +301,7 @@ def _validate(data: Any, known: Known) -> _Problems:
         return out
     for key in sorted(set(data) - _TOP_KEYS):
         out.add(key, f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    known = _with_own_roles(data.get("roles"), known, out)
     _check_header(data, out)
     subject = check_subject(data.get("subject"), out)
     fields = _check_fields(data.get("fields"), out)
@@ -312,6 +317,20 @@ def _validate(data: Any, known: Known) -> _Problems:
     _check_transitions(data, scope, known, out)
     _check_graph(data, states, out)
     return out
+
+
+def _with_own_roles(raw: Any, known: Known, out: _Problems) -> Known:
+    """``known`` with the roles the definition declares (``roles:``), checked: its states,
+    transitions and notifications may name them as they name the shipped ones."""
+    roles, problems = role_format.check_roles(raw, known.role_scopes)
+    for problem in problems:
+        out.add("", problem)
+    if raw is None:
+        return known
+    declared = {r.key for r in roles}
+    if isinstance(raw, list):  # a role with a problem is still no "unknown role" elsewhere
+        declared |= {s["key"] for s in raw if isinstance(s, dict) and isinstance(s.get("key"), str)}
+    return replace(known, roles=known.roles | declared)
 
 
 @dataclass(frozen=True)
@@ -1021,6 +1040,7 @@ def _build(data: dict[str, Any], text: str) -> Definition:
         states=states,
         transitions=transitions,
         fields=fields,
+        roles=tuple(role_format.check_roles(data.get("roles"))[0]),
         buckets=tuple(data.get("buckets") or ()),
         description=data.get("description"),
         source=text,

@@ -212,6 +212,28 @@ class TransitionDef:
         return self.requires + self.optional
 
 
+#: Whom a role is held for (``roles.yaml`` and a definition's ``roles:``): which scope a grant
+#: of it and a contact in it name.
+SCOPE_KINDS: Mapping[str, str] = {
+    "national": "for every track (a national body: KOMBIT, an agency, a process)",
+    "municipality": "for one municipality (its staff)",
+    "vendor": "for one vendor (its systems' tracks)",
+    "subject": "for the track's own subject (its municipality or its vendor)",
+}
+
+
+@dataclass(frozen=True)
+class RoleDef:
+    """A role people act in: its stable key, its label per language (``da``, ``en``), whom it
+    is held for (``SCOPE_KINDS``) and, optionally, how a message greets someone known only by
+    the role ("KOMBIT-koordinatoren"), per language."""
+
+    key: str
+    label: Mapping[str, str]
+    scope: str
+    addressee: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Definition:
     name: str
@@ -223,6 +245,8 @@ class Definition:
     states: tuple[StateDef, ...]
     transitions: tuple[TransitionDef, ...]
     fields: Mapping[str, FieldDef]
+    #: The roles the definition declares itself (besides the shipped ones).
+    roles: tuple[RoleDef, ...] = ()
     buckets: tuple[str, ...] = ()
     description: str | None = None
     source: str = ""

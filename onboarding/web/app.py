@@ -46,6 +46,7 @@ from onboarding.db import connect, open_existing
 from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion
 from onboarding.filters import TrackFilter
 from onboarding.roles import ROLES
+from onboarding.roles import label as role_label
 from onboarding.web import i18n, portfolio
 from onboarding.web.i18n import gettext as _
 from onboarding.web.security import (
@@ -373,7 +374,7 @@ def _notification_view(defn: Any, row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **row,
         "state_label": label,
-        "to": [ROLES.get(str(n), str(n)) for n in names if n],
+        "to": [role_label(str(n), i18n.current()) for n in names if n],
     }
 
 
@@ -1155,7 +1156,7 @@ def make_environment() -> Environment:
         datetime=i18n.fmt_datetime,
         num=i18n.fmt_number,
         tr=i18n.translate_value,
-        role=lambda r: ROLES.get(str(r), str(r)),
+        role=lambda r: role_label(str(r), i18n.current()),
     )
     env.globals.update(iso=lambda d: d.isoformat() if d else "", timedelta=timedelta)
     return env
