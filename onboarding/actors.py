@@ -479,7 +479,9 @@ class _Checker:
         code = track.get("municipality_code")
         if code is not None and int(code) in self.municipalities:
             return True
-        vendor = self.vendor_of(track.get("system_id"))
+        # A vendor subject names its vendor itself; otherwise it is the system's vendor.
+        own = track.get("vendor_id")
+        vendor = int(own) if own is not None else self.vendor_of(track.get("system_id"))
         return vendor is not None and vendor in self.vendors
 
     def __call__(self, track: Mapping[str, Any]) -> None:
@@ -500,7 +502,8 @@ class _Checker:
             muni = self._name("municipalities", "code", int(code)) if code is not None else None
             whose.append(f"{muni}'s" if muni else "no municipality's")
         if self.vendors:
-            vendor = self.vendor_of(track.get("system_id"))
+            own = track.get("vendor_id")
+            vendor = int(own) if own is not None else self.vendor_of(track.get("system_id"))
             whose.append(
                 f"vendor {self._name('vendors', 'id', vendor)}'s"
                 if vendor is not None

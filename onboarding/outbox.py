@@ -1017,7 +1017,7 @@ def recipients(db: Database, row: Mapping[str, Any]) -> tuple[list[dict[str, Any
     from onboarding import registry, roles
 
     track = db.conn.execute(
-        "SELECT t.municipality_code, s.vendor_id FROM tracks t"
+        "SELECT t.municipality_code, coalesce(t.vendor_id, s.vendor_id) FROM tracks t"
         " LEFT JOIN systems s ON s.id = t.system_id WHERE t.id = ?",
         [row["track_id"]],
     ).fetchone()

@@ -306,3 +306,49 @@ def test_declared_subjects_mail_names_a_vendor_subject(
     assert isinstance(msg, EmailMessage)
     subject, _, _ = bodies(msg)
     assert subject == "Velkommen til certificeringen: KMD · Testrunde 1"
+
+
+VENDOR_MAIL_DEF = """\
+name: vendor-onboarding
+version: 1
+title: Leverandøronboarding
+subject: {of: [vendor], key: [vendor]}
+initial: documents
+states:
+  - name: documents
+    label: Send dokumentation
+    role: vendor
+    notifications:
+      - {name: welcome, kind: notice, when: on_entry, to: vendor, template: notice}
+  - {name: accepted, label: Godkendt, final: true}
+transitions:
+  - {trigger: submit, source: documents, dest: accepted, roles: [vendor]}
+"""
+
+
+def test_declared_subjects_vendor_track_reaches_its_vendor(
+    runner: CliRunner, db_path: Path, tmp_path: Path
+) -> None:
+    """A vendor-only track belongs to its vendor: a vendor-scoped actor of that vendor may act
+    on it (another vendor's may not), and mail to the vendor role reaches its contacts."""
+    _add(runner, db_path, tmp_path, VENDOR_MAIL_DEF, "vendor-onboarding")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "role,name,email,municipality,vendor\nvendor,Vera Vendor,vera@kmd.example,,KMD\n",
+        encoding="utf-8",
+    )
+    ok(runner, db_path, "registry", "import", "contacts", str(contacts))
+    ok(runner, db_path, "actor", "add", "kombit")
+    ok(runner, db_path, "actor", "grant", "kombit", "coordinator", actor="kombit")
+    for name, vendor in (("kmd", "KMD"), ("other", "Netcompany")):
+        ok(runner, db_path, "actor", "add", name, actor="kombit")
+        ok(runner, db_path, "actor", "grant", name, "vendor", "--vendor", vendor, actor="kombit")
+    tid = ok(runner, db_path, "track", "start", "vendor-onboarding", "--vendor", "KMD",
+             "--quiet", actor="kombit").stdout.strip()
+    refused = run(runner, db_path, "track", "advance", tid, "submit", "--role", "vendor",
+                  actor="other")
+    assert refused.exit_code == 2, refused.output
+    ok(runner, db_path, "reminders", "send-due", actor="kombit")
+    sent = ok_json(runner, db_path, "reminders", "list", "--sent")
+    assert [r["to"] for r in sent] == [["vera@kmd.example"]]
+    ok(runner, db_path, "track", "advance", tid, "submit", "--role", "vendor", actor="kmd")
