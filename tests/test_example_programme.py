@@ -7,6 +7,7 @@ real CLI on a real database file, so the example in the docs cannot rot."""
 from __future__ import annotations
 
 import json
+import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,7 +20,8 @@ from tests.support import ok, ok_json, run
 
 pytestmark = pytest.mark.usefixtures("no_mail_env")
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "agency-test.yaml"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+EXAMPLE = DOCS / "examples" / "agency-test.yaml"
 SIGNATURE = "Styrelsen for Test\\nTeam Leverandørtest"
 
 
@@ -354,3 +356,19 @@ def test_example_programme_runs_from_its_files_through_the_cli(
         },
         "total": 2,
     }
+
+
+def test_example_programme_docs_show_the_files_the_test_runs() -> None:
+    """docs/workflows.md's second example shows exactly the YAML and Danish template files the
+    test above adds and runs, so the page cannot drift from what works."""
+    page = (DOCS / "workflows.md").read_text(encoding="utf-8")
+    section = page[page.index("## A second example") :]
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", section, re.S)
+    templates = EXAMPLE.with_suffix(".templates") / "da"
+    for path in (
+        EXAMPLE,
+        templates / "test-access.txt",
+        templates / "test-access.subject.txt",
+        templates / "test-access.html",
+    ):
+        assert path.read_text(encoding="utf-8") in blocks, path
