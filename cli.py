@@ -897,10 +897,15 @@ def track_advance(
                     }
                 )
             else:
-                due = f", due {row['due']}" if row["due"] else ""
-                click.echo(
-                    f"track #{row['id']} is now in {row['state']} (version {row['version']}{due})"
+                from onboarding import definitions
+
+                # The step's label, never its key: this line is read by a person.
+                state = definitions.get(db, row["definition"], row["def_version"]).by_name.get(
+                    row["state"]
                 )
+                step = state.label if state is not None else row["state"]
+                due = f", due {row['due']}" if row["due"] else ""
+                click.echo(f"track #{row['id']} is now in {step} (version {row['version']}{due})")
             return
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")

@@ -593,3 +593,12 @@ def test_init_is_idempotent_and_records_the_schema_version(
         "klik-task",
         "rollout-wave",
     }
+
+
+def test_cli_track_advance_names_the_step_by_its_label(runner: CliRunner, db_path: Path) -> None:
+    """The line after an advance names the new step by its label, not its state key."""
+    tid = ok(runner, db_path, "track", "start", "--quiet", "system-readiness", "--system",
+             "Momentum", "--at", "2021-01-04T09:00").stdout.strip()
+    out = ok(runner, db_path, "track", "advance", tid, "start_pilot", "--set",
+             "pilot_municipality=Aarhus", "--role", "vendor", "--at", "2021-01-11T09:00").stdout
+    assert out.startswith(f"track #{tid} is now in Pilot i pilotkommunen (version 2")
