@@ -507,20 +507,30 @@ def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
     _withdraw_events(conn, moves, now)
 
 
-def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
-    """The history seq at which the track entered its current state.
+#: A history row (alias ``h``) that enters a state: any trigger but a field change or a
+#: migration, the start, and a migration to another state written before migrations carried
+#: their rows (it scheduled rows under its own seq, which stay that entry's rows). One rule for
+#: every question about state entries: the current one, the one a final move leaves, and where
+#: an entry's deadline event stops counting changes.
+_ENTERS = (
+    f"(h.trigger NOT IN ('{NOT_ENTRIES[0]}', '{NOT_ENTRIES[1]}') OR h.from_state IS NULL"
+    " OR (h.trigger = '@migrate' AND h.from_state != h.to_state AND EXISTS (SELECT 1 FROM"
+    " outbox o WHERE o.track_id = h.track_id AND o.entry_seq = h.seq)))"
+)
 
-    A migration is not an entry, except one to another state written before migrations carried
-    their rows (it scheduled rows under its own seq, which stay that entry's rows).
-    """
+
+def _entry_upto(conn: sqlite3.Connection, track_id: int, seq: int) -> int | None:
+    """The history seq at which the track entered the state it was in at history row ``seq``."""
     row = conn.execute(
-        "SELECT max(seq) FROM history h WHERE track_id = ?"
-        " AND (trigger NOT IN (?, ?) OR from_state IS NULL"
-        " OR (trigger = ? AND from_state != to_state AND EXISTS (SELECT 1 FROM outbox o"
-        " WHERE o.track_id = h.track_id AND o.entry_seq = h.seq)))",
-        [track_id, *NOT_ENTRIES, "@migrate"],
+        f"SELECT max(seq) FROM history h WHERE track_id = ? AND seq <= ? AND {_ENTERS}",
+        [track_id, seq],
     ).fetchone()
-    return int(row[0] or 1)
+    return int(row[0]) if row[0] is not None else None
+
+
+def _current_entry(conn: sqlite3.Connection, track_id: int) -> int:
+    """The history seq at which the track entered its current state."""
+    return _entry_upto(conn, track_id, 2**63 - 1) or 1
 
 
 # --- calendar events (one per track and state entry) -------------------------------------------
@@ -546,10 +556,9 @@ def event_sequence(db: Database, track_id: int, entry_seq: int) -> int:
     row = db.conn.execute(
         "SELECT count(*) FROM history WHERE track_id = ? AND seq > ?"
         " AND trigger IN (?, ?) AND from_state = to_state"
-        " AND seq < coalesce((SELECT min(seq) FROM history WHERE track_id = ? AND seq > ?"
-        "  AND (trigger NOT IN (?, ?) OR from_state IS NULL OR from_state != to_state)),"
-        "  9223372036854775807)",
-        [track_id, entry_seq, *NOT_ENTRIES, track_id, entry_seq, *NOT_ENTRIES],
+        " AND seq < coalesce((SELECT min(seq) FROM history h WHERE track_id = ? AND seq > ?"
+        f"  AND {_ENTERS}), 9223372036854775807)",
+        [track_id, entry_seq, *NOT_ENTRIES, track_id, entry_seq],
     ).fetchone()
     return int(row[0])
 
@@ -563,11 +572,7 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
         if not m.final or m.track["final"]:
             continue
         track_id, seq = int(m.track["id"]), int(m.track["version"]) + 1
-        entry = conn.execute(
-            "SELECT max(seq) FROM history WHERE track_id = ? AND seq < ?"
-            " AND (trigger NOT IN (?, ?) OR from_state IS NULL OR from_state != to_state)",
-            [track_id, seq, *NOT_ENTRIES],
-        ).fetchone()[0]
+        entry = _entry_upto(conn, track_id, seq - 1)
         if entry is None:
             continue
         sent = conn.execute(

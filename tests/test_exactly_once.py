@@ -382,3 +382,27 @@ def test_exactly_once_broken_digest_template_fails_its_rows_and_the_run(
         db.close()
     assert smtp_server.to("kim@kombit.dk") == []
     assert len(smtp_server.to("sapa@kombit.dk")) == 2
+
+
+def test_exactly_once_renamed_step_still_withdraws_its_event_when_cancelled(
+    db: Database, db_path: Path, tmp_path: Path, smtp_server: MailServer
+) -> None:
+    """A migration is not a new state entry for the calendar either: step 4's reminder sent,
+    the step renamed by a migration, then the track cancelled before the deadline: the SAPA
+    owner still gets the withdrawal of that step's event."""
+    make_ready(db)
+    _contacts(db, tmp_path, ("Køge",))
+    tid = connection_to_sapa(db)
+    config = smtp_config(smtp_server, db_path)
+    send_due(db, t("2021-08-13T08:00"), config)  # step 4's reminder, with its event
+    assert len(smtp_server.to("sapa0@kommune.dk")) == 1
+    definitions.add_file(db, _connection_v2(tmp_path))
+    result = CliRunner().invoke(cli.cli, [
+        "workflow", "migrate", "connection", "--map", "sapa_request=notify_sapa",
+        "--at", "2021-08-13T09:00", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    engine.advance(db, tid, "cancel", engine.Act(actor="t", role="coordinator",
+                   at=t("2021-08-16T09:00")), {"reason": "opgivet"})
+    withdrawals = [r for r in outbox.list_rows(db, track_id=tid)
+                   if r["notification"].startswith("calendar.")]
+    assert [r["recipients"] for r in withdrawals] == [["sapa0@kommune.dk"]]
