@@ -14,7 +14,7 @@ from starlette.responses import Response
 from onboarding import reports
 from onboarding.errors import NotFound
 from onboarding.web import portfolio
-from onboarding.web.core import NO_STORE, WEB, Page, _parse_day
+from onboarding.web.core import NO_STORE, WEB, BadRequest, Page, _parse_day
 from onboarding.web.security import csv_cell
 
 
@@ -79,6 +79,8 @@ def report_csv(page: Page) -> Response:
     if name not in REPORTS:
         raise NotFound("report", name)
     data = _report_data(page, name)
+    if data["problem"]:  # a file "as of" another day than asked would mislead
+        raise BadRequest(data["problem"])
     r = data["report"]
     day = data["as_of"].isoformat()
     if name == "rollout":
