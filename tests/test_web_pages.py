@@ -18,10 +18,11 @@ from starlette.testclient import TestClient
 
 from onboarding.web import create_app, i18n
 from onboarding.web.security import csv_cell
+from tests.web_support import COORDINATOR, DEMO_NOW, SECRET, csrf_of, fresh_db, login
+
 # Sessions are rows now (issue 13): "nothing written" compares every table but the
 # page's own bookkeeping (sessions, failed logins).
 from tests.web_support import data_snapshot as snapshot
-from tests.web_support import COORDINATOR, DEMO_NOW, SECRET, csrf_of, fresh_db, login
 
 
 @pytest.fixture

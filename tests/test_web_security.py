@@ -18,9 +18,6 @@ from starlette.testclient import TestClient
 
 import cli
 from onboarding.web import create_app
-# Sessions are rows now (issue 13): "nothing written" compares every table but the
-# page's own bookkeeping (sessions, failed logins).
-from tests.web_support import data_snapshot as snapshot
 from tests.web_support import (
     AARHUS,
     COORDINATOR,
@@ -31,6 +28,10 @@ from tests.web_support import (
     fresh_db,
     login,
 )
+
+# Sessions are rows now (issue 13): "nothing written" compares every table but the
+# page's own bookkeeping (sessions, failed logins).
+from tests.web_support import data_snapshot as snapshot
 
 
 @pytest.fixture
