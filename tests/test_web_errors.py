@@ -1,0 +1,203 @@
+"""Errors as pages (issue 13): a malformed id, date or version answers 400 or 404 in the
+user's language with the security headers, and nothing reachable by a URL answers 500.
+
+The walk takes the routes from the app itself (``app.routes``) and the parameter names from
+the page handlers' source (``page.query("…")`` / ``page.field("…")``), so a route or a
+parameter added later is walked too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+from onboarding.web import create_app
+from tests.web_support import (
+    COORDINATOR,
+    DEMO_NOW,
+    SECRET,
+    csrf_of,
+    data_snapshot,
+    fresh_db,
+    login,
+)
+
+VIEWS = Path(__file__).resolve().parent.parent / "onboarding" / "web" / "views"
+HUGE = "99999999999999999999999"
+#: Values that have broken a parser somewhere: too large for SQLite, not ASCII digits,
+#: impossible or far-future dates, negative, empty, long, markup.
+MALFORMED = [
+    HUGE,
+    "9999-12-31",
+    "2021-02-30",
+    "²",
+    "-1",
+    "",
+    "abc",
+    "x" * 3000,
+    "<b>'\"",
+    "1e400",
+]
+#: Path parameter values by convertor: what ``{x:int}`` and ``{x}`` can be given.
+PATH_VALUES = {"int": [HUGE, "0", str(2**63)], "str": ["x" * 300, "%00", "..", "ø"]}
+
+
+def _parameters() -> list[str]:
+    names: set[str] = set()
+    for source in VIEWS.glob("*.py"):
+        names.update(re.findall(r'\.(?:query|field)\(\s*"([a-z_]+)"', source.read_text()))
+    names.discard("csrf")  # the walk posts with a valid token; the token's own tests are apart
+    return sorted(names)
+
+
+@pytest.fixture
+def web_db(tmp_path: Path) -> Path:
+    return fresh_db(tmp_path)
+
+
+@pytest.fixture
+def client(web_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
+    with TestClient(create_app(web_db, secret=SECRET), raise_server_exceptions=False) as c:
+        login(c, COORDINATOR)
+        yield c
+
+
+def _headers_ok(response: object) -> bool:
+    headers = response.headers  # type: ignore[attr-defined]
+    csp = headers.get("content-security-policy", "")
+    return "default-src 'self'" in csp and headers.get("x-frame-options") == "DENY"
+
+
+def _paths(route: Route) -> list[str]:
+    """The route's path with each parameter replaced by each malformed value of its kind."""
+    out = []
+    for kind in ("int", "str"):
+        for value in PATH_VALUES[kind]:
+            path = route.path
+            for name, convertor in route.param_convertors.items():
+                is_int = type(convertor).__name__ == "IntegerConvertor"
+                if is_int != (kind == "int"):
+                    break
+                path = re.sub(r"\{" + name + r"(:[a-z]+)?\}", value, path)
+            else:
+                out.append(path)
+    return sorted(set(out)) or [route.path]
+
+
+# --- the defects the issue lists --------------------------------------------------------------
+
+
+def test_web_errors_huge_track_id_is_a_404_page(client: TestClient) -> None:
+    """/tracks/99999999999999999999999 is "not found" in Danish, with the security headers."""
+    response = client.get(f"/tracks/{HUGE}")
+    assert response.status_code == 404
+    assert "ikke fundet" in response.text and _headers_ok(response)
+
+
+def test_web_errors_retry_of_a_huge_notification_id_is_a_404(client: TestClient) -> None:
+    """POST /notifications/9999…/retry is a 404 page, not a 500."""
+    token = csrf_of(client.get("/notifications").text)
+    response = client.post(f"/notifications/{HUGE}/retry", data={"csrf": token})
+    assert response.status_code == 404 and _headers_ok(response)
+
+
+def test_web_errors_future_as_of_is_refused(client: TestClient) -> None:
+    """A grid or report "as of" a day after today (9999-12-31 or tomorrow) is a 400 that says
+    so in Danish; so is a date that cannot be read."""
+    for day in ("9999-12-31", "2021-07-01"):
+        for path in ("/grid", "/reports/rollout", "/reports/rollout.csv"):
+            response = client.get(path, params={"as_of": day})
+            assert response.status_code == 400, (path, day)
+            assert "ligger i fremtiden" in response.text and _headers_ok(response)
+    today = client.get("/grid", params={"as_of": "2021-06-30"})
+    assert today.status_code == 200
+    bad = client.get("/grid", params={"as_of": "2021-02-30"})
+    assert bad.status_code == 400 and "er ikke en dato" in bad.text
+
+
+def test_web_errors_non_numeric_version_is_refused(client: TestClient, web_db: Path) -> None:
+    """A version field that is not a number is a 400 (never a step without the stale-edit
+    check), and nothing is written."""
+    page = client.get("/grid").text
+    track = re.search(r'href="/tracks/(\d+)"', page)
+    assert track
+    token = csrf_of(client.get(f"/tracks/{track.group(1)}").text)
+    before = data_snapshot(web_db)
+    for version in ("abc", "", "²", HUGE, "-1"):
+        response = client.post(
+            f"/tracks/{track.group(1)}/advance",
+            data={
+                "csrf": token,
+                "trigger": "cancel",
+                "role": "coordinator",
+                "field_reason": "test",
+                "version": version,
+            },
+        )
+        assert response.status_code == 400, version
+        assert "ikke et tal" in response.text and _headers_ok(response)
+    assert data_snapshot(web_db) == before
+
+
+def test_web_errors_unknown_address_and_method_are_danish_pages(client: TestClient) -> None:
+    """An address no route answers is a Danish 404 page, a wrong method a 405 with Allow."""
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and "ikke fundet" in missing.text
+    assert _headers_ok(missing)
+    wrong = client.get("/logout")
+    assert wrong.status_code == 405 and "POST" in wrong.headers["allow"]
+    assert _headers_ok(wrong)
+
+
+# --- the walk -----------------------------------------------------------------------------------
+
+
+def test_web_errors_every_route_with_malformed_parameters_answers_4xx(
+    client: TestClient, web_db: Path
+) -> None:
+    """Every route of the app, with malformed path parameters and every query or form
+    parameter the handlers read set to malformed values, answers below 500 with the security
+    headers."""
+    app = client.app
+    params = _parameters()
+    assert {"as_of", "version", "trigger"} <= set(params)
+    walked: set[str] = set()
+    failures: list[str] = []
+    token = csrf_of(client.get("/grid").text)
+    for route in app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, Mount):
+            for path in (f"{route.path}/{HUGE}", f"{route.path}/..%2f..%2fetc%2fpasswd"):
+                response = client.get(path)
+                if response.status_code >= 500 or not _headers_ok(response):
+                    failures.append(f"GET {path}: {response.status_code}")
+            walked.add(route.path)
+            continue
+        assert isinstance(route, Route)
+        methods = sorted((route.methods or set()) - {"HEAD"})
+        if route.path in ("/logout",):
+            continue  # walked last: it ends the session the walk runs in
+        for path in _paths(route):
+            for method in methods:
+                for value in MALFORMED:
+                    values = {name: value for name in params}
+                    if method == "GET":
+                        response = client.get(path, params=values)
+                    else:
+                        response = client.post(path, data={**values, "csrf": token})
+                    if response.status_code >= 500 or not _headers_ok(response):
+                        failures.append(
+                            f"{method} {path[:60]} {value[:20]!r}: {response.status_code}"
+                        )
+        walked.add(route.path)
+    response = client.post("/logout", data={"csrf": token, **{n: HUGE for n in params}})
+    assert response.status_code < 500 and _headers_ok(response)
+    walked.add("/logout")
+    every = {r.path for r in app.routes}  # type: ignore[attr-defined]
+    assert walked == every
+    assert not failures, "\n".join(failures)
