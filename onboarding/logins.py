@@ -151,7 +151,7 @@ def unlock(conn: sqlite3.Connection, name: str) -> int:
 def _forget_stale(conn: sqlite3.Connection, now: datetime) -> None:
     """Drop pairs with nothing left to remember (a flood of made-up names stays bounded)."""
     conn.execute(
-        "DELETE FROM login_attempts WHERE last_failure_at <= ?"
-        " AND (last_success_at IS NULL OR last_success_at <= ?)",
+        "DELETE FROM login_attempts WHERE ifnull(last_failure_at, '') <= ?"
+        " AND ifnull(last_success_at, '') <= ?",
         [clock.stamp(now - RESET_AFTER), clock.stamp(now - KNOWN_FOR)],
     )
