@@ -271,6 +271,10 @@ class WebState:
                 return self.error(page, 404, _not_found(exc, request))
             except OnboardingError as exc:
                 return self.error(page, _status_for(exc), str(exc))
+            except OverflowError:
+                # A number from the address or a form too large for SQLite (the driver raises
+                # before any query runs): bad input, whichever parameter carried it.
+                return self.error(page, 400, _("A number in the address or the form is too large."))
             finally:
                 db.close()
 
