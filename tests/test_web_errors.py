@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
@@ -237,3 +238,27 @@ def test_web_errors_every_route_with_malformed_parameters_answers_4xx(
     every = {r.path for r in app.routes}  # type: ignore[attr-defined]
     assert walked == every
     assert not failures, "\n".join(failures)
+
+
+def test_web_errors_bulk_with_huge_ids_or_codes_is_a_4xx(client: TestClient) -> None:
+    """A bulk preview for municipality "²" or 99999999999999999999, and an apply of track id
+    99999999999999999999, answer 4xx pages (the library resolved "²" with int(), and SQLite's
+    driver overflowed on the large numbers)."""
+    base = {"definition": "connection", "trigger": "cancel", "role": "coordinator"}
+    for code in ("²", HUGE):
+        response = client.get("/bulk", params={**base, "municipality": code, "preview": "1"})
+        assert 400 <= response.status_code < 500 and _headers_ok(response), code
+    token = csrf_of(client.get("/bulk").text)
+    response = client.post("/bulk/apply", data={**base, "ids": HUGE, "csrf": token})
+    assert response.status_code == 400 and "for stort" in response.text
+
+
+def test_web_errors_municipality_code_must_be_a_short_ascii_number(db: Database) -> None:
+    """resolve_municipality reads "²" and 20-digit strings as names (not found), never int()."""
+    from onboarding import registry
+    from onboarding.errors import NotFound
+
+    for text in ("²", HUGE):
+        with pytest.raises(NotFound):
+            registry.resolve_municipality(db, text)
+    assert registry.resolve_municipality(db, "751")["name"] == "Aarhus"
