@@ -155,14 +155,22 @@ def test_web_errors_non_numeric_version_is_refused(client: TestClient, web_db: P
     assert data_snapshot(web_db) == before
 
 
-def test_web_errors_unknown_address_and_method_are_danish_pages(client: TestClient) -> None:
-    """An address no route answers is a Danish 404 page, a wrong method a 405 with Allow."""
+def test_web_errors_unknown_address_and_method_are_pages_in_the_users_language(
+    client: TestClient,
+) -> None:
+    """An address no route answers is a 404 page, a wrong method a 405 with Allow; in Danish,
+    or in English for a user who chose it."""
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and "ikke fundet" in missing.text
     assert _headers_ok(missing)
     wrong = client.get("/logout")
     assert wrong.status_code == 405 and "POST" in wrong.headers["allow"]
     assert _headers_ok(wrong)
+    token = csrf_of(client.get("/grid").text)
+    client.post("/language", data={"csrf": token, "lang": "en", "next": "/grid"})
+    english = client.get(f"/tracks/{HUGE}")
+    assert english.status_code == 404 and "Nothing was found" in english.text
+    assert client.get("/grid", params={"as_of": "9999-12-31"}).text.count("in the future") == 1
 
 
 # --- the walk -----------------------------------------------------------------------------------

@@ -248,7 +248,7 @@ def actor_sessions(name: str, db_path: str | None, as_json: bool) -> None:
 
         onboarding actor sessions aarhus-pl
     """
-    from onboarding import actors, sessions
+    from onboarding import actors, clock, sessions
 
     with database(db_path) as db:
         actors.get(db, name)  # an unknown name is an error, not an empty list
@@ -256,7 +256,18 @@ def actor_sessions(name: str, db_path: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    echo_table(rows)
+    echo_table(
+        [
+            {
+                "started": clock.display(r["started"]),
+                "last used": clock.display(r["last_seen"]),
+                "ends": clock.display(r["ends"]),
+                "address": r["address"] or "",
+                "browser": r["user_agent"] or "",
+            }
+            for r in rows
+        ]
+    )
 
 
 @actor.command("revoke-sessions")
