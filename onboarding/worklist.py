@@ -78,6 +78,19 @@ def reach_of(db: Database, actor: str) -> list[Reach]:
     return list(by_role.values())
 
 
+#: The columns that make a track's subject text (with its wave, a field).
+_SUBJECT_KEYS = (
+    "municipality_code",
+    "system_id",
+    "klik_task_id",
+    "course",
+    "index_set",
+    "bob",
+    "vendor_id",
+    "subject_name",
+)
+
+
 @lru_cache(maxsize=4096)
 def _working_days(start: date, end: date) -> int:
     return max(0, calendar.working_days_between(start, end))
@@ -157,13 +170,7 @@ def work_list(db: Database, actor: str, today: date | None = None) -> list[dict[
     for t in _select(db, reach, waiting):
         defn = defs[(t["definition"], t["def_version"])]
         state = defn.state(t["state"])
-        key = tuple(
-            t[k]
-            for k in (
-                "municipality_code", "system_id", "klik_task_id", "course", "index_set", "bob",
-                "vendor_id", "subject_name",
-            )
-        ) + (t["fields"].get("wave"),)
+        key = (*(t[k] for k in _SUBJECT_KEYS), t["fields"].get("wave"))
         if key not in labels:
             labels[key] = subject_text(_subject_labels(db, t))
         entered = clock.local_date(clock.unstamp(t["entered_at"]))

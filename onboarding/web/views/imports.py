@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from onboarding.errors import InputError, OnboardingError
-from onboarding.web.core import WEB, Page, WebState, _require_role, _status_for
+from onboarding.web.core import WEB, Page, WebState, _grants, _require_role, _status_for
 from onboarding.web.i18n import gettext as _
 
 #: The largest status file the import page takes.
@@ -20,6 +20,18 @@ MAX_UPLOAD = 5 * 1024 * 1024
 
 
 IMPORT_ROLES = ("coordinator", "importer")
+
+
+def _importer(page: Page, path: Path) -> Any:
+    """The logged-in person as the import's actor: in role importer when they hold it for all,
+    else in the role that let them import (coordinator); the note names the uploaded file and
+    its sha256 digest (accountability: history says who uploaded what)."""
+    from onboarding.status_import import ROLE, Importer, upload_source
+
+    assert page.actor is not None
+    for_all = {g.get("role") for g in _grants(page.db, page.actor) if g.get("scope") == "all"}
+    role = ROLE if ROLE in for_all else next(r for r in IMPORT_ROLES if r in for_all)
+    return Importer(actor=page.actor, role=role, source=upload_source(path.name, path.read_bytes()))
 
 
 def import_page(page: Page) -> Response:
@@ -86,7 +98,7 @@ def import_preview(page: Page) -> Response:
         shutil.rmtree(state.uploads / old, ignore_errors=True)
     page.session["import"] = token
     try:
-        result = import_status(page.db, path, dry_run=True)
+        result = import_status(page.db, path, dry_run=True, by=_importer(page, path))
     except OnboardingError as exc:
         shutil.rmtree(path.parent, ignore_errors=True)
         page.session.pop("import", None)
@@ -116,7 +128,7 @@ def import_apply(page: Page) -> Response:
             errors=[_("That preview is no longer available: upload the file again.")],
         )
     try:
-        result = import_status(page.db, path)
+        result = import_status(page.db, path, by=_importer(page, path))
     except OnboardingError as exc:
         return state.render(
             page,
