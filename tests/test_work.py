@@ -298,7 +298,7 @@ def _status_file(web_db: Path) -> bytes:
     ).encode()
 
 
-def _upload_and_apply(client: TestClient, data: bytes, name: str) -> None:
+def _upload_and_apply(client: TestClient, data: bytes, name: str) -> str:
     token = csrf_of(client.get("/import").text)
     preview = client.post(
         "/import", data={"csrf": token}, files={"file": (name, data, "text/csv")}
@@ -308,6 +308,7 @@ def _upload_and_apply(client: TestClient, data: bytes, name: str) -> None:
     assert upload
     applied = client.post("/import/apply", data={"csrf": token, "token": upload.group(1)})
     assert applied.status_code == 200, applied.text
+    return applied.text
 
 
 def test_web_import_history_names_the_person_the_file_and_its_digest(web_db: Path) -> None:
@@ -317,12 +318,13 @@ def test_web_import_history_names_the_person_the_file_and_its_digest(web_db: Pat
     before = _rows(web_db, "SELECT max(id) FROM history")[0][0]
     client = _client(web_db)
     try:
-        _upload_and_apply(client, data, "status-2021-06.csv")
+        page = _upload_and_apply(client, data, "status-2021-06.csv")
     finally:
         client.__exit__(None, None, None)
     rows = _rows(web_db, "SELECT actor, role, note FROM history WHERE id > ?", (before,))
     assert rows
     digest = hashlib.sha256(data).hexdigest()
+    assert digest in page and "Historikken nævner" in page  # the page says what it recorded
     for actor, role, note in rows:
         assert (actor, role) == (COORDINATOR, "coordinator")
         assert "status-2021-06.csv" in note and digest in note

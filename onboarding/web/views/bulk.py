@@ -12,7 +12,6 @@ from starlette.responses import Response
 from onboarding import bulkops, definitions, engine, registry, tracks
 from onboarding.errors import InputError, NotFound, OnboardingError
 from onboarding.filters import TrackFilter
-from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, Redirect, _granted_roles, _status_for, _urlencode
 from onboarding.web.i18n import gettext as _
 
@@ -180,14 +179,11 @@ def bulk_apply(page: Page) -> Response:
                 )
                 % {"then": len(ids), "now": check.selected}
             )
-        result = engine.bulk_advance(page.db, flt, req["trigger"], act, sets)
+        engine.bulk_advance(page.db, flt, req["trigger"], act, sets)
     except OnboardingError as exc:
         error, status = str(exc), _status_for(exc)
     else:
-        page.flash(
-            i18n.ngettext("%(n)d track moved.", "%(n)d tracks moved.", result.moved)
-            % {"n": result.moved}
-        )
+        # The result page (bulk_done) says how many moved and lists them.
         query = _urlencode({k: str(v) for k, v in req.items() if v and k not in ("note",)})
         raise Redirect(f"/bulk/done/{op.id}?" + query)
     return WEB(page).render(
