@@ -169,12 +169,28 @@ def _columns(
     for kind, ident in keys:
         if kind == "s":
             s = systems[ident]
-            out.append({"key": (kind, ident), "id": ident, "name": s["name"],
-                        "vendor": s["vendor"], "category": s["category"], "label": s["label"]})
+            out.append(
+                {
+                    "key": (kind, ident),
+                    "id": ident,
+                    "name": s["name"],
+                    "vendor": s["vendor"],
+                    "category": s["category"],
+                    "label": s["label"],
+                }
+            )
             continue
         name = {"k": klik.get(ident, str(ident)), "c": f"{ident}", "i": str(ident)}.get(kind, title)
-        out.append({"key": (kind, ident), "id": None, "name": name, "vendor": "",
-                    "category": title if kind != "k" else "KLIK", "label": name})
+        out.append(
+            {
+                "key": (kind, ident),
+                "id": None,
+                "name": name,
+                "vendor": "",
+                "category": title if kind != "k" else "KLIK",
+                "label": name,
+            }
+        )
     out.sort(
         key=lambda c: (
             c["key"][0] != "s",
@@ -231,9 +247,7 @@ def grid(
         sid, code = t["system_id"], t["municipality_code"]
         if (sid is not None and int(sid) not in systems) or (sid is None and narrowed):
             continue
-        if (code is not None and int(code) not in municipalities) or (
-            code is None and flt.region
-        ):
+        if (code is not None and int(code) not in municipalities) or (code is None and flt.region):
             continue
         key = _row_col(t, definition)
         ver = int(t["def_version"])
@@ -267,9 +281,7 @@ def grid(
         used = set(cells)
     else:
         used = set(cells) | {
-            (("m", m), ("s", s))
-            for m, s in contracts
-            if s in systems and m in municipalities
+            (("m", m), ("s", s)) for m, s in contracts if s in systems and m in municipalities
         }
     columns = _columns(db, {k[1] for k in used}, every_system, latest.title)
     rows = []
@@ -315,7 +327,8 @@ def grid(
     return {
         "as_of": as_of.isoformat(),
         "definition": {"name": latest.name, "title": latest.title, "version": latest.version},
-        "rows_are": "municipality" if any(r["code"] is not None for r in rows) or not rows
+        "rows_are": "municipality"
+        if any(r["code"] is not None for r in rows) or not rows
         else "system",
         "filter": flt,
         "systems": columns,
