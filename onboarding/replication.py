@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from onboarding import audit, backup
+from onboarding.clock import show_instant
 from onboarding.db import connect, open_existing
 from onboarding.errors import InputError, OnboardingError
 from onboarding.storage import guard, remove_with_journals
@@ -192,6 +194,9 @@ def config_text(
 ) -> str:
     """Litestream's configuration (YAML) for one database and one replica. It holds paths and
     intervals only: S3 credentials come from the environment when Litestream runs."""
+    retention = duration(retention, "--retention")
+    if sync_interval:
+        sync_interval = duration(sync_interval, "--sync-interval")
     replica: dict[str, Any] = {
         "url": target.url,
         "sync-interval": sync_interval
@@ -217,6 +222,31 @@ def write_config(folder: Path, db_path: Path, target: Target, **settings: str) -
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(config_text(db_path, target, **settings))
     return path
+
+
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
+
+
+def duration(text: str, what: str) -> str:
+    """A duration as Litestream reads it (Go's form: ``250ms``, ``1s``, ``168h``, ``1h30m``)."""
+    value = text.strip()
+    if not _DURATION.fullmatch(value):
+        raise InputError(f"{what} {text!r} is not a duration: use 250ms, 1s, 10m or 168h")
+    return value
+
+
+def check_config(binary: Path, config: Path) -> None:
+    """Let Litestream itself read the configuration (``litestream databases``) before it
+    runs: a mistake is one line now, not a restart every few seconds."""
+    result = subprocess.run(
+        [str(binary), "databases", "-config", str(config), "-no-expand-env"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        said = " ".join((result.stderr or result.stdout).split())[:300]
+        raise ReplicationError(f"Litestream refuses the configuration: {said}")
 
 
 def replicate_args(binary: Path, config: Path) -> list[str]:
@@ -274,9 +304,9 @@ class Supervisor:
     ) -> None:
         self.db_path = Path(db_path)
         self.target = target
-        self.settings = {"retention": retention}
+        self.settings = {"retention": duration(retention, "--retention")}
         if sync_interval:
-            self.settings["sync_interval"] = sync_interval
+            self.settings["sync_interval"] = duration(sync_interval, "--sync-interval")
         self.events = events or log.info
         self.restart_delay = restart_delay
         #: How many times Litestream was started again after dying.
@@ -301,7 +331,15 @@ class Supervisor:
         check_database(self.db_path)
         prepare_folder(self.target)
         self._folder = tempfile.TemporaryDirectory(prefix="onboarding-litestream-")
-        config = write_config(Path(self._folder.name), self.db_path, self.target, **self.settings)
+        try:
+            config = write_config(
+                Path(self._folder.name), self.db_path, self.target, **self.settings
+            )
+            check_config(binary, config)
+        except BaseException:
+            self._folder.cleanup()
+            self._folder = None
+            raise
         args = replicate_args(binary, config)
         self._thread = threading.Thread(
             target=self._watch, args=(args,), name="litestream-supervisor", daemon=True
@@ -481,11 +519,16 @@ def _litestream_restore(binary: Path, target: Target, out: Path, at: datetime | 
         result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
         said = _last_error(result.stderr)
-        where = f" as of {at.isoformat()}" if at else ""
+        where = f" as of {show_instant(at)}" if at else ""
         if "no matching backup" in said or "timestamp does not exist" in said:
+            hint = (
+                "an --at must fall after replication started and within its retention"
+                if at
+                else "is it the replica given to 'onboarding replicate --to'?"
+            )
             raise InputError(
-                f"--from-replica {target.show()}: no replica of a database{where} there "
-                f"(Litestream: {said})"
+                f"--from-replica {target.show()}: the replica holds no state of the database"
+                f"{where} (Litestream: {said}); {hint}"
             )
         raise ReplicationError(f"restoring from {target.show()} failed (Litestream: {said})")
     if not out.is_file():  # pragma: no cover - Litestream said it restored
@@ -493,12 +536,11 @@ def _litestream_restore(binary: Path, target: Target, out: Path, at: datetime | 
 
 
 def _last_error(stderr: str) -> str:
-    """Litestream's own reason: the last line it printed, without its log prefix."""
+    """Litestream's own reason: the last line it printed, without its "Error:" prefix."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if not lines:
         return "no message"
-    last = lines[-1]
-    return last.split("ERROR: ", 1)[-1].split("error: ", 1)[-1][:300]
+    return re.sub(r"^(?:error:\s*)+", "", lines[-1], flags=re.IGNORECASE)[:300]
 
 
 def _check_restored(path: Path) -> str:
