@@ -351,8 +351,15 @@ class Supervisor:
             raise ReplicationError(f"could not start Litestream: {self._error}")
 
     def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
-        # Output goes where ours goes: an operator reads Litestream's own log lines there.
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        # Litestream logs to stdout; its lines go to our stderr, with our own log lines, and
+        # never mix into a command's output.
+        try:
+            stderr: int | None = sys.stderr.fileno()
+        except (AttributeError, ValueError, OSError):  # a replaced stream (tests in-process)
+            stderr = None
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=stderr, preexec_fn=_die_with_parent
+        )
 
     def _watch(self, args: list[str]) -> None:
         delay = self.restart_delay

@@ -87,6 +87,6 @@ def replicate_cmd(
     supervisor = replication.Supervisor(
         path, target, sync_interval=sync_interval, retention=retention, events=echo_event
     )
-    click.echo(f"replicating {path} to {target.show()} (Ctrl+C stops)", err=True)
+    # The supervisor says "replication started: DB -> REPLICA (litestream pid N)" once it runs.
     replication.run_until_stopped(supervisor)
     sys.stderr.flush()
