@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import re
@@ -273,6 +274,32 @@ def prepare_folder(target: Target) -> None:
 # --- running it beside a job ------------------------------------------------------------------
 
 
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(f"{db_path.name}.replicate-lock")
+
+
+def claim(db_path: Path) -> int:
+    """Take the one replicator's place for this database (an exclusive ``flock`` on
+    ``<db>.replicate-lock``, which the kernel lets go when this process ends, however it ends);
+    the open file descriptor. Two Litestreams on one database would fight over its WAL and
+    checkpoints, so a second ``replicate`` or ``--replicate-to`` is refused."""
+    path = lock_path(db_path)
+    with guard(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise InputError(
+            f"{db_path} is already being replicated (process {holder}): run one replicator per "
+            "database, either 'onboarding replicate' or one command with --replicate-to"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to send this child SIGTERM when the thread that started it ends, so a parent
     killed with SIGKILL leaves no Litestream behind (it then ships what it holds and exits)."""
@@ -318,6 +345,7 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._error: BaseException | None = None
+        self._claim: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -329,16 +357,16 @@ class Supervisor:
     def start(self) -> None:
         binary = litestream_binary()
         check_database(self.db_path)
-        prepare_folder(self.target)
-        self._folder = tempfile.TemporaryDirectory(prefix="onboarding-litestream-")
+        self._claim = claim(self.db_path)
         try:
+            prepare_folder(self.target)
+            self._folder = tempfile.TemporaryDirectory(prefix="onboarding-litestream-")
             config = write_config(
                 Path(self._folder.name), self.db_path, self.target, **self.settings
             )
             check_config(binary, config)
         except BaseException:
-            self._folder.cleanup()
-            self._folder = None
+            self._release()
             raise
         args = replicate_args(binary, config)
         self._thread = threading.Thread(
@@ -409,12 +437,18 @@ class Supervisor:
             code = proc.returncode
         if self._thread is not None:
             self._thread.join()
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None
+        self._release()
         if proc is not None:
             self.events(f"replication stopped (litestream exit {code})")
         return code
+
+    def _release(self) -> None:
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+        if self._claim is not None:
+            os.close(self._claim)  # lets go of the flock
+            self._claim = None
 
     def __enter__(self) -> Supervisor:
         self.start()

@@ -294,6 +294,29 @@ def test_replicate_restarts_litestream_and_stops_on_sigterm(
     assert _history(restored) == _history(db_path)
 
 
+def test_replicate_refuses_a_second_replicator(
+    tmp_path: Path, db_path: Path, runner: CliRunner
+) -> None:
+    """A second ``replicate`` (or ``--replicate-to``) on a database already replicated is
+    refused (exit 2, one line naming the process): two Litestreams would fight over its WAL."""
+    log = tmp_path / "replicate.log"
+    proc = _start(db_path, log, "replicate", "--to", str(tmp_path / "replica"))
+    try:
+        _wait_for(log, "replication started", proc)
+        for args in (
+            ["replicate", "--to", str(tmp_path / "other")],
+            ["scheduler", "run", "--replicate-to", str(tmp_path / "other")],
+        ):
+            result = runner.invoke(cli.cli, [*args, "--db", str(db_path)])
+            assert result.exit_code == 2, result.output
+            assert f"already being replicated (process {proc.pid})" in result.output
+            assert len(result.output.strip().splitlines()) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert not (tmp_path / "other").exists()
+
+
 def test_replicate_leaves_no_litestream_when_killed(tmp_path: Path, db_path: Path) -> None:
     """A replicate process killed with SIGKILL takes its Litestream with it (no orphan)."""
     log = tmp_path / "replicate.log"
