@@ -227,7 +227,7 @@ def test_replica_restore_at_a_time_gives_that_times_history(
     """``restore --from-replica --at T`` gives the history as it was at T: every row recorded
     after T is absent, every row committed more than a second before T is there, in order."""
     run = killed_run
-    head, at = run.commits[len(run.commits) // 2]
+    _, at = run.commits[len(run.commits) // 2]
     moment = datetime.fromtimestamp(at, UTC)
     restored = run.folder / "as-of.db"
     code, out = _restore(
