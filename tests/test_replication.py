@@ -12,6 +12,7 @@ with the original file, which still holds every commit (SQLite survives a proces
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -26,9 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlite_utils import Database
 
 import cli
-from onboarding import replication
+from onboarding import engine, registry, replication
+from onboarding.db import open_existing
 from onboarding.errors import InputError
 from tests import reliability as rel
 from tests.mailserver import free_port
@@ -118,24 +121,36 @@ def _bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _subjects(db: Database) -> Iterator[engine.Subject]:
+    """Distinct connection subjects, always in the same order."""
+    municipalities = [str(m["code"]) for m in registry.list_municipalities(db)]
+    systems = [str(s["label"]) for s in registry.list_systems(db)]
+    for index in rel.INDEX_SETS:
+        for system in systems:
+            for municipality in municipalities:
+                yield engine.Subject(municipality=municipality, system=system, index=index)
+
+
+def _start_tracks(db_path: Path, skip: int, n: int) -> None:
+    """Start ``n`` connection tracks, one commit each, on subjects after the first ``skip``."""
+    db = open_existing(db_path)
+    try:
+        for subject in itertools.islice(_subjects(db), skip, skip + n):
+            engine.start(db, "connection", subject, engine.Act("tester", "coordinator"))
+    finally:
+        db.close()
+
+
 def writer(db_path: str, log_path: str) -> None:
     """Start connection tracks one commit each until killed; after each commit, log
     ``history-id wall-time`` (line-buffered: a SIGKILL loses no logged line)."""
-    from onboarding import engine, registry
-    from onboarding.db import open_existing
-
     db = open_existing(db_path)
-    municipalities = [str(m["code"]) for m in registry.list_municipalities(db)]
-    systems = [str(s["label"]) for s in registry.list_systems(db)]
     with open(log_path, "a", buffering=1, encoding="utf-8") as log:
-        for index in rel.INDEX_SETS:
-            for system in systems:
-                for municipality in municipalities:
-                    subject = engine.Subject(municipality=municipality, system=system, index=index)
-                    engine.start(db, "connection", subject, engine.Act("tester", "coordinator"))
-                    head = db.execute("SELECT max(id) FROM history").fetchone()[0]
-                    log.write(f"{head} {time.time():.6f}\n")
-                    time.sleep(0.002)  # a steady stream, not a burst: times spread over the run
+        for subject in _subjects(db):
+            engine.start(db, "connection", subject, engine.Act("tester", "coordinator"))
+            head = db.execute("SELECT max(id) FROM history").fetchone()[0]
+            log.write(f"{head} {time.time():.6f}\n")
+            time.sleep(0.002)  # a steady stream, not a burst: times spread over the run
 
 
 # --- the main scenario: replicate, kill everything, restore ----------------------------------
@@ -266,19 +281,21 @@ def test_replica_restore_keeps_the_database_it_replaces(
 def test_replicate_restarts_litestream_and_stops_on_sigterm(
     tmp_path: Path, db_path: Path, runner: CliRunner
 ) -> None:
-    """``onboarding replicate`` starts Litestream again after a SIGKILL (and replication goes
-    on), and on SIGTERM stops it and exits 0."""
+    """``onboarding replicate`` starts Litestream again after a SIGKILL, the commits made while
+    it was down reach the replica too, and on SIGTERM it stops Litestream and exits 0."""
     replica, log = tmp_path / "replica", tmp_path / "replicate.log"
     proc = _start(db_path, log, "replicate", "--to", str(replica))
     try:
         _wait_for(log, "replication started", proc)
         first = _pids(log)[0]
+        _wait_for(log, "replicating to", proc)
         os.kill(first, signal.SIGKILL)
+        _start_tracks(db_path, 0, 40)  # while no Litestream runs (it restarts after 1 s)
+        assert "replication restarted" not in log.read_text()
         _wait_for(log, "replication restarted", proc)
         second = _pids(log)[-1]
         assert second != first
-        _wait_for(log, "replicating to", proc)
-        rel.start_connections(db_path, 3)  # written after the restart: must reach the replica
+        _start_tracks(db_path, 40, 3)  # after the restart
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
