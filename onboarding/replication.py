@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from onboarding import audit, backup
-from onboarding.clock import show_instant
+from onboarding.clock import check_not_future, show_instant
 from onboarding.db import connect, open_existing
 from onboarding.errors import InputError, OnboardingError
 from onboarding.storage import guard, remove_with_journals
@@ -395,8 +395,10 @@ class Supervisor:
         while not self._stopping.is_set():
             try:
                 proc = self._spawn(args)
-            except OSError as exc:
+            except OSError as exc:  # the binary vanished or cannot run: nothing to supervise
                 self._error = exc
+                if self._started.is_set():
+                    self.events(f"replication NOT running: could not start Litestream: {exc}")
                 self._started.set()
                 return
             with self._lock:
@@ -518,6 +520,8 @@ def restore_from_replica(
     Litestream finds nothing or a check fails. Returns ``backup.restore``'s summary with the
     restored history's head and how long each part took."""
     target = replica_target(source, what="--from-replica")
+    if at is not None:
+        check_not_future(at, why="a replica holds only what has happened")
     if target.folder is not None and not target.folder.is_dir():
         raise InputError(f"--from-replica {target.folder}: no such folder")
     db_path = Path(db_path)

@@ -528,6 +528,7 @@ def test_restore_from_replica_refuses_another_applications_database(
         (("restore", "backup.db", "--from-replica", "r"), "one of them"),
         (("restore", "backup.db", "--at", "2021-06-01"), "--at needs --from-replica"),
         (("restore", "--from-replica", "r", "--at", "yesterday"), "--at"),
+        (("restore", "--from-replica", "r", "--at", "2999-01-01T12:00"), "later than the"),
         (("replicate", "--to", "ftp://host/x"), "s3://"),
         (("replicate", "--to", "s3://KEY:SECRET@bucket/x"), "AWS_ACCESS_KEY_ID"),
         (("replicate", "--to", "s3://bucket"), "path inside the bucket"),
