@@ -278,11 +278,11 @@ def lock_path(db_path: Path) -> Path:
     return db_path.with_name(f"{db_path.name}.replicate-lock")
 
 
-def claim(db_path: Path) -> int:
-    """Take the one replicator's place for this database (an exclusive ``flock`` on
-    ``<db>.replicate-lock``, which the kernel lets go when this process ends, however it ends);
-    the open file descriptor. Two Litestreams on one database would fight over its WAL and
-    checkpoints, so a second ``replicate`` or ``--replicate-to`` is refused."""
+def try_claim(db_path: Path) -> tuple[int | None, str]:
+    """Try to take the one replicator's place for this database: an exclusive ``flock`` on
+    ``<db>.replicate-lock``, which the kernel lets go when this process ends, however it ends.
+    (the open file descriptor, "") when taken; (None, the holder's process id) when another
+    process holds it. Two Litestreams on one database would fight over its WAL."""
     path = lock_path(db_path)
     with guard(path):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -291,12 +291,20 @@ def claim(db_path: Path) -> int:
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise InputError(
-            f"{db_path} is already being replicated (process {holder}): run one replicator per "
-            "database, either 'onboarding replicate' or one command with --replicate-to"
-        ) from None
+        return None, holder
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
+    return fd, ""
+
+
+def claim(db_path: Path) -> int:
+    """``try_claim``, refusing (``InputError``) when another process replicates already."""
+    fd, holder = try_claim(db_path)
+    if fd is None:
+        raise InputError(
+            f"{db_path} is already being replicated (process {holder}): run one replicator per "
+            "database"
+        )
     return fd
 
 
@@ -315,6 +323,8 @@ class Supervisor:
     ``start`` checks the database and starts Litestream from a monitor thread (the same thread
     restarts it, and Linux ties the child's life to that thread: see ``_die_with_parent``);
     ``stop`` sends SIGTERM, waits ``STOP_TIMEOUT`` for it to ship what it holds, then kills it.
+    One replicator per database (``try_claim``): without ``standby`` a second one is refused;
+    with it, it waits and takes over when the first one stops.
     As a context manager it is started on entry and stopped on exit, whatever ends the block.
     ``events`` receives one line per start, crash and stop (default: the module's logger).
     """
@@ -328,6 +338,7 @@ class Supervisor:
         retention: str = RETENTION,
         events: Callable[[str], None] | None = None,
         restart_delay: float = RESTART_DELAY,
+        standby: bool = False,
     ) -> None:
         self.db_path = Path(db_path)
         self.target = target
@@ -336,6 +347,7 @@ class Supervisor:
             self.settings["sync_interval"] = duration(sync_interval, "--sync-interval")
         self.events = events or log.info
         self.restart_delay = restart_delay
+        self.standby = standby
         #: How many times Litestream was started again after dying.
         self.restarts = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -357,7 +369,11 @@ class Supervisor:
     def start(self) -> None:
         binary = litestream_binary()
         check_database(self.db_path)
-        self._claim = claim(self.db_path)
+        holder = ""
+        if self.standby:
+            self._claim, holder = try_claim(self.db_path)
+        else:
+            self._claim = claim(self.db_path)
         try:
             prepare_folder(self.target)
             self._folder = tempfile.TemporaryDirectory(prefix="onboarding-litestream-")
@@ -370,7 +386,7 @@ class Supervisor:
             raise
         args = replicate_args(binary, config)
         self._thread = threading.Thread(
-            target=self._watch, args=(args,), name="litestream-supervisor", daemon=True
+            target=self._watch, args=(args, holder), name="litestream-supervisor", daemon=True
         )
         self._thread.start()
         self._started.wait()
@@ -389,7 +405,9 @@ class Supervisor:
             args, stdin=subprocess.DEVNULL, stdout=stderr, preexec_fn=_die_with_parent
         )
 
-    def _watch(self, args: list[str]) -> None:
+    def _watch(self, args: list[str], holder: str) -> None:
+        if self._claim is None and not self._stand_by(holder):
+            return
         delay = self.restart_delay
         first = True
         while not self._stopping.is_set():
@@ -420,6 +438,21 @@ class Supervisor:
                 return
             delay = min(delay * 2, RESTART_DELAY_MAX)
             self.restarts += 1
+
+    def _stand_by(self, holder: str) -> bool:
+        """Wait (polling once a second) until the process replicating this database stops,
+        then take its place; False when told to stop first."""
+        self.events(
+            f"replication standing by: process {holder} replicates {self.db_path} already; "
+            "this one takes over if it stops"
+        )
+        self._started.set()
+        while self._claim is None:
+            if self._stopping.wait(1.0):
+                return False
+            with contextlib.suppress(OSError):
+                self._claim, _ = try_claim(self.db_path)
+        return True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Stop Litestream (SIGTERM: it ships what it holds first) and the monitor thread;
@@ -476,7 +509,11 @@ def supervising(
     if to is None:
         yield None
         return
-    supervisor = Supervisor(Path(db_path), replica_target(to, what="--replicate-to"), **options)
+    # Several long-running commands may be given --replicate-to (one environment file for all):
+    # the first replicates, the others stand by to take over, so one always does.
+    supervisor = Supervisor(
+        Path(db_path), replica_target(to, what="--replicate-to"), standby=True, **options
+    )
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise Stopped

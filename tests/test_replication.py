@@ -311,27 +311,41 @@ def test_replicate_restarts_litestream_and_stops_on_sigterm(
     assert _history(restored) == _history(db_path)
 
 
-def test_replicate_refuses_a_second_replicator(
+def test_replicate_refuses_a_second_replicator_and_replicate_to_stands_by(
     tmp_path: Path, db_path: Path, runner: CliRunner
 ) -> None:
-    """A second ``replicate`` (or ``--replicate-to``) on a database already replicated is
-    refused (exit 2, one line naming the process): two Litestreams would fight over its WAL."""
-    log = tmp_path / "replicate.log"
+    """A second ``replicate`` on a database already replicated is refused (exit 2, one line
+    naming the process): two Litestreams would fight over its WAL. A command given
+    ``--replicate-to`` stands by instead and takes over when the first one stops."""
+    log, host_log = tmp_path / "replicate.log", tmp_path / "scheduler.log"
     proc = _start(db_path, log, "replicate", "--to", str(tmp_path / "replica"))
+    host = None
     try:
         _wait_for(log, "replication started", proc)
-        for args in (
-            ["replicate", "--to", str(tmp_path / "other")],
-            ["scheduler", "run", "--replicate-to", str(tmp_path / "other")],
-        ):
-            result = runner.invoke(cli.cli, [*args, "--db", str(db_path)])
-            assert result.exit_code == 2, result.output
-            assert f"already being replicated (process {proc.pid})" in result.output
-            assert len(result.output.strip().splitlines()) == 1
-    finally:
+        result = runner.invoke(
+            cli.cli, ["replicate", "--to", str(tmp_path / "other"), "--db", str(db_path)]
+        )
+        assert result.exit_code == 2, result.output
+        assert f"already being replicated (process {proc.pid})" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "other").exists()
+
+        host = _start(db_path, host_log, "scheduler", "run", "--interval", "3600",
+                      "--replicate-to", str(tmp_path / "other"))
+        _wait_for(host_log, f"standing by: process {proc.pid}", host)
+        assert _pids(host_log) == []
         proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-    assert not (tmp_path / "other").exists()
+        assert proc.wait(30) == 0
+        _wait_for(host_log, "replication started", host)
+        pid = _pids(host_log)[0]
+        host.send_signal(signal.SIGTERM)
+        assert host.wait(30) == 0, host_log.read_text()
+        assert _gone(pid)
+    finally:
+        for p in (proc, host):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def test_replicate_leaves_no_litestream_when_killed(tmp_path: Path, db_path: Path) -> None:
