@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from onboarding import audit, backup
+from onboarding import audit, backup, storage
 from onboarding.clock import check_not_future, show_instant
 from onboarding.db import connect, open_existing
 from onboarding.errors import InputError, OnboardingError
@@ -257,8 +257,19 @@ def replicate_args(binary: Path, config: Path) -> list[str]:
 
 def check_database(db_path: Path) -> None:
     """Refuse, before Litestream touches it, a database that does not exist, is not ours or
-    is from a newer version (the same checks as every command)."""
+    is from a newer version (the same checks as every command), or that it could not write:
+    Litestream checkpoints the WAL into the file and keeps its state in a folder beside it, so
+    a read-only file, folder or file system, or a full disk, would only make it die and be
+    restarted for ever."""
     open_existing(db_path).close()
+    _writable(db_path)
+
+
+def _writable(db_path: Path) -> None:
+    # storage's own diagnosis, so the line reads as every other command's storage fault
+    problem = storage._diagnose(db_path)
+    if problem is not None:
+        raise problem
 
 
 def prepare_folder(target: Target) -> None:
@@ -564,6 +575,9 @@ def restore_from_replica(
     db_path = Path(db_path)
     if not db_path.parent.is_dir():
         raise InputError(f"--db {db_path}: its folder {db_path.parent} does not exist")
+    if db_path.exists():
+        connect(db_path).close()  # refuses a file that is not ours before any work
+    _writable(db_path)  # the new file goes beside it, and then replaces it
     binary = litestream_binary()
     new = db_path.with_name(f".{db_path.name}.from-replica-{os.getpid()}.db")
     remove_with_journals(new)
