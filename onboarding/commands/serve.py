@@ -11,6 +11,7 @@ from onboarding.commands.common import (
     UserError,
     db_option,
 )
+from onboarding.commands.replicate import echo_event, replicate_to_option
 
 
 def is_loopback(host: str) -> bool:
@@ -72,6 +73,7 @@ def plain_http_warning(host: str, port: int) -> str:
     default=None,
     help="The certificate's private key (PEM).",
 )
+@replicate_to_option
 @db_option
 def serve_cmd(
     host: str,
@@ -81,6 +83,7 @@ def serve_cmd(
     secure_cookies: bool,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
+    replicate_to: str | None,
     db_path: str | None,
 ) -> None:
     """Start the coordinators' web page over the database (login with an actor's password).
@@ -92,10 +95,13 @@ def serve_cmd(
 
     Example:
 
+    \b
         onboarding serve --db demo-output/onboarding.db --port 8000
+        onboarding serve --db /srv/data/onboarding.db --replicate-to /srv/replica/onboarding
 
     Behind a TLS proxy on this machine:
 
+    \b
         onboarding serve --behind-proxy --secure-cookies --forwarded-allow-ips 127.0.0.1
     """
     import uvicorn
@@ -111,19 +117,22 @@ def serve_cmd(
     if not is_loopback(host) and not tls and not behind_proxy:
         click.echo(plain_http_warning(host, port), err=True)
     scheme = "https" if tls else "http"
-    click.echo(f"Serving {path} on {scheme}://{host}:{port}/ (Ctrl+C stops)")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        server_header=False,
-        ssl_certfile=str(Path(ssl_certfile)) if ssl_certfile else None,
-        ssl_keyfile=str(Path(ssl_keyfile)) if ssl_keyfile else None,
-        # uvicorn's defaults trust X-Forwarded-For and X-Forwarded-Proto from 127.0.0.1 (or
-        # from $FORWARDED_ALLOW_IPS): anyone reaching a local proxy, or the page from this
-        # machine, could choose the address the login throttle counts. Proxy headers are
-        # read only from the addresses the operator names.
-        proxy_headers=bool(forwarded_allow_ips),
-        forwarded_allow_ips=forwarded_allow_ips or "",
-    )
+    from onboarding.replication import supervising
+
+    with supervising(path, replicate_to, events=echo_event):
+        click.echo(f"Serving {path} on {scheme}://{host}:{port}/ (Ctrl+C stops)")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            server_header=False,
+            ssl_certfile=str(Path(ssl_certfile)) if ssl_certfile else None,
+            ssl_keyfile=str(Path(ssl_keyfile)) if ssl_keyfile else None,
+            # uvicorn's defaults trust X-Forwarded-For and X-Forwarded-Proto from 127.0.0.1
+            # (or from $FORWARDED_ALLOW_IPS): anyone reaching a local proxy, or the page from
+            # this machine, could choose the address the login throttle counts. Proxy headers
+            # are read only from the addresses the operator names.
+            proxy_headers=bool(forwarded_allow_ips),
+            forwarded_allow_ips=forwarded_allow_ips or "",
+        )
