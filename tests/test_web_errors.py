@@ -270,3 +270,23 @@ def test_web_errors_municipality_code_must_be_a_short_ascii_number(db: Database)
         with pytest.raises(NotFound):
             registry.resolve_municipality(db, text)
     assert registry.resolve_municipality(db, "751")["name"] == "Aarhus"
+
+
+def test_web_errors_a_bug_still_answers_a_page_with_the_security_headers(
+    web_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a handler fail with a bug, the 500 answer is a short Danish page that carries
+    the security headers (the error itself goes on to the server's log)."""
+    from onboarding.web.core import endpoint
+
+    def broken(page: Page) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
+    app = create_app(web_db)
+    app.router.routes.append(Route("/broken", endpoint(broken), methods=["GET"]))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        login(c, COORDINATOR)
+        response = c.get("/broken")
+    assert response.status_code == 500 and _headers_ok(response)
+    assert "Intet blev ændret" in response.text and "a bug" not in response.text
