@@ -47,6 +47,7 @@ from workflows.model import Definition, StateDef
 
 if TYPE_CHECKING:
     from onboarding.engine import Move
+    from onboarding.visibility import Scope
     from workflows.loader import Known
 
 KINDS = ("reminder", "notice", "escalation")
@@ -951,8 +952,10 @@ def list_rows(
     track_id: int | None = None,
     limit: int | None = None,
     until: datetime | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``."""
+    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``,
+    only those ``scope`` may read (``onboarding.visibility``)."""
     for status in statuses:
         if status not in STATUSES:
             raise InputError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
@@ -967,6 +970,8 @@ def list_rows(
     if until is not None:
         where.append("o.next_attempt_at <= ?")
         params.append(clock.stamp(until))
+    if scope is not None and not scope.everything:
+        where.append(scope.outbox("o"))
     sql = _LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY o.due_at, o.id"
     if limit is not None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlite_utils import Database
@@ -43,6 +43,9 @@ from onboarding.csvio import safe_row
 from onboarding.db import immediate
 from onboarding.errors import InputError, NotFound
 from workflows.model import Definition
+
+if TYPE_CHECKING:
+    from onboarding.visibility import Scope
 
 __all__ = [
     "BUCKET_BY",
@@ -155,6 +158,7 @@ def _tracks_as_of(
     stamp: str,
     definition: str | None = None,
     open_due_before: str | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
     """Every track (of ``definition``, or of all) that existed at ``stamp``, as it was then.
 
@@ -171,6 +175,8 @@ def _tracks_as_of(
     such a track's current row used for its state then: a finished track's row has no due date.
     """
     where = " AND t.definition = :d" if definition else ""
+    if scope is not None and not scope.everything:
+        where += f" AND {scope.tracks('t')}"  # need-to-know: onboarding.visibility
     params: dict[str, Any] = {"d": definition, "at": stamp, "day": open_due_before}
     late = " AND t.final = 0 AND t.due < :day" if open_due_before else ""
     out = [
@@ -1357,10 +1363,13 @@ def klik_text(report: Mapping[str, Any]) -> str:
 # --- overdue ------------------------------------------------------------------------------------
 
 
-def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
+def overdue(
+    db: Database, today: date | None = None, scope: Scope | None = None
+) -> dict[str, Any]:
     """Open tracks of every definition past their due date, the longest overdue first, as of
     the end of ``today`` (default: the real today): state and due date replayed from history,
-    so a past date lists the tracks late then, however they went on."""
+    so a past date lists the tracks late then, however they went on. With ``scope``, only the
+    tracks it may read (``onboarding.visibility``)."""
     from onboarding.tracks import _subject_labels, subject_text
 
     day = _today(today)
@@ -1375,7 +1384,7 @@ def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
         return lateness[due]
 
     out = []
-    for t in _tracks_as_of(db, _end_stamp(day), open_due_before=day.isoformat()):
+    for t in _tracks_as_of(db, _end_stamp(day), open_due_before=day.isoformat(), scope=scope):
         defn = defs.get(t["definition"], t["def_version"])
         st = defn.state(t["state"])
         key = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from onboarding import visibility
 from onboarding.web import portfolio
 from onboarding.web.core import WEB, Page, Redirect, _parse_day
 
@@ -29,7 +30,8 @@ def grid_page(page: Page) -> Response:
         region=pick("region", options["regions"]),
         phase=pick("phase", options["phases"]),
     )
-    data = portfolio.grid(page.db, as_of, flt, definition)
+    scope = visibility.of(page.db, page.actor)
+    data = portfolio.grid(page.db, as_of, flt, definition, scope)
     return WEB(page).render(
         page, "grid.html", grid=data, options=options, problem=problem, as_of=as_of
     )

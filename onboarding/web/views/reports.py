@@ -11,7 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import reports
+from onboarding import reports, visibility
 from onboarding.errors import NotFound
 from onboarding.web import portfolio
 from onboarding.web.core import NO_STORE, WEB, Page, _parse_day
@@ -54,7 +54,9 @@ def _report_data(page: Page, name: str) -> dict[str, Any]:
     elif name == "klik":
         data["report"] = reports.klik(page.db, as_of=as_of)
     else:
-        data["report"] = reports.overdue(page.db, today=as_of)
+        # A list of tracks: only the reader's own (the other reports are aggregate counts).
+        scope = visibility.of(page.db, page.actor)
+        data["report"] = reports.overdue(page.db, today=as_of, scope=scope)
     return data
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import definitions, engine, outbox, registry, tracks
+from onboarding import definitions, engine, outbox, registry, tracks, visibility
 from onboarding.errors import NotFound, OnboardingError
 from onboarding.roles import label as role_label
 from onboarding.web import i18n
@@ -115,14 +115,21 @@ def _track_view(page: Page, track_id: int) -> dict[str, Any]:
     }
 
 
+def _readable(page: Page, track_id: int) -> None:
+    """404 for a track outside the actor's read scope, as for one that does not exist."""
+    visibility.require_track(page.db, visibility.of(page.db, page.actor), track_id)
+
+
 def track_page(page: Page) -> Response:
     track_id = int(page.request.path_params["track_id"])
+    _readable(page, track_id)
     return WEB(page).render(page, "track.html", **_track_view(page, track_id))
 
 
 def track_advance(page: Page) -> Response:
     assert page.actor is not None and page.form is not None
     track_id = int(page.request.path_params["track_id"])
+    _readable(page, track_id)
     trigger = page.field("trigger")
     role = page.field("role")
     note = page.field("note") or None
