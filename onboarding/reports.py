@@ -1099,8 +1099,12 @@ def grid(
     category: str | None = None,
     today: date | None = None,
     as_of: date | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Municipality by system: each connection's current step, working days in it, outliers.
+
+    With ``scope`` (onboarding.visibility) only the reader's own cells are listed (all of them
+    when the portfolio is public); outliers and the overdue count stay national.
 
     An open track is an outlier when its working days in the step lie above the upper Tukey
     fence (Q3 + 1.5 IQR) of all open tracks in the same step, with at least four of them.
@@ -1170,7 +1174,8 @@ def grid(
     for c in cells.values():
         if not c.final and c.state in fences and c.days > fences[c.state]:
             c.outlier = True
-    used = {k for k in cells} | {(c["municipality_code"], c["system_id"]) for c in contracts}
+    shown, contracts = _own_cells(db, scope, cells, contracts)
+    used = {k for k in shown} | {(c["municipality_code"], c["system_id"]) for c in contracts}
     with_contract = {(c["municipality_code"], c["system_id"]) for c in contracts}
     systems = {s["id"]: s for s in registry.list_systems(db) if s["id"] in {k[1] for k in used}}
     system_order = sorted(
@@ -1182,7 +1187,7 @@ def grid(
         row_cells: dict[str, Any] = {}
         for s in system_order:
             key = (code, s["id"])
-            cell = cells.get(key)
+            cell = shown.get(key)
             if cell is not None:
                 row_cells[s["label"]] = {
                     "track": cell.track,
@@ -1208,6 +1213,28 @@ def grid(
         "outliers": sum(1 for c in cells.values() if c.outlier),
         "overdue": sum(1 for c in cells.values() if c.overdue),
     }
+
+
+def _own_cells(
+    db: Database,
+    scope: Scope | None,
+    cells: dict[tuple[int, int], _Cell],
+    contracts: list[dict[str, Any]],
+) -> tuple[dict[tuple[int, int], _Cell], list[dict[str, Any]]]:
+    """The grid cells and contracts a reader sees: its own unless the portfolio is public."""
+    if scope is None or scope.names_public:
+        return cells, contracts
+    own = scope.track_ids(db, CONNECTION)
+    own_contracts = {
+        (int(r[0]), int(r[1]))
+        for r in db.conn.execute(
+            f"SELECT c.municipality_code, c.system_id FROM contracts c WHERE {scope.contracts('c')}"
+        )
+    }
+    return (
+        {k: c for k, c in cells.items() if c.track in own},
+        [c for c in contracts if (c["municipality_code"], c["system_id"]) in own_contracts],
+    )
 
 
 def grid_text(report: Mapping[str, Any]) -> str:
@@ -1266,11 +1293,17 @@ def grid_text(report: Mapping[str, Any]) -> str:
 
 
 def klik(
-    db: Database, task: str | None = None, as_of: date | None = None, today: date | None = None
+    db: Database,
+    task: str | None = None,
+    as_of: date | None = None,
+    today: date | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Per KLIK task, municipalities by status bucket (the deck's Fuldført / Påbegyndt / Ikke
     påbegyndt) as of a date. A municipality with no track for a task counts in the first bucket
-    (KLIK tasks go to every municipality)."""
+    (KLIK tasks go to every municipality). With ``scope`` (onboarding.visibility) the counts
+    stay national but a task's open municipalities list only the reader's own (all when the
+    portfolio is public)."""
     day = as_of or _today(today)
     defs = _Defs(db)
     defn = defs.get(KLIK)
@@ -1322,6 +1355,9 @@ def klik(
             "overdue": overdue_count,
         }
         if task:
+            if scope is not None and not scope.names_public:
+                own = scope.track_ids(db, KLIK)
+                open_rows = [r for r in open_rows if r["track"] in own]
             entry["open"] = sorted(open_rows, key=lambda r: str(r["municipality"]).casefold())
         out.append(entry)
     return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
@@ -1539,8 +1575,16 @@ def _row_key(
     return str(value) if value else _NONE_LABEL[by]
 
 
+#: The row that counts the municipalities a reader may not name (``buckets`` with a scope).
+OTHER_MUNICIPALITIES = "(andre kommuner)"
+
+
 def buckets(
-    db: Database, definition: str, by: str | None = None, as_of: date | None = None
+    db: Database,
+    definition: str,
+    by: str | None = None,
+    as_of: date | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """A definition's tracks counted per bucket as of a date (default today), in total or per
     municipality, vendor, system or region: the ``report buckets --json`` shape.
@@ -1549,6 +1593,8 @@ def buckets(
     (replayed from history as for every report: ``_tracks_as_of``), read in the definition
     version it ran then. A definition that declares no buckets is counted per state. Columns
     follow the latest version; a bucket or state only an older version has comes after them.
+    With ``scope`` (onboarding.visibility) and ``by="municipality"``, municipalities the reader
+    does not read are counted together in one row (unless the portfolio is public).
     """
     if by is not None and by not in BUCKET_BY:
         raise InputError(f"--by {by!r}: expected one of {', '.join(BUCKET_BY)}")
@@ -1561,6 +1607,15 @@ def buckets(
     systems = {int(s["id"]): s for s in registry.list_systems(db)}
     vendors = {int(v["id"]): str(v["name"]) for v in registry.list_vendors(db)}
     rows: dict[str, dict[str, int]] = {}
+    hide: set[int] = set()
+    if by == "municipality" and scope is not None and not scope.names_public:
+        readable = {
+            int(r[0])
+            for r in db.conn.execute(
+                f"SELECT m.code FROM municipalities m WHERE {scope.municipalities('m.code')}"
+            )
+        }
+        hide = set(places) - readable
     for t in _tracks_as_of(db, _end_stamp(day), definition):
         state = defs.get(definition, int(t["def_version"])).state(str(t["state"]))
         if kind == "bucket":
@@ -1570,7 +1625,13 @@ def buckets(
         if column not in keys:  # only an older version has it
             keys.append(column)
             columns.append({"key": column, "label": label or "(ingen)"})
-        counts = rows.setdefault(_row_key(by, t, places, systems, vendors), {})
+        code = t["municipality_code"]
+        row_key = (
+            OTHER_MUNICIPALITIES
+            if code is not None and int(code) in hide
+            else _row_key(by, t, places, systems, vendors)
+        )
+        counts = rows.setdefault(row_key, {})
         counts[column] = counts.get(column, 0) + 1
     out_rows: list[dict[str, Any]] = [
         {
@@ -1579,7 +1640,11 @@ def buckets(
             "total": sum(counts.values()),
         }
         for label, counts in sorted(
-            rows.items(), key=lambda kv: (kv[0] in _NONE_LABEL.values(), kv[0].casefold())
+            rows.items(),
+            key=lambda kv: (
+                kv[0] in _NONE_LABEL.values() or kv[0] == OTHER_MUNICIPALITIES,
+                kv[0].casefold(),
+            ),
         )
     ]
     total = {k: sum(r["counts"][k] for r in out_rows) for k in keys}

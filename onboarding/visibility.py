@@ -42,6 +42,8 @@ answers 404, never 403, so nothing hints that it exists).
 * ``Scope.may_read_track/municipality``, ``require_track``, ``require_municipality``,
   ``require_notification``: single-object checks (one indexed query each).
 * ``Scope.names_public``: whether other municipalities' names may be shown in aggregate views.
+* ``own_recipients(db, scope, forecast_row)``: a notification forecast row without others'
+  addresses.
 * ``portfolio_public(db)``, ``set_portfolio_public(db, public, by=...)``: the setting.
 """
 
@@ -60,6 +62,7 @@ __all__ = [
     "PORTFOLIO_PUBLIC",
     "Scope",
     "of",
+    "own_recipients",
     "portfolio_public",
     "require_municipality",
     "require_notification",
@@ -251,6 +254,20 @@ def of(db: Database, actor: str | None) -> Scope:
         vendor_ids=frozenset(vendors),
         public_portfolio=portfolio_public(db),
     )
+
+
+def own_recipients(db: Database, scope: Scope, entry: dict[str, Any]) -> dict[str, Any]:
+    """A notification forecast row (``to``: addresses) with only the addresses of the reader's
+    own contacts; ``hidden`` says how many others it goes to (their addresses are others'
+    personal data)."""
+    if scope.everything:
+        return {**entry, "hidden": 0}
+    own = {
+        str(r[0]).casefold()
+        for r in db.conn.execute(f"SELECT c.email FROM contacts c WHERE {scope.contacts('c')}")
+    }
+    to = [e for e in entry["to"] if str(e).casefold() in own]
+    return {**entry, "to": to, "hidden": len(entry["to"]) - len(to)}
 
 
 def require_track(db: Database, scope: Scope, track_id: int) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from starlette.responses import Response
 
-from onboarding import outbox, registry, visibility
+from onboarding import outbox, visibility
 from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, Redirect, _grants, _require_role
 from onboarding.web.i18n import gettext as _
@@ -25,17 +22,6 @@ def _may_retry(page: Page) -> bool:
     )
 
 
-def _own_recipients(
-    entry: Mapping[str, Any], visible: set[str], scope: visibility.Scope
-) -> dict[str, Any]:
-    """A forecast row with only the addresses of the reader's own contacts (others' are
-    personal data it may not read); how many others there are is said as a number."""
-    if scope.everything:
-        return {**entry, "hidden": 0}
-    to = [e for e in entry["to"] if str(e).casefold() in visible]
-    return {**entry, "to": to, "hidden": len(entry["to"]) - len(to)}
-
-
 def notifications_page(page: Page) -> Response:
     from notifications.config import load_config
     from notifications.runner import forecast
@@ -44,9 +30,9 @@ def notifications_page(page: Page) -> Response:
     days = int(days_text) if days_text.isdigit() and 0 < int(days_text) <= 90 else 14
     scope = visibility.of(page.db, page.actor)
     config = load_config(WEB(page).db_path, db=page.db)
-    visible = {str(c["email"]).casefold() for c in registry.list_contacts(page.db, scope)}
     ahead = [
-        _own_recipients(f, visible, scope) for f in forecast(page.db, None, days, config, scope)
+        visibility.own_recipients(page.db, scope, f)
+        for f in forecast(page.db, None, days, config, scope)
     ]
     failed = outbox.list_rows(page.db, ("failed",), scope=scope)
     return WEB(page).render(
