@@ -42,8 +42,8 @@ answers 404, never 403, so nothing hints that it exists).
 * ``Scope.may_read_track/municipality``, ``require_track``, ``require_municipality``,
   ``require_notification``: single-object checks (one indexed query each).
 * ``Scope.names_public``: whether other municipalities' names may be shown in aggregate views.
-* ``own_recipients(db, scope, forecast_row)``: a notification forecast row without others'
-  addresses.
+* ``own_addresses(db, scope)``, ``hide_addresses(names, own)``, ``own_recipients(db, scope,
+  forecast_row)``: notification recipients without others' addresses.
 * ``portfolio_public(db)``, ``set_portfolio_public(db, public, by=...)``: the setting.
 """
 
@@ -61,7 +61,9 @@ __all__ = [
     "FULL",
     "PORTFOLIO_PUBLIC",
     "Scope",
+    "hide_addresses",
     "of",
+    "own_addresses",
     "own_recipients",
     "portfolio_public",
     "require_municipality",
@@ -256,18 +258,31 @@ def of(db: Database, actor: str | None) -> Scope:
     )
 
 
+def own_addresses(db: Database, scope: Scope) -> set[str] | None:
+    """The e-mail addresses (casefolded) of the contacts ``scope`` reads; ``None`` for all."""
+    if scope.everything:
+        return None
+    return {
+        str(r[0]).casefold()
+        for r in db.conn.execute(f"SELECT c.email FROM contacts c WHERE {scope.contacts('c')}")
+    }
+
+
+def hide_addresses(names: list[Any], own: set[str] | None) -> tuple[list[Any], int]:
+    """``names`` (addresses or role keys) without others' addresses, and how many were taken
+    out (a role key is no one's personal data; an address not among ``own`` is)."""
+    if own is None:
+        return list(names), 0
+    kept = [n for n in names if "@" not in str(n) or str(n).casefold() in own]
+    return kept, len(names) - len(kept)
+
+
 def own_recipients(db: Database, scope: Scope, entry: dict[str, Any]) -> dict[str, Any]:
     """A notification forecast row (``to``: addresses) with only the addresses of the reader's
     own contacts; ``hidden`` says how many others it goes to (their addresses are others'
     personal data)."""
-    if scope.everything:
-        return {**entry, "hidden": 0}
-    own = {
-        str(r[0]).casefold()
-        for r in db.conn.execute(f"SELECT c.email FROM contacts c WHERE {scope.contacts('c')}")
-    }
-    to = [e for e in entry["to"] if str(e).casefold() in own]
-    return {**entry, "to": to, "hidden": len(entry["to"]) - len(to)}
+    to, hidden = hide_addresses(list(entry["to"]), own_addresses(db, scope))
+    return {**entry, "to": to, "hidden": hidden}
 
 
 def require_track(db: Database, scope: Scope, track_id: int) -> None:

@@ -185,6 +185,10 @@ def reminders_list(
             visibility.require_track(db, scope, track_id)
         rows = outbox.list_rows(db, statuses, track_id, limit=limit, scope=scope)
         out = [_reminder_row(r) for r in rows]
+        own = visibility.own_addresses(db, scope)
+        if own is not None:  # others' addresses are not the reader's to see
+            for r in out:
+                r["to"], _hidden = visibility.hide_addresses(list(r["to"] or []), own)
         if as_json:
             echo_json(out)
             return
