@@ -300,3 +300,13 @@ def test_web_overdue_report_and_csv_follow_the_scope(as_actor: Login, web_db: Pa
         assert _links(client.get("/reports/overdue").text) == everything & own, name
         assert client.get("/reports/rollout.csv").text == rollout, name  # aggregate counts
     assert csv_tracks(as_actor("kmd"))  # KMD has overdue tracks of its own in the demo
+
+
+def test_web_bulk_preview_selects_only_readable_tracks(as_actor: Login, web_db: Path) -> None:
+    """A bulk selection over every municipality lists none of another's tracks."""
+    query = "/bulk?preview=1&definition=connection&trigger=agree_date&role="
+    everything = _links(as_actor("koordinator").get(query + "coordinator").text)
+    assert len(everything) > 20
+    html = as_actor("aarhus").get(query + "municipality-pl").text
+    assert _links(html) == everything & _ids(web_db, ORACLE["aarhus"]) != set()
+    assert "Odense" not in html
