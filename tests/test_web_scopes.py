@@ -310,3 +310,56 @@ def test_web_bulk_preview_selects_only_readable_tracks(as_actor: Login, web_db: 
     html = as_actor("aarhus").get(query + "municipality-pl").text
     assert _links(html) == everything & _ids(web_db, ORACLE["aarhus"]) != set()
     assert "Odense" not in html
+
+
+FORM = re.compile(
+    r'<form method="post" action="/tracks/(\d+)/advance".*?name="trigger" value="([^"]+)"'
+    r".*?</form>",
+    re.S,
+)
+ROLE = re.compile(r'name="role" value="([^"]+)"|<option value="([^"]+)"')
+
+
+def test_web_track_page_offers_only_steps_the_reader_may_take(
+    as_actor: Login, web_db: Path
+) -> None:
+    """Every advance button is for a trigger one of the reader's roles there may fire."""
+    from onboarding import tracks
+
+    db = open_existing(web_db)
+    try:
+        for name in ("koordinator", "aarhus", "kmd"):
+            client = as_actor(name)
+            own = sorted(
+                _ids(web_db, ORACLE[name] + " INTERSECT SELECT id FROM tracks WHERE final = 0")
+            )
+            offered = 0
+            for track_id in own[:12]:
+                html = client.get(f"/tracks/{track_id}").text
+                track = dict(
+                    zip(
+                        ("id", "municipality_code", "system_id", "vendor_id"),
+                        db.conn.execute(
+                            "SELECT id, municipality_code, system_id, vendor_id FROM tracks"
+                            " WHERE id = ?",
+                            [track_id],
+                        ).fetchone(),
+                        strict=True,
+                    )
+                )
+                mine = set(actors.roles_for(db, name, track))
+                allowed = {
+                    a["trigger"]: set(a["roles"]) & mine
+                    for a in tracks.why(db, track_id)["available"]
+                    if not a["blocked_by"]
+                }
+                for match in FORM.finditer(html):
+                    trigger = match.group(2)
+                    roles = {a or b for a, b in ROLE.findall(match.group(0))}
+                    assert allowed.get(trigger), (name, track_id, trigger)
+                    assert roles <= allowed[trigger], (name, track_id, trigger, roles)
+                    offered += 1
+            if name != "kmd":  # a vendor's steps depend on where the demo left its tracks
+                assert offered > 0, name
+    finally:
+        db.close()
