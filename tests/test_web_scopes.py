@@ -363,3 +363,18 @@ def test_web_track_page_offers_only_steps_the_reader_may_take(
                 assert offered > 0, name
     finally:
         db.close()
+
+
+def test_web_track_page_shows_no_others_addresses(as_actor: Login, web_db: Path) -> None:
+    """A track's sent notifications show the reader's own contacts' addresses, no one else's."""
+    track = int(
+        _scalar(
+            web_db,
+            "SELECT min(o.track_id) FROM outbox o JOIN tracks t ON t.id = o.track_id"
+            f" WHERE t.municipality_code = {AARHUS} AND o.sent_to LIKE '%@kombit%'",
+        )  # type: ignore[arg-type]
+    )
+    coordinator = as_actor("koordinator").get(f"/tracks/{track}").text
+    assert "@kombit.example" in coordinator and "@aarhus.kommune.example" in coordinator
+    aarhus = as_actor("aarhus").get(f"/tracks/{track}").text
+    assert "@kombit.example" not in aarhus and "@aarhus.kommune.example" in aarhus
