@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -74,7 +75,7 @@ def _ids(db: Path, sql: str) -> set[int]:
         conn.close()
 
 
-def _scalar(db: Path, sql: str) -> object:
+def _scalar(db: Path, sql: str) -> Any:
     conn = sqlite3.connect(db)
     try:
         return conn.execute(sql).fetchone()[0]
@@ -172,9 +173,7 @@ def test_web_public_portfolio_names_every_row_but_opens_only_ones_own(
 
 def test_web_track_outside_the_scope_is_not_found(as_actor: Login, web_db: Path) -> None:
     """A track another municipality's or vendor's is 404 (as unknown), page and advance."""
-    odense = int(
-        _scalar(web_db, f"SELECT min(id) FROM tracks WHERE municipality_code = {ODENSE}")  # type: ignore[arg-type]
-    )
+    odense = int(_scalar(web_db, f"SELECT min(id) FROM tracks WHERE municipality_code = {ODENSE}"))
     subject = f"/municipalities/{ODENSE}"
     aarhus = as_actor("aarhus")
     page = aarhus.get(f"/tracks/{odense}")
@@ -233,14 +232,14 @@ def test_web_notifications_follow_the_scope_and_offer_no_refused_retry(
     aarhus_row = int(
         _scalar(
             web_db,
-            "SELECT min(o.id) FROM outbox o JOIN tracks t ON t.id ="  # type: ignore[arg-type]
+            "SELECT min(o.id) FROM outbox o JOIN tracks t ON t.id ="
             f" o.track_id WHERE t.municipality_code = {AARHUS}",
         )
     )
     odense_row = int(
         _scalar(
             web_db,
-            "SELECT min(o.id) FROM outbox o JOIN tracks t ON t.id ="  # type: ignore[arg-type]
+            "SELECT min(o.id) FROM outbox o JOIN tracks t ON t.id ="
             f" o.track_id WHERE t.municipality_code = {ODENSE}",
         )
     )
@@ -372,7 +371,7 @@ def test_web_track_page_shows_no_others_addresses(as_actor: Login, web_db: Path)
             web_db,
             "SELECT min(o.track_id) FROM outbox o JOIN tracks t ON t.id = o.track_id"
             f" WHERE t.municipality_code = {AARHUS} AND o.sent_to LIKE '%@kombit%'",
-        )  # type: ignore[arg-type]
+        )
     )
     coordinator = as_actor("koordinator").get(f"/tracks/{track}").text
     assert "@kombit.example" in coordinator and "@aarhus.kommune.example" in coordinator
