@@ -104,6 +104,10 @@ def test_cli_contacts_and_reminders_with_actor_are_its_own(demo_db: Path) -> Non
     addresses = {a for r in rows for a in r["to"] if "@" in a}
     kmd_addresses = {c["email"] for c in kmd}
     assert addresses <= kmd_addresses
+    ahead = _json(demo_db, "reminders", "forecast", "--days", "30", actor="kmd")
+    assert ahead and {r["track"] for r in ahead} <= _ids(demo_db, ORACLE["kmd"])
+    assert {a for r in ahead for a in r["to"]} <= kmd_addresses
+    assert sum(r["hidden"] for r in ahead) > 0  # KOMBIT's people are counted, not named
 
 
 def test_cli_read_as_unknown_actor_is_refused(demo_db: Path) -> None:

@@ -297,7 +297,8 @@ def reminders_forecast(
             echo_json(rows)
             return
         for r in rows:
-            r["to"] = ", ".join(r["to"]) or "(nobody)"
+            hidden = f"+{r['hidden']} other(s)" if r.get("hidden") else ""  # others' addresses
+            r["to"] = ", ".join([*r["to"], hidden] if hidden else r["to"]) or "(nobody)"
             if r["kind"] == "escalation":
                 r["kind"] = f"escalation {r['level']}"
             if r["superseded_by"]:
