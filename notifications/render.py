@@ -62,7 +62,7 @@ from notifications.config import Config
 from onboarding import i18n
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from onboarding.db import Database
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 

@@ -31,12 +31,11 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlite_utils import Database
-
 from notifications.config import Config
 from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.db import Database
 
 
 @dataclass

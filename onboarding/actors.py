@@ -49,10 +49,8 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import clock, registry, roles
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.roles import require_role
 from workflows.model import RoleDef

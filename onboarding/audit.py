@@ -37,10 +37,9 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
-from sqlite_utils import Database
-
 from onboarding import clock
 from onboarding.csvio import safe_row
+from onboarding.db import Database
 from onboarding.errors import InputError, shorten
 
 if TYPE_CHECKING:  # cryptography is imported where it is used: most commands never sign

@@ -15,9 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from onboarding import clock, roles
+from onboarding.db import Database
 from onboarding.definition_templates import (
     missing_folder_hint,
     own_template_names,

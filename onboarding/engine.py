@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, audit, calendar, clock, definitions, outbox, registry
-from onboarding.db import begin_immediate, immediate, rollback
+from onboarding.db import Database, begin_immediate, immediate, rollback
 from onboarding.errors import (
     InputError,
     NotFound,

@@ -19,8 +19,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import Any
 
-from sqlite_utils import Database
-
+from onboarding.db import Database
 from onboarding.errors import Ambiguous, InputError, NotFound
 
 KEYS = (

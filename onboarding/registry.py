@@ -33,11 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import roles as role_data
 from onboarding.csvio import PathLike, read_csv_all, row_error
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
 
 Row = dict[str, Any]

@@ -36,11 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlite_utils import Database
 
 from onboarding import calendar, clock, definitions, registry
 from onboarding.csvio import safe_row
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound
 from workflows.model import Definition
 

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import calendar, clock, definitions
+from onboarding.db import Database
 from onboarding.engine import (
     NO_REENTRY,
     TRACK_COLUMNS,

@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.responses import Response
 
 from onboarding import definitions, engine, registry, tracks
+from onboarding.db import Database
 from onboarding.errors import InputError, OnboardingError
 from onboarding.filters import TrackFilter
 from onboarding.web import i18n
