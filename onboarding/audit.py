@@ -32,8 +32,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
@@ -43,6 +41,8 @@ from onboarding.db import Database
 from onboarding.errors import InputError, shorten
 
 if TYPE_CHECKING:  # cryptography is imported where it is used: most commands never sign
+    from email.message import EmailMessage
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 GENESIS = "0" * 64
@@ -677,6 +677,10 @@ def check_anchors(
 
 def anchor_message(anchor: Anchor, mail_from: str, to: Sequence[str], domain: str) -> EmailMessage:
     """A plain text mail (Danish) carrying the statement, for the auditor to keep."""
+    # The email package here, not with the module: every advance appends to the chain.
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
     msg = EmailMessage()
     msg["From"] = mail_from
     msg["To"] = ", ".join(to)
@@ -726,6 +730,8 @@ def mail_anchor(db: Database, db_path: Path, anchor: Anchor, to: Sequence[str]) 
 
 
 def _address(value: str) -> str:
+    from email.utils import parseaddr
+
     addr = parseaddr(value)[1]
     if "@" not in addr or any(c in value for c in "\r\n"):
         raise InputError(f"--mail {shorten(value)!r} is not an email address")

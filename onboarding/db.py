@@ -803,3 +803,17 @@ def _m007(db: Database) -> None:
         "CREATE INDEX tracks_vendor ON tracks (vendor_id) WHERE vendor_id IS NOT NULL",
     ):
         conn.execute(sql)
+
+
+@migrations(name="010_parsed_definitions")
+def _m010(db: Database) -> None:
+    # Issue 14: each stored definition version keeps, beside its YAML, the document the YAML
+    # parses to (JSON) and the SHA-256 of its text, so a command builds the definition without
+    # a YAML parser and a process knows a version it has built by one small read
+    # (onboarding/definitions.py). Existing versions are filled here, from their YAML.
+    from onboarding.definitions import fill_documents
+
+    conn = db.conn
+    conn.execute("ALTER TABLE definitions ADD COLUMN document TEXT")
+    conn.execute("ALTER TABLE definitions ADD COLUMN digest TEXT")
+    fill_documents(conn)
