@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import json
 import os
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from onboarding import clock
-from onboarding.csvio import safe_row
 from onboarding.db import Database
 from onboarding.errors import InputError, shorten
 
@@ -327,6 +325,10 @@ def export(db: Database, out: IO[str], fmt: str = "jsonl") -> int:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
         return n
+    import csv
+
+    from onboarding.csvio import safe_row  # here: every advance imports this module
+
     w = csv.writer(out, lineterminator="\n")
     w.writerow(EXPORT_COLUMNS)
     for row in iter_rows(db):

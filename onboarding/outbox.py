@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from onboarding import calendar, clock, definitions
@@ -174,6 +173,8 @@ def template_names() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _template_names() -> frozenset[str]:
+    from importlib import resources  # here: it costs every command's start its zipfile import
+
     root = resources.files("notifications") / "templates" / "da"
     suffix = ".subject.txt"
     return frozenset(

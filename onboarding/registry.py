@@ -23,7 +23,6 @@ each with its source; only names whose municipality is certain are in it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import sqlite3
@@ -264,6 +263,8 @@ def _closest(
     label: Callable[[Row], str],
 ) -> list[str]:
     by_key = {key.casefold(): label(row) for row in rows for key in keys(row)}
+    import difflib  # only when a name is not found
+
     close = difflib.get_close_matches(needle, list(by_key), n=5, cutoff=0.6)
     return list(dict.fromkeys(by_key[key] for key in close))
 
