@@ -190,18 +190,25 @@ def register(
                 "other templates: give the definition a new version number to change its mail"
             )
         return False
-    db.execute(
-        "INSERT INTO definitions (name, version, source, registered_at, document, digest)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            defn.name,
-            defn.version,
-            defn.source,
-            at or clock.stamp(clock.now()),
-            document_json(defn.source, f"{defn.name} v{defn.version}"),
-            _digest(defn.source),
-        ],
-    )
+    values = [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())]
+    try:
+        db.execute(
+            "INSERT INTO definitions (name, version, source, registered_at, document, digest)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                *values,
+                document_json(defn.source, f"{defn.name} v{defn.version}"),
+                _digest(defn.source),
+            ],
+        )
+    except sqlite3.OperationalError as exc:
+        if "no column named" not in str(exc):
+            raise
+        # A database before migration 010 (being upgraded): that migration fills them in.
+        db.execute(
+            "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
+            values,
+        )
     if own:  # (a definition without templates needs no table: as before migration 006)
         db.conn.executemany(
             "INSERT INTO definition_templates (definition, version, path, content)"
