@@ -261,9 +261,15 @@ class Suite:
                 .execute("SELECT min(id) FROM tracks WHERE definition = 'connection'")
                 .fetchone()[0]
             )
-            runs, base = [], []
+            runs, base, floor, click_floor = [], [], [], []
             for i in range(7):
                 base.append(self.proc(bare))
+                floor.append(self.proc([PY, "-c", COMMIT_FLOOR, str(path), str(first + 7 + i)]))
+                click_floor.append(
+                    self.proc(
+                        [PY, "-c", "import click\n" + COMMIT_FLOOR, str(path), str(first + 14 + i)]
+                    )
+                )
                 runs.append(
                     self.proc(
                         [
@@ -285,6 +291,23 @@ class Suite:
                 )
             data.remove(path)
             m, bm = med([t for t, _ in runs]), med([t for t, _ in base])
+            for what, times in (
+                ("floor: raw sqlite3 process, state + history row, one commit", floor),
+                ("floor: the same after 'import click' (any click command)", click_floor),
+            ):
+                self.add(
+                    Row(
+                        "2 single advance",
+                        what,
+                        f"{sz(n)} tracks",
+                        med([t for t, _ in times]),
+                        "python -c pass",
+                        bm,
+                        max_rss(times),
+                        "(floor)",
+                        None,
+                    )
+                )
             self.add(
                 Row(
                     "2 single advance",
@@ -968,6 +991,31 @@ def _replace_rows(
     at = len(keep) if at is None else sum(1 for ln in body[:at] if not old_row(ln))
     return lines[:start] + keep[:at] + new + keep[at:] + lines[end:]
 
+
+#: The least a process can do to record one advance durably, as the engine opens the file
+#: (WAL, synchronous=NORMAL, BEGIN IMMEDIATE): move the track (argv[2]) and append one history
+#: row, one commit, close (which checkpoints the WAL, as every command's close does). Item 2's
+#: floor: what no command line that commits can undercut.
+COMMIT_FLOOR = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+for pragma in ("foreign_keys = ON", "busy_timeout = 30000", "journal_mode = WAL",
+               "synchronous = NORMAL"):
+    conn.execute("PRAGMA " + pragma)
+track = int(sys.argv[2])
+conn.execute("BEGIN IMMEDIATE")
+seq = conn.execute("SELECT max(seq) FROM history WHERE track_id = ?", [track]).fetchone()[0]
+conn.execute(
+    "UPDATE tracks SET state = 'service_agreements', version = version + 1,"
+    " updated_at = '2021-03-10T10:00:00.000000Z' WHERE id = ?", [track])
+conn.execute(
+    "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role, at,"
+    " recorded_at, def_version, fields, hash) VALUES (?, ?, 'date_agreement', 'service_agreements',"
+    " 'agree_date', 'bench', 'municipality-pl', '2021-03-10T10:00:00.000000Z',"
+    " '2021-03-10T10:00:00.000000Z', 1, '{}', 'floor')", [track, (seq or 0) + 1])
+conn.execute("COMMIT")
+conn.close()
+"""
 
 #: Runs argv[1:] as a child with stdout discarded; prints its wall time and peak RSS (KiB).
 LAUNCHER = """
