@@ -19,7 +19,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,10 +86,14 @@ class Database:
             return self.utils[name]
 
 
-@dataclass(frozen=True)
 class Migration:
-    name: str
-    fn: Callable[[Any], None]
+    """One named schema change (a plain class: a dataclass costs every command's start)."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, name: str, fn: Callable[[Any], None]) -> None:
+        self.name = name
+        self.fn = fn
 
 
 class MigrationSet:
