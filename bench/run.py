@@ -993,9 +993,10 @@ def _replace_rows(
 
 
 #: The least a process can do to record one advance durably, as the engine opens the file
-#: (WAL, synchronous=NORMAL, BEGIN IMMEDIATE): move the track (argv[2]) and append one history
-#: row, one commit, close (which checkpoints the WAL, as every command's close does). Item 2's
-#: floor: what no command line that commits can undercut.
+#: (WAL, synchronous=NORMAL, BEGIN IMMEDIATE): move the track (argv[2]), append one history
+#: row and move the audit head (what an advance must write), one commit, close (which
+#: checkpoints the WAL, as every command's close does). Item 2's floor: what no command line
+#: that commits can undercut.
 COMMIT_FLOOR = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
@@ -1005,14 +1006,19 @@ for pragma in ("foreign_keys = ON", "busy_timeout = 30000", "journal_mode = WAL"
 track = int(sys.argv[2])
 conn.execute("BEGIN IMMEDIATE")
 seq = conn.execute("SELECT max(seq) FROM history WHERE track_id = ?", [track]).fetchone()[0]
+last = conn.execute("SELECT last_id FROM audit_head WHERE id = 1").fetchone()[0]
 conn.execute(
     "UPDATE tracks SET state = 'service_agreements', version = version + 1,"
     " updated_at = '2021-03-10T10:00:00.000000Z' WHERE id = ?", [track])
 conn.execute(
-    "INSERT INTO history (track_id, seq, from_state, to_state, trigger, actor, role, at,"
-    " recorded_at, def_version, fields, hash) VALUES (?, ?, 'date_agreement', 'service_agreements',"
-    " 'agree_date', 'bench', 'municipality-pl', '2021-03-10T10:00:00.000000Z',"
-    " '2021-03-10T10:00:00.000000Z', 1, '{}', 'floor')", [track, (seq or 0) + 1])
+    "INSERT INTO history (id, track_id, seq, from_state, to_state, trigger, actor, role, at,"
+    " recorded_at, def_version, fields, hash) VALUES (?, ?, ?, 'date_agreement',"
+    " 'service_agreements', 'agree_date', 'bench', 'municipality-pl',"
+    " '2021-03-10T10:00:00.000000Z', '2021-03-10T10:00:00.000000Z', 1, '{}', 'floor')",
+    [last + 1, track, (seq or 0) + 1])
+conn.execute(
+    "UPDATE audit_head SET last_id = ?, last_hash = 'floor', rows = rows + 1 WHERE id = 1",
+    [last + 1])
 conn.execute("COMMIT")
 conn.close()
 """
