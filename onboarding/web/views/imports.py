@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import shutil
@@ -12,7 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from onboarding.errors import InputError, OnboardingError
-from onboarding.web.core import WEB, Page, WebState, _require_role, _status_for
+from onboarding.web.core import WEB, Page, WebState, _grants, _require_role, _status_for
 from onboarding.web.i18n import gettext as _
 
 #: The largest status file the import page takes.
@@ -20,6 +21,21 @@ MAX_UPLOAD = 5 * 1024 * 1024
 
 
 IMPORT_ROLES = ("coordinator", "importer")
+
+
+def _importer(page: Page, path: Path) -> tuple[Any, dict[str, str]]:
+    """The logged-in person as the import's actor: in role importer when they hold it for all,
+    else in the role that let them import (coordinator); the note names the uploaded file and
+    its sha256 digest (accountability: history says who uploaded what). Also what the page
+    says about it."""
+    from onboarding.status_import import ROLE, Importer, upload_source
+
+    assert page.actor is not None
+    for_all = {g.get("role") for g in _grants(page.db, page.actor) if g.get("scope") == "all"}
+    role = ROLE if ROLE in for_all else next(r for r in IMPORT_ROLES if r in for_all)
+    data = path.read_bytes()
+    by = Importer(actor=page.actor, role=role, source=upload_source(path.name, data))
+    return by, {"actor": page.actor, "role": role, "digest": hashlib.sha256(data).hexdigest()}
 
 
 def import_page(page: Page) -> Response:
@@ -60,10 +76,10 @@ def _file_errors(exc: OnboardingError, path: Path) -> list[str]:
     return str(exc).replace(str(path), path.name).splitlines()
 
 
-def _import_view(result: Any, path: Path) -> dict[str, Any]:
+def _import_view(result: Any, path: Path, who: dict[str, str]) -> dict[str, Any]:
     data = result.to_dict()
     changed = [o for o in data["outcomes"] if o["outcome"] not in ("unchanged",)]
-    return {"summary": data, "changed": changed, "file": path.name}
+    return {"summary": data, "changed": changed, "file": path.name, "by": who}
 
 
 def import_preview(page: Page) -> Response:
@@ -85,8 +101,9 @@ def import_preview(page: Page) -> Response:
     if isinstance(old, str) and old != token and _pending_upload(state, old) is not None:
         shutil.rmtree(state.uploads / old, ignore_errors=True)
     page.session["import"] = token
+    by, who = _importer(page, path)
     try:
-        result = import_status(page.db, path, dry_run=True)
+        result = import_status(page.db, path, dry_run=True, by=by)
     except OnboardingError as exc:
         shutil.rmtree(path.parent, ignore_errors=True)
         page.session.pop("import", None)
@@ -97,7 +114,9 @@ def import_preview(page: Page) -> Response:
             result=None,
             errors=_file_errors(exc, path),
         )
-    return state.render(page, "import.html", result=_import_view(result, path), token=token)
+    return state.render(
+        page, "import.html", result=_import_view(result, path, who), token=token
+    )
 
 
 def import_apply(page: Page) -> Response:
@@ -115,8 +134,9 @@ def import_apply(page: Page) -> Response:
             result=None,
             errors=[_("That preview is no longer available: upload the file again.")],
         )
+    by, who = _importer(page, path)
     try:
-        result = import_status(page.db, path)
+        result = import_status(page.db, path, by=by)
     except OnboardingError as exc:
         return state.render(
             page,
@@ -127,4 +147,6 @@ def import_apply(page: Page) -> Response:
         )
     shutil.rmtree(path.parent, ignore_errors=True)
     page.session.pop("import", None)
-    return state.render(page, "import.html", result=_import_view(result, path), applied=True)
+    return state.render(
+        page, "import.html", result=_import_view(result, path, who), applied=True
+    )
