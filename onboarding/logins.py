@@ -27,10 +27,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlite_utils import Database
-
 from onboarding import clock
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 
 __all__ = ["Wait", "account_key", "failed", "succeeded", "unlock", "wait"]
 

@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import clock
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 
 __all__ = [
     "Policy",
