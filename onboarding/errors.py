@@ -6,10 +6,38 @@ Anything else that escapes is a bug and exits 1 with its traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from onboarding.i18n import Message, localise
 
 
 class OnboardingError(Exception):
-    """A user error: bad input, an unknown name, a refused transition. Nothing was written."""
+    """A user error: bad input, an unknown name, a refused transition. Nothing was written.
+
+    Raised with a ``Message`` (a message id with parameters), it is said in the reader's
+    language by ``say(lang)``; ``hint`` is advice for the command line only ("give --set
+    reason=<text>"), which the page leaves out. ``str()`` stays the English text with the hint,
+    as logs, JSON and older callers have always read it.
+    """
+
+    def __init__(
+        self, *args: Any, hint: Message | str | None = None, hint_sep: str = ": "
+    ) -> None:
+        first = args[0] if args else None
+        #: The sentence without the hint (a Message is said again in the reader's language).
+        self.message: str = first if isinstance(first, str) else str(first or "")
+        self.hint = hint
+        self.hint_sep = hint_sep
+        if hint:
+            args = (f"{self.message}{hint_sep}{hint}", *args[1:])
+        super().__init__(*args)
+
+    def say(self, lang: str, *, cli: bool = False) -> str:
+        """The error in ``lang``; with ``cli`` followed by the command-line hint."""
+        text = localise(self.message, lang)
+        if cli and self.hint:
+            text = f"{text}{self.hint_sep}{localise(self.hint, lang)}"
+        return text
 
 
 class InputError(OnboardingError):

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import gettext as gettext_module
 import io
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "da"
@@ -55,3 +58,169 @@ def ngettext(lang: str, singular: str, plural: str, n: int) -> str:
 
 def pgettext(lang: str, context: str, message: str) -> str:
     return translations(normalise(lang)).pgettext(context, message)
+
+
+# --- the reader's language outside the web page -------------------------------------------------
+
+#: The environment variable naming the language of the command line's human output and of the
+#: HTML report (``--lang`` on the root command sets it for one run).
+ENV = "ONBOARDING_LANG"
+_chosen: list[str] = []
+
+
+def choose(lang: str | None) -> None:
+    """Use ``lang`` for this process's human output (the CLI's ``--lang``); None: forget."""
+    _chosen.clear()
+    if lang is not None:
+        _chosen.append(normalise(lang))
+
+
+def cli_language() -> str:
+    """The language of the command line and the HTML report: ``--lang``, else
+    ``ONBOARDING_LANG``, else Danish."""
+    import os
+
+    if _chosen:
+        return _chosen[0]
+    return normalise(os.environ.get(ENV, DEFAULT) or DEFAULT)
+
+
+# --- sentences that can be said again in another language ---------------------------------------
+
+#: How a date reads per language (one format each: 30.06.2021, 30 Jun 2021).
+DATE_FORMATS = {"da": "dd.MM.y", "en": "d MMM y"}
+DATETIME_FORMATS = {"da": "dd.MM.y HH:mm", "en": "d MMM y HH:mm"}
+#: The Babel locale per language (English with Danish conventions: 24-hour clock).
+FORMAT_LOCALE = {"da": "da_DK", "en": "en_DK"}
+
+
+def fmt_date(day: date, lang: str) -> str:
+    """A date as the language writes it: 30.06.2021 / 30 Jun 2021."""
+    from babel.dates import format_date
+
+    lang = normalise(lang)
+    return format_date(day, DATE_FORMATS[lang], locale=FORMAT_LOCALE[lang])
+
+
+def fmt_datetime(moment: datetime, lang: str) -> str:
+    """An instant in Copenhagen time as the language writes it: 30.06.2021 17:00."""
+    from babel.dates import format_datetime
+
+    from onboarding import clock
+
+    lang = normalise(lang)
+    local = moment.astimezone(clock.LOCAL)
+    return format_datetime(local, DATETIME_FORMATS[lang], locale=FORMAT_LOCALE[lang])
+
+
+def fmt_number(value: int | float, lang: str) -> str:
+    """A number as the language writes it: 1.234 / 1,234."""
+    from babel.numbers import format_decimal
+
+    lang = normalise(lang)
+    return str(format_decimal(value, locale=FORMAT_LOCALE[lang]))
+
+
+class Term(str):
+    """A value inside a message that reads differently per language: a role, a state or a
+    field by its label. Its ``str`` is the form the English message has always had (a key, for
+    machine readers and old scripts); ``forms`` give what a person reads in each language."""
+
+    forms: Mapping[str, str]
+
+    def __new__(cls, text: str, forms: Mapping[str, str]) -> Term:
+        obj = super().__new__(cls, text)
+        obj.forms = dict(forms)
+        return obj
+
+    def say(self, lang: str) -> str:
+        lang = normalise(lang)
+        return self.forms.get(lang) or self.forms.get(DEFAULT) or str(self)
+
+
+class Phrases(tuple[Any, ...]):
+    """Several parameters said as one, with a separator ("; " between guard reasons)."""
+
+    sep: str
+
+    def __new__(cls, items: Iterable[Any], sep: str = ", ") -> Phrases:
+        obj = super().__new__(cls, tuple(items))
+        obj.sep = sep
+        return obj
+
+
+def say(value: Any, lang: str | None) -> str:
+    """A message parameter in ``lang`` (None: the stable English form of ``str``)."""
+    if lang is None:
+        if isinstance(value, Phrases):
+            return value.sep.join(say(v, None) for v in value)
+        if isinstance(value, datetime):
+            from onboarding import clock
+
+            return clock.display(clock.stamp(value))
+        if isinstance(value, date):
+            return value.isoformat()
+        return str(value)
+    if isinstance(value, Message | Term):
+        return value.say(lang)
+    if isinstance(value, Phrases):
+        return value.sep.join(say(v, lang) for v in value)
+    if isinstance(value, datetime):
+        return fmt_datetime(value, lang)
+    if isinstance(value, date):
+        return fmt_date(value, lang)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return fmt_number(value, lang)
+    return str(value)
+
+
+class Message(str):
+    """A sentence for a person, as a message id (its English text, ``%(name)s`` placeholders)
+    with parameters: ``str`` is the English (stable: JSON output and logs read it), ``say(lang)``
+    looks the id up in the catalogue and says each parameter in that language. With
+    ``plural`` and ``n`` the sentence is chosen by ``ngettext``.
+
+    A ``str`` subclass, so the library can keep handing out sentences where it always has
+    (guard reasons, refusals grouped by reason) and a caller that knows its reader's language
+    asks for it."""
+
+    msgid: str
+    params: Mapping[str, Any]
+    plural: str | None
+    n: int | None
+
+    def __new__(
+        cls,
+        msgid: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        plural: str | None = None,
+        n: int | None = None,
+    ) -> Message:
+        values = dict(params or {})
+        text = plural if plural is not None and n is not None and n != 1 else msgid
+        english = text % {k: say(v, None) for k, v in values.items()} if values else text
+        obj = super().__new__(cls, english)
+        obj.msgid, obj.params, obj.plural, obj.n = msgid, values, plural, n
+        return obj
+
+    def say(self, lang: str) -> str:
+        lang = normalise(lang)
+        cat = translations(lang)
+        if self.plural is not None and self.n is not None:
+            text = cat.ngettext(self.msgid, self.plural, self.n)
+        else:
+            text = cat.gettext(self.msgid)
+        if not self.params:
+            return text
+        return text % {k: say(v, lang) for k, v in self.params.items()}
+
+
+def localise(text: object, lang: str) -> str:
+    """Any text the library gave, in ``lang`` when it can be said again (a ``Message``),
+    otherwise as it is."""
+    if isinstance(text, Message | Term):
+        return text.say(lang)
+    return "" if text is None else str(text)

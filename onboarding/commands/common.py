@@ -37,7 +37,11 @@ class Group(click.Group):
         try:
             with _warnings_to_stderr():
                 return super().invoke(ctx)
-        except (OnboardingError, NotInitialised) as exc:
+        except OnboardingError as exc:
+            from onboarding.i18n import cli_language
+
+            raise UserError(exc.say(cli_language(), cli=True)) from exc
+        except NotInitialised as exc:
             raise UserError(str(exc)) from exc
         except (sqlite3.Error, OSError) as exc:
             # A storage fault that no 'database()' block named a file for (a full disk, a

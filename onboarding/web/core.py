@@ -177,7 +177,7 @@ class WebState:
             except Redirect as r:
                 return RedirectResponse(r.url, status_code=303)
             except OnboardingError as exc:
-                return self.error(page, _status_for(exc), str(exc))
+                return self.error(page, _status_for(exc), i18n.say_error(exc))
             finally:
                 db.close()
 

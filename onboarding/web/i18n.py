@@ -33,6 +33,8 @@ __all__ = [
     "language",
     "ngettext",
     "normalise",
+    "say",
+    "say_error",
     "translate_value",
     "translations",
 ]
@@ -63,6 +65,22 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current()).ngettext(singular, plural, n)
+
+
+def say(text: object) -> str:
+    """A sentence the library gave (a guard reason, a refusal) in the current language."""
+    from onboarding.i18n import localise
+
+    return localise(text, current())
+
+
+def say_error(exc: BaseException) -> str:
+    """A user error as the page says it: in the current language, without command-line hints."""
+    from onboarding.errors import OnboardingError
+
+    if isinstance(exc, OnboardingError):
+        return exc.say(current())
+    return str(exc)
 
 
 def translate_value(value: object, kind: str) -> str:

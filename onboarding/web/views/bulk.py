@@ -102,7 +102,7 @@ def bulk_page(page: Page) -> Response:
         try:
             preview = _bulk_preview(page, req)
         except OnboardingError as exc:
-            error, status = str(exc), _status_for(exc)
+            error, status = i18n.say_error(exc), _status_for(exc)
     return state.render(
         page,
         "bulk.html",
@@ -177,7 +177,7 @@ def bulk_apply(page: Page) -> Response:
             )
         result = engine.bulk_advance(page.db, flt, req["trigger"], act, sets)
     except OnboardingError as exc:
-        error, status = str(exc), _status_for(exc)
+        error, status = i18n.say_error(exc), _status_for(exc)
     else:
         page.flash(
             i18n.ngettext("%(n)d track moved.", "%(n)d tracks moved.", result.moved)

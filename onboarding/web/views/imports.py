@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from onboarding.errors import InputError, OnboardingError
+from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, WebState, _require_role, _status_for
 from onboarding.web.i18n import gettext as _
 
@@ -57,7 +58,7 @@ def _pending_upload(state: WebState, token: str) -> Path | None:
 
 def _file_errors(exc: OnboardingError, path: Path) -> list[str]:
     """The import's messages, naming the uploaded file by its name (not the server's path)."""
-    return str(exc).replace(str(path), path.name).splitlines()
+    return i18n.say_error(exc).replace(str(path), path.name).splitlines()
 
 
 def _import_view(result: Any, path: Path) -> dict[str, Any]:

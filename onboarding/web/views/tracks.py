@@ -150,7 +150,7 @@ def track_advance(page: Page) -> Response:
             page,
             "track.html",
             status=_status_for(exc),
-            error=str(exc),
+            error=i18n.say_error(exc),
             tried=trigger,
             **view,
         )
