@@ -681,7 +681,7 @@ def bulk_advance(
                         allowed(track)
                     move = plan(ctx, defn, track, trigger, act.role, values_by_def[key])
                 except (TransitionRefused, PermissionDenied) as exc:
-                    result.note_blocked(db, track, str(exc), keep_blocked, per_reason)
+                    result.note_blocked(db, track, exc.sentence(), keep_blocked, per_reason)
                     continue
                 moves.append(move)
                 pair = (track["state"], move.to_state)

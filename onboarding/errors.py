@@ -32,6 +32,14 @@ class OnboardingError(Exception):
             args = (f"{self.message}{hint_sep}{hint}", *args[1:])
         super().__init__(*args)
 
+    def sentence(self) -> str:
+        """The error as one ``str`` to keep (a bulk run's reason per track): English with the
+        hint as ``str``, and, when it is a ``Message``, said without the hint in a language."""
+        if isinstance(self.message, Message):
+            m = self.message
+            return Message(m.msgid, m.params, plural=m.plural, n=m.n, text=str(self))
+        return str(self)
+
     def say(self, lang: str, *, cli: bool = False) -> str:
         """The error in ``lang``; with ``cli`` followed by the command-line hint."""
         text = localise(self.message, lang)

@@ -198,11 +198,14 @@ class Message(str):
         *,
         plural: str | None = None,
         n: int | None = None,
+        text: str | None = None,
     ) -> Message:
+        """``text`` overrides the English ``str`` (a refusal with its command-line hint)."""
         values = dict(params or {})
-        text = plural if plural is not None and n is not None and n != 1 else msgid
-        english = text % {k: say(v, None) for k, v in values.items()} if values else text
-        obj = super().__new__(cls, english)
+        if text is None:
+            chosen = plural if plural is not None and n is not None and n != 1 else msgid
+            text = chosen % {k: say(v, None) for k, v in values.items()} if values else chosen
+        obj = super().__new__(cls, text)
         obj.msgid, obj.params, obj.plural, obj.n = msgid, values, plural, n
         return obj
 

@@ -9,6 +9,7 @@ import click
 
 from onboarding.commands.common import (
     Group,
+    Labels,
     UserError,
     _echo_history,
     _parse_at,
@@ -17,11 +18,16 @@ from onboarding.commands.common import (
     actor_options,
     complete,
     database,
+    day,
     db_option,
     echo_json,
     echo_table,
     json_option,
+    lang,
     parse_sets,
+    say,
+    t,
+    tn,
 )
 
 at_option = click.option(
@@ -280,8 +286,16 @@ def track_advance(
                     row["state"]
                 )
                 step = state.label if state is not None else row["state"]
-                due = f", due {row['due']}" if row["due"] else ""
-                click.echo(f"track #{row['id']} is now in {step} (version {row['version']}{due})")
+                due = t(", due %(due)s", due=day(row["due"])) if row["due"] else ""
+                click.echo(
+                    t(
+                        "track #%(id)s is now in %(step)s (version %(version)s%(due)s)",
+                        id=row["id"],
+                        step=step,
+                        version=row["version"],
+                        due=due,
+                    )
+                )
             return
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")
@@ -354,8 +368,8 @@ def _echo_blocked(result: Any) -> None:
     click.echo(f"{result.blocked_count} blocked:")
     for g in result.groups.values():
         click.echo(f"  {g.count:>6}  {g.reason}")
-        for t in g.tracks:
-            click.echo(f"          #{t['id']:<6} {t['subject']}".rstrip())
+        for one in g.tracks:
+            click.echo(f"          #{one['id']:<6} {one['subject']}".rstrip())
         if g.count > len(g.tracks):
             click.echo(
                 f"          ... and {g.count - len(g.tracks)} more "
@@ -413,8 +427,15 @@ def track_set(
     with database(db_path) as db:
         act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         row = engine.set_fields(db, _track_id(track_ref), parse_sets(assignments), act)
-        due = f", due {row['due']}" if row["due"] else ""
-        click.echo(f"track #{row['id']} updated (version {row['version']}{due})")
+        due = t(", due %(due)s", due=day(row["due"])) if row["due"] else ""
+        click.echo(
+            t(
+                "track #%(id)s updated (version %(version)s%(due)s)",
+                id=row["id"],
+                version=row["version"],
+                due=due,
+            )
+        )
 
 
 judge_at_option = click.option(
@@ -445,28 +466,70 @@ def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: boo
         if as_json:
             echo_json(info)
             return
-        click.echo(f"Track #{info['id']}  {info['definition']} v{info['definition_version']}")
-        click.echo(
-            f"  subject   {info['subject_text']}" + ("  (BoB)" if info["subject"]["bob"] else "")
-        )
-        click.echo(f"  state     {info['state']}: {info['state_label']}")
-        click.echo(f"  phase     {info['phase'] or '-'}    bucket {info['bucket'] or '-'}")
-        overdue = "  OVERDUE" if info["overdue"] else ""
-        click.echo(
-            f"  due       {info['due'] or '-'}{overdue}   "
-            f"({info['days_in_state']} working days in this step)"
-        )
-        click.echo(f"  version   {info['version']}")
+        from onboarding import i18n
+
+        labels = Labels(db)
+        name, version = info["definition"], info["definition_version"]
+        click.echo(f"{t('Track')} #{info['id']}  {labels.title(name, version)} v{version}")
+        rows = [
+            (t("subject"), info["subject_text"] + ("  (BoB)" if info["subject"]["bob"] else "")),
+            (t("state"), info["state_label"]),
+            (t("phase"), labels.phase(info["phase"]) or "-"),
+            (t("bucket"), info["bucket"] or "-"),
+            (t("who acts"), labels.role(info["responsible_role"]) or "-"),
+            (
+                t("due"),
+                (day(info["due"]) or "-")
+                + (f"  {t('OVERDUE')}" if info["overdue"] else "")
+                + "   "
+                + tn(
+                    "(%(n)s working day in this step)",
+                    "(%(n)s working days in this step)",
+                    info["days_in_state"],
+                ),
+            ),
+            (t("version"), str(info["version"])),
+        ]
         if info.get("payment_scenario"):
             ps = info["payment_scenario"]
-            click.echo(f"  contract  {ps['contract'] or 'not on record'}: {ps['scenario']}")
-        for name, value in info["fields"].items():
-            click.echo(f"  {name:<9} {value}")
+            contract = _contract_label(ps["contract"]) if ps["contract"] else t("not on record")
+            scenario = i18n.pgettext(lang(), "payment", ps["scenario"]) if ps["scenario"] else ""
+            rows.append((t("contract"), f"{contract}: {scenario}"))
+        defn = labels.definition(name, version)
+        for key, value in info["fields"].items():
+            field = defn.fields.get(key)
+            rows.append((field.label if field else key, _value(value)))
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            click.echo(f"  {k:<{width}}  {v}")
         if info["available"]:
-            click.echo("  next:")
+            click.echo(f"  {t('next')}:")
             for a in info["available"]:
-                blocked = f"  [blocked: {'; '.join(a['blocked_by'])}]" if a["blocked_by"] else ""
-                click.echo(f"    {a['trigger']} -> {a['dest']} ({', '.join(a['roles'])}){blocked}")
+                blocked = (
+                    f"  [{t('blocked')}: {'; '.join(say(b) for b in a['blocked_by'])}]"
+                    if a["blocked_by"]
+                    else ""
+                )
+                roles = ", ".join(Labels.role(r) for r in a["roles"])
+                click.echo(f"    {a['trigger']} -> {a['dest_label']} ({roles}){blocked}")
+
+
+def _contract_label(key: str) -> str:
+    from onboarding import i18n
+
+    return i18n.pgettext(lang(), "contract", key)
+
+
+def _value(value: Any) -> str:
+    """A field value as read: a date in the language's format, yes/no in words."""
+    if isinstance(value, bool):
+        return t("yes") if value else t("no")
+    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            return day(value)
+        except ValueError:
+            return value
+    return "" if value is None else str(value)
 
 
 @track.command("list")
@@ -532,15 +595,16 @@ def track_list(
         if not rows:
             click.echo(filters.describe(flt))
             return
+        labels = Labels(db)
         echo_table(
             [
                 {
                     "id": r["id"],
-                    "definition": r["definition"],
-                    "subject": r["subject"],
-                    "state": r["state"],
-                    "phase": r["phase"],
-                    "due": (r["due"] or "") + (" !" if r["overdue"] else ""),
+                    t("definition"): r["definition"],
+                    t("subject"): r["subject"],
+                    t("step"): labels.state(r["definition"], r.get("def_version"), r["state"]),
+                    t("phase"): labels.phase(r["phase"]),
+                    t("due"): day(r["due"]) + (" !" if r["overdue"] else ""),
                 }
                 for r in rows
             ]
@@ -565,7 +629,7 @@ def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
         if as_json:
             echo_json(rows)
         else:
-            _echo_history(rows, with_track=False)
+            _echo_history(rows, with_track=False, db=db)
 
 
 @track.command("why")
@@ -587,4 +651,4 @@ def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool
         if as_json:
             echo_json(info)
         else:
-            click.echo("\n".join(info["lines"]))
+            click.echo("\n".join(say(line) for line in info["lines"]))
