@@ -38,10 +38,11 @@ from typing import Any
 import yaml
 from sqlite_utils import Database
 
-from onboarding import calendar, clock, definitions, registry
+from onboarding import calendar, clock, definitions, i18n, registry
 from onboarding.csvio import safe_row
 from onboarding.db import immediate
 from onboarding.errors import InputError, NotFound
+from onboarding.i18n import Message
 from workflows.model import Definition
 
 __all__ = [
@@ -415,9 +416,10 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
         n = distinct[name]
         note = None
         if n != total["total"]:
-            note = (
-                f"{total['total']} uses across {n} distinct municipalities: some municipalities "
-                f"use more than one {name} solution."
+            note = Message(
+                "%(uses)s uses across %(n)s distinct municipalities: some municipalities "
+                "use more than one %(category)s solution.",
+                {"uses": total["total"], "n": n, "category": name},
             )
         categories.append(
             {
@@ -442,10 +444,17 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
     untracked = sum(n for system_id, n in uncounted.items() if not cat or _system_category(
         db, system_id) == cat)
     if untracked:
-        what = "connection track is" if untracked == 1 else "connection tracks are"
         notes.append(
-            f"{untracked} {what} for a municipality and system with no contract on record and "
-            "not counted: record the contracts with 'onboarding registry import contracts'."
+            Message(
+                "%(n)s connection track is for a municipality and system with no contract on "
+                "record and not counted: record the contracts with 'onboarding registry import "
+                "contracts'.",
+                {"n": untracked},
+                plural="%(n)s connection tracks are for a municipality and system with no "
+                "contract on record and not counted: record the contracts with 'onboarding "
+                "registry import contracts'.",
+                n=untracked,
+            )
         )
     return {
         "as_of": day.isoformat(),
@@ -661,8 +670,10 @@ def _chart(
     targets: Mapping[str, list[tuple[str, int, str]]],
     year: int,
     as_of: date,
+    lang: str = i18n.DEFAULT,
 ) -> dict[str, Any]:
-    """Coordinates for the inline SVG: lines per category, target markers, axes."""
+    """Coordinates for the inline SVG: lines per category, target markers, axes (month names
+    in ``lang``)."""
     width, height = 760, 340
     left, right, top, bottom = 48, 150, 20, 40
     x0, x1, y0, y1 = left, width - right, height - bottom, top
@@ -729,10 +740,10 @@ def _chart(
         "y0": y0,
         "y1": y1,
         "yticks": [(y(v), v) for v in range(0, y_max + 1, step if y_max <= 100 else step * 2)],
-        "months": [(x(date(year, m, 1)), date(year, m, 1).strftime("%b")) for m in range(1, 13)],
+        "months": [(x(date(year, m, 1)), _month(m, lang)) for m in range(1, 13)],
         "quarters": [(x(date(year, m, d)), f"Q{q}") for q, (m, d) in QUARTER_ENDS.items()],
         "as_of": x(min(max(as_of, start), end)) if as_of.year == year else None,
-        "as_of_label": as_of.strftime("%d-%m-%Y"),
+        "as_of_label": i18n.fmt_date(as_of, lang),
         "lines": lines,
         "markers": markers,
         "legend": [
@@ -761,15 +772,21 @@ def _rollout_targets(
         for q, target in g["targets"].items():
             end = _quarter_end(year, int(q[1]))
             value = _target_value(db, g, target["value"], min(end, as_of or end))
-            out.setdefault(cat, []).append((end.isoformat(), value, f"{q} target {value}"))
+            label = Message("%(q)s target %(value)s", {"q": q, "value": value})
+            out.setdefault(cat, []).append((end.isoformat(), value, label))
     return out
 
 
-def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = None) -> str:
+def rollout_html(
+    db: Database, report: Mapping[str, Any], today: date | None = None, lang: str | None = None
+) -> str:
     """One self-contained HTML file (no scripts, no external references): the rollout tables,
-    the year's goals and an inline SVG chart of rollout progress against quarterly targets."""
+    the year's goals and an inline SVG chart of rollout progress against quarterly targets.
+    In ``lang`` (default: ``--lang``/``ONBOARDING_LANG``, Danish): texts from the catalogue,
+    goal names and statuses by their labels, dates and months as the language writes them."""
     from jinja2 import Environment, FileSystemLoader
 
+    lang = i18n.normalise(lang or i18n.cli_language())
     as_of = date.fromisoformat(report["as_of"])
     year = as_of.year
     start = date(year, 1, 1)
@@ -777,7 +794,7 @@ def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = N
     shown = {c["category"] for c in report["categories"]}
     series = {c: pts for c, pts in series.items() if c in shown}
     targets = {c: t for c, t in _rollout_targets(db, year, as_of).items() if c in shown}
-    chart = _chart(series, targets, year, as_of)
+    chart = _chart(series, targets, year, as_of, lang)
     goal_report = None
     if goals_file(year) is not None:
         goal_report = goals(db, year, today=min(_today(today), as_of))
@@ -786,17 +803,35 @@ def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = N
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(lang), newstyle=True
+    )
+    env.filters.update(
+        say=lambda text: i18n.localise(text, lang),
+        num=lambda n: i18n.fmt_number(n, lang) if isinstance(n, int | float) else n,
+        goal=lambda text: i18n.pgettext(lang, "goal", str(text)) if text else "",
+        status=lambda text: i18n.pgettext(lang, "status", str(text)),
     )
     template = env.get_template("report.html.j2")
     return template.render(
+        lang=lang,
         report=report,
         chart=chart,
         goals=goal_report,
-        as_of_label=as_of.strftime("%d-%m-%Y"),
-        generated=clock.display(clock.stamp(clock.now())),
+        as_of_label=i18n.fmt_date(as_of, lang),
+        generated=i18n.fmt_datetime(clock.now(), lang),
         order=_ORDER,
-        total_label=TOTAL_LABEL,
+        total_label=i18n.gettext(lang, "Total"),
     )
+
+
+def _month(month: int, lang: str) -> str:
+    """A month's short name in ``lang`` (jan., Jan)."""
+    from babel.dates import get_month_names
+
+    return str(get_month_names("abbreviated", locale=i18n.FORMAT_LOCALE[lang])[month])
 
 
 # --- goals --------------------------------------------------------------------------------------
