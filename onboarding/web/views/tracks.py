@@ -111,6 +111,7 @@ def _track_view(page: Page, track_id: int) -> dict[str, Any]:
         "history": _history_view(page.db, row),
         "notifications": [_notification_view(defn, n) for n in notes if n["status"] != "cancelled"],
         "field_labels": {name: f.label for name, f in defn.fields.items()},
+        "field_types": {name: f.type for name, f in defn.fields.items()},
         "cancelled_notifications": sum(1 for n in notes if n["status"] == "cancelled"),
     }
 
