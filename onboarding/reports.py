@@ -545,31 +545,53 @@ def _best_buckets(
     return ranked, uncounted
 
 
-def _danish(day: str) -> str:
-    return date.fromisoformat(day).strftime("%d-%m-%Y")
+def _danish(day: str, lang: str = i18n.DEFAULT) -> str:
+    """A report's day as the language writes it (30.06.2021, 30 Jun 2021)."""
+    return i18n.fmt_date(date.fromisoformat(day), lang)
 
 
-def rollout_text(report: Mapping[str, Any]) -> str:
-    """The rollout report as the deck lays it out, in 80 columns."""
+def _lang(lang: str | None) -> str:
+    """The language of a text report: given, else ``--lang``/``ONBOARDING_LANG``, else da."""
+    return i18n.normalise(lang or i18n.cli_language())
+
+
+def _say(lang: str, msgid: str, **params: Any) -> str:
+    text = i18n.gettext(lang, msgid)
+    return text % params if params else text
+
+
+def _num(value: Any, lang: str) -> str:
+    return i18n.fmt_number(value, lang) if isinstance(value, int) else str(value)
+
+
+def rollout_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    """The rollout report as the deck lays it out, in 80 columns (in ``lang``)."""
+    lang = _lang(lang)
+    total_label = _say(lang, "Total")
     labels = report["bucket_labels"]
-    headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], TOTAL_LABEL]
+    headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], total_label]
     lines = [
-        f"Rollout per vendor solution, status per {_danish(report['as_of'])} "
-        "(counted in municipalities)",
+        _say(
+            lang,
+            "Rollout per vendor solution, status per %(day)s (counted in municipalities)",
+            day=_danish(report["as_of"], lang),
+        ),
         "",
     ]
     if not report["categories"]:
-        lines.append("(no contracts on record: import them with 'onboarding registry import')")
+        lines.append(
+            _say(lang, "(no contracts on record: import them with 'onboarding registry import')")
+        )
     label_width = max(
         [len(c["category"]) for c in report["categories"]]
         + [len(f"{r['vendor']} - {r['system']}") for c in report["categories"] for r in c["rows"]]
-        + [len(TOTAL_LABEL)]
+        + [len(total_label)]
     )
     for c in report["categories"]:
         body: list[Sequence[Any] | None] = [
             [f"{r['vendor']} - {r['system']}", *(r[k] for k in _ORDER)] for r in c["rows"]
         ]
-        body += [None, [TOTAL_LABEL, *(c["total"][k] for k in _ORDER)]]
+        body += [None, [total_label, *(c["total"][k] for k in _ORDER)]]
         lines += _table(
             [c["category"], *headers_tail],
             body,
@@ -578,12 +600,12 @@ def rollout_text(report: Mapping[str, Any]) -> str:
         )
         distinct = c["distinct_municipalities"]
         if c["note"]:
-            lines += _wrap("* " + c["note"])
+            lines += _wrap("* " + i18n.localise(c["note"], lang))
         else:
-            lines.append(f"{distinct} distinct municipalities.")
+            lines.append(_say(lang, "%(n)s distinct municipalities.", n=distinct))
         lines.append("")
     for note in report.get("notes", []):
-        lines += _wrap("Note: " + note)
+        lines += _wrap(_say(lang, "Note: %(note)s", note=i18n.localise(note, lang)))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -1036,19 +1058,23 @@ def _goal_index(spec: Mapping[str, Any], name: str) -> int:
     return next(i for i, g in enumerate(spec["goals"]) if g["name"] == name)
 
 
-def goals_text(report: Mapping[str, Any]) -> str:
-    lines = [f"Goals {report['year']}, as of {_danish(report['today'])}", ""]
+def goals_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
+    day = _danish(report["today"], lang)
+    lines = [_say(lang, "Goals %(year)s, as of %(day)s", year=report["year"], day=day), ""]
     rows: list[Sequence[Any] | None] = []
     for r in report["goals"]:
-        label = r["label"] + (f": {r['target_label']}" if r["target_label"] else "")
-        actual = "-" if r["actual"] is None else f"{r['actual']:,}".replace(",", ".")
-        rows.append(
-            [r["quarter"], label, f"{r['target']:,}".replace(",", "."), actual, r["status"]]
-        )
+        label = i18n.pgettext(lang, "goal", r["label"])
+        if r["target_label"]:
+            label += ": " + i18n.pgettext(lang, "goal", r["target_label"])
+        actual = "-" if r["actual"] is None else _num(r["actual"], lang)
+        status = i18n.pgettext(lang, "status", r["status"])
+        rows.append([r["quarter"], label, _num(r["target"], lang), actual, status])
     if not rows:
-        lines.append("(no goals for that quarter)")
+        lines.append(_say(lang, "(no goals for that quarter)"))
     else:
-        lines += _table(["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl")
+        headers = [_say(lang, h) for h in ("Quarter", "Goal", "Target", "Actual", "Status")]
+        lines += _table(headers, rows, "llrrl")
     return "\n".join(lines) + "\n"
 
 
@@ -1239,18 +1265,24 @@ def grid(
     }
 
 
-def grid_text(report: Mapping[str, Any]) -> str:
+def grid_text(report: Mapping[str, Any], lang: str | None = None) -> str:
     """The grid in blocks of systems that fit 80 columns, with a legend."""
+    lang = _lang(lang)
+    municipality = _say(lang, "Municipality")
     lines = [
-        f"Connections by municipality and system, {_danish(report['today'])}"
+        _say(
+            lang,
+            "Connections by municipality and system, %(day)s",
+            day=_danish(report["today"], lang),
+        )
         + (f" ({report['category']})" if report["category"] else ""),
         "",
     ]
     systems = report["systems"]
     if not systems:
-        return "\n".join([*lines, "(no connections or contracts)"]) + "\n"
+        return "\n".join([*lines, _say(lang, "(no connections or contracts)")]) + "\n"
     name_width = min(
-        17, max(len("Municipality"), *(len(r["municipality"]) for r in report["rows"]))
+        17, max(len(municipality), *(len(r["municipality"]) for r in report["rows"]))
     )
     widths = []
     for s in systems:
@@ -1267,7 +1299,7 @@ def grid_text(report: Mapping[str, Any]) -> str:
         blocks[-1].append(i)
         used += 2 + w
     for block in blocks:
-        headers = ["Municipality", *(systems[i]["name"] for i in block)]
+        headers = [municipality, *(systems[i]["name"] for i in block)]
         body: list[Sequence[Any] | None] = [
             [
                 r["municipality"],
@@ -1282,10 +1314,13 @@ def grid_text(report: Mapping[str, Any]) -> str:
             min_widths=[name_width, *(widths[i] for i in block)],
         )
         lines.append("")
-    legend = (
+    legend = _say(
+        lang,
         "Cell: step:working days in it (steps as in 'onboarding workflow show connection'); "
         "ok = in operation; x = ended without going live; - = contract but no track; "
-        f"* = outlier for its step ({report['outliers']}); ! = overdue ({report['overdue']})."
+        "* = outlier for its step (%(outliers)s); ! = overdue (%(overdue)s).",
+        outliers=report["outliers"],
+        overdue=report["overdue"],
     )
     lines += _wrap(legend)
     return "\n".join(lines) + "\n"
@@ -1356,31 +1391,44 @@ def klik(
     return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
 
 
-def klik_text(report: Mapping[str, Any]) -> str:
+def klik_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
     buckets = report["buckets"]
-    lines = [f"KLIK tasks, status per {_danish(report['as_of'])} (municipalities)", ""]
+    day = _danish(report["as_of"], lang)
+    lines = [_say(lang, "KLIK tasks, status per %(day)s (municipalities)", day=day), ""]
     rows: list[Sequence[Any] | None] = [
-        [t["task"], t["end_date"], *(t["counts"][b] for b in buckets), t["overdue"]]
+        [
+            t["task"],
+            _danish(t["end_date"], lang) if t["end_date"] else "",
+            *(t["counts"][b] for b in buckets),
+            t["overdue"],
+        ]
         for t in report["tasks"]
     ]
-    lines += _table(
-        ["Task", "Slutdato", *buckets, "Overdue"], rows, "ll" + "r" * (len(buckets) + 1)
-    )
+    headers = [_say(lang, "Task"), _say(lang, "End date"), *buckets, _say(lang, "Overdue")]
+    lines += _table(headers, rows, "ll" + "r" * (len(buckets) + 1))
     for t in report["tasks"]:
         if t["without_track"]:
             lines += _wrap(
-                f"{t['task']}: {t['without_track']} municipalities have no track for it and count "
-                f"as {buckets[-1]}."
+                _say(
+                    lang,
+                    "%(task)s: %(n)s municipalities have no track for it and count as "
+                    "%(bucket)s.",
+                    task=t["task"],
+                    n=t["without_track"],
+                    bucket=buckets[-1],
+                )
             )
         if t.get("open"):  # an empty section is left out: the counts above say it
-            lines += ["", f"Open: {t['task']} ({t['type']})"]
+            lines += ["", _say(lang, "Open: %(task)s (%(type)s)", task=t["task"], type=t["type"])]
             lines += _table(
-                ["Municipality", "Status", "Due"],
+                [_say(lang, "Municipality"), _say(lang, "Status"), _say(lang, "Due")],
                 [
                     [
                         r["municipality"],
                         r["label"],
-                        (r["due"] or "") + (" !" if r["overdue"] else ""),
+                        (_danish(r["due"], lang) if r["due"] else "")
+                        + (" !" if r["overdue"] else ""),
                     ]
                     for r in t["open"]
                 ],
@@ -1440,26 +1488,31 @@ def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "tracks": out}
 
 
-def overdue_text(report: Mapping[str, Any]) -> str:
+def overdue_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
     rows = report["tracks"]
-    lines = [f"Overdue tracks, {_danish(report['today'])}: {len(rows)}", ""]
+    day = _danish(report["today"], lang)
+    lines = [_say(lang, "Overdue tracks, %(day)s: %(n)s", day=day, n=len(rows)), ""]
     if rows:
+        headers = ["#", *(_say(lang, h) for h in ("Workflow", "Subject", "Step", "Due", "Late"))]
         lines += _table(
-            ["#", "Workflow", "Subject", "Step", "Due", "Late"],
+            headers,
             [
                 [
                     r["track"],
                     r["definition"],
                     r["subject"],
-                    r["state"],
-                    r["due"],
+                    r["label"],
+                    _danish(r["due"], lang),
                     r["working_days_late"],
                 ]
                 for r in rows
             ],
             "rllllr",
         )
-        lines.append("Late = working days past due. 'onboarding track why N' explains a track.")
+        lines.append(
+            _say(lang, "Late = working days past due. 'onboarding track why N' explains a track.")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -1499,15 +1552,23 @@ def waves(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "steps": labels, "waves": out}
 
 
-def waves_text(report: Mapping[str, Any]) -> str:
+def waves_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
     steps = report["steps"]
-    lines = [f"Rollout waves, {_danish(report['today'])} (municipalities)", ""]
+    day = _danish(report["today"], lang)
+    lines = [_say(lang, "Rollout waves, %(day)s (municipalities)", day=day), ""]
     lines += _table(
-        ["Wave", "Go-live", "Kommuner", *steps, "Overdue"],
+        [
+            _say(lang, "Wave"),
+            _say(lang, "Go-live"),
+            _say(lang, "Municipalities"),
+            *steps,
+            _say(lang, "Overdue"),
+        ],
         [
             [
                 w["code"],
-                w["go_live"],
+                _danish(w["go_live"], lang) if w["go_live"] else "",
                 w["municipalities"],
                 *(w["by_step"][s] for s in steps),
                 w["overdue"],
@@ -1621,21 +1682,30 @@ def buckets(
     }
 
 
-def buckets_text(report: Mapping[str, Any]) -> str:
+def buckets_text(report: Mapping[str, Any], lang: str | None = None) -> str:
     """The buckets report in 80 columns: one row per group and a total row."""
+    lang = _lang(lang)
     d = report["definition"]
-    by = f" per {report['by_label'].lower()}" if report["by"] else ""
-    title = f"{d['title']} ({d['name']}), status per {_danish(report['as_of'])}{by}"
-    lines = [*_wrap(title + " (counted in tracks)"), ""]
+    by = _say(lang, " per %(by)s", by=report["by_label"].lower()) if report["by"] else ""
+    title = _say(
+        lang,
+        "%(title)s (%(name)s), status per %(day)s%(by)s (counted in tracks)",
+        title=d["title"],
+        name=d["name"],
+        day=_danish(report["as_of"], lang),
+        by=by,
+    )
+    lines = [*_wrap(title), ""]
     keys = [c["key"] for c in report["columns"]]
-    headers = [report["by_label"] or "", *(c["label"] for c in report["columns"]), TOTAL_LABEL]
+    total_label = _say(lang, "Total")
+    headers = [report["by_label"] or "", *(c["label"] for c in report["columns"]), total_label]
     body: list[Sequence[Any] | None] = [
         [r["label"], *(r["counts"][k] for k in keys), r["total"]] for r in report["rows"]
     ]
     if body:
         body.append(None)
     total = report["total"]
-    body.append([TOTAL_LABEL, *(total["counts"][k] for k in keys), total["total"]])
+    body.append([total_label, *(total["counts"][k] for k in keys), total["total"]])
     lines += _table(headers, body, "l" + "r" * (len(keys) + 1))
     return "\n".join(lines).rstrip() + "\n"
 

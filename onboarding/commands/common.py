@@ -342,6 +342,19 @@ def moment(stamp: str | None) -> str:
     return i18n.fmt_datetime(clock.unstamp(stamp), lang()) if stamp else ""
 
 
+def shown_local(text: str | None) -> str:
+    """A local time as ``clock.display`` gives it (2021-06-30 10:15), as the language writes
+    it (30.06.2021 10:15)."""
+    from datetime import datetime
+
+    from onboarding import clock, i18n
+
+    if not text:
+        return ""
+    local = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=clock.LOCAL)
+    return i18n.fmt_datetime(local, lang())
+
+
 class Labels:
     """Keys of the definitions as people read them (state, phase, role), cached per run."""
 
