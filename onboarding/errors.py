@@ -31,6 +31,7 @@ class OnboardingError(Exception):
         if hint:
             args = (f"{self.message}{hint_sep}{hint}", *args[1:])
         super().__init__(*args)
+        self._as_raised = str(self)
 
     def sentence(self) -> str:
         """The error as one ``str`` to keep (a bulk run's reason per track): English with the
@@ -41,7 +42,11 @@ class OnboardingError(Exception):
         return str(self)
 
     def say(self, lang: str, *, cli: bool = False) -> str:
-        """The error in ``lang``; with ``cli`` followed by the command-line hint."""
+        """The error in ``lang``; with ``cli`` followed by the command-line hint. An error
+        whose text a caller rewrote (``exc.args = ...``) or that has no ``Message`` is said as
+        it is."""
+        if not isinstance(self.message, Message) or str(self) != self._as_raised:
+            return str(self)
         text = localise(self.message, lang)
         if cli and self.hint:
             text = f"{text}{self.hint_sep}{localise(self.hint, lang)}"

@@ -225,6 +225,36 @@ def test_pages_refusal_in_danish_without_cli_hint(client: TestClient, demo_db: P
     assert_danish("refused step", text)
 
 
+def test_pages_import_preview_names_steps_by_label(client: TestClient, demo_db: Path) -> None:
+    """The import preview names the steps a row moves between by their labels, not keys."""
+    db = open_existing(demo_db)
+    try:
+        name, system = db.execute(
+            "SELECT m.name, v.name || ' ' || s.name FROM tracks t"
+            " JOIN municipalities m ON m.code = t.municipality_code"
+            " JOIN systems s ON s.id = t.system_id JOIN vendors v ON v.id = s.vendor_id"
+            " WHERE t.definition = 'connection' AND t.state = 'date_agreement' AND t.final = 0"
+            " ORDER BY t.id LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    sheet = (
+        "municipality;system;status;date;connection_date\n"
+        f"{name};{system};service_agreements;2021-06-30;2021-10-01\n"
+    ).encode()
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/import").text)
+    assert token
+    response = client.post(
+        "/import",
+        data={"csrf": token.group(1)},
+        files={"file": ("status-2021-06.csv", sheet, "text/csv")},
+    )
+    assert response.status_code == 200, response.text
+    text = visible_text(response.text)
+    assert "2. Godkend serviceaftaler med leverandøren" in text
+    assert_danish("import preview", text)
+
+
 # --- the HTML report --------------------------------------------------------------------------
 
 

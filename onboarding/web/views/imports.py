@@ -61,9 +61,22 @@ def _file_errors(exc: OnboardingError, path: Path) -> list[str]:
     return i18n.say_error(exc).replace(str(path), path.name).splitlines()
 
 
-def _import_view(result: Any, path: Path) -> dict[str, Any]:
+def _state_labels(db: Any) -> dict[str, str]:
+    """State key -> label over the stored definitions (the import's rows name states of the
+    readiness and connection definitions, whose keys do not clash)."""
+    from onboarding import definitions
+
+    return {s.name: s.label for d in definitions.stored(db) for s in d.states}
+
+
+def _import_view(result: Any, path: Path, db: Any = None) -> dict[str, Any]:
     data = result.to_dict()
-    changed = [o for o in data["outcomes"] if o["outcome"] not in ("unchanged",)]
+    labels = _state_labels(db) if db is not None else {}
+    changed = [
+        {**o, "from": labels.get(o["from"], o["from"]), "to": labels.get(o["to"], o["to"])}
+        for o in data["outcomes"]
+        if o["outcome"] not in ("unchanged",)
+    ]
     return {"summary": data, "changed": changed, "file": path.name}
 
 
@@ -98,7 +111,7 @@ def import_preview(page: Page) -> Response:
             result=None,
             errors=_file_errors(exc, path),
         )
-    return state.render(page, "import.html", result=_import_view(result, path), token=token)
+    return state.render(page, "import.html", result=_import_view(result, path, page.db), token=token)
 
 
 def import_apply(page: Page) -> Response:
@@ -128,4 +141,4 @@ def import_apply(page: Page) -> Response:
         )
     shutil.rmtree(path.parent, ignore_errors=True)
     page.session.pop("import", None)
-    return state.render(page, "import.html", result=_import_view(result, path), applied=True)
+    return state.render(page, "import.html", result=_import_view(result, path, page.db), applied=True)
