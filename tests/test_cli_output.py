@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import os
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any

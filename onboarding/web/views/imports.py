@@ -111,7 +111,8 @@ def import_preview(page: Page) -> Response:
             result=None,
             errors=_file_errors(exc, path),
         )
-    return state.render(page, "import.html", result=_import_view(result, path, page.db), token=token)
+    view = _import_view(result, path, page.db)
+    return state.render(page, "import.html", result=view, token=token)
 
 
 def import_apply(page: Page) -> Response:
@@ -141,4 +142,5 @@ def import_apply(page: Page) -> Response:
         )
     shutil.rmtree(path.parent, ignore_errors=True)
     page.session.pop("import", None)
-    return state.render(page, "import.html", result=_import_view(result, path, page.db), applied=True)
+    view = _import_view(result, path, page.db)
+    return state.render(page, "import.html", result=view, applied=True)
