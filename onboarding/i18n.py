@@ -139,21 +139,29 @@ class Term(str):
 
 
 class Phrases(tuple[Any, ...]):
-    """Several parameters said as one, with a separator ("; " between guard reasons)."""
+    """Several parameters said as one, with a separator ("; " between guard reasons) or a
+    word the catalogue translates (``conj="or"``: "a or b", "a eller b")."""
 
     sep: str
+    conj: str | None
 
-    def __new__(cls, items: Iterable[Any], sep: str = ", ") -> Phrases:
+    def __new__(cls, items: Iterable[Any], sep: str = ", ", conj: str | None = None) -> Phrases:
         obj = super().__new__(cls, tuple(items))
         obj.sep = sep
+        obj.conj = conj
         return obj
+
+    def joiner(self, lang: str | None) -> str:
+        if self.conj is None:
+            return self.sep
+        return f" {self.conj if lang is None else gettext(lang, self.conj)} "
 
 
 def say(value: Any, lang: str | None) -> str:
     """A message parameter in ``lang`` (None: the stable English form of ``str``)."""
     if lang is None:
         if isinstance(value, Phrases):
-            return value.sep.join(say(v, None) for v in value)
+            return value.joiner(None).join(say(v, None) for v in value)
         if isinstance(value, datetime):
             from onboarding import clock
 
@@ -164,7 +172,7 @@ def say(value: Any, lang: str | None) -> str:
     if isinstance(value, Message | Term):
         return value.say(lang)
     if isinstance(value, Phrases):
-        return value.sep.join(say(v, lang) for v in value)
+        return value.joiner(lang).join(say(v, lang) for v in value)
     if isinstance(value, datetime):
         return fmt_datetime(value, lang)
     if isinstance(value, date):

@@ -159,7 +159,9 @@ def test_web_track_refusal_shows_the_engines_reason(client: TestClient, web_db: 
         data={"csrf": token, "trigger": "agree_date", "role": "coordinator"},
     )
     assert response.status_code == 422
-    assert "needs connection_date" in response.text and "Ikke udført" in response.text
+    text = unescape(response.text)
+    assert "kræver “Aftalt tilslutningsdato”" in text and "Ikke udført" in text
+    assert "--set" not in text  # command-line advice stays on the command line
     assert snapshot(web_db) == before
 
 
@@ -204,7 +206,10 @@ def test_web_bulk_preview_names_moving_and_blocked_tracks(client: TestClient, we
     html = response.text
     assert response.status_code == 200 and "Forhåndsvis" in html
     assert "Spærret" in html and "Flyttes" in html
-    assert "is not possible from state 'service_agreements'" in unescape(html)
+    assert (
+        "“Tilslutningsdato aftalt” er ikke muligt fra “2. Godkend serviceaftaler med "
+        "leverandøren”" in unescape(html)
+    )
     assert 'action="/bulk/apply"' not in html
     assert snapshot(web_db) == before
 
