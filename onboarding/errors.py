@@ -71,8 +71,13 @@ class NotFound(OnboardingError):
         self.what = what
         self.name = name
         self.candidates = list(candidates)
-        hint = f"; closest: {', '.join(self.candidates)}" if self.candidates else ""
-        super().__init__(f"unknown {what} {shorten(name)}{hint}")
+        # ``what`` is an English noun ("track", "municipality"): the catalogue has its Danish.
+        params = {"what": Message(what), "name": shorten(name)}
+        if self.candidates:
+            params["closest"] = ", ".join(self.candidates)
+            super().__init__(Message("unknown %(what)s %(name)s; closest: %(closest)s", params))
+        else:
+            super().__init__(Message("unknown %(what)s %(name)s", params))
 
 
 class Ambiguous(OnboardingError):
@@ -83,8 +88,14 @@ class Ambiguous(OnboardingError):
         self.name = name
         self.candidates = list(candidates)
         super().__init__(
-            f"ambiguous {what} {shorten(name)}: matches {', '.join(self.candidates)}; "
-            "be more specific"
+            Message(
+                "ambiguous %(what)s %(name)s: matches %(matches)s; be more specific",
+                {
+                    "what": Message(what),
+                    "name": shorten(name),
+                    "matches": ", ".join(self.candidates),
+                },
+            )
         )
 
 

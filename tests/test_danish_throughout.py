@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -78,7 +79,10 @@ def _definitions() -> tuple[Definition, ...]:
 @cache
 def _danish_words() -> frozenset[str]:
     """Every word of the Danish catalogue and of the shipped definitions' labels."""
-    texts = [i18n.gettext("da", m.id) for m in _catalogue() if isinstance(m.id, str)]
+    texts: list[str] = []
+    for m in _catalogue():
+        strings = m.string if isinstance(m.string, tuple | list) else (m.string,)
+        texts += [t for t in strings if isinstance(t, str)]
     for defn in _definitions():
         texts += [defn.title] + [s.label for s in defn.states]
         texts += [f.label for f in defn.fields.values()]
@@ -87,7 +91,7 @@ def _danish_words() -> frozenset[str]:
     return frozenset(w for t in texts for w in re.findall(r"[\w-]+", t))
 
 
-def _catalogue() -> list[object]:
+def _catalogue() -> list[Any]:
     from babel.messages import pofile
 
     with (i18n.LOCALE_DIR / "da" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
@@ -122,6 +126,8 @@ def offences(text: str) -> list[str]:
         if re.search(rf"(?<![\w/.@-]){re.escape(k)}(?![\w@-]|\.\w)", text)
     ]
     found += [f"English {p!r}" for p in ENGLISH if p in text]
+    # One date format per language: an ISO date (2021-05-26) beside 26.05.2021 is a second.
+    found += [f"ISO date {d!r}" for d in sorted(set(re.findall(r"\b\d{4}-\d{2}-\d{2}\b", text)))]
     found += [f"English {w!r}" for w in ("met", "open") if re.search(rf"\b{w}\b", text)]
     return found
 
@@ -195,6 +201,39 @@ def test_pages_danish_no_raw_keys_or_english(client: TestClient, demo_db: Path) 
         assert response.status_code < 500, url
         bad += problems(url, visible_text(response.text))
     assert not bad, "\n".join(bad)
+
+
+def test_pages_grid_overdue_count_is_plural(client: TestClient) -> None:
+    """The grid's overdue count agrees in number: "64 forsinkede", not "64 forsinket"."""
+    text = " ".join(visible_text(client.get("/grid").text).split())
+    assert re.search(r"\b\d+ forsinkede\b", text), text[:400]
+    assert not re.search(r"\b(?!1 )\d+ forsinket\b", text)
+
+
+def test_pages_english_phase_and_dates_by_label(demo_db: Path) -> None:
+    """In English the phase badge is a label ("Agreement"), not the key, and dates read
+    30 Jun 2021 throughout."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ONBOARDING_NOW", DEMO_NOW)
+    try:
+        with TestClient(create_app(demo_db, secret=SECRET)) as c:
+            login(c)
+            token = re.search(r'name="csrf" value="([^"]+)"', c.get("/grid").text)
+            assert token
+            c.post("/language", data={"csrf": token.group(1), "lang": "en", "next": "/grid"})
+            db = open_existing(demo_db)
+            track = db.execute(
+                "SELECT id FROM tracks WHERE state = 'service_agreements' AND final = 0"
+            ).fetchone()[0]
+            db.close()
+            text = visible_text(c.get(f"/tracks/{track}").text)
+    finally:
+        mp.undo()
+    assert "Agreement" in text
+    # "agreement administrator" is a role's English label; the phase key alone is not.
+    assert not re.search(r"\bagreement\b(?! administrator)", text)
+    for other in (r"\b\d{4}-\d{2}-\d{2}\b", r"\b\d{2}\.\d{2}\.\d{4}\b", r"\b\d+/\d+/\d{4}\b"):
+        assert not re.search(other, text), re.search(other, text)
 
 
 def test_pages_refusal_in_danish_without_cli_hint(client: TestClient, demo_db: Path) -> None:

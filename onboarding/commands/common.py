@@ -230,13 +230,35 @@ def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) 
     labels = Labels(db) if db is not None else None
     defs: dict[int, str] = {}
 
-    def state(r: dict[str, Any], key: str | None) -> str:
-        if labels is None or not key:
-            return key or ""
+    def definition(r: dict[str, Any]) -> Any:
+        assert labels is not None
         if r["track"] not in defs:
             found = db.execute("SELECT definition FROM tracks WHERE id = ?", [r["track"]])
             defs[r["track"]] = found.fetchone()[0]
-        return labels.state(defs[r["track"]], r.get("definition_version"), key)
+        return labels.definition(defs[r["track"]], r.get("definition_version"))
+
+    def state(r: dict[str, Any], key: str | None) -> str:
+        if labels is None or not key:
+            return key or ""
+        found = definition(r).by_name.get(key)
+        return str(found.label) if found is not None else key
+
+    def field(r: dict[str, Any], name: str, value: Any) -> str:
+        """``name=value`` as read: the field's label, a date in the language's format."""
+        if labels is None:
+            return f"{name}={value}"
+        fdef = definition(r).fields.get(name)
+        if fdef is None:
+            return f"{name}={value}"
+        if value is None:
+            return f"{fdef.label}: {t('not reported')}"
+        shown = value
+        if fdef.type == "date" and isinstance(value, str):
+            try:
+                shown = day(value)
+            except ValueError:  # a value stored before the type was checked: as it is
+                shown = value
+        return f"{fdef.label}: {shown}"
 
     for r in rows:
         track = f"#{r['track']}  " if with_track else ""
@@ -248,7 +270,7 @@ def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) 
         click.echo(f"{when}  {track}{r['trigger']}: {move}")
         role = Labels.role(r["role"]) if labels is not None else r["role"]
         details = [f"{r['actor']} ({role})"]
-        details += [f"{k}={v}" for k, v in r["fields"].items()]
+        details += [field(r, k, v) for k, v in r["fields"].items()]
         if r["note"]:
             details.append(t("note: %(note)s", note=r["note"]))
         click.echo("                  " + "; ".join(details))
