@@ -181,7 +181,8 @@ def _some_tracks(demo_db: Path) -> list[int]:
 
 
 def page_urls(demo_db: Path) -> list[str]:
-    urls = ["/grid", "/grid?definition=system-readiness", "/bulk", "/import", "/notifications"]
+    urls = ["/work", "/grid", "/grid?definition=system-readiness", "/grid?overdue=1"]
+    urls += ["/bulk", "/import", "/notifications", "/reports/overdue?role=coordinator"]
     urls += ["/reports"] + [
         f"/reports/{name}" for name in ("rollout", "goals", "overdue", "klik", "waves", "grid")
     ]
@@ -330,6 +331,8 @@ def cli_outputs(demo_db: Path) -> Iterator[tuple[str, str]]:
         for sub in ("show", "why", "history"):
             yield f"track {sub} {i}", _cli("track", sub, str(i))
     yield "track list", _cli("track", "list", "--overdue")
+    yield "track mine", _cli("track", "mine", "--actor", "test-koordinator")
+    yield "report overdue --role", _cli("report", "overdue", "--role", "coordinator")
     yield "track list state", _cli("track", "list", "--definition", "system-readiness")
     for name in ("rollout", "goals", "overdue", "klik", "waves", "grid", "buckets"):
         yield f"report {name}", _cli("report", name)

@@ -238,22 +238,50 @@ def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_jso
 
 @report.command("overdue")
 @click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
+@click.option(
+    "--role",
+    metavar="ROLE",
+    help="Only steps waiting on this role (who must act next), e.g. agreement-admin.",
+)
+@click.option("--vendor", metavar="NAME", help="Only tracks of this vendor's systems.")
 @db_option
 @json_option
-def report_overdue(as_of: str | None, db_path: str | None, as_json: bool) -> None:
+def report_overdue(
+    as_of: str | None,
+    role: str | None,
+    vendor: str | None,
+    db_path: str | None,
+    as_json: bool,
+) -> None:
     """Open tracks of every workflow past their due date, the longest overdue first.
 
     --as-of replays history: the tracks open at the end of that day, with the due dates
-    their state and fields then gave.
+    their state and fields then gave. --role and --vendor narrow the list to the steps that
+    wait on one role, or to one vendor's systems.
 
     Example:
 
-        onboarding report overdue --as-of 2021-05-10 --json
+        onboarding report overdue --as-of 2021-05-10 --role vendor --vendor KMD --json
     """
     from onboarding import reports
+    from onboarding.errors import InputError, NotFound
+    from onboarding.registry import resolve_vendor
+    from onboarding.roles import require_role
 
     with database(db_path) as db:
-        data = reports.overdue(db, today=_parse_day(as_of, "--as-of"))
+        # Checked first, so the one line names the option that was wrong.
+        for option, value, check in (
+            ("--role", role, lambda v: require_role(v, db)),
+            ("--vendor", vendor, lambda v: resolve_vendor(db, v)),
+        ):
+            try:
+                if value:
+                    check(value)
+            except (InputError, NotFound) as exc:
+                raise UserError(f"{option}: {exc}") from None
+        data = reports.overdue(
+            db, today=_parse_day(as_of, "--as-of"), role=role or None, vendor=vendor or None
+        )
     if as_json:
         echo_json(data)
     else:

@@ -652,3 +652,54 @@ def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool
             echo_json(info)
         else:
             click.echo("\n".join(say(line) for line in info["lines"]))
+
+
+@track.command("mine")
+@click.option(
+    "--actor",
+    envvar="ONBOARDING_ACTOR",
+    default=None,
+    help="Whose work list (default: $ONBOARDING_ACTOR, else your login name).",
+)
+@click.option("--overdue", is_flag=True, help="Only the overdue ones.")
+@db_option
+@json_option
+def track_mine(actor: str | None, overdue: bool, db_path: str | None, as_json: bool) -> None:
+    """What is waiting on you: open tracks whose next step lies with one of your roles, in the
+    scope you hold it; overdue first (longest overdue first), then by deadline.
+
+    Example:
+
+        onboarding track mine --actor aarhus --overdue
+    """
+    from onboarding import roles, worklist
+
+    with database(db_path) as db:
+        items = worklist.work_list(db, actor_name(actor))
+        if overdue:
+            items = [w for w in items if w["overdue"]]
+        if as_json:
+            echo_json(items)
+            return
+        if not items:
+            click.echo(t("Nothing is waiting on you."))
+            return
+        echo_table(
+            [
+                {
+                    "id": w["track"],
+                    t("subject"): w["subject"],
+                    t("step"): w["step"],
+                    t("who acts"): roles.label(str(w["role"]), lang()),
+                    t("days"): w["days_in_step"],
+                    t("due"): day(w["due"])
+                    + (
+                        " ! " + t("%(n)s late", n=w["working_days_late"])
+                        if w["overdue"]
+                        else ""
+                    ),
+                    t("next"): ", ".join(a["label"] for a in w["actions"]),
+                }
+                for w in items
+            ]
+        )

@@ -36,8 +36,8 @@ from onboarding.roles import label as role_label
 from onboarding.web import i18n
 from onboarding.web.core import STATIC, TEMPLATES, Handler, SecurityHeaders, WebState, endpoint
 from onboarding.web.views.auth import language_post, login_page, login_post, logout_post
-from onboarding.web.views.bulk import bulk_apply, bulk_page
-from onboarding.web.views.grid import grid_page, home
+from onboarding.web.views.bulk import bulk_apply, bulk_done, bulk_page
+from onboarding.web.views.grid import grid_page
 from onboarding.web.views.imports import import_apply, import_page, import_preview
 from onboarding.web.views.municipalities import municipality_page
 from onboarding.web.views.notifications import (
@@ -47,6 +47,7 @@ from onboarding.web.views.notifications import (
 )
 from onboarding.web.views.reports import report_csv, report_page
 from onboarding.web.views.tracks import track_advance, track_page
+from onboarding.web.views.work import home, work_page
 
 
 def make_environment() -> Environment:
@@ -87,12 +88,14 @@ def routes() -> list[Route | Mount]:
         post("/login", login_post, public=True),
         post("/language", language_post, public=True),
         post("/logout", logout_post),
+        get("/work", work_page),
         get("/grid", grid_page),
         get("/tracks/{track_id:int}", track_page),
         post("/tracks/{track_id:int}/advance", track_advance),
         get("/municipalities/{code:int}", municipality_page),
         get("/bulk", bulk_page),
         post("/bulk/apply", bulk_apply),
+        get("/bulk/done/{bulk_id}", bulk_done),
         get("/import", import_page),
         post("/import", import_preview),
         post("/import/apply", import_apply),

@@ -9,8 +9,8 @@ from typing import Any
 from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import definitions, engine, registry, tracks
-from onboarding.errors import InputError, OnboardingError
+from onboarding import bulkops, definitions, engine, registry, tracks
+from onboarding.errors import InputError, NotFound, OnboardingError
 from onboarding.filters import TrackFilter
 from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, Redirect, _granted_roles, _status_for, _urlencode
@@ -165,7 +165,12 @@ def bulk_apply(page: Page) -> Response:
             raise InputError(_("Choose the step to take (trigger)."))
         flt = _bulk_filter(req, ids)
         sets = _parse_sets(req["sets"])
-        act = engine.Act(actor=page.actor, role=req["role"], note=req["note"] or None)
+        # Each history row names the operation (its id and instant), so the result page and
+        # every moved track's history say which bulk action moved it, and who did it.
+        op = bulkops.new()
+        act = engine.Act(
+            actor=page.actor, role=req["role"], note=op.note(req["note"] or None), at=op.at
+        )
         check = engine.bulk_advance(page.db, flt, req["trigger"], act, sets, dry_run=True)
         if check.selected != len(ids):
             raise InputError(
@@ -175,16 +180,13 @@ def bulk_apply(page: Page) -> Response:
                 )
                 % {"then": len(ids), "now": check.selected}
             )
-        result = engine.bulk_advance(page.db, flt, req["trigger"], act, sets)
+        engine.bulk_advance(page.db, flt, req["trigger"], act, sets)
     except OnboardingError as exc:
         error, status = i18n.say_error(exc), _status_for(exc)
     else:
-        page.flash(
-            i18n.ngettext("%(n)d track moved.", "%(n)d tracks moved.", result.moved)
-            % {"n": result.moved}
-        )
+        # The result page (bulk_done) says how many moved and lists them.
         query = _urlencode({k: str(v) for k, v in req.items() if v and k not in ("note",)})
-        raise Redirect("/bulk?" + query)
+        raise Redirect(f"/bulk/done/{op.id}?" + query)
     return WEB(page).render(
         page,
         "bulk.html",
@@ -195,3 +197,18 @@ def bulk_apply(page: Page) -> Response:
         preview=None,
         error=error,
     )
+
+
+def bulk_done(page: Page) -> Response:
+    """What one bulk operation moved, each track with a link (read back from history)."""
+    result = bulkops.moved(page.db, page.request.path_params["bulk_id"])
+    if not result["tracks"]:
+        raise NotFound("bulk operation", result["id"])
+    again = {k: v for k, v in page.request.query_params.items() if k in _REPEATABLE}
+    return WEB(page).render(
+        page, "bulk_done.html", op=result, again="/bulk?" + _urlencode(again) if again else "/bulk"
+    )
+
+
+#: The form fields a result page's "Back to the form" keeps (not the ids or the note).
+_REPEATABLE = (*BULK_CONDITIONS, "overdue", "trigger", "role", "sets")

@@ -5,11 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from onboarding.web import portfolio
-from onboarding.web.core import WEB, Page, Redirect, _parse_day
-
-
-def home(page: Page) -> Response:
-    raise Redirect("/grid")
+from onboarding.web.core import WEB, Page, _parse_day, _urlencode
 
 
 def grid_page(page: Page) -> Response:
@@ -28,8 +24,23 @@ def grid_page(page: Page) -> Response:
         vendor=pick("vendor", options["vendors"]),
         region=pick("region", options["regions"]),
         phase=pick("phase", options["phases"]),
+        overdue=page.query("overdue") in ("1", "on", "ja", "yes"),
+        role=pick("role", options["roles"]),
     )
     data = portfolio.grid(page.db, as_of, flt, definition)
+    # The overdue count links to this very view narrowed to the overdue cells: every filter
+    # lives in the URL, so the link (like any view) can be bookmarked and shared.
+    kept = {k: v for k, v in page.request.query_params.items() if k in _FILTERS and v}
     return WEB(page).render(
-        page, "grid.html", grid=data, options=options, problem=problem, as_of=as_of
+        page,
+        "grid.html",
+        grid=data,
+        options=options,
+        problem=problem,
+        as_of=as_of,
+        overdue_url="/grid?" + _urlencode({**kept, "overdue": "1"}),
     )
+
+
+#: The grid's filters, as URL parameters.
+_FILTERS = ("definition", "category", "vendor", "region", "phase", "role", "overdue", "as_of")

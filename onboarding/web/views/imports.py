@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import shutil
@@ -13,7 +14,7 @@ from starlette.responses import Response
 
 from onboarding.errors import InputError, OnboardingError
 from onboarding.web import i18n
-from onboarding.web.core import WEB, Page, WebState, _require_role, _status_for
+from onboarding.web.core import WEB, Page, WebState, _grants, _require_role, _status_for
 from onboarding.web.i18n import gettext as _
 
 #: The largest status file the import page takes.
@@ -21,6 +22,21 @@ MAX_UPLOAD = 5 * 1024 * 1024
 
 
 IMPORT_ROLES = ("coordinator", "importer")
+
+
+def _importer(page: Page, path: Path) -> tuple[Any, dict[str, str]]:
+    """The logged-in person as the import's actor: in role importer when they hold it for all,
+    else in the role that let them import (coordinator); the note names the uploaded file and
+    its sha256 digest (accountability: history says who uploaded what). Also what the page
+    says about it."""
+    from onboarding.status_import import ROLE, Importer, upload_source
+
+    assert page.actor is not None
+    for_all = {g.get("role") for g in _grants(page.db, page.actor) if g.get("scope") == "all"}
+    role = ROLE if ROLE in for_all else next(r for r in IMPORT_ROLES if r in for_all)
+    data = path.read_bytes()
+    by = Importer(actor=page.actor, role=role, source=upload_source(path.name, data))
+    return by, {"actor": page.actor, "role": role, "digest": hashlib.sha256(data).hexdigest()}
 
 
 def import_page(page: Page) -> Response:
@@ -69,7 +85,9 @@ def _state_labels(db: Any) -> dict[str, str]:
     return {s.name: s.label for d in definitions.stored(db) for s in d.states}
 
 
-def _import_view(result: Any, path: Path, db: Any = None) -> dict[str, Any]:
+def _import_view(
+    result: Any, path: Path, who: dict[str, str], db: Any = None
+) -> dict[str, Any]:
     data = result.to_dict()
     labels = _state_labels(db) if db is not None else {}
     changed = [
@@ -77,7 +95,7 @@ def _import_view(result: Any, path: Path, db: Any = None) -> dict[str, Any]:
         for o in data["outcomes"]
         if o["outcome"] not in ("unchanged",)
     ]
-    return {"summary": data, "changed": changed, "file": path.name}
+    return {"summary": data, "changed": changed, "file": path.name, "by": who}
 
 
 def import_preview(page: Page) -> Response:
@@ -99,8 +117,9 @@ def import_preview(page: Page) -> Response:
     if isinstance(old, str) and old != token and _pending_upload(state, old) is not None:
         shutil.rmtree(state.uploads / old, ignore_errors=True)
     page.session["import"] = token
+    by, who = _importer(page, path)
     try:
-        result = import_status(page.db, path, dry_run=True)
+        result = import_status(page.db, path, dry_run=True, by=by)
     except OnboardingError as exc:
         shutil.rmtree(path.parent, ignore_errors=True)
         page.session.pop("import", None)
@@ -111,7 +130,7 @@ def import_preview(page: Page) -> Response:
             result=None,
             errors=_file_errors(exc, path),
         )
-    view = _import_view(result, path, page.db)
+    view = _import_view(result, path, who, page.db)
     return state.render(page, "import.html", result=view, token=token)
 
 
@@ -130,8 +149,9 @@ def import_apply(page: Page) -> Response:
             result=None,
             errors=[_("That preview is no longer available: upload the file again.")],
         )
+    by, who = _importer(page, path)
     try:
-        result = import_status(page.db, path)
+        result = import_status(page.db, path, by=by)
     except OnboardingError as exc:
         return state.render(
             page,
@@ -142,5 +162,5 @@ def import_apply(page: Page) -> Response:
         )
     shutil.rmtree(path.parent, ignore_errors=True)
     page.session.pop("import", None)
-    view = _import_view(result, path, page.db)
+    view = _import_view(result, path, who, page.db)
     return state.render(page, "import.html", result=view, applied=True)

@@ -54,8 +54,36 @@ def _report_data(page: Page, name: str) -> dict[str, Any]:
     elif name == "klik":
         data["report"] = reports.klik(page.db, as_of=as_of)
     else:
-        data["report"] = reports.overdue(page.db, today=as_of)
+        data.update(_overdue_filters(page))
+        data["report"] = reports.overdue(
+            page.db, today=as_of, role=data["role"] or None, vendor=data["vendor"] or None
+        )
     return data
+
+
+def _overdue_filters(page: Page) -> dict[str, Any]:
+    """The overdue report's filters (responsible role, vendor) from the URL; a value that is
+    not offered is ignored, as on the grid. ``filter_query`` carries them to the CSV link."""
+    from urllib.parse import urlencode
+
+    from onboarding import definitions, registry
+
+    roles: list[str] = []
+    for name, version in definitions.names(page.db):
+        for r in portfolio.roles_waited_on(definitions.get(page.db, name, version)):
+            if r not in roles:
+                roles.append(r)
+    vendors = sorted((str(v["name"]) for v in registry.list_vendors(page.db)), key=str.casefold)
+    role = page.query("role") if page.query("role") in roles else ""
+    vendor = page.query("vendor") if page.query("vendor") in vendors else ""
+    chosen = {k: v for k, v in (("role", role), ("vendor", vendor)) if v}
+    return {
+        "role": role,
+        "vendor": vendor,
+        "roles": roles,
+        "vendors": vendors,
+        "filter_query": ("&" + urlencode(chosen)) if chosen else "",
+    }
 
 
 def _chart(db: Database, as_of: date) -> dict[str, Any]:
