@@ -584,27 +584,47 @@ class BulkResult:
         if len(self.blocked) < keep:
             self.blocked.append((track["id"], reason))
         # The reason without the track's own label, so the same cause groups together.
-        general = reason.removeprefix(f"track #{track['id']}: ")
+        general = _general(reason, track["id"])
         group = self.groups.setdefault(general, BlockedGroup(general))
         group.count += 1
         if per_reason is None or len(group.tracks) < per_reason:
             subject = subject_text(_subject_labels(db, dict(track)))
             group.tracks.append({"id": track["id"], "subject": subject})
 
-    def refusal(self, trigger: str, shown: int = 5) -> str:
+    def refusal(self, trigger: str, shown: int = 5) -> Message:
         """Why a real bulk run moved nothing: a summary line, then per reason its count and
-        a line naming the first tracks by id and subject."""
-        lines = [
-            f"{self.blocked_count} of {self.selected} selected tracks cannot fire {trigger!r},"
-            " so none was moved:"
+        a line naming the first tracks by id and subject (a ``Message``: English as ``str``)."""
+        lines: list[Any] = [
+            Message(
+                "%(n)s of %(selected)s selected tracks cannot fire %(trigger)s, so none was "
+                "moved:",
+                {"n": str(self.blocked_count), "selected": str(self.selected),
+                 "trigger": repr(trigger)},
+            )
         ]
         for g in self.groups.values():
             named = ", ".join(f"#{t['id']} {t['subject']}".rstrip() for t in g.tracks[:shown])
             more = g.count - min(shown, len(g.tracks))
-            tail = f" and {more} more" if more > 0 else ""
-            lines += [f"  {g.count} × {g.reason}", f"      {named}{tail}"]
-        lines.append("  'track advance --where ... --dry-run' lists them by reason (--json: all)")
-        return "\n".join(lines)
+            tail = Message(" and %(more)s more", {"more": str(more)}) if more > 0 else ""
+            lines += [
+                Message("  %(count)s × %(reason)s", {"count": str(g.count), "reason": g.reason}),
+                Message("      %(named)s%(tail)s", {"named": named, "tail": tail}),
+            ]
+        lines.append(
+            Message("  'track advance --where ... --dry-run' lists them by reason (--json: all)")
+        )
+        return Message("%(lines)s", {"lines": Phrases(lines, "\n")})
+
+
+def _general(reason: str, track_id: int) -> str:
+    """A blocked track's reason without its own "track #N: ", still said in a language."""
+    text = reason.removeprefix(f"track #{track_id}: ")
+    if isinstance(reason, Message) and reason.msgid.startswith("%(track)s: "):
+        params = {k: v for k, v in reason.params.items() if k != "track"}
+        plural = reason.plural.removeprefix("%(track)s: ") if reason.plural else None
+        msgid = reason.msgid.removeprefix("%(track)s: ")
+        return Message(msgid, params, plural=plural, n=reason.n, text=text)
+    return text
 
 
 Progress = Callable[[int], None]

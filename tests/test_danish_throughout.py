@@ -332,6 +332,13 @@ def cli_outputs(demo_db: Path) -> Iterator[tuple[str, str]]:
             yield f"track {sub} {i}", _cli("track", sub, str(i))
     yield "track list", _cli("track", "list", "--overdue")
     yield "track mine", _cli("track", "mine", "--actor", "test-koordinator")
+    bulk = ["track", "advance", "--where", "definition=connection state=service_agreements",
+            "approve_agreements", "--actor", "test-koordinator", "--role", "coordinator"]
+    yield "bulk dry run", _cli(*bulk, "--dry-run")
+    # A real run that every track refuses (the step takes no reason): on the module's copy.
+    refused = CliRunner().invoke(cli.cli, [*bulk, "--set", "reason=x", "--db", str(demo_db)])
+    assert refused.exit_code == 2, refused.output
+    yield "bulk refused", refused.output
     yield "report overdue --role", _cli("report", "overdue", "--role", "coordinator")
     yield "track list state", _cli("track", "list", "--definition", "system-readiness")
     for name in ("rollout", "goals", "overdue", "klik", "waves", "grid", "buckets"):

@@ -308,9 +308,17 @@ def track_advance(
             # A valid filter that selects nothing says what it selected (exit 0).
             click.echo(filters.describe(flt, open_only=True))
             return
-        verb = "would move" if dry_run else "moved"
-        click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
+        moves = (
+            "would move %(n)s of %(selected)s selected track(s)"
+            if dry_run
+            else "moved %(n)s of %(selected)s selected track(s)"
+        )
+        click.echo(t(moves, n=result.moved, selected=result.selected))
+        labels = Labels(db)
+        name = flt.definition or ""
         for (a, b), n in sorted(result.by_move.items()):
+            if name:
+                a, b = labels.state(name, None, a), labels.state(name, None, b)
             click.echo(f"  {n:>6}  {a} -> {b}")
         _echo_blocked(result)
 
@@ -365,16 +373,18 @@ def _echo_blocked(result: Any) -> None:
     """The blocked tracks of a preview: per reason its count, then the tracks by id."""
     if not result.blocked_count:
         return
-    click.echo(f"{result.blocked_count} blocked:")
+    click.echo(t("%(n)s blocked:", n=result.blocked_count))
     for g in result.groups.values():
-        click.echo(f"  {g.count:>6}  {g.reason}")
+        click.echo(f"  {g.count:>6}  {say(g.reason)}")
         for one in g.tracks:
             click.echo(f"          #{one['id']:<6} {one['subject']}".rstrip())
         if g.count > len(g.tracks):
-            click.echo(
-                f"          ... and {g.count - len(g.tracks)} more "
-                f"(--limit {g.count} lists them, --json lists all)"
+            more = t(
+                "... and %(n)s more (--limit %(limit)s lists them, --json lists all)",
+                n=g.count - len(g.tracks),
+                limit=g.count,
             )
+            click.echo(f"          {more}")
 
 
 def _echo_preview(preview: dict[str, Any], as_json: bool) -> None:
