@@ -138,7 +138,10 @@ def test_output_bulk_refusal_names_the_blocked_tracks(runner: CliRunner, db_path
     assert result.exit_code == 2
     err = result.stderr
     assert "6 of 12 selected tracks cannot fire 'approve_agreements'" in err
-    assert "\n  6 × 'approve_agreements' is blocked: system Schultz Fasit is not yet ready" in err
+    assert (
+        "\n  6 × “Serviceaftaler godkendt” is blocked: system Schultz Fasit is not yet ready"
+        in err
+    )
     shown = [tid for tid in fasit if f"#{tid} {fasit[tid]} / Schultz Fasit" in err]
     assert len(shown) == 5 and "and 1 more" in err and "--dry-run' lists them" in err
     assert "advancing" not in err
