@@ -13,12 +13,14 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onboarding import calendar, clock
 from onboarding.i18n import Message, Phrases, Term
 from workflows.loader import GuardSignature
-from workflows.model import Definition
+
+if TYPE_CHECKING:
+    from workflows.model import Definition
 
 #: A track row as the engine reads it (``fields`` already parsed).
 Track = Mapping[str, Any]
@@ -127,14 +129,13 @@ class GuardContext:
         )
 
     def _definition(self, name: Any, version: Any) -> Definition | None:
-        from sqlite_utils import Database
-
         from onboarding import definitions
+        from onboarding.db import Database
         from onboarding.errors import NotFound
 
         if name is None or version is None:
             return None
-        db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
+        db = Database(self.conn)
         try:
             return definitions.get(db, str(name), int(version))
         except NotFound:
@@ -275,11 +276,7 @@ def _shifted(day: date, offset: Any) -> tuple[date, Message | str]:
     if n == 0:
         return day, ""
     sign = "+" if n > 0 else "-"
-    moved = (
-        calendar.add_working_days(day, n)
-        if unit == "working_days"
-        else day + timedelta(days=n)
-    )
+    moved = calendar.add_working_days(day, n) if unit == "working_days" else day + timedelta(days=n)
     params = {"sign": sign, "n": abs(n), "moved": moved}
     if unit == "working_days":
         return moved, Message(

@@ -9,10 +9,13 @@ page and in the Danish command line.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from onboarding import i18n
 from onboarding.i18n import Phrases, Term
-from workflows.model import Definition
+
+if TYPE_CHECKING:
+    from workflows.model import Definition
 
 
 def _quoted(key: str, quoted: bool) -> str:
