@@ -41,9 +41,11 @@ def translations(lang: str) -> gettext_module.NullTranslations:
     source = po.read_bytes()
     # The command line speaks Danish by default, so nearly every command reads the catalogue:
     # compiling it with Babel costs ~100 ms, reading a compiled copy well under 1 ms. The copy
-    # is named by the .po's digest, so an edited (or merged) .po is never read stale.
+    # is named by the .po's digest, so an edited (or merged) .po is never read stale. It is
+    # kept in the user's cache folder, never in the installed package (which may be read-only
+    # or shared by several users).
     digest = hashlib.sha256(source).hexdigest()[:16]
-    compiled = po.with_name(f"messages-{digest}.mo")
+    compiled = cache_dir() / f"messages-{lang}-{digest}.mo"
     try:
         return gettext_module.GNUTranslations(io.BytesIO(compiled.read_bytes()))
     except (OSError, ValueError):
@@ -59,21 +61,34 @@ def translations(lang: str) -> gettext_module.NullTranslations:
     return gettext_module.GNUTranslations(buf)
 
 
+def cache_dir() -> Path:
+    """Where compiled catalogues are kept: ``$ONBOARDING_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/onboarding``, else ``~/.cache/onboarding``."""
+    import os
+
+    if os.environ.get("ONBOARDING_CACHE_DIR"):
+        return Path(os.environ["ONBOARDING_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "onboarding"
+
+
 def _keep(compiled: Path, data: bytes) -> None:
-    """Write the compiled copy beside the .po (atomically) and drop older copies; a package
-    directory that cannot be written just compiles every time."""
+    """Write the compiled copy (atomically) and drop older copies of the same language; a
+    cache folder that cannot be written just compiles every time."""
     import contextlib
     import os
 
     tmp = compiled.with_name(f".{compiled.name}.{os.getpid()}.tmp")
     try:
+        compiled.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, compiled)
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
         return
-    for old in compiled.parent.glob("messages-*.mo"):
+    lang_prefix = compiled.name.rsplit("-", 1)[0]
+    for old in compiled.parent.glob(f"{lang_prefix}-*.mo"):
         if old != compiled:
             with contextlib.suppress(OSError):
                 old.unlink()

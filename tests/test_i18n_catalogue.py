@@ -26,21 +26,24 @@ def test_catalogue_compiled_copy_follows_an_edited_po(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An edited .po is read afresh (its compiled copy is named by its digest), and the copy
-    of the earlier text is removed."""
+    of the earlier text is removed; copies go to the cache folder, never the package."""
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ONBOARDING_CACHE_DIR", str(cache))
     _catalogue(tmp_path, 'msgid "Hello"\nmsgstr "Hej"\n')
     i18n.translations.cache_clear()
     try:
         assert i18n.gettext("da", "Hello") == "Hej"
-        first = list((tmp_path / "da" / "LC_MESSAGES").glob("messages-*.mo"))
+        first = list(cache.glob("messages-da-*.mo"))
         assert len(first) == 1
         _catalogue(tmp_path, 'msgid "Hello"\nmsgstr "Goddag"\n')
         i18n.translations.cache_clear()
         assert i18n.gettext("da", "Hello") == "Goddag"
         i18n.translations.cache_clear()
         assert i18n.gettext("da", "Hello") == "Goddag"  # now from the compiled copy
-        copies = list((tmp_path / "da" / "LC_MESSAGES").glob("messages-*.mo"))
+        copies = list(cache.glob("messages-da-*.mo"))
         assert len(copies) == 1 and copies != first
+        assert not list(tmp_path.glob("da/**/*.mo"))  # nothing written into the package
     finally:
         i18n.translations.cache_clear()
 
