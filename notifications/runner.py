@@ -19,6 +19,7 @@ they were.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -34,9 +35,18 @@ from typing import Any
 from sqlite_utils import Database
 
 from notifications.config import Config
-from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
+from notifications.render import (
+    Attachment,
+    Outgoing,
+    Rendered,
+    Renderer,
+    build_message,
+    build_outgoing,
+    due_calendar,
+)
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.outbox_results import Ledger, Sent
 
 
 @dataclass
@@ -249,21 +259,46 @@ def compose(
 ) -> EmailMessage:
     """One message for one item, or a digest for several with the same recipients. With
     ``db``, each calendar event carries its SEQUENCE (without: 0)."""
+    rendered, parts = _message_parts(items, renderer, config, token, now, db)
+    return build_message(rendered, **parts)
+
+
+def compose_outgoing(
+    items: Sequence[_Item],
+    renderer: Renderer,
+    config: Config,
+    token: str,
+    now: datetime,
+    db: Database | None = None,
+) -> Outgoing:
+    """``compose``'s message as bytes ready to hand over (``build_outgoing``: the same bytes,
+    built through the cached frame of its shape)."""
+    rendered, parts = _message_parts(items, renderer, config, token, now, db)
+    return build_outgoing(rendered, **parts)
+
+
+def _message_parts(
+    items: Sequence[_Item],
+    renderer: Renderer,
+    config: Config,
+    token: str,
+    now: datetime,
+    db: Database | None,
+) -> tuple[Rendered, dict[str, Any]]:
     rows = [i.row for i in items]
     attachments = _attachments(items, token, config, now, db)
     if len(items) == 1:
         rendered = items[0].rendered
     else:
         rendered = renderer.render("_digest", _digest_context(items))
-    return build_message(
-        rendered,
-        mail_from=config.mail_from,
-        to=items[0].to,
-        message_id=_message_id(rows, token, config),
-        date_sent=now,
-        attachments=attachments,
-        outbox_ids=[r["id"] for r in rows],
-    )
+    return rendered, {
+        "mail_from": config.mail_from,
+        "to": items[0].to,
+        "message_id": _message_id(rows, token, config),
+        "date_sent": now,
+        "attachments": attachments,
+        "outbox_ids": [r["id"] for r in rows],
+    }
 
 
 def _digest_context(items: Sequence[_Item]) -> dict[str, Any]:
@@ -347,6 +382,7 @@ def send_due(
     tp: Transport = transport or open_transport(config, deadline=started + config.run_timeout)
     down: str | None = None
     batches = 0
+    ledger = Ledger(name)
     try:
         while max_batches is None or batches < max_batches:
             rows = outbox.claim(db, at, wall(), name, config.batch_size, config.lease)
@@ -355,9 +391,17 @@ def send_due(
             batches += 1
             summary.claimed += len(rows)
             rows = _supersede(db, rows, at, name, wall(), summary)
-            down = _process(db, rows, at, config, renderer, token, tp, name, wall, summary, down)
+            down = _process(
+                db, rows, at, config, renderer, token, tp, name, wall, summary, down, ledger
+            )
             if down is not None:
                 break  # the server cannot be used: leave the other due rows for the next run
+    except BaseException:
+        # Interrupted: what was sent before is still recorded (its own failure, e.g. a full
+        # disk, must not hide the interruption; the rows then wait for reclaim_stale).
+        with contextlib.suppress(Exception):
+            ledger.flush(db)
+        raise
     finally:
         if own_transport:
             tp.close()
@@ -406,6 +450,7 @@ def _process(
     wall: Callable[[], datetime],
     summary: SendSummary,
     down: str | None,
+    ledger: Ledger,
 ) -> str | None:
     """Render, hand over and record one claimed batch; return why the run must stop, if so."""
     items: list[_Item] = []
@@ -425,7 +470,8 @@ def _process(
         if down is not None:
             _release(db, group, name, wall(), None, summary)
             continue
-        down = _send_group(db, group, config, renderer, token, tp, name, wall, summary)
+        down = _send_group(db, group, config, renderer, token, tp, name, wall, summary, ledger)
+    _credit(summary, ledger.flush(db))  # the batch's last results
     return down
 
 
@@ -439,6 +485,7 @@ def _send_group(
     name: str,
     wall: Callable[[], datetime],
     summary: SendSummary,
+    ledger: Ledger,
 ) -> str | None:
     """One message: build it, hand its rows over (re-checked), send, record each row."""
     msg = _compose(db, group, renderer, config, token, wall())
@@ -450,7 +497,10 @@ def _send_group(
     except DeliveryError as exc:
         _release(db, group, name, wall(), f"not sent: {exc}", summary)
         return str(exc)
-    handed, cancelled = outbox.hand_over(db, [i.row for i in group], name, wall(), config.lease)
+    handed, cancelled = outbox.hand_over(
+        db, [i.row for i in group], name, wall(), config.lease, first=ledger.write
+    )
+    _credit(summary, ledger.settle())  # the results of earlier messages, in that transaction
     for row, why in cancelled:
         _cancelled(summary, row, why)
     if len(handed) < len(group):
@@ -478,22 +528,29 @@ def _send_group(
     if refused:
         notes.append("refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items()))
     note = "; ".join(notes) or None
+    # Written with the next handover or at the end of the batch (outbox_results).
+    sent_at = wall()
     for item in group:
-        if outbox.record_sent(
-            db, item.row["id"], name, wall(), delivered, str(msg["Message-ID"]), note
-        ):
-            summary.sent += 1
-            summary.outcomes.append(
-                Outcome(
-                    item.row["id"],
-                    "sent",
-                    delivered,
-                    str(msg["Subject"]),
-                    note,
-                    str(msg["Message-ID"]),
-                )
+        ledger.sent(
+            Sent(
+                item.row["id"],
+                sent_at,
+                tuple(delivered),
+                str(msg["Message-ID"]),
+                note,
+                str(msg["Subject"]),
             )
+        )
     return None
+
+
+def _credit(summary: SendSummary, written: list[Sent]) -> None:
+    """Count the rows whose sending was recorded (a row taken back meanwhile is not)."""
+    for r in written:
+        summary.sent += 1
+        summary.outcomes.append(
+            Outcome(r.row_id, "sent", list(r.sent_to), str(r.info), r.note, r.message_id)
+        )
 
 
 def _compose(
@@ -503,11 +560,11 @@ def _compose(
     config: Config,
     token: str,
     now: datetime,
-) -> EmailMessage | str:
+) -> Outgoing | str:
     """The message for a group, or why it cannot be built (a digest template a user edited
     may fail in any way): recorded on its rows like a row's own template error."""
     try:
-        return compose(group, renderer, config, token, now, db)
+        return compose_outgoing(group, renderer, config, token, now, db)
     except Exception as exc:
         what = "template '_digest'" if len(group) > 1 else f"template {group[0].row['template']!r}"
         return f"{what}: {type(exc).__name__}: {exc}"
