@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -195,11 +197,24 @@ def _example_contact(data: Mapping[str, Any], role: str) -> str:
 
 
 def _message_id(item_rows: Sequence[Mapping[str, Any]], token: str, config: Config) -> str:
+    domain = _domain(config)
     if len(item_rows) == 1:
-        return f"<{outbox.message_key(item_rows[0], token)}@{config.domain}>"
+        return f"<{outbox.message_key(item_rows[0], token)}@{domain}>"
     keys = ",".join(outbox.message_key(r, token) for r in sorted(item_rows, key=lambda r: r["id"]))
     digest = hashlib.sha256(keys.encode()).hexdigest()[:20]
-    return f"<digest.{digest}.{token}@{config.domain}>"
+    return f"<digest.{digest}.{token}@{domain}>"
+
+
+def _domain(config: Config) -> str:
+    """``config.domain``, which parses the sender's address: once per sender."""
+    return _parsed(config.mail_from, config.message_id_domain)[1]
+
+
+@lru_cache(maxsize=16)
+def _parsed(mail_from: str, message_id_domain: str | None) -> tuple[str, str]:
+    """(envelope sender, Message-ID domain) of a sender: ``Config`` parses it on every read."""
+    config = Config(None, Path(), mail_from=mail_from, message_id_domain=message_id_domain)
+    return config.envelope_from, config.domain
 
 
 def _attachment(
@@ -218,7 +233,7 @@ def _attachment(
     method = "CANCEL" if withdraw else "PUBLISH"
     lang = config.language
     content = due_calendar(
-        uid=f"{outbox.event_key(row, token)}@{config.domain}",
+        uid=f"{outbox.event_key(row, token)}@{_domain(config)}",
         summary=item.rendered.subject,
         description=item.rendered.text,
         due=due,
@@ -226,7 +241,7 @@ def _attachment(
         lang=lang,
         sequence=sequence + 1 if withdraw else sequence,
         method=method,
-        organizer=config.envelope_from or None,
+        organizer=_parsed(config.mail_from, config.message_id_domain)[0] or None,
     )
     name = "frist" if lang == "da" else "due"
     return Attachment(f"{name}-{row['track_id']}-{row['notification']}.ics", content, method)
