@@ -471,6 +471,56 @@ class Suite:
                 None,
             )
         )
+        self.designs()
+
+    def designs(self) -> None:
+        """Issue 14: the covering index against a maintained summary (``bench/designs.py``):
+        the report's bucket query at 10^6 tracks, and what each costs a single advance."""
+        from bench.designs import VARIANTS
+
+        labels = {
+            "none": "neither (full scan of the track rows, the schema before 012)",
+            "index": "covering index tracks_rollout (kept)",
+            "summary": "summary table kept by triggers",
+        }
+        path = self.copy("national", 10**6, "design-read.db")
+        read = self.work("design_read", db=path, now=NATIONAL_NOW)
+        data.remove(path)
+        base = med(read["none"])
+        for v in VARIANTS:
+            self.add(
+                Row(
+                    "6 report design",
+                    f"bucket query: {labels[v]}",
+                    "10^6 tracks",
+                    med(read[v]),
+                    "neither",
+                    base,
+                    read["rss_peak"],
+                    note="built in " + fmt_s(read[f"setup_{v}"]) if v == "summary" else "",
+                )
+            )
+        dbs = {v: self.copy("fresh", 10**4, f"design-{v}.db") for v in VARIANTS}
+        write = self.work("design_write", dbs=dbs, rounds=5, per=200)
+        for p in dbs.values():
+            data.remove(p)
+        base = med(write["none"])
+        for v in VARIANTS:
+            m = med(write[v])
+            self.add(
+                Row(
+                    "6 write cost",
+                    f"single advance, one commit (engine.advance): {labels[v]}",
+                    "10^4 tracks",
+                    m,
+                    "neither",
+                    base,
+                    write["rss_peak"],
+                    "<= 1.05x neither" if v != "none" else "",
+                    (m <= 1.05 * base) if v != "none" else None,
+                    note=f"{len(write[v])} advances, designs taking turns",
+                )
+            )
 
     # --- 5. delivery ------------------------------------------------------------------------------
 

@@ -689,3 +689,19 @@ def _m007(db: Database) -> None:
         "CREATE INDEX tracks_vendor ON tracks (vendor_id) WHERE vendor_id IS NOT NULL",
     ):
         conn.execute(sql)
+
+
+@migrations(name="012_rollout_summary")
+def _m012(db: Database) -> None:
+    # Issue 14: the rollout report groups every connection track by (municipality, system).
+    # Read from the table that meant a full scan of the wide track rows and a sort of 10^6
+    # pairs; this covering index holds just what the report reads, already in that order
+    # (bench/FINDINGS.md: measured against a maintained summary table, and the write cost of
+    # each). contracts_system serves the uses per system the same way.
+    conn = db.conn
+    for sql in (
+        "CREATE INDEX tracks_rollout ON tracks (definition, municipality_code, system_id,"
+        " def_version, state, created_at, updated_at)",
+        "CREATE INDEX contracts_system ON contracts (system_id, municipality_code)",
+    ):
+        conn.execute(sql)
