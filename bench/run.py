@@ -297,6 +297,62 @@ class Suite:
                     m < 0.3,
                 )
             )
+        self.advance_rss()
+
+    def advance_rss(self) -> None:
+        """Issue 14: peak RSS of one ``onboarding track advance`` against a raw Python process
+        (sqlite3 only) making the same commit, taken from the database (``bench/rss.py``)."""
+        import json as _json
+
+        from bench import rss
+
+        n = 10**4
+        argv = [
+            ONBOARDING, "track", "advance", "", "agree_date",
+            "--set", f"connection_date={data.CONNECTION_DATE}",
+            "--role", "municipality-pl", "--db", "",
+        ]  # fmt: skip
+        env = {"ONBOARDING_NOW": data.ADVANCE_AT, "ONBOARDING_ACTOR": data.ACTOR}
+        ours, raw = [], []
+        statements = WORK / "advance-commit.json"
+        for i in range(7):
+            path = self.copy("fresh", n, "rss-ours.db")
+            track = (
+                sqlite3.connect(path)
+                .execute("SELECT min(id) FROM tracks WHERE definition = 'connection'")
+                .fetchone()[0]
+                + i
+            )
+            before = rss.snapshot(path)
+            argv[3], argv[-1] = str(track), str(path)
+            ours.append(self.proc(argv, **env))
+            commit = rss.commit_of(before, rss.snapshot(path))
+            statements.write_text(_json.dumps(commit), encoding="utf-8")
+            data.remove(path)
+            path = self.copy("fresh", n, "rss-raw.db")
+            raw.append(self.proc([PY, "-c", rss.RAW_COMMIT, str(path), str(statements)]))
+            data.remove(path)
+        statements.unlink(missing_ok=True)
+        b = float(statistics.median([kb for _, kb in raw]))
+        m = float(statistics.median([kb for _, kb in ours]))
+        self.add(
+            Row(
+                "2 advance memory",
+                "onboarding track advance (process), peak RSS",
+                f"{sz(n)} tracks",
+                None,
+                "raw python, same commit",
+                None,
+                int(m),
+                "<= 1.5x raw python",
+                m <= 1.5 * b,
+                note=(
+                    f"{m / 1024:.1f} MiB vs {b / 1024:.1f} MiB (median of 7; the raw process"
+                    f" runs the {len(commit)} statements of the command's commit)"
+                ),
+                ratio_override=m / b,
+            )
+        )
 
     # --- 4. due sweep -----------------------------------------------------------------------------
 
