@@ -609,7 +609,11 @@ class Suite:
                 eng["rss_peak"],
                 "<= 2x raw smtplib",
                 m <= 2 * b,
-                note=f"{m / n * 1e3:.2f} ms vs {b / n * 1e3:.2f} ms a message",
+                note=(
+                    f"{m / n * 1e3:.2f} ms vs {b / n * 1e3:.2f} ms a message; sender CPU"
+                    f" {eng['cpu'] / n * 1e3:.2f} ms vs {raw['cpu'] / n * 1e3:.2f} ms a message,"
+                    f" load average {os.getloadavg()[0]:.1f}"
+                ),
             )
         )
 

@@ -316,6 +316,7 @@ def deliver(args: dict[str, Any]) -> dict[str, Any]:
     at = clock.parse_time(args["at"])
     before = _rss_now()
     started = time.perf_counter()
+    cpu = time.process_time()
     if args.get("profile"):
         from pyinstrument import Profiler
 
@@ -323,13 +324,14 @@ def deliver(args: dict[str, Any]) -> dict[str, Any]:
         prof.start()
     summary = send_due(db, at, config)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     if args.get("profile"):
         prof.stop()
         Path(args["profile"]).write_text(prof.output_text(unicode=False, color=False))
     db.close()
     if summary.sent != n or summary.messages != n:
         raise RuntimeError(f"sent {summary.sent} of {n}: {summary.line()}")
-    return {"times": [seconds], "rss_before": before, "messages": summary.messages}
+    return {"times": [seconds], "rss_before": before, "messages": summary.messages, "cpu": cpu}
 
 
 def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
@@ -345,13 +347,15 @@ def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
             messages.append((sender, to, body.replace(b"\n", b"\r\n")))
     before = _rss_now()
     started = time.perf_counter()
+    cpu = time.process_time()
     smtp = smtplib.SMTP("127.0.0.1", args["port"])
     smtp.ehlo()
     for sender, to, body in messages:
         smtp.sendmail(sender, to, body)
     smtp.quit()
     seconds = time.perf_counter() - started
-    return {"times": [seconds], "rss_before": before, "messages": len(messages)}
+    cpu = time.process_time() - cpu
+    return {"times": [seconds], "rss_before": before, "messages": len(messages), "cpu": cpu}
 
 
 # --- 6. reports -----------------------------------------------------------------------------------
