@@ -556,7 +556,7 @@ class Suite:
                     note="built in " + fmt_s(read[f"setup_{v}"]) if v == "summary" else "",
                 )
             )
-        dbs = {v: self.copy("fresh", 10**4, f"design-{v}.db") for v in VARIANTS}
+        dbs = {v: str(self.copy("fresh", 10**4, f"design-{v}.db")) for v in VARIANTS}
         write = self.work("design_write", dbs=dbs, rounds=5, per=200)
         for p in dbs.values():
             data.remove(p)
