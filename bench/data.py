@@ -565,14 +565,12 @@ def make_national(path: Path, n: int) -> None:
     )
     conn.executemany("INSERT INTO temp.ends VALUES (?, ?, ?, ?, ?, ?, ?)", ends)
     _working_day_table(conn, {e[6] for e in ends if e[6] is not None})
-    # The report's covering index (012_rollout_summary) is built after the tracks, as a
-    # migration builds it on an existing database: filled row by row in track order it made
-    # generating 10^6 tracks several times slower (its key order is not the insert order).
-    rollout = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'tracks_rollout'"
-    ).fetchone()
-    if rollout:
-        conn.execute("DROP INDEX tracks_rollout")
+    # The rollout summary (012_rollout_summary) is filled after the tracks, as its migration
+    # fills it: its triggers would upsert once per generated track.
+    from onboarding.db import ROLLOUT_SUMMARY, ROLLOUT_SUMMARY_FILL
+
+    for name in ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update"):
+        conn.execute(f"DROP TRIGGER {name}")
     rows = n * HISTORY_ROWS
     t0 = int(NATIONAL_FROM.timestamp())
     delta = max(1, int(NATIONAL_SPAN.total_seconds()) // rows)
@@ -625,8 +623,10 @@ def make_national(path: Path, n: int) -> None:
     )
     for _, sql in indexes:
         conn.execute(sql)
-    if rollout:
-        conn.execute(rollout[0])
+    conn.execute("DELETE FROM rollout_summary")
+    conn.execute(ROLLOUT_SUMMARY_FILL)
+    for sql in ROLLOUT_SUMMARY[1:]:  # the triggers (the table is there)
+        conn.execute(sql)
     _contracts(conn)
     conn.execute("COMMIT")
     _finish(conn)

@@ -7,12 +7,14 @@ databases:
 * the read: the report's bucket query (the part the two designs change) at 10^6 tracks,
   without either (a full scan of the track rows, the schema before ``012_rollout_summary``),
   through the covering index ``tracks_rollout``, and from a summary table kept by triggers
-  (one row per definition version, municipality, system and state with its count);
+  (one row per definition version, municipality, system and state with its count: the
+  schema's ``rollout_summary``);
 * the write: single advances (``engine.advance``, one commit each) on a fresh 10^4-track
   database in each variant, the variants taking turns so that load on the machine falls
   on all three alike.
 
-The variant kept in the schema is the covering index (bench/FINDINGS.md says why).
+The variant kept in the schema (``012_rollout_summary``) is the summary (bench/FINDINGS.md
+says why).
 """
 
 from __future__ import annotations
@@ -22,49 +24,25 @@ import statistics
 import time
 from typing import Any
 
-#: The summary design, as it would be added instead of the index: counts kept by triggers.
-SUMMARY_DDL = (
-    "CREATE TABLE rollout_summary (definition TEXT NOT NULL, def_version INTEGER NOT NULL,"
-    " municipality_code INTEGER NOT NULL, system_id INTEGER NOT NULL, state TEXT NOT NULL,"
-    " n INTEGER NOT NULL, PRIMARY KEY (definition, municipality_code, system_id,"
-    " def_version, state)) WITHOUT ROWID",
-    "CREATE TRIGGER rollout_summary_insert AFTER INSERT ON tracks BEGIN"
-    " INSERT INTO rollout_summary VALUES (new.definition, new.def_version,"
-    " ifnull(new.municipality_code, -1), ifnull(new.system_id, -1), new.state, 1)"
-    " ON CONFLICT DO UPDATE SET n = n + 1; END",
-    "CREATE TRIGGER rollout_summary_delete AFTER DELETE ON tracks BEGIN"
-    " UPDATE rollout_summary SET n = n - 1 WHERE definition = old.definition"
-    " AND municipality_code = ifnull(old.municipality_code, -1)"
-    " AND system_id = ifnull(old.system_id, -1) AND def_version = old.def_version"
-    " AND state = old.state; END",
-    "CREATE TRIGGER rollout_summary_update AFTER UPDATE OF definition, def_version,"
-    " municipality_code, system_id, state ON tracks BEGIN"
-    " UPDATE rollout_summary SET n = n - 1 WHERE definition = old.definition"
-    " AND municipality_code = ifnull(old.municipality_code, -1)"
-    " AND system_id = ifnull(old.system_id, -1) AND def_version = old.def_version"
-    " AND state = old.state;"
-    " INSERT INTO rollout_summary VALUES (new.definition, new.def_version,"
-    " ifnull(new.municipality_code, -1), ifnull(new.system_id, -1), new.state, 1)"
-    " ON CONFLICT DO UPDATE SET n = n + 1; END",
+INDEX = (
+    "CREATE INDEX tracks_rollout ON tracks (definition, municipality_code, system_id,"
+    " def_version, state, created_at, updated_at)"
 )
-INDEXES = ("tracks_rollout", "contracts_system")
+SUMMARY = ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update")
 VARIANTS = ("none", "index", "summary")
 
 
 def apply(conn: sqlite3.Connection, variant: str) -> None:
-    """Turn a database of the current schema (with the index) into ``variant``."""
-    if variant == "index":
-        return
-    for name in INDEXES:
-        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    """Turn a database of the current schema (with the summary) into ``variant``."""
     if variant == "summary":
-        for sql in SUMMARY_DDL:
-            conn.execute(sql)
-        conn.execute(
-            "INSERT INTO rollout_summary SELECT definition, def_version,"
-            " ifnull(municipality_code, -1), ifnull(system_id, -1), state, count(*)"
-            " FROM tracks GROUP BY 1, 3, 4, 2, 5"
-        )
+        return
+    for name in SUMMARY:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("DROP TABLE IF EXISTS rollout_summary")
+    if variant == "none":
+        conn.execute("DROP INDEX IF EXISTS contracts_system")
+    else:
+        conn.execute(INDEX)
     conn.commit()
 
 
@@ -73,8 +51,8 @@ def bucket_query(variant: str, rank_sql: str) -> str:
     date) as each variant runs it."""
     if variant == "summary":
         states = (
-            "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
-            " FROM rollout_summary WHERE definition = :d AND n > 0"
+            "SELECT nullif(municipality_code, -1) AS m, nullif(system_id, -1) AS s,"
+            " def_version AS v, state FROM rollout_summary WHERE definition = :d AND n > 0"
         )
     else:
         hint = "NOT INDEXED" if variant == "none" else "INDEXED BY tracks_rollout"

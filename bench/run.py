@@ -536,8 +536,8 @@ class Suite:
 
         labels = {
             "none": "neither (full scan of the track rows, the schema before 012)",
-            "index": "covering index tracks_rollout (kept)",
-            "summary": "summary table kept by triggers",
+            "index": "covering index tracks_rollout",
+            "summary": "summary table kept by triggers (kept)",
         }
         path = self.copy("national", 10**6, "design-read.db")
         read = self.work("design_read", db=path, now=NATIONAL_NOW)
@@ -553,7 +553,7 @@ class Suite:
                     "neither",
                     base,
                     read["rss_peak"],
-                    note="built in " + fmt_s(read[f"setup_{v}"]) if v == "summary" else "",
+                    note="index built in " + fmt_s(read[f"setup_{v}"]) if v == "index" else "",
                 )
             )
         dbs = {v: str(self.copy("fresh", 10**4, f"design-{v}.db")) for v in VARIANTS}

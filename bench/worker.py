@@ -447,7 +447,7 @@ def report_floor(args: dict[str, Any]) -> dict[str, Any]:
 
 def design_read(args: dict[str, Any]) -> dict[str, Any]:
     """The report's bucket query at each design (``bench.designs``), on one copy of a
-    national database turned from one variant into the next: index, none, summary."""
+    national database turned from one variant into the next: summary, none, index."""
     from bench import designs
     from onboarding import clock, reports
     from onboarding.db import connect
@@ -458,7 +458,7 @@ def design_read(args: dict[str, Any]) -> dict[str, Any]:
     rank_sql = reports.rank_case(db, reports._Defs(db), params)
     out: dict[str, Any] = {"times": [], "rss_before": _rss_now()}
     results = {}
-    for variant in ("index", "none", "summary"):
+    for variant in ("summary", "none", "index"):
         started = time.perf_counter()
         designs.apply(db.conn, variant)
         out[f"setup_{variant}"] = time.perf_counter() - started
