@@ -24,7 +24,7 @@ from onboarding import clock
 from onboarding.db import immediate
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from onboarding.db import Database
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import reports
+from onboarding import reports, visibility
+from onboarding.db import Database
 from onboarding.errors import NotFound
 from onboarding.web import portfolio
-from onboarding.web.core import NO_STORE, WEB, Page, _parse_day
+from onboarding.web.core import NO_STORE, WEB, BadRequest, Page, _parse_day
 from onboarding.web.security import csv_cell
 
 
@@ -55,8 +55,14 @@ def _report_data(page: Page, name: str) -> dict[str, Any]:
         data["report"] = reports.klik(page.db, as_of=as_of)
     else:
         data.update(_overdue_filters(page))
+        # A list of tracks: only the reader's own (the other reports are aggregate counts).
+        scope = visibility.of(page.db, page.actor)
         data["report"] = reports.overdue(
-            page.db, today=as_of, role=data["role"] or None, vendor=data["vendor"] or None
+            page.db,
+            today=as_of,
+            role=data["role"] or None,
+            vendor=data["vendor"] or None,
+            scope=scope,
         )
     return data
 
@@ -107,6 +113,8 @@ def report_csv(page: Page) -> Response:
     if name not in REPORTS:
         raise NotFound("report", name)
     data = _report_data(page, name)
+    if data["problem"]:  # a file "as of" another day than asked would mislead
+        raise BadRequest(data["problem"])
     r = data["report"]
     day = data["as_of"].isoformat()
     if name == "rollout":
