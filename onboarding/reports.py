@@ -474,6 +474,27 @@ def _system_category(db: Database, system_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def rank_case(db: Database, defs: _Defs, params: dict[str, Any]) -> str:
+    """SQL for the bucket rank (0, 1, 2) of a connection track from its ``v`` (definition
+    version) and ``state``; the state names go into ``params``."""
+    versions = [
+        int(r[0])
+        for r in db.execute("SELECT version FROM definitions WHERE name = ?", [CONNECTION])
+    ]
+    cases = []
+    for version in versions:
+        defn = defs.get(CONNECTION, version)
+        for rank in (1, 2):
+            names = [st.name for st in defn.states if defn.bucket_rank(st.name) == rank]
+            if names:
+                keys = []
+                for name in names:
+                    params[f"s{len(params)}"] = name
+                    keys.append(f":s{len(params) - 1}")
+                cases.append(f"WHEN v = {version} AND state IN ({', '.join(keys)}) THEN {rank}")
+    return f"CASE {' '.join(cases)} ELSE 0 END" if cases else "0"
+
+
 def _best_buckets(
     db: Database, defs: _Defs, stamp: str
 ) -> tuple[dict[int, dict[int, int]], dict[int, int]]:
@@ -486,31 +507,24 @@ def _best_buckets(
     ``updated_at`` are the instants of its first and last history rows, so only the tracks
     changed after ``stamp`` need their history read; the rest are counted from the track rows.
     """
-    versions = [
-        int(r[0])
-        for r in db.execute("SELECT version FROM definitions WHERE name = ?", [CONNECTION])
-    ]
     params: dict[str, Any] = {"d": CONNECTION, "at": stamp}
-    cases = []
-    for version in versions:
-        defn = defs.get(CONNECTION, version)
-        for rank in (1, 2):
-            names = [st.name for st in defn.states if defn.bucket_rank(st.name) == rank]
-            if names:
-                keys = []
-                for name in names:
-                    params[f"s{len(params)}"] = name
-                    keys.append(f":s{len(params) - 1}")
-                cases.append(f"WHEN v = {version} AND state IN ({', '.join(keys)}) THEN {rank}")
-    rank_sql = f"CASE {' '.join(cases)} ELSE 0 END" if cases else "0"
-    # Full scans, not the (definition, state) index: every connection track is read, and
-    # in table order that is sequential (through the index it was 3x slower at 10^6).
-    states = (
-        "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
-        " FROM tracks NOT INDEXED"
-        " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
-    )
+    rank_sql = rank_case(db, defs, params)
     later = db.execute("SELECT 1 FROM history WHERE at > ? LIMIT 1", [stamp]).fetchone()
+    if later:
+        # Full scans, not the (definition, state) index: every connection track is read, and
+        # in table order that is sequential (through the index it was 3x slower at 10^6).
+        states = (
+            "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
+            " FROM tracks NOT INDEXED"
+            " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
+        )
+    else:
+        # Nothing happened after the date, so every track counts as it is now: read the
+        # counts the rollout summary keeps (schema 012_rollout_summary) instead of the rows.
+        states = (
+            "SELECT nullif(municipality_code, -1) AS m, nullif(system_id, -1) AS s,"
+            " def_version AS v, state FROM rollout_summary WHERE definition = :d AND n > 0"
+        )
     if later:
         # Tracks changed after the date: their last history row at or before it (the bare
         # columns of max() come from that row). One sequential pass over the history and one
