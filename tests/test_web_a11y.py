@@ -162,6 +162,9 @@ class Sessions:
             if logged_in:
                 _log_in(p, COORDINATOR)
             if lang != "da":
+                toggle = p.locator("header.top .menu-toggle")
+                if toggle.is_visible():  # narrow: the switch is in the folded menu
+                    toggle.click()
                 p.click(f"header form[action='/language'] button[value={lang}]")
                 p.wait_for_load_state()
             assert p.locator("html").get_attribute("lang") == lang
