@@ -12,6 +12,11 @@ Both use ``coalesce=True`` (missed runs collapse into one), ``max_instances=1`` 
 ``misfire_grace_time=None`` (a late run still runs, however late). A lost or duplicated wake-up
 is harmless: the claim step is safe on its own, and any number of sweepers may run.
 SIGTERM and SIGINT shut down cleanly: the sweep in progress finishes and records its results.
+
+Each sweep records a heartbeat in the database before it starts and what it did when it
+finishes (``onboarding.health``): the web page's ``/readyz`` and ``/metrics`` run in another
+process and learn from these rows that reminders are flowing. Each sweep logs its events
+(``claim``, ``send``, ``failure``) through ``onboarding.logs``.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.config import Config
-from notifications.runner import SendSummary, send_due
-from onboarding import outbox
+from notifications.runner import Outcome, SendSummary, send_due
+from onboarding import health, outbox
 from onboarding.db import open_existing
+from onboarding.logs import event
 
 TIMEZONE = ZoneInfo("Europe/Copenhagen")
 JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
@@ -42,10 +48,13 @@ log = logging.getLogger("onboarding.scheduler")
 class Sweeper:
     """The job: open the database, send what is due, plan the next wake-up."""
 
-    def __init__(self, db_path: Path, config: Config, scheduler: BaseScheduler) -> None:
+    def __init__(
+        self, db_path: Path, config: Config, scheduler: BaseScheduler, interval: float = 60.0
+    ) -> None:
         self.db_path = db_path
         self.config = config
         self.scheduler = scheduler
+        self.interval = interval
         self.runs = 0
         self.last: SendSummary | None = None
 
@@ -53,20 +62,31 @@ class Sweeper:
         # A fresh connection per run: SQLite connections stay in the thread that made them.
         db = open_existing(self.db_path)
         try:
+            # Alive before the work: a sweep that hangs on a slow server still beat once.
+            health.beat(db, self.interval)
             self.last = summary = send_due(db, None, self.config)
             self.runs += 1
-            if summary.claimed or summary.reclaimed:
-                log.info("%s", summary.line())
-            trouble = summary.trouble()
-            if trouble is not None:  # the next sweep tries again; say why this one fell short
-                log.warning("%s", trouble)
+            self.log_summary(summary)
+            health.record_sweep(db, _sweep_counts(summary))
             self.plan_wake(outbox.next_due(db))
-        except Exception:  # keep the daemon alive; the next sweep tries again
-            log.exception("sweep failed")
+        except Exception as exc:  # keep the daemon alive; the next sweep tries again
+            event(log, "failure", logging.ERROR, exc_info=True, what="sweep", error=repr(exc))
             return None
         finally:
             db.close()
         return summary
+
+    def log_summary(self, summary: SendSummary) -> None:
+        """One event for the claim, one per message sent or failed, one for trouble."""
+        if summary.claimed or summary.reclaimed:
+            event(log, "claim", claimed=summary.claimed, reclaimed=summary.reclaimed)
+        for outcome in summary.outcomes:
+            _log_outcome(outcome)
+        trouble = summary.trouble()
+        if trouble is not None:  # the next sweep tries again; say why this one fell short
+            event(log, "failure", logging.WARNING, what="sweep", error=trouble)
+        if summary.claimed or summary.reclaimed:
+            event(log, "sweep", summary=summary.line())
 
     def plan_wake(self, due: datetime | None) -> None:
         """Schedule the ``wake`` job at ``due`` when that is before the next regular sweep."""
@@ -87,6 +107,30 @@ class Sweeper:
         )
 
 
+def _sweep_counts(summary: SendSummary) -> dict[str, int]:
+    return {
+        "sent": summary.sent,
+        "retrying": summary.retrying,
+        "failed": summary.failed,
+        "cancelled": summary.cancelled,
+        "superseded": summary.superseded,
+    }
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    # The number of recipients, not their addresses: logs travel further than the database.
+    fields: dict[str, Any] = {
+        "row": outcome.id,
+        "status": outcome.status,
+        "recipients": len(outcome.to),
+    }
+    # A row left pending or failed after an attempt (a cancelled row's error is its reason).
+    if outcome.status in ("failed", "pending", "lost") and outcome.error:
+        event(log, "failure", logging.WARNING, what="send", error=outcome.error, **fields)
+    else:
+        event(log, "send", message_id=outcome.message_id, reason=outcome.error, **fields)
+
+
 def build_scheduler(
     db_path: Path,
     config: Config,
@@ -100,7 +144,7 @@ def build_scheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults=dict(JOB_DEFAULTS),
     )
-    sweeper = Sweeper(db_path, config, scheduler)
+    sweeper = Sweeper(db_path, config, scheduler, interval)
     scheduler.add_job(
         sweeper.sweep,
         "interval",
@@ -122,17 +166,17 @@ def run(db_path: Path, config: Config, interval: float = 60.0) -> None:
         if stopping:
             return
         stopping = True
-        log.info("%s: finishing the current sweep and stopping", signal.Signals(signum).name)
+        event(log, "stop", signal=signal.Signals(signum).name, message="finishing the sweep")
         scheduler.shutdown(wait=True)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        log.info("scheduler started: %s; sweeping every %ss", config.describe(), interval)
+        event(log, "start", mail=config.describe(), interval=interval)
         scheduler.start()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    log.info("scheduler stopped")
+    event(log, "stop", message="scheduler stopped")
 
 
 def next_wake(db_path: Path) -> datetime | None:

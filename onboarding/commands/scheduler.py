@@ -11,6 +11,7 @@ from onboarding.commands.common import (
     _mail_config,
     database,
     db_option,
+    log_format_option,
 )
 
 
@@ -32,8 +33,9 @@ def scheduler() -> None:
     show_default=True,
     help="Seconds between regular sweeps (it also wakes at the next due notification).",
 )
+@log_format_option
 @db_option
-def scheduler_run(interval: float, db_path: str | None) -> None:
+def scheduler_run(interval: float, log_format: str, db_path: str | None) -> None:
     """Run the scheduler until SIGTERM or Ctrl-C (the sweep in progress finishes first).
 
     Safe next to a cron 'reminders send-due' and after downtime: overdue notifications go out
@@ -43,15 +45,14 @@ def scheduler_run(interval: float, db_path: str | None) -> None:
 
         onboarding scheduler run --db onboarding.db --interval 60
     """
-    import logging
-
     from notifications.scheduler import run
+    from onboarding import logs
     from onboarding.db import resolve_path
 
     with database(db_path) as db:  # fails early on a missing or old database
         config = _mail_config(db_path, db)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    click.echo(f"scheduler: {config.describe()}", err=True)
+    fmt = logs.FORMATS[logs.FORMATS.index(log_format)]
+    logs.setup(fmt, stream=sys.stderr)
+    if fmt == "text":  # in JSON every line on stderr is an event (the start event says this)
+        click.echo(f"scheduler: {config.describe()}", err=True)
     run(resolve_path(db_path), config, interval)
