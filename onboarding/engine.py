@@ -13,6 +13,7 @@ trigger), guards read through a cached ``GuardContext``, and writes go out with
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from onboarding.errors import (
 )
 from onboarding.filters import TrackFilter
 from onboarding.guards import GUARDS, GuardContext, Verdict
+from onboarding.logs import event
 from onboarding.roles import require_role
 from workflows.model import (
     OPTIONAL_PARTS,
@@ -42,6 +44,8 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
+
+log = logging.getLogger("onboarding.engine")
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
 #: History triggers that do not re-enter the state (the step's clock keeps running).
@@ -403,7 +407,13 @@ def advance(
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
         write_moves(conn, [move], act, ctx.at_stamp)
-        return load_track(conn, track_id)
+        after = load_track(conn, track_id)
+    # Logged once committed (a long-running process's log, onboarding.logs); no field values.
+    event(
+        log, "transition", track=track_id, trigger=trigger, to=move.to_state,
+        version=after["version"], actor=act.actor, role=act.role,
+    )
+    return after
 
 
 def preview_advance(
@@ -619,6 +629,11 @@ def bulk_advance(
         raise
     if result.blocked_count and not dry_run:
         raise TransitionRefused(result.refusal(trigger))
+    if not dry_run and result.moved:  # one event for the bulk, not one per track
+        event(
+            log, "transition", trigger=trigger, tracks=result.moved, actor=act.actor,
+            role=act.role, bulk=True,
+        )
     return result
 
 
