@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.config import Config
@@ -55,10 +56,16 @@ class Sweeper:
         self.config = config
         self.scheduler = scheduler
         self.interval = interval
+        #: Held while a sweep runs, so stopping can wait for it (``stop``).
+        self.busy = threading.Lock()
         self.runs = 0
         self.last: SendSummary | None = None
 
     def sweep(self) -> SendSummary | None:
+        with self.busy:
+            return self._sweep()
+
+    def _sweep(self) -> SendSummary | None:
         # A fresh connection per run: SQLite connections stay in the thread that made them.
         db = open_existing(self.db_path)
         try:
@@ -90,7 +97,7 @@ class Sweeper:
 
     def plan_wake(self, due: datetime | None) -> None:
         """Schedule the ``wake`` job at ``due`` when that is before the next regular sweep."""
-        if due is None:
+        if due is None or self.scheduler.state == STATE_STOPPED:
             return
         now = datetime.now(UTC)
         sweep = self.scheduler.get_job("sweep")
@@ -156,26 +163,42 @@ def build_scheduler(
     return scheduler, sweeper
 
 
+def stop(scheduler: BaseScheduler, sweeper: Sweeper) -> None:
+    """Stop the scheduler and wait for the sweep in progress to finish and record itself.
+
+    Not ``shutdown(wait=True)``: APScheduler 3 holds its job store lock while it waits for the
+    running jobs, and a sweep that then plans its wake-up (``get_job``) waits for that lock:
+    a deadlock until SIGKILL. So: no new sweeps, then wait on the sweep's own lock."""
+    if scheduler.state != STATE_STOPPED:
+        scheduler.shutdown(wait=False)
+    with sweeper.busy:
+        pass
+
+
 def run(db_path: Path, config: Config, interval: float = 60.0) -> None:
     """Run until SIGTERM or SIGINT; the sweep in progress finishes first."""
-    scheduler, _ = build_scheduler(db_path, config, interval)
-    stopping = False
+    scheduler, sweeper = build_scheduler(db_path, config, interval)
+    stopper: threading.Thread | None = None
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        event(log, "stop", signal=signal.Signals(signum).name, message="finishing the sweep")
-        scheduler.shutdown(wait=True)
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # The handler interrupts the main thread wherever it is, perhaps holding a lock that
+        # stopping needs (the executor's, the job store's): another thread does the stopping.
+        nonlocal stopper
+        if stopper is None:
+            event(log, "stop", signal=signal.Signals(signum).name, message="finishing the sweep")
+            stopper = threading.Thread(target=stop, args=(scheduler, sweeper), name="stop")
+            stopper.start()
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         event(log, "start", mail=config.describe(), interval=interval)
-        scheduler.start()
+        scheduler.start()  # returns once stopped
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if stopper is not None:
+            stopper.join()
+        stop(scheduler, sweeper)  # also after an error in start(); waits for the sweep
     event(log, "stop", message="scheduler stopped")
 
 
@@ -188,4 +211,12 @@ def next_wake(db_path: Path) -> datetime | None:
         db.close()
 
 
-__all__ = ["JOB_DEFAULTS", "TIMEZONE", "Sweeper", "build_scheduler", "next_wake", "run"]
+__all__ = [
+    "JOB_DEFAULTS",
+    "TIMEZONE",
+    "Sweeper",
+    "build_scheduler",
+    "next_wake",
+    "run",
+    "stop",
+]

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -25,6 +26,7 @@ from onboarding import clock, health
 from onboarding.db import open_existing
 from onboarding.web import create_app
 from onboarding.web.views import ops
+from tests.notify_support import connection_to_sapa, make_ready
 from tests.web_support import DEMO_NOW, SECRET, fresh_db
 
 ROOT = Path(__file__).parent.parent
@@ -304,3 +306,53 @@ def test_serve_options_reach_readyz_and_metrics(db_path: Path, tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_scheduler_stop_waits_for_the_sweep_without_deadlock(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping while a sweep runs waits for it to finish, record itself and plan its wake-up;
+    APScheduler's shutdown(wait=True) held the job store lock that the wake-up needs, and the
+    daemon hung until SIGKILL."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    import notifications.scheduler as sched
+    from notifications.config import load_config
+
+    entered, gate = threading.Event(), threading.Event()
+    real = sched.send_due
+
+    def slow_send_due(*args: object, **kwargs: object) -> object:
+        entered.set()
+        assert gate.wait(30)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sched, "send_due", slow_send_due)
+    # Notifications due after the pinned clock: the sweep then plans a wake-up (get_job).
+    db = open_existing(db_path)
+    try:
+        make_ready(db)
+        connection_to_sapa(db)
+    finally:
+        db.close()
+    monkeypatch.setenv("ONBOARDING_NOW", "2021-06-03T12:00")
+    scheduler, sweeper = sched.build_scheduler(
+        db_path, load_config(db_path, env={}), 60, BackgroundScheduler
+    )
+    scheduler.start()
+    assert entered.wait(30)
+    stopper = threading.Thread(target=sched.stop, args=(scheduler, sweeper), daemon=True)
+    stopper.start()
+    deadline = time.monotonic() + 10
+    while scheduler.state != 0 and time.monotonic() < deadline:  # 0: STATE_STOPPED
+        time.sleep(0.01)
+    time.sleep(0.2)  # let the stopper reach its wait, as a signal would
+    gate.set()
+    stopper.join(15)
+    assert not stopper.is_alive(), "stopping deadlocked with the sweep"
+    assert sweeper.runs == 1
+    db = open_existing(db_path)
+    try:
+        assert health.last_sweep(db) is not None
+    finally:
+        db.close()

@@ -45,6 +45,8 @@ def scheduler_run(interval: float, log_format: str, db_path: str | None) -> None
 
         onboarding scheduler run --db onboarding.db --interval 60
     """
+    import logging
+
     from notifications.scheduler import run
     from onboarding import logs
     from onboarding.db import resolve_path
@@ -53,6 +55,8 @@ def scheduler_run(interval: float, log_format: str, db_path: str | None) -> None
         config = _mail_config(db_path, db)
     fmt = logs.FORMATS[logs.FORMATS.index(log_format)]
     logs.setup(fmt, stream=sys.stderr)
+    # APScheduler says "Running job ..." at every sweep; our own events say what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if fmt == "text":  # in JSON every line on stderr is an event (the start event says this)
         click.echo(f"scheduler: {config.describe()}", err=True)
     run(resolve_path(db_path), config, interval)
