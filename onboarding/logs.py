@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -64,6 +64,17 @@ def event(
     if logger.isEnabledFor(level):
         text = " ".join([name, *(f"{k}={v}" for k, v in fields.items())])
         logger.log(level, "%s", text, exc_info=exc_info, extra={"event": name, "fields": fields})
+
+
+def line_events(logger_name: str, name: str = "replication") -> Callable[[str], None]:
+    """A callback that logs each line of text it is given as one event (for helpers that
+    report in lines, such as the replication supervisor)."""
+    logger = logging.getLogger(logger_name)
+
+    def log_line(line: str) -> None:
+        event(logger, name, message=line)
+
+    return log_line
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -121,4 +132,13 @@ def setup(fmt: Format = "text", stream: TextIO | None = None, level: int = loggi
     root.setLevel(level)
 
 
-__all__ = ["FORMATS", "REDACTED", "Format", "event", "is_secret_name", "scrub", "setup"]
+__all__ = [
+    "FORMATS",
+    "REDACTED",
+    "Format",
+    "event",
+    "is_secret_name",
+    "line_events",
+    "scrub",
+    "setup",
+]

@@ -13,6 +13,7 @@ from onboarding.commands.common import (
     db_option,
     log_format_option,
 )
+from onboarding.commands.replicate import echo_event, replicate_to_option
 
 
 @click.group(cls=Group)
@@ -34,8 +35,11 @@ def scheduler() -> None:
     help="Seconds between regular sweeps (it also wakes at the next due notification).",
 )
 @log_format_option
+@replicate_to_option
 @db_option
-def scheduler_run(interval: float, log_format: str, db_path: str | None) -> None:
+def scheduler_run(
+    interval: float, log_format: str, replicate_to: str | None, db_path: str | None
+) -> None:
     """Run the scheduler until SIGTERM or Ctrl-C (the sweep in progress finishes first).
 
     Safe next to a cron 'reminders send-due' and after downtime: overdue notifications go out
@@ -43,7 +47,9 @@ def scheduler_run(interval: float, log_format: str, db_path: str | None) -> None
 
     Example:
 
+    \b
         onboarding scheduler run --db onboarding.db --interval 60
+        onboarding scheduler run --db onboarding.db --replicate-to s3://backups/onboarding
     """
     import logging
 
@@ -57,6 +63,11 @@ def scheduler_run(interval: float, log_format: str, db_path: str | None) -> None
     logs.setup(fmt, stream=sys.stderr)
     # APScheduler says "Running job ..." at every sweep; our own events say what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    if fmt == "text":  # in JSON every line on stderr is an event (the start event says this)
-        click.echo(f"scheduler: {config.describe()}", err=True)
-    run(resolve_path(db_path), config, interval)
+    from onboarding.replication import supervising
+
+    path = resolve_path(db_path)
+    events = echo_event if fmt == "text" else logs.line_events("onboarding.replication")
+    with supervising(path, replicate_to, events=events):
+        if fmt == "text":  # in JSON every line on stderr is an event (the start event says this)
+            click.echo(f"scheduler: {config.describe()}", err=True)
+        run(path, config, interval)

@@ -11,6 +11,7 @@ from onboarding.commands.common import (
     db_option,
     log_format_option,
 )
+from onboarding.commands.replicate import echo_event, replicate_to_option
 
 
 @click.command("serve")
@@ -31,12 +32,14 @@ from onboarding.commands.common import (
     " scheduler is not checked). Give a few times its --interval.",
 )
 @log_format_option
+@replicate_to_option
 @db_option
 def serve_cmd(
     host: str,
     port: int,
     scheduler_max_age: float | None,
     log_format: str,
+    replicate_to: str | None,
     db_path: str | None,
 ) -> None:
     """Start the coordinators' web page over the database (login with an actor's password).
@@ -51,7 +54,9 @@ def serve_cmd(
 
     Example:
 
+    \b
         onboarding serve --db demo-output/onboarding.db --port 8000
+        onboarding serve --db /srv/data/onboarding.db --replicate-to /srv/replica/onboarding
     """
     import uvicorn
 
@@ -60,26 +65,34 @@ def serve_cmd(
 
     path = resolve_path(db_path)
     app = create_app(path, secret=os.environ.get("ONBOARDING_WEB_SECRET") or None)
-    _configure_ops(app, scheduler_max_age, log_format)
-    click.echo(f"Serving {path} on http://{host}:{port}/ (Ctrl+C stops)")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        server_header=False,
-        log_config=None,  # uvicorn's own records go through our handler (onboarding.logs)
-    )
+    fmt = _configure_ops(app, scheduler_max_age, log_format)
+    from onboarding import logs
+    from onboarding.replication import supervising
+
+    events = echo_event if fmt == "text" else logs.line_events("onboarding.replication")
+    with supervising(path, replicate_to, events=events):
+        click.echo(f"Serving {path} on http://{host}:{port}/ (Ctrl+C stops)")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            server_header=False,
+            log_config=None,  # uvicorn's own records go through our handler (onboarding.logs)
+        )
 
 
-def _configure_ops(app: object, scheduler_max_age: float | None, log_format: str) -> None:
-    """Logging on stderr in the chosen format, and the health and metrics settings."""
+def _configure_ops(app: object, scheduler_max_age: float | None, log_format: str) -> str:
+    """Logging on stderr in the chosen format, and the health and metrics settings; returns
+    the format."""
     from datetime import timedelta
 
     from onboarding import logs
     from onboarding.web.views import ops
 
-    logs.setup(logs.FORMATS[logs.FORMATS.index(log_format)], stream=sys.stderr)
+    fmt = logs.FORMATS[logs.FORMATS.index(log_format)]
+    logs.setup(fmt, stream=sys.stderr)
     limit = timedelta(seconds=scheduler_max_age) if scheduler_max_age else None
     token = os.environ.get(ops.METRICS_TOKEN_ENV) or None
     ops.configure(app, ops.OpsSettings(heartbeat_limit=limit, metrics_token=token))  # type: ignore[arg-type]
+    return fmt
