@@ -31,12 +31,11 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlite_utils import Database
-
 from notifications.config import Config
 from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.db import Database
 from onboarding.visibility import Scope
 
 
@@ -110,18 +109,14 @@ class _Item:
 
 def runner_name() -> str:
     """A name for this runner's claims: host, process, thread and a random part."""
-    return (
-        f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
-    )
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
 
 
 class PrepareError(Exception):
     """A row that cannot become a message (nobody to send it to, a template error)."""
 
 
-def _prepare(
-    db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer
-) -> _Item:
+def _prepare(db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer) -> _Item:
     lang = renderer.config.language
     data = outbox.message_data(db, row, at, lang)
     people = data["recipients"]
@@ -629,7 +624,8 @@ def forecast(
         except PrepareError as exc:
             entry.update(to=[], subject="", problem=str(exc))
         else:
-            entry.update(to=[e for _, e in item.to], subject=item.rendered.subject,
-                         problem=item.note)
+            entry.update(
+                to=[e for _, e in item.to], subject=item.rendered.subject, problem=item.note
+            )
         out.append(entry)
     return out

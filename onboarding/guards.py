@@ -111,9 +111,9 @@ class GuardContext:
         version = self.conn.execute(
             "SELECT def_version FROM tracks WHERE id = ?", [track_id]
         ).fetchone()[0]
-        from sqlite_utils import Database
+        from onboarding.db import Database
 
-        db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
+        db = Database(self.conn)
         defn = definitions.get(db, definition, version)
         st = defn.by_name.get(state)
         if st is None:

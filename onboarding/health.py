@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import clock, settings
-from onboarding.db import applied_migrations, current_schema_version, migrations, schema_version
+from onboarding.db import (
+    Database,
+    applied_migrations,
+    current_schema_version,
+    migrations,
+    schema_version,
+)
 
 HEARTBEAT = "scheduler.heartbeat"
 LAST_SWEEP = "scheduler.last_sweep"

@@ -19,10 +19,9 @@ from pathlib import Path
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlite_utils import Database
 
 from onboarding import clock, health
-from onboarding.db import connect
+from onboarding.db import Database, connect
 
 #: Every outbox status, so a status with no rows still reports 0 (an alert on "failed > 0"
 #: needs the series to exist).

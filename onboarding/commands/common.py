@@ -4,10 +4,7 @@ and printing tables and JSON.
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -146,6 +143,8 @@ def read_scope(db: Any, reader: str | None) -> Any:
 def actor_name(actor: str | None) -> str:
     if actor:
         return actor
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers; the audit trail still needs one
@@ -187,6 +186,8 @@ def database(db_path: str | None) -> Iterator[Any]:
 
 
 def echo_json(data: Any) -> None:
+    import json  # here, as every import of this module: 'onboarding --help' loads it
+
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
@@ -196,6 +197,8 @@ def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     if not rows:
         click.echo("(none)")
         return
+    import shutil
+
     cols = list(columns or rows[0].keys())
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]

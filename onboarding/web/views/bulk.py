@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.responses import Response
 
 from onboarding import bulkops, definitions, engine, registry, tracks, visibility
+from onboarding.db import Database
 from onboarding.errors import InputError, NotFound, OnboardingError
 from onboarding.filters import TrackFilter
 from onboarding.web.core import WEB, Page, Redirect, _granted_roles, _status_for, _urlencode

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.responses import Response
 
 from onboarding import reports, visibility
+from onboarding.db import Database
 from onboarding.errors import NotFound
 from onboarding.web import portfolio
 from onboarding.web.core import NO_STORE, WEB, Page, _parse_day

@@ -6,10 +6,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.responses import Response
 
 from onboarding import definitions, engine, outbox, registry, tracks, visibility
+from onboarding.db import Database
 from onboarding.errors import NotFound, OnboardingError
 from onboarding.roles import label as role_label
 from onboarding.web import i18n
