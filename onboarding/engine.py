@@ -13,8 +13,8 @@ trigger), guards read through a cached ``GuardContext``, and writes go out with
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,7 +31,6 @@ from onboarding.errors import (
     TransitionRefused,
 )
 from onboarding.guards import GUARDS, GuardContext, Verdict
-from onboarding.logs import event
 from onboarding.roles import require_role
 from workflows.model import (
     OPTIONAL_PARTS,
@@ -45,7 +44,18 @@ from workflows.model import (
 if TYPE_CHECKING:
     from onboarding.filters import TrackFilter
 
-log = logging.getLogger("onboarding.engine")
+
+def _log(name: str, **fields: Any) -> None:
+    """An event for the log of a long-running process (``onboarding.logs``). Only where logging
+    is already in use: a one-off CLI advance does not pay to import it (start-up, issue 14)."""
+    if "logging" not in sys.modules:
+        return
+    import logging
+
+    from onboarding.logs import event
+
+    event(logging.getLogger("onboarding.engine"), name, **fields)
+
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
 #: History triggers that do not re-enter the state (the step's clock keeps running).
@@ -413,8 +423,8 @@ def advance(
         write_moves(conn, [move], act, ctx.at_stamp)
         after = load_track(conn, track_id)
     # Logged once committed (a long-running process's log, onboarding.logs); no field values.
-    event(
-        log, "transition", track=track_id, trigger=trigger, to=move.to_state,
+    _log(
+        "transition", track=track_id, trigger=trigger, to=move.to_state,
         version=after["version"], actor=act.actor, role=act.role,
     )
     return after
@@ -634,8 +644,8 @@ def bulk_advance(
     if result.blocked_count and not dry_run:
         raise TransitionRefused(result.refusal(trigger))
     if not dry_run and result.moved:  # one event for the bulk, not one per track
-        event(
-            log, "transition", trigger=trigger, tracks=result.moved, actor=act.actor,
+        _log(
+            "transition", trigger=trigger, tracks=result.moved, actor=act.actor,
             role=act.role, bulk=True,
         )
     return result
