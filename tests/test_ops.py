@@ -114,6 +114,18 @@ def test_readyz_unready_when_schema_is_behind(db_path: Path) -> None:
     assert response.json()["checks"]["schema"]["ok"] is False
 
 
+def test_readyz_unready_when_the_database_file_is_gone(db_path: Path) -> None:
+    """/readyz answers 503 when the database file has disappeared, and creates none."""
+    app = _app(db_path)
+    moved = db_path.with_name("moved.db")
+    db_path.rename(moved)
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == {"ok": False, "error": "missing"}
+    assert not db_path.exists()
+
+
 def test_readyz_follows_the_scheduler_heartbeat(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -104,6 +104,8 @@ async def healthz(request: Request) -> Response:
 
 def _readiness(request: Request) -> dict[str, Any]:
     web: WebState = request.app.state.web
+    if not web.db_path.is_file():  # connect() would create an empty file in its place
+        return {"ok": False, "checks": {"database": {"ok": False, "error": "missing"}}}
     try:
         db = connect(web.db_path)
     except Exception as exc:  # not ours, newer, unreadable: not ready, said in the answer
