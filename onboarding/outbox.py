@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -792,7 +792,12 @@ def supersede_claimed(
 
 
 def hand_over(
-    db: Database, rows: Sequence[Mapping[str, Any]], runner: str, now: datetime, lease: timedelta
+    db: Database,
+    rows: Sequence[Mapping[str, Any]],
+    runner: str,
+    now: datetime,
+    lease: timedelta,
+    first: Callable[[sqlite3.Connection], object] | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
     """Right before one message goes to the transport: re-check, renew and charge its rows.
 
@@ -802,12 +807,17 @@ def hand_over(
     ``handed_at`` and one more attempt. Returns (rows to send, with their new attempt count;
     (row, reason) cancelled). A row no longer ours (our lease ran out and another runner took
     it, or an advance cancelled it) is in neither.
+
+    ``first(conn)`` runs at the start of the same transaction: the results of the messages
+    handed over before (``outbox_results.Ledger``), so they cost no commit of their own.
     """
     stamp = clock.stamp(now)
     until = clock.stamp(now + lease)
     handed: list[dict[str, Any]] = []
     cancelled: list[tuple[dict[str, Any], str]] = []
     with immediate(db) as conn:
+        if first is not None:
+            first(conn)
         for row in rows:
             why = cancel_reason(conn, row)
             if why is not None:

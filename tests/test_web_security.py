@@ -287,7 +287,10 @@ def test_web_security_import_needs_a_coordinator_for_all(
         files={"file": ("s.csv", b"municipality,system,status,date\n", "text/csv")},
     )
     assert response.status_code == 403
-    assert "needs role coordinator or importer for all" in unescape(response.text)
+    assert (
+        "det kræver rollen KOMBIT-koordinator eller månedlig statusimport for alle"
+        in unescape(response.text)
+    )
     assert snapshot(web_db) == before
 
 

@@ -72,6 +72,7 @@ def make_environment() -> Environment:
         datetime=i18n.fmt_datetime,
         num=i18n.fmt_number,
         tr=i18n.translate_value,
+        say=i18n.say,
         role=lambda r: role_label(str(r), i18n.current()),
     )
     env.globals.update(iso=lambda d: d.isoformat() if d else "", timedelta=timedelta)

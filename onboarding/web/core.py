@@ -269,7 +269,7 @@ class WebState:
             except NotFound as exc:
                 return self.error(page, 404, _not_found(exc, request))
             except OnboardingError as exc:
-                return self.error(page, _status_for(exc), str(exc))
+                return self.error(page, _status_for(exc), i18n.say_error(exc))
             except OverflowError:
                 # A number from the address or a form too large for SQLite (the driver raises
                 # before any query runs): bad input, whichever parameter carried it.
@@ -407,12 +407,21 @@ def _require_role(page: Page, allowed: Iterable[str], what: str) -> None:
     for_all = {g.get("role") for g in _grants(page.db, page.actor) if g.get("scope") == "all"}
     allowed = tuple(allowed)
     if not for_all & set(allowed):
-        from onboarding import errors
+        from onboarding import errors, terms
+        from onboarding.i18n import Message, Phrases
 
         denied = getattr(errors, "PermissionDenied", OnboardingError)
         raise denied(
-            f"{page.actor} may not {what}: that needs role {' or '.join(allowed)} for all "
-            f"(roles held: {', '.join(held) or 'none'})"
+            Message(
+                "%(actor)s may not %(what)s: that needs role %(allowed)s for all "
+                "(roles held: %(held)s)",
+                {
+                    "actor": page.actor,
+                    "what": Message(what),
+                    "allowed": Phrases((terms.role(r, quoted=False) for r in allowed), conj="or"),
+                    "held": terms.roles(held) if held else Message("none"),
+                },
+            )
         )
 
 

@@ -114,6 +114,7 @@ def _track_view(page: Page, track_id: int) -> dict[str, Any]:
             page, [_notification_view(defn, n) for n in notes if n["status"] != "cancelled"]
         ),
         "field_labels": {name: f.label for name, f in defn.fields.items()},
+        "field_types": {name: f.type for name, f in defn.fields.items()},
         "cancelled_notifications": sum(1 for n in notes if n["status"] == "cancelled"),
     }
 
@@ -183,7 +184,7 @@ def track_advance(page: Page) -> Response:
             page,
             "track.html",
             status=_status_for(exc),
-            error=str(exc),
+            error=i18n.say_error(exc),
             tried=trigger,
             **view,
         )
