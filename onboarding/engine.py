@@ -329,11 +329,16 @@ class Act:
         return self.at or clock.now()
 
 
-def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) -> None:
-    """Apply planned moves: update each track (checking its version) and append history."""
+def write_moves(
+    conn: sqlite3.Connection, moves: list[Move], act: Act, at: str, recorded: str | None = None
+) -> None:
+    """Apply planned moves: update each track (checking its version) and append history.
+
+    ``recorded`` is when this is written (one clock reading per operation: the history rows
+    and the outbox share it)."""
     if not moves:
         return
-    recorded = clock.stamp(clock.now())
+    recorded = recorded or clock.stamp(clock.now())
     cur = conn.executemany(
         "UPDATE tracks SET state = ?, final = ?, version = version + 1, fields = ?,"
         " entered_at = ?, due = ?, def_version = ?, updated_at = ? WHERE id = ? AND version = ?",
@@ -376,7 +381,7 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
             for m in moves
         ],
     )
-    outbox.on_moves(conn, moves, at)
+    outbox.on_moves(conn, moves, at, recorded)
 
 
 def advance(
@@ -398,12 +403,29 @@ def advance(
                 f"track #{track_id} changed since you read it (version {expected_version}, "
                 f"now {track['version']}): read it again"
             )
-        defn = definitions.get(db, track["definition"], track["def_version"])
+        defn = outbox.definition(conn, track["definition"], track["def_version"])
         values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
-        write_moves(conn, [move], act, ctx.at_stamp)
-        return load_track(conn, track_id)
+        # Written "now" is the act's moment unless --at dated it: one clock reading.
+        write_moves(conn, [move], act, ctx.at_stamp, None if act.at else ctx.at_stamp)
+        return moved_track(move, ctx.at_stamp)
+
+
+def moved_track(move: Move, at: str) -> dict[str, Any]:
+    """The track row as ``write_moves`` left it, built from the move (not read back)."""
+    return {
+        **move.track,
+        "state": move.to_state,
+        "final": int(move.final),
+        "version": int(move.track["version"]) + 1,
+        # As stored and read back: keys sorted (json.dumps(sort_keys=True)).
+        "fields": dict(sorted(move.fields.items())),
+        "entered_at": move.entered_at,
+        "due": move.due,
+        "def_version": move.def_version,
+        "updated_at": at,
+    }
 
 
 def preview_advance(
@@ -592,7 +614,7 @@ def bulk_advance(
             for track in chunk:
                 key = (track["definition"], track["def_version"])
                 if key not in defs:
-                    defs[key] = definitions.get(db, *key)
+                    defs[key] = outbox.definition(conn, *key)
                     values_by_def[key] = coerce_fields(db, defs[key], sets or {}, moment)
                 defn = defs[key]
                 try:
@@ -803,6 +825,7 @@ def start_in(
             f"(in {open_row[1]}); one open track per {', '.join(defn.subject_parts.key)}"
         )
     at = clock.stamp(moment)
+    recorded = at if act.at is None else clock.stamp(clock.now())  # one reading when no --at
     initial = defn.state(defn.initial)
     ctx = GuardContext(conn, moment)
     due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
@@ -846,13 +869,13 @@ def start_in(
                 act.role,
                 act.note,
                 at,
-                clock.stamp(clock.now()),
+                recorded,
                 defn.version,
                 json.dumps(fields, ensure_ascii=False, sort_keys=True),
             )
         ],
     )
-    outbox.on_start(conn, track_id)
+    outbox.on_start(conn, track_id, recorded)
     return load_track(conn, track_id)
 
 
@@ -911,7 +934,7 @@ def set_fields(
             def_version=defn.version,
         )
         write_moves(conn, [move], act, at)
-        return load_track(conn, track_id)
+        return moved_track(move, at)
 
 
 # --- migration --------------------------------------------------------------------------------

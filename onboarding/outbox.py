@@ -358,27 +358,45 @@ def state_rules(defn: Definition, state: str) -> tuple[Rule, ...]:
     return found
 
 
-class _Defs:
-    """Definitions by (name, version), read once per call."""
+#: Parsed definitions by (name, version), per connection (``definition``). A stored version
+#: never changes, so one read per connection and version is enough; keyed by the connection
+#: object (kept in the value, so its id cannot be reused while the entry lives), because two
+#: databases open in one process may hold different texts under the same name and version.
+_DEFINITIONS: dict[int, tuple[sqlite3.Connection, dict[tuple[str, int], Definition]]] = {}
+_CONNECTIONS_KEPT = 16
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.cache: dict[tuple[str, int], Definition] = {}
-        self.rules: dict[tuple[str, int, str], tuple[Rule, ...]] = {}
 
-    def rules_for(self, name: str, version: int, state: str) -> tuple[Rule, ...]:
-        key = (name, version, state)
-        if key not in self.rules:
-            if (name, version) not in self.cache:
-                db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
-                self.cache[(name, version)] = definitions.get(db, name, version)
-            self.rules[key] = state_rules(self.cache[(name, version)], state)
-        return self.rules[key]
+def _definitions_of(conn: sqlite3.Connection) -> dict[tuple[str, int], Definition]:
+    entry = _DEFINITIONS.get(id(conn))
+    if entry is None or entry[0] is not conn:
+        while len(_DEFINITIONS) >= _CONNECTIONS_KEPT:
+            del _DEFINITIONS[next(iter(_DEFINITIONS))]
+        entry = _DEFINITIONS[id(conn)] = (conn, {})
+    return entry[1]
+
+
+def definition(conn: sqlite3.Connection, name: str, version: int) -> Definition:
+    """Version ``version`` of definition ``name`` in the database of ``conn``, read and parsed
+    once per connection (``definitions.get`` SELECTs its source on every call)."""
+    known = _definitions_of(conn)
+    found = known.get((name, version))
+    if found is None:
+        db = Database(conn, recursive_triggers=False, execute_plugins=False)
+        found = known[(name, version)] = definitions.get(db, name, version)
+    return found
+
+
+def remember_definition(conn: sqlite3.Connection, defn: Definition) -> None:
+    """Feed the per-connection cache a definition read another way (e.g. pre-parsed)."""
+    _definitions_of(conn)[(defn.name, defn.version)] = defn
 
 
 class _Planner:
-    """Upsert parameters for state entries; repeated (rule, due, entry) work is done once, as
-    a bulk transition enters the same state with the same dates for many tracks."""
+    """Due times and JSON of state entries; repeated (rule, due, entry) work is done once, as
+    a bulk transition enters the same state with the same dates for many tracks. One per
+    process (``_PLANNER``), emptied when it grows large (a server runs for weeks)."""
+
+    LIMIT = 20_000
 
     def __init__(self) -> None:
         self.times: dict[tuple[Rule, str | None, str], str | None] = {}
@@ -393,6 +411,8 @@ class _Planner:
     def _when(self, rule: Rule, due: str | None, entered: str) -> str | None:
         key = (rule, due, entered)
         if key not in self.times:
+            if len(self.times) >= self.LIMIT:
+                self.times.clear()
             # Stored stamps end in "Z", which fromisoformat reads (and faster than strptime).
             moment = rule.due_at(
                 date.fromisoformat(due) if due else None, datetime.fromisoformat(entered)
@@ -418,73 +438,158 @@ class _Planner:
             if at is None:
                 continue
             names.add(rule.name)
-            params.append(
-                (
-                    track_id,
-                    seq,
-                    state,
-                    rule.name,
-                    rule.kind,
-                    rule.rank,
-                    rule.template,
-                    self._json(rule.to),
-                    rule.on_leave,
-                    self._json(rule.cancel_on),
-                    due,
-                    at,
-                    at,
-                    now,
-                    now,
-                )
-            )
+            params.append(self.row(track_id, seq, state, rule, due, at, now))
         return params, names
 
+    def row(
+        self, track_id: int, seq: int, state: str, rule: Rule, due: str | None, at: str, now: str
+    ) -> tuple[Any, ...]:
+        """One row's values, in ``_UPSERT``'s order."""
+        return (
+            track_id,
+            seq,
+            state,
+            rule.name,
+            rule.kind,
+            rule.rank,
+            rule.template,
+            self._json(rule.to),
+            rule.on_leave,
+            self._json(rule.cancel_on),
+            due,
+            at,
+            at,
+            now,
+            now,
+        )
 
-def on_start(conn: sqlite3.Connection, track_id: int) -> None:
+
+_PLANNER = _Planner()
+
+_INSERT_WITH_ID = (
+    "INSERT INTO outbox (id, track_id, entry_seq, state, notification, kind, level, template,"
+    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PLAN_INSERT = (
+    "INSERT INTO outbox_plan (track_id, entry_seq, state, def_version, due_date, made_at, rows,"
+    " next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Leaving a state: its planned (not yet due) reminders and escalations are cancelled by
+#: stamping the plan; no outbox row is written or changed.
+_PLAN_LEAVE = (
+    "UPDATE outbox_plan SET left_at = ?, next_at = NULL WHERE track_id = ? AND entry_seq < ?"
+    " AND left_at IS NULL"
+)
+
+
+def _reserve(conn: sqlite3.Connection, count: int) -> int:
+    """Reserve ``count`` outbox ids (AUTOINCREMENT's counter); return the first one. The ids
+    are those the rows would have got if written now, so what is shown does not change."""
+    row = conn.execute(
+        "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'outbox' RETURNING seq", [count]
+    ).fetchone()
+    if row is None:  # a database whose outbox counter row went missing: start it
+        top = conn.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)",
+                     [int(top) + count])
+        return int(top) + 1
+    return int(row[0]) - count + 1
+
+
+def _enter(
+    conn: sqlite3.Connection,
+    entries: Sequence[tuple[int, int, str, int, str | None, str, tuple[Rule, ...]]],
+    now: str,
+) -> None:
+    """Write what entering a state writes, for each (track, seq, state, version, due, entered,
+    rules): the notifications that fire on entry and are kept on leave (notices) as outbox
+    rows, the rest (cancelled by leaving) as one ``outbox_plan`` row, under ids reserved in
+    the order the rows were always written in."""
+    planned: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = []
+    total = 0
+    for track_id, seq, state, version, due, entered, rule_set in entries:
+        if not rule_set:
+            continue
+        params, _ = _PLANNER.rows(track_id, seq, state, rule_set, due, entered, now)
+        if params:
+            planned.append(((track_id, seq, state, version, due), params))
+            total += len(params)
+    if not total:
+        return
+    next_id = _reserve(conn, total)
+    eager: list[tuple[Any, ...]] = []
+    plans: list[tuple[Any, ...]] = []
+    for (track_id, seq, state, version, due), params in planned:
+        later: list[list[Any]] = []
+        for p in params:
+            if p[8] == "keep":
+                eager.append((next_id, *p))
+            else:
+                later.append([next_id, p[3], p[11]])
+            next_id += 1
+        if later:
+            plans.append(
+                (track_id, seq, state, version, due, now, json.dumps(later),
+                 min(r[2] for r in later))
+            )
+    if eager:
+        conn.executemany(_INSERT_WITH_ID, eager)
+    if plans:
+        conn.executemany(_PLAN_INSERT, plans)
+
+
+def on_start(conn: sqlite3.Connection, track_id: int, now: str | None = None) -> None:
     """Schedule the notifications of a new track's initial state (its history seq 1)."""
     row = conn.execute(
         "SELECT definition, def_version, state, due, entered_at FROM tracks WHERE id = ?",
         [track_id],
     ).fetchone()
     name, version, state, due, entered = row
-    rule_set = _Defs(conn).rules_for(name, version, state)
-    if not rule_set:
-        return
-    params, _ = _Planner().rows(track_id, 1, state, rule_set, due, entered,
-                                clock.stamp(clock.now()))
-    conn.executemany(_UPSERT, params)
+    rule_set = state_rules(definition(conn, name, version), state)
+    _enter(conn, [(track_id, 1, state, version, due, entered, rule_set)],
+           now or clock.stamp(clock.now()))
 
 
-def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
+def on_moves(
+    conn: sqlite3.Connection, moves: Sequence[Move], at: str, now: str | None = None
+) -> None:
     """Cancel, schedule and reschedule notifications for moves just written (same transaction).
 
     A move that enters a state (any trigger but a field change or a migration) cancels what
-    leaving the old entry cancels and schedules the new state's notifications under the new
-    history seq. A field change or a migration recomputes the current entry's rows in place,
-    from the (new version's) rules of the state the track is in now: a migration to another
-    state carries the entry's unsent rows there (same row, same Message-ID, sent once), and
-    cancels those the state has no rule for unless they are kept on leave.
+    leaving the old entry cancels (its plan is stamped left; outbox rows already written and
+    unsent are cancelled) and schedules the new state's notifications under the new history
+    seq (``_enter``). A field change or a migration first writes the entry's planned rows out
+    (``materialise_track``), then recomputes the current entry's rows in place, from the (new
+    version's) rules of the state the track is in now: a migration to another state carries
+    the entry's unsent rows there (same row, same Message-ID, sent once), and cancels those
+    the state has no rule for unless they are kept on leave.
     """
     if not moves:
         return
-    now = clock.stamp(clock.now())
-    defs = _Defs(conn)
-    plan = _Planner()
+    now = now or clock.stamp(clock.now())
     cancels: list[tuple[Any, ...]] = []
+    leaves: list[tuple[Any, ...]] = []
+    entries: list[tuple[int, int, str, int, str | None, str, tuple[Rule, ...]]] = []
     upserts: list[tuple[Any, ...]] = []
     for m in moves:
         track = m.track
         track_id = int(track["id"])
         seq = int(track["version"]) + 1
-        entered = m.trigger not in NOT_ENTRIES
-        rule_set = defs.rules_for(str(track["definition"]), m.def_version, m.to_state)
-        if entered:
+        rule_set = state_rules(
+            definition(conn, str(track["definition"]), m.def_version), m.to_state
+        )
+        if m.trigger not in NOT_ENTRIES:
             cancels.append((now, track_id, seq, m.trigger))
-            params, _ = plan.rows(track_id, seq, m.to_state, rule_set, m.due, m.entered_at, now)
-            upserts += params
+            leaves.append((now, track_id, seq))
+            entries.append((track_id, seq, m.to_state, m.def_version, m.due, m.entered_at,
+                            rule_set))
             continue
+        materialise_track(conn, track_id)
         entry = _current_entry(conn, track_id)
-        params, names = plan.rows(track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now)
+        params, names = _PLANNER.rows(
+            track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now
+        )
         upserts += params
         # Unsent rows of this entry that can no longer be computed (no due date any more, or
         # a migrated state without them) are cancelled unless they are kept on leave.
@@ -502,9 +607,124 @@ def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
                 )
     if cancels:
         conn.executemany(_CANCEL_ON_LEAVE, cancels)
+        conn.executemany(_PLAN_LEAVE, leaves)
     if upserts:
         conn.executemany(_UPSERT, upserts)
+    if entries:
+        _enter(conn, entries, now)
     _withdraw_events(conn, moves, now)
+
+
+# --- plans: reminders and escalations not yet due ---------------------------------------------
+
+_PLAN_COLUMNS = (
+    "p.track_id, p.entry_seq, p.state, p.def_version, p.due_date, p.made_at, p.rows, p.left_at,"
+    " t.definition"
+)
+
+
+def _plan_rows(
+    conn: sqlite3.Connection, plan: Sequence[Any], only: Iterable[Sequence[Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The outbox rows a plan (``_PLAN_COLUMNS``) stands for, as ``list_rows`` returns rows:
+    pending while the entry lasts, cancelled (when it was left) after."""
+    track_id, seq, state, version, due, made, rows, left, name = plan[:9]
+    by_name = {r.name: r for r in state_rules(definition(conn, name, int(version)), state)}
+    out = []
+    for row_id, notification, at in only if only is not None else json.loads(rows):
+        rule = by_name.get(notification)
+        if rule is None:  # cannot happen: a stored version's rules never change
+            continue
+        out.append(
+            {
+                "id": int(row_id),
+                "track_id": int(track_id),
+                "entry_seq": int(seq),
+                "state": state,
+                "notification": notification,
+                "kind": rule.kind,
+                "level": rule.rank,
+                "template": rule.template,
+                "recipients": list(rule.to),
+                "on_leave": rule.on_leave,
+                "cancel_on": list(rule.cancel_on),
+                "due_date": due,
+                "due_at": at,
+                "status": "pending" if left is None else "cancelled",
+                "attempts": 0,
+                "next_attempt_at": at,
+                "claimed_by": None,
+                "lease_until": None,
+                "handed_at": None,
+                "sent_at": None,
+                "sent_to": None,
+                "message_id": None,
+                "last_error": None,
+                "created_at": made,
+                "updated_at": made if left is None else left,
+            }
+        )
+    return out
+
+
+def _write_out(conn: sqlite3.Connection, plan: Sequence[Any], until: str | None) -> int:
+    """Write a plan's rows due by ``until`` (None: all) as pending outbox rows, with their
+    reserved ids, and keep the rest planned (or drop the plan when none is left)."""
+    rows = json.loads(plan[6])
+    due = [r for r in rows if until is None or r[2] <= until]
+    rest = [r for r in rows if not (until is None or r[2] <= until)]
+    values = [
+        (
+            r["id"], r["track_id"], r["entry_seq"], r["state"], r["notification"], r["kind"],
+            r["level"], r["template"], _PLANNER._json(tuple(r["recipients"])), r["on_leave"],
+            _PLANNER._json(tuple(r["cancel_on"])), r["due_date"], r["due_at"], r["due_at"],
+            r["created_at"], r["created_at"],
+        )
+        for r in _plan_rows(conn, plan, due)
+    ]
+    if values:
+        conn.executemany(_INSERT_WITH_ID, values)
+    if rest:
+        conn.execute(
+            "UPDATE outbox_plan SET rows = ?, next_at = ? WHERE track_id = ? AND entry_seq = ?",
+            [json.dumps(rest), min(r[2] for r in rest), plan[0], plan[1]],
+        )
+    else:
+        conn.execute(
+            "DELETE FROM outbox_plan WHERE track_id = ? AND entry_seq = ?", [plan[0], plan[1]]
+        )
+    return len(values)
+
+
+def materialise_due(conn: sqlite3.Connection, at: str, limit: int) -> int:
+    """Write out the planned rows due by ``at`` of up to ``limit`` entries, earliest first
+    (inside the claim's transaction): every entry taken has a row due by ``at``, so the
+    ``limit`` earliest due rows are then all outbox rows and the claim keeps its due order."""
+    plans = conn.execute(
+        f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
+        " WHERE p.left_at IS NULL AND p.next_at <= ? ORDER BY p.next_at LIMIT ?",
+        [at, limit],
+    ).fetchall()
+    return sum(_write_out(conn, plan, at) for plan in plans)
+
+
+def materialise_track(conn: sqlite3.Connection, track_id: int) -> int:
+    """Write out every planned row of the track's current entry (before a field change or a
+    migration recomputes them, or a retry touches one)."""
+    plans = conn.execute(
+        f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
+        " WHERE p.track_id = ? AND p.left_at IS NULL",
+        [track_id],
+    ).fetchall()
+    return sum(_write_out(conn, plan, None) for plan in plans)
+
+
+def materialise_all(conn: sqlite3.Connection) -> int:
+    """Write out every planned row of every current entry (tests that poke the outbox table)."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT track_id FROM outbox_plan WHERE left_at IS NULL"
+    ).fetchall()]
+    return sum(materialise_track(conn, i) for i in ids)
 
 
 #: A history row (alias ``h``) that enters a state: any trigger but a field change or a
@@ -606,8 +826,7 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
 
 
 def _phase(conn: sqlite3.Connection, m: Move) -> str | None:
-    db = Database(conn, recursive_triggers=False, execute_plugins=False)
-    state = definitions.get(db, str(m.track["definition"]), m.def_version).by_name.get(m.to_state)
+    state = definition(conn, str(m.track["definition"]), m.def_version).by_name.get(m.to_state)
     return state.phase if state else None
 
 
@@ -668,6 +887,9 @@ def claim(
     an attempt; ``hand_over`` charges one when the message actually goes to the transport.
     """
     with immediate(db) as conn:
+        # Planned reminders and escalations that have fallen due become rows first (same
+        # transaction, same ids and exactly-once key as if written on entry).
+        materialise_due(conn, clock.stamp(at), limit)
         cur = conn.execute(
             "UPDATE outbox SET status = 'sending', claimed_by = ?, lease_until = ?,"
             " handed_at = NULL, updated_at = ?"
@@ -737,10 +959,27 @@ def superseding(
         " AND next_attempt_at <= ? ORDER BY level DESC, id",
         [row["track_id"], row["entry_seq"], row["level"], clock.stamp(by)],
     ).fetchall()
-    for row_id, name, level, recipients in found:
-        if mine <= set(json.loads(recipients)):
-            return {"id": row_id, "notification": name, "level": level}
+    candidates = [(-level, row_id, name, set(json.loads(to))) for row_id, name, level, to in found]
+    candidates += [
+        (-r["level"], r["id"], r["notification"], set(r["recipients"]))
+        for r in _planned_of_entry(conn, row["track_id"], row["entry_seq"])
+        if r["level"] > row["level"] and r["kind"] in SUPERSEDABLE
+        and r["due_at"] <= clock.stamp(by)
+    ]
+    for neg_level, row_id, name, to in sorted(candidates, key=lambda c: (c[0], c[1])):
+        if mine <= to:
+            return {"id": row_id, "notification": name, "level": -neg_level}
     return None
+
+
+def _planned_of_entry(conn: sqlite3.Connection, track_id: int, seq: int) -> list[dict[str, Any]]:
+    """The planned (not yet written) rows of one current state entry."""
+    plan = conn.execute(
+        f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
+        " WHERE p.track_id = ? AND p.entry_seq = ? AND p.left_at IS NULL",
+        [track_id, seq],
+    ).fetchone()
+    return _plan_rows(conn, plan) if plan else []
 
 
 def supersede_claimed(
@@ -926,7 +1165,9 @@ def next_due(db: Database) -> datetime | None:
     """When the earliest pending row becomes due (or a lease runs out): the scheduler's wake-up."""
     row = db.conn.execute(
         "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'pending'"
-        " UNION ALL SELECT min(lease_until) FROM outbox WHERE status = 'sending')"
+        " UNION ALL SELECT min(lease_until) FROM outbox WHERE status = 'sending'"
+        " UNION ALL SELECT min(next_at) FROM outbox_plan"
+        " WHERE left_at IS NULL AND next_at IS NOT NULL)"
     ).fetchone()
     return clock.unstamp(row[0]) if row and row[0] else None
 
@@ -972,11 +1213,69 @@ def list_rows(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return _dicts(db.conn.execute(sql, params))
+    rows = _dicts(db.conn.execute(sql, params))
+    planned = _planned(db.conn, statuses, track_id, until)
+    if not planned:
+        return rows
+    rows = sorted(rows + planned, key=lambda r: (r["due_at"], r["id"]))
+    return rows if limit is None else rows[:limit]
+
+
+_PLAN_LIST_SQL = f"""
+    SELECT {_PLAN_COLUMNS}, t.municipality_code, m.name AS municipality,
+           CASE WHEN s.id IS NULL THEN NULL ELSE v.name || ' ' || s.name END AS system
+    FROM outbox_plan p
+    JOIN tracks t ON t.id = p.track_id
+    LEFT JOIN municipalities m ON m.code = t.municipality_code
+    LEFT JOIN systems s ON s.id = t.system_id
+    LEFT JOIN vendors v ON v.id = s.vendor_id
+"""
+
+
+def _planned(
+    conn: sqlite3.Connection,
+    statuses: Sequence[str],
+    track_id: int | None,
+    until: datetime | None,
+    row_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Planned rows as ``list_rows`` shows them: pending while their entry lasts, cancelled
+    once it was left (what the rows written on entry used to say)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        wanted = [s for s in ("pending", "cancelled") if s in statuses]
+        if not wanted:
+            return []
+        if wanted == ["pending"]:
+            where.append("p.left_at IS NULL")
+        elif wanted == ["cancelled"]:
+            where.append("p.left_at IS NOT NULL")
+    if track_id is not None:
+        where.append("p.track_id = ?")
+        params.append(track_id)
+    if row_id is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(p.rows) j WHERE j.value ->> 0 = ?)")
+        params.append(row_id)
+    sql = _PLAN_LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
+    stamp = None if until is None else clock.stamp(until)
+    out = []
+    for plan in conn.execute(sql, params).fetchall():
+        extra = {"definition": plan[8], "municipality_code": plan[9], "municipality": plan[10],
+                 "system": plan[11]}
+        for r in _plan_rows(conn, plan):
+            if (stamp is None or r["next_attempt_at"] <= stamp) and (
+                row_id is None or r["id"] == row_id
+            ):
+                out.append({**r, **extra})
+    return out
 
 
 def get_row(db: Database, row_id: int) -> dict[str, Any]:
     rows = _dicts(db.conn.execute(_LIST_SQL + " WHERE o.id = ?", [row_id]))
+    if not rows:
+        # A planned row: a scan of the plans (only a look at one not yet due comes here).
+        rows = _planned(db.conn, (), None, None, row_id=row_id)
     if not rows:
         raise NotFound("notification", str(row_id))
     return rows[0]
@@ -986,6 +1285,18 @@ def retry(db: Database, row_id: int) -> dict[str, Any]:
     """Requeue one failed (or pending) row as if never tried: due again at its due time."""
     with immediate(db) as conn:
         row = conn.execute("SELECT status FROM outbox WHERE id = ?", [row_id]).fetchone()
+        if row is None:
+            planned = _planned(conn, ("pending",), None, None, row_id=row_id)
+            if planned:  # a planned row is written out first, then requeued as any other
+                materialise_track(conn, int(planned[0]["track_id"]))
+            else:
+                cancelled = _planned(conn, ("cancelled",), None, None, row_id=row_id)
+                if cancelled:
+                    raise OnboardingError(
+                        f"notification {row_id} is cancelled: only a failed or pending one can"
+                        " be retried"
+                    )
+            row = conn.execute("SELECT status FROM outbox WHERE id = ?", [row_id]).fetchone()
         if row is None:
             raise NotFound("notification", str(row_id))
         if row[0] not in ("failed", "pending"):
