@@ -56,7 +56,8 @@ def main() -> None:
             [stamp, '["pl@koege.dk"]', f"<t1.{sent}@example>", stamp, sent],
         )
         failed = conn.execute(
-            "SELECT id FROM outbox WHERE track_id = 2 AND status = 'pending' AND kind = 'notice' ORDER BY id LIMIT 1"
+            "SELECT id FROM outbox WHERE track_id = 2 AND status = 'pending'"
+            " AND kind = 'notice' ORDER BY id LIMIT 1"
         ).fetchone()[0]
         conn.execute(
             "UPDATE outbox SET status = 'failed', attempts = 5, last_error = '550 no such user',"
