@@ -719,6 +719,20 @@ def materialise_track(conn: sqlite3.Connection, track_id: int) -> int:
     return sum(_write_out(conn, plan, None) for plan in plans)
 
 
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many notifications there are per status, planned ones included (pending while
+    their entry lasts, cancelled after): what the rows written on entry used to count."""
+    out: dict[str, int] = dict(
+        conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
+    )
+    for left, n in conn.execute(
+        "SELECT left_at IS NULL, sum(json_array_length(rows)) FROM outbox_plan GROUP BY 1"
+    ).fetchall():
+        status = "pending" if left else "cancelled"
+        out[status] = out.get(status, 0) + int(n)
+    return {k: v for k, v in out.items() if v}
+
+
 def materialise_all(conn: sqlite3.Connection) -> int:
     """Write out every planned row of every current entry (tests that poke the outbox table)."""
     ids = [r[0] for r in conn.execute(
