@@ -462,14 +462,28 @@ def make_fresh(
         " '{}' AS fields FROM tracks WHERE id >= ? ORDER BY id",
         [ACTOR, ROLE, first],
     )
+    # As the engine writes a start since issue 14: the state's reminder and escalations are
+    # one outbox_plan row per track (no notice fires on entering date_agreement), under ids
+    # reserved in track order, four per track.
+    per = conn.execute("SELECT count(*) FROM temp.start_outbox WHERE k = 0").fetchone()[0]
+    counts = {r[0] for r in conn.execute("SELECT count(*) FROM temp.start_outbox GROUP BY k")}
+    keeps = conn.execute("SELECT count(*) FROM temp.start_outbox WHERE on_leave = 'keep'")
+    if counts != {per} or keeps.fetchone()[0]:
+        raise RuntimeError("every start day must plan the same rows, none kept on leave")
+    base = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()[0]
     conn.execute(
-        _OUTBOX_INSERT + " SELECT t.id, 1, 'date_agreement', o.notification, o.kind, o.level,"
-        " o.template,"
-        " o.recipients, o.on_leave, o.cancel_on, o.due_date, o.due_at, o.next_attempt_at,"
-        " t.entered_at, t.entered_at FROM tracks t"
-        f" JOIN temp.start_outbox o ON o.k = (t.id - {first}) % {ks}"
-        " WHERE t.id >= ? ORDER BY t.id, o.ord",
+        "INSERT INTO outbox_plan (track_id, entry_seq, state, def_version, due_date, made_at,"
+        " rows, next_at) SELECT t.id, 1, 'date_agreement', 1, t.due, t.entered_at,"
+        f" (SELECT json_group_array(json_array({base} + (t.id - {first}) * {per} + o.ord + 1,"
+        "  o.notification, o.due_at)) FROM (SELECT * FROM temp.start_outbox o"
+        f"  WHERE o.k = (t.id - {first}) % {ks} ORDER BY o.ord) o),"
+        " (SELECT min(o.due_at) FROM temp.start_outbox o"
+        f"  WHERE o.k = (t.id - {first}) % {ks})"
+        " FROM tracks t WHERE t.id >= ? ORDER BY t.id",
         [first],
+    )
+    conn.execute(
+        "UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", [base + n * per]
     )
     _contracts(conn)
     conn.execute("COMMIT")
@@ -630,8 +644,8 @@ def make_sweep(path: Path, n: int) -> None:
     # The earliest reminders of the first tracks became due an hour before the sweep (their
     # step's due date was moved up with 'track set'), everything else is due later.
     conn.execute(
-        "UPDATE outbox SET due_at = ?, next_attempt_at = ? WHERE id IN"
-        " (SELECT id FROM outbox WHERE notification = 'reminder' ORDER BY id LIMIT ?)",
+        "UPDATE outbox_plan SET rows = json_replace(rows, '$[0][2]', ?), next_at = ?"
+        " WHERE track_id IN (SELECT track_id FROM outbox_plan ORDER BY track_id LIMIT ?)",
         [due, due, DUE],
     )
     conn.close()
@@ -717,7 +731,8 @@ def check_shape(workdir: Path) -> list[str]:
     )
     db.close()
     a, b = sqlite3.connect(gen), sqlite3.connect(eng)
-    for table in ("tracks", "history", "outbox", "contracts", "systems", "contacts"):
+    for table in ("tracks", "history", "outbox", "outbox_plan", "contracts", "systems",
+                  "contacts"):
         cols = [r[1] for r in a.execute(f"PRAGMA table_info({table})")]
         sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1, 2, 3"
         ra, rb = _rows(a, sql), _rows(b, sql)
