@@ -163,8 +163,8 @@ class _Floor:
         for i, (track_id, version, _) in enumerate(batch):
             ids = range(first + i * per, first + (i + 1) * per)
             rows = [[j, name, due_at] for j, (name, due_at) in zip(ids, self.planned, strict=True)]
-            plans.append((track_id, version + 1, self.due, at, json.dumps(rows),
-                          min(r[2] for r in rows)))
+            text = json.dumps(rows, separators=(",", ":"))
+            plans.append((track_id, version + 1, self.due, at, text, min(r[2] for r in rows)))
         conn.executemany(
             "INSERT INTO outbox_plan (track_id, entry_seq, state, def_version, due_date,"
             " made_at, rows, next_at) VALUES (?, ?, 'service_agreements', 1, ?, ?, ?, ?)",

@@ -483,6 +483,11 @@ _PLAN_LEAVE = (
 )
 
 
+def _compact(rows: list[list[Any]]) -> str:
+    """A plan's rows as stored: JSON without spaces (one plan row per state entry)."""
+    return json.dumps(rows, separators=(",", ":"))
+
+
 def _reserve(conn: sqlite3.Connection, count: int) -> int:
     """Reserve ``count`` outbox ids (AUTOINCREMENT's counter); return the first one. The ids
     are those the rows would have got if written now, so what is shown does not change."""
@@ -530,7 +535,7 @@ def _enter(
             next_id += 1
         if later:
             plans.append(
-                (track_id, seq, state, version, due, now, json.dumps(later),
+                (track_id, seq, state, version, due, now, _compact(later),
                  min(r[2] for r in later))
             )
     if eager:
@@ -687,7 +692,7 @@ def _write_out(conn: sqlite3.Connection, plan: Sequence[Any], until: str | None)
     if rest:
         conn.execute(
             "UPDATE outbox_plan SET rows = ?, next_at = ? WHERE track_id = ? AND entry_seq = ?",
-            [json.dumps(rest), min(r[2] for r in rest), plan[0], plan[1]],
+            [_compact(rest), min(r[2] for r in rest), plan[0], plan[1]],
         )
     else:
         conn.execute(
