@@ -695,67 +695,26 @@ def _m007(db: Database) -> None:
 def _m009(db: Database) -> None:
     # Issue 14 (bench/FINDINGS.md, "Lean writes"): an advance no longer writes a row per
     # reminder and escalation of the state it enters, nor cancels those of the state it
-    # leaves. Each state entry's reminders and escalations are one ``outbox_plan`` row: the
-    # outbox ids reserved for them, their names and due times; the sender turns the ones that
-    # fall due into outbox rows (same ids, same exactly-once key) right before claiming, and
-    # leaving the state only stamps ``left_at`` (they are shown as cancelled). The outbox gets
-    # AUTOINCREMENT so a reserved id is never given to another row, and loses ``outbox_track``:
-    # the unique (track_id, entry_seq, notification) key already serves every lookup by track,
-    # and a cancel no longer moves an index entry. Existing rows are kept as they are (same
-    # ids, statuses, times), so pending reminders of a database upgraded in place go out as
-    # before.
+    # leaves. Each state entry's reminders and escalations are one ``outbox_plan`` row, appended
+    # (its id is the last outbox id it reserves, so ids stay in the order rows were always
+    # written in): the reserved ids, names and due times. The sender turns the ones that fall
+    # due into outbox rows (same ids, same exactly-once key) right before claiming. The track
+    # row carries its latest plan (``plan_id``, the head of the track's chain of plans through
+    # ``prev_id``) and whether it is the current entry's (``plan_open``): leaving a state only
+    # rewrites the track row, which the advance writes anyway; a left plan's rows are shown as
+    # cancelled. ``outbox_track`` goes: the unique (track_id, entry_seq, notification) key
+    # serves every lookup by track, and a cancel no longer moves an index entry. Existing rows
+    # are kept as they are (same ids, statuses, times): pending reminders of a database
+    # upgraded in place go out as before.
     conn = db.conn
-    columns = (
-        "id, track_id, entry_seq, state, notification, kind, level, template, recipients,"
-        " on_leave, cancel_on, due_date, due_at, status, attempts, next_attempt_at, claimed_by,"
-        " lease_until, handed_at, sent_at, sent_to, message_id, last_error, created_at,"
-        " updated_at"
-    )
     for sql in (
-        """
-        CREATE TABLE outbox_new (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            track_id INTEGER NOT NULL REFERENCES tracks(id),
-            entry_seq INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            notification TEXT NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('reminder', 'notice', 'escalation')),
-            level INTEGER NOT NULL DEFAULT 0,
-            template TEXT NOT NULL,
-            recipients TEXT NOT NULL,
-            on_leave TEXT NOT NULL CHECK (on_leave IN ('keep', 'cancel')),
-            cancel_on TEXT NOT NULL DEFAULT '[]',
-            due_date TEXT,
-            due_at TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending' CHECK (
-                status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'superseded')
-            ),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TEXT NOT NULL,
-            claimed_by TEXT,
-            lease_until TEXT,
-            handed_at TEXT,
-            sent_at TEXT,
-            sent_to TEXT,
-            message_id TEXT,
-            last_error TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            UNIQUE (track_id, entry_seq, notification)
-        )
-        """,
-        f"INSERT INTO outbox_new ({columns}) SELECT {columns} FROM outbox ORDER BY id",
-        "DROP TABLE outbox",
-        "ALTER TABLE outbox_new RENAME TO outbox",
-        "CREATE INDEX outbox_ready ON outbox (next_attempt_at, id) WHERE status = 'pending'",
-        "CREATE INDEX outbox_sending ON outbox (lease_until) WHERE status = 'sending'",
-        "CREATE INDEX outbox_failed ON outbox (due_at) WHERE status = 'failed'",
-        # The id counter exists from the start, so reserving ids is one UPDATE.
-        "DELETE FROM sqlite_sequence WHERE name = 'outbox'",
-        "INSERT INTO sqlite_sequence (name, seq)"
-        " SELECT 'outbox', coalesce(max(id), 0) FROM outbox",
+        "DROP INDEX IF EXISTS outbox_track",
+        "ALTER TABLE tracks ADD COLUMN plan_id INTEGER",
+        "ALTER TABLE tracks ADD COLUMN plan_open INTEGER NOT NULL DEFAULT 0",
         """
         CREATE TABLE outbox_plan (
+            id INTEGER PRIMARY KEY,
+            prev_id INTEGER,
             track_id INTEGER NOT NULL REFERENCES tracks(id),
             entry_seq INTEGER NOT NULL,
             state TEXT NOT NULL,
@@ -763,12 +722,9 @@ def _m009(db: Database) -> None:
             due_date TEXT,
             made_at TEXT NOT NULL,
             rows TEXT NOT NULL,
-            next_at TEXT,
-            left_at TEXT,
-            PRIMARY KEY (track_id, entry_seq)
-        ) WITHOUT ROWID
+            next_at TEXT
+        )
         """,
-        "CREATE INDEX outbox_plan_next ON outbox_plan (next_at)"
-        " WHERE left_at IS NULL AND next_at IS NOT NULL",
+        "CREATE INDEX outbox_plan_next ON outbox_plan (next_at) WHERE next_at IS NOT NULL",
     ):
         conn.execute(sql)

@@ -311,10 +311,10 @@ def rules(state: StateDef) -> tuple[Rule, ...]:
 
 # --- scheduling (called by the engine inside its transaction) ---------------------------------
 
-_UPSERT = (
-    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
-    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_WITH_ID = (
+    "INSERT INTO outbox (id, track_id, entry_seq, state, notification, kind, level, template,"
+    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (track_id, entry_seq, notification) DO UPDATE SET"
     " state = excluded.state, kind = excluded.kind, level = excluded.level,"
     " template = excluded.template,"
@@ -400,6 +400,9 @@ class _Planner:
 
     def __init__(self) -> None:
         self.times: dict[tuple[Rule, str | None, str], str | None] = {}
+        self.sets: dict[
+            tuple[int, str | None, str], tuple[tuple[Rule, ...], tuple[tuple[Rule, str], ...]]
+        ] = {}
         self.json: dict[tuple[str, ...], str] = {}
 
     def _json(self, items: tuple[str, ...]) -> str:
@@ -419,6 +422,23 @@ class _Planner:
             )
             self.times[key] = None if moment is None else clock.stamp(moment)
         return self.times[key]
+
+    def timed(
+        self, rule_set: tuple[Rule, ...], due: str | None, entered: str
+    ) -> tuple[tuple[Rule, str], ...]:
+        """(rule, due time) of the rules that have a time for this entry, in rule order:
+        one lookup per state entry (rule sets are cached per definition, kept in the value)."""
+        key = (id(rule_set), due, entered)
+        found = self.sets.get(key)
+        if found is None or found[0] is not rule_set:
+            if len(self.sets) >= self.LIMIT:
+                self.sets.clear()
+            timed = tuple(
+                (rule, at) for rule in rule_set
+                if (at := self._when(rule, due, entered)) is not None
+            )
+            found = self.sets[key] = (rule_set, timed)
+        return found[1]
 
     def rows(
         self,
@@ -444,7 +464,7 @@ class _Planner:
     def row(
         self, track_id: int, seq: int, state: str, rule: Rule, due: str | None, at: str, now: str
     ) -> tuple[Any, ...]:
-        """One row's values, in ``_UPSERT``'s order."""
+        """One row's values, in ``_UPSERT_WITH_ID``'s order after the id."""
         return (
             track_id,
             seq,
@@ -472,34 +492,26 @@ _INSERT_WITH_ID = (
     " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _PLAN_INSERT = (
-    "INSERT INTO outbox_plan (track_id, entry_seq, state, def_version, due_date, made_at, rows,"
-    " next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-#: Leaving a state: its planned (not yet due) reminders and escalations are cancelled by
-#: stamping the plan; no outbox row is written or changed.
-_PLAN_LEAVE = (
-    "UPDATE outbox_plan SET left_at = ?, next_at = NULL WHERE track_id = ? AND entry_seq < ?"
-    " AND left_at IS NULL"
+    "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version, due_date,"
+    " made_at, rows, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
-def _compact(rows: list[list[Any]]) -> str:
-    """A plan's rows as stored: JSON without spaces (one plan row per state entry)."""
-    return json.dumps(rows, separators=(",", ":"))
+def _compact(rows: Iterable[Sequence[Any]]) -> str:
+    """A plan's rows as stored: ``[[id,"name","due_at"],...]`` (names and stamps need no
+    escaping: ``_NAME`` and ``clock.stamp``), without json.dumps on the write path."""
+    return "[" + ",".join(f'[{r[0]},"{r[1]}","{r[2]}"]' for r in rows) + "]"
 
 
-def _reserve(conn: sqlite3.Connection, count: int) -> int:
-    """Reserve ``count`` outbox ids (AUTOINCREMENT's counter); return the first one. The ids
-    are those the rows would have got if written now, so what is shown does not change."""
+def _next_id(conn: sqlite3.Connection) -> int:
+    """The next free outbox id: after every outbox row and every planned one. A plan's id is
+    the last id it holds, so both maxima are one step down each table's rowid tree; the write
+    lock (``BEGIN IMMEDIATE``) keeps two writers from taking the same ids."""
     row = conn.execute(
-        "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'outbox' RETURNING seq", [count]
+        "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+        " coalesce((SELECT max(id) FROM outbox_plan), 0))"
     ).fetchone()
-    if row is None:  # a database whose outbox counter row went missing: start it
-        top = conn.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
-        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)",
-                     [int(top) + count])
-        return int(top) + 1
-    return int(row[0]) - count + 1
+    return int(row[0]) + 1
 
 
 def _enter(
@@ -508,40 +520,49 @@ def _enter(
     now: str,
 ) -> None:
     """Write what entering a state writes, for each (track, seq, state, version, due, entered,
-    rules): the notifications that fire on entry and are kept on leave (notices) as outbox
-    rows, the rest (cancelled by leaving) as one ``outbox_plan`` row, under ids reserved in
-    the order the rows were always written in."""
-    planned: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]] = []
-    total = 0
-    for track_id, seq, state, version, due, entered, rule_set in entries:
-        if not rule_set:
-            continue
-        params, _ = _PLANNER.rows(track_id, seq, state, rule_set, due, entered, now)
-        if params:
-            planned.append(((track_id, seq, state, version, due), params))
-            total += len(params)
-    if not total:
-        return
-    next_id = _reserve(conn, total)
+    rules): the notifications kept on leave (notices) as outbox rows, the rest (cancelled by
+    leaving) as one appended ``outbox_plan`` row that the track row points to, under ids in
+    the order the rows were always written in. Leaving the state before writes nothing more:
+    the track's pointer moves on (``plan_open``)."""
+    next_id = 0
     eager: list[tuple[Any, ...]] = []
     plans: list[tuple[Any, ...]] = []
-    for (track_id, seq, state, version, due), params in planned:
-        later: list[list[Any]] = []
-        for p in params:
-            if p[8] == "keep":
-                eager.append((next_id, *p))
+    heads: list[tuple[Any, ...]] = []
+    for track_id, seq, state, version, due, entered, rule_set in entries:
+        timed = _PLANNER.timed(rule_set, due, entered)
+        if not timed:
+            heads.append((track_id,))
+            continue
+        if not next_id:
+            next_id = _next_id(conn)
+        later: list[tuple[int, str, str]] = []
+        for rule, at in timed:
+            if rule.on_leave == "keep":
+                eager.append((next_id, *_PLANNER.row(track_id, seq, state, rule, due, at, now)))
             else:
-                later.append([next_id, p[3], p[11]])
+                later.append((next_id, rule.name, at))
             next_id += 1
         if later:
-            plans.append(
-                (track_id, seq, state, version, due, now, _compact(later),
-                 min(r[2] for r in later))
-            )
+            plans.append((next_id - 1, track_id, seq, state, version, due, now,
+                          _compact(later), min(r[2] for r in later)))
+        else:
+            heads.append((track_id,))
     if eager:
         conn.executemany(_INSERT_WITH_ID, eager)
     if plans:
-        conn.executemany(_PLAN_INSERT, plans)
+        # The plan's predecessor is the track's head so far; then the head moves to it.
+        conn.executemany(
+            "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
+            " due_date, made_at, rows, next_at) SELECT ?, plan_id, id, ?, ?, ?, ?, ?, ?, ?"
+            " FROM tracks WHERE id = ?",
+            [(p[0], *p[2:], p[1]) for p in plans],
+        )
+        conn.executemany(
+            "UPDATE tracks SET plan_id = ?, plan_open = 1 WHERE id = ?",
+            [(p[0], p[1]) for p in plans],
+        )
+    if heads:
+        conn.executemany("UPDATE tracks SET plan_open = 0 WHERE id = ? AND plan_open", heads)
 
 
 def on_start(conn: sqlite3.Connection, track_id: int, now: str | None = None) -> None:
@@ -562,21 +583,19 @@ def on_moves(
     """Cancel, schedule and reschedule notifications for moves just written (same transaction).
 
     A move that enters a state (any trigger but a field change or a migration) cancels what
-    leaving the old entry cancels (its plan is stamped left; outbox rows already written and
-    unsent are cancelled) and schedules the new state's notifications under the new history
-    seq (``_enter``). A field change or a migration first writes the entry's planned rows out
-    (``materialise_track``), then recomputes the current entry's rows in place, from the (new
-    version's) rules of the state the track is in now: a migration to another state carries
-    the entry's unsent rows there (same row, same Message-ID, sent once), and cancels those
-    the state has no rule for unless they are kept on leave.
+    leaving the old entry cancels (its plan is no longer the track's open one; outbox rows
+    already written and unsent are cancelled) and schedules the new state's notifications
+    under the new history seq (``_enter``). A field change or a migration first writes the
+    entry's planned rows out (``materialise_track``), then recomputes the current entry's rows
+    in place, from the (new version's) rules of the state the track is in now: a migration to
+    another state carries the entry's unsent rows there (same row, same Message-ID, sent
+    once), and cancels those the state has no rule for unless they are kept on leave.
     """
     if not moves:
         return
     now = now or clock.stamp(clock.now())
     cancels: list[tuple[Any, ...]] = []
-    leaves: list[tuple[Any, ...]] = []
     entries: list[tuple[int, int, str, int, str | None, str, tuple[Rule, ...]]] = []
-    upserts: list[tuple[Any, ...]] = []
     for m in moves:
         track = m.track
         track_id = int(track["id"])
@@ -586,57 +605,88 @@ def on_moves(
         )
         if m.trigger not in NOT_ENTRIES:
             cancels.append((now, track_id, seq, m.trigger))
-            leaves.append((now, track_id, seq))
             entries.append((track_id, seq, m.to_state, m.def_version, m.due, m.entered_at,
                             rule_set))
             continue
-        materialise_track(conn, track_id)
-        entry = _current_entry(conn, track_id)
-        params, names = _PLANNER.rows(
-            track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now
-        )
-        upserts += params
-        # Unsent rows of this entry that can no longer be computed (no due date any more, or
-        # a migrated state without them) are cancelled unless they are kept on leave.
-        stale = conn.execute(
-            "SELECT id, notification FROM outbox WHERE track_id = ? AND entry_seq = ?"
-            f" AND {_UNSENT} AND on_leave = 'cancel'",
-            [track_id, entry],
-        ).fetchall()
-        for row_id, name in stale:
-            if name not in names:
-                conn.execute(
-                    "UPDATE outbox SET status = 'cancelled', claimed_by = NULL,"
-                    " lease_until = NULL, updated_at = ? WHERE id = ?",
-                    [now, row_id],
-                )
+        _recompute(conn, m, rule_set, now)
     if cancels:
         conn.executemany(_CANCEL_ON_LEAVE, cancels)
-        conn.executemany(_PLAN_LEAVE, leaves)
-    if upserts:
-        conn.executemany(_UPSERT, upserts)
     if entries:
         _enter(conn, entries, now)
     _withdraw_events(conn, moves, now)
 
 
+def _recompute(conn: sqlite3.Connection, m: Move, rule_set: tuple[Rule, ...], now: str) -> None:
+    """A field change or migration: the current entry's rows recomputed in place."""
+    track_id = int(m.track["id"])
+    materialise_track(conn, track_id)
+    entry = _current_entry(conn, track_id)
+    params, names = _PLANNER.rows(track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now)
+    existing = {
+        str(n) for (n,) in conn.execute(
+            "SELECT notification FROM outbox WHERE track_id = ? AND entry_seq = ?",
+            [track_id, entry],
+        ).fetchall()
+    }
+    # A new row takes the next id; one that exists is updated in place (no id taken).
+    next_id = _next_id(conn)
+    values = []
+    for p in params:
+        if p[3] in existing:
+            values.append((None, *p))
+        else:
+            values.append((next_id, *p))
+            next_id += 1
+    if values:
+        conn.executemany(_UPSERT_WITH_ID, values)
+    # Unsent rows of this entry that can no longer be computed (no due date any more, or
+    # a migrated state without them) are cancelled unless they are kept on leave.
+    stale = conn.execute(
+        "SELECT id, notification FROM outbox WHERE track_id = ? AND entry_seq = ?"
+        f" AND {_UNSENT} AND on_leave = 'cancel'",
+        [track_id, entry],
+    ).fetchall()
+    for row_id, name in stale:
+        if name not in names:
+            conn.execute(
+                "UPDATE outbox SET status = 'cancelled', claimed_by = NULL,"
+                " lease_until = NULL, updated_at = ? WHERE id = ?",
+                [now, row_id],
+            )
+
+
 # --- plans: reminders and escalations not yet due ---------------------------------------------
 
 _PLAN_COLUMNS = (
-    "p.track_id, p.entry_seq, p.state, p.def_version, p.due_date, p.made_at, p.rows, p.left_at,"
-    " t.definition"
+    "p.id, p.track_id, p.entry_seq, p.state, p.def_version, p.due_date, p.made_at, p.rows,"
+    " t.definition, t.plan_id = p.id AND t.plan_open"
 )
+
+
+def _left_at(conn: sqlite3.Connection, track_id: int, seq: int) -> str | None:
+    """When the track left the entry at history row ``seq`` (the recorded time of the next
+    row that enters a state): what a left plan's rows show as their cancel time."""
+    row = conn.execute(
+        "SELECT recorded_at FROM history WHERE track_id = ? AND seq > ?"
+        " AND trigger NOT IN (?, ?) ORDER BY seq LIMIT 1",
+        [track_id, seq, *NOT_ENTRIES],
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def _plan_rows(
     conn: sqlite3.Connection, plan: Sequence[Any], only: Iterable[Sequence[Any]] | None = None
 ) -> list[dict[str, Any]]:
     """The outbox rows a plan (``_PLAN_COLUMNS``) stands for, as ``list_rows`` returns rows:
-    pending while the entry lasts, cancelled (when it was left) after."""
-    track_id, seq, state, version, due, made, rows, left, name = plan[:9]
+    pending while it is the track's open plan, cancelled (when the entry was left) after."""
+    _, track_id, seq, state, version, due, made, rows, name, is_open = plan[:10]
+    items = list(only) if only is not None else json.loads(rows)
+    if not items:
+        return []
     by_name = {r.name: r for r in state_rules(definition(conn, name, int(version)), state)}
+    left = None if is_open else _left_at(conn, int(track_id), int(seq)) or made
     out = []
-    for row_id, notification, at in only if only is not None else json.loads(rows):
+    for row_id, notification, at in items:
         rule = by_name.get(notification)
         if rule is None:  # cannot happen: a stored version's rules never change
             continue
@@ -655,7 +705,7 @@ def _plan_rows(
                 "cancel_on": list(rule.cancel_on),
                 "due_date": due,
                 "due_at": at,
-                "status": "pending" if left is None else "cancelled",
+                "status": "pending" if is_open else "cancelled",
                 "attempts": 0,
                 "next_attempt_at": at,
                 "claimed_by": None,
@@ -666,16 +716,16 @@ def _plan_rows(
                 "message_id": None,
                 "last_error": None,
                 "created_at": made,
-                "updated_at": made if left is None else left,
+                "updated_at": made if is_open else left,
             }
         )
     return out
 
 
 def _write_out(conn: sqlite3.Connection, plan: Sequence[Any], until: str | None) -> int:
-    """Write a plan's rows due by ``until`` (None: all) as pending outbox rows, with their
-    reserved ids, and keep the rest planned (or drop the plan when none is left)."""
-    rows = json.loads(plan[6])
+    """Write an open plan's rows due by ``until`` (None: all) as pending outbox rows, with
+    their ids, and keep the rest planned."""
+    rows = json.loads(plan[7])
     due = [r for r in rows if until is None or r[2] <= until]
     rest = [r for r in rows if not (until is None or r[2] <= until)]
     values = [
@@ -689,59 +739,70 @@ def _write_out(conn: sqlite3.Connection, plan: Sequence[Any], until: str | None)
     ]
     if values:
         conn.executemany(_INSERT_WITH_ID, values)
-    if rest:
-        conn.execute(
-            "UPDATE outbox_plan SET rows = ?, next_at = ? WHERE track_id = ? AND entry_seq = ?",
-            [_compact(rest), min(r[2] for r in rest), plan[0], plan[1]],
-        )
-    else:
-        conn.execute(
-            "DELETE FROM outbox_plan WHERE track_id = ? AND entry_seq = ?", [plan[0], plan[1]]
-        )
+    conn.execute(
+        "UPDATE outbox_plan SET rows = ?, next_at = ? WHERE id = ?",
+        [_compact(rest), min((r[2] for r in rest), default=None), plan[0]],
+    )
     return len(values)
 
 
 def materialise_due(conn: sqlite3.Connection, at: str, limit: int) -> int:
-    """Write out the planned rows due by ``at`` of up to ``limit`` entries, earliest first
-    (inside the claim's transaction): every entry taken has a row due by ``at``, so the
-    ``limit`` earliest due rows are then all outbox rows and the claim keeps its due order."""
-    plans = conn.execute(
-        f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
-        " WHERE p.left_at IS NULL AND p.next_at <= ? ORDER BY p.next_at LIMIT ?",
-        [at, limit],
-    ).fetchall()
-    return sum(_write_out(conn, plan, at) for plan in plans)
+    """Write out the planned rows due by ``at`` of up to ``limit`` open plans, earliest first
+    (inside the claim's transaction): every plan taken has a row due by ``at``, so the
+    ``limit`` earliest due rows are then all outbox rows and the claim keeps its due order.
+    A plan its track has left is closed on the way (its rows stay cancelled, never due)."""
+    written = taken = 0
+    while taken < limit:
+        asked = limit - taken
+        plans = conn.execute(
+            f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
+            " WHERE p.next_at <= ? ORDER BY p.next_at, p.id LIMIT ?",
+            [at, asked],
+        ).fetchall()
+        closed = [(p[0],) for p in plans if not p[9]]
+        if closed:  # left plans leave the index for good: a later sweep never reads them
+            conn.executemany("UPDATE outbox_plan SET next_at = NULL WHERE id = ?", closed)
+        written += sum(_write_out(conn, p, at) for p in plans if p[9])
+        taken += len(plans) - len(closed)
+        if len(plans) < asked:
+            break  # no due plan is left
+    return written
+
+
+def _open_plan(conn: sqlite3.Connection, track_id: int) -> Any:
+    return conn.execute(
+        f"SELECT {_PLAN_COLUMNS} FROM tracks t JOIN outbox_plan p ON p.id = t.plan_id"
+        " WHERE t.id = ? AND t.plan_open",
+        [track_id],
+    ).fetchone()
 
 
 def materialise_track(conn: sqlite3.Connection, track_id: int) -> int:
     """Write out every planned row of the track's current entry (before a field change or a
     migration recomputes them, or a retry touches one)."""
-    plans = conn.execute(
-        f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
-        " WHERE p.track_id = ? AND p.left_at IS NULL",
-        [track_id],
-    ).fetchall()
-    return sum(_write_out(conn, plan, None) for plan in plans)
+    plan = _open_plan(conn, track_id)
+    return _write_out(conn, plan, None) if plan is not None else 0
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """How many notifications there are per status, planned ones included (pending while
-    their entry lasts, cancelled after): what the rows written on entry used to count."""
+    their plan is open, cancelled after): what the rows written on entry used to count."""
     out: dict[str, int] = dict(
         conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
     )
-    for left, n in conn.execute(
-        "SELECT left_at IS NULL, sum(json_array_length(rows)) FROM outbox_plan GROUP BY 1"
+    for is_open, n in conn.execute(
+        "SELECT t.plan_id = p.id AND t.plan_open, sum(json_array_length(p.rows))"
+        " FROM outbox_plan p JOIN tracks t ON t.id = p.track_id GROUP BY 1"
     ).fetchall():
-        status = "pending" if left else "cancelled"
-        out[status] = out.get(status, 0) + int(n)
+        status = "pending" if is_open else "cancelled"
+        out[status] = out.get(status, 0) + int(n or 0)
     return {k: v for k, v in out.items() if v}
 
 
 def materialise_all(conn: sqlite3.Connection) -> int:
     """Write out every planned row of every current entry (tests that poke the outbox table)."""
     ids = [r[0] for r in conn.execute(
-        "SELECT DISTINCT track_id FROM outbox_plan WHERE left_at IS NULL"
+        "SELECT id FROM tracks WHERE plan_open AND plan_id IS NOT NULL"
     ).fetchall()]
     return sum(materialise_track(conn, i) for i in ids)
 
@@ -834,13 +895,15 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
              day, m.entered_at, m.entered_at, now, now)
         )
     if params:
+        # Explicit ids after every planned one (a plan may hold ids above the outbox's own).
+        first = _next_id(conn)
         conn.executemany(
-            "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level,"
+            "INSERT INTO outbox (id, track_id, entry_seq, state, notification, kind, level,"
             " template, recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at,"
             " created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'notice', 0, ?, ?, 'keep', '[]', ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, ?, ?, 'notice', 0, ?, ?, 'keep', '[]', ?, ?, ?, ?, ?)"
             " ON CONFLICT (track_id, entry_seq, notification) DO NOTHING",
-            params,
+            [(first + i, *p) for i, p in enumerate(params)],
         )
 
 
@@ -993,12 +1056,8 @@ def superseding(
 
 def _planned_of_entry(conn: sqlite3.Connection, track_id: int, seq: int) -> list[dict[str, Any]]:
     """The planned (not yet written) rows of one current state entry."""
-    plan = conn.execute(
-        f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
-        " WHERE p.track_id = ? AND p.entry_seq = ? AND p.left_at IS NULL",
-        [track_id, seq],
-    ).fetchone()
-    return _plan_rows(conn, plan) if plan else []
+    plan = _open_plan(conn, track_id)
+    return _plan_rows(conn, plan) if plan is not None and plan[2] == seq else []
 
 
 def supersede_claimed(
@@ -1185,8 +1244,10 @@ def next_due(db: Database) -> datetime | None:
     row = db.conn.execute(
         "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'pending'"
         " UNION ALL SELECT min(lease_until) FROM outbox WHERE status = 'sending'"
-        " UNION ALL SELECT min(next_at) FROM outbox_plan"
-        " WHERE left_at IS NULL AND next_at IS NOT NULL)"
+        # The earliest open plan (a left plan not yet closed by a sweep is passed over).
+        " UNION ALL SELECT * FROM (SELECT p.next_at FROM outbox_plan p"
+        " JOIN tracks t ON t.id = p.track_id WHERE p.next_at IS NOT NULL"
+        " AND t.plan_id = p.id AND t.plan_open ORDER BY p.next_at LIMIT 1))"
     ).fetchone()
     return clock.unstamp(row[0]) if row and row[0] else None
 
@@ -1258,30 +1319,30 @@ def _planned(
     until: datetime | None,
     row_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Planned rows as ``list_rows`` shows them: pending while their entry lasts, cancelled
-    once it was left (what the rows written on entry used to say)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if statuses:
-        wanted = [s for s in ("pending", "cancelled") if s in statuses]
-        if not wanted:
-            return []
-        if wanted == ["pending"]:
-            where.append("p.left_at IS NULL")
-        elif wanted == ["cancelled"]:
-            where.append("p.left_at IS NOT NULL")
-    if track_id is not None:
-        where.append("p.track_id = ?")
-        params.append(track_id)
+    """Planned rows as ``list_rows`` shows them: pending while their plan is open, cancelled
+    once the entry was left (what the rows written on entry used to say)."""
+    wanted = {"pending", "cancelled"} & set(statuses) if statuses else {"pending", "cancelled"}
+    if not wanted:
+        return []
     if row_id is not None:
-        where.append("EXISTS (SELECT 1 FROM json_each(p.rows) j WHERE j.value ->> 0 = ?)")
-        params.append(row_id)
-    sql = _PLAN_LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
+        # A plan's id is the last id it holds: the first plan at or after the row's id.
+        plans = conn.execute(
+            _PLAN_LIST_SQL + " WHERE p.id >= ? ORDER BY p.id LIMIT 1", [row_id]
+        ).fetchall()
+    elif track_id is not None:
+        plans = _track_plans(conn, track_id)
+    else:
+        where = ""
+        if wanted == {"pending"}:
+            where = " WHERE t.plan_id = p.id AND t.plan_open"
+        plans = conn.execute(_PLAN_LIST_SQL + where).fetchall()
     stamp = None if until is None else clock.stamp(until)
     out = []
-    for plan in conn.execute(sql, params).fetchall():
-        extra = {"definition": plan[8], "municipality_code": plan[9], "municipality": plan[10],
-                 "system": plan[11]}
+    for plan in plans:
+        if ("pending" if plan[9] else "cancelled") not in wanted:
+            continue
+        extra = {"definition": plan[8], "municipality_code": plan[10], "municipality": plan[11],
+                 "system": plan[12]}
         for r in _plan_rows(conn, plan):
             if (stamp is None or r["next_attempt_at"] <= stamp) and (
                 row_id is None or r["id"] == row_id
@@ -1290,11 +1351,24 @@ def _planned(
     return out
 
 
+def _track_plans(conn: sqlite3.Connection, track_id: int) -> list[Any]:
+    """A track's plans, newest first, along its chain (the track row holds the head)."""
+    out = []
+    head = conn.execute("SELECT plan_id FROM tracks WHERE id = ?", [track_id]).fetchone()
+    at = head[0] if head else None
+    while at is not None:
+        plan = conn.execute(_PLAN_LIST_SQL + " WHERE p.id = ?", [at]).fetchone()
+        if plan is None:
+            break
+        out.append(plan)
+        at = conn.execute("SELECT prev_id FROM outbox_plan WHERE id = ?", [at]).fetchone()[0]
+    return out
+
+
 def get_row(db: Database, row_id: int) -> dict[str, Any]:
     rows = _dicts(db.conn.execute(_LIST_SQL + " WHERE o.id = ?", [row_id]))
     if not rows:
-        # A planned row: a scan of the plans (only a look at one not yet due comes here).
-        rows = _planned(db.conn, (), None, None, row_id=row_id)
+        rows = _planned(db.conn, (), None, None, row_id=row_id)  # a planned row
     if not rows:
         raise NotFound("notification", str(row_id))
     return rows[0]
