@@ -12,19 +12,20 @@ schema, the shipped definitions, the audit chain's code and ``GENERATOR``, so a 
 regenerates):
 
 * ``fresh``: ``n`` connection tracks just started (state ``date_agreement``, one ``@start``
-  history row each, four pending outbox rows each: the reminder and the three-rung escalation
-  ladder), started on four consecutive days. The bulk-advance, single-advance and delivery
+  history row each, four pending notifications each: the reminder and the three-rung
+  escalation ladder, planned in one ``outbox_plan`` row as the engine writes them since issue
+  14), started on four consecutive days. The bulk-advance, single-advance and delivery
   benchmarks start from a copy of it.
 * ``national``: ``n`` connection tracks with ten history rows each (``n`` * 10 rows), spread
   over two years in time order (ids interleave across tracks, as real use does): the start, some
   ``@set`` rows, then as many transitions as the track got through (0 to 7, so every state of
   the workflow is populated and 1/8 of the BoB tracks are live). For reports and ``--as-of``.
   It has no outbox rows: neither report reads the outbox.
-* ``sweep``: ``n`` pending outbox rows (``fresh`` with ``n / 4`` tracks) of which ``DUE`` are
-  due at ``SWEEP_AT``, the rest later: the due-sweep benchmark.
-* ``due``: ``n`` pending outbox rows, every one due at ``SWEEP_AT`` (a backlog: ``fresh`` with
-  ``n / 4`` tracks started on ``DUE_DAYS``, so that even the last rung is due): the claim and
-  drain benchmarks of a sender catching up (issue 10).
+* ``sweep``: ``n`` pending (planned) notifications (``fresh`` with ``n / 4`` tracks) of which
+  ``DUE`` are due at ``SWEEP_AT``, the rest later: the due-sweep benchmark.
+* ``due``: ``n`` pending (planned) notifications, every one due at ``SWEEP_AT`` (a backlog:
+  ``fresh`` with ``n / 4`` tracks started on ``DUE_DAYS``, so that even the last rung is
+  due): the claim and drain benchmarks of a sender catching up (issue 10).
 * ``peers``: the registry only (98 municipalities x 103 systems, all ready), for the peer
   comparison that starts 10^4 tracks itself.
 
@@ -401,10 +402,6 @@ def _history_insert(
     chain.close()
 
 
-_OUTBOX_INSERT = (
-    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
-    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
-)
 _COUNT = "WITH RECURSIVE r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j + 1 < {n}) "
 
 
@@ -463,27 +460,35 @@ def make_fresh(
         [ACTOR, ROLE, first],
     )
     # As the engine writes a start since issue 14: the state's reminder and escalations are
-    # one outbox_plan row per track (no notice fires on entering date_agreement), under ids
-    # reserved in track order, four per track.
+    # one outbox_plan row per track (no notice fires on entering date_agreement), its id the
+    # last of the four outbox ids it holds, and the track row points to it (open).
     per = conn.execute("SELECT count(*) FROM temp.start_outbox WHERE k = 0").fetchone()[0]
     counts = {r[0] for r in conn.execute("SELECT count(*) FROM temp.start_outbox GROUP BY k")}
     keeps = conn.execute("SELECT count(*) FROM temp.start_outbox WHERE on_leave = 'keep'")
     if counts != {per} or keeps.fetchone()[0]:
         raise RuntimeError("every start day must plan the same rows, none kept on leave")
-    base = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()[0]
+    base = conn.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+        " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+    ).fetchone()[0]
     conn.execute(
-        "INSERT INTO outbox_plan (track_id, entry_seq, state, def_version, due_date, made_at,"
-        " rows, next_at) SELECT t.id, 1, 'date_agreement', 1, t.due, t.entered_at,"
-        f" (SELECT json_group_array(json_array({base} + (t.id - {first}) * {per} + o.ord + 1,"
-        "  o.notification, o.due_at)) FROM (SELECT * FROM temp.start_outbox o"
-        f"  WHERE o.k = (t.id - {first}) % {ks} ORDER BY o.ord) o),"
+        "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version, due_date,"
+        " made_at, rows, next_at)"
+        f" SELECT {base} + (t.id - {first} + 1) * {per}, NULL, t.id, 1, 'date_agreement', 1,"
+        " t.due, t.entered_at,"
+        " (SELECT '[' || group_concat('[' || o.id || ',\"' || o.notification || '\",\"'"
+        "  || o.due_at || '\"]', ',') || ']' FROM (SELECT"
+        f"  {base} + (t.id - {first}) * {per} + o.ord + 1 AS id, o.notification, o.due_at"
+        f"  FROM temp.start_outbox o WHERE o.k = (t.id - {first}) % {ks} ORDER BY o.ord) o),"
         " (SELECT min(o.due_at) FROM temp.start_outbox o"
         f"  WHERE o.k = (t.id - {first}) % {ks})"
         " FROM tracks t WHERE t.id >= ? ORDER BY t.id",
         [first],
     )
     conn.execute(
-        "UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", [base + n * per]
+        "UPDATE tracks SET plan_open = 1,"
+        " plan_id = (SELECT p.id FROM outbox_plan p WHERE p.track_id = tracks.id) WHERE id >= ?",
+        [first],
     )
     _contracts(conn)
     conn.execute("COMMIT")
@@ -645,7 +650,7 @@ def make_sweep(path: Path, n: int) -> None:
     # step's due date was moved up with 'track set'), everything else is due later.
     conn.execute(
         "UPDATE outbox_plan SET rows = json_replace(rows, '$[0][2]', ?), next_at = ?"
-        " WHERE track_id IN (SELECT track_id FROM outbox_plan ORDER BY track_id LIMIT ?)",
+        " WHERE id IN (SELECT id FROM outbox_plan ORDER BY id LIMIT ?)",
         [due, due, DUE],
     )
     conn.close()

@@ -178,7 +178,7 @@ class Suite:
         self.work("bulk", db=a, n=n)
         self.work("bulk_floor", db=b, n=n)
         ca, cb = sqlite3.connect(a), sqlite3.connect(b)
-        for table in ("tracks", "history", "outbox", "audit_head"):
+        for table in ("tracks", "history", "outbox", "outbox_plan", "audit_head"):
             sql = f"SELECT * FROM {table} ORDER BY 1"
             if ca.execute(sql).fetchall() != cb.execute(sql).fetchall():
                 problems.append(f"the bulk floor's {table} rows differ from the engine's")

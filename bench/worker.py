@@ -75,8 +75,8 @@ def bulk(args: dict[str, Any]) -> dict[str, Any]:
 class _Floor:
     """The storage floors of one ``agree_date`` advance (date_agreement -> service_agreements)
     as plain ``sqlite3`` statements. ``rows="same"``: exactly the rows the engine writes (the
-    track, a hash-chained history row, the audit head, the left entry's plan stamped, the new
-    entry's plan with four reserved outbox ids); ``rows="state"``: only the track's state and
+    track, a hash-chained history row, the audit head, the new entry's plan with its four
+    outbox ids, the track's pointer to it); ``rows="state"``: only the track's state and
     one history row (the floor of any durable workflow engine: issue 14's target)."""
 
     def __init__(self, conn: sqlite3.Connection, rows: str) -> None:
@@ -110,19 +110,21 @@ class _Floor:
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         """Write the advance of every track in ``batch`` (inside the caller's transaction)."""
         conn, at = self.conn, self.at
+        heads = [None] * len(batch) if self.rows == "state" else self._plans(batch)
         tracks, history = [], []
-        for track_id, version, fields in batch:
+        for (track_id, version, fields), head in zip(batch, heads, strict=True):
             f = json.loads(fields)
             f["connection_date"] = data.CONNECTION_DATE
             tracks.append((json.dumps(f, ensure_ascii=False, sort_keys=True), at, self.due, at,
-                           track_id, version))
+                           head, track_id, version))
             history.append((track_id, version + 1, "date_agreement", "service_agreements",
                             "agree_date", data.ACTOR, data.ROLE, None, at, at, 1, self.sets))
+        pointer = "" if self.rows == "state" else ", plan_id = ?, plan_open = 1"
         conn.executemany(
             "UPDATE tracks SET state = 'service_agreements', final = 0, version = version + 1,"
-            " fields = ?, entered_at = ?, due = ?, def_version = 1, updated_at = ?"
+            f" fields = ?, entered_at = ?, due = ?, def_version = 1, updated_at = ?{pointer}"
             " WHERE id = ? AND version = ?",
-            tracks,
+            [t if pointer else t[:4] + t[5:] for t in tracks],
         )
         cols = ("track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
                 " recorded_at, def_version, fields")
@@ -148,28 +150,33 @@ class _Floor:
             "UPDATE audit_head SET last_id = ?, last_hash = ?, rows = rows + ? WHERE id = 1",
             [last_id, prev, len(chained)],
         )
-        conn.executemany(
-            "UPDATE outbox_plan SET left_at = ?, next_at = NULL WHERE track_id = ?"
-            " AND entry_seq < ? AND left_at IS NULL",
-            [(at, t[0], t[1] + 1) for t in batch],
-        )
+
+    def _plans(self, batch: list[tuple[Any, ...]]) -> list[int]:
+        """The entered state's reminder and escalations: one plan appended per track, its id
+        the last of its four outbox ids, linked to the track's plan so far; the track row then
+        points to it. Leaving the old state writes nothing more. Returns the plan ids."""
         per = len(self.planned)
-        end = conn.execute(
-            "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'outbox' RETURNING seq",
-            [per * len(batch)],
-        ).fetchone()[0]
-        first = end - per * len(batch) + 1
-        plans = []
+        first = self.conn.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+            " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+        ).fetchone()[0] + 1
+        plans, heads = [], []
         for i, (track_id, version, _) in enumerate(batch):
             ids = range(first + i * per, first + (i + 1) * per)
-            rows = [[j, name, due_at] for j, (name, due_at) in zip(ids, self.planned, strict=True)]
-            text = json.dumps(rows, separators=(",", ":"))
-            plans.append((track_id, version + 1, self.due, at, text, min(r[2] for r in rows)))
-        conn.executemany(
-            "INSERT INTO outbox_plan (track_id, entry_seq, state, def_version, due_date,"
-            " made_at, rows, next_at) VALUES (?, ?, 'service_agreements', 1, ?, ?, ?, ?)",
+            text = "[" + ",".join(
+                f'[{j},"{name}","{due_at}"]'
+                for j, (name, due_at) in zip(ids, self.planned, strict=True)
+            ) + "]"
+            plans.append((ids[-1], track_id, version + 1, self.due, self.at, text,
+                          min(d for _, d in self.planned), track_id))
+            heads.append(ids[-1])
+        self.conn.executemany(
+            "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
+            " due_date, made_at, rows, next_at) SELECT ?, plan_id, ?, ?, 'service_agreements',"
+            " 1, ?, ?, ?, ? FROM tracks WHERE id = ?",
             plans,
         )
+        return heads
 
 
 def bulk_floor(args: dict[str, Any]) -> dict[str, Any]:

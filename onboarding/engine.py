@@ -339,9 +339,14 @@ def write_moves(
     if not moves:
         return
     recorded = recorded or clock.stamp(clock.now())
+    # The entered states' notifications first: the track row then points to their plan.
+    heads = outbox.enter(conn, moves, recorded)
+    keep: tuple[int | None, int | None] = (None, None)
     cur = conn.executemany(
         "UPDATE tracks SET state = ?, final = ?, version = version + 1, fields = ?,"
-        " entered_at = ?, due = ?, def_version = ?, updated_at = ? WHERE id = ? AND version = ?",
+        " entered_at = ?, due = ?, def_version = ?, updated_at = ?,"
+        " plan_id = coalesce(?, plan_id), plan_open = coalesce(?, plan_open)"
+        " WHERE id = ? AND version = ?",
         [
             (
                 m.to_state,
@@ -351,6 +356,7 @@ def write_moves(
                 m.due,
                 m.def_version,
                 at,
+                *heads.get(int(m.track["id"]), keep),
                 m.track["id"],
                 m.track["version"],
             )
@@ -407,9 +413,10 @@ def advance(
         values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
+        at = ctx.at_stamp
         # Written "now" is the act's moment unless --at dated it: one clock reading.
-        write_moves(conn, [move], act, ctx.at_stamp, None if act.at else ctx.at_stamp)
-        return moved_track(move, ctx.at_stamp)
+        write_moves(conn, [move], act, at, None if act.at else at)
+        return moved_track(move, at)
 
 
 def moved_track(move: Move, at: str) -> dict[str, Any]:

@@ -514,24 +514,29 @@ def _next_id(conn: sqlite3.Connection) -> int:
     return int(row[0]) + 1
 
 
+#: Where a track row's plan pointer goes: (plan_id or None for unchanged, plan_open).
+Heads = dict[int, tuple[int | None, int]]
+
+
 def _enter(
     conn: sqlite3.Connection,
     entries: Sequence[tuple[int, int, str, int, str | None, str, tuple[Rule, ...]]],
     now: str,
-) -> None:
+) -> Heads:
     """Write what entering a state writes, for each (track, seq, state, version, due, entered,
     rules): the notifications kept on leave (notices) as outbox rows, the rest (cancelled by
-    leaving) as one appended ``outbox_plan`` row that the track row points to, under ids in
-    the order the rows were always written in. Leaving the state before writes nothing more:
-    the track's pointer moves on (``plan_open``)."""
+    leaving) as one appended ``outbox_plan`` row, under ids in the order the rows were always
+    written in. Returns where each track row's plan pointer goes, for the caller's write of
+    the track row (before it: the new plan links to the track's head so far). Leaving the
+    state before writes nothing more: the pointer moves on."""
     next_id = 0
     eager: list[tuple[Any, ...]] = []
     plans: list[tuple[Any, ...]] = []
-    heads: list[tuple[Any, ...]] = []
+    heads: Heads = {}
     for track_id, seq, state, version, due, entered, rule_set in entries:
         timed = _PLANNER.timed(rule_set, due, entered)
         if not timed:
-            heads.append((track_id,))
+            heads[track_id] = (None, 0)
             continue
         if not next_id:
             next_id = _next_id(conn)
@@ -545,24 +550,35 @@ def _enter(
         if later:
             plans.append((next_id - 1, track_id, seq, state, version, due, now,
                           _compact(later), min(r[2] for r in later)))
+            heads[track_id] = (next_id - 1, 1)
         else:
-            heads.append((track_id,))
+            heads[track_id] = (None, 0)
     if eager:
         conn.executemany(_INSERT_WITH_ID, eager)
     if plans:
-        # The plan's predecessor is the track's head so far; then the head moves to it.
+        # The plan's predecessor is the track's head so far (the track row is not written yet).
         conn.executemany(
             "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
             " due_date, made_at, rows, next_at) SELECT ?, plan_id, id, ?, ?, ?, ?, ?, ?, ?"
             " FROM tracks WHERE id = ?",
             [(p[0], *p[2:], p[1]) for p in plans],
         )
-        conn.executemany(
-            "UPDATE tracks SET plan_id = ?, plan_open = 1 WHERE id = ?",
-            [(p[0], p[1]) for p in plans],
-        )
-    if heads:
-        conn.executemany("UPDATE tracks SET plan_open = 0 WHERE id = ? AND plan_open", heads)
+    return heads
+
+
+def enter(conn: sqlite3.Connection, moves: Sequence[Move], now: str) -> Heads:
+    """Schedule the notifications of the states the moves enter (called by the engine before
+    it writes the track rows, in the same transaction); return the track rows' plan
+    pointers (``_enter``). A field change or a migration enters nothing."""
+    entries = []
+    for m in moves:
+        if m.trigger in NOT_ENTRIES:
+            continue
+        name = str(m.track["definition"])
+        rule_set = state_rules(definition(conn, name, m.def_version), m.to_state)
+        entries.append((int(m.track["id"]), int(m.track["version"]) + 1, m.to_state,
+                        m.def_version, m.due, m.entered_at, rule_set))
+    return _enter(conn, entries, now) if entries else {}
 
 
 def on_start(conn: sqlite3.Connection, track_id: int, now: str | None = None) -> None:
@@ -573,46 +589,46 @@ def on_start(conn: sqlite3.Connection, track_id: int, now: str | None = None) ->
     ).fetchone()
     name, version, state, due, entered = row
     rule_set = state_rules(definition(conn, name, version), state)
-    _enter(conn, [(track_id, 1, state, version, due, entered, rule_set)],
-           now or clock.stamp(clock.now()))
+    heads = _enter(conn, [(track_id, 1, state, version, due, entered, rule_set)],
+                   now or clock.stamp(clock.now()))
+    for plan_id, is_open in heads.values():
+        conn.execute(
+            "UPDATE tracks SET plan_id = coalesce(?, plan_id), plan_open = ? WHERE id = ?",
+            [plan_id, is_open, track_id],
+        )
 
 
 def on_moves(
     conn: sqlite3.Connection, moves: Sequence[Move], at: str, now: str | None = None
 ) -> None:
-    """Cancel, schedule and reschedule notifications for moves just written (same transaction).
+    """Cancel and reschedule notifications for moves just written (same transaction; the
+    entered states' were scheduled by ``enter`` before the track rows were written).
 
     A move that enters a state (any trigger but a field change or a migration) cancels what
-    leaving the old entry cancels (its plan is no longer the track's open one; outbox rows
-    already written and unsent are cancelled) and schedules the new state's notifications
-    under the new history seq (``_enter``). A field change or a migration first writes the
-    entry's planned rows out (``materialise_track``), then recomputes the current entry's rows
-    in place, from the (new version's) rules of the state the track is in now: a migration to
-    another state carries the entry's unsent rows there (same row, same Message-ID, sent
-    once), and cancels those the state has no rule for unless they are kept on leave.
+    leaving the old entry cancels (its plan is no longer the track's open one: the track row
+    says so; outbox rows already written and unsent are cancelled). A field change or a
+    migration first writes the entry's planned rows out (``materialise_track``), then
+    recomputes the current entry's rows in place, from the (new version's) rules of the
+    state the track is in now: a migration to another state carries the entry's unsent rows
+    there (same row, same Message-ID, sent once), and cancels those the state has no rule
+    for unless they are kept on leave.
     """
     if not moves:
         return
     now = now or clock.stamp(clock.now())
     cancels: list[tuple[Any, ...]] = []
-    entries: list[tuple[int, int, str, int, str | None, str, tuple[Rule, ...]]] = []
     for m in moves:
         track = m.track
         track_id = int(track["id"])
-        seq = int(track["version"]) + 1
+        if m.trigger not in NOT_ENTRIES:
+            cancels.append((now, track_id, int(track["version"]) + 1, m.trigger))
+            continue
         rule_set = state_rules(
             definition(conn, str(track["definition"]), m.def_version), m.to_state
         )
-        if m.trigger not in NOT_ENTRIES:
-            cancels.append((now, track_id, seq, m.trigger))
-            entries.append((track_id, seq, m.to_state, m.def_version, m.due, m.entered_at,
-                            rule_set))
-            continue
         _recompute(conn, m, rule_set, now)
     if cancels:
         conn.executemany(_CANCEL_ON_LEAVE, cancels)
-    if entries:
-        _enter(conn, entries, now)
     _withdraw_events(conn, moves, now)
 
 
