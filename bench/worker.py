@@ -105,7 +105,7 @@ class _Floor:
             "SELECT id, version, fields FROM tracks WHERE definition = 'connection'"
             " AND state = 'date_agreement' AND final = 0 ORDER BY id"
         ).fetchall()
-        return rows[offset::step][:limit]
+        return rows[offset::step][:limit]  # read before any is moved: disjoint by offset
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         """Write the advance of every track in ``batch`` (inside the caller's transaction)."""
@@ -207,32 +207,38 @@ def bulk_floor(args: dict[str, Any]) -> dict[str, Any]:
 
 def single(args: dict[str, Any]) -> dict[str, Any]:
     """``engine.advance`` (agree_date) on ``k`` tracks spread over the table, one transaction
-    each, as a library call; or (``rows`` given) ``_Floor`` writing the same tracks, one
-    commit each. Per advance times."""
+    each, as a library call, interleaved with the two floors writing other tracks one commit
+    each: ``_Floor`` "same" on the same database (it keeps the hash chain), ``_Floor``
+    "state" on a copy (``db2``). Interleaved, so the machine's load weighs on all three
+    alike. Per-advance times of each."""
     from onboarding import clock, engine
     from onboarding.db import connect
 
-    db = connect(args["db"])
-    conn = db.conn
+    db, db2 = connect(args["db"]), connect(args["db2"])
     k = args["k"]
-    step = max(3, args["n"] // k)  # three disjoint sets: offsets 0, 1, 2
-    floor = _Floor(conn, args.get("rows") or "same")
-    picked = floor.tracks(k, step, args.get("offset", 0))
+    step = max(3, args["n"] // k)  # three disjoint sets of tracks: offsets 0, 1, 2
+    same, state = _Floor(db.conn, "same"), _Floor(db2.conn, "state")
+    engine_tracks = same.tracks(k, step, 0)
+    same_tracks = same.tracks(k, step, 1)
+    state_tracks = state.tracks(k, step, 2)
     act = engine.Act(data.ACTOR, data.ROLE, at=clock.parse_time(data.ADVANCE_AT))
     sets = {"connection_date": data.CONNECTION_DATE}
     before = _rss_now()
-    times = []
-    for track in picked:
+    times: dict[str, list[float]] = {"engine": [], "same": [], "state": []}
+    for e, f, g in zip(engine_tracks, same_tracks, state_tracks, strict=False):
         started = time.perf_counter()
-        if args.get("rows"):
-            conn.execute("BEGIN IMMEDIATE")
+        engine.advance(db, e[0], "agree_date", act, sets)
+        times["engine"].append(time.perf_counter() - started)
+        for floor, track, key in ((same, f, "same"), (state, g, "state")):
+            started = time.perf_counter()
+            floor.conn.execute("BEGIN IMMEDIATE")
             floor.write([track])
-            conn.execute("COMMIT")
-        else:
-            engine.advance(db, track[0], "agree_date", act, sets)
-        times.append(time.perf_counter() - started)
+            floor.conn.execute("COMMIT")
+            times[key].append(time.perf_counter() - started)
     db.close()
-    return {"times": times, "rss_before": before, "moved": len(picked)}
+    db2.close()
+    return {"times": times["engine"], "same": times["same"], "state": times["state"],
+            "rss_before": before, "moved": len(times["engine"])}
 
 
 # --- 4. due sweep -------------------------------------------------------------------------------

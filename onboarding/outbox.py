@@ -2,13 +2,21 @@
 
 The outbox table is the source of truth for notifications; the scheduler is only a clock.
 
-* **Scheduling** happens inside the transition's transaction. ``on_start`` and ``on_moves`` are
-  called by the engine right after it appends the history row, on the same connection: entering
-  a state writes one row per notification the state declares, keyed by (track, state entry,
-  notification), where the state entry is the history row's ``seq``. The unique key makes each
-  notification exist exactly once however often a runner restarts.
+* **Scheduling** happens inside the transition's transaction (``enter``, ``on_start``,
+  ``on_moves``, called by the engine on the same connection). Each notification is keyed by
+  (track, state entry, notification), where the state entry is the history row's ``seq``; the
+  unique key makes each exist exactly once however often a runner restarts. Entering a state
+  writes (issue 14, "lean writes") only the notifications kept on leave (notices) as outbox
+  rows; its reminders and escalations are one appended ``outbox_plan`` row (their ids, names
+  and due times; ids taken in the order rows were always written in) that the track row
+  points to (``plan_id``, ``plan_open``). Right before claiming, the sender writes the planned
+  rows that have fallen due as outbox rows (``materialise_due``, same transaction as the
+  claim, same ids and key); every reader (``list_rows``, ``get_row``, ``next_due``,
+  ``superseding``, ``counts``) shows planned rows as the rows they stand for.
 * **Leaving** a state cancels its unsent (pending, failed, or claimed but not yet handed over)
-  reminders and escalations: the step is done. Notices are kept (an outside request must
+  reminders and escalations: the step is done. Planned ones cost nothing: the track row, which
+  the advance writes anyway, stops pointing to the plan as open, and they are shown as
+  cancelled (at the time the step was recorded). Notices are kept (an outside request must
   arrive even when the coordinator records the next step first) unless the notification says
   ``on_leave: cancel`` or the step is left by a trigger in its ``cancel_on`` list.
   ``on_leave: keep`` keeps a reminder too.
