@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from sqlite_utils import Database
 
@@ -318,7 +318,7 @@ def iter_rows(db: Database) -> Iterator[dict[str, Any]]:
         yield out
 
 
-def export(db: Database, out: TextIO, fmt: str = "jsonl") -> int:
+def export(db: Database, out: IO[str], fmt: str = "jsonl") -> int:
     """Write the trail as JSON lines or CSV (formula cells neutralised); return the rows."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")

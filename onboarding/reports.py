@@ -1357,12 +1357,30 @@ def klik_text(report: Mapping[str, Any]) -> str:
 # --- overdue ------------------------------------------------------------------------------------
 
 
-def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
+def overdue(
+    db: Database,
+    today: date | None = None,
+    role: str | None = None,
+    vendor: str | None = None,
+) -> dict[str, Any]:
     """Open tracks of every definition past their due date, the longest overdue first, as of
     the end of ``today`` (default: the real today): state and due date replayed from history,
-    so a past date lists the tracks late then, however they went on."""
+    so a past date lists the tracks late then, however they went on.
+
+    ``role`` keeps the tracks whose step then waited on that role (the state's responsible
+    role); ``vendor`` (a name, resolved like everywhere) the tracks of its systems and about
+    the vendor itself. An unknown role or vendor is refused (``InputError``/``NotFound``).
+    """
+    from onboarding.roles import require_role
     from onboarding.tracks import _subject_labels, subject_text
 
+    if role:
+        require_role(role, db)
+    vendor_row = registry.resolve_vendor(db, vendor) if vendor else None
+    vendor_id = int(vendor_row["id"]) if vendor_row else None
+    vendor_of = {
+        int(s["id"]): int(s["vendor_id"]) for s in _rows(db, "SELECT id, vendor_id FROM systems")
+    }
     day = _today(today)
     defs = _Defs(db)
     labels: dict[tuple[Any, ...], str] = {}
@@ -1378,6 +1396,14 @@ def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
     for t in _tracks_as_of(db, _end_stamp(day), open_due_before=day.isoformat()):
         defn = defs.get(t["definition"], t["def_version"])
         st = defn.state(t["state"])
+        if role and st.role != role:
+            continue
+        if vendor_id is not None:
+            own = t.get("vendor_id")
+            system = t.get("system_id")
+            theirs = own if own is not None else vendor_of.get(system) if system else None
+            if theirs != vendor_id:
+                continue
         key = (
             t["municipality_code"],
             t["system_id"],
@@ -1402,12 +1428,20 @@ def overdue(db: Database, today: date | None = None) -> dict[str, Any]:
             }
         )
     out.sort(key=lambda r: (r["due"], r["track"]))
-    return {"today": day.isoformat(), "tracks": out}
+    return {
+        "today": day.isoformat(),
+        "filter": {"role": role or None, "vendor": vendor_row["name"] if vendor_row else None},
+        "tracks": out,
+    }
 
 
 def overdue_text(report: Mapping[str, Any]) -> str:
     rows = report["tracks"]
-    lines = [f"Overdue tracks, {_danish(report['today'])}: {len(rows)}", ""]
+    narrowed = report.get("filter") or {}
+    only = [f"{k} {v}" for k, v in narrowed.items() if v]
+    title = f"Overdue tracks, {_danish(report['today'])}"
+    title += f" ({', '.join(only)})" if only else ""
+    lines = [f"{title}: {len(rows)}", ""]
     if rows:
         lines += _table(
             ["#", "Workflow", "Subject", "Step", "Due", "Late"],

@@ -17,8 +17,10 @@ into tracks and history without retyping (the file format is in docs/reports.md)
   at once and nothing is written.
 * A row moves its track forward along the shortest path the import may take (breadth-first over
   the definition, with the transitions' guards judged for this track at the row's moment). Each
-  step is an ordinary history row with actor ``import``, role ``importer`` and the row's moment
-  as its time. A required field the row lacks is recorded as not reported (``None``).
+  step is an ordinary history row with actor ``import``, role ``importer`` (or the person and
+  role ``Importer`` names: the web page records who uploaded, the file's name and its sha256
+  digest in the note) and the row's moment as its time. A required field the row lacks is
+  recorded as not reported (``None``).
 * A row's moment is its time, or for a date alone the start of that day (local midnight): the
   moment its steps are recorded and the moment its track's history is compared with. Guards that
   read other tracks (is the system ready?) see a date-only row's day as it stood at its end (or
@@ -40,6 +42,7 @@ the definition.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -57,7 +60,7 @@ from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError, 
 from onboarding.guards import GuardContext
 from workflows.model import Definition, TransitionDef
 
-__all__ = ["ACTOR", "KINDS", "ROLE", "ImportResult", "RowOutcome", "import_status"]
+__all__ = ["ACTOR", "KINDS", "ROLE", "ImportResult", "Importer", "RowOutcome", "import_status"]
 
 #: Who the import acts as in history.
 ACTOR = "import"
@@ -66,6 +69,29 @@ ROLE = "importer"
 READINESS = "system-readiness"
 CONNECTION = "connection"
 KINDS = (READINESS, CONNECTION)
+
+
+
+@dataclass(frozen=True)
+class Importer:
+    """Who the import acts as in history: by default the ``import`` process in role
+    ``importer``; the web page names the logged-in person and the role they act in. ``source``
+    is added to every step's note (which uploaded file, and its digest)."""
+
+    actor: str = ACTOR
+    role: str = ROLE
+    source: str | None = None
+
+    def note(self, row_note: str | None) -> str | None:
+        parts = [p for p in (row_note, self.source) if p]
+        return "; ".join(parts) or None
+
+
+def upload_source(name: str, data: bytes) -> str:
+    """The note naming an uploaded status file: its name and the sha256 digest of its bytes,
+    so the history says exactly which file moved a track."""
+    return f"status file {name} (sha256 {hashlib.sha256(data).hexdigest()})"
+
 
 REQUIRED = ("municipality", "system", "status", "date")
 OPTIONAL = ("index", "note", "kind", "bob")
@@ -173,8 +199,15 @@ def _n(count: int, word: str) -> str:
 # --- reading and checking the file --------------------------------------------------------------
 
 
-def import_status(db: Database, path: PathLike, dry_run: bool = False) -> ImportResult:
-    """Apply a monthly status file: every row or, if any row is bad, none (see module doc)."""
+def import_status(
+    db: Database, path: PathLike, dry_run: bool = False, by: Importer | None = None
+) -> ImportResult:
+    """Apply a monthly status file: every row or, if any row is bad, none (see module doc).
+
+    ``by`` says who acts (its scope is checked for every row) and what each step's note adds;
+    by default the ``import`` process in role ``importer``.
+    """
+    by = by or Importer()
     defs = {kind: definitions.get(db, kind) for kind in KINDS}
     field_columns = sorted(
         {f for d in defs.values() for f in d.fields} - set(REQUIRED) - set(OPTIONAL)
@@ -213,14 +246,14 @@ def import_status(db: Database, path: PathLike, dry_run: bool = False) -> Import
     begin_immediate(conn)  # bounded retry (onboarding.db)
     try:
         # Every row is checked against the database (scope, status) before any row is applied.
-        rows, problems, denied = _prepare(conn, db, path, rows)
+        rows, problems, denied = _prepare(conn, db, path, rows, by)
         if denied:
             raise _combined(path, [*errors, *problems, *denied], PermissionDenied)
         if errors or problems:
             raise _combined(path, [*errors, *problems])
         for row in rows:
             try:
-                _apply(conn, db, path, row, result)
+                _apply(conn, db, path, row, result, by)
             except PermissionDenied as exc:  # pragma: no cover - _prepare checked every row
                 raise PermissionDenied(f"{path}:{row.line}: {exc}") from None
         result.outcomes.sort(key=lambda o: o.line)
@@ -271,7 +304,7 @@ def _combined(
 
 
 def _prepare(
-    conn: sqlite3.Connection, db: Database, path: PathLike, rows: list[_Row]
+    conn: sqlite3.Connection, db: Database, path: PathLike, rows: list[_Row], by: Importer
 ) -> tuple[list[_Row], list[tuple[int, str]], list[tuple[int, str]]]:
     """Check every row against the database before anything is written: the rows with their
     status resolved, the status problems, and the rows outside the importer's scope.
@@ -280,7 +313,7 @@ def _prepare(
     is may still record a contract (registry data), and an importer scoped to one municipality
     must not touch another's. The status is resolved against the definition version of the
     row's track (a track that is not there yet starts on the latest version)."""
-    check = actors.checker(conn, ACTOR, ROLE)  # raises at once for an unknown importer
+    check = actors.checker(conn, by.actor, by.role)  # raises at once for an unknown importer
     prepared: list[_Row] = []
     problems: list[tuple[int, str]] = []
     denied: list[tuple[int, str]] = []
@@ -298,7 +331,7 @@ def _prepare(
             try:
                 check(subject)
             except PermissionDenied as exc:
-                column = _scope_column(conn, row)
+                column = _scope_column(conn, row, by)
                 denied.append((row.line, str(row_error(path, row.line, str(exc), column))))
         try:
             older = track if defn.version != row.defn.version else None
@@ -310,13 +343,13 @@ def _prepare(
     return prepared, problems, denied
 
 
-def _scope_column(conn: sqlite3.Connection, row: _Row) -> str:
+def _scope_column(conn: sqlite3.Connection, row: _Row, by: Importer) -> str:
     """The column that puts a row outside the importer's scope: its municipality when the
     importer is scoped by municipality and the row has one, else its system (vendor)."""
     kinds = {
         r[0]
         for r in conn.execute(
-            "SELECT scope_kind FROM actor_grants WHERE actor = ? AND role = ?", [ACTOR, ROLE]
+            "SELECT scope_kind FROM actor_grants WHERE actor = ? AND role = ?", [by.actor, by.role]
         ).fetchall()
     }
     if "municipality" in kinds and row.municipality_code is not None:
@@ -506,14 +539,19 @@ def _status(
 
 
 def _apply(
-    conn: sqlite3.Connection, db: Database, path: PathLike, row: _Row, result: ImportResult
+    conn: sqlite3.Connection,
+    db: Database,
+    path: PathLike,
+    row: _Row,
+    result: ImportResult,
+    by: Importer,
 ) -> None:
     if row.kind == CONNECTION:
         _record_contract(conn, path, row, result)
     track = _find_track(conn, row)
     ctx = GuardContext(conn, row.moment, related_at=row.judged)
     if track is None:
-        _start_and_move(conn, db, path, row, ctx, result)
+        _start_and_move(conn, db, path, row, ctx, result, by)
         return
     defn = row.defn  # the track's own version (_prepare)
     outcome = RowOutcome(row.line, row.text, track["id"], "unchanged", track["state"], None)
@@ -537,9 +575,11 @@ def _apply(
         _leave(track, outcome, result)  # history agrees with the row; the track moved on later
         return
     later = clock.stamp(row.moment) < track["updated_at"]  # steps recorded after the row
-    found = _shortest_path(ctx, defn, _view(track, row), track["state"], _goal(defn, row))
+    found = _shortest_path(
+        ctx, defn, _view(track, row), track["state"], _goal(defn, row), by.role
+    )
     if found.path is not None and not later:
-        _walk(conn, path, defn, track, found.path, row, ctx, outcome, result)
+        _walk(conn, path, defn, track, found.path, row, ctx, outcome, result, by)
         return
     if held and _beyond(held[-1], row):
         then, then_defn = held[-1]
@@ -631,6 +671,7 @@ def _start_and_move(
     row: _Row,
     ctx: GuardContext,
     result: ImportResult,
+    by: Importer,
 ) -> None:
     defn = row.defn
     cols = engine.resolve_subject(db, defn, row.subject)
@@ -645,17 +686,19 @@ def _start_and_move(
     }
     steps: list[tuple[str, TransitionDef]] = []
     if not _is_in(defn, defn.initial, row):
-        found = _shortest_path(ctx, defn, _view(hypothetical, row), defn.initial, _goal(defn, row))
+        found = _shortest_path(
+            ctx, defn, _view(hypothetical, row), defn.initial, _goal(defn, row), by.role
+        )
         if found.path is None:
             raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
         steps = found.path
-    act = engine.Act(actor=ACTOR, role=ROLE, note=row.note, at=row.moment)
+    act = engine.Act(actor=by.actor, role=by.role, note=by.note(row.note), at=row.moment)
     track = engine.start_in(conn, db, defn.name, row.subject, act)
     outcome = RowOutcome(row.line, row.text, track["id"], "started", None, track["state"])
     result.outcomes.append(outcome)
     result.started += 1
     if steps:
-        _walk(conn, path, defn, track, steps, row, ctx, outcome, result, count_moved=False)
+        _walk(conn, path, defn, track, steps, row, ctx, outcome, result, by, count_moved=False)
 
 
 def _walk(
@@ -668,14 +711,15 @@ def _walk(
     ctx: GuardContext,
     outcome: RowOutcome,
     result: ImportResult,
+    by: Importer,
     count_moved: bool = True,
 ) -> None:
     """Fire each trigger of the path through the engine, one history row per step."""
-    actors.authorize(conn, ACTOR, ROLE, track)
+    actors.authorize(conn, by.actor, by.role, track)
     for trigger, transition in steps:
         sets = {k: v for k, v in row.fields.items() if k in transition.inputs}
         try:
-            move = engine.plan(ctx, defn, track, trigger, ROLE, sets, unreported_ok=True)
+            move = engine.plan(ctx, defn, track, trigger, by.role, sets, unreported_ok=True)
         except OnboardingError as exc:  # pragma: no cover - the path search checked the same
             raise row_error(path, row.line, str(exc), "status") from None
         unreported = sorted(k for k, v in move.fields_set.items() if v is None and k not in sets)
@@ -683,7 +727,7 @@ def _walk(
         if unreported:
             marker = "not reported: " + ", ".join(unreported)
             note = f"{note}; {marker}" if note else marker
-        act = engine.Act(actor=ACTOR, role=ROLE, note=note, at=row.moment)
+        act = engine.Act(actor=by.actor, role=by.role, note=by.note(note), at=row.moment)
         engine.write_moves(conn, [move], act, ctx.at_stamp)
         track = engine.load_track(conn, track["id"])
         outcome.steps += 1
@@ -777,8 +821,10 @@ def _shortest_path(
     view: Mapping[str, Any],
     start: str,
     goal: Callable[[str], bool],
+    role: str = ROLE,
 ) -> _Found:
-    """Breadth-first search over the steps the import may take; of the goal states nearest to
+    """Breadth-first search over the steps the import may take (those role ``importer`` may
+    fire, and ``role`` too when someone acts in another role); of the goal states nearest to
     ``start``, the one declared first wins (the earliest state of a bucket)."""
     found = _Found(path=None)
     came: dict[str, tuple[str, str, TransitionDef] | None] = {start: None}
@@ -794,7 +840,7 @@ def _shortest_path(
                 if chosen is None:
                     found.blocked.extend(f"{trigger!r} is blocked: {r}" for r in reasons)
                     continue
-                if ROLE not in chosen.roles:
+                if ROLE not in chosen.roles or role not in chosen.roles:
                     continue
                 if chosen.dest in came:
                     continue

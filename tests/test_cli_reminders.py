@@ -240,7 +240,10 @@ def test_cli_reminders_two_processes_at_once_send_each_once(
 
 def _commands(group: click.Group) -> list[click.Command]:
     out: list[click.Command] = []
-    for command in group.commands.values():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
         out.append(command)
         if isinstance(command, click.Group):
             out.extend(_commands(command))
@@ -250,7 +253,8 @@ def _commands(group: click.Group) -> list[click.Command]:
 def test_cli_reminders_smtp_settings_never_come_from_the_command_line() -> None:
     """No reminders or scheduler option takes a host, user or password: those live in the
     config file and the environment only."""
-    groups = [cli.cli.commands["reminders"], cli.cli.commands["scheduler"]]
+    ctx = click.Context(cli.cli)
+    groups = [cli.cli.get_command(ctx, "reminders"), cli.cli.get_command(ctx, "scheduler")]
     names = [
         opt
         for group in groups

@@ -13,7 +13,10 @@ import cli
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = (*prefix, name)
         out.append(path)
         if isinstance(command, click.Group):
@@ -25,7 +28,9 @@ def _command(path: tuple[str, ...]) -> click.Command:
     command: click.Command = cli.cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, name
+        command = found
     return command
 
 
@@ -56,3 +61,26 @@ def test_docs_readme_starts_with_the_two_commands() -> None:
     first_block = text.split("```")[1]
     assert "make demo" in first_block
     assert "make test" in first_block
+
+
+def test_docs_root_listing_matches_each_command_summary() -> None:
+    """The summaries the lazy root group lists without importing a command module are the
+    first paragraph of each command's own help."""
+    ctx = click.Context(cli.cli)
+    for name, (_, _, summary) in cli.COMMANDS.items():
+        command = cli.cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+        assert (command.help or "").split("\n\n")[0].strip() == summary, name
+
+
+def test_docs_help_imports_no_command_module() -> None:
+    """'onboarding --help' lists every command without importing any command module."""
+    import subprocess
+    import sys
+
+    code = "import sys, cli; cli.cli(['--help'], standalone_mode=False); print(sorted(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = [m for m in out.split("'") if m.startswith("onboarding.commands.")]
+    assert loaded == ["onboarding.commands.common"]

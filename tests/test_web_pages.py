@@ -286,7 +286,7 @@ def test_web_import_previews_the_difference_then_applies(client: TestClient, web
     applied = client.post("/import/apply", data={"csrf": token, "token": upload.group(1)})
     assert applied.status_code == 200 and "status-2021-06.csv er indlæst" in applied.text
     (actor,) = _one(web_db, "SELECT actor FROM history ORDER BY id DESC")
-    assert actor == "import"
+    assert actor == COORDINATOR  # the person who uploaded (issue 13), not the import process
     again = client.post("/import/apply", data={"csrf": token, "token": upload.group(1)})
     assert again.status_code == 409  # one preview, applied once
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 
+import click
 import pytest
 from starlette.testclient import TestClient
 
@@ -277,7 +278,8 @@ def test_web_security_headers_forbid_framing_and_foreign_scripts(anonymous: Test
 
 def test_web_security_serve_binds_loopback_by_default() -> None:
     """'onboarding serve' listens on 127.0.0.1 unless told otherwise."""
-    command = cli.cli.commands["serve"]
+    command = cli.cli.get_command(click.Context(cli.cli), "serve")
+    assert command is not None
     host = next(p for p in command.params if p.name == "host")
     assert host.default == "127.0.0.1"
 

@@ -36,6 +36,10 @@ class GridFilter:
     vendor: str = ""
     region: str = ""
     phase: str = ""
+    #: Only cells overdue as of the grid's date.
+    overdue: bool = False
+    #: Only cells whose next action lies with this role (the state's ``role``).
+    role: str = ""
 
 
 @lru_cache(maxsize=8192)
@@ -169,12 +173,28 @@ def _columns(
     for kind, ident in keys:
         if kind == "s":
             s = systems[ident]
-            out.append({"key": (kind, ident), "id": ident, "name": s["name"],
-                        "vendor": s["vendor"], "category": s["category"], "label": s["label"]})
+            out.append(
+                {
+                    "key": (kind, ident),
+                    "id": ident,
+                    "name": s["name"],
+                    "vendor": s["vendor"],
+                    "category": s["category"],
+                    "label": s["label"],
+                }
+            )
             continue
         name = {"k": klik.get(ident, str(ident)), "c": f"{ident}", "i": str(ident)}.get(kind, title)
-        out.append({"key": (kind, ident), "id": None, "name": name, "vendor": "",
-                    "category": title if kind != "k" else "KLIK", "label": name})
+        out.append(
+            {
+                "key": (kind, ident),
+                "id": None,
+                "name": name,
+                "vendor": "",
+                "category": title if kind != "k" else "KLIK",
+                "label": name,
+            }
+        )
     out.sort(
         key=lambda c: (
             c["key"][0] != "s",
@@ -231,9 +251,7 @@ def grid(
         sid, code = t["system_id"], t["municipality_code"]
         if (sid is not None and int(sid) not in systems) or (sid is None and narrowed):
             continue
-        if (code is not None and int(code) not in municipalities) or (
-            code is None and flt.region
-        ):
+        if (code is not None and int(code) not in municipalities) or (code is None and flt.region):
             continue
         key = _row_col(t, definition)
         ver = int(t["def_version"])
@@ -261,15 +279,20 @@ def grid(
             "overdue": bool(due) and not state.final and str(due) < as_of.isoformat(),
             "final": state.final,
             "live": _live(defn, state.name),
+            "role": state.role,
         }
-    if flt.phase:
-        cells = {k: c for k, c in cells.items() if c["phase"] == flt.phase}
+    if flt.phase or flt.overdue or flt.role:
+        cells = {
+            k: c
+            for k, c in cells.items()
+            if (not flt.phase or c["phase"] == flt.phase)
+            and (not flt.overdue or c["overdue"])
+            and (not flt.role or c["role"] == flt.role)
+        }
         used = set(cells)
     else:
         used = set(cells) | {
-            (("m", m), ("s", s))
-            for m, s in contracts
-            if s in systems and m in municipalities
+            (("m", m), ("s", s)) for m, s in contracts if s in systems and m in municipalities
         }
     columns = _columns(db, {k[1] for k in used}, every_system, latest.title)
     rows = []
@@ -287,7 +310,7 @@ def grid(
         row_cells = []
         for col in columns:
             cell = cells.get((row_key, col["key"]))
-            if cell is None and (row_key, col["key"]) in used and not flt.phase:
+            if cell is None and (row_key, col["key"]) in used and not _narrows_cells(flt):
                 cell = {"track": None}
             row_cells.append(cell)
         if kind == "m":
@@ -315,7 +338,8 @@ def grid(
     return {
         "as_of": as_of.isoformat(),
         "definition": {"name": latest.name, "title": latest.title, "version": latest.version},
-        "rows_are": "municipality" if any(r["code"] is not None for r in rows) or not rows
+        "rows_are": "municipality"
+        if any(r["code"] is not None for r in rows) or not rows
         else "system",
         "filter": flt,
         "systems": columns,
@@ -330,6 +354,20 @@ def grid(
     }
 
 
+def _narrows_cells(flt: GridFilter) -> bool:
+    """A filter on the cells themselves (not rows or columns): contract-only cells go."""
+    return bool(flt.phase or flt.overdue or flt.role)
+
+
+def roles_waited_on(defn: Definition) -> list[str]:
+    """The roles the definition's open states wait on, in the order the states come."""
+    out: list[str] = []
+    for s in defn.states:
+        if s.role and not s.final and s.role not in out:
+            out.append(s.role)
+    return out
+
+
 def filter_options(db: Database, definition: str = CONNECTION) -> dict[str, Any]:
     """The values the grid's filters offer (phases of ``definition``), and the definitions."""
     systems = registry.list_systems(db)
@@ -342,6 +380,7 @@ def filter_options(db: Database, definition: str = CONNECTION) -> dict[str, Any]
             {str(m["region"]) for m in registry.list_municipalities(db) if m["region"]}
         ),
         "phases": phases(definitions.get(db, definition)),
+        "roles": roles_waited_on(definitions.get(db, definition)),
         "definitions": [
             {"name": name, "title": definitions.get(db, name, version).title}
             for name, version in definitions.names(db)

@@ -1,0 +1,234 @@
+"""``onboarding actor``: people and systems, their roles, scopes and passwords."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from onboarding.commands.common import (
+    F,
+    Group,
+    UserError,
+    actor_name,
+    database,
+    db_option,
+    echo_json,
+    echo_table,
+    json_option,
+)
+
+
+def _by_option(func: F) -> F:
+    return click.option(
+        "--actor",
+        "by",
+        envvar="ONBOARDING_ACTOR",
+        default=None,
+        help=(
+            "Who makes the change (default: $ONBOARDING_ACTOR, else your login name); once "
+            "a coordinator for all exists, it must be one."
+        ),
+    )(func)
+
+
+def _scope_options(func: F) -> F:
+    func = click.option(
+        "--vendor", default=None, help="Only tracks of this vendor's systems (vendor name)."
+    )(func)
+    return click.option(
+        "--municipality", default=None, help="Only this municipality's tracks (code or name)."
+    )(func)
+
+
+def _read_password(prompt: bool) -> str:
+    """A password from the terminal (asked twice) or the first line of stdin; never argv."""
+    if prompt and sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        raise UserError("no password on stdin")
+    return line.rstrip("\r\n")
+
+
+def _grant_rows(info: dict[str, Any]) -> str:
+    return "; ".join(g["label"] for g in info["grants"]) or "(no roles)"
+
+
+@click.group(cls=Group)
+def actor() -> None:
+    """Who may do what: register actors and grant them roles for a municipality, a vendor or all.
+
+    A database with no actor runs open (any name, any role). The first 'actor add' switches
+    permissions on: from then on every write is checked against the actor's roles and scopes
+    (docs/actors.md).
+
+    Example:
+
+        onboarding actor add kombit && onboarding actor grant kombit coordinator
+    """
+
+
+@actor.command("add")
+@click.argument("name")
+@click.option("--display-name", default=None, help="The name people know the actor by.")
+@click.option("--email", default=None, help="The actor's email address.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read a password for the web page from the first line of stdin.",
+)
+@db_option
+@_by_option
+def actor_add(
+    name: str,
+    display_name: str | None,
+    email: str | None,
+    password_stdin: bool,
+    db_path: str | None,
+    by: str | None,
+) -> None:
+    """Register an actor. The first one switches permission checks on for this database.
+
+    Example:
+
+        printf '%s\\n' "$PW" | onboarding actor add aarhus-pl --email pl@aarhus.dk --password-stdin
+    """
+    from onboarding import actors
+
+    password = _read_password(prompt=False) if password_stdin else None
+    with database(db_path) as db:
+        was_open = not actors.enforcing(db)
+        info = actors.add(
+            db,
+            name,
+            display_name=display_name,
+            email=email,
+            password=password,
+            by=actor_name(by),
+        )
+    click.echo(f"actor {info['name']} added" + (" with a password" if password else ""))
+    if was_open:
+        click.echo(
+            "permission checks are now on: grant roles with 'onboarding actor grant' "
+            f"(e.g. 'onboarding actor grant {info['name']} coordinator')"
+        )
+
+
+@actor.command("list")
+@db_option
+@json_option
+def actor_list(db_path: str | None, as_json: bool) -> None:
+    """List the actors with their roles and scopes (never their passwords).
+
+    Example:
+
+        onboarding actor list --json
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        rows = actors.list_actors(db)
+        enforced = actors.enforcing(db)
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            {
+                "name": r["name"],
+                "display_name": r["display_name"],
+                "active": r["active"],
+                "password": r["has_password"],
+                "roles": _grant_rows(r),
+            }
+            for r in rows
+        ]
+    )
+    if not enforced:
+        click.echo("no actors: this database runs open (anyone may act in any role)")
+
+
+@actor.command("grant")
+@click.argument("name")
+@click.argument("role")
+@_scope_options
+@db_option
+@_by_option
+def actor_grant(
+    name: str,
+    role: str,
+    municipality: str | None,
+    vendor: str | None,
+    db_path: str | None,
+    by: str | None,
+) -> None:
+    """Give an actor a role for one municipality, one vendor, or (neither given) for all.
+
+    ROLE is a shipped role or one an added definition declares ('workflow show DEF' lists
+    them); its scope kind decides the scope: a municipality's role needs --municipality, a
+    vendor's --vendor (docs/actors.md).
+
+    Example:
+
+        onboarding actor grant aarhus-pl municipality-pl --municipality Aarhus
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        g = actors.grant(
+            db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
+        )
+    click.echo(f"{name}: granted {g['label']}")
+
+
+@actor.command("revoke")
+@click.argument("name")
+@click.argument("role")
+@_scope_options
+@db_option
+@_by_option
+def actor_revoke(
+    name: str,
+    role: str,
+    municipality: str | None,
+    vendor: str | None,
+    db_path: str | None,
+    by: str | None,
+) -> None:
+    """Take a role away from an actor (the same scope it was granted with).
+
+    Example:
+
+        onboarding actor revoke aarhus-pl municipality-pl --municipality Aarhus
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        g = actors.revoke(
+            db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
+        )
+    click.echo(f"{name}: revoked {g['label']}")
+
+
+@actor.command("set-password")
+@click.argument("name")
+@db_option
+@_by_option
+def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
+    """Set an actor's password for the web page: asked on the terminal, or read from stdin.
+
+    Never give a password as an argument (it would show in the process list and shell
+    history).
+
+    Example:
+
+        onboarding actor set-password aarhus-pl
+    """
+    from onboarding import actors
+
+    password = _read_password(prompt=True)
+    with database(db_path) as db:
+        actors.set_password(db, name, password, by=actor_name(by))
+    click.echo(f"password of {name} set")

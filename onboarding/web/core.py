@@ -1,0 +1,305 @@
+"""What every page handler shares: the request's ``Page``, the app's ``WebState``, the
+``endpoint`` wrapper (session, CSRF, errors as pages), security headers and small helpers.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+from sqlite_utils import Database
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from onboarding import clock
+from onboarding.db import connect
+from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion
+from onboarding.roles import ROLES
+from onboarding.web import i18n
+from onboarding.web.i18n import gettext as _
+from onboarding.web.security import CSRF_FIELD, LoginThrottle, csrf_ok, csrf_token
+
+HERE = Path(__file__).parent
+
+
+TEMPLATES = HERE / "templates"
+
+
+STATIC = HERE / "static"
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+def _actors() -> Any:
+    """The actors module (issue 5): who may log in and which roles they hold where."""
+    from onboarding import actors
+
+    return actors
+
+
+def _is_permission_denied(exc: BaseException) -> bool:
+    from onboarding import errors
+
+    denied = getattr(errors, "PermissionDenied", None)
+    return denied is not None and isinstance(exc, denied)
+
+
+def _status_for(exc: OnboardingError) -> int:
+    if _is_permission_denied(exc):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, StaleVersion):
+        return 409
+    return 422
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (pages and static files alike)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+@dataclass
+class Page:
+    """What a handler gets: the request, its database connection, who is logged in."""
+
+    request: Request
+    db: Database
+    actor: str | None
+    form: FormData | None
+    session: dict[str, Any]
+    today: date
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name) if self.form is not None else None
+        return value.strip() if isinstance(value, str) else default
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default).strip()
+
+    def flash(self, text: str, kind: str = "ok") -> None:
+        self.session.setdefault("flash", []).append([kind, text])
+
+
+Handler = Callable[[Page], Response]
+
+
+@dataclass
+class WebState:
+    db_path: Path
+    env: Environment
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    uploads: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="onboarding-web-")))
+
+    # -- rendering --
+
+    def render(self, page: Page, template: str, status: int = 200, **data: Any) -> HTMLResponse:
+        flashes = page.session.pop("flash", [])
+        context = {
+            "actor": page.actor,
+            "actor_label": page.session.get("actor_label") or page.actor,
+            "csrf": csrf_token(page.session),
+            "csrf_field": CSRF_FIELD,
+            "lang": i18n.current(),
+            "languages": i18n.LANGUAGES,
+            "path": page.request.url.path,
+            "here": _here(page.request),
+            "flashes": flashes,
+            "today": page.today,
+            "roles": ROLES,
+            **data,
+        }
+        html = self.env.get_template(template).render(context)
+        return HTMLResponse(html, status_code=status, headers=NO_STORE)
+
+    def error(self, page: Page, status: int, message: str) -> HTMLResponse:
+        return self.render(page, "error.html", status=status, message=message)
+
+    # -- running a handler in a worker thread --
+
+    def run(
+        self,
+        handler: Handler,
+        request: Request,
+        form: FormData | None,
+        actor: str | None,
+    ) -> Response:
+        session: dict[str, Any] = request.session
+        with i18n.language(i18n.normalise(session.get("lang"))):
+            db = connect(self.db_path)
+            page = Page(request, db, actor, form, session, clock.local_date(clock.now()))
+            try:
+                if actor is not None and not _actor_exists(db, actor):
+                    session.clear()
+                    return RedirectResponse("/login", status_code=303)
+                return handler(page)
+            except Redirect as r:
+                return RedirectResponse(r.url, status_code=303)
+            except OnboardingError as exc:
+                return self.error(page, _status_for(exc), str(exc))
+            finally:
+                db.close()
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _actor_exists(db: Database, name: str) -> bool:
+    """The session's actor is still registered and active (else the session ends)."""
+    try:
+        info = _actors().get(db, name)
+    except NotFound:
+        return False
+    return bool(info.get("active", True))
+
+
+def _same_origin(request: Request) -> bool:
+    """A POST from a page of this site (a browser sends Origin with every form POST)."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def endpoint(handler: Handler, *, public: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: login check, CSRF check on POST, then the handler in a worker thread."""
+
+    async def run(request: Request) -> Response:
+        state: WebState = request.app.state.web
+        session = request.session
+        actor = session.get("actor")
+        actor = actor if isinstance(actor, str) and actor else None
+        form: FormData | None = None
+        if request.method == "POST":
+            if not public and actor is None:
+                return _refuse(request, 403, "login required")
+            if not _same_origin(request):
+                return _refuse(request, 403, "cross-site request refused")
+            form = await request.form(max_files=1, max_fields=5000)
+            if not csrf_ok(session, form.get(CSRF_FIELD)):
+                await form.close()
+                return _refuse(request, 403, "invalid or missing CSRF token")
+        elif not public and actor is None:
+            target = _here(request)
+            query = "" if target == "/" else "?" + _urlencode({"next": target})
+            return RedirectResponse("/login" + query, status_code=303)
+        try:
+            return await run_in_threadpool(state.run, handler, request, form, actor)
+        finally:
+            if form is not None:
+                await form.close()
+
+    return run
+
+
+def _urlencode(params: Mapping[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+def _refuse(request: Request, status: int, reason: str) -> Response:
+    with i18n.language(i18n.normalise(request.session.get("lang"))):
+        text = {
+            "login required": _("Log in first."),
+            "cross-site request refused": _("A form from another site was refused."),
+            "invalid or missing CSRF token": _(
+                "The form has expired or did not come from this page. Go back, reload the "
+                "page and try again."
+            ),
+        }[reason]
+    return HTMLResponse(
+        f"<!DOCTYPE html><meta charset='utf-8'><title>{status}</title>"
+        f"<p>{text}</p><p><a href='/'>OK</a></p>",
+        status_code=status,
+        headers=NO_STORE,
+    )
+
+
+def _parse_day(text: str, default: date) -> tuple[date, str | None]:
+    if not text:
+        return default, None
+    try:
+        return clock.parse_date(text, what="date"), None
+    except InputError as exc:
+        return default, str(exc)
+
+
+def _grants(db: Database, actor: str) -> list[dict[str, Any]]:
+    info = _actors().get(db, actor)
+    grants = info.get("grants") if isinstance(info, Mapping) else None
+    return [dict(g) for g in grants or []]
+
+
+def _granted_roles(db: Database, actor: str) -> list[str]:
+    roles: list[str] = []
+    for g in _grants(db, actor):
+        role = g.get("role")
+        if isinstance(role, str) and role not in roles:
+            roles.append(role)
+    return [r for r in ROLES if r in roles] + [r for r in roles if r not in ROLES]
+
+
+def _require_role(page: Page, allowed: Iterable[str], what: str) -> None:
+    """Refuse unless the actor holds one of ``allowed`` for all tracks (a page-level action that
+    is not one track's step: an import, which acts as the importer, or a retry)."""
+    assert page.actor is not None
+    held = _granted_roles(page.db, page.actor)
+    for_all = {g.get("role") for g in _grants(page.db, page.actor) if g.get("scope") == "all"}
+    allowed = tuple(allowed)
+    if not for_all & set(allowed):
+        from onboarding import errors
+
+        denied = getattr(errors, "PermissionDenied", OnboardingError)
+        raise denied(
+            f"{page.actor} may not {what}: that needs role {' or '.join(allowed)} for all "
+            f"(roles held: {', '.join(held) or 'none'})"
+        )
+
+
+def WEB(page: Page) -> WebState:
+    state: WebState = page.request.app.state.web
+    return state

@@ -1,0 +1,1 @@
+"""The page handlers, one module per page family; ``onboarding.web.app`` routes to them."""
