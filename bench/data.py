@@ -486,8 +486,8 @@ def make_fresh(
         [first],
     )
     conn.execute(
-        "UPDATE tracks SET plan_open = 1,"
-        " plan_id = (SELECT p.id FROM outbox_plan p WHERE p.track_id = tracks.id) WHERE id >= ?",
+        f"UPDATE tracks SET plan_open = 1, plan_id = {base} + (id - {first} + 1) * {per}"
+        " WHERE id >= ?",
         [first],
     )
     _contracts(conn)
