@@ -256,8 +256,8 @@ def sweep(args: dict[str, Any]) -> dict[str, Any]:
     pending = outbox.counts(db.conn).get("pending", 0)  # planned rows included (issue 14)
     due = db.conn.execute(
         "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?)"
-        " + (SELECT count(*) FROM outbox_plan p, json_each(p.rows) j WHERE p.left_at IS NULL"
-        " AND p.next_at <= ? AND j.value ->> 2 <= ?)",
+        " + (SELECT count(*) FROM outbox_plan p JOIN tracks t ON t.plan_id = p.id"
+        " AND t.plan_open, json_each(p.rows) j WHERE p.next_at <= ? AND j.value ->> 2 <= ?)",
         [clock.stamp(at)] * 3,
     ).fetchone()[0]
     plan = [
