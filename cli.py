@@ -73,6 +73,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "report",
         "Reports that regenerate the programme deck's tables from the database.",
     ),
+    "replicate": (
+        "replicate",
+        "replicate_cmd",
+        "Replicate the database continuously to a folder or an S3 bucket, until SIGTERM or"
+        " Ctrl-C.",
+    ),
     "restore": (
         "backup",
         "restore_cmd",

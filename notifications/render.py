@@ -62,18 +62,38 @@ from notifications.config import Config
 from onboarding import i18n
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from onboarding.db import Database
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 
 _MONTHS = {
     "da": (
-        "januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september",
-        "oktober", "november", "december",
+        "januar",
+        "februar",
+        "marts",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "august",
+        "september",
+        "oktober",
+        "november",
+        "december",
     ),
     "en": (
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ),
 }
 _WEEKDAYS = {
@@ -157,9 +177,10 @@ def shipped_internal(path: str) -> bool:
     """A shipped ``_``-prefixed file (``da/_macros.txt``, ``_layout.html``): the shared
     pieces every message uses, which a definition's own templates may not replace (the
     override folder, ``[mail] templates``, is the deliberate way to change them)."""
-    return path.rpartition("/")[2].startswith("_") and PACKAGE_TEMPLATES.joinpath(
-        *path.split("/")
-    ).is_file()
+    return (
+        path.rpartition("/")[2].startswith("_")
+        and PACKAGE_TEMPLATES.joinpath(*path.split("/")).is_file()
+    )
 
 
 class _OverridableLoader(BaseLoader):
@@ -682,9 +703,7 @@ def build_message(
     """A complete message: plain text, HTML alternative, .ics attachments, safe headers."""
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = _sender(mail_from)
-    msg["To"] = [
-        Address(display_name=_display_name(name), addr_spec=email) for name, email in to
-    ]
+    msg["To"] = [Address(display_name=_display_name(name), addr_spec=email) for name, email in to]
     msg["Subject"] = _ExactSubject("Subject", header_text(rendered.subject))
     msg["Date"] = format_datetime(date_sent.astimezone(UTC))
     msg["Message-ID"] = message_id

@@ -31,12 +31,12 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlite_utils import Database
-
 from notifications.config import Config
 from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.db import Database
+from onboarding.visibility import Scope
 
 
 @dataclass
@@ -109,18 +109,14 @@ class _Item:
 
 def runner_name() -> str:
     """A name for this runner's claims: host, process, thread and a random part."""
-    return (
-        f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
-    )
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
 
 
 class PrepareError(Exception):
     """A row that cannot become a message (nobody to send it to, a template error)."""
 
 
-def _prepare(
-    db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer
-) -> _Item:
+def _prepare(db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer) -> _Item:
     lang = renderer.config.language
     data = outbox.message_data(db, row, at, lang)
     people = data["recipients"]
@@ -589,19 +585,24 @@ def preview(
 
 
 def forecast(
-    db: Database, at: datetime | None, days: int, config: Config
+    db: Database,
+    at: datetime | None,
+    days: int,
+    config: Config,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
     """What will be sent to whom from now until ``days`` days ahead (overdue rows first).
 
     A row is expected to be superseded (``superseded_by``, and nothing is sent for it) when a
     higher rung of the same track and state entry for the same recipients will be due by the
     time the row is sent, the later of ``at`` and its own time (``outbox.superseding``).
+    With ``scope``, only the rows of tracks it may read (``onboarding.visibility``).
     """
     at = at or clock.now()
     until = at + timedelta(days=days)
     renderer = Renderer(config)
     out = []
-    for row in outbox.list_rows(db, ("pending", "sending"), until=until):
+    for row in outbox.list_rows(db, ("pending", "sending"), until=until, scope=scope):
         by = outbox.superseding(db.conn, row, max(at, clock.unstamp(row["next_attempt_at"])))
         entry: dict[str, Any] = {
             "id": row["id"],
@@ -623,7 +624,8 @@ def forecast(
         except PrepareError as exc:
             entry.update(to=[], subject="", problem=str(exc))
         else:
-            entry.update(to=[e for _, e in item.to], subject=item.rendered.subject,
-                         problem=item.note)
+            entry.update(
+                to=[e for _, e in item.to], subject=item.rendered.subject, problem=item.note
+            )
         out.append(entry)
     return out

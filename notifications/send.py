@@ -328,9 +328,7 @@ class SmtpTransport:
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = {c for c, _ in exc.recipients.values()}
                 if codes & SESSION_CODES:
-                    code, text = next(
-                        r for r in exc.recipients.values() if r[0] in SESSION_CODES
-                    )
+                    code, text = next(r for r in exc.recipients.values() if r[0] in SESSION_CODES)
                     raise self._session(code, text, "RCPT TO") from None
                 replies = {a: _reply(c, t) for a, (c, t) in exc.recipients.items()}
                 permanent = all(500 <= c < 600 for c in codes)

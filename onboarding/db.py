@@ -1,8 +1,14 @@
 """Opening the database and the ordered schema migrations.
 
 One SQLite file holds everything: the registry, tracks, their history and (later) the outbox.
-Schema changes are named, ordered ``sqlite_utils.Migrations``; ``onboarding init`` applies the
-pending ones and is safe to run again.
+Schema changes are named, ordered migrations (applied by ``sqlite_utils.Migrations``);
+``onboarding init`` applies the pending ones and is safe to run again.
+
+Opening a database does not import sqlite-utils (about 36 ms of every command's start, while
+the library only ever calls ``execute`` and ``conn`` on it): ``Database`` is a small wrapper of
+a plain ``sqlite3`` connection, and the schema check reads ``PRAGMA user_version``,
+``application_id`` and the migrations table directly. sqlite-utils is loaded only by what uses
+its richer API: applying migrations (``initialise``), and callers that ask ``Database.utils``.
 """
 
 from __future__ import annotations
@@ -11,17 +17,125 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-
-from sqlite_utils import Database, Migrations
+from typing import TYPE_CHECKING, Any
 
 from onboarding.errors import OnboardingError
 from onboarding.storage import StorageError, guard, missing_folder
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 DEFAULT_DB = "onboarding.db"
-migrations = Migrations("onboarding")
+
+
+class Database:
+    """One open database of ours: a plain ``sqlite3`` connection and the few calls the library
+    makes on it (``conn``, ``execute``, ``executescript``, ``close``), without importing
+    sqlite-utils.
+
+    The full ``sqlite_utils.Database`` on the same connection is ``utils`` (imported on first
+    use). Tests and scripts written against sqlite-utils (``db["tracks"].rows``,
+    ``db.query``) keep working: any other attribute or item is looked up there, at run time
+    only, so mypy still holds the library to the four calls above.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._utils: sqlite_utils.Database | None = None
+
+    def execute(
+        self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] | None = None
+    ) -> sqlite3.Cursor:
+        # The connection is in autocommit mode (isolation_level=None): a statement outside a
+        # transaction commits by itself, as sqlite-utils' execute() does.
+        if parameters is None:
+            return self.conn.execute(sql)
+        return self.conn.execute(sql, parameters)  # type: ignore[arg-type]
+
+    def executescript(self, sql: str) -> sqlite3.Cursor:
+        # sqlite-utils runs a script inside an open transaction statement by statement
+        # (sqlite3's executescript would commit it first): only migrations use this.
+        return self.utils.executescript(sql)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def utils(self) -> sqlite_utils.Database:
+        """sqlite-utils' ``Database`` on this connection (no plugins; recursive triggers
+        already on, see ``connect``)."""
+        if self._utils is None:
+            import sqlite_utils
+
+            self._utils = sqlite_utils.Database(
+                self.conn, recursive_triggers=False, execute_plugins=False
+            )
+        return self._utils
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__") or name == "_utils":
+                raise AttributeError(name)
+            return getattr(self.utils, name)
+
+        def __getitem__(self, name: str) -> Any:
+            return self.utils[name]
+
+
+class Migration:
+    """One named schema change (a plain class: a dataclass costs every command's start)."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, name: str, fn: Callable[[Any], None]) -> None:
+        self.name = name
+        self.fn = fn
+
+
+class MigrationSet:
+    """The ordered, named schema changes: registered with ``@migrations(name=...)`` as with
+    ``sqlite_utils.Migrations`` (same table, same set name, so existing files read the same),
+    handed to it only when they are applied, so that registering them imports nothing."""
+
+    migrations_table = "_sqlite_migrations"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._migrations: list[Migration] = []
+
+    def __call__(self, *, name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+        def inner(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+            if any(m.name == name for m in self._migrations):
+                raise ValueError(f"migration {name!r} is registered twice")
+            self._migrations.append(Migration(name, fn))
+            return fn
+
+        return inner
+
+    def _utils(self) -> Any:
+        import sqlite_utils
+
+        out = sqlite_utils.Migrations(self.name)
+        for m in self._migrations:
+            out(name=m.name)(m.fn)
+        return out
+
+    def pending(self, db: Database) -> list[Migration]:
+        """The migrations not yet applied to ``db``, in order (reads only)."""
+        applied = set(applied_migrations(db.conn) or [])
+        return [m for m in self._migrations if m.name not in applied]
+
+    def apply(self, db: Any, *, stop_before: str | None = None) -> None:
+        """Apply the pending migrations, each in its own transaction (sqlite-utils); ``db`` is
+        ours or a ``sqlite_utils.Database``."""
+        self._utils().apply(db.utils if isinstance(db, Database) else db, stop_before=stop_before)
+
+
+migrations = MigrationSet("onboarding")
 
 #: ``PRAGMA application_id`` of every database this tool creates (bytes 68-71 of the file's
 #: header): the four letters "ONBD". A file with another non-zero id belongs to another
@@ -76,6 +190,9 @@ def connect(path: str | os.PathLike[str]) -> Database:
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
+            # As sqlite-utils' Database set it on every connection before (recursive_triggers
+            # defaults to True there): kept, so triggers behave as they always have.
+            conn.execute("PRAGMA recursive_triggers = ON")
             check_ours(conn, p)
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
@@ -87,9 +204,9 @@ def connect(path: str | os.PathLike[str]) -> Database:
         except BaseException:
             conn.close()
             raise
-    # No sqlite-utils plugins: none is needed, and finding them scans the entry points of every
-    # installed package (about 25 ms of every command's start; bench/RESULTS.md).
-    return Database(conn, execute_plugins=False)
+    # No sqlite-utils here (see the module doc); nor its plugins when it is loaded: none is
+    # needed, and finding them scans the entry points of every installed package.
+    return Database(conn)
 
 
 def _check_header(p: Path) -> None:
@@ -166,9 +283,7 @@ def newer_version_problem(applied: list[str], user_version: int) -> str | None:
     unknown = [name for name in applied if name not in known]
     if not unknown and user_version <= len(known):
         return None
-    theirs = (
-        f"schema {', '.join(unknown)}" if unknown else f"schema version {user_version}"
-    )
+    theirs = f"schema {', '.join(unknown)}" if unknown else f"schema version {user_version}"
     return (
         f"made by a newer version of this tool ({theirs}); this version ({_tool_version()}) "
         f"knows schema version {len(known)} ({known[-1]}) and does not read or change it: "
@@ -728,3 +843,17 @@ def _m009(db: Database) -> None:
         "CREATE INDEX outbox_plan_next ON outbox_plan (next_at) WHERE next_at IS NOT NULL",
     ):
         conn.execute(sql)
+
+
+@migrations(name="010_parsed_definitions")
+def _m010(db: Database) -> None:
+    # Issue 14: each stored definition version keeps, beside its YAML, the document the YAML
+    # parses to (JSON) and the SHA-256 of its text, so a command builds the definition without
+    # a YAML parser and a process knows a version it has built by one small read
+    # (onboarding/definitions.py). Existing versions are filled here, from their YAML.
+    from onboarding.definitions import fill_documents
+
+    conn = db.conn
+    conn.execute("ALTER TABLE definitions ADD COLUMN document TEXT")
+    conn.execute("ALTER TABLE definitions ADD COLUMN digest TEXT")
+    fill_documents(conn)

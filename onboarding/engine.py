@@ -17,12 +17,10 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
-from onboarding import actors, audit, calendar, clock, definitions, outbox, registry
-from onboarding.db import begin_immediate, immediate, rollback
+from onboarding import actors, audit, calendar, clock, definitions, outbox
+from onboarding.db import Database, begin_immediate, immediate, rollback
 from onboarding.errors import (
     InputError,
     NotFound,
@@ -31,7 +29,6 @@ from onboarding.errors import (
     StaleVersion,
     TransitionRefused,
 )
-from onboarding.filters import TrackFilter
 from onboarding.guards import GUARDS, GuardContext, Verdict
 from onboarding.roles import require_role
 from workflows.model import (
@@ -42,6 +39,9 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
+
+if TYPE_CHECKING:
+    from onboarding.filters import TrackFilter
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
 #: History triggers that do not re-enter the state (the step's clock keeps running).
@@ -105,8 +105,12 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
             return False
         raise InputError(f"{where}: {text!r} is not yes/no")
     if fdef.type == "municipality":
+        from onboarding import registry  # here: an advance without such a field never needs it
+
         return int(registry.resolve_municipality(db, text)["code"])
     if fdef.type == "wave":
+        from onboarding import registry
+
         return str(registry.resolve_wave(db, text)["code"])
     if fdef.type == "choice":
         if text not in fdef.options:
@@ -704,8 +708,16 @@ def _option(attr: str) -> str:
 def _given(subject: Subject) -> set[str]:
     given = {
         k
-        for k in ("municipality", "system", "index", "klik_task", "wave", "course", "vendor",
-                  "name")
+        for k in (
+            "municipality",
+            "system",
+            "index",
+            "klik_task",
+            "wave",
+            "course",
+            "vendor",
+            "name",
+        )
         if getattr(subject, k) is not None
     }
     if subject.bob:
@@ -748,6 +760,8 @@ def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[st
     Only the parts the definition's subject declares are read: a track of a subject without an
     index part has no index (KOMBIT's ``sd`` default belongs to the index parts), and BoB is
     only a connection's flag."""
+    from onboarding import registry  # here: only a start resolves a subject
+
     _check_options(defn, subject)
     parts = defn.subject_parts.of
     cols: dict[str, Any] = {"bob": int(subject.bob), "fields": {}}

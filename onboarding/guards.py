@@ -111,9 +111,9 @@ class GuardContext:
         version = self.conn.execute(
             "SELECT def_version FROM tracks WHERE id = ?", [track_id]
         ).fetchone()[0]
-        from sqlite_utils import Database
+        from onboarding.db import Database
 
-        db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
+        db = Database(self.conn)
         defn = definitions.get(db, definition, version)
         st = defn.by_name.get(state)
         if st is None:
@@ -216,11 +216,7 @@ def _shifted(day: date, offset: Any) -> tuple[date, str]:
         return day, ""
     words = "working days" if unit == "working_days" else "calendar days"
     sign = "+" if n > 0 else "-"
-    moved = (
-        calendar.add_working_days(day, n)
-        if unit == "working_days"
-        else day + timedelta(days=n)
-    )
+    moved = calendar.add_working_days(day, n) if unit == "working_days" else day + timedelta(days=n)
     return moved, f" {sign} {abs(n)} {words} = {moved.isoformat()}"
 
 

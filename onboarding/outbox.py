@@ -43,18 +43,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
 from onboarding import calendar, clock, definitions
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError
 from workflows.model import Definition, StateDef
 
 if TYPE_CHECKING:
     from onboarding.engine import Move
+    from onboarding.visibility import Scope
     from workflows.loader import Known
 
 KINDS = ("reminder", "notice", "escalation")
@@ -184,6 +182,8 @@ def template_names() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _template_names() -> frozenset[str]:
+    from importlib import resources  # here: it costs every command's start its zipfile import
+
     root = resources.files("notifications") / "templates" / "da"
     suffix = ".subject.txt"
     return frozenset(
@@ -389,7 +389,7 @@ def definition(conn: sqlite3.Connection, name: str, version: int) -> Definition:
     known = _definitions_of(conn)
     found = known.get((name, version))
     if found is None:
-        db = Database(conn, recursive_triggers=False, execute_plugins=False)
+        db = Database(conn)
         found = known[(name, version)] = definitions.get(db, name, version)
     return found
 
@@ -915,8 +915,19 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
             continue
         name = WITHDRAWALS["cancelled" if _phase(conn, m) == "cancelled" else "finished"]
         params.append(
-            (track_id, entry, m.track["state"], name, WITHDRAW_TEMPLATE, json.dumps(people),
-             day, m.entered_at, m.entered_at, now, now)
+            (
+                track_id,
+                entry,
+                m.track["state"],
+                name,
+                WITHDRAW_TEMPLATE,
+                json.dumps(people),
+                day,
+                m.entered_at,
+                m.entered_at,
+                now,
+                now,
+            )
         )
     if params:
         # Explicit ids after every planned one (a plan may hold ids above the outbox's own).
@@ -1236,9 +1247,7 @@ def record_cancelled(db: Database, row_id: int, runner: str, now: datetime, why:
     return cur.rowcount == 1
 
 
-def release(
-    db: Database, row_id: int, runner: str, now: datetime, note: str | None = None
-) -> bool:
+def release(db: Database, row_id: int, runner: str, now: datetime, note: str | None = None) -> bool:
     """Give a claimed row back untouched: pending, due as before, its attempts as before the
     claim (an attempt ``hand_over`` charged is taken back: the server refused the session, not
     this message). ``note`` (why) goes to the row's error column."""
@@ -1296,8 +1305,10 @@ def list_rows(
     track_id: int | None = None,
     limit: int | None = None,
     until: datetime | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``."""
+    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``,
+    only those ``scope`` may read (``onboarding.visibility``)."""
     for status in statuses:
         if status not in STATUSES:
             raise InputError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
@@ -1312,6 +1323,8 @@ def list_rows(
     if until is not None:
         where.append("o.next_attempt_at <= ?")
         params.append(clock.stamp(until))
+    if scope is not None and not scope.everything:
+        where.append(scope.outbox("o"))
     sql = _LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY o.due_at, o.id"
     if limit is not None:

@@ -51,11 +51,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, clock, definitions, engine, registry
 from onboarding.csvio import PathLike, read_csv_all, row_error
-from onboarding.db import begin_immediate, rollback
+from onboarding.db import Database, begin_immediate, rollback
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.guards import GuardContext
 from workflows.model import Definition, TransitionDef
@@ -69,7 +67,6 @@ ROLE = "importer"
 READINESS = "system-readiness"
 CONNECTION = "connection"
 KINDS = (READINESS, CONNECTION)
-
 
 
 @dataclass(frozen=True)
@@ -575,9 +572,7 @@ def _apply(
         _leave(track, outcome, result)  # history agrees with the row; the track moved on later
         return
     later = clock.stamp(row.moment) < track["updated_at"]  # steps recorded after the row
-    found = _shortest_path(
-        ctx, defn, _view(track, row), track["state"], _goal(defn, row), by.role
-    )
+    found = _shortest_path(ctx, defn, _view(track, row), track["state"], _goal(defn, row), by.role)
     if found.path is not None and not later:
         _walk(conn, path, defn, track, found.path, row, ctx, outcome, result, by)
         return

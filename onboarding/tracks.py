@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Any
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any
 
 from onboarding import calendar, clock, definitions
+from onboarding.db import Database
 from onboarding.engine import (
     NO_REENTRY,
     TRACK_COLUMNS,
@@ -22,9 +21,11 @@ from onboarding.engine import (
     compute_due,
     load_track,
 )
-from onboarding.filters import TrackFilter
 from onboarding.guards import GuardContext
 from workflows.model import Definition, TransitionDef
+
+if TYPE_CHECKING:
+    from onboarding.filters import TrackFilter
 
 
 def _subject_labels(db: Database, track: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +103,10 @@ def available(
     ctx = GuardContext(db.conn, at or clock.now())
     # The engine refuses a step dated before the last one (history never goes backwards).
     too_early = (
-        [f"{clock.display(ctx.at_stamp)} is before its last recorded step "
-         f"({clock.display(track['updated_at'])})"]
+        [
+            f"{clock.display(ctx.at_stamp)} is before its last recorded step "
+            f"({clock.display(track['updated_at'])})"
+        ]
         if ctx.at_stamp < track["updated_at"]
         else []
     )

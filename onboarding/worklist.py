@@ -22,9 +22,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, calendar, clock, definitions
+from onboarding.db import Database
 from onboarding.engine import TRACK_COLUMNS, _row_to_track
 from onboarding.tracks import _subject_labels, subject_text
 from workflows.model import Definition
@@ -135,8 +134,7 @@ def _select(
         return []
     cols = ", ".join(f"t.{c.strip()}" for c in TRACK_COLUMNS.split(","))
     cur = db.conn.execute(
-        f"SELECT {cols} FROM tracks t WHERE t.final = 0 AND ({' OR '.join(clauses)})"
-        " ORDER BY t.id",
+        f"SELECT {cols} FROM tracks t WHERE t.final = 0 AND ({' OR '.join(clauses)}) ORDER BY t.id",
         params,
     )
     return [_row_to_track(cur, row) for row in cur.fetchall()]
@@ -147,8 +145,11 @@ def _actions(defn: Definition, state: str, role: str | None) -> list[dict[str, A
     out: dict[str, dict[str, Any]] = {}
     for tr in defn.transitions_from(state):
         if role in tr.roles and tr.trigger not in out:
-            out[tr.trigger] = {"trigger": tr.trigger, "label": tr.label or tr.trigger,
-                               "to": tr.dest}
+            out[tr.trigger] = {
+                "trigger": tr.trigger,
+                "label": tr.label or tr.trigger,
+                "to": tr.dest,
+            }
     return list(out.values())
 
 

@@ -4,10 +4,7 @@ and printing tables and JSON.
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -112,9 +109,30 @@ def actor_options(func: F) -> F:
     )(func)
 
 
+def reader_option(func: F) -> F:
+    """``--actor`` on a read command: read only what that actor may (onboarding.visibility)."""
+    return click.option(
+        "--actor",
+        "reader",
+        envvar="ONBOARDING_ACTOR",
+        default=None,
+        help="Read as this actor: only what its grants let it read (default: "
+        "$ONBOARDING_ACTOR; with neither, everything: the command line trusts its operator).",
+    )(func)
+
+
+def read_scope(db: Any, reader: str | None) -> Any:
+    """The ``onboarding.visibility.Scope`` of ``--actor`` (everything without one)."""
+    from onboarding import visibility
+
+    return visibility.of(db, reader)
+
+
 def actor_name(actor: str | None) -> str:
     if actor:
         return actor
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers; the audit trail still needs one
@@ -156,6 +174,8 @@ def database(db_path: str | None) -> Iterator[Any]:
 
 
 def echo_json(data: Any) -> None:
+    import json  # here, as every import of this module: 'onboarding --help' loads it
+
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
@@ -165,6 +185,8 @@ def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     if not rows:
         click.echo("(none)")
         return
+    import shutil
+
     cols = list(columns or rows[0].keys())
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]

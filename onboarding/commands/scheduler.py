@@ -12,6 +12,7 @@ from onboarding.commands.common import (
     database,
     db_option,
 )
+from onboarding.commands.replicate import echo_event, replicate_to_option
 
 
 @click.group(cls=Group)
@@ -32,8 +33,9 @@ def scheduler() -> None:
     show_default=True,
     help="Seconds between regular sweeps (it also wakes at the next due notification).",
 )
+@replicate_to_option
 @db_option
-def scheduler_run(interval: float, db_path: str | None) -> None:
+def scheduler_run(interval: float, replicate_to: str | None, db_path: str | None) -> None:
     """Run the scheduler until SIGTERM or Ctrl-C (the sweep in progress finishes first).
 
     Safe next to a cron 'reminders send-due' and after downtime: overdue notifications go out
@@ -41,7 +43,9 @@ def scheduler_run(interval: float, db_path: str | None) -> None:
 
     Example:
 
+    \b
         onboarding scheduler run --db onboarding.db --interval 60
+        onboarding scheduler run --db onboarding.db --replicate-to s3://backups/onboarding
     """
     import logging
 
@@ -53,5 +57,9 @@ def scheduler_run(interval: float, db_path: str | None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
     )
-    click.echo(f"scheduler: {config.describe()}", err=True)
-    run(resolve_path(db_path), config, interval)
+    from onboarding.replication import supervising
+
+    path = resolve_path(db_path)
+    with supervising(path, replicate_to, events=echo_event):
+        click.echo(f"scheduler: {config.describe()}", err=True)
+        run(path, config, interval)

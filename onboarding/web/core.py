@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
-from sqlite_utils import Database
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from onboarding import clock
-from onboarding.db import connect
+from onboarding.db import Database, connect
 from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion
 from onboarding.roles import ROLES
 from onboarding.web import i18n
