@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,11 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> str:
         for p in (result.outbox.glob("*.eml") if result.outbox.is_dir() else [])
     )
     shown = {
-        "demo_output": [str(line).replace(str(folder), "<dir>") for line in lines],
+        # The demo names the virtualenv relative to the working folder when it can.
+        "demo_output": [
+            str(line).replace(str(folder), "<dir>").replace(sys.prefix, ".venv")
+            for line in lines
+        ],
         "eml_files": emls,
         "forecast": _cli(db_path, "reminders", "forecast", "--days", "60"),
         "pending": _cli(db_path, "reminders", "list", "--pending"),
