@@ -1331,7 +1331,7 @@ def list_rows(
         sql += " LIMIT ?"
         params.append(limit)
     rows = _dicts(db.conn.execute(sql, params))
-    planned = _planned(db.conn, statuses, track_id, until)
+    planned = _planned(db.conn, statuses, track_id, until, scope=scope)
     if not planned:
         return rows
     rows = sorted(rows + planned, key=lambda r: (r["due_at"], r["id"]))
@@ -1355,9 +1355,11 @@ def _planned(
     track_id: int | None,
     until: datetime | None,
     row_id: int | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
     """Planned rows as ``list_rows`` shows them: pending while their plan is open, cancelled
-    once the entry was left (what the rows written on entry used to say)."""
+    once the entry was left (what the rows written on entry used to say); only of the tracks
+    ``scope`` reads."""
     wanted = {"pending", "cancelled"} & set(statuses) if statuses else {"pending", "cancelled"}
     if not wanted:
         return []
@@ -1369,10 +1371,20 @@ def _planned(
     elif track_id is not None:
         plans = _track_plans(conn, track_id)
     else:
-        where = ""
+        where = ["1"]
         if wanted == {"pending"}:
-            where = " WHERE t.plan_id = p.id AND t.plan_open"
-        plans = conn.execute(_PLAN_LIST_SQL + where).fetchall()
+            where.append("t.plan_id = p.id AND t.plan_open")
+        if scope is not None and not scope.everything:
+            where.append(scope.outbox("p"))
+        plans = conn.execute(_PLAN_LIST_SQL + " WHERE " + " AND ".join(where)).fetchall()
+    if (row_id is not None or track_id is not None) and scope is not None \
+            and not scope.everything:
+        plans = [
+            p for p in plans
+            if conn.execute(
+                f"SELECT 1 FROM outbox_plan p WHERE p.id = ? AND {scope.outbox('p')}", [p[0]]
+            ).fetchone()
+        ]
     stamp = None if until is None else clock.stamp(until)
     out = []
     for plan in plans:
