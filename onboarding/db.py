@@ -689,3 +689,39 @@ def _m007(db: Database) -> None:
         "CREATE INDEX tracks_vendor ON tracks (vendor_id) WHERE vendor_id IS NOT NULL",
     ):
         conn.execute(sql)
+
+
+@migrations(name="011_api")
+def _m011(db: Database) -> None:
+    # Issue 15, the HTTP JSON API (docs/api.md). API tokens belong to an actor and act with its
+    # grants; only a SHA-256 digest of each token is stored (a token is 256 random bits, so a
+    # fast digest is enough: nothing to brute-force), with a short prefix to tell tokens apart.
+    # Idempotency keys remember, per actor and key, the request (its fingerprint) and the answer
+    # of a write that succeeded, so a repeated request gets that answer and writes nothing.
+    db.executescript(
+        """
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            actor TEXT NOT NULL REFERENCES actors(name),
+            digest TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            label TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT,
+            revoked_by TEXT
+        );
+        CREATE INDEX api_tokens_actor ON api_tokens (actor);
+        CREATE TABLE api_idempotency (
+            actor TEXT NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            status INTEGER,
+            response TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (actor, key)
+        );
+        CREATE INDEX api_idempotency_created ON api_idempotency (created_at);
+        """
+    )

@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from onboarding.db import open_existing
 from onboarding.roles import label as role_label
-from onboarding.web import i18n
+from onboarding.web import api, i18n
 from onboarding.web.core import STATIC, TEMPLATES, Handler, SecurityHeaders, WebState, endpoint
 from onboarding.web.views.auth import language_post, login_page, login_post, logout_post
 from onboarding.web.views.bulk import bulk_apply, bulk_done, bulk_page
@@ -104,6 +104,7 @@ def routes() -> list[Route | Mount]:
         get("/notifications", notifications_page),
         post("/notifications/{row_id:int}/retry", notification_retry),
         post("/notifications/retry-failed", notifications_retry_failed),
+        api.mount(),  # /api/v1: bearer tokens, JSON, no session or CSRF (onboarding/web/api/)
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
 
