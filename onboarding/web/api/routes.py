@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from onboarding import actors, clock, definitions, engine, filters, reports, tracks
-from onboarding.errors import InputError
+from onboarding.errors import Ambiguous, InputError, NotFound
 from onboarding.status_import import ROLE as IMPORTER
 from onboarding.status_import import Importer, import_status, upload_source
 from onboarding.web.api.base import ApiError, Call, Result, fields_of, require_track
@@ -68,7 +68,10 @@ def _filter(call: Call) -> filters.TrackFilter:
     """The filter of ``track list`` from the query: ``where`` (as ``--where``) and/or one
     parameter per key; every value checked against what exists (``filters.resolve``)."""
     where = call.query("where")
-    base = filters.parse_where(where) if where else filters.TrackFilter()
+    try:
+        base = filters.parse_where(where) if where else filters.TrackFilter()
+    except InputError as exc:
+        raise ApiError(400, "invalid_filter", str(exc)) from None
     given: dict[str, Any] = {k: call.query(k) for k in FILTERS if call.query(k)}
     given.update({k: True for k in FLAGS if _flag(call, k)})
     for key in given:
@@ -81,7 +84,11 @@ def _filter(call: Call) -> filters.TrackFilter:
             )
 
 
-    return filters.resolve(call.db, replace(base, **given), where=bool(where))
+    try:
+        return filters.resolve(call.db, replace(base, **given), where=bool(where))
+    except (NotFound, Ambiguous, InputError) as exc:
+        # A filter naming nothing that exists is a bad query, not a missing resource.
+        raise ApiError(400, "invalid_filter", str(exc)) from None
 
 
 def list_tracks(call: Call) -> Result:
