@@ -66,6 +66,11 @@ def _lang(request: Request) -> str:
     return i18n.DEFAULT
 
 
+def _tr(lang: str) -> Callable[[str], str]:
+    """gettext in ``lang``, called as ``_("...")`` so Babel extracts the message."""
+    return lambda message: i18n.gettext(lang, message)
+
+
 def error_body(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     body = {"error": {"status": status, "code": code, "message": message, **extra}}
     return JSONResponse(body, status_code=status, headers=NO_STORE)
@@ -205,24 +210,26 @@ async def _read_body(request: Request, lang: str) -> bytes:
 
 
 def _too_large(lang: str) -> ApiError:
+    _ = _tr(lang)
     return ApiError(
         413,
         "body_too_large",
-        i18n.gettext(lang, "The request body is larger than %(mb)d MB.")
+        _("The request body is larger than %(mb)d MB.")
         % {"mb": MAX_BODY // 2**20},
     )
 
 
 def _parse_json(raw: bytes, lang: str) -> dict[str, Any]:
+    _ = _tr(lang)
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ApiError(
-            400, "malformed_json", i18n.gettext(lang, "The request body is not valid JSON.")
+            400, "malformed_json", _("The request body is not valid JSON.")
         ) from None
     if not isinstance(body, dict):
         raise ApiError(
-            400, "malformed_body", i18n.gettext(lang, "The request body must be a JSON object.")
+            400, "malformed_body", _("The request body must be a JSON object.")
         )
     return body
 
@@ -236,13 +243,14 @@ def endpoint(
     @wraps(handler)
     async def run(request: Request) -> Response:
         lang = _lang(request)
+        _ = _tr(lang)
         try:
             token = _bearer(request)
             if token is None and not public:
                 raise ApiError(
                     401,
                     "unauthenticated",
-                    i18n.gettext(lang, "Send an API token: 'Authorization: Bearer TOKEN'."),
+                    _("Send an API token: 'Authorization: Bearer TOKEN'."),
                 )
             raw = await _read_body(request, lang) if body != "none" else b""
             parsed = _parse_json(raw, lang) if body == "json" else None
@@ -276,6 +284,7 @@ def _run_sync(
     lang: str,
     write: bool,
 ) -> Response:
+    _ = _tr(lang)
     try:
         db = connect(_db_path(request))
     except OnboardingError as exc:
@@ -287,7 +296,7 @@ def _run_sync(
             raise ApiError(
                 401,
                 "invalid_token",
-                i18n.gettext(lang, "The API token is unknown, revoked, or its actor inactive."),
+                _("The API token is unknown, revoked, or its actor inactive."),
             )
         scope = read_scope(db, actor) if actor else ReadScope(everything=False)
         call = Call(request, db, actor or "", scope, parsed, raw, lang)
@@ -311,7 +320,7 @@ def _run_sync(
     except Exception:
         # A bug: logged with its traceback, answered without one (exit 1's counterpart).
         log.exception("API request failed: %s %s", request.method, request.url.path)
-        return error_body(500, "internal_error", i18n.gettext(lang, "Internal error."))
+        return error_body(500, "internal_error", _("Internal error."))
     finally:
         db.close()
 
@@ -329,11 +338,12 @@ def fingerprint(request: Request, raw: bytes) -> str:
 
 
 def _check_key(key: str, lang: str) -> str:
+    _ = _tr(lang)
     if not key or len(key) > MAX_KEY or not key.isascii() or not key.isprintable():
         raise ApiError(
             400,
             "malformed_idempotency_key",
-            i18n.gettext(lang, "Idempotency-Key: 1 to %(n)d printable ASCII characters.")
+            _("Idempotency-Key: 1 to %(n)d printable ASCII characters.")
             % {"n": MAX_KEY},
         )
     return key
