@@ -126,7 +126,9 @@ def test_api_every_route_refuses_a_request_without_a_valid_token(
         _error(r, 401, "unauthenticated")
         assert r.headers["www-authenticate"].startswith("Bearer")
         for header in ("Bearer onb_not-a-token", f"Bearer {revoked}"):
-            r = client.request(method, API + path, json=_advance(), headers={"Authorization": header})
+            r = client.request(
+                method, API + path, json=_advance(), headers={"Authorization": header}
+            )
             _error(r, 401, "invalid_token")
     assert _dump(api_db) == before
     assert client.get(API + "/openapi.json").status_code == 200

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from onboarding import actors, clock, definitions, engine, filters, reports, tracks
-from onboarding.errors import Ambiguous, InputError, NotFound
+from onboarding.errors import Ambiguous, InputError, NotFound, StaleVersion
 from onboarding.status_import import ROLE as IMPORTER
 from onboarding.status_import import Importer, import_status, upload_source
 from onboarding.web.api.base import ApiError, Call, Result, fields_of, require_track
@@ -259,6 +259,20 @@ def _sets(call: Call) -> dict[str, Any]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
 
 
+def _at_version(call: Call, track_id: int) -> dict[str, Any]:
+    """The track, if it is at the version the client read: the role is chosen from its state,
+    and a track that moved on is stale (409), not a reason to refuse the role. The engine
+    checks the version again inside its transaction."""
+    track = engine.load_track(call.db.conn, track_id)
+    expected = call.body["expect_version"]
+    if track["version"] != expected:
+        raise StaleVersion(
+            f"track #{track_id} changed since you read it (version {expected}, "
+            f"now {track['version']}): read it again"
+        )
+    return track
+
+
 def _role(call: Call, track_id: int, acting: list[str], what: str) -> str:
     """The role to act in: the body's, else the one role the actor holds on this track that
     may do ``what`` (several: the client must choose)."""
@@ -319,8 +333,7 @@ def advance(call: Call) -> Result:
     fields_of(call, {"trigger": (str,), **_WRITE_MEMBERS}, {"trigger", "expect_version"})
     track_id = _track_id(call)
     trigger = call.body["trigger"]
-    track = engine.load_track(call.db.conn, track_id)
-
+    track = _at_version(call, track_id)
     defn = definitions.get(call.db, track["definition"], track["def_version"])
     acting = sorted(
         {r for t in defn.transitions_from(track["state"]) if t.trigger == trigger for r in t.roles}
@@ -360,8 +373,7 @@ def set_fields(call: Call) -> Result:
     """
     fields_of(call, _WRITE_MEMBERS, {"fields", "expect_version"})
     track_id = _track_id(call)
-    track = engine.load_track(call.db.conn, track_id)
-
+    track = _at_version(call, track_id)
     defn = definitions.get(call.db, track["definition"], track["def_version"])
     acting = sorted({r for t in defn.transitions_from(track["state"]) for r in t.roles})
     role = _role(call, track_id, acting, "set fields")
