@@ -376,8 +376,8 @@ def test_api_idempotency_key_replays_the_first_answer_and_writes_nothing(
 def test_api_idempotency_key_of_a_refused_write_is_released(
     client: TestClient, aarhus: dict[str, str], api_db: Path
 ) -> None:
-    """A refused write (stale version) stores nothing for its key: the corrected request may
-    reuse it... only with the same body, so a retry of the refused one is refused again."""
+    """A refused write (stale version) stores nothing for its key, so the corrected request may
+    use the same key and is applied."""
     headers = {**aarhus, "Idempotency-Key": "k-1"}
     _error(client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", json=_advance(version=2),
                        headers=headers), 409, "stale_version")
