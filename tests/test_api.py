@@ -603,3 +603,25 @@ def test_api_token_cli_refuses_others_tokens_and_unknown_actors(
     assert _dump(api_db) == before
     own = ok(runner, api_db, "actor", "token", "create", AARHUS, actor=AARHUS)
     assert own.stdout.strip().startswith("onb_")
+
+
+def test_api_wrong_method_huge_id_and_odd_file_name(
+    client: TestClient, aarhus: dict[str, str], api_db: Path
+) -> None:
+    """A route called with a method it does not take is 405 method_not_allowed; an id larger
+    than SQLite stores is 404; a status file named '..' is imported under a plain name; a
+    body nested too deep for the JSON parser is 400, not a crash."""
+    _error(client.get(f"{API}/tracks/{AARHUS_TRACK}/advance", headers=aarhus), 405,
+           "method_not_allowed")
+    _error(client.delete(f"{API}/tracks/{AARHUS_TRACK}", headers=aarhus), 405,
+           "method_not_allowed")
+    _error(client.get(f"{API}/tracks/{2**70}", headers=aarhus), 404, "not_found")
+    _error(client.post(f"{API}/tracks/{2**70}/advance", json=_advance(), headers=aarhus), 404,
+           "not_found")
+    importer = _token(api_db, "import", client)
+    r = client.post(API + "/imports/status", params={"name": "..", "dry_run": "1"},
+                    content=STATUS.encode(), headers=importer)
+    assert r.status_code == 200 and r.json()["file"] == "status.csv"
+    deep = b"[" * 200_000 + b"]" * 200_000
+    _error(client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", content=deep, headers=aarhus),
+           400, "malformed_json")

@@ -180,7 +180,10 @@ class Call:
         return value.strip() if value is not None else None
 
     def path_int(self, name: str) -> int:
-        return int(self.request.path_params[name])
+        value = int(self.request.path_params[name])
+        if value > 2**63 - 1:  # more than SQLite can store: no such thing (not a crash)
+            raise NotFound(name.removesuffix("_id"), str(value))
+        return value
 
 
 Result = tuple[int, Any]
@@ -223,7 +226,7 @@ def _parse_json(raw: bytes, lang: str) -> dict[str, Any]:
     _ = _tr(lang)
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
         raise ApiError(
             400, "malformed_json", _("The request body is not valid JSON.")
         ) from None

@@ -6,10 +6,13 @@ The YAML after ``---`` in each docstring is that operation of the OpenAPI docume
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from starlette.routing import Match, Mount, Route
 
 from onboarding import actors, clock, definitions, engine, filters, reports, tracks
 from onboarding.errors import Ambiguous, InputError, NotFound, StaleVersion
@@ -415,7 +418,9 @@ def import_status_file(call: Call) -> Result:
     """
     if not call.raw.strip():
         raise ApiError(400, "empty_body", call._("Send the status file as the request body."))
-    name = Path(call.query("name") or "status.csv").name[:100] or "status.csv"
+    # The name is only shown (errors, the steps' note): kept to a plain file name.
+    name = re.sub(r"[^\w.\-]+", "_", Path(call.query("name") or "").name)[:100].lstrip(".")
+    name = name or "status.csv"
     role = call.query("role") or IMPORTER
     by = Importer(actor=call.actor, role=role, source=upload_source(name, call.raw))
     with tempfile.TemporaryDirectory(prefix="onboarding-api-") as folder:
@@ -458,5 +463,18 @@ def rollout_report(call: Call) -> Result:
 
 
 def no_route(call: Call) -> Result:
-    """Any other path under /api/v1 (no YAML: not in the OpenAPI document)."""
+    """Any other path or method under /api/v1 (no YAML: not in the OpenAPI document)."""
+    routes = call.request.app.routes
+    mount = next((m for m in routes if isinstance(m, Mount) and m.path == "/api/v1"), None)
+    for route in mount.routes if mount is not None else ():
+        # PARTIAL: the path is a route's, the method is not (Starlette's own rule for 405).
+        match, _ = route.matches(call.request.scope)
+        if match == Match.PARTIAL and isinstance(route, Route):
+            allowed = ", ".join(sorted((route.methods or set()) - {"HEAD"}))
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                call._("This route does not take %(method)s; it takes %(allowed)s.")
+                % {"method": call.request.method, "allowed": allowed},
+            )
     raise ApiError(404, "no_such_route", call._("There is no such API route."))
