@@ -37,6 +37,7 @@ from notifications.config import Config
 from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.visibility import Scope
 
 
 @dataclass
@@ -589,19 +590,24 @@ def preview(
 
 
 def forecast(
-    db: Database, at: datetime | None, days: int, config: Config
+    db: Database,
+    at: datetime | None,
+    days: int,
+    config: Config,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
     """What will be sent to whom from now until ``days`` days ahead (overdue rows first).
 
     A row is expected to be superseded (``superseded_by``, and nothing is sent for it) when a
     higher rung of the same track and state entry for the same recipients will be due by the
     time the row is sent, the later of ``at`` and its own time (``outbox.superseding``).
+    With ``scope``, only the rows of tracks it may read (``onboarding.visibility``).
     """
     at = at or clock.now()
     until = at + timedelta(days=days)
     renderer = Renderer(config)
     out = []
-    for row in outbox.list_rows(db, ("pending", "sending"), until=until):
+    for row in outbox.list_rows(db, ("pending", "sending"), until=until, scope=scope):
         by = outbox.superseding(db.conn, row, max(at, clock.unstamp(row["next_attempt_at"])))
         entry: dict[str, Any] = {
             "id": row["id"],

@@ -166,9 +166,7 @@ def newer_version_problem(applied: list[str], user_version: int) -> str | None:
     unknown = [name for name in applied if name not in known]
     if not unknown and user_version <= len(known):
         return None
-    theirs = (
-        f"schema {', '.join(unknown)}" if unknown else f"schema version {user_version}"
-    )
+    theirs = f"schema {', '.join(unknown)}" if unknown else f"schema version {user_version}"
     return (
         f"made by a newer version of this tool ({theirs}); this version ({_tool_version()}) "
         f"knows schema version {len(known)} ({known[-1]}) and does not read or change it: "

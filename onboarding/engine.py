@@ -675,8 +675,16 @@ def _option(attr: str) -> str:
 def _given(subject: Subject) -> set[str]:
     given = {
         k
-        for k in ("municipality", "system", "index", "klik_task", "wave", "course", "vendor",
-                  "name")
+        for k in (
+            "municipality",
+            "system",
+            "index",
+            "klik_task",
+            "wave",
+            "course",
+            "vendor",
+            "name",
+        )
         if getattr(subject, k) is not None
     }
     if subject.bob:

@@ -17,11 +17,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from onboarding.errors import Ambiguous, InputError, NotFound
+
+if TYPE_CHECKING:
+    from onboarding.visibility import Scope
 
 KEYS = (
     "definition",
@@ -53,9 +56,13 @@ class TrackFilter:
     ids: tuple[int, ...] = ()
     phase: str | None = None
     bucket: str | None = None
+    #: Who reads (``onboarding.visibility``): only the tracks it may read are selected.
+    scope: Scope | None = None
 
     def is_empty(self) -> bool:
-        return not any(getattr(self, f.name) for f in fields(self) if f.name not in ("today",))
+        return not any(
+            getattr(self, f.name) for f in fields(self) if f.name not in ("today", "scope")
+        )
 
     def to_sql(self, db: Database) -> tuple[str, list[Any]]:
         """A WHERE clause over ``tracks t`` and its parameters."""
@@ -107,6 +114,8 @@ class TrackFilter:
         if self.ids:
             clauses.append(f"t.id IN ({', '.join('?' * len(self.ids))})")
             params.extend(self.ids)
+        if self.scope is not None and not self.scope.everything:
+            clauses.append(self.scope.tracks("t"))
         return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -178,9 +187,7 @@ def _all_states(db: Database) -> list[_StateInfo]:
         "SELECT name, version, source FROM definitions ORDER BY name, version"
     ):
         defn = definitions.parse(source, f"{name} v{version} (stored)")
-        out.extend(
-            _StateInfo(name, int(version), s.name, s.phase, s.bucket) for s in defn.states
-        )
+        out.extend(_StateInfo(name, int(version), s.name, s.phase, s.bucket) for s in defn.states)
     return out
 
 
@@ -240,7 +247,10 @@ def resolve(db: Database, flt: TrackFilter, where: bool = False) -> TrackFilter:
         found = _one_of(definition, definitions)
         if found is None:
             raise _unknown(
-                label("definition"), "definition", definition, definitions,
+                label("definition"),
+                "definition",
+                definition,
+                definitions,
                 "onboarding workflow list",
             )
         definition = changes["definition"] = found

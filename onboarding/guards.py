@@ -216,11 +216,7 @@ def _shifted(day: date, offset: Any) -> tuple[date, str]:
         return day, ""
     words = "working days" if unit == "working_days" else "calendar days"
     sign = "+" if n > 0 else "-"
-    moved = (
-        calendar.add_working_days(day, n)
-        if unit == "working_days"
-        else day + timedelta(days=n)
-    )
+    moved = calendar.add_working_days(day, n) if unit == "working_days" else day + timedelta(days=n)
     return moved, f" {sign} {abs(n)} {words} = {moved.isoformat()}"
 
 

@@ -47,6 +47,7 @@ from workflows.model import Definition, StateDef
 
 if TYPE_CHECKING:
     from onboarding.engine import Move
+    from onboarding.visibility import Scope
     from workflows.loader import Known
 
 KINDS = ("reminder", "notice", "escalation")
@@ -450,8 +451,9 @@ def on_start(conn: sqlite3.Connection, track_id: int) -> None:
     rule_set = _Defs(conn).rules_for(name, version, state)
     if not rule_set:
         return
-    params, _ = _Planner().rows(track_id, 1, state, rule_set, due, entered,
-                                clock.stamp(clock.now()))
+    params, _ = _Planner().rows(
+        track_id, 1, state, rule_set, due, entered, clock.stamp(clock.now())
+    )
     conn.executemany(_UPSERT, params)
 
 
@@ -591,8 +593,19 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
             continue
         name = WITHDRAWALS["cancelled" if _phase(conn, m) == "cancelled" else "finished"]
         params.append(
-            (track_id, entry, m.track["state"], name, WITHDRAW_TEMPLATE, json.dumps(people),
-             day, m.entered_at, m.entered_at, now, now)
+            (
+                track_id,
+                entry,
+                m.track["state"],
+                name,
+                WITHDRAW_TEMPLATE,
+                json.dumps(people),
+                day,
+                m.entered_at,
+                m.entered_at,
+                now,
+                now,
+            )
         )
     if params:
         conn.executemany(
@@ -895,9 +908,7 @@ def record_cancelled(db: Database, row_id: int, runner: str, now: datetime, why:
     return cur.rowcount == 1
 
 
-def release(
-    db: Database, row_id: int, runner: str, now: datetime, note: str | None = None
-) -> bool:
+def release(db: Database, row_id: int, runner: str, now: datetime, note: str | None = None) -> bool:
     """Give a claimed row back untouched: pending, due as before, its attempts as before the
     claim (an attempt ``hand_over`` charged is taken back: the server refused the session, not
     this message). ``note`` (why) goes to the row's error column."""
@@ -951,8 +962,10 @@ def list_rows(
     track_id: int | None = None,
     limit: int | None = None,
     until: datetime | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``."""
+    """Outbox rows in due order, optionally only some statuses, one track, due by ``until``,
+    only those ``scope`` may read (``onboarding.visibility``)."""
     for status in statuses:
         if status not in STATUSES:
             raise InputError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
@@ -967,6 +980,8 @@ def list_rows(
     if until is not None:
         where.append("o.next_attempt_at <= ?")
         params.append(clock.stamp(until))
+    if scope is not None and not scope.everything:
+        where.append(scope.outbox("o"))
     sql = _LIST_SQL + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY o.due_at, o.id"
     if limit is not None:

@@ -31,13 +31,16 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from onboarding import roles as role_data
 from onboarding.csvio import PathLike, read_csv_all, row_error
 from onboarding.db import immediate
+
+if TYPE_CHECKING:
+    from onboarding.visibility import Scope
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
 
 Row = dict[str, Any]
@@ -143,16 +146,19 @@ def list_systems(db: Database) -> list[Row]:
     return _select(db, _SYSTEMS_SQL + " ORDER BY s.category, v.name, s.name")
 
 
-def list_contracts(db: Database) -> list[Row]:
+def list_contracts(db: Database, scope: Scope | None = None) -> list[Row]:
+    """Every contract, or (``scope``) those the reader may read (onboarding.visibility)."""
+    where = scope.contracts("c") if scope is not None else "1"
     rows = _select(
         db,
-        """
+        f"""
         SELECT c.municipality_code, m.name AS municipality, c.system_id,
                v.name || ' ' || s.name AS system, s.category, c.contract
         FROM contracts c
         JOIN municipalities m ON m.code = c.municipality_code
         JOIN systems s ON s.id = c.system_id
         JOIN vendors v ON v.id = s.vendor_id
+        WHERE {where}
         ORDER BY c.municipality_code, system
         """,
     )
@@ -170,8 +176,12 @@ _CONTACTS_SQL = """
 """
 
 
-def list_contacts(db: Database) -> list[Row]:
-    return _select(db, _CONTACTS_SQL + " ORDER BY c.role, c.municipality_code, vendor, c.name")
+def list_contacts(db: Database, scope: Scope | None = None) -> list[Row]:
+    """Every contact, or (``scope``) only the reader's own (onboarding.visibility)."""
+    where = f" WHERE {scope.contacts('c')}" if scope is not None else ""
+    return _select(
+        db, _CONTACTS_SQL + where + " ORDER BY c.role, c.municipality_code, vendor, c.name"
+    )
 
 
 def list_indices(db: Database) -> list[Row]:
@@ -809,7 +819,9 @@ def _plan_contacts(
         vendor = _scope(path, line, row, "vendor", kind == "vendor", role, db)
         if kind == "subject" and code is None and vendor is None:
             raise row_error(
-                path, line, f"is empty, but role {role} needs a municipality or a vendor",
+                path,
+                line,
+                f"is empty, but role {role} needs a municipality or a vendor",
                 "municipality",
             )
         contact = _Contact(

@@ -434,8 +434,10 @@ class Supervisor:
                 self._proc = proc
             began = time.monotonic()
             verb = "started" if first else "restarted"
-            self.events(f"replication {verb}: {self.db_path} -> {self.target.show()} "
-                        f"(litestream pid {proc.pid})")
+            self.events(
+                f"replication {verb}: {self.db_path} -> {self.target.show()} "
+                f"(litestream pid {proc.pid})"
+            )
             first = False
             self._started.set()
             code = proc.wait()
@@ -443,8 +445,10 @@ class Supervisor:
                 return
             if time.monotonic() - began >= HEALTHY_RUN:
                 delay = self.restart_delay
-            self.events(f"replication stopped unexpectedly (litestream exit {code}); "
-                        f"restarting in {delay:g} s")
+            self.events(
+                f"replication stopped unexpectedly (litestream exit {code}); "
+                f"restarting in {delay:g} s"
+            )
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, RESTART_DELAY_MAX)
@@ -509,9 +513,7 @@ class Stopped(Exception):
 
 
 @contextlib.contextmanager
-def supervising(
-    db_path: Path, to: str | None, **options: Any
-) -> Iterator[Supervisor | None]:
+def supervising(db_path: Path, to: str | None, **options: Any) -> Iterator[Supervisor | None]:
     """Run the block with Litestream replicating ``db_path`` to ``to`` beside it (nothing when
     ``to`` is ``None``). SIGTERM ends the block and stops Litestream; a job that handles
     SIGTERM itself (the scheduler, uvicorn) ends its own way and Litestream stops after it.

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlite_utils import Database
@@ -43,6 +43,9 @@ from onboarding.csvio import safe_row
 from onboarding.db import immediate
 from onboarding.errors import InputError, NotFound
 from workflows.model import Definition
+
+if TYPE_CHECKING:
+    from onboarding.visibility import Scope
 
 __all__ = [
     "BUCKET_BY",
@@ -155,6 +158,7 @@ def _tracks_as_of(
     stamp: str,
     definition: str | None = None,
     open_due_before: str | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
     """Every track (of ``definition``, or of all) that existed at ``stamp``, as it was then.
 
@@ -171,6 +175,8 @@ def _tracks_as_of(
     such a track's current row used for its state then: a finished track's row has no due date.
     """
     where = " AND t.definition = :d" if definition else ""
+    if scope is not None and not scope.everything:
+        where += f" AND {scope.tracks('t')}"  # need-to-know: onboarding.visibility
     params: dict[str, Any] = {"d": definition, "at": stamp, "day": open_due_before}
     late = " AND t.final = 0 AND t.due < :day" if open_due_before else ""
     out = [
@@ -439,8 +445,9 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
             }
         )
     notes = []
-    untracked = sum(n for system_id, n in uncounted.items() if not cat or _system_category(
-        db, system_id) == cat)
+    untracked = sum(
+        n for system_id, n in uncounted.items() if not cat or _system_category(db, system_id) == cat
+    )
     if untracked:
         what = "connection track is" if untracked == 1 else "connection tracks are"
         notes.append(
@@ -1093,8 +1100,12 @@ def grid(
     category: str | None = None,
     today: date | None = None,
     as_of: date | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Municipality by system: each connection's current step, working days in it, outliers.
+
+    With ``scope`` (onboarding.visibility) only the reader's own cells are listed (all of them
+    when the portfolio is public); outliers and the overdue count stay national.
 
     An open track is an outlier when its working days in the step lie above the upper Tukey
     fence (Q3 + 1.5 IQR) of all open tracks in the same step, with at least four of them.
@@ -1164,7 +1175,8 @@ def grid(
     for c in cells.values():
         if not c.final and c.state in fences and c.days > fences[c.state]:
             c.outlier = True
-    used = {k for k in cells} | {(c["municipality_code"], c["system_id"]) for c in contracts}
+    shown, contracts = _own_cells(db, scope, cells, contracts)
+    used = {k for k in shown} | {(c["municipality_code"], c["system_id"]) for c in contracts}
     with_contract = {(c["municipality_code"], c["system_id"]) for c in contracts}
     systems = {s["id"]: s for s in registry.list_systems(db) if s["id"] in {k[1] for k in used}}
     system_order = sorted(
@@ -1176,7 +1188,7 @@ def grid(
         row_cells: dict[str, Any] = {}
         for s in system_order:
             key = (code, s["id"])
-            cell = cells.get(key)
+            cell = shown.get(key)
             if cell is not None:
                 row_cells[s["label"]] = {
                     "track": cell.track,
@@ -1202,6 +1214,28 @@ def grid(
         "outliers": sum(1 for c in cells.values() if c.outlier),
         "overdue": sum(1 for c in cells.values() if c.overdue),
     }
+
+
+def _own_cells(
+    db: Database,
+    scope: Scope | None,
+    cells: dict[tuple[int, int], _Cell],
+    contracts: list[dict[str, Any]],
+) -> tuple[dict[tuple[int, int], _Cell], list[dict[str, Any]]]:
+    """The grid cells and contracts a reader sees: its own unless the portfolio is public."""
+    if scope is None or scope.names_public:
+        return cells, contracts
+    own = scope.track_ids(db, CONNECTION)
+    own_contracts = {
+        (int(r[0]), int(r[1]))
+        for r in db.conn.execute(
+            f"SELECT c.municipality_code, c.system_id FROM contracts c WHERE {scope.contracts('c')}"
+        )
+    }
+    return (
+        {k: c for k, c in cells.items() if c.track in own},
+        [c for c in contracts if (c["municipality_code"], c["system_id"]) in own_contracts],
+    )
 
 
 def grid_text(report: Mapping[str, Any]) -> str:
@@ -1260,11 +1294,17 @@ def grid_text(report: Mapping[str, Any]) -> str:
 
 
 def klik(
-    db: Database, task: str | None = None, as_of: date | None = None, today: date | None = None
+    db: Database,
+    task: str | None = None,
+    as_of: date | None = None,
+    today: date | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Per KLIK task, municipalities by status bucket (the deck's Fuldført / Påbegyndt / Ikke
     påbegyndt) as of a date. A municipality with no track for a task counts in the first bucket
-    (KLIK tasks go to every municipality)."""
+    (KLIK tasks go to every municipality). With ``scope`` (onboarding.visibility) the counts
+    stay national but a task's open municipalities list only the reader's own (all when the
+    portfolio is public)."""
     day = as_of or _today(today)
     defs = _Defs(db)
     defn = defs.get(KLIK)
@@ -1316,6 +1356,9 @@ def klik(
             "overdue": overdue_count,
         }
         if task:
+            if scope is not None and not scope.names_public:
+                own = scope.track_ids(db, KLIK)
+                open_rows = [r for r in open_rows if r["track"] in own]
             entry["open"] = sorted(open_rows, key=lambda r: str(r["municipality"]).casefold())
         out.append(entry)
     return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
@@ -1362,6 +1405,7 @@ def overdue(
     today: date | None = None,
     role: str | None = None,
     vendor: str | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Open tracks of every definition past their due date, the longest overdue first, as of
     the end of ``today`` (default: the real today): state and due date replayed from history,
@@ -1370,6 +1414,7 @@ def overdue(
     ``role`` keeps the tracks whose step then waited on that role (the state's responsible
     role); ``vendor`` (a name, resolved like everywhere) the tracks of its systems and about
     the vendor itself. An unknown role or vendor is refused (``InputError``/``NotFound``).
+    With ``scope``, only the tracks it may read (``onboarding.visibility``).
     """
     from onboarding.roles import require_role
     from onboarding.tracks import _subject_labels, subject_text
@@ -1393,7 +1438,7 @@ def overdue(
         return lateness[due]
 
     out = []
-    for t in _tracks_as_of(db, _end_stamp(day), open_due_before=day.isoformat()):
+    for t in _tracks_as_of(db, _end_stamp(day), open_due_before=day.isoformat(), scope=scope):
         defn = defs.get(t["definition"], t["def_version"])
         st = defn.state(t["state"])
         if role and st.role != role:
@@ -1547,8 +1592,11 @@ def _bucket_columns(defs: _Defs, defn: Definition) -> tuple[str, list[dict[str, 
 
 
 def _row_key(
-    by: str | None, track: Mapping[str, Any], places: Mapping[int, Mapping[str, Any]],
-    systems: Mapping[int, Mapping[str, Any]], vendors: Mapping[int, str],
+    by: str | None,
+    track: Mapping[str, Any],
+    places: Mapping[int, Mapping[str, Any]],
+    systems: Mapping[int, Mapping[str, Any]],
+    vendors: Mapping[int, str],
 ) -> str:
     if by is None:
         return TOTAL_LABEL
@@ -1564,8 +1612,16 @@ def _row_key(
     return str(value) if value else _NONE_LABEL[by]
 
 
+#: The row that counts the municipalities a reader may not name (``buckets`` with a scope).
+OTHER_MUNICIPALITIES = "(andre kommuner)"
+
+
 def buckets(
-    db: Database, definition: str, by: str | None = None, as_of: date | None = None
+    db: Database,
+    definition: str,
+    by: str | None = None,
+    as_of: date | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """A definition's tracks counted per bucket as of a date (default today), in total or per
     municipality, vendor, system or region: the ``report buckets --json`` shape.
@@ -1574,6 +1630,8 @@ def buckets(
     (replayed from history as for every report: ``_tracks_as_of``), read in the definition
     version it ran then. A definition that declares no buckets is counted per state. Columns
     follow the latest version; a bucket or state only an older version has comes after them.
+    With ``scope`` (onboarding.visibility) and ``by="municipality"``, municipalities the reader
+    does not read are counted together in one row (unless the portfolio is public).
     """
     if by is not None and by not in BUCKET_BY:
         raise InputError(f"--by {by!r}: expected one of {', '.join(BUCKET_BY)}")
@@ -1586,6 +1644,15 @@ def buckets(
     systems = {int(s["id"]): s for s in registry.list_systems(db)}
     vendors = {int(v["id"]): str(v["name"]) for v in registry.list_vendors(db)}
     rows: dict[str, dict[str, int]] = {}
+    hide: set[int] = set()
+    if by == "municipality" and scope is not None and not scope.names_public:
+        readable = {
+            int(r[0])
+            for r in db.conn.execute(
+                f"SELECT m.code FROM municipalities m WHERE {scope.municipalities('m.code')}"
+            )
+        }
+        hide = set(places) - readable
     for t in _tracks_as_of(db, _end_stamp(day), definition):
         state = defs.get(definition, int(t["def_version"])).state(str(t["state"]))
         if kind == "bucket":
@@ -1595,7 +1662,13 @@ def buckets(
         if column not in keys:  # only an older version has it
             keys.append(column)
             columns.append({"key": column, "label": label or "(ingen)"})
-        counts = rows.setdefault(_row_key(by, t, places, systems, vendors), {})
+        code = t["municipality_code"]
+        row_key = (
+            OTHER_MUNICIPALITIES
+            if code is not None and int(code) in hide
+            else _row_key(by, t, places, systems, vendors)
+        )
+        counts = rows.setdefault(row_key, {})
         counts[column] = counts.get(column, 0) + 1
     out_rows: list[dict[str, Any]] = [
         {
@@ -1604,7 +1677,11 @@ def buckets(
             "total": sum(counts.values()),
         }
         for label, counts in sorted(
-            rows.items(), key=lambda kv: (kv[0] in _NONE_LABEL.values(), kv[0].casefold())
+            rows.items(),
+            key=lambda kv: (
+                kv[0] in _NONE_LABEL.values() or kv[0] == OTHER_MUNICIPALITIES,
+                kv[0].casefold(),
+            ),
         )
     ]
     total = {k: sum(r["counts"][k] for r in out_rows) for k in keys}
@@ -1645,16 +1722,25 @@ def buckets_csv(report: Mapping[str, Any]) -> str:
     w = csv.writer(out, lineterminator="\n")
     keys = [c["key"] for c in report["columns"]]
     w.writerow(
-        safe_row(["as_of", "definition", "by", "row", "group", *(c["label"] for c in
-                                                                  report["columns"]), "total"])
+        safe_row(
+            [
+                "as_of",
+                "definition",
+                "by",
+                "row",
+                "group",
+                *(c["label"] for c in report["columns"]),
+                "total",
+            ]
+        )
     )
     head = [report["as_of"], report["definition"]["name"], report["by"] or ""]
     for r in report["rows"]:
-        w.writerow(safe_row([*head, "group", r["label"], *(r["counts"][k] for k in keys),
-                             r["total"]]))
+        w.writerow(
+            safe_row([*head, "group", r["label"], *(r["counts"][k] for k in keys), r["total"]])
+        )
     total = report["total"]
-    w.writerow(safe_row([*head, "total", "", *(total["counts"][k] for k in keys),
-                         total["total"]]))
+    w.writerow(safe_row([*head, "total", "", *(total["counts"][k] for k in keys), total["total"]]))
     return out.getvalue()
 
 

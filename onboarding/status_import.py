@@ -71,7 +71,6 @@ CONNECTION = "connection"
 KINDS = (READINESS, CONNECTION)
 
 
-
 @dataclass(frozen=True)
 class Importer:
     """Who the import acts as in history: by default the ``import`` process in role
@@ -575,9 +574,7 @@ def _apply(
         _leave(track, outcome, result)  # history agrees with the row; the track moved on later
         return
     later = clock.stamp(row.moment) < track["updated_at"]  # steps recorded after the row
-    found = _shortest_path(
-        ctx, defn, _view(track, row), track["state"], _goal(defn, row), by.role
-    )
+    found = _shortest_path(ctx, defn, _view(track, row), track["state"], _goal(defn, row), by.role)
     if found.path is not None and not later:
         _walk(conn, path, defn, track, found.path, row, ctx, outcome, result, by)
         return

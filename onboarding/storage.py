@@ -130,8 +130,10 @@ def _from_os(exc: OSError, path: Path | None) -> StorageError | None:
             f"no permission to use {where}: check its owner and mode"
         )
     if code == errno.ENOENT:
-        return missing_folder(path) if not path.parent.is_dir() else StorageError(
-            f"{where} does not exist"
+        return (
+            missing_folder(path)
+            if not path.parent.is_dir()
+            else StorageError(f"{where} does not exist")
         )
     if code == errno.ENOTDIR:
         return StorageError(f"{where}: a part of the path is a file, not a folder")

@@ -102,8 +102,10 @@ def available(
     ctx = GuardContext(db.conn, at or clock.now())
     # The engine refuses a step dated before the last one (history never goes backwards).
     too_early = (
-        [f"{clock.display(ctx.at_stamp)} is before its last recorded step "
-         f"({clock.display(track['updated_at'])})"]
+        [
+            f"{clock.display(ctx.at_stamp)} is before its last recorded step "
+            f"({clock.display(track['updated_at'])})"
+        ]
         if ctx.at_stamp < track["updated_at"]
         else []
     )

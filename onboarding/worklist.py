@@ -135,8 +135,7 @@ def _select(
         return []
     cols = ", ".join(f"t.{c.strip()}" for c in TRACK_COLUMNS.split(","))
     cur = db.conn.execute(
-        f"SELECT {cols} FROM tracks t WHERE t.final = 0 AND ({' OR '.join(clauses)})"
-        " ORDER BY t.id",
+        f"SELECT {cols} FROM tracks t WHERE t.final = 0 AND ({' OR '.join(clauses)}) ORDER BY t.id",
         params,
     )
     return [_row_to_track(cur, row) for row in cur.fetchall()]
@@ -147,8 +146,11 @@ def _actions(defn: Definition, state: str, role: str | None) -> list[dict[str, A
     out: dict[str, dict[str, Any]] = {}
     for tr in defn.transitions_from(state):
         if role in tr.roles and tr.trigger not in out:
-            out[tr.trigger] = {"trigger": tr.trigger, "label": tr.label or tr.trigger,
-                               "to": tr.dest}
+            out[tr.trigger] = {
+                "trigger": tr.trigger,
+                "label": tr.label or tr.trigger,
+                "to": tr.dest,
+            }
     return list(out.values())
 
 

@@ -70,8 +70,8 @@ def expected_rows(table: dict[str, list[tuple[str, str, int, int, int, int]]]) -
     }
 
 
-def invoke(runner: CliRunner, db_path: Path, *args: str) -> Any:
-    result = runner.invoke(cli.cli, [*args, "--db", str(db_path)], env={"ONBOARDING_ACTOR": "t"})
+def invoke(runner: CliRunner, db_path: Path, *args: str, actor: str = "t") -> Any:
+    result = runner.invoke(cli.cli, [*args, "--db", str(db_path)], env={"ONBOARDING_ACTOR": actor})
     assert result.exit_code == 0, (args, result.output)
     return result
 

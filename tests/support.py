@@ -24,8 +24,8 @@ def ok(runner: CliRunner, db_path: Path, *args: str, actor: str = "tester") -> R
     return result
 
 
-def ok_json(runner: CliRunner, db_path: Path, *args: str) -> Any:
-    return json.loads(ok(runner, db_path, *args, "--json").stdout)
+def ok_json(runner: CliRunner, db_path: Path, *args: str, actor: str = "tester") -> Any:
+    return json.loads(ok(runner, db_path, *args, "--json", actor=actor).stdout)
 
 
 def snapshot(db_path: Path) -> tuple[bytes, str]:

@@ -167,7 +167,7 @@ def test_api_list_tracks_filters_like_the_cli_and_pages(
     where = "definition=connection state=data_processing_agreement"
     cli_rows = json.loads(
         ok(runner, api_db, "track", "list", "--definition", "connection", "--state",
-           "data_processing_agreement", "--json").stdout
+           "data_processing_agreement", "--json", actor=COORDINATOR).stdout
     )
     assert len(cli_rows) > 3
     got: list[dict[str, Any]] = []
@@ -222,10 +222,14 @@ def test_api_read_track_history_and_transitions(
     the transitions say which of their roles the token's actor holds on the track."""
     r = client.get(f"{API}/tracks/{AARHUS_TRACK}", headers=aarhus)
     assert r.status_code == 200
-    show = json.loads(ok(runner, api_db, "track", "show", str(AARHUS_TRACK), "--json").stdout)
+    show = json.loads(
+        ok(runner, api_db, "track", "show", str(AARHUS_TRACK), "--json", actor=AARHUS).stdout
+    )
     assert r.json() == show
     r = client.get(f"{API}/tracks/{AARHUS_TRACK}/history", headers=aarhus)
-    history = json.loads(ok(runner, api_db, "track", "history", str(AARHUS_TRACK), "--json").stdout)
+    history = json.loads(
+        ok(runner, api_db, "track", "history", str(AARHUS_TRACK), "--json", actor=AARHUS).stdout
+    )
     assert r.json() == {"track": AARHUS_TRACK, "history": history}
     r = client.get(f"{API}/tracks/{AARHUS_TRACK}/transitions", headers=aarhus)
     body = r.json()
@@ -625,3 +629,17 @@ def test_api_wrong_method_huge_id_and_odd_file_name(
     deep = b"[" * 200_000 + b"]" * 200_000
     _error(client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", content=deep, headers=aarhus),
            400, "malformed_json")
+
+
+def test_api_lists_what_the_cli_lists_for_the_same_actor(
+    client: TestClient, aarhus: dict[str, str], runner: CliRunner, api_db: Path
+) -> None:
+    """Aarhus's token lists exactly the tracks 'track list --actor test-aarhus' lists (the
+    library's need-to-know rules, onboarding.visibility), and a track the CLI says is unknown to
+    it is a 404 for the token."""
+    cli_rows = json.loads(ok(runner, api_db, "track", "list", "--json", actor=AARHUS).stdout)
+    api_rows = client.get(API + "/tracks", params={"limit": 1000}, headers=aarhus).json()
+    assert api_rows["tracks"] == cli_rows and api_rows["next_after"] is None
+    cli = run(runner, api_db, "track", "show", str(OTHER_TRACK), actor=AARHUS)
+    assert cli.exit_code == 2 and "unknown track" in cli.stderr
+    _error(client.get(f"{API}/tracks/{OTHER_TRACK}", headers=aarhus), 404, "not_found")

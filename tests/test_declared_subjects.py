@@ -349,6 +349,7 @@ def test_declared_subjects_vendor_track_reaches_its_vendor(
                   actor="other")
     assert refused.exit_code == 2, refused.output
     ok(runner, db_path, "reminders", "send-due", actor="kombit")
-    sent = ok_json(runner, db_path, "reminders", "list", "--sent")
+    # permissions are on here: read as the coordinator (a named reader is scoped, issue 13)
+    sent = ok_json(runner, db_path, "reminders", "list", "--sent", actor="kombit")
     assert [r["to"] for r in sent] == [["vera@kmd.example"]]
     ok(runner, db_path, "track", "advance", tid, "submit", "--role", "vendor", actor="kmd")

@@ -89,8 +89,12 @@ def test_demo_simulates_a_quarter_of_work(demo: Demo) -> None:
     )[0]
     assert actors[0] > 300 and actors[1] > 50
     runner = CliRunner()
+    # Read as the demo's coordinator: a named actor reads only what it may (issue 13).
     gdpr = deckdata.invoke(
-        runner, demo.db, "report", "klik", "--task", "GDPR", "--as-of", "2021-04-27", "--json"
+        runner,
+        demo.db,
+        *("report", "klik", "--task", "GDPR", "--as-of", "2021-04-27", "--json"),
+        actor="koordinator",
     )
     counts = json.loads(gdpr.stdout)["tasks"][0]["counts"]
     assert counts == {"Fuldført": 58, "Påbegyndt": 5, "Ikke påbegyndt": 35}  # the deck's

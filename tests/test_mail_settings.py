@@ -340,7 +340,10 @@ def test_mail_settings_demo_sender_is_used_by_preview_and_send_due_afterwards(
         message = _eml(path)
         assert message["From"] == SENDER
         assert str(message["Message-ID"]).endswith("@kombit.example>")
-    pending = json.loads(ok(runner, db_path, "reminders", "list", "--pending", "--json").stdout)
+    # The demo enforces permissions: read as its coordinator (a named reader is scoped).
+    as_coordinator = {"ONBOARDING_ACTOR": "koordinator"}
+    listed = ok(runner, db_path, "reminders", "list", "--pending", "--json", env=as_coordinator)
+    pending = json.loads(listed.stdout)
     assert pending
     shown = json.loads(
         ok(runner, db_path, "reminders", "preview", str(pending[0]["id"]), "--json").stdout

@@ -384,6 +384,11 @@ def test_long_running_commands_replicate_beside_their_work(
         _wait_for(log, "replication restarted", proc)
         second = _pids(log)[-1]
         _wait_for(log, "replicating to", proc)
+        # Under load Litestream may not have shipped its first snapshot yet: wait for a file
+        # in the replica rather than a fixed time (a fixed 0.5 s was flaky on a busy machine).
+        deadline = time.monotonic() + 60
+        while not any(p.is_file() for p in replica.rglob("*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)

@@ -332,3 +332,29 @@ def actor_token_revoke(
     click.echo(f"{name}: revoked {len(gone)} token(s)" + "".join(
         f"\n  #{r['id']} {r['prefix']}" for r in gone
     ))
+
+
+@actor.command("portfolio")
+@click.argument("visibility", type=click.Choice(["public", "private"]), required=False)
+@db_option
+@_by_option
+def actor_portfolio(visibility: str | None, db_path: str | None, by: str | None) -> None:
+    """Whether every actor sees other municipalities' names and phases in the grid.
+
+    Private (the default): a municipality's staff and a vendor see their own rows and the
+    national totals only. Public: every row of the grid, though other municipalities' tracks,
+    contacts and notifications stay unreadable. Without an argument, print the setting;
+    changing it needs a coordinator for all (docs/visibility.md).
+
+    Example:
+
+        onboarding actor portfolio public --actor kombit
+    """
+    from onboarding import visibility as vis
+
+    with database(db_path) as db:
+        if visibility is None:
+            public = vis.portfolio_public(db)
+        else:
+            public = vis.set_portfolio_public(db, visibility == "public", by=actor_name(by))
+    click.echo(f"portfolio: {'public' if public else 'private'}")

@@ -112,6 +112,25 @@ def actor_options(func: F) -> F:
     )(func)
 
 
+def reader_option(func: F) -> F:
+    """``--actor`` on a read command: read only what that actor may (onboarding.visibility)."""
+    return click.option(
+        "--actor",
+        "reader",
+        envvar="ONBOARDING_ACTOR",
+        default=None,
+        help="Read as this actor: only what its grants let it read (default: "
+        "$ONBOARDING_ACTOR; with neither, everything: the command line trusts its operator).",
+    )(func)
+
+
+def read_scope(db: Any, reader: str | None) -> Any:
+    """The ``onboarding.visibility.Scope`` of ``--actor`` (everything without one)."""
+    from onboarding import visibility
+
+    return visibility.of(db, reader)
+
+
 def actor_name(actor: str | None) -> str:
     if actor:
         return actor

@@ -11,6 +11,8 @@ from onboarding.commands.common import (
     echo_json,
     echo_table,
     json_option,
+    read_scope,
+    reader_option,
 )
 
 IMPORT_KINDS = ("municipalities", "systems", "contracts", "contacts")
@@ -71,10 +73,13 @@ def registry_import(kind: str, file: str, db_path: str | None) -> None:
 
 @registry.command("list")
 @click.argument("kind", type=click.Choice(LIST_KINDS))
+@reader_option
 @db_option
 @json_option
-def registry_list(kind: str, db_path: str | None, as_json: bool) -> None:
+def registry_list(kind: str, reader: str | None, db_path: str | None, as_json: bool) -> None:
     """List the registry's KIND as a table, or as a JSON list of objects.
+
+    With --actor, contacts and contracts are only those the actor may read (its own).
 
     Example:
 
@@ -90,7 +95,11 @@ def registry_list(kind: str, db_path: str | None, as_json: bool) -> None:
         "contacts": reg.list_contacts,
     }
     with database(db_path) as db:
-        rows = listers[kind](db)
+        if kind in ("contacts", "contracts"):
+            scoped = {"contacts": reg.list_contacts, "contracts": reg.list_contracts}[kind]
+            rows = scoped(db, read_scope(db, reader))
+        else:
+            rows = listers[kind](db)
     if as_json:
         echo_json(rows)
     else:

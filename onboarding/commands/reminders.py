@@ -18,6 +18,8 @@ from onboarding.commands.common import (
     echo_json,
     echo_table,
     json_option,
+    read_scope,
+    reader_option,
 )
 
 REMINDER_COLUMNS = ["id", "due", "deadline", "status", "notification", "track", "to", "error"]
@@ -133,6 +135,7 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
 )
 @click.option("--track", "track_ref", default=None, metavar="TRACK", help="Only this track.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
+@reader_option
 @db_option
 @json_option
 def reminders_list(
@@ -143,6 +146,7 @@ def reminders_list(
     superseded: bool,
     track_ref: str | None,
     limit: int | None,
+    reader: str | None,
     db_path: str | None,
     as_json: bool,
 ) -> None:
@@ -171,14 +175,20 @@ def reminders_list(
         statuses.append("superseded")
     if not statuses:
         statuses = ["pending", "sending", "sent", "failed", "superseded"]
-    from onboarding import filters
+    from onboarding import filters, visibility
 
     with database(db_path) as db:
+        scope = read_scope(db, reader)
         track_id = _track_id(track_ref) if track_ref else None
         if track_id is not None:
             filters.check_track(db, track_id)
-        rows = outbox.list_rows(db, statuses, track_id, limit=limit)
+            visibility.require_track(db, scope, track_id)
+        rows = outbox.list_rows(db, statuses, track_id, limit=limit, scope=scope)
         out = [_reminder_row(r) for r in rows]
+        own = visibility.own_addresses(db, scope)
+        if own is not None:  # others' addresses are not the reader's to see
+            for r in out:
+                r["to"], _hidden = visibility.hide_addresses(list(r["to"] or []), own)
         if as_json:
             echo_json(out)
             return
@@ -255,9 +265,12 @@ def reminders_retry(notification_id: int | None, all_failed: bool, db_path: str 
 @reminders.command("forecast")
 @click.option("--days", type=int, default=7, show_default=True, help="How far ahead to look.")
 @click.option("--at", default=None, metavar="TIME", help="Look from this time (default: now).")
+@reader_option
 @db_option
 @json_option
-def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: bool) -> None:
+def reminders_forecast(
+    days: int, at: str | None, reader: str | None, db_path: str | None, as_json: bool
+) -> None:
     """What will be sent to whom in the coming days (overdue ones first), to check beforehand.
 
     One message per recipient per step: a reminder or lower escalation rung that falls due
@@ -275,12 +288,17 @@ def reminders_forecast(days: int, at: str | None, db_path: str | None, as_json: 
     if days < 0:
         raise UserError("--days must be 0 or more")
     with database(db_path) as db:
-        rows = forecast(db, _parse_at(at), days, _mail_config(db_path, db))
+        from onboarding import visibility
+
+        scope = read_scope(db, reader)
+        rows = forecast(db, _parse_at(at), days, _mail_config(db_path, db), scope)
+        rows = [visibility.own_recipients(db, scope, r) for r in rows]
         if as_json:
             echo_json(rows)
             return
         for r in rows:
-            r["to"] = ", ".join(r["to"]) or "(nobody)"
+            hidden = f"+{r['hidden']} other(s)" if r.get("hidden") else ""  # others' addresses
+            r["to"] = ", ".join([*r["to"], hidden] if hidden else r["to"]) or "(nobody)"
             if r["kind"] == "escalation":
                 r["kind"] = f"escalation {r['level']}"
             if r["superseded_by"]:

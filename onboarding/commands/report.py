@@ -16,6 +16,8 @@ from onboarding.commands.common import (
     db_option,
     echo_json,
     json_option,
+    read_scope,
+    reader_option,
 )
 
 
@@ -107,6 +109,7 @@ def report_rollout(
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False), help="Write to this file, not stdout."
 )
+@reader_option
 @db_option
 @json_option
 def report_buckets(
@@ -115,6 +118,7 @@ def report_buckets(
     as_of: str | None,
     fmt: str,
     output: str | None,
+    reader: str | None,
     db_path: str | None,
     as_json: bool,
 ) -> None:
@@ -134,7 +138,8 @@ def report_buckets(
     if output:
         check_output(output)  # before any work: a missing folder is one line
     with database(db_path) as db:
-        data = reports.buckets(db, definition, by, _parse_day(as_of, "--as-of"))
+        scope = read_scope(db, reader)
+        data = reports.buckets(db, definition, by, _parse_day(as_of, "--as-of"), scope)
     if as_json:
         fmt = "json"
     if fmt == "json":
@@ -189,10 +194,15 @@ def report_goals(
 @report.command("grid")
 @click.option("--category", help="Only systems of this category.")
 @click.option("--as-of", "as_of", metavar="DATE", help="The grid at the end of this day.")
+@reader_option
 @db_option
 @json_option
 def report_grid(
-    category: str | None, as_of: str | None, db_path: str | None, as_json: bool
+    category: str | None,
+    as_of: str | None,
+    reader: str | None,
+    db_path: str | None,
+    as_json: bool,
 ) -> None:
     """The portfolio at a glance: municipality by system, current step and days in it.
 
@@ -207,7 +217,8 @@ def report_grid(
     from onboarding import reports
 
     with database(db_path) as db:
-        data = reports.grid(db, category, as_of=_parse_day(as_of, "--as-of"))
+        scope = read_scope(db, reader)
+        data = reports.grid(db, category, as_of=_parse_day(as_of, "--as-of"), scope=scope)
     if as_json:
         echo_json(data)
     else:
@@ -217,9 +228,12 @@ def report_grid(
 @report.command("klik")
 @click.option("--task", help="One KLIK task (name or part of it), with its open municipalities.")
 @click.option("--as-of", "as_of", metavar="DATE", help="The picture at the end of this day.")
+@reader_option
 @db_option
 @json_option
-def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_json: bool) -> None:
+def report_klik(
+    task: str | None, as_of: str | None, reader: str | None, db_path: str | None, as_json: bool
+) -> None:
     """KLIK tasks: municipalities Fuldført / Påbegyndt / Ikke påbegyndt per task.
 
     Example:
@@ -229,7 +243,8 @@ def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_jso
     from onboarding import reports
 
     with database(db_path) as db:
-        data = reports.klik(db, task, _parse_day(as_of, "--as-of"))
+        scope = read_scope(db, reader)
+        data = reports.klik(db, task, _parse_day(as_of, "--as-of"), scope=scope)
     if as_json:
         echo_json(data)
     else:
@@ -244,12 +259,14 @@ def report_klik(task: str | None, as_of: str | None, db_path: str | None, as_jso
     help="Only steps waiting on this role (who must act next), e.g. agreement-admin.",
 )
 @click.option("--vendor", metavar="NAME", help="Only tracks of this vendor's systems.")
+@reader_option
 @db_option
 @json_option
 def report_overdue(
     as_of: str | None,
     role: str | None,
     vendor: str | None,
+    reader: str | None,
     db_path: str | None,
     as_json: bool,
 ) -> None:
@@ -279,8 +296,13 @@ def report_overdue(
                     check(value)
             except (InputError, NotFound) as exc:
                 raise UserError(f"{option}: {exc}") from None
+        scope = read_scope(db, reader)
         data = reports.overdue(
-            db, today=_parse_day(as_of, "--as-of"), role=role or None, vendor=vendor or None
+            db,
+            today=_parse_day(as_of, "--as-of"),
+            role=role or None,
+            vendor=vendor or None,
+            scope=scope,
         )
     if as_json:
         echo_json(data)

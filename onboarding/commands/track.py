@@ -22,6 +22,8 @@ from onboarding.commands.common import (
     echo_table,
     json_option,
     parse_sets,
+    read_scope,
+    reader_option,
 )
 
 at_option = click.option(
@@ -429,9 +431,12 @@ judge_at_option = click.option(
 @track.command("show")
 @click.argument("track_ref", metavar="TRACK")
 @judge_at_option
+@reader_option
 @db_option
 @json_option
-def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: bool) -> None:
+def track_show(
+    track_ref: str, at: str | None, reader: str | None, db_path: str | None, as_json: bool
+) -> None:
     """Show a track: subject, state, phase, due date, fields and what may happen next.
 
     Example:
@@ -441,7 +446,7 @@ def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: boo
     from onboarding import tracks
 
     with database(db_path) as db:
-        info = tracks.show(db, _track_id(track_ref), _parse_at(at))
+        info = tracks.show(db, _readable(db, track_ref, reader), _parse_at(at))
         if as_json:
             echo_json(info)
             return
@@ -488,6 +493,7 @@ def track_show(track_ref: str, at: str | None, db_path: str | None, as_json: boo
 @click.option("--phase", help="Only states of this phase (several: 'a|b').")
 @click.option("--bucket", help="Only states of this report bucket, e.g. 'Aftalt'.")
 @click.option("--limit", type=int, default=None, help="At most this many.")
+@reader_option
 @db_option
 @json_option
 def track_list(
@@ -501,10 +507,11 @@ def track_list(
     phase: str | None,
     bucket: str | None,
     limit: int | None,
+    reader: str | None,
     db_path: str | None,
     as_json: bool,
 ) -> None:
-    """List tracks with their state, phase and due date.
+    """List tracks with their state, phase and due date (with --actor: those it may read).
 
     Example:
 
@@ -523,6 +530,7 @@ def track_list(
             vendor=vendor,
             overdue=overdue,
             open=only_open,
+            scope=read_scope(db, reader),
         )
         flt = filters.resolve(db, flt)
         rows = tracks.list_tracks(db, flt, limit)
@@ -549,9 +557,10 @@ def track_list(
 
 @track.command("history")
 @click.argument("track_ref", metavar="TRACK")
+@reader_option
 @db_option
 @json_option
-def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
+def track_history(track_ref: str, reader: str | None, db_path: str | None, as_json: bool) -> None:
     """Show a track's full history: every step with actor, role, note and time.
 
     Example:
@@ -561,7 +570,7 @@ def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
     from onboarding import tracks
 
     with database(db_path) as db:
-        rows = tracks.history(db, _track_id(track_ref))
+        rows = tracks.history(db, _readable(db, track_ref, reader))
         if as_json:
             echo_json(rows)
         else:
@@ -571,9 +580,12 @@ def track_history(track_ref: str, db_path: str | None, as_json: bool) -> None:
 @track.command("why")
 @click.argument("track_ref", metavar="TRACK")
 @judge_at_option
+@reader_option
 @db_option
 @json_option
-def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool) -> None:
+def track_why(
+    track_ref: str, at: str | None, reader: str | None, db_path: str | None, as_json: bool
+) -> None:
     """Explain in plain words why a track is where it is and what can happen next.
 
     Example:
@@ -583,7 +595,7 @@ def track_why(track_ref: str, at: str | None, db_path: str | None, as_json: bool
     from onboarding import tracks
 
     with database(db_path) as db:
-        info = tracks.why(db, _track_id(track_ref), _parse_at(at))
+        info = tracks.why(db, _readable(db, track_ref, reader), _parse_at(at))
         if as_json:
             echo_json(info)
         else:
@@ -635,3 +647,14 @@ def track_mine(actor: str | None, overdue: bool, db_path: str | None, as_json: b
                 for w in items
             ]
         )
+
+
+def _readable(db: Any, track_ref: str, reader: str | None) -> int:
+    """The track's id; with ``--actor``, "unknown track" when it is outside what the actor
+    may read (onboarding.visibility), as for an id that does not exist."""
+    from onboarding import visibility
+
+    track_id = _track_id(track_ref)
+    if reader is not None:
+        visibility.require_track(db, read_scope(db, reader), track_id)
+    return track_id

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from onboarding import calendar, clock, definitions, registry
+from onboarding import calendar, clock, definitions, registry, visibility
 from onboarding.engine import NO_REENTRY, compute_due
 from onboarding.guards import GuardContext
 from workflows.model import Definition, StateDef
@@ -208,7 +208,11 @@ def _columns(
 
 
 def grid(
-    db: Database, as_of: date, flt: GridFilter = GridFilter(), definition: str = CONNECTION
+    db: Database,
+    as_of: date,
+    flt: GridFilter = GridFilter(),
+    definition: str = CONNECTION,
+    scope: visibility.Scope = visibility.FULL,
 ) -> dict[str, Any]:
     """Rows of municipalities, columns of systems, cells of a definition's tracks as of a date.
 
@@ -218,6 +222,12 @@ def grid(
     set (or one column). An open track wins over a finished one, a newer one over an older one.
     Cells are coloured by phase (a definition without phases: by bucket, else by state), and
     the cells are counted per bucket.
+
+    Need-to-know (``scope``, onboarding.visibility): the totals (tracks, open, overdue, phase
+    and bucket counts) are the national aggregate; a reader who does not read everything gets
+    its own figures as ``mine`` and only the rows and cells of its own tracks, unless the
+    portfolio is public: then every row is shown, and a cell or row it may not open carries
+    ``readable: False`` (no link).
     """
     stamp = clock.stamp(clock.end_of_local_day(as_of))
     latest = definitions.get(db, definition)
@@ -280,8 +290,9 @@ def grid(
             "final": state.final,
             "live": _live(defn, state.name),
             "role": state.role,
+            "readable": True,
         }
-    if flt.phase or flt.overdue or flt.role:
+    if _narrows_cells(flt):
         cells = {
             k: c
             for k, c in cells.items()
@@ -289,11 +300,14 @@ def grid(
             and (not flt.overdue or c["overdue"])
             and (not flt.role or c["role"] == flt.role)
         }
-        used = set(cells)
-    else:
-        used = set(cells) | {
-            (("m", m), ("s", s)) for m, s in contracts if s in systems and m in municipalities
-        }
+    national = dict(cells)  # the totals are national aggregates, whoever reads
+    contract_keys = {
+        (("m", m), ("s", s)) for m, s in contracts if s in systems and m in municipalities
+    }
+    mine = None
+    if not scope.everything:
+        cells, contract_keys, mine = _scoped(db, scope, definition, cells, contract_keys)
+    used = set(cells) if _narrows_cells(flt) else set(cells) | contract_keys
     columns = _columns(db, {k[1] for k in used}, every_system, latest.title)
     rows = []
 
@@ -327,6 +341,10 @@ def grid(
             groups[-1]["span"] += 1
         else:
             groups.append({"category": col["category"], "span": 1})
+    readable_rows = _readable_rows(db, scope, {k[0] for k in used})
+    for r in rows:
+        r["readable"] = r["code"] is None or r["code"] in readable_rows
+    cells = national
     counts = {p: 0 for p in phase_order}
     for c in cells.values():
         if c["phase"] in counts:
@@ -351,6 +369,7 @@ def grid(
         "tracks": len(cells),
         "open": sum(1 for c in cells.values() if not c["final"]),
         "overdue": sum(1 for c in cells.values() if c["overdue"]),
+        "mine": mine,
     }
 
 
@@ -366,6 +385,51 @@ def roles_waited_on(defn: Definition) -> list[str]:
         if s.role and not s.final and s.role not in out:
             out.append(s.role)
     return out
+
+
+def _scoped(
+    db: Database,
+    scope: visibility.Scope,
+    definition: str,
+    cells: dict[tuple[_Key, _Key], dict[str, Any]],
+    contract_keys: set[tuple[_Key, _Key]],
+) -> tuple[dict[tuple[_Key, _Key], dict[str, Any]], set[tuple[_Key, _Key]], dict[str, int]]:
+    """The cells and contract-only cells a scoped reader sees, and its own counts."""
+    own = scope.track_ids(db, definition)
+    for cell in cells.values():
+        cell["readable"] = cell["track"] in own
+    own_contracts = {
+        (("m", int(r[0])), ("s", int(r[1])))
+        for r in db.conn.execute(
+            f"SELECT c.municipality_code, c.system_id FROM contracts c WHERE {scope.contracts('c')}"
+        )
+    }
+    mine_cells = [c for c in cells.values() if c["readable"]]
+    mine = {
+        "tracks": len(mine_cells),
+        "open": sum(1 for c in mine_cells if not c["final"]),
+        "overdue": sum(1 for c in mine_cells if c["overdue"]),
+    }
+    if scope.names_public:
+        return cells, contract_keys, mine
+    return (
+        {k: c for k, c in cells.items() if c["readable"]},
+        contract_keys & own_contracts,
+        mine,
+    )
+
+
+def _readable_rows(db: Database, scope: visibility.Scope, keys: set[_Key]) -> set[int]:
+    """The municipality rows whose page the reader may open."""
+    codes = [int(ident) for kind, ident in keys if kind == "m"]
+    if scope.everything:
+        return set(codes)
+    return {
+        int(r[0])
+        for r in db.conn.execute(
+            f"SELECT m.code FROM municipalities m WHERE {scope.municipalities('m.code')}"
+        )
+    } & set(codes)
 
 
 def filter_options(db: Database, definition: str = CONNECTION) -> dict[str, Any]:

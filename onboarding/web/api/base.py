@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from onboarding import clock, i18n, tokens
+from onboarding import clock, i18n, tokens, visibility
 from onboarding.db import DatabaseBusy, connect, immediate
 from onboarding.errors import (
     InputError,
@@ -35,6 +35,7 @@ from onboarding.errors import (
     TransitionRefused,
 )
 from onboarding.storage import StorageError
+from onboarding.visibility import Scope
 
 log = logging.getLogger("onboarding.api")
 
@@ -99,62 +100,19 @@ def status_and_code(exc: OnboardingError) -> tuple[int, str]:
 # --- who may read what (the seam) -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReadScope:
-    """The tracks an actor may read, as an SQL predicate over ``tracks <alias>``.
-
-    This is the API's one seam to the need-to-know rules: everything that lists or reads a
-    track asks ``read_scope`` and nothing else."""
-
-    everything: bool
-    municipality_codes: frozenset[int] = frozenset()
-    vendor_ids: frozenset[int] = frozenset()
-
-    def tracks(self, alias: str = "t") -> str:
-        if self.everything:
-            return "1"
-        parts = []
-        # Integer literals only (from the grants table through int()): no placeholders needed.
-        if self.municipality_codes:
-            codes = ", ".join(str(c) for c in sorted(self.municipality_codes))
-            parts.append(f"{alias}.municipality_code IN ({codes})")
-        if self.vendor_ids:
-            # As actors._Checker.covers: a vendor subject names its vendor, else the system's.
-            vendors = ", ".join(str(v) for v in sorted(self.vendor_ids))
-            parts.append(
-                f"(CASE WHEN {alias}.vendor_id IS NOT NULL THEN {alias}.vendor_id IN ({vendors})"
-                f" ELSE {alias}.system_id IN (SELECT id FROM systems WHERE vendor_id IN"
-                f" ({vendors})) END)"
-            )
-        return "(" + " OR ".join(parts) + ")" if parts else "0"
+def read_scope(db: Database, actor: str | None) -> Scope:
+    """What the request's actor may read: the library's need-to-know rules
+    (``onboarding.visibility``), the same as the web pages and the command line. A request
+    without an actor (the public OpenAPI document) reads no track."""
+    if actor is None:
+        return Scope(actor=None, everything=False)
+    return visibility.of(db, actor)
 
 
-def read_scope(db: Database, actor: str) -> ReadScope:
-    """What ``actor`` may read: the union of its grants, whatever the role (a grant for all
-    reads everything). Until the library's read rules land (onboarding/visibility.py) this
-    reads the grants directly, with the same rule the engine uses for writes."""
-    munis: set[int] = set()
-    vendors: set[int] = set()
-    for kind, value in db.conn.execute(
-        "SELECT scope_kind, scope_value FROM actor_grants WHERE actor = ?", [actor]
-    ):
-        if kind == "all":
-            return ReadScope(everything=True)
-        if kind == "municipality":
-            munis.add(int(value))
-        elif kind == "vendor":
-            vendors.add(int(value))
-    return ReadScope(False, frozenset(munis), frozenset(vendors))
-
-
-def require_track(db: Database, scope: ReadScope, track_id: int) -> None:
+def require_track(db: Database, scope: Scope, track_id: int) -> None:
     """``NotFound`` (the same answer as an unknown id) unless ``scope`` reads the track: an
     API client learns nothing about tracks outside its scope, not even that they exist."""
-    row = db.conn.execute(
-        f"SELECT 1 FROM tracks t WHERE t.id = ? AND {scope.tracks('t')}", [track_id]
-    ).fetchone()
-    if row is None:
-        raise NotFound("track", str(track_id))
+    visibility.require_track(db, scope, track_id)
 
 
 # --- a call -----------------------------------------------------------------------------------
@@ -167,7 +125,7 @@ class Call:
     request: Request
     db: Database
     actor: str
-    scope: ReadScope
+    scope: Scope
     body: Any
     raw: bytes
     lang: str
@@ -301,7 +259,7 @@ def _run_sync(
                 "invalid_token",
                 _("The API token is unknown, revoked, or its actor inactive."),
             )
-        scope = read_scope(db, actor) if actor else ReadScope(everything=False)
+        scope = read_scope(db, actor)
         call = Call(request, db, actor or "", scope, parsed, raw, lang)
         key = request.headers.get("idempotency-key")
         if write and key is not None:

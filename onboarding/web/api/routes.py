@@ -129,14 +129,13 @@ def list_tracks(call: Call) -> Result:
     """
     limit = _int_param(call, "limit", PAGE, 1, MAX_PAGE)
     after = _int_param(call, "after", 0, 0, 2**62)
-    flt = _filter(call)
+    flt = replace(_filter(call), scope=call.scope)
     where, params = flt.to_sql(call.db)
     # The filter and the reader's scope select ids in SQL; the summaries are track list's.
     ids = [
         int(r[0])
         for r in call.db.conn.execute(
-            f"SELECT t.id FROM tracks t WHERE {where} AND {call.scope.tracks('t')} AND t.id > ?"
-            " ORDER BY t.id LIMIT ?",
+            f"SELECT t.id FROM tracks t WHERE {where} AND t.id > ? ORDER BY t.id LIMIT ?",
             [*params, after, limit + 1],
         )
     ]

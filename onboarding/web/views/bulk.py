@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import bulkops, definitions, engine, registry, tracks
+from onboarding import bulkops, definitions, engine, registry, tracks, visibility
 from onboarding.errors import InputError, NotFound, OnboardingError
 from onboarding.filters import TrackFilter
 from onboarding.web.core import WEB, Page, Redirect, _granted_roles, _status_for, _urlencode
@@ -68,9 +68,12 @@ def _parse_sets(text: str) -> dict[str, str]:
     return out
 
 
-def _bulk_filter(req: Mapping[str, Any], ids: tuple[int, ...] = ()) -> TrackFilter:
+def _bulk_filter(
+    req: Mapping[str, Any], ids: tuple[int, ...] = (), scope: visibility.Scope | None = None
+) -> TrackFilter:
     values = {k: req[k] for k in BULK_CONDITIONS if req.get(k)}
-    flt = TrackFilter(**values, overdue=bool(req.get("overdue")), ids=ids)
+    # Only tracks the actor may read are selected (need-to-know): none of another's is listed.
+    flt = TrackFilter(**values, overdue=bool(req.get("overdue")), ids=ids, scope=scope)
     if flt.is_empty():
         raise InputError(_("Choose at least one condition: the filter would select every track."))
     return flt
@@ -118,7 +121,7 @@ def _bulk_preview(page: Page, req: Mapping[str, Any]) -> dict[str, Any]:
     assert page.actor is not None
     if not req["trigger"]:
         raise InputError(_("Choose the step to take (trigger)."))
-    flt = _bulk_filter(req)
+    flt = _bulk_filter(req, scope=visibility.of(page.db, page.actor))
     sets = _parse_sets(req["sets"])
     act = engine.Act(actor=page.actor, role=req["role"], note=req["note"] or None)
     result = engine.bulk_advance(
@@ -162,7 +165,7 @@ def bulk_apply(page: Page) -> Response:
             raise InputError(_("Nothing to apply: preview first."))
         if not req["trigger"]:
             raise InputError(_("Choose the step to take (trigger)."))
-        flt = _bulk_filter(req, ids)
+        flt = _bulk_filter(req, ids, visibility.of(page.db, page.actor))
         sets = _parse_sets(req["sets"])
         # Each history row names the operation (its id and instant), so the result page and
         # every moved track's history say which bulk action moved it, and who did it.

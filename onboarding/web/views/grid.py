@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from onboarding import visibility
 from onboarding.web import portfolio
 from onboarding.web.core import WEB, Page, _parse_day, _urlencode
 
@@ -27,7 +28,8 @@ def grid_page(page: Page) -> Response:
         overdue=page.query("overdue") in ("1", "on", "ja", "yes"),
         role=pick("role", options["roles"]),
     )
-    data = portfolio.grid(page.db, as_of, flt, definition)
+    scope = visibility.of(page.db, page.actor)
+    data = portfolio.grid(page.db, as_of, flt, definition, scope)
     # The overdue count links to this very view narrowed to the overdue cells: every filter
     # lives in the URL, so the link (like any view) can be bookmarked and shared.
     kept = {k: v for k, v in page.request.query_params.items() if k in _FILTERS and v}

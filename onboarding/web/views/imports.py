@@ -114,9 +114,7 @@ def import_preview(page: Page) -> Response:
             result=None,
             errors=_file_errors(exc, path),
         )
-    return state.render(
-        page, "import.html", result=_import_view(result, path, who), token=token
-    )
+    return state.render(page, "import.html", result=_import_view(result, path, who), token=token)
 
 
 def import_apply(page: Page) -> Response:
@@ -147,6 +145,4 @@ def import_apply(page: Page) -> Response:
         )
     shutil.rmtree(path.parent, ignore_errors=True)
     page.session.pop("import", None)
-    return state.render(
-        page, "import.html", result=_import_view(result, path, who), applied=True
-    )
+    return state.render(page, "import.html", result=_import_view(result, path, who), applied=True)

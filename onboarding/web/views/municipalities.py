@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from onboarding import definitions, registry, tracks
+from onboarding import definitions, registry, tracks, visibility
 from onboarding.errors import NotFound
 from onboarding.filters import TrackFilter
 from onboarding.web.core import WEB, Page
@@ -14,20 +14,24 @@ from onboarding.web.core import WEB, Page
 
 def municipality_page(page: Page) -> Response:
     code = int(page.request.path_params["code"])
+    scope = visibility.of(page.db, page.actor)
     found = [m for m in registry.list_municipalities(page.db) if int(m["code"]) == code]
     if not found:
         raise NotFound("municipality", str(code))
+    visibility.require_municipality(page.db, scope, code)  # 404 outside the scope, as unknown
     m = found[0]
-    rows = tracks.list_tracks(page.db, TrackFilter(municipality=str(code)))
+    rows = tracks.list_tracks(page.db, TrackFilter(municipality=str(code), scope=scope))
     by_def: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_def.setdefault(r["definition"], []).append(r)
-    contracts = [c for c in registry.list_contracts(page.db) if c["municipality_code"] == code]
-    contacts = [c for c in registry.list_contacts(page.db) if c["municipality_code"] == code]
+    contracts = [
+        c for c in registry.list_contracts(page.db, scope) if c["municipality_code"] == code
+    ]
+    contacts = [c for c in registry.list_contacts(page.db, scope) if c["municipality_code"] == code]
     klik_tasks = registry.list_klik_tasks(page.db)
     klik_rows = {}
     for t in tracks.iter_tracks(
-        page.db, TrackFilter(municipality=str(code), definition="klik-task")
+        page.db, TrackFilter(municipality=str(code), definition="klik-task", scope=scope)
     ):
         klik_rows[t["klik_task_id"]] = t
     klik_view = []
@@ -42,7 +46,7 @@ def municipality_page(page: Page) -> Response:
     waves = {str(w["code"]).upper(): w for w in registry.list_waves(page.db)}
     wave_view = []
     for t in tracks.iter_tracks(
-        page.db, TrackFilter(municipality=str(code), definition="rollout-wave")
+        page.db, TrackFilter(municipality=str(code), definition="rollout-wave", scope=scope)
     ):
         defn = definitions.get(page.db, t["definition"], t["def_version"])
         code_ = str(t["fields"].get("wave") or "").upper()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import reports
+from onboarding import reports, visibility
 from onboarding.errors import NotFound
 from onboarding.web import portfolio
 from onboarding.web.core import NO_STORE, WEB, Page, _parse_day
@@ -55,8 +55,14 @@ def _report_data(page: Page, name: str) -> dict[str, Any]:
         data["report"] = reports.klik(page.db, as_of=as_of)
     else:
         data.update(_overdue_filters(page))
+        # A list of tracks: only the reader's own (the other reports are aggregate counts).
+        scope = visibility.of(page.db, page.actor)
         data["report"] = reports.overdue(
-            page.db, today=as_of, role=data["role"] or None, vendor=data["vendor"] or None
+            page.db,
+            today=as_of,
+            role=data["role"] or None,
+            vendor=data["vendor"] or None,
+            scope=scope,
         )
     return data
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 from starlette.responses import Response
 
-from onboarding import definitions, engine, outbox, registry, tracks
+from onboarding import definitions, engine, outbox, registry, tracks, visibility
 from onboarding.errors import NotFound, OnboardingError
 from onboarding.roles import label as role_label
 from onboarding.web import i18n
@@ -109,20 +109,35 @@ def _track_view(page: Page, track_id: int) -> dict[str, Any]:
         "actions": actions,
         "my_roles": sorted(mine),
         "history": _history_view(page.db, row),
-        "notifications": [_notification_view(defn, n) for n in notes if n["status"] != "cancelled"],
+        "notifications": _without_others_addresses(
+            page, [_notification_view(defn, n) for n in notes if n["status"] != "cancelled"]
+        ),
         "field_labels": {name: f.label for name, f in defn.fields.items()},
         "cancelled_notifications": sum(1 for n in notes if n["status"] == "cancelled"),
     }
 
 
+def _readable(page: Page, track_id: int) -> None:
+    """404 for a track outside the actor's read scope, as for one that does not exist."""
+    visibility.require_track(page.db, visibility.of(page.db, page.actor), track_id)
+
+
+def _without_others_addresses(page: Page, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recipients' addresses only of the reader's own contacts (others' are personal data)."""
+    own = visibility.own_addresses(page.db, visibility.of(page.db, page.actor))
+    return [{**r, "to": visibility.hide_addresses(r["to"], own)[0]} for r in rows]
+
+
 def track_page(page: Page) -> Response:
     track_id = int(page.request.path_params["track_id"])
+    _readable(page, track_id)
     return WEB(page).render(page, "track.html", **_track_view(page, track_id))
 
 
 def track_advance(page: Page) -> Response:
     assert page.actor is not None and page.form is not None
     track_id = int(page.request.path_params["track_id"])
+    _readable(page, track_id)
     trigger = page.field("trigger")
     role = page.field("role")
     note = page.field("note") or None
