@@ -643,3 +643,27 @@ def test_api_lists_what_the_cli_lists_for_the_same_actor(
     cli = run(runner, api_db, "track", "show", str(OTHER_TRACK), actor=AARHUS)
     assert cli.exit_code == 2 and "unknown track" in cli.stderr
     _error(client.get(f"{API}/tracks/{OTHER_TRACK}", headers=aarhus), 404, "not_found")
+
+
+def test_api_full_disk_is_503_storage_fault_and_reads_go_on(
+    client: TestClient, aarhus: dict[str, str], api_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database unable to grow (a full disk, PRAGMA max_page_count), a write is 503
+    storage_fault in one sentence and writes nothing, an idempotent one too; reads still
+    answer."""
+    conn = sqlite3.connect(api_db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        conn.close()
+    monkeypatch.setenv("ONBOARDING_TEST_MAX_PAGE_COUNT", str(pages))
+    before = _dump(api_db)
+    big = _advance(note="x" * 2000)
+    for headers in (aarhus, {**aarhus, "Idempotency-Key": "full-1"}):
+        r = client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", json=big, headers=headers)
+        err = _error(r, 503, "storage_fault")
+        assert "\n" not in err["message"] and "lines" not in err
+    assert client.get(f"{API}/tracks/{AARHUS_TRACK}", headers=aarhus).status_code == 200
+    monkeypatch.delenv("ONBOARDING_TEST_MAX_PAGE_COUNT")
+    assert _dump(api_db) == before

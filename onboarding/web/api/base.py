@@ -34,7 +34,7 @@ from onboarding.errors import (
     StaleVersion,
     TransitionRefused,
 )
-from onboarding.storage import StorageError
+from onboarding.storage import StorageError, describe
 from onboarding.visibility import Scope
 
 log = logging.getLogger("onboarding.api")
@@ -278,6 +278,14 @@ def _run_sync(
         lines = str(exc).splitlines()
         extra = {"lines": lines} if len(lines) > 1 else {}
         return error_body(status, code, lines[0] if lines else code, **extra)
+    except (sqlite3.Error, OSError) as exc:
+        # A storage fault no library call named (a full disk, a read-only file system): said
+        # in one sentence, as the command line says it; anything else is a bug.
+        fault = describe(exc, _db_path(request))
+        if fault is None:
+            log.exception("API request failed: %s %s", request.method, request.url.path)
+            return error_body(500, "internal_error", _("Internal error."))
+        return error_body(503, "storage_fault", str(fault))
     except Exception:
         # A bug: logged with its traceback, answered without one (exit 1's counterpart).
         log.exception("API request failed: %s %s", request.method, request.url.path)
