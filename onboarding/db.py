@@ -92,12 +92,25 @@ def connect(path: str | os.PathLike[str]) -> Database:
     return Database(conn, execute_plugins=False)
 
 
+#: Database files (device, inode) this process has already found to carry our application id:
+#: their header is not read again with ``open()``. Closing any descriptor of a file drops every
+#: POSIX lock the process holds on it, also the shared lock another thread's SQLite connection
+#: holds on a WAL database; another process then believes it closed the last connection and
+#: resets the WAL under that connection ("disk I/O error", SQLITE_IOERR_SHORT_READ, seen with
+#: two 'serve' processes; SQLite's "How To Corrupt An SQLite Database File", 2.2). Every
+#: connection still checks the id through SQLite itself (``check_ours``).
+_OURS: set[tuple[int, int]] = set()
+
+
 def _check_header(p: Path) -> None:
     """Refuse, before SQLite opens it, a file that is not SQLite or has another application's
     id; a missing folder is said as such (SQLite would say "unable to open database file")."""
     if not p.parent.is_dir():
         raise missing_folder(p)
     if not p.exists():
+        return
+    st = p.stat()
+    if (st.st_dev, st.st_ino) in _OURS:
         return
     with open(p, "rb") as f:
         header = f.read(100)
@@ -111,6 +124,8 @@ def _check_header(p: Path) -> None:
     app_id = int.from_bytes(header[68:72], "big")
     if app_id not in (0, APPLICATION_ID):
         raise _foreign(p, f"SQLite application_id {app_id:#010x}")
+    if app_id == APPLICATION_ID:
+        _OURS.add((st.st_dev, st.st_ino))
 
 
 def _foreign(p: Path, why: str) -> NotOurs:
