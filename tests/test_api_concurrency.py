@@ -131,3 +131,32 @@ def test_api_concurrency_expect_version_lets_one_writer_win(
     assert statuses == {200: 1, 409: 15}, [r.text for r in answers if r.status_code != 200][:3]
     assert all(r.json()["error"]["code"] == "stale_version" for r in answers
                if r.status_code == 409)
+
+
+def test_api_concurrency_reads_and_writes_across_two_servers_never_fail(
+    servers: tuple[Path, list[str], str],
+) -> None:
+    """Four rounds of 96 requests at once to two server processes (reads, and field changes
+    each with its own Idempotency-Key at one version): every answer is 200 or 409, never a
+    storage fault; each round applies exactly one change. (Before db._OURS, a connection's
+    open() and close() of the database file dropped other threads' locks, and the other
+    process reset the WAL under them: "disk I/O error".)"""
+    db, urls, token = servers
+    auth = {"Authorization": f"Bearer {token}"}
+    for round_ in range(4):
+        version = httpx.get(f"{urls[0]}/api/v1/tracks/{TRACK}", headers=auth).json()["version"]
+        before = _rows(db)
+
+        def one(i: int, version: int = version, round_: int = round_) -> httpx.Response:
+            url = urls[i % 2]
+            if i % 3:
+                return httpx.get(f"{url}/api/v1/tracks/{TRACK}", headers=auth, timeout=60)
+            body = {"fields": {"kle_numbers": f"{round_}.{i}"}, "expect_version": version}
+            return httpx.post(f"{url}/api/v1/tracks/{TRACK}/fields", json=body, timeout=60,
+                              headers={**auth, "Idempotency-Key": f"r{round_}-{i}"})
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(one, range(96)))
+        odd = [r.text for r in answers if r.status_code not in (200, 409)]
+        assert not odd, odd[:3]
+        assert _rows(db) == before + 1
