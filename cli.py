@@ -134,7 +134,14 @@ class LazyGroup(Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="onboarding")
-def cli() -> None:
+@click.option(
+    "--lang",
+    type=click.Choice(["da", "en"]),
+    envvar="ONBOARDING_LANG",
+    default=None,
+    help="Language of messages, labels and the HTML report (default da; env ONBOARDING_LANG).",
+)
+def cli(lang: str | None) -> None:
     """Track how Denmark's municipalities connect their systems to the common infrastructure.
 
     Start with 'onboarding init', then 'onboarding track start' and 'onboarding track advance'.
@@ -144,6 +151,9 @@ def cli() -> None:
 
         onboarding init && onboarding registry list municipalities
     """
+    from onboarding import i18n
+
+    i18n.choose(lang)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -565,6 +565,12 @@ def make_national(path: Path, n: int) -> None:
     )
     conn.executemany("INSERT INTO temp.ends VALUES (?, ?, ?, ?, ?, ?, ?)", ends)
     _working_day_table(conn, {e[6] for e in ends if e[6] is not None})
+    # The rollout summary (012_rollout_summary) is filled after the tracks, as its migration
+    # fills it: its triggers would upsert once per generated track.
+    from onboarding.db import ROLLOUT_SUMMARY, ROLLOUT_SUMMARY_FILL
+
+    for name in ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update"):
+        conn.execute(f"DROP TRIGGER {name}")
     rows = n * HISTORY_ROWS
     t0 = int(NATIONAL_FROM.timestamp())
     delta = max(1, int(NATIONAL_SPAN.total_seconds()) // rows)
@@ -616,6 +622,10 @@ def make_national(path: Path, n: int) -> None:
         " || at || '\",\"' || at || '\",1,' || json_fields || ']'",
     )
     for _, sql in indexes:
+        conn.execute(sql)
+    conn.execute("DELETE FROM rollout_summary")
+    conn.execute(ROLLOUT_SUMMARY_FILL)
+    for sql in ROLLOUT_SUMMARY[1:]:  # the triggers (the table is there)
         conn.execute(sql)
     _contracts(conn)
     conn.execute("COMMIT")

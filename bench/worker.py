@@ -316,6 +316,7 @@ def deliver(args: dict[str, Any]) -> dict[str, Any]:
     at = clock.parse_time(args["at"])
     before = _rss_now()
     started = time.perf_counter()
+    cpu = time.process_time()
     if args.get("profile"):
         from pyinstrument import Profiler
 
@@ -323,13 +324,14 @@ def deliver(args: dict[str, Any]) -> dict[str, Any]:
         prof.start()
     summary = send_due(db, at, config)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     if args.get("profile"):
         prof.stop()
         Path(args["profile"]).write_text(prof.output_text(unicode=False, color=False))
     db.close()
     if summary.sent != n or summary.messages != n:
         raise RuntimeError(f"sent {summary.sent} of {n}: {summary.line()}")
-    return {"times": [seconds], "rss_before": before, "messages": summary.messages}
+    return {"times": [seconds], "rss_before": before, "messages": summary.messages, "cpu": cpu}
 
 
 def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
@@ -345,13 +347,15 @@ def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
             messages.append((sender, to, body.replace(b"\n", b"\r\n")))
     before = _rss_now()
     started = time.perf_counter()
+    cpu = time.process_time()
     smtp = smtplib.SMTP("127.0.0.1", args["port"])
     smtp.ehlo()
     for sender, to, body in messages:
         smtp.sendmail(sender, to, body)
     smtp.quit()
     seconds = time.perf_counter() - started
-    return {"times": [seconds], "rss_before": before, "messages": len(messages)}
+    cpu = time.process_time() - cpu
+    return {"times": [seconds], "rss_before": before, "messages": len(messages), "cpu": cpu}
 
 
 # --- 6. reports -----------------------------------------------------------------------------------
@@ -441,6 +445,67 @@ def report_floor(args: dict[str, Any]) -> dict[str, Any]:
     return {"times": times, "rss_before": before, "totals": totals}
 
 
+def design_read(args: dict[str, Any]) -> dict[str, Any]:
+    """The report's bucket query at each design (``bench.designs``), on one copy of a
+    national database turned from one variant into the next: summary, none, index."""
+    from bench import designs
+    from onboarding import clock, reports
+    from onboarding.db import connect
+
+    db = connect(args["db"])
+    stamp = clock.stamp(clock.end_of_local_day(clock.local_date(clock.now())))
+    params: dict[str, Any] = {"d": data.CONNECTION, "at": stamp}
+    rank_sql = reports.rank_case(db, reports._Defs(db), params)
+    out: dict[str, Any] = {"times": [], "rss_before": _rss_now()}
+    results = {}
+    for variant in ("summary", "none", "index"):
+        started = time.perf_counter()
+        designs.apply(db.conn, variant)
+        out[f"setup_{variant}"] = time.perf_counter() - started
+        sql = designs.bucket_query(variant, rank_sql)
+        db.conn.execute(sql, params).fetchall()  # warm the cache alike for each
+        out[variant] = designs.timed(lambda q=sql: db.conn.execute(q, params).fetchall(), 3)
+        results[variant] = sorted(db.conn.execute(sql, params).fetchall())
+    db.close()
+    if not results["index"] == results["none"] == results["summary"]:
+        raise RuntimeError("the designs give different buckets")
+    return out
+
+
+def design_write(args: dict[str, Any]) -> dict[str, Any]:
+    """Single advances (``engine.advance``, one commit each) on one fresh database per
+    design, the designs taking turns, ``per`` advances each, ``rounds`` times."""
+    from bench import designs
+    from onboarding import clock, engine
+    from onboarding.db import connect
+
+    act = engine.Act(data.ACTOR, data.ROLE, at=clock.parse_time(data.ADVANCE_AT))
+    sets = {"connection_date": data.CONNECTION_DATE}
+    dbs = {}
+    for variant, path in args["dbs"].items():
+        db = connect(path)
+        designs.apply(db.conn, variant)
+        first = db.conn.execute(
+            "SELECT min(id) FROM tracks WHERE definition = 'connection'"
+            " AND state = 'date_agreement'"
+        ).fetchone()[0]
+        dbs[variant] = (db, first)
+    times: dict[str, list[float]] = {v: [] for v in dbs}
+    before = _rss_now()
+    n = 0
+    for _ in range(args["rounds"]):
+        for variant, (db, first) in dbs.items():
+            for k in range(args["per"]):
+                track_id = first + n + k
+                started = time.perf_counter()
+                engine.advance(db, track_id, "agree_date", act, sets)
+                times[variant].append(time.perf_counter() - started)
+        n += args["per"]
+    for db, _ in dbs.values():
+        db.close()
+    return {"times": [], "rss_before": before, **times}
+
+
 # --- 7. peers -------------------------------------------------------------------------------------
 
 
@@ -475,6 +540,8 @@ CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "deliver_raw": deliver_raw,
     "report": report,
     "report_floor": report_floor,
+    "design_read": design_read,
+    "design_write": design_write,
     "peer": peer,
     "peer_memory": peer_memory,
     "shape": shape,

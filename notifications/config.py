@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from onboarding.errors import InputError, shorten
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from onboarding.db import Database
 
 SECURITIES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}

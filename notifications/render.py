@@ -17,16 +17,21 @@ reader decodes them to exactly the text set.
 from __future__ import annotations
 
 import base64
+import email.contentmanager
 import email.policy
 import hashlib
+import random
 import re
 import string
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email._header_value_parser import UnstructuredTokenList as _UnstructuredTokenList
+from email._header_value_parser import ValueTerminal as _ValueTerminal
 from email.headerregistry import (
     Address,
     AddressHeader,
@@ -39,7 +44,7 @@ from email.headerregistry import (
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, parseaddr
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
@@ -62,18 +67,38 @@ from notifications.config import Config
 from onboarding import i18n
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from onboarding.db import Database
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 
 _MONTHS = {
     "da": (
-        "januar", "februar", "marts", "april", "maj", "juni", "juli", "august", "september",
-        "oktober", "november", "december",
+        "januar",
+        "februar",
+        "marts",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "august",
+        "september",
+        "oktober",
+        "november",
+        "december",
     ),
     "en": (
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ),
 }
 _WEEKDAYS = {
@@ -157,9 +182,10 @@ def shipped_internal(path: str) -> bool:
     """A shipped ``_``-prefixed file (``da/_macros.txt``, ``_layout.html``): the shared
     pieces every message uses, which a definition's own templates may not replace (the
     override folder, ``[mail] templates``, is the deliberate way to change them)."""
-    return path.rpartition("/")[2].startswith("_") and PACKAGE_TEMPLATES.joinpath(
-        *path.split("/")
-    ).is_file()
+    return (
+        path.rpartition("/")[2].startswith("_")
+        and PACKAGE_TEMPLATES.joinpath(*path.split("/")).is_file()
+    )
 
 
 class _OverridableLoader(BaseLoader):
@@ -293,6 +319,8 @@ class Renderer:
         self.env = _environment(config.templates_dir)
         #: Each definition version's own templates, read once per renderer (per run).
         self._own: dict[tuple[str, int], OwnTemplates | None] = {}
+        #: Templates looked up by this renderer (``_get``); environments live for the process.
+        self._templates: dict[tuple[int, str, str, str], Any] = {}
 
     def own_templates(self, db: Database, track_id: int) -> OwnTemplates | None:
         """The own templates of the definition version a track runs (None: it has none)."""
@@ -310,8 +338,16 @@ class Renderer:
         return self._own[key]
 
     def _get(self, env: Environment, name: str, suffix: str, lang: str) -> Any:
-        # The configured language first, then Danish (every template ships in Danish).
-        return env.select_template([f"{lang}/{name}.{suffix}", f"da/{name}.{suffix}"])
+        # The configured language first, then Danish (every template ships in Danish). Kept
+        # for the renderer's life (one run, sweep or demo day): Jinja2 would look at each
+        # file's modification time again for every message.
+        key = (id(env), name, suffix, lang)
+        found = self._templates.get(key)
+        if found is None:
+            found = self._templates[key] = env.select_template(
+                [f"{lang}/{name}.{suffix}", f"da/{name}.{suffix}"]
+            )
+        return found
 
     def render(
         self,
@@ -351,27 +387,28 @@ def _ics_text(value: str) -> str:
 
 def _ics_fold(line: str, limit: int = 75) -> str:
     """A content line folded to at most ``limit`` octets per line (RFC 5545 3.1), never inside
-    a UTF-8 character nor between a backslash and the character it escapes."""
-    if len(line) < limit and line.isascii():
+    a UTF-8 character nor between a backslash and the character it escapes.
+
+    Cut on the UTF-8 bytes (a character by character loop was a tenth of a message's cost):
+    each piece is the longest that stays under ``limit`` octets and ends on a character's
+    end; a piece ending in ``\\`` or ``^`` gives that character to the next (as icalendar
+    does)."""
+    data = line.encode("utf-8")
+    if len(data) < limit:
         return line
-    lines: list[str] = []
-    current: list[str] = []
-    size = 0
-    for char in line:
-        n = len(char.encode("utf-8"))
-        if current and size + n >= limit:
-            if len(current) > 1 and current[-1] in "\\^":  # as icalendar does
-                carried = current.pop()
-                lines.append("".join(current))
-                current, size = [carried], 1
-            else:
-                lines.append("".join(current))
-                current, size = [], 0
-        current.append(char)
-        size += n
-    if current:
-        lines.append("".join(current))
-    return "\r\n ".join(lines)
+    room = limit - 1
+    pieces: list[bytes] = []
+    pos = 0
+    while len(data) - pos > room:
+        end = pos + room
+        while data[end] & 0xC0 == 0x80:  # a UTF-8 continuation byte: not a character's start
+            end -= 1
+        if end - pos > 1 and data[end - 1] in b"\\^":
+            end -= 1
+        pieces.append(data[pos:end])
+        pos = end
+    pieces.append(data[pos:])
+    return b"\r\n ".join(pieces).decode("utf-8")
 
 
 #: iTIP methods (RFC 5546) a deadline event is sent with: PUBLISH adds or updates it, CANCEL
@@ -462,6 +499,21 @@ def _q(char: str) -> str:
     return "".join(f"={b:02X}" for b in char.encode("utf-8", "replace"))
 
 
+#: ``_q`` of each character seen so far (a subject is encoded character by character).
+_Q_SEEN: dict[str, str] = {}
+
+
+def _q_all(text: str) -> list[str]:
+    seen = _Q_SEEN
+    out = []
+    for char in text:
+        q = seen.get(char)
+        if q is None:
+            q = seen[char] = _q(char)
+        out.append(q)
+    return out
+
+
 def _encoded_word(text: str) -> str:
     """The text as one encoded-word, Q or B, whichever is shorter."""
     q = "".join(_q(c) for c in text)
@@ -508,7 +560,7 @@ class _Lines:
             for word in text.split(" "):
                 self.put(word)
             return
-        pieces = [_q(c) for c in text]
+        pieces = _q_all(text)
         i = 0
         while i < len(pieces):
             room = min(_WORD, self.room()) - len(_OPEN) - len(_CLOSE)
@@ -567,7 +619,9 @@ class _ExactSubject(_FoldedText, UniqueUnstructuredHeader, BaseHeader):
 
     @classmethod
     def parse(cls, value: str, kwds: dict[str, Any]) -> None:
-        kwds["parse_tree"] = cls.value_parser(value)
+        # The parse tree serves only the stock fold, which _FoldedText replaces: parsing the
+        # text (a tenth of building a message) would be thrown away.
+        kwds["parse_tree"] = _UnstructuredTokenList([_ValueTerminal(value, "vtext")])
         kwds["decoded"] = value
 
 
@@ -679,18 +733,13 @@ def build_message(
     attachments: Sequence[Attachment] = (),
     outbox_ids: Sequence[int] = (),
 ) -> EmailMessage:
-    """A complete message: plain text, HTML alternative, .ics attachments, safe headers."""
+    """A complete message: plain text, HTML alternative, .ics attachments, safe headers.
+
+    The reference build: ``build_outgoing`` writes the same bytes faster, and falls back to
+    this for anything it does not handle."""
     msg = EmailMessage(policy=_POLICY)
-    msg["From"] = _sender(mail_from)
-    msg["To"] = [
-        Address(display_name=_display_name(name), addr_spec=email) for name, email in to
-    ]
-    msg["Subject"] = _ExactSubject("Subject", header_text(rendered.subject))
-    msg["Date"] = format_datetime(date_sent.astimezone(UTC))
-    msg["Message-ID"] = message_id
-    msg["Auto-Submitted"] = "auto-generated"
-    if outbox_ids:
-        msg["X-Onboarding-Outbox"] = ", ".join(str(i) for i in outbox_ids)
+    for name, value in _top_fields(rendered, mail_from, to, message_id, date_sent, outbox_ids):
+        msg[name] = value
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     for item in attachments:
@@ -702,3 +751,284 @@ def build_message(
             params={"method": item.method, "charset": "utf-8"},
         )
     return msg
+
+
+def _top_fields(
+    rendered: Rendered,
+    mail_from: str,
+    to: Sequence[tuple[str, str]],
+    message_id: str,
+    date_sent: datetime,
+    outbox_ids: Sequence[int],
+) -> list[tuple[str, Any]]:
+    """The message's own headers, in order, as set on it: one place for both builds."""
+    fields: list[tuple[str, Any]] = [
+        ("From", _sender(mail_from)),
+        ("To", _recipients(tuple(to))),
+        ("Subject", _ExactSubject("Subject", header_text(rendered.subject))),
+        ("Date", format_datetime(date_sent.astimezone(UTC))),
+        ("Message-ID", message_id),
+        ("Auto-Submitted", "auto-generated"),
+    ]
+    if outbox_ids:
+        fields.append(("X-Onboarding-Outbox", ", ".join(str(i) for i in outbox_ids)))
+    return fields
+
+
+def _recipients(to: tuple[tuple[str, str], ...]) -> list[Address]:
+    return [Address(display_name=_display_name(name), addr_spec=email) for name, email in to]
+
+
+# --- the fast build -----------------------------------------------------------------------------
+#
+# Building a message with ``EmailMessage`` (set_content, add_alternative, add_attachment) and
+# flattening it again in smtplib cost about 2 ms a message here, more than the whole SMTP
+# exchange with a local server (bench/FINDINGS.md). Every message we send has one of a few
+# shapes: text and HTML alternatives, then zero or more calendar files. So the MIME frame of a
+# shape (part headers, MIME-Version lines, boundaries' places) is made once, by the email
+# package itself from a reference message (``_frame``), and each message only fills it in:
+#
+# * its own headers are the same header objects ``build_message`` sets (``_top_fields``: our
+#   folding classes, CR/LF refused by the policy's ``header_store_parse``), folded by the
+#   policy as the generator folds them;
+# * each text part is encoded by the content manager's own encoder (7bit, 8bit,
+#   quoted-printable or base64, chosen by the same rule), each calendar file by its base64;
+# * boundaries are drawn as the generator draws them and never occur in the parts.
+#
+# ``tests/test_mail_build.py`` checks, for varied input (hypothesis), that the bytes equal
+# ``build_message``'s in both forms: as ``.eml`` (``as_bytes``) and as smtplib sends them.
+# Anything the frame does not cover (a calendar file name that would be folded or quoted
+# differently) takes ``build_message``.
+
+_ENCODE_TEXT: Callable[..., tuple[str, str]] | None = getattr(
+    email.contentmanager, "_encode_text", None
+)
+_ENCODE_BASE64: Callable[..., str] | None = getattr(email.contentmanager, "_encode_base64", None)
+#: Placeholder boundaries of the generator's form (15 "=", 19 digits, "=="): same length, so
+#: a header holding one folds as it does with any drawn boundary.
+_PLACEHOLDERS = ("=" * 15 + "0" * 18 + "1==", "=" * 15 + "0" * 18 + "2==")
+_SENTINEL_TEXT, _SENTINEL_HTML = "QZXTEXTQZX", "QZXHTMLQZX"
+#: A calendar file name the frame can take as it is: quoted, never folded or encoded.
+_PLAIN_FILENAME = re.compile(r"[A-Za-z0-9._-]{1,30}\Z")
+#: What ``BytesGenerator`` does to a body line starting "From " when smtplib flattens.
+_FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
+
+
+def _sentinel_file(i: int) -> tuple[str, bytes]:
+    return f"QZXF{i}QZX.ics", f"QZXA{i}QZX".encode()
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The fixed bytes of one message shape (``.eml`` form, LF), between its slots.
+
+    ``pieces`` alternates literal bytes and slot names: ``text-cte``, ``text``, ``html-cte``,
+    ``html``, ``name<i>``, ``file<i>``. Literals hold the placeholder boundaries."""
+
+    pieces: tuple[bytes | str, ...]
+
+
+_FRAMES: dict[tuple[str, ...], _Frame | None] = {}
+_FRAMES_LOCK = threading.Lock()
+
+
+def _frame(methods: tuple[str, ...]) -> _Frame | None:
+    """The frame of messages with calendar files of these methods (None: no fast build)."""
+    with _FRAMES_LOCK:
+        if methods not in _FRAMES:
+            _FRAMES[methods] = _make_frame(methods)
+        return _FRAMES[methods]
+
+
+def _make_frame(methods: tuple[str, ...]) -> _Frame | None:
+    """Build a reference message of this shape through ``build_message`` with sentinel
+    parts and the placeholder boundaries, and cut its bytes at the sentinels."""
+    if _ENCODE_TEXT is None or _ENCODE_BASE64 is None:
+        return None
+    files = [_sentinel_file(i) for i in range(len(methods))]
+    ref = build_message(
+        Rendered("s", _SENTINEL_TEXT, _SENTINEL_HTML),
+        mail_from="a@example.invalid",
+        to=[("", "b@example.invalid")],
+        message_id="<m@example.invalid>",
+        date_sent=datetime(2000, 1, 1, tzinfo=UTC),
+        attachments=[
+            Attachment(name, content, method)
+            for (name, content), method in zip(files, methods, strict=True)
+        ],
+    )
+    ref.set_boundary(_PLACEHOLDERS[0])
+    if methods:
+        first = ref.get_payload(0)
+        assert isinstance(first, EmailMessage)
+        first.set_boundary(_PLACEHOLDERS[1])
+    data = ref.as_bytes()
+    start = data.find(b"\nMIME-Version: 1.0\n") + 1
+    if start <= 0:
+        return None
+    body = data[start:]
+    cte = b"Content-Transfer-Encoding: 7bit\n"
+    slots: list[tuple[bytes, str, int]] = []  # (sentinel bytes, slot name, how many to cut)
+    for text, name in ((_SENTINEL_TEXT, "text"), (_SENTINEL_HTML, "html")):
+        payload = f"{text}\n".encode()
+        at = body.find(payload)
+        header = body.rfind(cte, 0, at)
+        if at < 0 or header < 0:
+            return None
+        slots.append((b"7bit", f"{name}-cte", header + len(cte) - len(b"7bit\n")))
+        slots.append((payload, name, at))
+    for i, (filename, content) in enumerate(files):
+        for sentinel, name in (
+            (filename.encode(), f"name{i}"),
+            (_ENCODE_BASE64(content, _POLICY.max_line_length).encode(), f"file{i}"),
+        ):
+            at = body.find(sentinel)
+            if at < 0 or body.find(sentinel, at + 1) >= 0:
+                return None
+            slots.append((sentinel, name, at))
+    slots.sort(key=lambda s: s[2])
+    pieces: list[bytes | str] = []
+    pos = 0
+    for sentinel, name, at in slots:
+        pieces += [body[pos:at], name]
+        pos = at + len(sentinel)
+    pieces.append(body[pos:])
+    return _Frame(tuple(pieces))
+
+
+def _fold_field(name: str, value: Any) -> tuple[bytes, str]:
+    """One header as the generator writes it (``.eml`` form), and its value as read back:
+    the policy's header object, folded by the policy. A str value holding CR or LF raises
+    ``ValueError`` here, as on ``EmailMessage``."""
+    name, obj = _POLICY.header_store_parse(name, value)
+    return _POLICY.fold_binary(name, obj), str(obj)
+
+
+# Headers that repeat across messages are folded once: the same input always gives the same
+# header object and the same bytes (a run sends from one sender to a few hundred recipient
+# lists, all in a few seconds).
+
+
+@lru_cache(maxsize=64)
+def _folded_from(mail_from: str) -> tuple[bytes, str]:
+    return _fold_field("From", _sender(mail_from))
+
+
+@lru_cache(maxsize=4096)
+def _folded_to(to: tuple[tuple[str, str], ...]) -> tuple[bytes, str]:
+    return _fold_field("To", _recipients(to))
+
+
+@lru_cache(maxsize=256)
+def _folded_plain(name: str, value: str) -> tuple[bytes, str]:
+    return _fold_field(name, value)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to hand over: its bytes, and the header values a run records.
+
+    ``as_bytes()`` is what ``EmailMessage.as_bytes()`` gives (``.eml`` files); ``smtp_bytes()``
+    what ``smtplib.send_message`` would send (CRLF, body lines starting "From " quoted).
+    ``message()`` builds the same message as an ``EmailMessage`` (for an SMTPUTF8 session)."""
+
+    data: bytes
+    headers: Mapping[str, str]
+    rebuild: Callable[[], EmailMessage]
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+    def as_bytes(self) -> bytes:
+        return self.data
+
+    def smtp_bytes(self) -> bytes:
+        return _FROM_LINE.sub(b">From ", self.data).replace(b"\n", b"\r\n")
+
+    def message(self) -> EmailMessage:
+        return self.rebuild()
+
+
+def _draw_boundary(parts: Sequence[bytes]) -> str:
+    """A boundary as the generator draws one, found in none of the parts."""
+    while True:
+        boundary = "=" * 15 + f"{random.randrange(sys.maxsize):019d}" + "=="
+        mark = b"--" + boundary.encode()
+        if not any(mark in p for p in parts):
+            return boundary
+
+
+def build_outgoing(
+    rendered: Rendered,
+    *,
+    mail_from: str,
+    to: Sequence[tuple[str, str]],
+    message_id: str,
+    date_sent: datetime,
+    attachments: Sequence[Attachment] = (),
+    outbox_ids: Sequence[int] = (),
+) -> Outgoing:
+    """``build_message``'s message as bytes, through the frame of its shape (see above)."""
+
+    def rebuild() -> EmailMessage:
+        return build_message(
+            rendered,
+            mail_from=mail_from,
+            to=to,
+            message_id=message_id,
+            date_sent=date_sent,
+            attachments=attachments,
+            outbox_ids=outbox_ids,
+        )
+
+    frame = _frame(tuple(a.method for a in attachments))
+    if frame is None or not all(_PLAIN_FILENAME.match(a.filename) for a in attachments):
+        msg = rebuild()
+        return Outgoing(msg.as_bytes(), _recorded(msg), rebuild)
+    # The fields of _top_fields, in its order, each folded as the generator folds it.
+    subject = rendered.subject
+    fields = [
+        ("from", _folded_from(mail_from)),
+        ("to", _folded_to(tuple(to))),
+        ("subject", _fold_field("Subject", _ExactSubject("Subject", header_text(subject)))),
+        ("date", _folded_plain("Date", format_datetime(date_sent.astimezone(UTC)))),
+        ("message-id", _fold_field("Message-ID", message_id)),
+        ("auto-submitted", _folded_plain("Auto-Submitted", "auto-generated")),
+    ]
+    if outbox_ids:
+        ids = ", ".join(str(i) for i in outbox_ids)
+        fields.append(("x-onboarding-outbox", _fold_field("X-Onboarding-Outbox", ids)))
+    head = [folded for _, (folded, _) in fields]
+    recorded = {name: value for name, (_, value) in fields}
+    slots = _fill(rendered, attachments)
+    b1, b2 = (_draw_boundary(list(slots.values())) for _ in _PLACEHOLDERS)
+    out = head
+    for piece in frame.pieces:
+        if isinstance(piece, str):
+            out.append(slots[piece])
+        else:
+            out.append(
+                piece.replace(_PLACEHOLDERS[0].encode(), b1.encode()).replace(
+                    _PLACEHOLDERS[1].encode(), b2.encode()
+                )
+            )
+    return Outgoing(b"".join(out), recorded, rebuild)
+
+
+def _fill(rendered: Rendered, attachments: Sequence[Attachment]) -> dict[str, bytes]:
+    """Each slot's bytes: the text parts as the content manager encodes them, each calendar
+    file's name and base64."""
+    assert _ENCODE_TEXT is not None and _ENCODE_BASE64 is not None
+    slots: dict[str, bytes] = {}
+    for name, text in (("text", rendered.text), ("html", rendered.html)):
+        cte, payload = _ENCODE_TEXT(text, "utf-8", None, _POLICY)
+        slots[f"{name}-cte"] = cte.encode("ascii")
+        slots[name] = payload.encode("ascii", "surrogateescape")
+    for i, item in enumerate(attachments):
+        slots[f"name{i}"] = item.filename.encode("ascii")
+        slots[f"file{i}"] = _ENCODE_BASE64(item.content, _POLICY.max_line_length).encode()
+    return slots
+
+
+def _recorded(msg: EmailMessage) -> dict[str, str]:
+    return {k.lower(): str(v) for k, v in msg.items()}

@@ -19,6 +19,7 @@ they were.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -29,14 +30,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from notifications.config import Config
-from notifications.render import Attachment, Rendered, Renderer, build_message, due_calendar
+from notifications.render import (
+    Attachment,
+    Outgoing,
+    Rendered,
+    Renderer,
+    build_message,
+    build_outgoing,
+    due_calendar,
+)
 from notifications.send import DeliveryError, Transport, open_transport
 from onboarding import clock, outbox
+from onboarding.db import Database
+from onboarding.outbox_results import Ledger, Sent
 from onboarding.visibility import Scope
 
 
@@ -110,18 +121,14 @@ class _Item:
 
 def runner_name() -> str:
     """A name for this runner's claims: host, process, thread and a random part."""
-    return (
-        f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
-    )
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
 
 
 class PrepareError(Exception):
     """A row that cannot become a message (nobody to send it to, a template error)."""
 
 
-def _prepare(
-    db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer
-) -> _Item:
+def _prepare(db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer) -> _Item:
     lang = renderer.config.language
     data = outbox.message_data(db, row, at, lang)
     people = data["recipients"]
@@ -186,11 +193,24 @@ def _example_contact(data: Mapping[str, Any], role: str) -> str:
 
 
 def _message_id(item_rows: Sequence[Mapping[str, Any]], token: str, config: Config) -> str:
+    domain = _domain(config)
     if len(item_rows) == 1:
-        return f"<{outbox.message_key(item_rows[0], token)}@{config.domain}>"
+        return f"<{outbox.message_key(item_rows[0], token)}@{domain}>"
     keys = ",".join(outbox.message_key(r, token) for r in sorted(item_rows, key=lambda r: r["id"]))
     digest = hashlib.sha256(keys.encode()).hexdigest()[:20]
-    return f"<digest.{digest}.{token}@{config.domain}>"
+    return f"<digest.{digest}.{token}@{domain}>"
+
+
+def _domain(config: Config) -> str:
+    """``config.domain``, which parses the sender's address: once per sender."""
+    return _parsed(config.mail_from, config.message_id_domain)[1]
+
+
+@lru_cache(maxsize=16)
+def _parsed(mail_from: str, message_id_domain: str | None) -> tuple[str, str]:
+    """(envelope sender, Message-ID domain) of a sender: ``Config`` parses it on every read."""
+    config = Config(None, Path(), mail_from=mail_from, message_id_domain=message_id_domain)
+    return config.envelope_from, config.domain
 
 
 def _attachment(
@@ -209,7 +229,7 @@ def _attachment(
     method = "CANCEL" if withdraw else "PUBLISH"
     lang = config.language
     content = due_calendar(
-        uid=f"{outbox.event_key(row, token)}@{config.domain}",
+        uid=f"{outbox.event_key(row, token)}@{_domain(config)}",
         summary=item.rendered.subject,
         description=item.rendered.text,
         due=due,
@@ -217,7 +237,7 @@ def _attachment(
         lang=lang,
         sequence=sequence + 1 if withdraw else sequence,
         method=method,
-        organizer=config.envelope_from or None,
+        organizer=_parsed(config.mail_from, config.message_id_domain)[0] or None,
     )
     name = "frist" if lang == "da" else "due"
     return Attachment(f"{name}-{row['track_id']}-{row['notification']}.ics", content, method)
@@ -250,21 +270,46 @@ def compose(
 ) -> EmailMessage:
     """One message for one item, or a digest for several with the same recipients. With
     ``db``, each calendar event carries its SEQUENCE (without: 0)."""
+    rendered, parts = _message_parts(items, renderer, config, token, now, db)
+    return build_message(rendered, **parts)
+
+
+def compose_outgoing(
+    items: Sequence[_Item],
+    renderer: Renderer,
+    config: Config,
+    token: str,
+    now: datetime,
+    db: Database | None = None,
+) -> Outgoing:
+    """``compose``'s message as bytes ready to hand over (``build_outgoing``: the same bytes,
+    built through the cached frame of its shape)."""
+    rendered, parts = _message_parts(items, renderer, config, token, now, db)
+    return build_outgoing(rendered, **parts)
+
+
+def _message_parts(
+    items: Sequence[_Item],
+    renderer: Renderer,
+    config: Config,
+    token: str,
+    now: datetime,
+    db: Database | None,
+) -> tuple[Rendered, dict[str, Any]]:
     rows = [i.row for i in items]
     attachments = _attachments(items, token, config, now, db)
     if len(items) == 1:
         rendered = items[0].rendered
     else:
         rendered = renderer.render("_digest", _digest_context(items))
-    return build_message(
-        rendered,
-        mail_from=config.mail_from,
-        to=items[0].to,
-        message_id=_message_id(rows, token, config),
-        date_sent=now,
-        attachments=attachments,
-        outbox_ids=[r["id"] for r in rows],
-    )
+    return rendered, {
+        "mail_from": config.mail_from,
+        "to": items[0].to,
+        "message_id": _message_id(rows, token, config),
+        "date_sent": now,
+        "attachments": attachments,
+        "outbox_ids": [r["id"] for r in rows],
+    }
 
 
 def _digest_context(items: Sequence[_Item]) -> dict[str, Any]:
@@ -348,6 +393,7 @@ def send_due(
     tp: Transport = transport or open_transport(config, deadline=started + config.run_timeout)
     down: str | None = None
     batches = 0
+    ledger = Ledger(name)
     try:
         while max_batches is None or batches < max_batches:
             rows = outbox.claim(db, at, wall(), name, config.batch_size, config.lease)
@@ -356,9 +402,17 @@ def send_due(
             batches += 1
             summary.claimed += len(rows)
             rows = _supersede(db, rows, at, name, wall(), summary)
-            down = _process(db, rows, at, config, renderer, token, tp, name, wall, summary, down)
+            down = _process(
+                db, rows, at, config, renderer, token, tp, name, wall, summary, down, ledger
+            )
             if down is not None:
                 break  # the server cannot be used: leave the other due rows for the next run
+    except BaseException:
+        # Interrupted: what was sent before is still recorded (its own failure, e.g. a full
+        # disk, must not hide the interruption; the rows then wait for reclaim_stale).
+        with contextlib.suppress(Exception):
+            ledger.flush(db)
+        raise
     finally:
         if own_transport:
             tp.close()
@@ -407,6 +461,7 @@ def _process(
     wall: Callable[[], datetime],
     summary: SendSummary,
     down: str | None,
+    ledger: Ledger,
 ) -> str | None:
     """Render, hand over and record one claimed batch; return why the run must stop, if so."""
     items: list[_Item] = []
@@ -426,7 +481,8 @@ def _process(
         if down is not None:
             _release(db, group, name, wall(), None, summary)
             continue
-        down = _send_group(db, group, config, renderer, token, tp, name, wall, summary)
+        down = _send_group(db, group, config, renderer, token, tp, name, wall, summary, ledger)
+    _credit(summary, ledger.flush(db))  # the batch's last results
     return down
 
 
@@ -440,6 +496,7 @@ def _send_group(
     name: str,
     wall: Callable[[], datetime],
     summary: SendSummary,
+    ledger: Ledger,
 ) -> str | None:
     """One message: build it, hand its rows over (re-checked), send, record each row."""
     msg = _compose(db, group, renderer, config, token, wall())
@@ -451,7 +508,10 @@ def _send_group(
     except DeliveryError as exc:
         _release(db, group, name, wall(), f"not sent: {exc}", summary)
         return str(exc)
-    handed, cancelled = outbox.hand_over(db, [i.row for i in group], name, wall(), config.lease)
+    handed, cancelled = outbox.hand_over(
+        db, [i.row for i in group], name, wall(), config.lease, first=ledger.write
+    )
+    _credit(summary, ledger.settle())  # the results of earlier messages, in that transaction
     for row, why in cancelled:
         _cancelled(summary, row, why)
     if len(handed) < len(group):
@@ -479,22 +539,29 @@ def _send_group(
     if refused:
         notes.append("refused: " + "; ".join(f"{a}: {r}" for a, r in refused.items()))
     note = "; ".join(notes) or None
+    # Written with the next handover or at the end of the batch (outbox_results).
+    sent_at = wall()
     for item in group:
-        if outbox.record_sent(
-            db, item.row["id"], name, wall(), delivered, str(msg["Message-ID"]), note
-        ):
-            summary.sent += 1
-            summary.outcomes.append(
-                Outcome(
-                    item.row["id"],
-                    "sent",
-                    delivered,
-                    str(msg["Subject"]),
-                    note,
-                    str(msg["Message-ID"]),
-                )
+        ledger.sent(
+            Sent(
+                item.row["id"],
+                sent_at,
+                tuple(delivered),
+                str(msg["Message-ID"]),
+                note,
+                str(msg["Subject"]),
             )
+        )
     return None
+
+
+def _credit(summary: SendSummary, written: list[Sent]) -> None:
+    """Count the rows whose sending was recorded (a row taken back meanwhile is not)."""
+    for r in written:
+        summary.sent += 1
+        summary.outcomes.append(
+            Outcome(r.row_id, "sent", list(r.sent_to), str(r.info), r.note, r.message_id)
+        )
 
 
 def _compose(
@@ -504,11 +571,11 @@ def _compose(
     config: Config,
     token: str,
     now: datetime,
-) -> EmailMessage | str:
+) -> Outgoing | str:
     """The message for a group, or why it cannot be built (a digest template a user edited
     may fail in any way): recorded on its rows like a row's own template error."""
     try:
-        return compose(group, renderer, config, token, now, db)
+        return compose_outgoing(group, renderer, config, token, now, db)
     except Exception as exc:
         what = "template '_digest'" if len(group) > 1 else f"template {group[0].row['template']!r}"
         return f"{what}: {type(exc).__name__}: {exc}"
@@ -629,7 +696,8 @@ def forecast(
         except PrepareError as exc:
             entry.update(to=[], subject="", problem=str(exc))
         else:
-            entry.update(to=[e for _, e in item.to], subject=item.rendered.subject,
-                         problem=item.note)
+            entry.update(
+                to=[e for _, e in item.to], subject=item.rendered.subject, problem=item.note
+            )
         out.append(entry)
     return out

@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import Protocol
 
 from notifications.config import Config, SmtpSettings
+from notifications.render import Outgoing
 
 #: Replies that refuse the session, not one message: closing (421), TLS not available (454),
 #: authentication required, too weak, refused or needing encryption (530, 534, 535, 538).
@@ -77,7 +78,7 @@ class Transport(Protocol):
         runner charges it an attempt: a server that cannot be used costs no attempt."""
         ...
 
-    def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
+    def send(self, msg: EmailMessage | Outgoing, recipients: list[str]) -> dict[str, str]:
         """Hand over one message; return the recipients refused (address -> reply)."""
         ...
 
@@ -110,51 +111,109 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+class _Keeper:
+    """One daemon thread that fires the watchdog of the message being sent.
+
+    A ``threading.Timer`` per message started a thread per message (a tenth of a message's
+    cost here). Arming needs no wake-up when the new deadline is no earlier than the one the
+    thread already sleeps towards (each message's deadline is later than the last one's):
+    the thread wakes then, sees the later deadline and sleeps on."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watch: _Watchdog | None = None
+        self._until: float | None = None  # what the thread sleeps towards (None: no watch)
+        self._thread: object | None = None  # the running thread's token
+
+    def arm(self, dog: _Watchdog) -> None:
+        with self._cond:
+            self._watch = dog
+            if self._thread is None:
+                token = self._thread = object()
+                self._until = dog.deadline
+                threading.Thread(
+                    target=self._run, args=(token,), name="smtp-watchdog", daemon=True
+                ).start()
+            elif self._until is None or dog.deadline < self._until:
+                self._cond.notify()
+
+    def disarm(self, dog: _Watchdog) -> None:
+        with self._cond:
+            if self._watch is dog:
+                self._watch = None
+
+    def stop(self) -> None:
+        """End the thread (the transport is closed); a later ``arm`` starts another."""
+        with self._cond:
+            self._thread = None
+            self._cond.notify()
+
+    def _run(self, me: object) -> None:
+        while True:
+            with self._cond:
+                if self._thread is not me:
+                    return
+                dog = self._watch
+                if dog is None:
+                    self._until = None
+                    self._cond.wait()
+                    continue
+                left = dog.deadline - time.monotonic()
+                if left > 0:
+                    self._until = dog.deadline
+                    self._cond.wait(left)
+                    continue
+                self._until = None
+            if dog.fire():  # outside the lock: shutting a socket down may take a moment
+                self.disarm(dog)
+
+
 class _Watchdog:
     """Shuts the connection's socket down when a deadline passes, which ends whatever smtplib
     is blocked in (a read of yet another continuation line, a write to a server not reading).
 
-    The socket is taken when the timer fires (``target``): the connection may only just be
-    opening; until it has a socket the watchdog looks again every 50 ms (the connect itself is
-    bounded by the per-operation timeout)."""
+    The socket is taken when the deadline passes (``target``): the connection may only just
+    be opening; until it has a socket the watchdog looks again every 50 ms (the connect itself
+    is bounded by the per-operation timeout)."""
 
-    def __init__(self, seconds: float, target: Callable[[], smtplib.SMTP | None]) -> None:
+    def __init__(
+        self, seconds: float, target: Callable[[], smtplib.SMTP | None], keeper: _Keeper
+    ) -> None:
         self.seconds = max(seconds, 0.0)
         self.target = target
+        self.keeper = keeper
+        self.deadline = 0.0
         self.fired = False
         self._done = False
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
 
-    def _arm(self, seconds: float) -> None:
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
+    def fire(self) -> bool:
+        """At the deadline: cut the connection; False when it has no socket yet (the
+        deadline moves 50 ms on)."""
         with self._lock:
             if self._done:
-                return
+                return True
             self.fired = True
             conn = self.target()
             sock = getattr(conn, "sock", None) if conn is not None else None
             if sock is None:
-                self._arm(0.05)
-                return
+                self.deadline = time.monotonic() + 0.05
+                return False
         with contextlib.suppress(OSError):
             # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would unwrap the
             # SSL object under the feet of the thread reading from it.
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        return True
 
     def __enter__(self) -> _Watchdog:
-        self._arm(self.seconds)
+        self.deadline = time.monotonic() + self.seconds
+        self.keeper.arm(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._done = True
-            if self._timer is not None:
-                self._timer.cancel()
+        self.keeper.disarm(self)
 
 
 class SmtpTransport:
@@ -179,6 +238,7 @@ class SmtpTransport:
         self._live: smtplib.SMTP | None = None  # the connection the watchdog cuts
         self.connections = 0
         self.timeouts_in_a_row = 0
+        self._keeper = _Keeper()
 
     @property
     def where(self) -> str:
@@ -265,11 +325,11 @@ class SmtpTransport:
     def open(self) -> None:
         seconds = self._seconds_left()
         if self._conn is None:
-            with _Watchdog(seconds, lambda: self._live) as dog:
+            with _Watchdog(seconds, lambda: self._live, self._keeper) as dog:
                 self._conn = self._connect(dog)
 
-    def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
-        with _Watchdog(float(self.message_timeout), lambda: self._live) as dog:
+    def send(self, msg: EmailMessage | Outgoing, recipients: list[str]) -> dict[str, str]:
+        with _Watchdog(float(self.message_timeout), lambda: self._live, self._keeper) as dog:
             try:
                 refused = self._send(msg, recipients, dog)
             except DeliveryError as exc:
@@ -300,14 +360,14 @@ class SmtpTransport:
             batch=True,
         )
 
-    def _send(self, msg: EmailMessage, recipients: list[str], dog: _Watchdog) -> dict[str, str]:
+    def _send(
+        self, msg: EmailMessage | Outgoing, recipients: list[str], dog: _Watchdog
+    ) -> dict[str, str]:
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect(dog)
             try:
-                refused = self._conn.send_message(
-                    msg, from_addr=self.envelope_from, to_addrs=recipients
-                )
+                refused = self._hand(self._conn, msg, recipients)
             except smtplib.SMTPServerDisconnected as exc:
                 if dog.fired or _timed_out(exc):
                     raise self._timeout(dog) from None
@@ -328,9 +388,7 @@ class SmtpTransport:
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = {c for c, _ in exc.recipients.values()}
                 if codes & SESSION_CODES:
-                    code, text = next(
-                        r for r in exc.recipients.values() if r[0] in SESSION_CODES
-                    )
+                    code, text = next(r for r in exc.recipients.values() if r[0] in SESSION_CODES)
                     raise self._session(code, text, "RCPT TO") from None
                 replies = {a: _reply(c, t) for a, (c, t) in exc.recipients.items()}
                 permanent = all(500 <= c < 600 for c in codes)
@@ -354,11 +412,23 @@ class SmtpTransport:
             return {a: _reply(c, t) for a, (c, t) in refused.items()}
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _hand(
+        self, conn: smtplib.SMTP, msg: EmailMessage | Outgoing, recipients: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        """MAIL, RCPT, DATA. A built message goes as the bytes ``send_message`` would make
+        of it; an address that is not ASCII needs SMTPUTF8, which ``send_message`` handles."""
+        if isinstance(msg, Outgoing):
+            if self.envelope_from.isascii() and all(r.isascii() for r in recipients):
+                return conn.sendmail(self.envelope_from, recipients, msg.smtp_bytes())
+            msg = msg.message()
+        return conn.send_message(msg, from_addr=self.envelope_from, to_addrs=recipients)
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
             self._drop()
+        self._keeper.stop()
 
     def __enter__(self) -> SmtpTransport:
         return self
@@ -392,7 +462,7 @@ class EmlTransport:
         except OSError as exc:
             raise DeliveryError(f"cannot write to {self.folder}: {exc}", batch=True) from None
 
-    def send(self, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
+    def send(self, msg: EmailMessage | Outgoing, recipients: list[str]) -> dict[str, str]:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             target = self.folder / eml_name(str(msg["Message-ID"]))

@@ -49,10 +49,8 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlite_utils import Database
-
-from onboarding import clock, registry, roles
-from onboarding.db import immediate
+from onboarding import clock, roles
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.roles import require_role
 from workflows.model import RoleDef
@@ -67,9 +65,11 @@ __all__ = [
     "grant",
     "list_actors",
     "revoke",
+    "revoke_sessions",
     "roles_for",
     "set_active",
     "set_password",
+    "unlock",
     "verify_password",
 ]
 
@@ -277,6 +277,8 @@ def add(
     by: str | None = None,
 ) -> dict[str, Any]:
     """Register an actor (switches enforcement on for the database); return it."""
+    from onboarding import registry  # here: every advance checks grants, few add actors
+
     name = _check_name(name)
     if email is not None:
         email = email.strip()
@@ -304,6 +306,8 @@ def add(
 
 
 def _scope(db: Database, municipality: str | None, vendor: str | None) -> tuple[str, str | None]:
+    from onboarding import registry
+
     if municipality and vendor:
         raise InputError("give --municipality or --vendor, not both")
     if municipality:
@@ -404,7 +408,11 @@ def set_password(db: Database, name: str, password: str, *, by: str | None = Non
         _may_administer(conn, by, target=name)
         _exists(conn, name)
         conn.execute("UPDATE actors SET password_hash = ? WHERE name = ?", [hashed, name])
-        _event(conn, by, "set-password", name)
+        # Whoever knew the old password may be logged in: the new one ends every session.
+        from onboarding import sessions
+
+        ended = sessions.end_for(conn, name)
+        _event(conn, by, "set-password", name, {"sessions_ended": ended} if ended else None)
 
 
 def set_active(db: Database, name: str, active: bool, *, by: str | None = None) -> None:
@@ -413,7 +421,37 @@ def set_active(db: Database, name: str, active: bool, *, by: str | None = None) 
         _may_administer(conn, by)
         _exists(conn, name)
         conn.execute("UPDATE actors SET active = ? WHERE name = ?", [int(active), name])
+        if not active:
+            from onboarding import sessions
+
+            sessions.end_for(conn, name)
         _event(conn, by, "activate" if active else "deactivate", name)
+
+
+def revoke_sessions(db: Database, name: str, *, by: str | None = None) -> int:
+    """End every web session of an actor (a coordinator for all, or the actor itself); return
+    how many there were. A cookie of an ended session is refused from then on."""
+    from onboarding import sessions
+
+    with immediate(db) as conn:
+        _may_administer(conn, by, target=name)
+        _exists(conn, name)
+        ended = sessions.end_for(conn, name)
+        _event(conn, by, "revoke-sessions", name, {"sessions_ended": ended})
+    return ended
+
+
+def unlock(db: Database, name: str, *, by: str | None = None) -> int:
+    """Forget the failed logins of ``name`` from every address, so its next login is not made
+    to wait (``onboarding.logins``); return how many addresses were waiting. Any name may be
+    unlocked, registered or not (the throttle counts names as typed)."""
+    from onboarding import logins
+
+    with immediate(db) as conn:
+        _may_administer(conn, by)
+        waiting = logins.unlock(conn, name)
+        _event(conn, by, "unlock", name, {"waiting": waiting})
+    return waiting
 
 
 # --- authorising ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import json
 import os
@@ -32,18 +31,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
-from sqlite_utils import Database
-
 from onboarding import clock
-from onboarding.csvio import safe_row
+from onboarding.db import Database
 from onboarding.errors import InputError, shorten
 
 if TYPE_CHECKING:  # cryptography is imported where it is used: most commands never sign
+    from email.message import EmailMessage
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 GENESIS = "0" * 64
@@ -328,6 +325,10 @@ def export(db: Database, out: IO[str], fmt: str = "jsonl") -> int:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
         return n
+    import csv
+
+    from onboarding.csvio import safe_row  # here: every advance imports this module
+
     w = csv.writer(out, lineterminator="\n")
     w.writerow(EXPORT_COLUMNS)
     for row in iter_rows(db):
@@ -678,6 +679,10 @@ def check_anchors(
 
 def anchor_message(anchor: Anchor, mail_from: str, to: Sequence[str], domain: str) -> EmailMessage:
     """A plain text mail (Danish) carrying the statement, for the auditor to keep."""
+    # The email package here, not with the module: every advance appends to the chain.
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
     msg = EmailMessage()
     msg["From"] = mail_from
     msg["To"] = ", ".join(to)
@@ -727,6 +732,8 @@ def mail_anchor(db: Database, db_path: Path, anchor: Anchor, to: Sequence[str]) 
 
 
 def _address(value: str) -> str:
+    from email.utils import parseaddr
+
     addr = parseaddr(value)[1]
     if "@" not in addr or any(c in value for c in "\r\n"):
         raise InputError(f"--mail {shorten(value)!r} is not an email address")

@@ -14,9 +14,8 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import clock, definitions
+from onboarding.db import Database
 from onboarding.errors import InputError
 from onboarding.tracks import list_tracks
 

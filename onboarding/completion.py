@@ -296,13 +296,12 @@ def _regions(conn: sqlite3.Connection, ctx: click.Context, incomplete: str) -> I
 def track_triggers(conn: sqlite3.Connection, track_id: int) -> list[dict[str, Any]]:
     """What ``track show --json`` lists under "available" for the track: the triggers of its
     state in its definition version, each with its destination and what blocks it now."""
-    from sqlite_utils import Database
-
     from onboarding import definitions, tracks
+    from onboarding.db import Database
     from onboarding.engine import load_track
 
     track = load_track(conn, track_id)
-    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    db = Database(conn)
     defn = definitions.get(db, track["definition"], track["def_version"])
     return tracks.available(db, defn, track)
 

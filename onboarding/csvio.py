@@ -9,7 +9,6 @@ user can jump straight to it in an editor even when a quoted cell spans several 
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import os
 import unicodedata
@@ -254,6 +253,8 @@ def _header_lookup(known: Sequence[str], aliases: Mapping[str, Sequence[str]]) -
 
 
 def _closest_header(name: str, lookup: Mapping[str, str]) -> str:
+    import difflib  # only when a name is not found
+
     close = difflib.get_close_matches(_header_key(name), list(lookup), n=1, cutoff=0.7)
     return f"; closest: {lookup[close[0]]}" if close else ""
 

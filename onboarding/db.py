@@ -1,8 +1,14 @@
 """Opening the database and the ordered schema migrations.
 
 One SQLite file holds everything: the registry, tracks, their history and (later) the outbox.
-Schema changes are named, ordered ``sqlite_utils.Migrations``; ``onboarding init`` applies the
-pending ones and is safe to run again.
+Schema changes are named, ordered migrations (applied by ``sqlite_utils.Migrations``);
+``onboarding init`` applies the pending ones and is safe to run again.
+
+Opening a database does not import sqlite-utils (about 36 ms of every command's start, while
+the library only ever calls ``execute`` and ``conn`` on it): ``Database`` is a small wrapper of
+a plain ``sqlite3`` connection, and the schema check reads ``PRAGMA user_version``,
+``application_id`` and the migrations table directly. sqlite-utils is loaded only by what uses
+its richer API: applying migrations (``initialise``), and callers that ask ``Database.utils``.
 """
 
 from __future__ import annotations
@@ -11,17 +17,125 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-
-from sqlite_utils import Database, Migrations
+from typing import TYPE_CHECKING, Any
 
 from onboarding.errors import OnboardingError
 from onboarding.storage import StorageError, guard, missing_folder
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 DEFAULT_DB = "onboarding.db"
-migrations = Migrations("onboarding")
+
+
+class Database:
+    """One open database of ours: a plain ``sqlite3`` connection and the few calls the library
+    makes on it (``conn``, ``execute``, ``executescript``, ``close``), without importing
+    sqlite-utils.
+
+    The full ``sqlite_utils.Database`` on the same connection is ``utils`` (imported on first
+    use). Tests and scripts written against sqlite-utils (``db["tracks"].rows``,
+    ``db.query``) keep working: any other attribute or item is looked up there, at run time
+    only, so mypy still holds the library to the four calls above.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._utils: sqlite_utils.Database | None = None
+
+    def execute(
+        self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] | None = None
+    ) -> sqlite3.Cursor:
+        # The connection is in autocommit mode (isolation_level=None): a statement outside a
+        # transaction commits by itself, as sqlite-utils' execute() does.
+        if parameters is None:
+            return self.conn.execute(sql)
+        return self.conn.execute(sql, parameters)  # type: ignore[arg-type]
+
+    def executescript(self, sql: str) -> sqlite3.Cursor:
+        # sqlite-utils runs a script inside an open transaction statement by statement
+        # (sqlite3's executescript would commit it first): only migrations use this.
+        return self.utils.executescript(sql)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def utils(self) -> sqlite_utils.Database:
+        """sqlite-utils' ``Database`` on this connection (no plugins; recursive triggers
+        already on, see ``connect``)."""
+        if self._utils is None:
+            import sqlite_utils
+
+            self._utils = sqlite_utils.Database(
+                self.conn, recursive_triggers=False, execute_plugins=False
+            )
+        return self._utils
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__") or name == "_utils":
+                raise AttributeError(name)
+            return getattr(self.utils, name)
+
+        def __getitem__(self, name: str) -> Any:
+            return self.utils[name]
+
+
+class Migration:
+    """One named schema change (a plain class: a dataclass costs every command's start)."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, name: str, fn: Callable[[Any], None]) -> None:
+        self.name = name
+        self.fn = fn
+
+
+class MigrationSet:
+    """The ordered, named schema changes: registered with ``@migrations(name=...)`` as with
+    ``sqlite_utils.Migrations`` (same table, same set name, so existing files read the same),
+    handed to it only when they are applied, so that registering them imports nothing."""
+
+    migrations_table = "_sqlite_migrations"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._migrations: list[Migration] = []
+
+    def __call__(self, *, name: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+        def inner(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+            if any(m.name == name for m in self._migrations):
+                raise ValueError(f"migration {name!r} is registered twice")
+            self._migrations.append(Migration(name, fn))
+            return fn
+
+        return inner
+
+    def _utils(self) -> Any:
+        import sqlite_utils
+
+        out = sqlite_utils.Migrations(self.name)
+        for m in self._migrations:
+            out(name=m.name)(m.fn)
+        return out
+
+    def pending(self, db: Database) -> list[Migration]:
+        """The migrations not yet applied to ``db``, in order (reads only)."""
+        applied = set(applied_migrations(db.conn) or [])
+        return [m for m in self._migrations if m.name not in applied]
+
+    def apply(self, db: Any, *, stop_before: str | None = None) -> None:
+        """Apply the pending migrations, each in its own transaction (sqlite-utils); ``db`` is
+        ours or a ``sqlite_utils.Database``."""
+        self._utils().apply(db.utils if isinstance(db, Database) else db, stop_before=stop_before)
+
+
+migrations = MigrationSet("onboarding")
 
 #: ``PRAGMA application_id`` of every database this tool creates (bytes 68-71 of the file's
 #: header): the four letters "ONBD". A file with another non-zero id belongs to another
@@ -76,6 +190,9 @@ def connect(path: str | os.PathLike[str]) -> Database:
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
+            # As sqlite-utils' Database set it on every connection before (recursive_triggers
+            # defaults to True there): kept, so triggers behave as they always have.
+            conn.execute("PRAGMA recursive_triggers = ON")
             check_ours(conn, p)
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
@@ -87,9 +204,9 @@ def connect(path: str | os.PathLike[str]) -> Database:
         except BaseException:
             conn.close()
             raise
-    # No sqlite-utils plugins: none is needed, and finding them scans the entry points of every
-    # installed package (about 25 ms of every command's start; bench/RESULTS.md).
-    return Database(conn, execute_plugins=False)
+    # No sqlite-utils here (see the module doc); nor its plugins when it is loaded: none is
+    # needed, and finding them scans the entry points of every installed package.
+    return Database(conn)
 
 
 #: Database files (device, inode) this process has already found to carry our application id:
@@ -702,6 +819,107 @@ def _m007(db: Database) -> None:
         "CREATE INDEX tracks_vendor ON tracks (vendor_id) WHERE vendor_id IS NOT NULL",
     ):
         conn.execute(sql)
+
+
+@migrations(name="010_parsed_definitions")
+def _m010(db: Database) -> None:
+    # Issue 14: each stored definition version keeps, beside its YAML, the document the YAML
+    # parses to (JSON) and the SHA-256 of its text, so a command builds the definition without
+    # a YAML parser and a process knows a version it has built by one small read
+    # (onboarding/definitions.py). Existing versions are filled here, from their YAML.
+    from onboarding.definitions import fill_documents
+
+    conn = db.conn
+    conn.execute("ALTER TABLE definitions ADD COLUMN document TEXT")
+    conn.execute("ALTER TABLE definitions ADD COLUMN digest TEXT")
+    fill_documents(conn)
+
+
+@migrations(name="008_sessions")
+def _m008(db: Database) -> None:
+    # Issue 13 (docs/web.md, "Logging in"). The web page's sessions live here, not in a signed
+    # cookie, so logging out, a revocation and a change of password end them for good: the
+    # cookie holds only a random token, the table only its SHA-256 (a copied database cannot be
+    # used to log in). Failed logins are kept per (name as typed, client address), so a
+    # throttle survives a restart, is shared by several server processes and can be lifted
+    # with 'onboarding actor unlock'.
+    conn = db.conn
+    for sql in (
+        """
+        CREATE TABLE web_sessions (
+            token_hash TEXT PRIMARY KEY,
+            actor TEXT REFERENCES actors(name) ON DELETE CASCADE,
+            data TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            address TEXT,
+            user_agent TEXT
+        )
+        """,
+        "CREATE INDEX web_sessions_actor ON web_sessions (actor) WHERE actor IS NOT NULL",
+        "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+        """
+        CREATE TABLE login_attempts (
+            account TEXT NOT NULL,
+            address TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_failure_at TEXT,
+            blocked_until TEXT,
+            last_success_at TEXT,
+            PRIMARY KEY (account, address)
+        )
+        """,
+        "CREATE INDEX login_attempts_address ON login_attempts (address, last_failure_at)",
+    ):
+        conn.execute(sql)
+
+
+#: The rollout summary (schema 012_rollout_summary): how many tracks of each definition version
+#: are in each state per municipality and system (-1: none named), kept by triggers on every
+#: write of a track, so today's rollout report reads these counts instead of every track row.
+ROLLOUT_SUMMARY = (
+    "CREATE TABLE rollout_summary (definition TEXT NOT NULL, def_version INTEGER NOT NULL,"
+    " municipality_code INTEGER NOT NULL, system_id INTEGER NOT NULL, state TEXT NOT NULL,"
+    " n INTEGER NOT NULL, PRIMARY KEY (definition, municipality_code, system_id,"
+    " def_version, state)) WITHOUT ROWID",
+    "CREATE TRIGGER rollout_summary_insert AFTER INSERT ON tracks BEGIN"
+    " INSERT INTO rollout_summary VALUES (new.definition, new.def_version,"
+    " ifnull(new.municipality_code, -1), ifnull(new.system_id, -1), new.state, 1)"
+    " ON CONFLICT DO UPDATE SET n = n + 1; END",
+    "CREATE TRIGGER rollout_summary_delete AFTER DELETE ON tracks BEGIN"
+    " UPDATE rollout_summary SET n = n - 1 WHERE definition = old.definition"
+    " AND municipality_code = ifnull(old.municipality_code, -1)"
+    " AND system_id = ifnull(old.system_id, -1) AND def_version = old.def_version"
+    " AND state = old.state; END",
+    "CREATE TRIGGER rollout_summary_update AFTER UPDATE OF definition, def_version,"
+    " municipality_code, system_id, state ON tracks BEGIN"
+    " UPDATE rollout_summary SET n = n - 1 WHERE definition = old.definition"
+    " AND municipality_code = ifnull(old.municipality_code, -1)"
+    " AND system_id = ifnull(old.system_id, -1) AND def_version = old.def_version"
+    " AND state = old.state;"
+    " INSERT INTO rollout_summary VALUES (new.definition, new.def_version,"
+    " ifnull(new.municipality_code, -1), ifnull(new.system_id, -1), new.state, 1)"
+    " ON CONFLICT DO UPDATE SET n = n + 1; END",
+)
+#: Fills the summary from the tracks (the migration, and a generator that bulk-inserts).
+ROLLOUT_SUMMARY_FILL = (
+    "INSERT INTO rollout_summary SELECT definition, def_version, ifnull(municipality_code, -1),"
+    " ifnull(system_id, -1), state, count(*) FROM tracks GROUP BY 1, 3, 4, 2, 5"
+)
+
+
+@migrations(name="012_rollout_summary")
+def _m012(db: Database) -> None:
+    # Issue 14: the rollout report grouped every connection track by (municipality, system),
+    # reading the whole track table. Measured against a covering index (bench/FINDINGS.md,
+    # "Issue 14"): the summary read faster and cost the single advance less. contracts_system
+    # serves the report's uses per system in index order.
+    conn = db.conn
+    for sql in ROLLOUT_SUMMARY:
+        conn.execute(sql)
+    conn.execute(ROLLOUT_SUMMARY_FILL)
+    conn.execute("CREATE INDEX contracts_system ON contracts (system_id, municipality_code)")
 
 
 @migrations(name="011_api")

@@ -14,8 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlite_utils import Database
-
+from onboarding.db import Database
 from onboarding.errors import InputError
 
 #: A definition's own templates: ``NAME.templates/`` beside ``NAME.yaml``.

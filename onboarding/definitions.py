@@ -1,9 +1,13 @@
 """The workflow definitions a database knows, by name and version.
 
 Every version a track has used is stored (its YAML source) in the ``definitions`` table, so a
-track keeps running on the version it started with even after the shipped file moves on. Parsed
-definitions (and their ``transitions`` machines) are cached per process: one machine per
-definition version, never one per track.
+track keeps running on the version it started with even after the shipped file moves on. Beside
+the YAML each version keeps the document it parses to, as JSON (``document``), and the SHA-256
+of its text (``digest``): a command reads a stored version from the JSON, never parsing YAML
+(PyYAML is not even imported), and a process keeps each version it has built by (name, version,
+digest), so the second read of a version is one small SELECT. Built definitions (and their
+``transitions`` machines) are thus shared per process: one per definition version, never one
+per track.
 
 A version is stored with its own mail templates, if it has any (``definition_templates``).
 """
@@ -11,13 +15,13 @@ A version is stored with its own mail templates, if it has any (``definition_tem
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from onboarding import clock, roles
+from onboarding.db import Database
 from onboarding.definition_templates import (
     missing_folder_hint,
     own_template_names,
@@ -31,6 +35,8 @@ from workflows.loader import (
     Known,
     OtherDefinition,
     check_text,
+    document_json,
+    load_document,
     load_file,
     load_text,
     shipped_files,
@@ -40,6 +46,10 @@ from workflows.roles import shipped_scopes
 
 #: Parsed definitions by their source text (one machine per distinct version, per process).
 _by_digest: dict[str, Definition] = {}
+#: Stored versions built in this process, by (name, version, digest of the text): a database
+#: never changes a stored version (``register``), and the digest tells two databases' equally
+#: named versions apart.
+_by_version: dict[tuple[str, int, str], Definition] = {}
 
 
 def known() -> Known:
@@ -87,10 +97,8 @@ def stored(db: Database) -> list[Definition]:
     """Every version stored in ``db``, by name and version: one read, then the parse cache (a
     version not parsed yet in this process goes through ``get``, which knows its own template
     names: without them its notifications would not validate)."""
-    rows = db.execute(
-        "SELECT name, version, source FROM definitions ORDER BY name, version"
-    ).fetchall()
-    return [_by_digest.get(src) or get(db, name, int(version)) for name, version, src in rows]
+    rows = db.execute("SELECT name, version FROM definitions ORDER BY name, version").fetchall()
+    return [get(db, name, int(version)) for name, version in rows]
 
 
 def shipped() -> dict[str, OtherDefinition]:
@@ -182,10 +190,25 @@ def register(
                 "other templates: give the definition a new version number to change its mail"
             )
         return False
-    db.execute(
-        "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
-        [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())],
-    )
+    values = [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())]
+    try:
+        db.execute(
+            "INSERT INTO definitions (name, version, source, registered_at, document, digest)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                *values,
+                document_json(defn.source, f"{defn.name} v{defn.version}"),
+                _digest(defn.source),
+            ],
+        )
+    except sqlite3.OperationalError as exc:
+        if "no column named" not in str(exc):
+            raise
+        # A database before migration 010 (being upgraded): that migration fills them in.
+        db.execute(
+            "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
+            values,
+        )
     if own:  # (a definition without templates needs no table: as before migration 006)
         db.conn.executemany(
             "INSERT INTO definition_templates (definition, version, path, content)"
@@ -257,12 +280,52 @@ def names(db: Database) -> list[tuple[str, int]]:
 
 
 def get(db: Database, name: str, version: int | None = None) -> Definition:
-    """A stored definition (its latest version unless one is given)."""
+    """A stored definition (its latest version unless one is given).
+
+    Built once per process from its pre-parsed document; later calls read only its digest.
+    """
     if version is None:
         version = latest_version(db, name)
         if version is None:
             candidates = [n for n, _ in names(db)]
             raise NotFound("definition", name, candidates)
+    try:
+        row = db.execute(
+            "SELECT digest FROM definitions WHERE name = ? AND version = ?", [name, version]
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
+        return _from_text(db, name, version)  # a migration before 010 reading a definition
+    if row is None:
+        raise NotFound("definition", f"{name} v{version}", [n for n, _ in names(db)])
+    key = (name, version, str(row[0]))
+    found = _by_version.get(key) if row[0] else None
+    if found is None:
+        found = _read(db, name, version)
+        if row[0]:
+            _by_version[key] = found
+    return found
+
+
+def _read(db: Database, name: str, version: int) -> Definition:
+    """Build a stored version: from its document, else (a row written without one) its YAML."""
+    document, text = db.execute(
+        "SELECT document, source FROM definitions WHERE name = ? AND version = ?",
+        [name, version],
+    ).fetchone()
+    if document is None:
+        return _from_text(db, name, version)
+    cached = _by_digest.get(text)
+    if cached is None:
+        cached = load_document(document, text)
+        _by_digest[text] = cached
+        roles.remember(cached.roles)  # their labels, wherever this process words a role
+    return cached
+
+
+def _from_text(db: Database, name: str, version: int) -> Definition:
+    """Parse a stored version's YAML (validated as ``legacy``): a row without a document."""
     row = db.execute(
         "SELECT source FROM definitions WHERE name = ? AND version = ?", [name, version]
     ).fetchone()
@@ -272,3 +335,17 @@ def get(db: Database, name: str, version: int | None = None) -> Definition:
     # Its own template names only when it is parsed (once per process): not on every read.
     own = frozenset() if text in _by_digest else own_template_names(templates(db, name, version))
     return parse(text, f"{name} v{version} (stored)", own)
+
+
+def fill_documents(conn: sqlite3.Connection) -> int:
+    """Write the document and digest of every stored version that lacks them (migration
+    ``010_parsed_definitions``); return how many rows were filled."""
+    rows = conn.execute(
+        "SELECT name, version, source FROM definitions WHERE document IS NULL OR digest IS NULL"
+    ).fetchall()
+    for name, version, text in rows:
+        conn.execute(
+            "UPDATE definitions SET document = ?, digest = ? WHERE name = ? AND version = ?",
+            [document_json(text, f"{name} v{version}"), _digest(text), name, version],
+        )
+    return len(rows)

@@ -39,10 +39,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import calendar, clock, definitions, engine, registry, reports, settings
-from onboarding.db import connect, initialise
+from onboarding.db import Database, connect, initialise
 from onboarding.errors import InputError, OnboardingError
 from onboarding.status_import import import_status
 from workflows.model import Definition, TransitionDef

@@ -17,12 +17,10 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
-from onboarding import actors, audit, calendar, clock, definitions, outbox, registry
-from onboarding.db import begin_immediate, immediate, rollback
+from onboarding import actors, audit, calendar, clock, definitions, outbox, terms
+from onboarding.db import Database, begin_immediate, immediate, rollback
 from onboarding.errors import (
     InputError,
     NotFound,
@@ -31,8 +29,8 @@ from onboarding.errors import (
     StaleVersion,
     TransitionRefused,
 )
-from onboarding.filters import TrackFilter
 from onboarding.guards import GUARDS, GuardContext, Verdict
+from onboarding.i18n import Message, Phrases
 from onboarding.roles import require_role
 from workflows.model import (
     OPTIONAL_PARTS,
@@ -42,6 +40,9 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
+
+if TYPE_CHECKING:
+    from onboarding.filters import TrackFilter
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
 #: History triggers that do not re-enter the state (the step's clock keeps running).
@@ -105,8 +106,12 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
             return False
         raise InputError(f"{where}: {text!r} is not yes/no")
     if fdef.type == "municipality":
+        from onboarding import registry  # here: an advance without such a field never needs it
+
         return int(registry.resolve_municipality(db, text)["code"])
     if fdef.type == "wave":
+        from onboarding import registry
+
         return str(registry.resolve_wave(db, text)["code"])
     if fdef.type == "choice":
         if text not in fdef.options:
@@ -187,15 +192,31 @@ def _run_guard(ctx: GuardContext, track: Mapping[str, Any], ref: GuardRef) -> Ve
 def _check_trigger(defn: Definition, state: str, trigger: str) -> tuple[TransitionDef, ...]:
     if trigger not in defn.trigger_names:
         raise TransitionRefused(
-            f"{defn.name} has no trigger {trigger!r} "
-            f"(triggers: {', '.join(sorted(defn.trigger_names))})"
+            Message(
+                "%(definition)s has no trigger %(trigger)s (triggers: %(triggers)s)",
+                {
+                    "definition": defn.name,
+                    "trigger": repr(trigger),
+                    "triggers": terms.triggers(defn, sorted(defn.trigger_names)),
+                },
+            )
         )
     candidates = defn.candidates(state, trigger)
     if not candidates:
-        possible = ", ".join(defn.triggers_from(state)) or "none: the track is finished"
+        possible = defn.triggers_from(state)
         raise TransitionRefused(
-            f"trigger {trigger!r} is not possible from state {state!r} "
-            f"({defn.state(state).label}); possible now: {possible}"
+            Message(
+                "trigger %(trigger)s is not possible from state %(state)s (%(label)s); "
+                "possible now: %(possible)s",
+                {
+                    "trigger": terms.trigger(defn, trigger),
+                    "state": terms.state(defn, state),
+                    "label": defn.state(state).label,
+                    "possible": terms.triggers(defn, possible)
+                    if possible
+                    else Message("none: the track is finished"),
+                },
+            )
         )
     return candidates
 
@@ -215,18 +236,33 @@ def plan(
     not refuse the step: the field is recorded as ``None`` ("not reported") in the track and in
     the step's history row, so ``tracks.replay`` still equals the track row.
     """
-    label = f"track #{track['id']}"
+    label = Message("track #%(id)s", {"id": str(track["id"])})
     candidates = _check_trigger(defn, track["state"], trigger)
     allowed = sorted({r for t in candidates for r in t.roles})
     if role not in allowed:
         raise TransitionRefused(
-            f"{label}: role {role!r} may not fire {trigger!r} (allowed: {', '.join(allowed)})"
+            Message(
+                "%(track)s: role %(role)s may not fire %(trigger)s (allowed: %(allowed)s)",
+                {
+                    "track": label,
+                    "role": terms.role(role),
+                    "trigger": terms.trigger(defn, trigger),
+                    "allowed": terms.roles(allowed),
+                },
+            )
         )
     at = ctx.at_stamp
     if at < track["updated_at"]:
         raise TransitionRefused(
-            f"{label}: {clock.display(at)} is before its last recorded step "
-            f"({clock.display(track['updated_at'])}); history never goes backwards"
+            Message(
+                "%(track)s: %(at)s is before its last recorded step (%(last)s); "
+                "history never goes backwards",
+                {
+                    "track": label,
+                    "at": clock.unstamp(at),
+                    "last": clock.unstamp(track["updated_at"]),
+                },
+            )
         )
     fields = {**track["fields"], **sets}
     view = {**track, "fields": fields}
@@ -242,18 +278,44 @@ def plan(
         if reasons is None or len(blocked) < len(reasons):
             reasons = blocked
     if chosen is None:
-        raise TransitionRefused(f"{label}: {trigger!r} is blocked: {'; '.join(reasons or [])}")
+        raise TransitionRefused(
+            Message(
+                "%(track)s: %(trigger)s is blocked: %(reasons)s",
+                {
+                    "track": label,
+                    "trigger": terms.trigger(defn, trigger),
+                    "reasons": Phrases(reasons or [], "; "),
+                },
+            )
+        )
     if role not in chosen.roles:
         raise TransitionRefused(
-            f"{label}: role {role!r} may not fire {trigger!r} here "
-            f"(allowed: {', '.join(chosen.roles)})"
+            Message(
+                "%(track)s: role %(role)s may not fire %(trigger)s here (allowed: %(allowed)s)",
+                {
+                    "track": label,
+                    "role": terms.role(role),
+                    "trigger": terms.trigger(defn, trigger),
+                    "allowed": terms.roles(chosen.roles),
+                },
+            )
         )
     unlisted = sorted(set(sets) - set(chosen.inputs))
     if unlisted:
-        takes = ", ".join(chosen.inputs) or "no fields"
         raise TransitionRefused(
-            f"{label}: {trigger!r} does not take {', '.join(unlisted)} (it takes: {takes}); "
-            "'track set' changes a field without a step"
+            Message(
+                "%(track)s: %(trigger)s does not take %(unlisted)s (it takes: %(takes)s)",
+                {
+                    "track": label,
+                    "trigger": terms.trigger(defn, trigger),
+                    "unlisted": terms.fields(defn, unlisted),
+                    "takes": terms.fields(defn, chosen.inputs)
+                    if chosen.inputs
+                    else Message("no fields"),
+                },
+            ),
+            hint=Message("'track set' changes a field without a step"),
+            hint_sep="; ",
         )
     if unreported_ok:
         # The monthly status import rebuilds steps from a sheet: an earlier value still counts
@@ -268,14 +330,21 @@ def plan(
     if missing:
         hints = " ".join(f"--set {f}=<{defn.fields[f].type}>" for f in missing)
         stale = [f for f in missing if track["fields"].get(f) not in (None, "")]
-        again = (
-            f" ({', '.join(stale)} must be given again on this step: an earlier value does not "
-            "count)"
-            if stale
-            else ""
-        )
+        params = {
+            "track": label,
+            "trigger": terms.trigger(defn, trigger),
+            "missing": terms.fields(defn, missing),
+            "stale": terms.fields(defn, stale),
+        }
         raise TransitionRefused(
-            f"{label}: {trigger!r} needs {', '.join(missing)}{again}: give {hints}"
+            Message(
+                "%(track)s: %(trigger)s needs %(missing)s (%(stale)s must be given again on "
+                "this step: an earlier value does not count)"
+                if stale
+                else "%(track)s: %(trigger)s needs %(missing)s",
+                params,
+            ),
+            hint=Message("give %(hints)s", {"hints": hints}),
         )
     dest = defn.state(chosen.dest)
     due = compute_due(ctx, dest, view, ctx.at)
@@ -354,7 +423,9 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
     )
     if cur.rowcount != len(moves):
         raise StaleVersion(
-            "a track changed while this was being applied; nothing was written: read it again"
+            Message(
+                "a track changed while this was being applied; nothing was written: read it again"
+            )
         )
     audit.append(  # history rows, hash-chained (onboarding.audit)
         conn,
@@ -395,8 +466,15 @@ def advance(
         actors.authorize(conn, act.actor, act.role, track)
         if expected_version is not None and track["version"] != expected_version:
             raise StaleVersion(
-                f"track #{track_id} changed since you read it (version {expected_version}, "
-                f"now {track['version']}): read it again"
+                Message(
+                    "track #%(id)s changed since you read it (version %(expected)s, now %(now)s): "
+                    "read it again",
+                    {
+                        "id": str(track_id),
+                        "expected": str(expected_version),
+                        "now": str(track["version"]),
+                    },
+                )
             )
         defn = definitions.get(db, track["definition"], track["def_version"])
         values = coerce_fields(db, defn, sets or {}, moment)
@@ -427,8 +505,15 @@ def preview_advance(
     actors.authorize(conn, act.actor, act.role, track)
     if expected_version is not None and track["version"] != expected_version:
         raise StaleVersion(
-            f"track #{track_id} changed since you read it (version {expected_version}, "
-            f"now {track['version']}): read it again"
+            Message(
+                "track #%(id)s changed since you read it (version %(expected)s, now %(now)s): "
+                "read it again",
+                {
+                        "id": str(track_id),
+                        "expected": str(expected_version),
+                        "now": str(track["version"]),
+                    },
+            )
         )
     defn = definitions.get(db, track["definition"], track["def_version"])
     values = coerce_fields(db, defn, sets or {})
@@ -503,27 +588,47 @@ class BulkResult:
         if len(self.blocked) < keep:
             self.blocked.append((track["id"], reason))
         # The reason without the track's own label, so the same cause groups together.
-        general = reason.removeprefix(f"track #{track['id']}: ")
+        general = _general(reason, track["id"])
         group = self.groups.setdefault(general, BlockedGroup(general))
         group.count += 1
         if per_reason is None or len(group.tracks) < per_reason:
             subject = subject_text(_subject_labels(db, dict(track)))
             group.tracks.append({"id": track["id"], "subject": subject})
 
-    def refusal(self, trigger: str, shown: int = 5) -> str:
+    def refusal(self, trigger: str, shown: int = 5) -> Message:
         """Why a real bulk run moved nothing: a summary line, then per reason its count and
-        a line naming the first tracks by id and subject."""
-        lines = [
-            f"{self.blocked_count} of {self.selected} selected tracks cannot fire {trigger!r},"
-            " so none was moved:"
+        a line naming the first tracks by id and subject (a ``Message``: English as ``str``)."""
+        lines: list[Any] = [
+            Message(
+                "%(n)s of %(selected)s selected tracks cannot fire %(trigger)s, so none was "
+                "moved:",
+                {"n": str(self.blocked_count), "selected": str(self.selected),
+                 "trigger": repr(trigger)},
+            )
         ]
         for g in self.groups.values():
             named = ", ".join(f"#{t['id']} {t['subject']}".rstrip() for t in g.tracks[:shown])
             more = g.count - min(shown, len(g.tracks))
-            tail = f" and {more} more" if more > 0 else ""
-            lines += [f"  {g.count} × {g.reason}", f"      {named}{tail}"]
-        lines.append("  'track advance --where ... --dry-run' lists them by reason (--json: all)")
-        return "\n".join(lines)
+            tail = Message(" and %(more)s more", {"more": str(more)}) if more > 0 else ""
+            lines += [
+                Message("  %(count)s × %(reason)s", {"count": str(g.count), "reason": g.reason}),
+                Message("      %(named)s%(tail)s", {"named": named, "tail": tail}),
+            ]
+        lines.append(
+            Message("  'track advance --where ... --dry-run' lists them by reason (--json: all)")
+        )
+        return Message("%(lines)s", {"lines": Phrases(lines, "\n")})
+
+
+def _general(reason: str, track_id: int) -> str:
+    """A blocked track's reason without its own "track #N: ", still said in a language."""
+    text = reason.removeprefix(f"track #{track_id}: ")
+    if isinstance(reason, Message) and reason.msgid.startswith("%(track)s: "):
+        params = {k: v for k, v in reason.params.items() if k != "track"}
+        plural = reason.plural.removeprefix("%(track)s: ") if reason.plural else None
+        msgid = reason.msgid.removeprefix("%(track)s: ")
+        return Message(msgid, params, plural=plural, n=reason.n, text=text)
+    return text
 
 
 Progress = Callable[[int], None]
@@ -600,7 +705,7 @@ def bulk_advance(
                         allowed(track)
                     move = plan(ctx, defn, track, trigger, act.role, values_by_def[key])
                 except (TransitionRefused, PermissionDenied) as exc:
-                    result.note_blocked(db, track, str(exc), keep_blocked, per_reason)
+                    result.note_blocked(db, track, exc.sentence(), keep_blocked, per_reason)
                     continue
                 moves.append(move)
                 pair = (track["state"], move.to_state)
@@ -727,6 +832,8 @@ def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[st
     Only the parts the definition's subject declares are read: a track of a subject without an
     index part has no index (KOMBIT's ``sd`` default belongs to the index parts), and BoB is
     only a connection's flag."""
+    from onboarding import registry  # here: only a start resolves a subject
+
     _check_options(defn, subject)
     parts = defn.subject_parts.of
     cols: dict[str, Any] = {"bob": int(subject.bob), "fields": {}}
@@ -883,23 +990,38 @@ def set_fields(
         track = load_track(conn, track_id)
         actors.authorize(conn, act.actor, act.role, track)
         if expected_version is not None and track["version"] != expected_version:
-            raise StaleVersion(f"track #{track_id} changed since you read it: read it again")
+            raise StaleVersion(
+                Message(
+                    "track #%(id)s changed since you read it: read it again", {"id": str(track_id)}
+                )
+            )
         if track["final"]:
-            raise TransitionRefused(f"track #{track_id} is finished; its fields are closed")
+            raise TransitionRefused(
+                Message("track #%(id)s is finished; its fields are closed", {"id": str(track_id)})
+            )
         defn = definitions.get(db, track["definition"], track["def_version"])
         values = coerce_fields(db, defn, sets, moment)
         roles = {r for t in defn.transitions_from(track["state"]) for r in t.roles}
         if act.role not in roles:
             raise TransitionRefused(
-                f"track #{track_id}: role {act.role!r} does not act on this step "
-                f"(roles: {', '.join(sorted(roles))})"
+                Message(
+                    "track #%(id)s: role %(role)s does not act on this step (roles: %(roles)s)",
+                    {
+                        "id": str(track_id),
+                        "role": terms.role(act.role),
+                        "roles": terms.roles(sorted(roles)),
+                    },
+                )
             )
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
         if at < track["updated_at"]:
             raise TransitionRefused(
-                f"track #{track_id}: {clock.display(at)} is before its last recorded step; "
-                "history never goes backwards"
+                Message(
+                    "track #%(id)s: %(at)s is before its last recorded step; "
+                    "history never goes backwards",
+                    {"id": str(track_id), "at": clock.unstamp(at)},
+                )
             )
         fields = {**track["fields"], **values}
         state = defn.state(track["state"])

@@ -12,15 +12,13 @@ An empty selection of valid values is a fact worth saying in words (``describe``
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
+from onboarding.db import Database
 from onboarding.errors import Ambiguous, InputError, NotFound
 
 if TYPE_CHECKING:
@@ -202,6 +200,8 @@ def _states_where(db: Database, attr: str, values: Sequence[str]) -> list[tuple[
 
 def _closest(value: str, known: Iterable[str]) -> list[str]:
     by_fold = {k.casefold(): k for k in known}
+    import difflib  # only when a name is not found
+
     close = difflib.get_close_matches(value.casefold(), list(by_fold), n=3, cutoff=0.6)
     return [by_fold[c] for c in close]
 

@@ -13,10 +13,14 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onboarding import calendar, clock
+from onboarding.i18n import Message, Phrases, Term
 from workflows.loader import GuardSignature
+
+if TYPE_CHECKING:
+    from workflows.model import Definition
 
 #: A track row as the engine reads it (``fields`` already parsed).
 Track = Mapping[str, Any]
@@ -25,6 +29,7 @@ Track = Mapping[str, Any]
 @dataclass(frozen=True)
 class Verdict:
     holds: bool
+    #: A ``Message``: English as ``str``, said in the reader's language by ``say(lang)``.
     reason: str
 
 
@@ -106,19 +111,54 @@ class GuardContext:
         return found
 
     def state_label(self, definition: str, track_id: int, state: str) -> str:
-        from onboarding import definitions
-
         version = self.conn.execute(
             "SELECT def_version FROM tracks WHERE id = ?", [track_id]
         ).fetchone()[0]
-        from sqlite_utils import Database
-
-        db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
-        defn = definitions.get(db, definition, version)
-        st = defn.by_name.get(state)
+        defn = self._definition(definition, version)
+        st = defn.by_name.get(state) if defn is not None else None
         if st is None:
             return state
-        return f"{st.label} ({st.phase})" if st.phase else st.label
+        if not st.phase:
+            return str(st.label)
+        from onboarding.i18n import LANGUAGES, pgettext
+
+        # The phase is a key of the definition: each language says it by the catalogue.
+        return Term(
+            f"{st.label} ({st.phase})",
+            {lang: f"{st.label} ({pgettext(lang, 'phase', st.phase)})" for lang in LANGUAGES},
+        )
+
+    def _definition(self, name: Any, version: Any) -> Definition | None:
+        from onboarding import definitions
+        from onboarding.db import Database
+        from onboarding.errors import NotFound
+
+        if name is None or version is None:
+            return None
+        db = Database(self.conn)
+        try:
+            return definitions.get(db, str(name), int(version))
+        except NotFound:
+            return None
+
+    def field(self, track: Track, name: str) -> str:
+        """A field of the track's definition: its key in English, its label for people."""
+        from onboarding import terms
+
+        defn = self._definition(track.get("definition"), track.get("def_version"))
+        return terms.field(defn, name)
+
+    def definition_title(self, definition: str) -> str:
+        """Another definition named in a reason: its key in English, its title for people."""
+        from onboarding.i18n import LANGUAGES
+
+        row = self.conn.execute(
+            "SELECT MAX(version) FROM definitions WHERE name = ?", [definition]
+        ).fetchone()
+        defn = self._definition(definition, row[0] if row else None)
+        if defn is None:
+            return definition
+        return Term(definition, {lang: f"“{defn.title}”" for lang in LANGUAGES})
 
     def reference_date(self, track: Track, ref: str) -> date | None:
         """The date a due rule or guard names: a date field, or ``klik_task.end_date``, or
@@ -154,8 +194,8 @@ GuardFn = Callable[[GuardContext, Track, Mapping[str, Any]], Verdict]
 
 def includes_bob(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
     if track.get("bob"):
-        return Verdict(True, "the connection includes BoB display")
-    return Verdict(False, "the connection does not include BoB display")
+        return Verdict(True, Message("the connection includes BoB display"))
+    return Verdict(False, Message("the connection does not include BoB display"))
 
 
 def requires_track(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
@@ -166,12 +206,17 @@ def requires_track(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -
     """
     system_id = track.get("system_id")
     if system_id is None:
-        return Verdict(False, "the track has no system")
+        return Verdict(False, Message("the track has no system"))
     system = ctx.system_label(system_id)
     definition = str(params["definition"])
     wanted = [str(s) for s in params["states"]]
     which = str(params.get("which") or "latest")
-    prefix = str(params.get("reason") or "{system} is not ready").format(system=system)
+    # The definition's own sentence: its English is a message id too (the shipped ones are in
+    # the catalogue), with {system} as its one parameter.
+    reason = str(params.get("reason") or "{system} is not ready")
+    msgid = reason.replace("%", "%%").replace("{system}", "%(system)s")
+    prefix = Message(msgid, {"system": system})
+    title = ctx.definition_title(definition)
     indexes = [i for i in (track.get("index_set") or "sd").split(",") if i]
     exempt = params.get("except_field")
 
@@ -184,28 +229,44 @@ def requires_track(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -
     for index in indexes:
         where = f" ({ctx.index_name(index)})" if len(indexes) > 1 or index != "sd" else ""
         tracks = ctx.related_all(definition, system_id, index)
+        base = {"prefix": prefix, "where": where, "definition": title}
         if not tracks:
-            return Verdict(False, f"{prefix}{where}: it has no {definition} track")
+            return Verdict(
+                False, Message("%(prefix)s%(where)s: it has no %(definition)s track", base)
+            )
         if which == "any":
             if any(passes(t) for t in tracks):
                 continue
-            states = ", ".join(
-                f"#{other_id} in {ctx.state_label(definition, other_id, state)}"
+            states = Phrases(
+                Message(
+                    "#%(id)s in %(state)s",
+                    {"id": str(other_id), "state": ctx.state_label(definition, other_id, state)},
+                )
                 for state, _, other_id in tracks
             )
-            return Verdict(False, f"{prefix}{where}: none of its {definition} tracks ({states})")
+            return Verdict(
+                False,
+                Message(
+                    "%(prefix)s%(where)s: none of its %(definition)s tracks (%(states)s)",
+                    {**base, "states": states},
+                ),
+            )
         judged = tracks if which == "all" else tracks[:1]
         for found in judged:
             if not passes(found):
                 state, _, other_id = found
                 label = ctx.state_label(definition, other_id, state)
                 return Verdict(
-                    False, f"{prefix}{where}: its {definition} track #{other_id} is in {label}"
+                    False,
+                    Message(
+                        "%(prefix)s%(where)s: its %(definition)s track #%(id)s is in %(state)s",
+                        {**base, "id": str(other_id), "state": label},
+                    ),
                 )
-    return Verdict(True, f"{system} is ready")
+    return Verdict(True, Message("%(system)s is ready", {"system": system}))
 
 
-def _shifted(day: date, offset: Any) -> tuple[date, str]:
+def _shifted(day: date, offset: Any) -> tuple[date, Message | str]:
     """``day`` moved by a guard's offset: N or {working_days: N} or {calendar_days: N}."""
     if isinstance(offset, Mapping):
         ((unit, n),) = offset.items()
@@ -214,10 +275,22 @@ def _shifted(day: date, offset: Any) -> tuple[date, str]:
     n = int(n or 0)
     if n == 0:
         return day, ""
-    words = "working days" if unit == "working_days" else "calendar days"
     sign = "+" if n > 0 else "-"
     moved = calendar.add_working_days(day, n) if unit == "working_days" else day + timedelta(days=n)
-    return moved, f" {sign} {abs(n)} {words} = {moved.isoformat()}"
+    params = {"sign": sign, "n": abs(n), "moved": moved}
+    if unit == "working_days":
+        return moved, Message(
+            " %(sign)s %(n)s working day = %(moved)s",
+            params,
+            plural=" %(sign)s %(n)s working days = %(moved)s",
+            n=abs(n),
+        )
+    return moved, Message(
+        " %(sign)s %(n)s calendar day = %(moved)s",
+        params,
+        plural=" %(sign)s %(n)s calendar days = %(moved)s",
+        n=abs(n),
+    )
 
 
 def date_passed(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
@@ -225,36 +298,59 @@ def date_passed(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> V
     shifted by ``offset`` working days (or ``{calendar_days: N}``)."""
     ref = str(params["date"])
     day = ctx.reference_date(track, ref)
+    name = ctx.field(track, ref) if "." not in ref else ref
     if day is None:
         raw = track["fields"].get(ref) if "." not in ref else None
         if raw not in (None, ""):
-            return Verdict(False, f"{ref} ({raw!r}) is not a date")
-        return Verdict(False, f"{ref} is not set")
+            return Verdict(
+                False, Message("%(ref)s (%(raw)s) is not a date", {"ref": name, "raw": repr(raw)})
+            )
+        return Verdict(False, Message("%(ref)s is not set", {"ref": name}))
     threshold, shift = _shifted(day, params.get("offset", 0))
     today = clock.local_date(ctx.at)
     inclusive = params.get("on_or_after") is True
-    what = f"{ref} ({day.isoformat()}){shift}"
+    what = Message("%(ref)s (%(day)s)%(shift)s", {"ref": name, "day": day, "shift": shift})
     if today > threshold or (inclusive and today == threshold):
-        return Verdict(True, f"{what} has {'come' if inclusive else 'passed'}")
-    return Verdict(False, f"{what} has not {'come' if inclusive else 'passed'} yet")
+        text = "%(what)s has come" if inclusive else "%(what)s has passed"
+        return Verdict(True, Message(text, {"what": what}))
+    text = "%(what)s has not come yet" if inclusive else "%(what)s has not passed yet"
+    return Verdict(False, Message(text, {"what": what}))
 
 
 def field_value(ctx: GuardContext, track: Track, params: Mapping[str, Any]) -> Verdict:
     """A field of the track (with the values given on this firing) equals a value, or is or
     is not among a list. An unset field equals nothing and is in no list."""
-    name = str(params["field"])
-    value = track["fields"].get(name)
-    shown = "not set" if value in (None, "") else repr(value)
+    key = str(params["field"])
+    value = track["fields"].get(key)
+    base: dict[str, Any] = {
+        "name": ctx.field(track, key),
+        "shown": Message("not set") if value in (None, "") else repr(value),
+    }
     if "equals" in params:
         holds = value not in (None, "") and value == params["equals"]
-        return Verdict(holds, f"{name} is {shown} ({'' if holds else 'not '}{params['equals']!r})")
+        text = (
+            "%(name)s is %(shown)s (%(want)s)"
+            if holds
+            else "%(name)s is %(shown)s (not %(want)s)"
+        )
+        return Verdict(holds, Message(text, {**base, "want": repr(params["equals"])}))
     if "in" in params:
         options = list(params["in"])
         holds = value not in (None, "") and value in options
-        return Verdict(holds, f"{name} is {shown} ({'' if holds else 'not '}one of {options})")
+        text = (
+            "%(name)s is %(shown)s (one of %(options)s)"
+            if holds
+            else "%(name)s is %(shown)s (not one of %(options)s)"
+        )
+        return Verdict(holds, Message(text, {**base, "options": str(options)}))
     options = list(params["not_in"])
     holds = value in (None, "") or value not in options
-    return Verdict(holds, f"{name} is {shown} ({'not ' if holds else ''}one of {options})")
+    text = (
+        "%(name)s is %(shown)s (not one of %(options)s)"
+        if holds
+        else "%(name)s is %(shown)s (one of %(options)s)"
+    )
+    return Verdict(holds, Message(text, {**base, "options": str(options)}))
 
 
 GUARDS: Mapping[str, GuardFn] = {

@@ -31,17 +31,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
 from onboarding import calendar, clock, definitions
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError
 from workflows.model import Definition, StateDef
 
@@ -177,6 +174,8 @@ def template_names() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _template_names() -> frozenset[str]:
+    from importlib import resources  # here: it costs every command's start its zipfile import
+
     root = resources.files("notifications") / "templates" / "da"
     suffix = ".subject.txt"
     return frozenset(
@@ -371,7 +370,7 @@ class _Defs:
         key = (name, version, state)
         if key not in self.rules:
             if (name, version) not in self.cache:
-                db = Database(self.conn, recursive_triggers=False, execute_plugins=False)
+                db = Database(self.conn)
                 self.cache[(name, version)] = definitions.get(db, name, version)
             self.rules[key] = state_rules(self.cache[(name, version)], state)
         return self.rules[key]
@@ -619,7 +618,7 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
 
 
 def _phase(conn: sqlite3.Connection, m: Move) -> str | None:
-    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    db = Database(conn)
     state = definitions.get(db, str(m.track["definition"]), m.def_version).by_name.get(m.to_state)
     return state.phase if state else None
 
@@ -793,7 +792,12 @@ def supersede_claimed(
 
 
 def hand_over(
-    db: Database, rows: Sequence[Mapping[str, Any]], runner: str, now: datetime, lease: timedelta
+    db: Database,
+    rows: Sequence[Mapping[str, Any]],
+    runner: str,
+    now: datetime,
+    lease: timedelta,
+    first: Callable[[sqlite3.Connection], object] | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
     """Right before one message goes to the transport: re-check, renew and charge its rows.
 
@@ -803,12 +807,17 @@ def hand_over(
     ``handed_at`` and one more attempt. Returns (rows to send, with their new attempt count;
     (row, reason) cancelled). A row no longer ours (our lease ran out and another runner took
     it, or an advance cancelled it) is in neither.
+
+    ``first(conn)`` runs at the start of the same transaction: the results of the messages
+    handed over before (``outbox_results.Ledger``), so they cost no commit of their own.
     """
     stamp = clock.stamp(now)
     until = clock.stamp(now + lease)
     handed: list[dict[str, Any]] = []
     cancelled: list[tuple[dict[str, Any], str]] = []
     with immediate(db) as conn:
+        if first is not None:
+            first(conn)
         for row in rows:
             why = cancel_reason(conn, row)
             if why is not None:

@@ -23,7 +23,6 @@ each with its source; only names whose municipality is certain are in it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import sqlite3
@@ -33,15 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
 from onboarding import roles as role_data
 from onboarding.csvio import PathLike, read_csv_all, row_error
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
+from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
 
 if TYPE_CHECKING:
     from onboarding.visibility import Scope
-from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
 
 Row = dict[str, Any]
 Counts = dict[str, int]
@@ -276,6 +273,8 @@ def _closest(
     label: Callable[[Row], str],
 ) -> list[str]:
     by_key = {key.casefold(): label(row) for row in rows for key in keys(row)}
+    import difflib  # only when a name is not found
+
     close = difflib.get_close_matches(needle, list(by_key), n=5, cutoff=0.6)
     return list(dict.fromkeys(by_key[key] for key in close))
 
@@ -295,7 +294,9 @@ def resolve_municipality(db: Database, text: str) -> Row:
     ("Copenhagen", "Elsinore"); then a prefix, then a part of any of those ("Køb").
     """
     code = text.strip()
-    if code.isdigit():
+    # ASCII digits, few enough for SQLite: "²" passes isdigit() but not int(), and a longer
+    # number overflows the driver; either is then looked up as a name (and not found).
+    if code.isascii() and code.isdigit() and len(code) <= 9:
         # Codes are identifiers, not names: "10" must not match 101 by prefix.
         rows = _select(
             db,

@@ -35,13 +35,11 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from sqlite_utils import Database
-
-from onboarding import calendar, clock, definitions, registry
+from onboarding import calendar, clock, definitions, i18n, registry
 from onboarding.csvio import safe_row
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound
+from onboarding.i18n import Message
 from workflows.model import Definition
 
 if TYPE_CHECKING:
@@ -421,9 +419,10 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
         n = distinct[name]
         note = None
         if n != total["total"]:
-            note = (
-                f"{total['total']} uses across {n} distinct municipalities: some municipalities "
-                f"use more than one {name} solution."
+            note = Message(
+                "%(uses)s uses across %(n)s distinct municipalities: some municipalities "
+                "use more than one %(category)s solution.",
+                {"uses": total["total"], "n": n, "category": name},
             )
         categories.append(
             {
@@ -449,10 +448,17 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
         n for system_id, n in uncounted.items() if not cat or _system_category(db, system_id) == cat
     )
     if untracked:
-        what = "connection track is" if untracked == 1 else "connection tracks are"
         notes.append(
-            f"{untracked} {what} for a municipality and system with no contract on record and "
-            "not counted: record the contracts with 'onboarding registry import contracts'."
+            Message(
+                "%(n)s connection track is for a municipality and system with no contract on "
+                "record and not counted: record the contracts with 'onboarding registry import "
+                "contracts'.",
+                {"n": untracked},
+                plural="%(n)s connection tracks are for a municipality and system with no "
+                "contract on record and not counted: record the contracts with 'onboarding "
+                "registry import contracts'.",
+                n=untracked,
+            )
         )
     return {
         "as_of": day.isoformat(),
@@ -468,6 +474,27 @@ def _system_category(db: Database, system_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def rank_case(db: Database, defs: _Defs, params: dict[str, Any]) -> str:
+    """SQL for the bucket rank (0, 1, 2) of a connection track from its ``v`` (definition
+    version) and ``state``; the state names go into ``params``."""
+    versions = [
+        int(r[0])
+        for r in db.execute("SELECT version FROM definitions WHERE name = ?", [CONNECTION])
+    ]
+    cases = []
+    for version in versions:
+        defn = defs.get(CONNECTION, version)
+        for rank in (1, 2):
+            names = [st.name for st in defn.states if defn.bucket_rank(st.name) == rank]
+            if names:
+                keys = []
+                for name in names:
+                    params[f"s{len(params)}"] = name
+                    keys.append(f":s{len(params) - 1}")
+                cases.append(f"WHEN v = {version} AND state IN ({', '.join(keys)}) THEN {rank}")
+    return f"CASE {' '.join(cases)} ELSE 0 END" if cases else "0"
+
+
 def _best_buckets(
     db: Database, defs: _Defs, stamp: str
 ) -> tuple[dict[int, dict[int, int]], dict[int, int]]:
@@ -480,31 +507,24 @@ def _best_buckets(
     ``updated_at`` are the instants of its first and last history rows, so only the tracks
     changed after ``stamp`` need their history read; the rest are counted from the track rows.
     """
-    versions = [
-        int(r[0])
-        for r in db.execute("SELECT version FROM definitions WHERE name = ?", [CONNECTION])
-    ]
     params: dict[str, Any] = {"d": CONNECTION, "at": stamp}
-    cases = []
-    for version in versions:
-        defn = defs.get(CONNECTION, version)
-        for rank in (1, 2):
-            names = [st.name for st in defn.states if defn.bucket_rank(st.name) == rank]
-            if names:
-                keys = []
-                for name in names:
-                    params[f"s{len(params)}"] = name
-                    keys.append(f":s{len(params) - 1}")
-                cases.append(f"WHEN v = {version} AND state IN ({', '.join(keys)}) THEN {rank}")
-    rank_sql = f"CASE {' '.join(cases)} ELSE 0 END" if cases else "0"
-    # Full scans, not the (definition, state) index: every connection track is read, and
-    # in table order that is sequential (through the index it was 3x slower at 10^6).
-    states = (
-        "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
-        " FROM tracks NOT INDEXED"
-        " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
-    )
+    rank_sql = rank_case(db, defs, params)
     later = db.execute("SELECT 1 FROM history WHERE at > ? LIMIT 1", [stamp]).fetchone()
+    if later:
+        # Full scans, not the (definition, state) index: every connection track is read, and
+        # in table order that is sequential (through the index it was 3x slower at 10^6).
+        states = (
+            "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
+            " FROM tracks NOT INDEXED"
+            " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
+        )
+    else:
+        # Nothing happened after the date, so every track counts as it is now: read the
+        # counts the rollout summary keeps (schema 012_rollout_summary) instead of the rows.
+        states = (
+            "SELECT nullif(municipality_code, -1) AS m, nullif(system_id, -1) AS s,"
+            " def_version AS v, state FROM rollout_summary WHERE definition = :d AND n > 0"
+        )
     if later:
         # Tracks changed after the date: their last history row at or before it (the bare
         # columns of max() come from that row). One sequential pass over the history and one
@@ -543,31 +563,53 @@ def _best_buckets(
     return ranked, uncounted
 
 
-def _danish(day: str) -> str:
-    return date.fromisoformat(day).strftime("%d-%m-%Y")
+def _danish(day: str, lang: str = i18n.DEFAULT) -> str:
+    """A report's day as the language writes it (30.06.2021, 30 Jun 2021)."""
+    return i18n.fmt_date(date.fromisoformat(day), lang)
 
 
-def rollout_text(report: Mapping[str, Any]) -> str:
-    """The rollout report as the deck lays it out, in 80 columns."""
+def _lang(lang: str | None) -> str:
+    """The language of a text report: given, else ``--lang``/``ONBOARDING_LANG``, else da."""
+    return i18n.normalise(lang or i18n.cli_language())
+
+
+def _say(lang: str, msgid: str, **params: Any) -> str:
+    text = i18n.gettext(lang, msgid)
+    return text % params if params else text
+
+
+def _num(value: Any, lang: str) -> str:
+    return i18n.fmt_number(value, lang) if isinstance(value, int) else str(value)
+
+
+def rollout_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    """The rollout report as the deck lays it out, in 80 columns (in ``lang``)."""
+    lang = _lang(lang)
+    total_label = _say(lang, "Total")
     labels = report["bucket_labels"]
-    headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], TOTAL_LABEL]
+    headers_tail = [labels["in_operation"], labels["agreed"], labels["not_agreed"], total_label]
     lines = [
-        f"Rollout per vendor solution, status per {_danish(report['as_of'])} "
-        "(counted in municipalities)",
+        _say(
+            lang,
+            "Rollout per vendor solution, status per %(day)s (counted in municipalities)",
+            day=_danish(report["as_of"], lang),
+        ),
         "",
     ]
     if not report["categories"]:
-        lines.append("(no contracts on record: import them with 'onboarding registry import')")
+        lines.append(
+            _say(lang, "(no contracts on record: import them with 'onboarding registry import')")
+        )
     label_width = max(
         [len(c["category"]) for c in report["categories"]]
         + [len(f"{r['vendor']} - {r['system']}") for c in report["categories"] for r in c["rows"]]
-        + [len(TOTAL_LABEL)]
+        + [len(total_label)]
     )
     for c in report["categories"]:
         body: list[Sequence[Any] | None] = [
             [f"{r['vendor']} - {r['system']}", *(r[k] for k in _ORDER)] for r in c["rows"]
         ]
-        body += [None, [TOTAL_LABEL, *(c["total"][k] for k in _ORDER)]]
+        body += [None, [total_label, *(c["total"][k] for k in _ORDER)]]
         lines += _table(
             [c["category"], *headers_tail],
             body,
@@ -576,12 +618,12 @@ def rollout_text(report: Mapping[str, Any]) -> str:
         )
         distinct = c["distinct_municipalities"]
         if c["note"]:
-            lines += _wrap("* " + c["note"])
+            lines += _wrap("* " + i18n.localise(c["note"], lang))
         else:
-            lines.append(f"{distinct} distinct municipalities.")
+            lines.append(_say(lang, "%(n)s distinct municipalities.", n=distinct))
         lines.append("")
     for note in report.get("notes", []):
-        lines += _wrap("Note: " + note)
+        lines += _wrap(_say(lang, "Note: %(note)s", note=i18n.localise(note, lang)))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -668,8 +710,10 @@ def _chart(
     targets: Mapping[str, list[tuple[str, int, str]]],
     year: int,
     as_of: date,
+    lang: str = i18n.DEFAULT,
 ) -> dict[str, Any]:
-    """Coordinates for the inline SVG: lines per category, target markers, axes."""
+    """Coordinates for the inline SVG: lines per category, target markers, axes (month names
+    in ``lang``)."""
     width, height = 760, 340
     left, right, top, bottom = 48, 150, 20, 40
     x0, x1, y0, y1 = left, width - right, height - bottom, top
@@ -736,10 +780,10 @@ def _chart(
         "y0": y0,
         "y1": y1,
         "yticks": [(y(v), v) for v in range(0, y_max + 1, step if y_max <= 100 else step * 2)],
-        "months": [(x(date(year, m, 1)), date(year, m, 1).strftime("%b")) for m in range(1, 13)],
+        "months": [(x(date(year, m, 1)), _month(m, lang)) for m in range(1, 13)],
         "quarters": [(x(date(year, m, d)), f"Q{q}") for q, (m, d) in QUARTER_ENDS.items()],
         "as_of": x(min(max(as_of, start), end)) if as_of.year == year else None,
-        "as_of_label": as_of.strftime("%d-%m-%Y"),
+        "as_of_label": i18n.fmt_date(as_of, lang),
         "lines": lines,
         "markers": markers,
         "legend": [
@@ -768,15 +812,21 @@ def _rollout_targets(
         for q, target in g["targets"].items():
             end = _quarter_end(year, int(q[1]))
             value = _target_value(db, g, target["value"], min(end, as_of or end))
-            out.setdefault(cat, []).append((end.isoformat(), value, f"{q} target {value}"))
+            label = Message("%(q)s target %(value)s", {"q": q, "value": value})
+            out.setdefault(cat, []).append((end.isoformat(), value, label))
     return out
 
 
-def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = None) -> str:
+def rollout_html(
+    db: Database, report: Mapping[str, Any], today: date | None = None, lang: str | None = None
+) -> str:
     """One self-contained HTML file (no scripts, no external references): the rollout tables,
-    the year's goals and an inline SVG chart of rollout progress against quarterly targets."""
+    the year's goals and an inline SVG chart of rollout progress against quarterly targets.
+    In ``lang`` (default: ``--lang``/``ONBOARDING_LANG``, Danish): texts from the catalogue,
+    goal names and statuses by their labels, dates and months as the language writes them."""
     from jinja2 import Environment, FileSystemLoader
 
+    lang = i18n.normalise(lang or i18n.cli_language())
     as_of = date.fromisoformat(report["as_of"])
     year = as_of.year
     start = date(year, 1, 1)
@@ -784,7 +834,7 @@ def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = N
     shown = {c["category"] for c in report["categories"]}
     series = {c: pts for c, pts in series.items() if c in shown}
     targets = {c: t for c, t in _rollout_targets(db, year, as_of).items() if c in shown}
-    chart = _chart(series, targets, year, as_of)
+    chart = _chart(series, targets, year, as_of, lang)
     goal_report = None
     if goals_file(year) is not None:
         goal_report = goals(db, year, today=min(_today(today), as_of))
@@ -793,17 +843,35 @@ def rollout_html(db: Database, report: Mapping[str, Any], today: date | None = N
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(lang), newstyle=True
+    )
+    env.filters.update(
+        say=lambda text: i18n.localise(text, lang),
+        num=lambda n: i18n.fmt_number(n, lang) if isinstance(n, int | float) else n,
+        goal=lambda text: i18n.pgettext(lang, "goal", str(text)) if text else "",
+        status=lambda text: i18n.pgettext(lang, "status", str(text)),
     )
     template = env.get_template("report.html.j2")
     return template.render(
+        lang=lang,
         report=report,
         chart=chart,
         goals=goal_report,
-        as_of_label=as_of.strftime("%d-%m-%Y"),
-        generated=clock.display(clock.stamp(clock.now())),
+        as_of_label=i18n.fmt_date(as_of, lang),
+        generated=i18n.fmt_datetime(clock.now(), lang),
         order=_ORDER,
-        total_label=TOTAL_LABEL,
+        total_label=i18n.gettext(lang, "Total"),
     )
+
+
+def _month(month: int, lang: str) -> str:
+    """A month's short name in ``lang`` (jan., Jan)."""
+    from babel.dates import get_month_names
+
+    return str(get_month_names("abbreviated", locale=i18n.FORMAT_LOCALE[lang])[month])
 
 
 # --- goals --------------------------------------------------------------------------------------
@@ -824,6 +892,8 @@ def _shipped_counters() -> dict[str, str]:
 
 def load_goals(path: str | Path) -> dict[str, Any]:
     """Read and check a goals file; targets become ``{"Q1": {"value": .., "label": ..}}``."""
+    import yaml  # here: only the goals reports read a goals file
+
     try:
         spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -1008,19 +1078,23 @@ def _goal_index(spec: Mapping[str, Any], name: str) -> int:
     return next(i for i, g in enumerate(spec["goals"]) if g["name"] == name)
 
 
-def goals_text(report: Mapping[str, Any]) -> str:
-    lines = [f"Goals {report['year']}, as of {_danish(report['today'])}", ""]
+def goals_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
+    day = _danish(report["today"], lang)
+    lines = [_say(lang, "Goals %(year)s, as of %(day)s", year=report["year"], day=day), ""]
     rows: list[Sequence[Any] | None] = []
     for r in report["goals"]:
-        label = r["label"] + (f": {r['target_label']}" if r["target_label"] else "")
-        actual = "-" if r["actual"] is None else f"{r['actual']:,}".replace(",", ".")
-        rows.append(
-            [r["quarter"], label, f"{r['target']:,}".replace(",", "."), actual, r["status"]]
-        )
+        label = i18n.pgettext(lang, "goal", r["label"])
+        if r["target_label"]:
+            label += ": " + i18n.pgettext(lang, "goal", r["target_label"])
+        actual = "-" if r["actual"] is None else _num(r["actual"], lang)
+        status = i18n.pgettext(lang, "status", r["status"])
+        rows.append([r["quarter"], label, _num(r["target"], lang), actual, status])
     if not rows:
-        lines.append("(no goals for that quarter)")
+        lines.append(_say(lang, "(no goals for that quarter)"))
     else:
-        lines += _table(["Q", "Goal", "Target", "Actual", "Status"], rows, "llrrl")
+        headers = [_say(lang, h) for h in ("Quarter", "Goal", "Target", "Actual", "Status")]
+        lines += _table(headers, rows, "llrrl")
     return "\n".join(lines) + "\n"
 
 
@@ -1238,18 +1312,24 @@ def _own_cells(
     )
 
 
-def grid_text(report: Mapping[str, Any]) -> str:
+def grid_text(report: Mapping[str, Any], lang: str | None = None) -> str:
     """The grid in blocks of systems that fit 80 columns, with a legend."""
+    lang = _lang(lang)
+    municipality = _say(lang, "Municipality")
     lines = [
-        f"Connections by municipality and system, {_danish(report['today'])}"
+        _say(
+            lang,
+            "Connections by municipality and system, %(day)s",
+            day=_danish(report["today"], lang),
+        )
         + (f" ({report['category']})" if report["category"] else ""),
         "",
     ]
     systems = report["systems"]
     if not systems:
-        return "\n".join([*lines, "(no connections or contracts)"]) + "\n"
+        return "\n".join([*lines, _say(lang, "(no connections or contracts)")]) + "\n"
     name_width = min(
-        17, max(len("Municipality"), *(len(r["municipality"]) for r in report["rows"]))
+        17, max(len(municipality), *(len(r["municipality"]) for r in report["rows"]))
     )
     widths = []
     for s in systems:
@@ -1266,7 +1346,7 @@ def grid_text(report: Mapping[str, Any]) -> str:
         blocks[-1].append(i)
         used += 2 + w
     for block in blocks:
-        headers = ["Municipality", *(systems[i]["name"] for i in block)]
+        headers = [municipality, *(systems[i]["name"] for i in block)]
         body: list[Sequence[Any] | None] = [
             [
                 r["municipality"],
@@ -1281,10 +1361,13 @@ def grid_text(report: Mapping[str, Any]) -> str:
             min_widths=[name_width, *(widths[i] for i in block)],
         )
         lines.append("")
-    legend = (
+    legend = _say(
+        lang,
         "Cell: step:working days in it (steps as in 'onboarding workflow show connection'); "
         "ok = in operation; x = ended without going live; - = contract but no track; "
-        f"* = outlier for its step ({report['outliers']}); ! = overdue ({report['overdue']})."
+        "* = outlier for its step (%(outliers)s); ! = overdue (%(overdue)s).",
+        outliers=report["outliers"],
+        overdue=report["overdue"],
     )
     lines += _wrap(legend)
     return "\n".join(lines) + "\n"
@@ -1364,31 +1447,44 @@ def klik(
     return {"as_of": day.isoformat(), "buckets": buckets[::-1], "tasks": out}
 
 
-def klik_text(report: Mapping[str, Any]) -> str:
+def klik_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
     buckets = report["buckets"]
-    lines = [f"KLIK tasks, status per {_danish(report['as_of'])} (municipalities)", ""]
+    day = _danish(report["as_of"], lang)
+    lines = [_say(lang, "KLIK tasks, status per %(day)s (municipalities)", day=day), ""]
     rows: list[Sequence[Any] | None] = [
-        [t["task"], t["end_date"], *(t["counts"][b] for b in buckets), t["overdue"]]
+        [
+            t["task"],
+            _danish(t["end_date"], lang) if t["end_date"] else "",
+            *(t["counts"][b] for b in buckets),
+            t["overdue"],
+        ]
         for t in report["tasks"]
     ]
-    lines += _table(
-        ["Task", "Slutdato", *buckets, "Overdue"], rows, "ll" + "r" * (len(buckets) + 1)
-    )
+    headers = [_say(lang, "Task"), _say(lang, "End date"), *buckets, _say(lang, "Overdue")]
+    lines += _table(headers, rows, "ll" + "r" * (len(buckets) + 1))
     for t in report["tasks"]:
         if t["without_track"]:
             lines += _wrap(
-                f"{t['task']}: {t['without_track']} municipalities have no track for it and count "
-                f"as {buckets[-1]}."
+                _say(
+                    lang,
+                    "%(task)s: %(n)s municipalities have no track for it and count as "
+                    "%(bucket)s.",
+                    task=t["task"],
+                    n=t["without_track"],
+                    bucket=buckets[-1],
+                )
             )
         if t.get("open"):  # an empty section is left out: the counts above say it
-            lines += ["", f"Open: {t['task']} ({t['type']})"]
+            lines += ["", _say(lang, "Open: %(task)s (%(type)s)", task=t["task"], type=t["type"])]
             lines += _table(
-                ["Municipality", "Status", "Due"],
+                [_say(lang, "Municipality"), _say(lang, "Status"), _say(lang, "Due")],
                 [
                     [
                         r["municipality"],
                         r["label"],
-                        (r["due"] or "") + (" !" if r["overdue"] else ""),
+                        (_danish(r["due"], lang) if r["due"] else "")
+                        + (" !" if r["overdue"] else ""),
                     ]
                     for r in t["open"]
                 ],
@@ -1480,30 +1576,46 @@ def overdue(
     }
 
 
-def overdue_text(report: Mapping[str, Any]) -> str:
+def overdue_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
     rows = report["tracks"]
+    day = _danish(report["today"], lang)
     narrowed = report.get("filter") or {}
-    only = [f"{k} {v}" for k, v in narrowed.items() if v]
-    title = f"Overdue tracks, {_danish(report['today'])}"
-    title += f" ({', '.join(only)})" if only else ""
-    lines = [f"{title}: {len(rows)}", ""]
+    only = []
+    if narrowed.get("role"):
+        from onboarding.roles import label
+
+        only.append(_say(lang, "role %(role)s", role=label(narrowed["role"], lang)))
+    if narrowed.get("vendor"):
+        only.append(_say(lang, "vendor %(vendor)s", vendor=narrowed["vendor"]))
+    title = _say(
+        lang,
+        "Overdue tracks, %(day)s%(only)s: %(n)s",
+        day=day,
+        only=f" ({', '.join(only)})" if only else "",
+        n=len(rows),
+    )
+    lines = [title, ""]
     if rows:
+        headers = ["#", *(_say(lang, h) for h in ("Workflow", "Subject", "Step", "Due", "Late"))]
         lines += _table(
-            ["#", "Workflow", "Subject", "Step", "Due", "Late"],
+            headers,
             [
                 [
                     r["track"],
                     r["definition"],
                     r["subject"],
-                    r["state"],
-                    r["due"],
+                    r["label"],
+                    _danish(r["due"], lang),
                     r["working_days_late"],
                 ]
                 for r in rows
             ],
             "rllllr",
         )
-        lines.append("Late = working days past due. 'onboarding track why N' explains a track.")
+        lines.append(
+            _say(lang, "Late = working days past due. 'onboarding track why N' explains a track.")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -1543,15 +1655,23 @@ def waves(db: Database, today: date | None = None) -> dict[str, Any]:
     return {"today": day.isoformat(), "steps": labels, "waves": out}
 
 
-def waves_text(report: Mapping[str, Any]) -> str:
+def waves_text(report: Mapping[str, Any], lang: str | None = None) -> str:
+    lang = _lang(lang)
     steps = report["steps"]
-    lines = [f"Rollout waves, {_danish(report['today'])} (municipalities)", ""]
+    day = _danish(report["today"], lang)
+    lines = [_say(lang, "Rollout waves, %(day)s (municipalities)", day=day), ""]
     lines += _table(
-        ["Wave", "Go-live", "Kommuner", *steps, "Overdue"],
+        [
+            _say(lang, "Wave"),
+            _say(lang, "Go-live"),
+            _say(lang, "Municipalities"),
+            *steps,
+            _say(lang, "Overdue"),
+        ],
         [
             [
                 w["code"],
-                w["go_live"],
+                _danish(w["go_live"], lang) if w["go_live"] else "",
                 w["municipalities"],
                 *(w["by_step"][s] for s in steps),
                 w["overdue"],
@@ -1697,21 +1817,30 @@ def buckets(
     }
 
 
-def buckets_text(report: Mapping[str, Any]) -> str:
+def buckets_text(report: Mapping[str, Any], lang: str | None = None) -> str:
     """The buckets report in 80 columns: one row per group and a total row."""
+    lang = _lang(lang)
     d = report["definition"]
-    by = f" per {report['by_label'].lower()}" if report["by"] else ""
-    title = f"{d['title']} ({d['name']}), status per {_danish(report['as_of'])}{by}"
-    lines = [*_wrap(title + " (counted in tracks)"), ""]
+    by = _say(lang, " per %(by)s", by=report["by_label"].lower()) if report["by"] else ""
+    title = _say(
+        lang,
+        "%(title)s (%(name)s), status per %(day)s%(by)s (counted in tracks)",
+        title=d["title"],
+        name=d["name"],
+        day=_danish(report["as_of"], lang),
+        by=by,
+    )
+    lines = [*_wrap(title), ""]
     keys = [c["key"] for c in report["columns"]]
-    headers = [report["by_label"] or "", *(c["label"] for c in report["columns"]), TOTAL_LABEL]
+    total_label = _say(lang, "Total")
+    headers = [report["by_label"] or "", *(c["label"] for c in report["columns"]), total_label]
     body: list[Sequence[Any] | None] = [
         [r["label"], *(r["counts"][k] for k in keys), r["total"]] for r in report["rows"]
     ]
     if body:
         body.append(None)
     total = report["total"]
-    body.append([TOTAL_LABEL, *(total["counts"][k] for k in keys), total["total"]])
+    body.append([total_label, *(total["counts"][k] for k in keys), total["total"]])
     lines += _table(headers, body, "l" + "r" * (len(keys) + 1))
     return "\n".join(lines).rstrip() + "\n"
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlite_utils import Database
-
 from onboarding import i18n
+from onboarding.db import Database
 from onboarding.errors import InputError
 from workflows.model import RoleDef
 from workflows.roles import shipped_roles

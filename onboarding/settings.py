@@ -14,10 +14,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import clock
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError
 
 #: Last parts of a key that mark it as a secret; such keys are never stored.

@@ -51,11 +51,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, clock, definitions, engine, registry
 from onboarding.csvio import PathLike, read_csv_all, row_error
-from onboarding.db import begin_immediate, rollback
+from onboarding.db import Database, begin_immediate, rollback
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.guards import GuardContext
 from workflows.model import Definition, TransitionDef

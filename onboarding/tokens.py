@@ -21,10 +21,8 @@ import secrets
 import sqlite3
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, clock
-from onboarding.db import immediate
+from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound
 
 __all__ = ["PREFIX", "authenticate", "create", "list_tokens", "revoke"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
-from onboarding import calendar, clock, definitions
+from onboarding import calendar, clock, definitions, i18n
+from onboarding.db import Database
 from onboarding.engine import (
     NO_REENTRY,
     TRACK_COLUMNS,
@@ -22,9 +21,12 @@ from onboarding.engine import (
     compute_due,
     load_track,
 )
-from onboarding.filters import TrackFilter
 from onboarding.guards import GuardContext
+from onboarding.i18n import Message, Phrases, Term
 from workflows.model import Definition, TransitionDef
+
+if TYPE_CHECKING:
+    from onboarding.filters import TrackFilter
 
 
 def _subject_labels(db: Database, track: dict[str, Any]) -> dict[str, Any]:
@@ -101,10 +103,12 @@ def available(
         return []
     ctx = GuardContext(db.conn, at or clock.now())
     # The engine refuses a step dated before the last one (history never goes backwards).
-    too_early = (
+    too_early: list[str] = (
         [
-            f"{clock.display(ctx.at_stamp)} is before its last recorded step "
-            f"({clock.display(track['updated_at'])})"
+            Message(
+                "%(at)s is before its last recorded step (%(last)s)",
+                {"at": ctx.at, "last": clock.unstamp(track["updated_at"])},
+            )
         ]
         if ctx.at_stamp < track["updated_at"]
         else []
@@ -356,34 +360,84 @@ def replay(db: Database, track_id: int, upto: str | None = None) -> dict[str, An
 
 
 def why(db: Database, track_id: int, at: datetime | None = None) -> dict[str, Any]:
-    """Why the track is where it is, in plain words (what may happen next judged at ``at``)."""
+    """Why the track is where it is, in plain words (what may happen next judged at ``at``).
+
+    ``lines`` are ``Message``s: English as ``str`` (``--json``), said in a reader's language
+    with ``say(lang)`` (roles, states and the phase by their labels)."""
+    from onboarding import terms
+
     info = show(db, track_id, at)
-    lines = [
-        f"Track #{info['id']} ({info['definition']}: {info['subject_text']}) is in "
-        f"{info['state_label']}"
-        + (f", phase {info['phase']}" if info["phase"] else "")
-        + f", since {clock.display(info['entered_at'])} ({info['days_in_state']} working days).",
-    ]
+    defn = definitions.get(db, info["definition"], info["definition_version"])
+    definition = Term(
+        info["definition"], {lang: defn.title for lang in i18n.LANGUAGES}
+    )
+    where = {
+        "id": str(info["id"]),
+        "definition": definition,
+        "subject": info["subject_text"],
+        "state": info["state_label"],
+        "since": clock.unstamp(info["entered_at"]),
+        "days": info["days_in_state"],
+    }
+    if info["phase"]:
+        phase = Term(
+            info["phase"],
+            {lang: terms.phase(info["phase"], lang) for lang in i18n.LANGUAGES},
+        )
+        first = Message(
+            "Track #%(id)s (%(definition)s: %(subject)s) is in %(state)s, phase %(phase)s, "
+            "since %(since)s (%(days)s working day).",
+            {**where, "phase": phase},
+            plural="Track #%(id)s (%(definition)s: %(subject)s) is in %(state)s, phase "
+            "%(phase)s, since %(since)s (%(days)s working days).",
+            n=info["days_in_state"],
+        )
+    else:
+        first = Message(
+            "Track #%(id)s (%(definition)s: %(subject)s) is in %(state)s, "
+            "since %(since)s (%(days)s working day).",
+            where,
+            plural="Track #%(id)s (%(definition)s: %(subject)s) is in %(state)s, "
+            "since %(since)s (%(days)s working days).",
+            n=info["days_in_state"],
+        )
+    lines: list[str] = [first]
     if info["final"]:
-        lines.append("It is finished: nothing more can happen to it.")
+        lines.append(Message("It is finished: nothing more can happen to it."))
         return {**info, "lines": lines}
     if info["due"]:
-        state_due = "overdue since" if info["overdue"] else "due"
-        lines.append(f"This step is {state_due} {info['due']}.")
+        due = {"due": date.fromisoformat(info["due"])}
+        if info["overdue"]:
+            lines.append(Message("This step is overdue since %(due)s.", due))
+        else:
+            lines.append(Message("This step is due %(due)s.", due))
     if info["responsible_role"]:
-        lines.append(f"Who must act next: {info['responsible_role']}.")
+        lines.append(
+            Message(
+                "Who must act next: %(role)s.",
+                {"role": terms.role(info["responsible_role"], quoted=False)},
+            )
+        )
     for a in info["available"]:
         needs = [i["name"] for i in a["inputs"] if i["required"] and i["value"] in (None, "")]
-        need_text = f"; it needs {', '.join(needs)}" if needs else ""
+        step = {"trigger": a["trigger"], "dest": a["dest_label"]}
         if a["blocked_by"]:
             lines.append(
-                f"- {a['trigger']} (to {a['dest_label']}) is blocked: "
-                + "; ".join(a["blocked_by"])
-                + "."
+                Message(
+                    "- %(trigger)s (to %(dest)s) is blocked: %(reasons)s.",
+                    {**step, "reasons": Phrases(a["blocked_by"], "; ")},
+                )
             )
         else:
+            need_text = (
+                Message("; it needs %(fields)s", {"fields": terms.fields(defn, needs)})
+                if needs
+                else ""
+            )
             lines.append(
-                f"- {a['trigger']} (to {a['dest_label']}) is possible now for "
-                f"{', '.join(a['roles'])}{need_text}."
+                Message(
+                    "- %(trigger)s (to %(dest)s) is possible now for %(roles)s%(needs)s.",
+                    {**step, "roles": terms.roles(a["roles"]), "needs": need_text},
+                )
             )
     return {**info, "lines": lines}

@@ -52,9 +52,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, settings
+from onboarding.db import Database
 from onboarding.errors import NotFound, PermissionDenied
 
 __all__ = [

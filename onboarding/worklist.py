@@ -22,9 +22,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import actors, calendar, clock, definitions
+from onboarding.db import Database
 from onboarding.engine import TRACK_COLUMNS, _row_to_track
 from onboarding.tracks import _subject_labels, subject_text
 from workflows.model import Definition

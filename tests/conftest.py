@@ -13,6 +13,18 @@ import cli
 from onboarding.db import open_existing
 
 
+@pytest.fixture(autouse=True)
+def english_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line and the HTML report speak Danish unless told otherwise; the suite's
+    assertions on their wording are in English, so every test runs with ONBOARDING_LANG=en
+    (tests of the Danish output, tests/test_danish_throughout.py, set it themselves). The web
+    page's language is the session's and does not read it."""
+    from onboarding import i18n
+
+    monkeypatch.setenv("ONBOARDING_LANG", "en")
+    i18n.choose(None)
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

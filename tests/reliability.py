@@ -43,6 +43,8 @@ def env(db_path: Path, **extra: str) -> dict[str, str]:
         ONBOARDING_DB=str(db_path),
         ONBOARDING_NOW=NOW,
         ONBOARDING_ACTOR="tester",
+        # The suite asserts the English wording (tests/conftest.py, english_cli).
+        ONBOARDING_LANG="en",
         PYTHONPATH=str(ROOT),
         PYTHONDONTWRITEBYTECODE="1",
     )

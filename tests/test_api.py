@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from onboarding import reports, tokens
 from onboarding.db import open_existing
+from onboarding.i18n import cli_language
 from onboarding.web import create_app
 from tests.support import ok, run, snapshot
 from tests.web_support import AARHUS, COORDINATOR, DEMO_NOW, SECRET, fresh_db
@@ -288,22 +289,28 @@ def test_api_refusals_are_the_cli_refusals(
     client: TestClient, aarhus: dict[str, str], api_db: Path, runner: CliRunner
 ) -> None:
     """A role the actor does not hold and a trigger the state does not have are refused with the
-    engine's own sentence, the same the CLI prints (403 and 422), nothing written."""
+    engine's own sentence, the one the CLI prints in the same language (403 and 422), nothing
+    written; the API says it in the Accept-Language (Danish by default)."""
     before = _dump(api_db)
+    lang = {"Accept-Language": cli_language()}
     r = client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", json=_advance(role="coordinator"),
-                    headers=aarhus)
+                    headers={**aarhus, **lang})
     err = _error(r, 403, "forbidden")
     cli = run(runner, api_db, "track", "advance", str(AARHUS_TRACK), "update_dpa", "--role",
               "coordinator", "--expect-version", "3", actor=AARHUS)
     assert cli.exit_code == 2
-    assert cli.stderr.strip() == f"Error: {err['message']}"
-    r = client.post(f"{API}/tracks/{AARHUS_TRACK}/advance",
-                    json={"trigger": "go_live", "expect_version": 3, "role": "bob-agreement-admin"},
-                    headers=aarhus)
+    assert cli.stderr.startswith(f"Error: {err['message']}")
+    body = {"trigger": "go_live", "expect_version": 3, "role": "bob-agreement-admin"}
+    r = client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", json=body, headers={**aarhus, **lang})
     err = _error(r, 422, "transition_refused")
     cli = run(runner, api_db, "track", "advance", str(AARHUS_TRACK), "go_live", "--role",
               "bob-agreement-admin", actor=AARHUS)
-    assert cli.exit_code == 2 and cli.stderr.strip() == f"Error: {err['message']}"
+    assert cli.exit_code == 2 and cli.stderr.startswith(f"Error: {err['message']}")
+    danish = client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", json=body, headers=aarhus)
+    english = client.post(f"{API}/tracks/{AARHUS_TRACK}/advance", json=body,
+                          headers={**aarhus, "Accept-Language": "en"})
+    assert "Databehandleraftale opdateret" in danish.json()["error"]["message"]
+    assert danish.json()["error"]["message"] != english.json()["error"]["message"]
     assert _dump(api_db) == before
 
 

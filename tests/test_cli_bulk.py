@@ -163,7 +163,7 @@ def test_bulk_refuses_a_wrong_role_for_every_track(runner: CliRunner, db_path: P
         "connection_date=2021-09-01",
     )
     assert result.exit_code == 2
-    assert "role 'vendor' may not fire" in result.stderr
+    assert "role vendor may not fire “Tilslutningsdato aftalt”" in result.stderr
     assert snapshot(db_path) == before
 
 

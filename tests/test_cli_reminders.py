@@ -269,10 +269,13 @@ def test_cli_reminders_smtp_settings_never_come_from_the_command_line() -> None:
 
 
 def test_cli_reminders_list_names_roles_by_label(runner: CliRunner, db_path: Path) -> None:
-    """The table shows whom a row goes to by the role's label ("SAPA-systemejer"), never the
-    role key; --json keeps the keys for programs."""
+    """The table shows whom a row goes to by the role's label ("SAPA-systemejer" in Danish),
+    never the role key; --json keeps the keys for programs."""
     _to_sapa_request(runner, db_path)
-    table = ok(runner, db_path, "reminders", "list", "--pending", env={"COLUMNS": "200"}).stdout
+    table = ok(
+        runner, db_path, "reminders", "list", "--pending",
+        env={"COLUMNS": "200", "ONBOARDING_LANG": "da"},
+    ).stdout
     assert "SAPA-systemejer" in table
     for line in table.splitlines()[2:]:
         assert "sapa-owner" not in line and "coordinator" not in line, line

@@ -145,7 +145,10 @@ def test_start_requires_the_subject_options_of_the_definition(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["advance", "{tid}", "load_complete"], "not possible from state 'date_agreement'"),
+        (
+            ["advance", "{tid}", "load_complete"],
+            "is not possible from state “1. Aftal tilslutningsdato med leverandøren”",
+        ),
         (["advance", "{tid}", "fly_away"], "has no trigger 'fly_away'"),
         (["advance", "99999", "agree_date"], "unknown track '99999'"),
         (
@@ -158,10 +161,10 @@ def test_start_requires_the_subject_options_of_the_definition(
                 "--set",
                 "connection_date=2027-01-01",
             ],
-            "role 'vendor' may not fire 'agree_date'",
+            "role vendor may not fire “Tilslutningsdato aftalt”",
         ),
         (["advance", "{tid}", "agree_date", "--role", "astronaut"], "unknown role 'astronaut'"),
-        (["advance", "{tid}", "agree_date"], "needs connection_date"),
+        (["advance", "{tid}", "agree_date"], "needs “Aftalt tilslutningsdato”"),
         (["advance", "{tid}", "agree_date", "--set", "connection_date=soon"], "not a date"),
         (
             [
@@ -229,11 +232,11 @@ def test_guard_blocks_agreement_while_system_is_not_ready(runner: CliRunner, db_
     result = run(runner, db_path, "track", "advance", str(tid), "approve_agreements")
     assert result.exit_code == 2
     assert "KMD Momentum is not yet ready for rollout" in result.stderr
-    assert "compliance test" in result.stderr
+    assert "Compliance test" in result.stderr
     assert snapshot(db_path) == before
     why = ok(runner, db_path, "track", "why", str(tid)).stdout
     assert "approve_agreements" in why and "is blocked" in why
-    assert "compliance test" in why
+    assert "Compliance test" in why
     shown = ok_json(runner, db_path, "track", "show", str(tid))
     approve = next(a for a in shown["available"] if a["trigger"] == "approve_agreements")
     assert approve["blocked_by"] and "not yet ready" in approve["blocked_by"][0]
@@ -404,7 +407,7 @@ def test_track_list_filters_and_shows_phase(runner: CliRunner, ready_db: Path) -
     assert [r["subject"] for r in rows] == ["Aarhus / KMD Momentum"]
     assert rows[0]["phase"] == "agreement"
     text = ok(runner, ready_db, "track", "list", "--municipality", "Vejle").stdout
-    assert "Schultz Fasit" in text and "agreement" in text
+    assert "Schultz Fasit" in text and "Agreement" in text
 
 
 def test_overdue_lists_tracks_past_their_due_date(runner: CliRunner, db_path: Path) -> None:

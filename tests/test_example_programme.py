@@ -223,7 +223,7 @@ def test_example_programme_runs_from_its_files_through_the_cli(
     )
 
     # The date guard: not on the opening day (Monday 8 March), from the working day after.
-    assert "2021-03-09 has not come yet" in _refused(
+    assert "9 Mar 2021 has not come yet" in _refused(
         runner, db_path, "tom", kmd, "start_testing", "test-lead", "2021-03-08T09:00"
     )
     assert (

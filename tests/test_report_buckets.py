@@ -190,7 +190,7 @@ def test_report_buckets_of_a_custom_definition(
     assert before["rows"] == [] and before["total"] == may["total"]
 
     text = ok(runner, db_path, "report", "buckets", "dpo-approval", "--as-of", "2021-06-30").stdout
-    assert "Ikke godkendt" in text and "Godkendt" in text and "I alt" in text
+    assert "Ikke godkendt" in text and "Godkendt" in text and "Total" in text
     assert max(len(line) for line in text.splitlines()) <= 80
     csv_text = ok(
         runner, db_path, "report", "buckets", "dpo-approval", "--by", "region", "--format", "csv"
@@ -278,7 +278,7 @@ def test_web_grid_definition_selector_offers_every_definition(
         "system-readiness",
     }
     assert re.search(r'<option value="connection" selected>', select.group(0))
-    assert "Tilslutninger pr. 30. juni 2021" in html
+    assert "Tilslutninger pr. 30.06.2021" in html
 
 
 def test_web_grid_shows_a_custom_definitions_tracks_and_buckets(
@@ -290,7 +290,7 @@ def test_web_grid_shows_a_custom_definitions_tracks_and_buckets(
     page = client.get("/grid", params={"definition": "dpo-approval"})
     assert page.status_code == 200
     html = unescape(page.text)
-    assert "DPO-godkendelse før tilslutning pr. 30. juni 2021" in html
+    assert "DPO-godkendelse før tilslutning pr. 30.06.2021" in html
     assert re.search(r'<option value="dpo-approval" selected>', html)
     conn = sqlite3.connect(path)
     try:

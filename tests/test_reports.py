@@ -207,7 +207,7 @@ def test_overdue_lists_open_tracks_past_due(db: Database) -> None:
         (late, "2021-04-29", 6)
     ]
     text = reports.overdue_text(report)
-    assert "Overdue tracks, 10-05-2021: 1" in text
+    assert "Overdue tracks, 10 May 2021: 1" in text
     assert max(len(line) for line in text.splitlines()) <= 80
 
 

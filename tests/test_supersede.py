@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import date
 from email import message_from_bytes, policy
 from email.utils import getaddresses
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlite_utils import Database
 
 import cli
 from notifications.runner import send_due
-from onboarding import calendar, clock, definitions, engine, outbox
+from onboarding import calendar, clock, definitions, engine, i18n, outbox
 from tests.mailserver import MailServer
 from tests.notify_support import (
     SAPA_DUE,
@@ -316,4 +317,6 @@ def test_supersede_reminders_list_shows_deadline_and_superseded_rows(
     assert [r["id"] for r in only] == [reminder["id"]]
     assert "superseded by #" in only[0]["error"]
     table = _cli(runner, db_path, "reminders", "list", "--superseded")
-    assert "deadline" in table.splitlines()[0] and SAPA_DUE in table and "superseded" in table
+    # The table writes the deadline as the language does (18 Aug 2021); --json keeps ISO.
+    shown = i18n.fmt_date(date.fromisoformat(SAPA_DUE), "en")
+    assert "deadline" in table.splitlines()[0] and shown in table and "superseded" in table

@@ -190,7 +190,7 @@ def test_rules_shipped_withdraw_refuses_the_reason_of_an_earlier_step(
     before = snapshot(db_path)
     result = _advance(runner, db_path, tid, "withdraw", "2021-02-16T09:00")
     assert result.exit_code == 2, result.output
-    assert "reason must be given again on this step" in result.stderr
+    assert "“Begrundelse” must be given again on this step" in result.stderr
     assert snapshot(db_path) == before
     ok(runner, db_path, "track", "advance", tid, "withdraw", "--at", "2021-02-16T09:00",
        "--set", "reason=Systemet udgår")
@@ -206,7 +206,9 @@ def test_rules_shipped_transition_refuses_an_unlisted_field(
     before = snapshot(db_path)
     result = _advance(runner, db_path, tid, "pass_compliance", "2021-02-16T09:00", "reason=ok")
     assert result.exit_code == 2, result.output
-    assert "does not take reason (it takes: compliance_ref)" in result.stderr
+    assert (
+        "does not take “Begrundelse” (it takes: “Reference til compliancetest”)" in result.stderr
+    )
     assert snapshot(db_path) == before
 
 
@@ -233,7 +235,7 @@ def test_rules_requires_refuses_a_stale_value(
     before = snapshot(db_path)
     result = _advance(runner, db_path, approval, "submit", "2021-03-04T09:00")
     assert result.exit_code == 2, result.output
-    assert "report_ref must be given again on this step" in result.stderr
+    assert "“Testrapportens reference” must be given again on this step" in result.stderr
     assert "contact" not in result.stderr.split("needs", 1)[1].split(":", 1)[0]
     assert snapshot(db_path) == before
     ok(runner, db_path, "track", "advance", approval, "submit", "--at", "2021-03-04T09:00",
@@ -252,7 +254,10 @@ def test_rules_unlisted_field_is_refused_naming_the_allowed(
         runner, db_path, approval, "submit", "2021-03-04T09:00", "report_ref=R2", "reason=typo"
     )
     assert result.exit_code == 2, result.output
-    assert "does not take reason (it takes: report_ref, contact, test_date)" in result.stderr
+    assert (
+        "does not take “Begrundelse” (it takes: “Testrapportens reference”, “Kontaktperson”, "
+        "“Testdato”)" in result.stderr
+    )
     assert snapshot(db_path) == before
 
 
@@ -276,7 +281,7 @@ def test_rules_date_guard_on_or_after_with_working_day_offset(
        "--set", "report_ref=R2")
     early = _advance(runner, db_path, approval, "test_done", "2021-03-05T12:00")
     assert early.exit_code == 2, early.output
-    assert "2 working days = 2021-03-08 has not come yet" in early.stderr
+    assert "2 working days = 8 Mar 2021 has not come yet" in early.stderr
     ok(runner, db_path, "track", "advance", approval, "test_done", "--at", "2021-03-08T08:00")
     assert _state(runner, db_path, approval) == "approved"
 
@@ -502,4 +507,4 @@ def test_rules_stored_date_guard_on_a_text_field_refuses_instead_of_dying(
     ok(runner, db_path, "track", "show", tid)
     refused = _advance(runner, db_path, tid, "go", "2021-03-03T09:00")
     assert refused.exit_code == 2, refused.output
-    assert "note ('ikke en dato') is not a date" in refused.stderr
+    assert "“Note” ('ikke en dato') is not a date" in refused.stderr

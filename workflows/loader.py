@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
-from importlib import resources
+from datetime import date, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from workflows import roles as role_format
 from workflows.errors import DefinitionInvalid, DefinitionUnreadable
@@ -32,6 +30,9 @@ from workflows.model import (
     TransitionDef,
     date_refs,
 )
+
+if TYPE_CHECKING:
+    import yaml
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
 _TOP_KEYS = {
@@ -121,17 +122,15 @@ class _Problems:
 
 
 def shipped_dir() -> Path:
-    return Path(str(resources.files("workflows") / "definitions"))
+    # Beside this module (an installed package is always a folder here): importlib.resources
+    # would cost every command its zipfile import.
+    return Path(__file__).resolve().parent / "definitions"
 
 
 def shipped_files() -> dict[str, Path]:
     """The definitions that ship with the package, by file stem."""
     return {p.stem: p for p in sorted(shipped_dir().glob("*.yaml"))}
 
-
-#: libyaml's safe loader when PyYAML has it: the same documents, about 5x faster (a command
-#: parses its definition once per process; bench/RESULTS.md).
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -142,6 +141,7 @@ def _keyed(base: type[Any]) -> type[Any]:
     PyYAML keeps the last of two equal keys without a word, so a second ``dest:`` silently
     replaced the first; the constructor sees each key node with its mark, so it can say where.
     """
+    import yaml
 
     class _DuplicateKeyLoader(base):  # type: ignore[misc]
         def __init__(self, stream: str) -> None:
@@ -178,8 +178,18 @@ def _keyed(base: type[Any]) -> type[Any]:
     return _DuplicateKeyLoader
 
 
-_KEYED_FAST = _keyed(_FAST_LOADER) if _FAST_LOADER is not None else None
-_KEYED_SAFE = _keyed(yaml.SafeLoader)
+@cache
+def _loaders() -> tuple[type[Any] | None, type[Any] | None, type[Any]]:
+    """(libyaml's safe loader, its keyed form, the pure-Python keyed loader).
+
+    PyYAML is imported here, on the first text parsed, not with the module: a command that runs
+    a stored definition reads it pre-parsed (``load_document``) and never needs it. libyaml's
+    loader, when PyYAML has it, reads the same documents about 5x faster.
+    """
+    import yaml
+
+    fast = getattr(yaml, "CSafeLoader", None)
+    return fast, (_keyed(fast) if fast is not None else None), _keyed(yaml.SafeLoader)
 
 
 def _load_keyed(loader_cls: type[Any], text: str) -> tuple[Any, list[str]]:
@@ -224,17 +234,20 @@ def parse_yaml(text: str, source: str, legacy: bool = False) -> tuple[Any, list[
 
     ``legacy`` (a stored version) skips the duplicate-key check.
     """
-    if _FAST_LOADER is not None and _KEYED_FAST is not None:
+    import yaml
+
+    fast, keyed_fast, keyed_safe = _loaders()
+    if fast is not None and keyed_fast is not None:
         try:
             if legacy:
-                return yaml.load(text, Loader=_FAST_LOADER), []  # a safe loader (CSafeLoader)
-            return _load_keyed(_KEYED_FAST, text)
+                return yaml.load(text, Loader=fast), []  # a safe loader (CSafeLoader)
+            return _load_keyed(keyed_fast, text)
         except yaml.YAMLError:
             pass  # the pure-Python loader below words the problem as it always has
     try:
         if legacy:
             return yaml.safe_load(text), []
-        return _load_keyed(_KEYED_SAFE, text)
+        return _load_keyed(keyed_safe, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -272,6 +285,60 @@ def load_text(text: str, source: str, known: Known) -> Definition:
     if problems:
         raise DefinitionInvalid(source, problems)
     return _build(data, text)
+
+
+# --- pre-parsed documents ---------------------------------------------------------------------
+# A stored definition keeps, beside its YAML text, the document that text parses to, as JSON
+# (``document_json``). Running a stored version then builds it from that JSON
+# (``load_document``): no YAML parser and no validation (it was validated when stored), so a
+# command that advances a track never imports PyYAML. JSON has no dates, which YAML has: they
+# are tagged.
+
+_DATE_TAG = "__yaml_date__"
+_DATETIME_TAG = "__yaml_datetime__"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {_DATETIME_TAG: value.isoformat()}
+    if isinstance(value, date):
+        return {_DATE_TAG: value.isoformat()}
+    raise TypeError(f"{type(value).__name__} in a definition document")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if _DATE_TAG in obj:
+            return date.fromisoformat(obj[_DATE_TAG])
+        if _DATETIME_TAG in obj:
+            return datetime.fromisoformat(obj[_DATETIME_TAG])
+    return obj
+
+
+def document_json(text: str, source: str) -> str | None:
+    """The document ``text`` parses to, as JSON that ``load_document`` reads back equal; None
+    when JSON cannot carry it exactly (a key that is not text, say): such a version is then
+    read from its YAML, as before."""
+    import json
+
+    data, problems = parse_yaml(text, source, legacy=True)
+    if data is None or problems:
+        return None
+    try:
+        encoded = json.dumps(data, ensure_ascii=False, default=_encode)
+    except (TypeError, ValueError):
+        return None
+    if json.loads(encoded, object_hook=_decode) != data:
+        return None
+    return encoded
+
+
+def load_document(document: str, text: str) -> Definition:
+    """A stored definition built from its pre-parsed document (``document_json``); ``text``
+    is its YAML, kept as the definition's source."""
+    import json
+
+    return _build(json.loads(document, object_hook=_decode), text)
 
 
 def load_file(path: str | Path, known: Known) -> Definition:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transitions import Machine
+if TYPE_CHECKING:
+    from transitions import Machine
 
 #: The registry kinds a subject is made of (``subject: {of: [...], key: [...]}``), each with
 #: the ``track start`` option that names it and what it means.
@@ -267,6 +268,8 @@ class Definition:
     @cached_property
     def machine(self) -> Machine:
         """The structure as a ``transitions`` machine (no models bound, ever)."""
+        from transitions import Machine  # only here: no command's path needs the machine
+
         return Machine(
             model=None,
             states=[s.name for s in self.states],
@@ -294,13 +297,27 @@ class Definition:
 
     @cached_property
     def _triggers(self) -> dict[str, tuple[str, ...]]:
-        return {s.name: tuple(self.machine.get_triggers(s.name)) for s in self.states}
+        """The triggers leaving each state, in the order the machine gives them
+        (``machine.get_triggers``: each trigger where it is first declared).
+
+        Read from the transitions themselves, which is the same answer (the machine has no
+        automatic transitions; tests/test_workflow_rules.py compares the two for every shipped
+        definition) without importing ``transitions`` on every command's path.
+        """
+        order = {t: i for i, t in enumerate(dict.fromkeys(t.trigger for t in self.transitions))}
+        leaving: dict[str, set[str]] = {s.name: set() for s in self.states}
+        for t in self.transitions:
+            for src in t.sources:
+                leaving.setdefault(src, set()).add(t.trigger)
+        return {
+            name: tuple(sorted(found, key=order.__getitem__)) for name, found in leaving.items()
+        }
 
     def candidates(self, state: str, trigger: str) -> tuple[TransitionDef, ...]:
         """Transitions for ``trigger`` from ``state``, in declared order (first that passes wins).
 
-        The machine answers which triggers leave each state once per definition; the answer is
-        kept, so a bulk operation over many tracks asks nothing per track.
+        Which triggers leave each state is worked out once per definition and kept, so a bulk
+        operation over many tracks asks nothing per track.
         """
         if trigger not in self._triggers.get(state, ()):
             return ()

@@ -234,6 +234,112 @@ def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
     click.echo(f"password of {name} set")
 
 
+@actor.command("sessions")
+@click.argument("name")
+@db_option
+@json_option
+def actor_sessions(name: str, db_path: str | None, as_json: bool) -> None:
+    """List an actor's live sessions on the web page: when each started, was last used and
+    ends (at the idle timeout or its lifetime, whichever comes first), and from where.
+
+    End them with 'onboarding actor revoke-sessions NAME'.
+
+    Example:
+
+        onboarding actor sessions aarhus-pl
+    """
+    from onboarding import actors, clock, sessions
+
+    with database(db_path) as db:
+        actors.get(db, name)  # an unknown name is an error, not an empty list
+        rows = sessions.list_for(db, name)
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            {
+                "started": clock.display(r["started"]),
+                "last used": clock.display(r["last_seen"]),
+                "ends": clock.display(r["ends"]),
+                "address": r["address"] or "",
+                "browser": r["user_agent"] or "",
+            }
+            for r in rows
+        ]
+    )
+
+
+@actor.command("revoke-sessions")
+@click.argument("name")
+@db_option
+@_by_option
+def actor_revoke_sessions(name: str, db_path: str | None, by: str | None) -> None:
+    """End every web session of an actor now: its cookies, wherever copied, are refused from
+    then on and it must log in again. (A new password and a deactivation do this too.)
+
+    Example:
+
+        onboarding actor revoke-sessions aarhus-pl
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        ended = actors.revoke_sessions(db, name, by=actor_name(by))
+    click.echo(f"{name}: {ended} session{'' if ended == 1 else 's'} ended")
+
+
+@actor.command("unlock")
+@click.argument("name")
+@db_option
+@_by_option
+def actor_unlock(name: str, db_path: str | None, by: str | None) -> None:
+    """Let NAME log in again at once after failed attempts made it wait (from any address).
+
+    Failed logins are counted per name and address: after 5 the wait doubles with each one,
+    up to 15 minutes; an address with 20 failures in 15 minutes waits too, except for names
+    that logged in from it before (docs/web.md, "Logging in").
+
+    Example:
+
+        onboarding actor unlock aarhus-pl
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        waiting = actors.unlock(db, name, by=actor_name(by))
+    if waiting:
+        click.echo(f"{name}: unlocked ({waiting} address{'' if waiting == 1 else 'es'} waiting)")
+    else:
+        click.echo(f"{name}: was not waiting; failed attempts forgotten")
+
+
+@actor.command("portfolio")
+@click.argument("visibility", type=click.Choice(["public", "private"]), required=False)
+@db_option
+@_by_option
+def actor_portfolio(visibility: str | None, db_path: str | None, by: str | None) -> None:
+    """Whether every actor sees other municipalities' names and phases in the grid.
+
+    Private (the default): a municipality's staff and a vendor see their own rows and the
+    national totals only. Public: every row of the grid, though other municipalities' tracks,
+    contacts and notifications stay unreadable. Without an argument, print the setting;
+    changing it needs a coordinator for all (docs/visibility.md).
+
+    Example:
+
+        onboarding actor portfolio public --actor kombit
+    """
+    from onboarding import visibility as vis
+
+    with database(db_path) as db:
+        if visibility is None:
+            public = vis.portfolio_public(db)
+        else:
+            public = vis.set_portfolio_public(db, visibility == "public", by=actor_name(by))
+    click.echo(f"portfolio: {'public' if public else 'private'}")
+
+
 @actor.group("token", cls=Group)
 def actor_token() -> None:
     """API tokens: a program acts as the actor over the HTTP API (docs/api.md).
@@ -332,29 +438,3 @@ def actor_token_revoke(
     click.echo(f"{name}: revoked {len(gone)} token(s)" + "".join(
         f"\n  #{r['id']} {r['prefix']}" for r in gone
     ))
-
-
-@actor.command("portfolio")
-@click.argument("visibility", type=click.Choice(["public", "private"]), required=False)
-@db_option
-@_by_option
-def actor_portfolio(visibility: str | None, db_path: str | None, by: str | None) -> None:
-    """Whether every actor sees other municipalities' names and phases in the grid.
-
-    Private (the default): a municipality's staff and a vendor see their own rows and the
-    national totals only. Public: every row of the grid, though other municipalities' tracks,
-    contacts and notifications stay unreadable. Without an argument, print the setting;
-    changing it needs a coordinator for all (docs/visibility.md).
-
-    Example:
-
-        onboarding actor portfolio public --actor kombit
-    """
-    from onboarding import visibility as vis
-
-    with database(db_path) as db:
-        if visibility is None:
-            public = vis.portfolio_public(db)
-        else:
-            public = vis.set_portfolio_public(db, visibility == "public", by=actor_name(by))
-    click.echo(f"portfolio: {'public' if public else 'private'}")

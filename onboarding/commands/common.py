@@ -4,10 +4,7 @@ and printing tables and JSON.
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +34,11 @@ class Group(click.Group):
         try:
             with _warnings_to_stderr():
                 return super().invoke(ctx)
-        except (OnboardingError, NotInitialised) as exc:
+        except OnboardingError as exc:
+            from onboarding.i18n import cli_language
+
+            raise UserError(exc.say(cli_language(), cli=True)) from exc
+        except NotInitialised as exc:
             raise UserError(str(exc)) from exc
         except (sqlite3.Error, OSError) as exc:
             # A storage fault that no 'database()' block named a file for (a full disk, a
@@ -134,6 +135,8 @@ def read_scope(db: Any, reader: str | None) -> Any:
 def actor_name(actor: str | None) -> str:
     if actor:
         return actor
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers; the audit trail still needs one
@@ -175,6 +178,8 @@ def database(db_path: str | None) -> Iterator[Any]:
 
 
 def echo_json(data: Any) -> None:
+    import json  # here, as every import of this module: 'onboarding --help' loads it
+
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
@@ -184,6 +189,8 @@ def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     if not rows:
         click.echo("(none)")
         return
+    import shutil
+
     cols = list(columns or rows[0].keys())
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
@@ -237,21 +244,64 @@ def _track_id(text: str) -> int:
         raise UserError(f"track {text!r}: give the track's number, e.g. 12") from None
 
 
-def _echo_history(rows: list[dict[str, Any]], with_track: bool) -> None:
-    """Two lines per step: when, which track and move; then who, in which role, and why."""
-    from onboarding import clock
-
+def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) -> None:
+    """Two lines per step: when, which track and move; then who, in which role, and why.
+    Given the database, states and roles are named by their labels."""
     if not rows:
-        click.echo("(none)")
+        click.echo(t("(none)"))
+    labels = Labels(db) if db is not None else None
+    defs: dict[int, str] = {}
+
+    def definition(r: dict[str, Any]) -> Any:
+        assert labels is not None
+        if r["track"] not in defs:
+            found = db.execute("SELECT definition FROM tracks WHERE id = ?", [r["track"]])
+            defs[r["track"]] = found.fetchone()[0]
+        return labels.definition(defs[r["track"]], r.get("definition_version"))
+
+    def state(r: dict[str, Any], key: str | None) -> str:
+        if labels is None or not key:
+            return key or ""
+        found = definition(r).by_name.get(key)
+        return str(found.label) if found is not None else key
+
+    def field(r: dict[str, Any], name: str, value: Any) -> str:
+        """``name=value`` as read: the field's label, a date in the language's format."""
+        if labels is None:
+            return f"{name}={value}"
+        fdef = definition(r).fields.get(name)
+        if fdef is None:
+            return f"{name}={value}"
+        if value is None:
+            return f"{fdef.label}: {t('not reported')}"
+        shown = value
+        if fdef.type == "date" and isinstance(value, str):
+            try:
+                shown = day(value)
+            except ValueError:  # a value stored before the type was checked: as it is
+                shown = value
+        return f"{fdef.label}: {shown}"
+
     for r in rows:
         track = f"#{r['track']}  " if with_track else ""
-        move = f"{r['from']} -> {r['to']}" if r["from"] else f"started in {r['to']}"
-        click.echo(f"{clock.display(r['at'])}  {track}{r['trigger']}: {move}")
-        details = [f"{r['actor']} ({r['role']})"]
-        details += [f"{k}={v}" for k, v in r["fields"].items()]
+        if r["from"]:
+            move = f"{state(r, r['from'])} -> {state(r, r['to'])}"
+        else:
+            move = t("started in %(state)s", state=state(r, r["to"]))
+        when = moment(r["at"]) if labels is not None else _display(r["at"])
+        click.echo(f"{when}  {track}{r['trigger']}: {move}")
+        role = Labels.role(r["role"]) if labels is not None else r["role"]
+        details = [f"{r['actor']} ({role})"]
+        details += [field(r, k, v) for k, v in r["fields"].items()]
         if r["note"]:
-            details.append(f"note: {r['note']}")
+            details.append(t("note: %(note)s", note=r["note"]))
         click.echo("                  " + "; ".join(details))
+
+
+def _display(stamp: str) -> str:
+    from onboarding import clock
+
+    return clock.display(stamp)
 
 
 def _mail_config(db_path: str | None, db: Any) -> Any:
@@ -282,3 +332,105 @@ def _key_created(key_file: Any, public: bytes) -> str:
         f"audit key created: {key_file} (fingerprint {audit_mod.fingerprint(public)}); back it"
         " up apart from the database, see docs/audit.md"
     )
+
+
+# --- human output in the reader's language (--lang / ONBOARDING_LANG, Danish by default) ------
+
+
+def lang() -> str:
+    from onboarding.i18n import cli_language
+
+    return cli_language()
+
+
+def t(msgid: str, **params: Any) -> str:
+    """A line of human output from the catalogue, in the CLI's language."""
+    from onboarding import i18n
+
+    text = i18n.gettext(lang(), msgid)
+    return text % params if params else text
+
+
+def tn(singular: str, plural: str, n: int, **params: Any) -> str:
+    from onboarding import i18n
+
+    return i18n.ngettext(lang(), singular, plural, n) % {"n": n, **params}
+
+
+def say(text: Any) -> str:
+    """A sentence the library gave (a ``Message``) in the CLI's language."""
+    from onboarding.i18n import localise
+
+    return localise(text, lang())
+
+
+def day(value: Any) -> str:
+    """A date (ISO text or date) as the CLI's language writes it; '' for none."""
+    from datetime import date, datetime
+
+    from onboarding import i18n
+
+    if value in (None, ""):
+        return ""
+    if isinstance(value, datetime):
+        return i18n.fmt_date(value.date(), lang())
+    if isinstance(value, date):
+        return i18n.fmt_date(value, lang())
+    return i18n.fmt_date(date.fromisoformat(str(value)[:10]), lang())
+
+
+def moment(stamp: str | None) -> str:
+    """A stored instant in Copenhagen time as the CLI's language writes it."""
+    from onboarding import clock, i18n
+
+    return i18n.fmt_datetime(clock.unstamp(stamp), lang()) if stamp else ""
+
+
+def shown_local(text: str | None) -> str:
+    """A local time as ``clock.display`` gives it (2021-06-30 10:15), as the language writes
+    it (30.06.2021 10:15)."""
+    from datetime import datetime
+
+    from onboarding import clock, i18n
+
+    if not text:
+        return ""
+    local = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=clock.LOCAL)
+    return i18n.fmt_datetime(local, lang())
+
+
+class Labels:
+    """Keys of the definitions as people read them (state, phase, role), cached per run."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self._defs: dict[tuple[str, int], Any] = {}
+
+    def definition(self, name: str, version: int | None = None) -> Any:
+        from onboarding import definitions
+
+        key = (name, int(version or 0))
+        if key not in self._defs:
+            self._defs[key] = definitions.get(self.db, name, version)
+        return self._defs[key]
+
+    def state(self, name: str, version: int | None, state: str | None) -> str:
+        if not state:
+            return ""
+        found = self.definition(name, version).by_name.get(state)
+        return str(found.label) if found is not None else state
+
+    def title(self, name: str, version: int | None = None) -> str:
+        return str(self.definition(name, version).title)
+
+    @staticmethod
+    def phase(key: str | None) -> str:
+        from onboarding import terms
+
+        return terms.phase(key, lang())
+
+    @staticmethod
+    def role(key: str | None) -> str:
+        from onboarding.roles import label
+
+        return label(key, lang()) if key else ""

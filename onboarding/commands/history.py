@@ -52,4 +52,4 @@ def history_cmd(
         if as_json:
             echo_json(rows)
         else:
-            _echo_history(rows, with_track=True)
+            _echo_history(rows, with_track=True, db=db)

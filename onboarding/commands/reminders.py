@@ -14,12 +14,16 @@ from onboarding.commands.common import (
     _parse_at,
     _track_id,
     database,
+    day,
     db_option,
     echo_json,
     echo_table,
     json_option,
+    lang,
     read_scope,
     reader_option,
+    shown_local,
+    t,
 )
 
 REMINDER_COLUMNS = ["id", "due", "deadline", "status", "notification", "track", "to", "error"]
@@ -55,7 +59,7 @@ def _people(items: Sequence[str]) -> str:
     output keeps the role keys, for programs)."""
     from onboarding import roles
 
-    return ", ".join(i if "@" in i else roles.label(i) for i in items)
+    return ", ".join(i if "@" in i else roles.label(i, lang()) for i in items)
 
 
 @click.group(cls=Group)
@@ -195,7 +199,7 @@ def reminders_list(
         from onboarding import roles
 
         roles.declared(db)  # the roles definitions declare, so they are shown by their labels
-        echo_table([{**r, "to": _people(r["to"])} for r in out], REMINDER_COLUMNS)
+        echo_table([_shown(r) for r in out])
         for r in out:
             if r["status"] == "failed" and r["error"]:
                 click.echo(f"#{r['id']} ({r['notification']}, track #{r['track']}): {r['error']}")
@@ -296,13 +300,49 @@ def reminders_forecast(
         if as_json:
             echo_json(rows)
             return
+        shown = []
         for r in rows:
-            hidden = f"+{r['hidden']} other(s)" if r.get("hidden") else ""  # others' addresses
-            r["to"] = ", ".join([*r["to"], hidden] if hidden else r["to"]) or "(nobody)"
-            if r["kind"] == "escalation":
-                r["kind"] = f"escalation {r['level']}"
+            kind = _kind(r["kind"], r.get("level"))
+            problem = r["problem"]
+            # Others' addresses are counted, not shown (read scopes).
+            hidden = [t("+%(n)s other(s)", n=r["hidden"])] if r.get("hidden") else []
             if r["superseded_by"]:
                 # Not a fault, but the reader must see that this one will not go out.
-                note = f"not sent: superseded by #{r['superseded_by']}"
-                r["problem"] = "; ".join(p for p in (note, r["problem"]) if p)
-        echo_table(rows, ["id", "when", "kind", "track", "to", "subject", "problem"])
+                note = t("not sent: superseded by #%(id)s", id=r["superseded_by"])
+                problem = "; ".join(p for p in (note, problem) if p)
+            shown.append(
+                {
+                    "id": r["id"],
+                    t("when"): shown_local(r["when"]),
+                    t("kind"): kind,
+                    t("track"): r["track"],
+                    t("to"): ", ".join([*r["to"], *hidden]) or t("(nobody)"),
+                    t("subject"): r["subject"],
+                    t("problem"): problem or "",
+                }
+            )
+        echo_table(shown)
+
+
+def _kind(kind: str, level: Any) -> str:
+    """A notification's kind as read ("Eskalering 2")."""
+    from onboarding import i18n
+
+    text = i18n.pgettext(lang(), "kind", kind)
+    return f"{text} {level}" if kind == "escalation" and level else text
+
+
+def _shown(r: dict[str, Any]) -> dict[str, Any]:
+    """A row of 'reminders list' as a person reads it (labels, the language's dates)."""
+    from onboarding import i18n
+
+    return {
+        "id": r["id"],
+        t("send at"): shown_local(r["due"]),
+        t("deadline"): day(r["deadline"]),
+        t("status"): i18n.pgettext(lang(), "status", r["status"]),
+        t("notification"): r["notification"],
+        t("track"): r["track"],
+        t("to"): _people(r["to"]),
+        t("error"): r["error"] or "",
+    }

@@ -9,6 +9,7 @@ import click
 
 from onboarding.commands.common import (
     Group,
+    Labels,
     UserError,
     _echo_history,
     _parse_at,
@@ -17,13 +18,18 @@ from onboarding.commands.common import (
     actor_options,
     complete,
     database,
+    day,
     db_option,
     echo_json,
     echo_table,
     json_option,
+    lang,
     parse_sets,
     read_scope,
     reader_option,
+    say,
+    t,
+    tn,
 )
 
 at_option = click.option(
@@ -248,7 +254,7 @@ def track_advance(
 
         onboarding track advance --where "definition=connection state=display_opening" open_display
     """
-    from onboarding import engine, filters
+    from onboarding import engine
 
     with database(db_path) as db:
         act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
@@ -282,11 +288,21 @@ def track_advance(
                     row["state"]
                 )
                 step = state.label if state is not None else row["state"]
-                due = f", due {row['due']}" if row["due"] else ""
-                click.echo(f"track #{row['id']} is now in {step} (version {row['version']}{due})")
+                due = t(", due %(due)s", due=day(row["due"])) if row["due"] else ""
+                click.echo(
+                    t(
+                        "track #%(id)s is now in %(step)s (version %(version)s%(due)s)",
+                        id=row["id"],
+                        step=step,
+                        version=row["version"],
+                        due=due,
+                    )
+                )
             return
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")
+        from onboarding import filters  # here: one track's advance never filters
+
         flt = filters.resolve(db, filters.parse_where(where), where=True)
         result = _bulk_advance(db, flt, args[0], act, values, dry_run, None if as_json else limit)
         if as_json:
@@ -296,9 +312,17 @@ def track_advance(
             # A valid filter that selects nothing says what it selected (exit 0).
             click.echo(filters.describe(flt, open_only=True))
             return
-        verb = "would move" if dry_run else "moved"
-        click.echo(f"{verb} {result.moved} of {result.selected} selected track(s)")
+        moves = (
+            "would move %(n)s of %(selected)s selected track(s)"
+            if dry_run
+            else "moved %(n)s of %(selected)s selected track(s)"
+        )
+        click.echo(t(moves, n=result.moved, selected=result.selected))
+        labels = Labels(db)
+        name = flt.definition or ""
         for (a, b), n in sorted(result.by_move.items()):
+            if name:
+                a, b = labels.state(name, None, a), labels.state(name, None, b)
             click.echo(f"  {n:>6}  {a} -> {b}")
         _echo_blocked(result)
 
@@ -353,16 +377,18 @@ def _echo_blocked(result: Any) -> None:
     """The blocked tracks of a preview: per reason its count, then the tracks by id."""
     if not result.blocked_count:
         return
-    click.echo(f"{result.blocked_count} blocked:")
+    click.echo(t("%(n)s blocked:", n=result.blocked_count))
     for g in result.groups.values():
-        click.echo(f"  {g.count:>6}  {g.reason}")
-        for t in g.tracks:
-            click.echo(f"          #{t['id']:<6} {t['subject']}".rstrip())
+        click.echo(f"  {g.count:>6}  {say(g.reason)}")
+        for one in g.tracks:
+            click.echo(f"          #{one['id']:<6} {one['subject']}".rstrip())
         if g.count > len(g.tracks):
-            click.echo(
-                f"          ... and {g.count - len(g.tracks)} more "
-                f"(--limit {g.count} lists them, --json lists all)"
+            more = t(
+                "... and %(n)s more (--limit %(limit)s lists them, --json lists all)",
+                n=g.count - len(g.tracks),
+                limit=g.count,
             )
+            click.echo(f"          {more}")
 
 
 def _echo_preview(preview: dict[str, Any], as_json: bool) -> None:
@@ -415,8 +441,15 @@ def track_set(
     with database(db_path) as db:
         act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         row = engine.set_fields(db, _track_id(track_ref), parse_sets(assignments), act)
-        due = f", due {row['due']}" if row["due"] else ""
-        click.echo(f"track #{row['id']} updated (version {row['version']}{due})")
+        due = t(", due %(due)s", due=day(row["due"])) if row["due"] else ""
+        click.echo(
+            t(
+                "track #%(id)s updated (version %(version)s%(due)s)",
+                id=row["id"],
+                version=row["version"],
+                due=due,
+            )
+        )
 
 
 judge_at_option = click.option(
@@ -450,28 +483,70 @@ def track_show(
         if as_json:
             echo_json(info)
             return
-        click.echo(f"Track #{info['id']}  {info['definition']} v{info['definition_version']}")
-        click.echo(
-            f"  subject   {info['subject_text']}" + ("  (BoB)" if info["subject"]["bob"] else "")
-        )
-        click.echo(f"  state     {info['state']}: {info['state_label']}")
-        click.echo(f"  phase     {info['phase'] or '-'}    bucket {info['bucket'] or '-'}")
-        overdue = "  OVERDUE" if info["overdue"] else ""
-        click.echo(
-            f"  due       {info['due'] or '-'}{overdue}   "
-            f"({info['days_in_state']} working days in this step)"
-        )
-        click.echo(f"  version   {info['version']}")
+        from onboarding import i18n
+
+        labels = Labels(db)
+        name, version = info["definition"], info["definition_version"]
+        click.echo(f"{t('Track')} #{info['id']}  {labels.title(name, version)} v{version}")
+        rows = [
+            (t("subject"), info["subject_text"] + ("  (BoB)" if info["subject"]["bob"] else "")),
+            (t("state"), info["state_label"]),
+            (t("phase"), labels.phase(info["phase"]) or "-"),
+            (t("bucket"), info["bucket"] or "-"),
+            (t("who acts"), labels.role(info["responsible_role"]) or "-"),
+            (
+                t("due"),
+                (day(info["due"]) or "-")
+                + (f"  {t('OVERDUE')}" if info["overdue"] else "")
+                + "   "
+                + tn(
+                    "(%(n)s working day in this step)",
+                    "(%(n)s working days in this step)",
+                    info["days_in_state"],
+                ),
+            ),
+            (t("version"), str(info["version"])),
+        ]
         if info.get("payment_scenario"):
             ps = info["payment_scenario"]
-            click.echo(f"  contract  {ps['contract'] or 'not on record'}: {ps['scenario']}")
-        for name, value in info["fields"].items():
-            click.echo(f"  {name:<9} {value}")
+            contract = _contract_label(ps["contract"]) if ps["contract"] else t("not on record")
+            scenario = i18n.pgettext(lang(), "payment", ps["scenario"]) if ps["scenario"] else ""
+            rows.append((t("contract"), f"{contract}: {scenario}"))
+        defn = labels.definition(name, version)
+        for key, value in info["fields"].items():
+            field = defn.fields.get(key)
+            rows.append((field.label if field else key, _value(value)))
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            click.echo(f"  {k:<{width}}  {v}")
         if info["available"]:
-            click.echo("  next:")
+            click.echo(f"  {t('next')}:")
             for a in info["available"]:
-                blocked = f"  [blocked: {'; '.join(a['blocked_by'])}]" if a["blocked_by"] else ""
-                click.echo(f"    {a['trigger']} -> {a['dest']} ({', '.join(a['roles'])}){blocked}")
+                blocked = (
+                    f"  [{t('blocked')}: {'; '.join(say(b) for b in a['blocked_by'])}]"
+                    if a["blocked_by"]
+                    else ""
+                )
+                roles = ", ".join(Labels.role(r) for r in a["roles"])
+                click.echo(f"    {a['trigger']} -> {a['dest_label']} ({roles}){blocked}")
+
+
+def _contract_label(key: str) -> str:
+    from onboarding import i18n
+
+    return i18n.pgettext(lang(), "contract", key)
+
+
+def _value(value: Any) -> str:
+    """A field value as read: a date in the language's format, yes/no in words."""
+    if isinstance(value, bool):
+        return t("yes") if value else t("no")
+    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            return day(value)
+        except ValueError:
+            return value
+    return "" if value is None else str(value)
 
 
 @track.command("list")
@@ -540,15 +615,16 @@ def track_list(
         if not rows:
             click.echo(filters.describe(flt))
             return
+        labels = Labels(db)
         echo_table(
             [
                 {
                     "id": r["id"],
-                    "definition": r["definition"],
-                    "subject": r["subject"],
-                    "state": r["state"],
-                    "phase": r["phase"],
-                    "due": (r["due"] or "") + (" !" if r["overdue"] else ""),
+                    t("definition"): r["definition"],
+                    t("subject"): r["subject"],
+                    t("step"): labels.state(r["definition"], r.get("def_version"), r["state"]),
+                    t("phase"): labels.phase(r["phase"]),
+                    t("due"): day(r["due"]) + (" !" if r["overdue"] else ""),
                 }
                 for r in rows
             ]
@@ -574,7 +650,7 @@ def track_history(track_ref: str, reader: str | None, db_path: str | None, as_js
         if as_json:
             echo_json(rows)
         else:
-            _echo_history(rows, with_track=False)
+            _echo_history(rows, with_track=False, db=db)
 
 
 @track.command("why")
@@ -599,7 +675,7 @@ def track_why(
         if as_json:
             echo_json(info)
         else:
-            click.echo("\n".join(info["lines"]))
+            click.echo("\n".join(say(line) for line in info["lines"]))
 
 
 @track.command("mine")
@@ -630,19 +706,23 @@ def track_mine(actor: str | None, overdue: bool, db_path: str | None, as_json: b
             echo_json(items)
             return
         if not items:
-            click.echo("Nothing is waiting on you.")
+            click.echo(t("Nothing is waiting on you."))
             return
         echo_table(
             [
                 {
                     "id": w["track"],
-                    "subject": w["subject"],
-                    "step": w["step"],
-                    "who": roles.label(str(w["role"])),
-                    "days": w["days_in_step"],
-                    "due": (w["due"] or "")
-                    + (f" ! {w['working_days_late']} late" if w["overdue"] else ""),
-                    "next": ", ".join(a["label"] for a in w["actions"]),
+                    t("subject"): w["subject"],
+                    t("step"): w["step"],
+                    t("who acts"): roles.label(str(w["role"]), lang()),
+                    t("days"): w["days_in_step"],
+                    t("due"): day(w["due"])
+                    + (
+                        " ! " + t("%(n)s late", n=w["working_days_late"])
+                        if w["overdue"]
+                        else ""
+                    ),
+                    t("next"): ", ".join(a["label"] for a in w["actions"]),
                 }
                 for w in items
             ]

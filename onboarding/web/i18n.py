@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 
-from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
 
 from onboarding import clock
@@ -33,6 +32,8 @@ __all__ = [
     "language",
     "ngettext",
     "normalise",
+    "say",
+    "say_error",
     "translate_value",
     "translations",
 ]
@@ -63,6 +64,22 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current()).ngettext(singular, plural, n)
+
+
+def say(text: object) -> str:
+    """A sentence the library gave (a guard reason, a refusal) in the current language."""
+    from onboarding.i18n import localise
+
+    return localise(text, current())
+
+
+def say_error(exc: BaseException) -> str:
+    """A user error as the page says it: in the current language, without command-line hints."""
+    from onboarding.errors import OnboardingError
+
+    if isinstance(exc, OnboardingError):
+        return exc.say(current())
+    return str(exc)
 
 
 def translate_value(value: object, kind: str) -> str:
@@ -96,20 +113,24 @@ def _as_date(value: object) -> date | None:
 
 
 def fmt_date(value: object, form: str = "short") -> str:
-    """A date (or stored instant) as the language writes it: 30.06.2021 / 30. jun. 2021."""
+    """A date (or stored instant) in the language's one format: 30.06.2021 / 30 Jun 2021.
+    (``form`` is accepted for old templates; one page has one date format.)"""
+    from onboarding.i18n import fmt_date as one_format
+
     day = _as_date(value)
     if day is None:
         return ""
-    return format_date(day, form, locale=_locale())
+    return one_format(day, current())
 
 
 def fmt_datetime(value: object) -> str:
-    """A stored instant in Copenhagen time: 30.06.2021 17:00."""
+    """A stored instant in Copenhagen time: 30.06.2021 17:00 / 30 Jun 2021 17:00."""
+    from onboarding.i18n import fmt_datetime as one_format
+
     if value is None or value == "":
         return ""
     moment = value if isinstance(value, datetime) else clock.unstamp(str(value))
-    local = moment.astimezone(clock.LOCAL)
-    return format_datetime(local, "dd.MM.y HH:mm", locale=_locale())
+    return one_format(moment, current())
 
 
 def fmt_number(value: object) -> str:

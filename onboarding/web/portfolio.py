@@ -20,9 +20,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlite_utils import Database
-
 from onboarding import calendar, clock, definitions, registry, visibility
+from onboarding.db import Database
 from onboarding.engine import NO_REENTRY, compute_due
 from onboarding.guards import GuardContext
 from workflows.model import Definition, StateDef

@@ -19,13 +19,12 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from onboarding import clock, i18n, tokens, visibility
-from onboarding.db import DatabaseBusy, connect, immediate
+from onboarding.db import Database, DatabaseBusy, connect, immediate
 from onboarding.errors import (
     InputError,
     NotFound,
@@ -250,7 +249,7 @@ def _run_sync(
         db = connect(_db_path(request))
     except OnboardingError as exc:
         status, code = status_and_code(exc)
-        return error_body(status, code, str(exc))
+        return error_body(status, code, exc.say(lang))
     try:
         actor = tokens.authenticate(db, token) if token is not None else None
         if token is not None and actor is None:
@@ -275,7 +274,7 @@ def _run_sync(
         return _api_error(exc)
     except OnboardingError as exc:
         status, code = status_and_code(exc)
-        lines = str(exc).splitlines()
+        lines = exc.say(lang).splitlines()  # the engine's sentence, in the reader's language
         extra = {"lines": lines} if len(lines) > 1 else {}
         return error_body(status, code, lines[0] if lines else code, **extra)
     except (sqlite3.Error, OSError) as exc:

@@ -74,7 +74,7 @@ def _filter(call: Call) -> filters.TrackFilter:
     try:
         base = filters.parse_where(where) if where else filters.TrackFilter()
     except InputError as exc:
-        raise ApiError(400, "invalid_filter", str(exc)) from None
+        raise ApiError(400, "invalid_filter", exc.say(call.lang)) from None
     given: dict[str, Any] = {k: call.query(k) for k in FILTERS if call.query(k)}
     given.update({k: True for k in FLAGS if _flag(call, k)})
     for key in given:
@@ -91,7 +91,7 @@ def _filter(call: Call) -> filters.TrackFilter:
         return filters.resolve(call.db, replace(base, **given), where=bool(where))
     except (NotFound, Ambiguous, InputError) as exc:
         # A filter naming nothing that exists is a bad query, not a missing resource.
-        raise ApiError(400, "invalid_filter", str(exc)) from None
+        raise ApiError(400, "invalid_filter", exc.say(call.lang)) from None
 
 
 def list_tracks(call: Call) -> Result:
@@ -429,7 +429,7 @@ def import_status_file(call: Call) -> Result:
             result = import_status(call.db, path, dry_run=_flag(call, "dry_run"), by=by)
         except InputError as exc:
             # Name the file as the client did, not by the server's temporary path.
-            lines = str(exc).replace(str(path), name).splitlines()
+            lines = exc.say(call.lang).replace(str(path), name).splitlines()
             raise ApiError(
                 400, "invalid_status_file", lines[0], **({"lines": lines} if len(lines) > 1 else {})
             ) from None

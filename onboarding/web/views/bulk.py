@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlite_utils import Database
 from starlette.responses import Response
 
 from onboarding import bulkops, definitions, engine, registry, tracks, visibility
+from onboarding.db import Database
 from onboarding.errors import InputError, NotFound, OnboardingError
 from onboarding.filters import TrackFilter
+from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, Redirect, _granted_roles, _status_for, _urlencode
 from onboarding.web.i18n import gettext as _
 
@@ -104,7 +105,7 @@ def bulk_page(page: Page) -> Response:
         try:
             preview = _bulk_preview(page, req)
         except OnboardingError as exc:
-            error, status = str(exc), _status_for(exc)
+            error, status = i18n.say_error(exc), _status_for(exc)
     return state.render(
         page,
         "bulk.html",
@@ -184,7 +185,7 @@ def bulk_apply(page: Page) -> Response:
             )
         engine.bulk_advance(page.db, flt, req["trigger"], act, sets)
     except OnboardingError as exc:
-        error, status = str(exc), _status_for(exc)
+        error, status = i18n.say_error(exc), _status_for(exc)
     else:
         # The result page (bulk_done) says how many moved and lists them.
         query = _urlencode({k: str(v) for k, v in req.items() if v and k not in ("note",)})

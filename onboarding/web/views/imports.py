@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from onboarding.errors import InputError, OnboardingError
+from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, WebState, _grants, _require_role, _status_for
 from onboarding.web.i18n import gettext as _
 
@@ -73,12 +74,27 @@ def _pending_upload(state: WebState, token: str) -> Path | None:
 
 def _file_errors(exc: OnboardingError, path: Path) -> list[str]:
     """The import's messages, naming the uploaded file by its name (not the server's path)."""
-    return str(exc).replace(str(path), path.name).splitlines()
+    return i18n.say_error(exc).replace(str(path), path.name).splitlines()
 
 
-def _import_view(result: Any, path: Path, who: dict[str, str]) -> dict[str, Any]:
+def _state_labels(db: Any) -> dict[str, str]:
+    """State key -> label over the stored definitions (the import's rows name states of the
+    readiness and connection definitions, whose keys do not clash)."""
+    from onboarding import definitions
+
+    return {s.name: s.label for d in definitions.stored(db) for s in d.states}
+
+
+def _import_view(
+    result: Any, path: Path, who: dict[str, str], db: Any = None
+) -> dict[str, Any]:
     data = result.to_dict()
-    changed = [o for o in data["outcomes"] if o["outcome"] not in ("unchanged",)]
+    labels = _state_labels(db) if db is not None else {}
+    changed = [
+        {**o, "from": labels.get(o["from"], o["from"]), "to": labels.get(o["to"], o["to"])}
+        for o in data["outcomes"]
+        if o["outcome"] not in ("unchanged",)
+    ]
     return {"summary": data, "changed": changed, "file": path.name, "by": who}
 
 
@@ -114,7 +130,8 @@ def import_preview(page: Page) -> Response:
             result=None,
             errors=_file_errors(exc, path),
         )
-    return state.render(page, "import.html", result=_import_view(result, path, who), token=token)
+    view = _import_view(result, path, who, page.db)
+    return state.render(page, "import.html", result=view, token=token)
 
 
 def import_apply(page: Page) -> Response:
@@ -145,4 +162,5 @@ def import_apply(page: Page) -> Response:
         )
     shutil.rmtree(path.parent, ignore_errors=True)
     page.session.pop("import", None)
-    return state.render(page, "import.html", result=_import_view(result, path, who), applied=True)
+    view = _import_view(result, path, who, page.db)
+    return state.render(page, "import.html", result=view, applied=True)

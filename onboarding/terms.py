@@ -1,0 +1,69 @@
+"""Keys as people read them, inside messages: a role, a state, a trigger, a field or a phase of a
+definition becomes a ``Term`` whose ``str`` is the key (as the English messages, JSON output and
+scripts have always had it) and whose forms per language are the labels from the data (role
+labels from the roles files, state, step and field labels from the definition, phases from the
+catalogue). So an engine refusal names "Aftaleadministrator", never ``agreement-admin``, on the
+page and in the Danish command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from onboarding import i18n
+from onboarding.i18n import Phrases, Term
+
+if TYPE_CHECKING:
+    from workflows.model import Definition
+
+
+def _quoted(key: str, quoted: bool) -> str:
+    return repr(key) if quoted else key
+
+
+def role(key: str, *, quoted: bool = True) -> Term:
+    from onboarding.roles import label
+
+    return Term(_quoted(key, quoted), {lang: label(key, lang) for lang in i18n.LANGUAGES})
+
+
+def roles(keys: Iterable[str], *, quoted: bool = False) -> Phrases:
+    return Phrases(role(k, quoted=quoted) for k in keys)
+
+
+def state(defn: Definition, name: str, *, quoted: bool = True) -> Term:
+    found = defn.by_name.get(name)
+    text = found.label if found else name
+    return Term(_quoted(name, quoted), {lang: f"“{text}”" for lang in i18n.LANGUAGES})
+
+
+def trigger(defn: Definition, key: str, *, quoted: bool = True) -> Term:
+    """A trigger by its step's label ("Serviceaftaler godkendt"), or, without one, by the
+    label of the state it leads to."""
+    label = next((t.label for t in defn.transitions if t.trigger == key and t.label), None)
+    if label is None:
+        dest = next((t.dest for t in defn.transitions if t.trigger == key), None)
+        found = defn.by_name.get(dest) if dest else None
+        label = found.label if found else key
+    return Term(_quoted(key, quoted), {lang: f"“{label}”" for lang in i18n.LANGUAGES})
+
+
+def triggers(defn: Definition, keys: Iterable[str]) -> Phrases:
+    return Phrases(trigger(defn, k, quoted=False) for k in keys)
+
+
+def field(defn: Definition | None, name: str, *, quoted: bool = False) -> Term:
+    found = defn.fields.get(name) if defn is not None else None
+    label = found.label if found else name
+    return Term(_quoted(name, quoted), {lang: f"“{label}”" for lang in i18n.LANGUAGES})
+
+
+def fields(defn: Definition | None, names: Iterable[str]) -> Phrases:
+    return Phrases(field(defn, n) for n in names)
+
+
+def phase(key: str | None, lang: str) -> str:
+    """A phase of a shipped definition as the catalogue says it (a value it does not know: as
+    it is)."""
+    return i18n.pgettext(lang, "phase", key) if key else ""

@@ -1,0 +1,77 @@
+"""The message catalogue: compiled copies are never read stale, and no id is there twice."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from onboarding import i18n
+
+HEADER = (
+    'msgid ""\nmsgstr ""\n"Language: da\\n"\n"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n'
+    '"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+)
+
+
+def _catalogue(folder: Path, text: str) -> None:
+    po = folder / "da" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True, exist_ok=True)
+    po.write_text(HEADER + text, encoding="utf-8")
+
+
+def test_catalogue_compiled_copy_follows_an_edited_po(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited .po is read afresh (its compiled copy is named by its digest), and the copy
+    of the earlier text is removed; copies go to the cache folder, never the package."""
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ONBOARDING_CACHE_DIR", str(cache))
+    _catalogue(tmp_path, 'msgid "Hello"\nmsgstr "Hej"\n')
+    i18n.translations.cache_clear()
+    try:
+        assert i18n.gettext("da", "Hello") == "Hej"
+        first = list(cache.glob("messages-da-*.mo"))
+        assert len(first) == 1
+        _catalogue(tmp_path, 'msgid "Hello"\nmsgstr "Goddag"\n')
+        i18n.translations.cache_clear()
+        assert i18n.gettext("da", "Hello") == "Goddag"
+        i18n.translations.cache_clear()
+        assert i18n.gettext("da", "Hello") == "Goddag"  # now from the compiled copy
+        copies = list(cache.glob("messages-da-*.mo"))
+        assert len(copies) == 1 and copies != first
+        assert not list(tmp_path.glob("da/**/*.mo"))  # nothing written into the package
+    finally:
+        i18n.translations.cache_clear()
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_catalogue_has_no_id_twice(lang: str) -> None:
+    """No (context, message id) is in a catalogue twice (merges append at the end)."""
+    raw = (i18n.LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").read_text(encoding="utf-8")
+    ids = re.findall(r'(?:msgctxt "((?:[^"\\]|\\.)*)"\n)?msgid "((?:[^"\\]|\\.)*)"\n', raw)
+    twice = [k for k, n in Counter(ids).items() if n > 1 and k != ("", "")]
+    assert not twice
+
+
+def test_catalogue_every_danish_placeholder_matches_the_id() -> None:
+    """A Danish text uses exactly the placeholders of its message id (a typo would raise)."""
+    from babel.messages import pofile
+
+    path = i18n.LOCALE_DIR / "da" / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as fh:
+        catalog = pofile.read_po(fh, locale="da")
+    wrong = []
+    for m in catalog:
+        if not m.id or not m.string:
+            continue
+        ids = m.id if isinstance(m.id, tuple | list) else (m.id,)
+        strings = m.string if isinstance(m.string, tuple | list) else (m.string,)
+        want = set(re.findall(r"%\((\w+)\)", " ".join(ids)))
+        for s in strings:
+            if s and set(re.findall(r"%\((\w+)\)", s)) - want:
+                wrong.append((m.id, s))
+    assert not wrong
