@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -43,6 +44,19 @@ from workflows.model import (
 
 if TYPE_CHECKING:
     from onboarding.filters import TrackFilter
+
+
+def _log(name: str, **fields: Any) -> None:
+    """An event for the log of a long-running process (``onboarding.logs``). Only where logging
+    is already in use: a one-off CLI advance does not pay to import it (start-up, issue 14)."""
+    if "logging" not in sys.modules:
+        return
+    import logging
+
+    from onboarding.logs import event
+
+    event(logging.getLogger("onboarding.engine"), name, **fields)
+
 
 START, SET, MIGRATE = "@start", "@set", "@migrate"
 #: History triggers that do not re-enter the state (the step's clock keeps running).
@@ -481,7 +495,13 @@ def advance(
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
         write_moves(conn, [move], act, ctx.at_stamp)
-        return load_track(conn, track_id)
+        after = load_track(conn, track_id)
+    # Logged once committed (a long-running process's log, onboarding.logs); no field values.
+    _log(
+        "transition", track=track_id, trigger=trigger, to=move.to_state,
+        version=after["version"], actor=act.actor, role=act.role,
+    )
+    return after
 
 
 def preview_advance(
@@ -724,6 +744,11 @@ def bulk_advance(
         raise
     if result.blocked_count and not dry_run:
         raise TransitionRefused(result.refusal(trigger))
+    if not dry_run and result.moved:  # one event for the bulk, not one per track
+        _log(
+            "transition", trigger=trigger, tracks=result.moved, actor=act.actor,
+            role=act.role, bulk=True,
+        )
     return result
 
 

@@ -91,6 +91,18 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def log_format_option(func: F) -> F:
+    """``--log-format json|text`` of the long-running commands (onboarding.logs)."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        envvar="ONBOARDING_LOG_FORMAT",
+        default="text",
+        show_default=True,
+        help="Log lines on stderr: text, or one JSON object per event (for journald, Loki).",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
         func

@@ -11,6 +11,7 @@ from onboarding.commands.common import (
     _mail_config,
     database,
     db_option,
+    log_format_option,
 )
 from onboarding.commands.replicate import echo_event, replicate_to_option
 
@@ -33,9 +34,12 @@ def scheduler() -> None:
     show_default=True,
     help="Seconds between regular sweeps (it also wakes at the next due notification).",
 )
+@log_format_option
 @replicate_to_option
 @db_option
-def scheduler_run(interval: float, replicate_to: str | None, db_path: str | None) -> None:
+def scheduler_run(
+    interval: float, log_format: str, replicate_to: str | None, db_path: str | None
+) -> None:
     """Run the scheduler until SIGTERM or Ctrl-C (the sweep in progress finishes first).
 
     Safe next to a cron 'reminders send-due' and after downtime: overdue notifications go out
@@ -50,16 +54,20 @@ def scheduler_run(interval: float, replicate_to: str | None, db_path: str | None
     import logging
 
     from notifications.scheduler import run
+    from onboarding import logs
     from onboarding.db import resolve_path
 
     with database(db_path) as db:  # fails early on a missing or old database
         config = _mail_config(db_path, db)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    fmt = logs.FORMATS[logs.FORMATS.index(log_format)]
+    logs.setup(fmt, stream=sys.stderr)
+    # APScheduler says "Running job ..." at every sweep; our own events say what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     from onboarding.replication import supervising
 
     path = resolve_path(db_path)
-    with supervising(path, replicate_to, events=echo_event):
-        click.echo(f"scheduler: {config.describe()}", err=True)
+    events = echo_event if fmt == "text" else logs.line_events("onboarding.replication")
+    with supervising(path, replicate_to, events=events):
+        if fmt == "text":  # in JSON every line on stderr is an event (the start event says this)
+            click.echo(f"scheduler: {config.describe()}", err=True)
         run(path, config, interval)

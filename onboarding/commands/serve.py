@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -10,6 +12,7 @@ import click
 from onboarding.commands.common import (
     UserError,
     db_option,
+    log_format_option,
 )
 from onboarding.commands.replicate import echo_event, replicate_to_option
 
@@ -73,11 +76,23 @@ def plain_http_warning(host: str, port: int) -> str:
     default=None,
     help="The certificate's private key (PEM).",
 )
+@click.option(
+    "--scheduler-max-age",
+    type=click.FloatRange(min=1),
+    envvar="ONBOARDING_SCHEDULER_MAX_AGE",
+    default=None,
+    metavar="SECONDS",
+    help="/readyz fails when the scheduler's last heartbeat is older than this (default: the"
+    " scheduler is not checked). Give a few times its --interval.",
+)
+@log_format_option
 @replicate_to_option
 @db_option
 def serve_cmd(
     host: str,
     port: int,
+    scheduler_max_age: float | None,
+    log_format: str,
     forwarded_allow_ips: str | None,
     behind_proxy: bool,
     secure_cookies: bool,
@@ -92,6 +107,9 @@ def serve_cmd(
     reports and notifications. Log in as an actor with a password
     ('onboarding actor add NAME --password-stdin'). Sessions are kept in the database: they
     survive a restart and end at logout or with 'onboarding actor revoke-sessions NAME'.
+
+    /healthz, /readyz and /metrics need no login; /metrics answers other machines only with
+    'Authorization: Bearer $ONBOARDING_METRICS_TOKEN' (docs/operations.md).
 
     Example:
 
@@ -114,12 +132,16 @@ def serve_cmd(
     tls = ssl_certfile is not None
     path = resolve_path(db_path)
     app = create_app(path, secure_cookies=secure_cookies)
+    fmt = _configure_ops(app, scheduler_max_age, log_format)
+    from onboarding import logs
+
     if not is_loopback(host) and not tls and not behind_proxy:
-        click.echo(plain_http_warning(host, port), err=True)
+        _warn(fmt, plain_http_warning(host, port))
     scheme = "https" if tls else "http"
     from onboarding.replication import supervising
 
-    with supervising(path, replicate_to, events=echo_event):
+    events = echo_event if fmt == "text" else logs.line_events("onboarding.replication")
+    with supervising(path, replicate_to, events=events):
         click.echo(f"Serving {path} on {scheme}://{host}:{port}/ (Ctrl+C stops)")
         uvicorn.run(
             app,
@@ -135,4 +157,33 @@ def serve_cmd(
             # are read only from the addresses the operator names.
             proxy_headers=bool(forwarded_allow_ips),
             forwarded_allow_ips=forwarded_allow_ips or "",
+            log_config=None,  # uvicorn's own records go through our handler (onboarding.logs)
         )
+
+
+def _configure_ops(app: object, scheduler_max_age: float | None, log_format: str) -> str:
+    """Logging on stderr in the chosen format, and the health and metrics settings; returns
+    the format."""
+    from datetime import timedelta
+
+    from onboarding import logs
+    from onboarding.web.views import ops
+
+    fmt = logs.FORMATS[logs.FORMATS.index(log_format)]
+    logs.setup(fmt, stream=sys.stderr)
+    limit = timedelta(seconds=scheduler_max_age) if scheduler_max_age else None
+    token = os.environ.get(ops.METRICS_TOKEN_ENV) or None
+    ops.configure(app, ops.OpsSettings(heartbeat_limit=limit, metrics_token=token))  # type: ignore[arg-type]
+    return fmt
+
+
+def _warn(fmt: str, text: str) -> None:
+    """A warning on stderr: a line, or in JSON logs an event like every other line."""
+    if fmt == "text":
+        click.echo(text, err=True)
+        return
+    import logging
+
+    from onboarding.logs import event
+
+    event(logging.getLogger("onboarding.web"), "warning", logging.WARNING, message=text)

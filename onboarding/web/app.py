@@ -38,6 +38,7 @@ from onboarding.roles import label as role_label
 from onboarding.web import api, i18n
 from onboarding.web.core import STATIC, TEMPLATES, Handler, SecurityHeaders, WebState, endpoint
 from onboarding.web.sessions import ServerSessions
+from onboarding.web.views import ops
 from onboarding.web.views.auth import language_post, login_page, login_post, logout_post
 from onboarding.web.views.bulk import bulk_apply, bulk_done, bulk_page
 from onboarding.web.views.grid import grid_page
@@ -108,6 +109,7 @@ def routes() -> list[Route | Mount]:
         get("/notifications", notifications_page),
         post("/notifications/{row_id:int}/retry", notification_retry),
         post("/notifications/retry-failed", notifications_retry_failed),
+        *ops.routes(),  # /healthz, /readyz, /metrics: no login, no session (views/ops.py)
         api.mount(),  # /api/v1: bearer tokens, JSON, no session or CSRF (onboarding/web/api/)
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
@@ -156,4 +158,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.web = state
+    ops.install(app)  # request timing and log; serve sets the limits (ops.configure)
     return app
