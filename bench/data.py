@@ -12,19 +12,20 @@ schema, the shipped definitions, the audit chain's code and ``GENERATOR``, so a 
 regenerates):
 
 * ``fresh``: ``n`` connection tracks just started (state ``date_agreement``, one ``@start``
-  history row each, four pending outbox rows each: the reminder and the three-rung escalation
-  ladder), started on four consecutive days. The bulk-advance, single-advance and delivery
+  history row each, four pending notifications each: the reminder and the three-rung
+  escalation ladder, planned in one ``outbox_plan`` row as the engine writes them since issue
+  14), started on four consecutive days. The bulk-advance, single-advance and delivery
   benchmarks start from a copy of it.
 * ``national``: ``n`` connection tracks with ten history rows each (``n`` * 10 rows), spread
   over two years in time order (ids interleave across tracks, as real use does): the start, some
   ``@set`` rows, then as many transitions as the track got through (0 to 7, so every state of
   the workflow is populated and 1/8 of the BoB tracks are live). For reports and ``--as-of``.
   It has no outbox rows: neither report reads the outbox.
-* ``sweep``: ``n`` pending outbox rows (``fresh`` with ``n / 4`` tracks) of which ``DUE`` are
-  due at ``SWEEP_AT``, the rest later: the due-sweep benchmark.
-* ``due``: ``n`` pending outbox rows, every one due at ``SWEEP_AT`` (a backlog: ``fresh`` with
-  ``n / 4`` tracks started on ``DUE_DAYS``, so that even the last rung is due): the claim and
-  drain benchmarks of a sender catching up (issue 10).
+* ``sweep``: ``n`` pending (planned) notifications (``fresh`` with ``n / 4`` tracks) of which
+  ``DUE`` are due at ``SWEEP_AT``, the rest later: the due-sweep benchmark.
+* ``due``: ``n`` pending (planned) notifications, every one due at ``SWEEP_AT`` (a backlog:
+  ``fresh`` with ``n / 4`` tracks started on ``DUE_DAYS``, so that even the last rung is
+  due): the claim and drain benchmarks of a sender catching up (issue 10).
 * ``peers``: the registry only (98 municipalities x 103 systems, all ready), for the peer
   comparison that starts 10^4 tracks itself.
 
@@ -401,10 +402,6 @@ def _history_insert(
     chain.close()
 
 
-_OUTBOX_INSERT = (
-    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
-    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
-)
 _COUNT = "WITH RECURSIVE r(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM r WHERE j + 1 < {n}) "
 
 
@@ -462,13 +459,35 @@ def make_fresh(
         " '{}' AS fields FROM tracks WHERE id >= ? ORDER BY id",
         [ACTOR, ROLE, first],
     )
+    # As the engine writes a start since issue 14: the state's reminder and escalations are
+    # one outbox_plan row per track (no notice fires on entering date_agreement), its id the
+    # last of the four outbox ids it holds, and the track row points to it (open).
+    per = conn.execute("SELECT count(*) FROM temp.start_outbox WHERE k = 0").fetchone()[0]
+    counts = {r[0] for r in conn.execute("SELECT count(*) FROM temp.start_outbox GROUP BY k")}
+    keeps = conn.execute("SELECT count(*) FROM temp.start_outbox WHERE on_leave = 'keep'")
+    if counts != {per} or keeps.fetchone()[0]:
+        raise RuntimeError("every start day must plan the same rows, none kept on leave")
+    base = conn.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+        " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+    ).fetchone()[0]
     conn.execute(
-        _OUTBOX_INSERT + " SELECT t.id, 1, 'date_agreement', o.notification, o.kind, o.level,"
-        " o.template,"
-        " o.recipients, o.on_leave, o.cancel_on, o.due_date, o.due_at, o.next_attempt_at,"
-        " t.entered_at, t.entered_at FROM tracks t"
-        f" JOIN temp.start_outbox o ON o.k = (t.id - {first}) % {ks}"
-        " WHERE t.id >= ? ORDER BY t.id, o.ord",
+        "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version, due_date,"
+        " made_at, rows, next_at)"
+        f" SELECT {base} + (t.id - {first} + 1) * {per}, NULL, t.id, 1, 'date_agreement', 1,"
+        " t.due, t.entered_at,"
+        " (SELECT '[' || group_concat('[' || o.id || ',\"' || o.notification || '\",\"'"
+        "  || o.due_at || '\"]', ',') || ']' FROM (SELECT"
+        f"  {base} + (t.id - {first}) * {per} + o.ord + 1 AS id, o.notification, o.due_at"
+        f"  FROM temp.start_outbox o WHERE o.k = (t.id - {first}) % {ks} ORDER BY o.ord) o),"
+        " (SELECT min(o.due_at) FROM temp.start_outbox o"
+        f"  WHERE o.k = (t.id - {first}) % {ks})"
+        " FROM tracks t WHERE t.id >= ? ORDER BY t.id",
+        [first],
+    )
+    conn.execute(
+        f"UPDATE tracks SET plan_open = 1, plan_id = {base} + (id - {first} + 1) * {per}"
+        " WHERE id >= ?",
         [first],
     )
     _contracts(conn)
@@ -640,8 +659,8 @@ def make_sweep(path: Path, n: int) -> None:
     # The earliest reminders of the first tracks became due an hour before the sweep (their
     # step's due date was moved up with 'track set'), everything else is due later.
     conn.execute(
-        "UPDATE outbox SET due_at = ?, next_attempt_at = ? WHERE id IN"
-        " (SELECT id FROM outbox WHERE notification = 'reminder' ORDER BY id LIMIT ?)",
+        "UPDATE outbox_plan SET rows = json_replace(rows, '$[0][2]', ?), next_at = ?"
+        " WHERE id IN (SELECT id FROM outbox_plan ORDER BY id LIMIT ?)",
         [due, due, DUE],
     )
     conn.close()
@@ -727,7 +746,8 @@ def check_shape(workdir: Path) -> list[str]:
     )
     db.close()
     a, b = sqlite3.connect(gen), sqlite3.connect(eng)
-    for table in ("tracks", "history", "outbox", "contracts", "systems", "contacts"):
+    for table in ("tracks", "history", "outbox", "outbox_plan", "contracts", "systems",
+                  "contacts"):
         cols = [r[1] for r in a.execute(f"PRAGMA table_info({table})")]
         sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1, 2, 3"
         ra, rb = _rows(a, sql), _rows(b, sql)

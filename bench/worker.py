@@ -72,113 +72,173 @@ def bulk(args: dict[str, Any]) -> dict[str, Any]:
     return {"times": [seconds], "rss_before": before, "moved": result.moved}
 
 
-def bulk_floor(args: dict[str, Any]) -> dict[str, Any]:
-    """The storage floor: plain ``sqlite3`` writing the same rows as the engine's bulk advance
-    (track update, hash-chained history row, the audit head, four outbox rows cancelled and
-    four written per track) with ``executemany`` in one transaction. It knows what this one
-    transition writes; everything general (guards, roles, definitions) is the engine's cost."""
-    import hashlib
+class _Floor:
+    """The storage floors of one ``agree_date`` advance (date_agreement -> service_agreements)
+    as plain ``sqlite3`` statements. ``rows="same"``: exactly the rows the engine writes (the
+    track, a hash-chained history row, the audit head, the new entry's plan with its four
+    outbox ids, the track's pointer to it); ``rows="state"``: only the track's state and
+    one history row (the floor of any durable workflow engine: issue 14's target)."""
 
-    from onboarding import calendar, clock, outbox
+    def __init__(self, conn: sqlite3.Connection, rows: str) -> None:
+        import hashlib
+
+        from onboarding import calendar, clock, outbox
+
+        self.conn, self.rows = conn, rows
+        moment = clock.parse_time(data.ADVANCE_AT)
+        self.at = clock.stamp(moment)
+        # What entering service_agreements means: due 10 working days after entry; its
+        # reminder and three escalation rungs planned (none fires on entry).
+        self.due = calendar.add_working_days(clock.local_date(moment), 10).isoformat()
+        rules = outbox.rules(data._definition(conn, data.CONNECTION).state("service_agreements"))
+        planned, _ = outbox._PLANNER.rows(0, 0, "service_agreements", rules, self.due,
+                                          self.at, self.at)
+        self.planned = [(p[3], p[11]) for p in planned]
+        self.sets = json.dumps({"connection_date": data.CONNECTION_DATE}, sort_keys=True)
+        self.encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self.sha = hashlib.sha256
+
+    def tracks(
+        self, limit: int | None = None, step: int = 1, offset: int = 0
+    ) -> list[tuple[Any, ...]]:
+        rows = self.conn.execute(
+            "SELECT id, version, fields FROM tracks WHERE definition = 'connection'"
+            " AND state = 'date_agreement' AND final = 0 ORDER BY id"
+        ).fetchall()
+        return rows[offset::step][:limit]  # read before any is moved: disjoint by offset
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        """Write the advance of every track in ``batch`` (inside the caller's transaction)."""
+        conn, at = self.conn, self.at
+        heads = [None] * len(batch) if self.rows == "state" else self._plans(batch)
+        tracks, history = [], []
+        for (track_id, version, fields), head in zip(batch, heads, strict=True):
+            f = json.loads(fields)
+            f["connection_date"] = data.CONNECTION_DATE
+            tracks.append((json.dumps(f, ensure_ascii=False, sort_keys=True), at, self.due, at,
+                           head, track_id, version))
+            history.append((track_id, version + 1, "date_agreement", "service_agreements",
+                            "agree_date", data.ACTOR, data.ROLE, None, at, at, 1, self.sets))
+        pointer = "" if self.rows == "state" else ", plan_id = ?, plan_open = 1"
+        conn.executemany(
+            "UPDATE tracks SET state = 'service_agreements', final = 0, version = version + 1,"
+            f" fields = ?, entered_at = ?, due = ?, def_version = 1, updated_at = ?{pointer}"
+            " WHERE id = ? AND version = ?",
+            [t if pointer else t[:4] + t[5:] for t in tracks],
+        )
+        cols = ("track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
+                " recorded_at, def_version, fields")
+        if self.rows == "state":
+            conn.executemany(
+                f"INSERT INTO history ({cols}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " '')",
+                history,
+            )
+            return
+        last_id, prev = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
+        chained = []
+        for values in history:
+            last_id += 1
+            prev = self.sha(self.encode([prev, last_id, *values]).encode("utf-8")).hexdigest()
+            chained.append((last_id, *values, prev))
+        conn.executemany(
+            f"INSERT INTO history (id, {cols}, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            chained,
+        )
+        conn.execute(
+            "UPDATE audit_head SET last_id = ?, last_hash = ?, rows = rows + ? WHERE id = 1",
+            [last_id, prev, len(chained)],
+        )
+
+    def _plans(self, batch: list[tuple[Any, ...]]) -> list[int]:
+        """The entered state's reminder and escalations: one plan appended per track, its id
+        the last of its four outbox ids, linked to the track's plan so far; the track row then
+        points to it. Leaving the old state writes nothing more. Returns the plan ids."""
+        per = len(self.planned)
+        first = self.conn.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+            " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+        ).fetchone()[0] + 1
+        plans, heads = [], []
+        for i, (track_id, version, _) in enumerate(batch):
+            ids = range(first + i * per, first + (i + 1) * per)
+            text = "[" + ",".join(
+                f'[{j},"{name}","{due_at}"]'
+                for j, (name, due_at) in zip(ids, self.planned, strict=True)
+            ) + "]"
+            plans.append((ids[-1], track_id, version + 1, self.due, self.at, text,
+                          min(d for _, d in self.planned), track_id))
+            heads.append(ids[-1])
+        self.conn.executemany(
+            "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
+            " due_date, made_at, rows, next_at) SELECT ?, plan_id, ?, ?, 'service_agreements',"
+            " 1, ?, ?, ?, ? FROM tracks WHERE id = ?",
+            plans,
+        )
+        return heads
+
+
+def bulk_floor(args: dict[str, Any]) -> dict[str, Any]:
+    """The storage floor of the bulk advance: ``_Floor`` with ``executemany`` in one
+    transaction. It knows what this one transition writes; everything general (guards,
+    roles, definitions) is the engine's cost."""
     from onboarding.db import connect
 
-    path = args["db"]
-    db = connect(path)  # the same pragmas as the engine's connection
+    db = connect(args["db"])  # the same pragmas as the engine's connection
     conn = db.conn
     before = _rss_now()
     started = time.perf_counter()
-    moment = clock.parse_time(data.ADVANCE_AT)
-    at = now = clock.stamp(moment)
+    floor = _Floor(conn, args.get("rows", "same"))
     conn.execute("BEGIN IMMEDIATE")
-    rows = conn.execute(
-        "SELECT id, version, fields FROM tracks WHERE definition = 'connection'"
-        " AND state = 'date_agreement' AND final = 0 ORDER BY id"
-    ).fetchall()
-    # What entering service_agreements means: due 10 working days after entry, four rows.
-    due = calendar.add_working_days(clock.local_date(moment), 10).isoformat()
-    planned = outbox._Planner().rows(
-        0,
-        0,
-        "service_agreements",
-        outbox.rules(data._definition(conn, data.CONNECTION).state("service_agreements")),
-        due,
-        at,
-        now,
-    )[0]
-    sets = json.dumps({"connection_date": data.CONNECTION_DATE}, sort_keys=True)
-    tracks, history, cancels, inserts = [], [], [], []
-    for track_id, version, fields in rows:
-        f = json.loads(fields)
-        f["connection_date"] = data.CONNECTION_DATE
-        tracks.append(
-            (
-                "service_agreements",
-                json.dumps(f, ensure_ascii=False, sort_keys=True),
-                at,
-                due,
-                at,
-                track_id,
-                version,
-            )
-        )
-        history.append(
-            (
-                track_id,
-                version + 1,
-                "date_agreement",
-                "service_agreements",
-                "agree_date",
-                data.ACTOR,
-                data.ROLE,
-                None,
-                at,
-                now,
-                1,
-                sets,
-            )
-        )
-        cancels.append((now, track_id))
-        inserts += [(track_id, version + 1, *p[2:]) for p in planned]
-    conn.executemany(
-        "UPDATE tracks SET state = ?, final = 0, version = version + 1, fields = ?,"
-        " entered_at = ?, due = ?, def_version = 1, updated_at = ? WHERE id = ? AND version = ?",
-        tracks,
-    )
-    last_id, prev = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    sha = hashlib.sha256
-    chained = []
-    for values in history:
-        last_id += 1
-        prev = sha(encode([prev, last_id, *values]).encode("utf-8")).hexdigest()
-        chained.append((last_id, *values, prev))
-    conn.executemany(
-        "INSERT INTO history (id, track_id, seq, from_state, to_state, trigger, actor, role,"
-        " note, at, recorded_at, def_version, fields, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        chained,
-    )
-    conn.execute(
-        "UPDATE audit_head SET last_id = ?, last_hash = ?, rows = rows + ? WHERE id = 1",
-        [last_id, prev, len(chained)],
-    )
-    conn.executemany(
-        "UPDATE outbox SET status = 'cancelled', updated_at = ? WHERE track_id = ?"
-        " AND status = 'pending'",
-        cancels,
-    )
-    conn.executemany(
-        "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
-        " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        inserts,
-    )
+    rows = floor.tracks()
+    for i in range(0, len(rows), 2000):
+        floor.write(rows[i : i + 2000])
     conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     db.close()
     if len(rows) != args["n"]:
         raise RuntimeError(f"moved {len(rows)} of {args['n']}")
     return {"times": [seconds], "rss_before": before, "moved": len(rows)}
+
+
+# --- 1b. single advance, in process ------------------------------------------------------------
+
+
+def single(args: dict[str, Any]) -> dict[str, Any]:
+    """``engine.advance`` (agree_date) on ``k`` tracks spread over the table, one transaction
+    each, as a library call, interleaved with the two floors writing other tracks one commit
+    each: ``_Floor`` "same" on the same database (it keeps the hash chain), ``_Floor``
+    "state" on a copy (``db2``). Interleaved, so the machine's load weighs on all three
+    alike. Per-advance times of each."""
+    from onboarding import clock, engine
+    from onboarding.db import connect
+
+    db, db2 = connect(args["db"]), connect(args["db2"])
+    k = args["k"]
+    step = max(3, args["n"] // k)  # three disjoint sets of tracks: offsets 0, 1, 2
+    same, state = _Floor(db.conn, "same"), _Floor(db2.conn, "state")
+    engine_tracks = same.tracks(k, step, 0)
+    same_tracks = same.tracks(k, step, 1)
+    state_tracks = state.tracks(k, step, 2)
+    act = engine.Act(data.ACTOR, data.ROLE, at=clock.parse_time(data.ADVANCE_AT))
+    sets = {"connection_date": data.CONNECTION_DATE}
+    before = _rss_now()
+    times: dict[str, list[float]] = {"engine": [], "same": [], "state": []}
+    for e, f, g in zip(engine_tracks, same_tracks, state_tracks, strict=False):
+        started = time.perf_counter()
+        engine.advance(db, e[0], "agree_date", act, sets)
+        times["engine"].append(time.perf_counter() - started)
+        for floor, track, key in ((same, f, "same"), (state, g, "state")):
+            started = time.perf_counter()
+            floor.conn.execute("BEGIN IMMEDIATE")
+            floor.write([track])
+            floor.conn.execute("COMMIT")
+            times[key].append(time.perf_counter() - started)
+    db.close()
+    db2.close()
+    return {"times": times["engine"], "same": times["same"], "state": times["state"],
+            "rss_before": before, "moved": len(times["engine"])}
 
 
 # --- 4. due sweep -------------------------------------------------------------------------------
@@ -193,10 +253,12 @@ def sweep(args: dict[str, Any]) -> dict[str, Any]:
     db = connect(args["db"])
     at = clock.parse_time(data.SWEEP_AT)
     lease = timedelta(minutes=15)
-    pending = db.conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    pending = outbox.counts(db.conn).get("pending", 0)  # planned rows included (issue 14)
     due = db.conn.execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?",
-        [clock.stamp(at)],
+        "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?)"
+        " + (SELECT count(*) FROM outbox_plan p JOIN tracks t ON t.plan_id = p.id"
+        " AND t.plan_open, json_each(p.rows) j WHERE p.next_at <= ? AND j.value ->> 2 <= ?)",
+        [clock.stamp(at)] * 3,
     ).fetchone()[0]
     plan = [
         r[3]
@@ -254,15 +316,14 @@ def drain(args: dict[str, Any]) -> dict[str, Any]:
     config = replace(load_config(Path(args["db"]), env=env), outbox_dir=Path(args["out"]))
     assert config.smtp is None
     db = connect(args["db"])
-    rows = db.conn.execute(
-        "SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?",
-        [clock.stamp(at)],
-    ).fetchone()[0]
+    from onboarding import outbox
+
+    rows = len(outbox.list_rows(db, ("pending",), until=at))  # planned rows included
     before = _rss_now()
     started = time.perf_counter()
     summary = send_due(db, at, config)
     seconds = time.perf_counter() - started
-    left = db.conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    left = outbox.counts(db.conn).get("pending", 0)
     db.close()
     files = sum(1 for _ in Path(args["out"]).glob("*.eml"))
     if summary.failed or left or summary.sent + summary.superseded != rows:
@@ -283,7 +344,10 @@ def drain(args: dict[str, Any]) -> dict[str, Any]:
 
 def _delivery_setup(path: str) -> int:
     """Leave the reminders pending and due (escalations aside); returns how many."""
+    from onboarding import outbox
+
     conn = sqlite3.connect(path, isolation_level=None)
+    outbox.materialise_all(conn)  # planned rows (issue 14) become rows, to be sent
     conn.execute(
         "UPDATE outbox SET status = 'cancelled' WHERE status = 'pending' AND kind != 'reminder'"
     )
@@ -534,6 +598,7 @@ def shape(args: dict[str, Any]) -> dict[str, Any]:
 CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "bulk": bulk,
     "bulk_floor": bulk_floor,
+    "single": single,
     "sweep": sweep,
     "deliver": deliver,
     "drain": drain,

@@ -821,6 +821,45 @@ def _m007(db: Database) -> None:
         conn.execute(sql)
 
 
+@migrations(name="009_lean_outbox")
+def _m009(db: Database) -> None:
+    # Issue 14 (bench/FINDINGS.md, "Lean writes"): an advance no longer writes a row per
+    # reminder and escalation of the state it enters, nor cancels those of the state it
+    # leaves. Each state entry's reminders and escalations are one ``outbox_plan`` row, appended
+    # (its id is the last outbox id it reserves, so ids stay in the order rows were always
+    # written in): the reserved ids, names and due times. The sender turns the ones that fall
+    # due into outbox rows (same ids, same exactly-once key) right before claiming. The track
+    # row carries its latest plan (``plan_id``, the head of the track's chain of plans through
+    # ``prev_id``) and whether it is the current entry's (``plan_open``): leaving a state only
+    # rewrites the track row, which the advance writes anyway; a left plan's rows are shown as
+    # cancelled. ``outbox_track`` goes: the unique (track_id, entry_seq, notification) key
+    # serves every lookup by track, and a cancel no longer moves an index entry. Existing rows
+    # are kept as they are (same ids, statuses, times): pending reminders of a database
+    # upgraded in place go out as before.
+    conn = db.conn
+    for sql in (
+        "DROP INDEX IF EXISTS outbox_track",
+        "ALTER TABLE tracks ADD COLUMN plan_id INTEGER",
+        "ALTER TABLE tracks ADD COLUMN plan_open INTEGER NOT NULL DEFAULT 0",
+        """
+        CREATE TABLE outbox_plan (
+            id INTEGER PRIMARY KEY,
+            prev_id INTEGER,
+            track_id INTEGER NOT NULL REFERENCES tracks(id),
+            entry_seq INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            def_version INTEGER NOT NULL,
+            due_date TEXT,
+            made_at TEXT NOT NULL,
+            rows TEXT NOT NULL,
+            next_at TEXT
+        )
+        """,
+        "CREATE INDEX outbox_plan_next ON outbox_plan (next_at) WHERE next_at IS NOT NULL",
+    ):
+        conn.execute(sql)
+
+
 @migrations(name="010_parsed_definitions")
 def _m010(db: Database) -> None:
     # Issue 14: each stored definition version keeps, beside its YAML, the document the YAML

@@ -412,14 +412,24 @@ class Act:
         return self.at or clock.now()
 
 
-def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) -> None:
-    """Apply planned moves: update each track (checking its version) and append history."""
+def write_moves(
+    conn: sqlite3.Connection, moves: list[Move], act: Act, at: str, recorded: str | None = None
+) -> None:
+    """Apply planned moves: update each track (checking its version) and append history.
+
+    ``recorded`` is when this is written (one clock reading per operation: the history rows
+    and the outbox share it)."""
     if not moves:
         return
-    recorded = clock.stamp(clock.now())
+    recorded = recorded or clock.stamp(clock.now())
+    # The entered states' notifications first: the track row then points to their plan.
+    heads = outbox.enter(conn, moves, recorded)
+    keep: tuple[int | None, int | None] = (None, None)
     cur = conn.executemany(
         "UPDATE tracks SET state = ?, final = ?, version = version + 1, fields = ?,"
-        " entered_at = ?, due = ?, def_version = ?, updated_at = ? WHERE id = ? AND version = ?",
+        " entered_at = ?, due = ?, def_version = ?, updated_at = ?,"
+        " plan_id = coalesce(?, plan_id), plan_open = coalesce(?, plan_open)"
+        " WHERE id = ? AND version = ?",
         [
             (
                 m.to_state,
@@ -429,6 +439,7 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
                 m.due,
                 m.def_version,
                 at,
+                *heads.get(int(m.track["id"]), keep),
                 m.track["id"],
                 m.track["version"],
             )
@@ -461,7 +472,7 @@ def write_moves(conn: sqlite3.Connection, moves: list[Move], act: Act, at: str) 
             for m in moves
         ],
     )
-    outbox.on_moves(conn, moves, at)
+    outbox.on_moves(conn, moves, at, recorded)
 
 
 def advance(
@@ -490,18 +501,36 @@ def advance(
                     },
                 )
             )
-        defn = definitions.get(db, track["definition"], track["def_version"])
+        defn = outbox.definition(conn, track["definition"], track["def_version"])
         values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
-        write_moves(conn, [move], act, ctx.at_stamp)
-        after = load_track(conn, track_id)
+        at = ctx.at_stamp
+        # Written "now" is the act's moment unless --at dated it: one clock reading.
+        write_moves(conn, [move], act, at, None if act.at else at)
+        after = moved_track(move, at)
     # Logged once committed (a long-running process's log, onboarding.logs); no field values.
     _log(
         "transition", track=track_id, trigger=trigger, to=move.to_state,
         version=after["version"], actor=act.actor, role=act.role,
     )
     return after
+
+
+def moved_track(move: Move, at: str) -> dict[str, Any]:
+    """The track row as ``write_moves`` left it, built from the move (not read back)."""
+    return {
+        **move.track,
+        "state": move.to_state,
+        "final": int(move.final),
+        "version": int(move.track["version"]) + 1,
+        # As stored and read back: keys sorted (json.dumps(sort_keys=True)).
+        "fields": dict(sorted(move.fields.items())),
+        "entered_at": move.entered_at,
+        "due": move.due,
+        "def_version": move.def_version,
+        "updated_at": at,
+    }
 
 
 def preview_advance(
@@ -717,7 +746,7 @@ def bulk_advance(
             for track in chunk:
                 key = (track["definition"], track["def_version"])
                 if key not in defs:
-                    defs[key] = definitions.get(db, *key)
+                    defs[key] = outbox.definition(conn, *key)
                     values_by_def[key] = coerce_fields(db, defs[key], sets or {}, moment)
                 defn = defs[key]
                 try:
@@ -943,6 +972,7 @@ def start_in(
             f"(in {open_row[1]}); one open track per {', '.join(defn.subject_parts.key)}"
         )
     at = clock.stamp(moment)
+    recorded = at if act.at is None else clock.stamp(clock.now())  # one reading when no --at
     initial = defn.state(defn.initial)
     ctx = GuardContext(conn, moment)
     due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
@@ -986,13 +1016,13 @@ def start_in(
                 act.role,
                 act.note,
                 at,
-                clock.stamp(clock.now()),
+                recorded,
                 defn.version,
                 json.dumps(fields, ensure_ascii=False, sort_keys=True),
             )
         ],
     )
-    outbox.on_start(conn, track_id)
+    outbox.on_start(conn, track_id, recorded)
     return load_track(conn, track_id)
 
 
@@ -1066,7 +1096,7 @@ def set_fields(
             def_version=defn.version,
         )
         write_moves(conn, [move], act, at)
-        return load_track(conn, track_id)
+        return moved_track(move, at)
 
 
 # --- migration --------------------------------------------------------------------------------

@@ -2,13 +2,21 @@
 
 The outbox table is the source of truth for notifications; the scheduler is only a clock.
 
-* **Scheduling** happens inside the transition's transaction. ``on_start`` and ``on_moves`` are
-  called by the engine right after it appends the history row, on the same connection: entering
-  a state writes one row per notification the state declares, keyed by (track, state entry,
-  notification), where the state entry is the history row's ``seq``. The unique key makes each
-  notification exist exactly once however often a runner restarts.
+* **Scheduling** happens inside the transition's transaction (``enter``, ``on_start``,
+  ``on_moves``, called by the engine on the same connection). Each notification is keyed by
+  (track, state entry, notification), where the state entry is the history row's ``seq``; the
+  unique key makes each exist exactly once however often a runner restarts. Entering a state
+  writes (issue 14, "lean writes") only the notifications kept on leave (notices) as outbox
+  rows; its reminders and escalations are one appended ``outbox_plan`` row (their ids, names
+  and due times; ids taken in the order rows were always written in) that the track row
+  points to (``plan_id``, ``plan_open``). Right before claiming, the sender writes the planned
+  rows that have fallen due as outbox rows (``materialise_due``, same transaction as the
+  claim, same ids and key); every reader (``list_rows``, ``get_row``, ``next_due``,
+  ``superseding``, ``counts``) shows planned rows as the rows they stand for.
 * **Leaving** a state cancels its unsent (pending, failed, or claimed but not yet handed over)
-  reminders and escalations: the step is done. Notices are kept (an outside request must
+  reminders and escalations: the step is done. Planned ones cost nothing: the track row, which
+  the advance writes anyway, stops pointing to the plan as open, and they are shown as
+  cancelled (at the time the step was recorded). Notices are kept (an outside request must
   arrive even when the coordinator records the next step first) unless the notification says
   ``on_leave: cancel`` or the step is left by a trigger in its ``cancel_on`` list.
   ``on_leave: keep`` keeps a reminder too.
@@ -311,10 +319,10 @@ def rules(state: StateDef) -> tuple[Rule, ...]:
 
 # --- scheduling (called by the engine inside its transaction) ---------------------------------
 
-_UPSERT = (
-    "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level, template,"
-    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_WITH_ID = (
+    "INSERT INTO outbox (id, track_id, entry_seq, state, notification, kind, level, template,"
+    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (track_id, entry_seq, notification) DO UPDATE SET"
     " state = excluded.state, kind = excluded.kind, level = excluded.level,"
     " template = excluded.template,"
@@ -358,30 +366,51 @@ def state_rules(defn: Definition, state: str) -> tuple[Rule, ...]:
     return found
 
 
-class _Defs:
-    """Definitions by (name, version), read once per call."""
+#: Parsed definitions by (name, version), per connection (``definition``). A stored version
+#: never changes, so one read per connection and version is enough; keyed by the connection
+#: object (kept in the value, so its id cannot be reused while the entry lives), because two
+#: databases open in one process may hold different texts under the same name and version.
+_DEFINITIONS: dict[int, tuple[sqlite3.Connection, dict[tuple[str, int], Definition]]] = {}
+_CONNECTIONS_KEPT = 16
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.cache: dict[tuple[str, int], Definition] = {}
-        self.rules: dict[tuple[str, int, str], tuple[Rule, ...]] = {}
 
-    def rules_for(self, name: str, version: int, state: str) -> tuple[Rule, ...]:
-        key = (name, version, state)
-        if key not in self.rules:
-            if (name, version) not in self.cache:
-                db = Database(self.conn)
-                self.cache[(name, version)] = definitions.get(db, name, version)
-            self.rules[key] = state_rules(self.cache[(name, version)], state)
-        return self.rules[key]
+def _definitions_of(conn: sqlite3.Connection) -> dict[tuple[str, int], Definition]:
+    entry = _DEFINITIONS.get(id(conn))
+    if entry is None or entry[0] is not conn:
+        while len(_DEFINITIONS) >= _CONNECTIONS_KEPT:
+            del _DEFINITIONS[next(iter(_DEFINITIONS))]
+        entry = _DEFINITIONS[id(conn)] = (conn, {})
+    return entry[1]
+
+
+def definition(conn: sqlite3.Connection, name: str, version: int) -> Definition:
+    """Version ``version`` of definition ``name`` in the database of ``conn``, read and parsed
+    once per connection (``definitions.get`` SELECTs its source on every call)."""
+    known = _definitions_of(conn)
+    found = known.get((name, version))
+    if found is None:
+        db = Database(conn)
+        found = known[(name, version)] = definitions.get(db, name, version)
+    return found
+
+
+def remember_definition(conn: sqlite3.Connection, defn: Definition) -> None:
+    """Feed the per-connection cache a definition read another way (e.g. pre-parsed)."""
+    _definitions_of(conn)[(defn.name, defn.version)] = defn
 
 
 class _Planner:
-    """Upsert parameters for state entries; repeated (rule, due, entry) work is done once, as
-    a bulk transition enters the same state with the same dates for many tracks."""
+    """Due times and JSON of state entries; repeated (rule, due, entry) work is done once, as
+    a bulk transition enters the same state with the same dates for many tracks. One per
+    process (``_PLANNER``), emptied when it grows large (a server runs for weeks)."""
+
+    LIMIT = 20_000
 
     def __init__(self) -> None:
         self.times: dict[tuple[Rule, str | None, str], str | None] = {}
+        self.sets: dict[
+            tuple[int, str | None, str], tuple[tuple[Rule, ...], tuple[tuple[Rule, str], ...]]
+        ] = {}
         self.json: dict[tuple[str, ...], str] = {}
 
     def _json(self, items: tuple[str, ...]) -> str:
@@ -393,12 +422,31 @@ class _Planner:
     def _when(self, rule: Rule, due: str | None, entered: str) -> str | None:
         key = (rule, due, entered)
         if key not in self.times:
+            if len(self.times) >= self.LIMIT:
+                self.times.clear()
             # Stored stamps end in "Z", which fromisoformat reads (and faster than strptime).
             moment = rule.due_at(
                 date.fromisoformat(due) if due else None, datetime.fromisoformat(entered)
             )
             self.times[key] = None if moment is None else clock.stamp(moment)
         return self.times[key]
+
+    def timed(
+        self, rule_set: tuple[Rule, ...], due: str | None, entered: str
+    ) -> tuple[tuple[Rule, str], ...]:
+        """(rule, due time) of the rules that have a time for this entry, in rule order:
+        one lookup per state entry (rule sets are cached per definition, kept in the value)."""
+        key = (id(rule_set), due, entered)
+        found = self.sets.get(key)
+        if found is None or found[0] is not rule_set:
+            if len(self.sets) >= self.LIMIT:
+                self.sets.clear()
+            timed = tuple(
+                (rule, at) for rule in rule_set
+                if (at := self._when(rule, due, entered)) is not None
+            )
+            found = self.sets[key] = (rule_set, timed)
+        return found[1]
 
     def rows(
         self,
@@ -418,94 +466,369 @@ class _Planner:
             if at is None:
                 continue
             names.add(rule.name)
-            params.append(
-                (
-                    track_id,
-                    seq,
-                    state,
-                    rule.name,
-                    rule.kind,
-                    rule.rank,
-                    rule.template,
-                    self._json(rule.to),
-                    rule.on_leave,
-                    self._json(rule.cancel_on),
-                    due,
-                    at,
-                    at,
-                    now,
-                    now,
-                )
-            )
+            params.append(self.row(track_id, seq, state, rule, due, at, now))
         return params, names
 
+    def row(
+        self, track_id: int, seq: int, state: str, rule: Rule, due: str | None, at: str, now: str
+    ) -> tuple[Any, ...]:
+        """One row's values, in ``_UPSERT_WITH_ID``'s order after the id."""
+        return (
+            track_id,
+            seq,
+            state,
+            rule.name,
+            rule.kind,
+            rule.rank,
+            rule.template,
+            self._json(rule.to),
+            rule.on_leave,
+            self._json(rule.cancel_on),
+            due,
+            at,
+            at,
+            now,
+            now,
+        )
 
-def on_start(conn: sqlite3.Connection, track_id: int) -> None:
+
+_PLANNER = _Planner()
+
+_INSERT_WITH_ID = (
+    "INSERT INTO outbox (id, track_id, entry_seq, state, notification, kind, level, template,"
+    " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PLAN_INSERT = (
+    "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version, due_date,"
+    " made_at, rows, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _compact(rows: Iterable[Sequence[Any]]) -> str:
+    """A plan's rows as stored: ``[[id,"name","due_at"],...]`` (names and stamps need no
+    escaping: ``_NAME`` and ``clock.stamp``), without json.dumps on the write path."""
+    return "[" + ",".join(f'[{r[0]},"{r[1]}","{r[2]}"]' for r in rows) + "]"
+
+
+def _next_id(conn: sqlite3.Connection) -> int:
+    """The next free outbox id: after every outbox row and every planned one. A plan's id is
+    the last id it holds, so both maxima are one step down each table's rowid tree; the write
+    lock (``BEGIN IMMEDIATE``) keeps two writers from taking the same ids."""
+    row = conn.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+        " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+    ).fetchone()
+    return int(row[0]) + 1
+
+
+#: Where a track row's plan pointer goes: (plan_id or None for unchanged, plan_open).
+Heads = dict[int, tuple[int | None, int]]
+
+
+def _enter(
+    conn: sqlite3.Connection,
+    entries: Sequence[tuple[int, int, str, int, str | None, str, tuple[Rule, ...]]],
+    now: str,
+) -> Heads:
+    """Write what entering a state writes, for each (track, seq, state, version, due, entered,
+    rules): the notifications kept on leave (notices) as outbox rows, the rest (cancelled by
+    leaving) as one appended ``outbox_plan`` row, under ids in the order the rows were always
+    written in. Returns where each track row's plan pointer goes, for the caller's write of
+    the track row (before it: the new plan links to the track's head so far). Leaving the
+    state before writes nothing more: the pointer moves on."""
+    next_id = 0
+    eager: list[tuple[Any, ...]] = []
+    plans: list[tuple[Any, ...]] = []
+    heads: Heads = {}
+    for track_id, seq, state, version, due, entered, rule_set in entries:
+        timed = _PLANNER.timed(rule_set, due, entered)
+        if not timed:
+            heads[track_id] = (None, 0)
+            continue
+        if not next_id:
+            next_id = _next_id(conn)
+        later: list[tuple[int, str, str]] = []
+        for rule, at in timed:
+            if rule.on_leave == "keep":
+                eager.append((next_id, *_PLANNER.row(track_id, seq, state, rule, due, at, now)))
+            else:
+                later.append((next_id, rule.name, at))
+            next_id += 1
+        if later:
+            plans.append((next_id - 1, track_id, seq, state, version, due, now,
+                          _compact(later), min(r[2] for r in later)))
+            heads[track_id] = (next_id - 1, 1)
+        else:
+            heads[track_id] = (None, 0)
+    if eager:
+        conn.executemany(_INSERT_WITH_ID, eager)
+    if plans:
+        # The plan's predecessor is the track's head so far (the track row is not written yet).
+        conn.executemany(
+            "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
+            " due_date, made_at, rows, next_at) SELECT ?, plan_id, id, ?, ?, ?, ?, ?, ?, ?"
+            " FROM tracks WHERE id = ?",
+            [(p[0], *p[2:], p[1]) for p in plans],
+        )
+    return heads
+
+
+def enter(conn: sqlite3.Connection, moves: Sequence[Move], now: str) -> Heads:
+    """Schedule the notifications of the states the moves enter (called by the engine before
+    it writes the track rows, in the same transaction); return the track rows' plan
+    pointers (``_enter``). A field change or a migration enters nothing."""
+    entries = []
+    for m in moves:
+        if m.trigger in NOT_ENTRIES:
+            continue
+        name = str(m.track["definition"])
+        rule_set = state_rules(definition(conn, name, m.def_version), m.to_state)
+        entries.append((int(m.track["id"]), int(m.track["version"]) + 1, m.to_state,
+                        m.def_version, m.due, m.entered_at, rule_set))
+    return _enter(conn, entries, now) if entries else {}
+
+
+def on_start(conn: sqlite3.Connection, track_id: int, now: str | None = None) -> None:
     """Schedule the notifications of a new track's initial state (its history seq 1)."""
     row = conn.execute(
         "SELECT definition, def_version, state, due, entered_at FROM tracks WHERE id = ?",
         [track_id],
     ).fetchone()
     name, version, state, due, entered = row
-    rule_set = _Defs(conn).rules_for(name, version, state)
-    if not rule_set:
-        return
-    params, _ = _Planner().rows(
-        track_id, 1, state, rule_set, due, entered, clock.stamp(clock.now())
-    )
-    conn.executemany(_UPSERT, params)
+    rule_set = state_rules(definition(conn, name, version), state)
+    heads = _enter(conn, [(track_id, 1, state, version, due, entered, rule_set)],
+                   now or clock.stamp(clock.now()))
+    for plan_id, is_open in heads.values():
+        conn.execute(
+            "UPDATE tracks SET plan_id = coalesce(?, plan_id), plan_open = ? WHERE id = ?",
+            [plan_id, is_open, track_id],
+        )
 
 
-def on_moves(conn: sqlite3.Connection, moves: Sequence[Move], at: str) -> None:
-    """Cancel, schedule and reschedule notifications for moves just written (same transaction).
+def on_moves(
+    conn: sqlite3.Connection, moves: Sequence[Move], at: str, now: str | None = None
+) -> None:
+    """Cancel and reschedule notifications for moves just written (same transaction; the
+    entered states' were scheduled by ``enter`` before the track rows were written).
 
     A move that enters a state (any trigger but a field change or a migration) cancels what
-    leaving the old entry cancels and schedules the new state's notifications under the new
-    history seq. A field change or a migration recomputes the current entry's rows in place,
-    from the (new version's) rules of the state the track is in now: a migration to another
-    state carries the entry's unsent rows there (same row, same Message-ID, sent once), and
-    cancels those the state has no rule for unless they are kept on leave.
+    leaving the old entry cancels (its plan is no longer the track's open one: the track row
+    says so; outbox rows already written and unsent are cancelled). A field change or a
+    migration first writes the entry's planned rows out (``materialise_track``), then
+    recomputes the current entry's rows in place, from the (new version's) rules of the
+    state the track is in now: a migration to another state carries the entry's unsent rows
+    there (same row, same Message-ID, sent once), and cancels those the state has no rule
+    for unless they are kept on leave.
     """
     if not moves:
         return
-    now = clock.stamp(clock.now())
-    defs = _Defs(conn)
-    plan = _Planner()
+    now = now or clock.stamp(clock.now())
     cancels: list[tuple[Any, ...]] = []
-    upserts: list[tuple[Any, ...]] = []
     for m in moves:
         track = m.track
         track_id = int(track["id"])
-        seq = int(track["version"]) + 1
-        entered = m.trigger not in NOT_ENTRIES
-        rule_set = defs.rules_for(str(track["definition"]), m.def_version, m.to_state)
-        if entered:
-            cancels.append((now, track_id, seq, m.trigger))
-            params, _ = plan.rows(track_id, seq, m.to_state, rule_set, m.due, m.entered_at, now)
-            upserts += params
+        if m.trigger not in NOT_ENTRIES:
+            cancels.append((now, track_id, int(track["version"]) + 1, m.trigger))
             continue
-        entry = _current_entry(conn, track_id)
-        params, names = plan.rows(track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now)
-        upserts += params
-        # Unsent rows of this entry that can no longer be computed (no due date any more, or
-        # a migrated state without them) are cancelled unless they are kept on leave.
-        stale = conn.execute(
-            "SELECT id, notification FROM outbox WHERE track_id = ? AND entry_seq = ?"
-            f" AND {_UNSENT} AND on_leave = 'cancel'",
-            [track_id, entry],
-        ).fetchall()
-        for row_id, name in stale:
-            if name not in names:
-                conn.execute(
-                    "UPDATE outbox SET status = 'cancelled', claimed_by = NULL,"
-                    " lease_until = NULL, updated_at = ? WHERE id = ?",
-                    [now, row_id],
-                )
+        rule_set = state_rules(
+            definition(conn, str(track["definition"]), m.def_version), m.to_state
+        )
+        _recompute(conn, m, rule_set, now)
     if cancels:
         conn.executemany(_CANCEL_ON_LEAVE, cancels)
-    if upserts:
-        conn.executemany(_UPSERT, upserts)
     _withdraw_events(conn, moves, now)
+
+
+def _recompute(conn: sqlite3.Connection, m: Move, rule_set: tuple[Rule, ...], now: str) -> None:
+    """A field change or migration: the current entry's rows recomputed in place."""
+    track_id = int(m.track["id"])
+    materialise_track(conn, track_id)
+    entry = _current_entry(conn, track_id)
+    params, names = _PLANNER.rows(track_id, entry, m.to_state, rule_set, m.due, m.entered_at, now)
+    existing = {
+        str(n) for (n,) in conn.execute(
+            "SELECT notification FROM outbox WHERE track_id = ? AND entry_seq = ?",
+            [track_id, entry],
+        ).fetchall()
+    }
+    # A new row takes the next id; one that exists is updated in place (no id taken).
+    next_id = _next_id(conn)
+    values = []
+    for p in params:
+        if p[3] in existing:
+            values.append((None, *p))
+        else:
+            values.append((next_id, *p))
+            next_id += 1
+    if values:
+        conn.executemany(_UPSERT_WITH_ID, values)
+    # Unsent rows of this entry that can no longer be computed (no due date any more, or
+    # a migrated state without them) are cancelled unless they are kept on leave.
+    stale = conn.execute(
+        "SELECT id, notification FROM outbox WHERE track_id = ? AND entry_seq = ?"
+        f" AND {_UNSENT} AND on_leave = 'cancel'",
+        [track_id, entry],
+    ).fetchall()
+    for row_id, name in stale:
+        if name not in names:
+            conn.execute(
+                "UPDATE outbox SET status = 'cancelled', claimed_by = NULL,"
+                " lease_until = NULL, updated_at = ? WHERE id = ?",
+                [now, row_id],
+            )
+
+
+# --- plans: reminders and escalations not yet due ---------------------------------------------
+
+_PLAN_COLUMNS = (
+    "p.id, p.track_id, p.entry_seq, p.state, p.def_version, p.due_date, p.made_at, p.rows,"
+    " t.definition, t.plan_id = p.id AND t.plan_open"
+)
+
+
+def _left_at(conn: sqlite3.Connection, track_id: int, seq: int) -> str | None:
+    """When the track left the entry at history row ``seq`` (the recorded time of the next
+    row that enters a state): what a left plan's rows show as their cancel time."""
+    row = conn.execute(
+        "SELECT recorded_at FROM history WHERE track_id = ? AND seq > ?"
+        " AND trigger NOT IN (?, ?) ORDER BY seq LIMIT 1",
+        [track_id, seq, *NOT_ENTRIES],
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def _plan_rows(
+    conn: sqlite3.Connection, plan: Sequence[Any], only: Iterable[Sequence[Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The outbox rows a plan (``_PLAN_COLUMNS``) stands for, as ``list_rows`` returns rows:
+    pending while it is the track's open plan, cancelled (when the entry was left) after."""
+    _, track_id, seq, state, version, due, made, rows, name, is_open = plan[:10]
+    items = list(only) if only is not None else json.loads(rows)
+    if not items:
+        return []
+    by_name = {r.name: r for r in state_rules(definition(conn, name, int(version)), state)}
+    left = None if is_open else _left_at(conn, int(track_id), int(seq)) or made
+    out = []
+    for row_id, notification, at in items:
+        rule = by_name.get(notification)
+        if rule is None:  # cannot happen: a stored version's rules never change
+            continue
+        out.append(
+            {
+                "id": int(row_id),
+                "track_id": int(track_id),
+                "entry_seq": int(seq),
+                "state": state,
+                "notification": notification,
+                "kind": rule.kind,
+                "level": rule.rank,
+                "template": rule.template,
+                "recipients": list(rule.to),
+                "on_leave": rule.on_leave,
+                "cancel_on": list(rule.cancel_on),
+                "due_date": due,
+                "due_at": at,
+                "status": "pending" if is_open else "cancelled",
+                "attempts": 0,
+                "next_attempt_at": at,
+                "claimed_by": None,
+                "lease_until": None,
+                "handed_at": None,
+                "sent_at": None,
+                "sent_to": None,
+                "message_id": None,
+                "last_error": None,
+                "created_at": made,
+                "updated_at": made if is_open else left,
+            }
+        )
+    return out
+
+
+def _write_out(conn: sqlite3.Connection, plan: Sequence[Any], until: str | None) -> int:
+    """Write an open plan's rows due by ``until`` (None: all) as pending outbox rows, with
+    their ids, and keep the rest planned."""
+    rows = json.loads(plan[7])
+    due = [r for r in rows if until is None or r[2] <= until]
+    rest = [r for r in rows if not (until is None or r[2] <= until)]
+    values = [
+        (
+            r["id"], r["track_id"], r["entry_seq"], r["state"], r["notification"], r["kind"],
+            r["level"], r["template"], _PLANNER._json(tuple(r["recipients"])), r["on_leave"],
+            _PLANNER._json(tuple(r["cancel_on"])), r["due_date"], r["due_at"], r["due_at"],
+            r["created_at"], r["created_at"],
+        )
+        for r in _plan_rows(conn, plan, due)
+    ]
+    if values:
+        conn.executemany(_INSERT_WITH_ID, values)
+    conn.execute(
+        "UPDATE outbox_plan SET rows = ?, next_at = ? WHERE id = ?",
+        [_compact(rest), min((r[2] for r in rest), default=None), plan[0]],
+    )
+    return len(values)
+
+
+def materialise_due(conn: sqlite3.Connection, at: str, limit: int) -> int:
+    """Write out the planned rows due by ``at`` of up to ``limit`` open plans, earliest first
+    (inside the claim's transaction): every plan taken has a row due by ``at``, so the
+    ``limit`` earliest due rows are then all outbox rows and the claim keeps its due order.
+    A plan its track has left is closed on the way (its rows stay cancelled, never due)."""
+    written = taken = 0
+    while taken < limit:
+        asked = limit - taken
+        plans = conn.execute(
+            f"SELECT {_PLAN_COLUMNS} FROM outbox_plan p JOIN tracks t ON t.id = p.track_id"
+            " WHERE p.next_at <= ? ORDER BY p.next_at, p.id LIMIT ?",
+            [at, asked],
+        ).fetchall()
+        closed = [(p[0],) for p in plans if not p[9]]
+        if closed:  # left plans leave the index for good: a later sweep never reads them
+            conn.executemany("UPDATE outbox_plan SET next_at = NULL WHERE id = ?", closed)
+        written += sum(_write_out(conn, p, at) for p in plans if p[9])
+        taken += len(plans) - len(closed)
+        if len(plans) < asked:
+            break  # no due plan is left
+    return written
+
+
+def _open_plan(conn: sqlite3.Connection, track_id: int) -> Any:
+    return conn.execute(
+        f"SELECT {_PLAN_COLUMNS} FROM tracks t JOIN outbox_plan p ON p.id = t.plan_id"
+        " WHERE t.id = ? AND t.plan_open",
+        [track_id],
+    ).fetchone()
+
+
+def materialise_track(conn: sqlite3.Connection, track_id: int) -> int:
+    """Write out every planned row of the track's current entry (before a field change or a
+    migration recomputes them, or a retry touches one)."""
+    plan = _open_plan(conn, track_id)
+    return _write_out(conn, plan, None) if plan is not None else 0
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many notifications there are per status, planned ones included (pending while
+    their plan is open, cancelled after): what the rows written on entry used to count."""
+    out: dict[str, int] = dict(
+        conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
+    )
+    for is_open, n in conn.execute(
+        "SELECT t.plan_id = p.id AND t.plan_open, sum(json_array_length(p.rows))"
+        " FROM outbox_plan p JOIN tracks t ON t.id = p.track_id GROUP BY 1"
+    ).fetchall():
+        status = "pending" if is_open else "cancelled"
+        out[status] = out.get(status, 0) + int(n or 0)
+    return {k: v for k, v in out.items() if v}
+
+
+def materialise_all(conn: sqlite3.Connection) -> int:
+    """Write out every planned row of every current entry (tests that poke the outbox table)."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM tracks WHERE plan_open AND plan_id IS NOT NULL"
+    ).fetchall()]
+    return sum(materialise_track(conn, i) for i in ids)
 
 
 #: A history row (alias ``h``) that enters a state: any trigger but a field change or a
@@ -607,19 +930,20 @@ def _withdraw_events(conn: sqlite3.Connection, moves: Sequence[Move], now: str) 
             )
         )
     if params:
+        # Explicit ids after every planned one (a plan may hold ids above the outbox's own).
+        first = _next_id(conn)
         conn.executemany(
-            "INSERT INTO outbox (track_id, entry_seq, state, notification, kind, level,"
+            "INSERT INTO outbox (id, track_id, entry_seq, state, notification, kind, level,"
             " template, recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at,"
             " created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'notice', 0, ?, ?, 'keep', '[]', ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, ?, ?, 'notice', 0, ?, ?, 'keep', '[]', ?, ?, ?, ?, ?)"
             " ON CONFLICT (track_id, entry_seq, notification) DO NOTHING",
-            params,
+            [(first + i, *p) for i, p in enumerate(params)],
         )
 
 
 def _phase(conn: sqlite3.Connection, m: Move) -> str | None:
-    db = Database(conn)
-    state = definitions.get(db, str(m.track["definition"]), m.def_version).by_name.get(m.to_state)
+    state = definition(conn, str(m.track["definition"]), m.def_version).by_name.get(m.to_state)
     return state.phase if state else None
 
 
@@ -680,6 +1004,9 @@ def claim(
     an attempt; ``hand_over`` charges one when the message actually goes to the transport.
     """
     with immediate(db) as conn:
+        # Planned reminders and escalations that have fallen due become rows first (same
+        # transaction, same ids and exactly-once key as if written on entry).
+        materialise_due(conn, clock.stamp(at), limit)
         cur = conn.execute(
             "UPDATE outbox SET status = 'sending', claimed_by = ?, lease_until = ?,"
             " handed_at = NULL, updated_at = ?"
@@ -749,10 +1076,23 @@ def superseding(
         " AND next_attempt_at <= ? ORDER BY level DESC, id",
         [row["track_id"], row["entry_seq"], row["level"], clock.stamp(by)],
     ).fetchall()
-    for row_id, name, level, recipients in found:
-        if mine <= set(json.loads(recipients)):
-            return {"id": row_id, "notification": name, "level": level}
+    candidates = [(-level, row_id, name, set(json.loads(to))) for row_id, name, level, to in found]
+    candidates += [
+        (-r["level"], r["id"], r["notification"], set(r["recipients"]))
+        for r in _planned_of_entry(conn, row["track_id"], row["entry_seq"])
+        if r["level"] > row["level"] and r["kind"] in SUPERSEDABLE
+        and r["due_at"] <= clock.stamp(by)
+    ]
+    for neg_level, row_id, name, to in sorted(candidates, key=lambda c: (c[0], c[1])):
+        if mine <= to:
+            return {"id": row_id, "notification": name, "level": -neg_level}
     return None
+
+
+def _planned_of_entry(conn: sqlite3.Connection, track_id: int, seq: int) -> list[dict[str, Any]]:
+    """The planned (not yet written) rows of one current state entry."""
+    plan = _open_plan(conn, track_id)
+    return _plan_rows(conn, plan) if plan is not None and plan[2] == seq else []
 
 
 def supersede_claimed(
@@ -946,7 +1286,11 @@ def next_due(db: Database) -> datetime | None:
     """When the earliest pending row becomes due (or a lease runs out): the scheduler's wake-up."""
     row = db.conn.execute(
         "SELECT min(t) FROM (SELECT min(next_attempt_at) AS t FROM outbox WHERE status = 'pending'"
-        " UNION ALL SELECT min(lease_until) FROM outbox WHERE status = 'sending')"
+        " UNION ALL SELECT min(lease_until) FROM outbox WHERE status = 'sending'"
+        # The earliest open plan (a left plan not yet closed by a sweep is passed over).
+        " UNION ALL SELECT * FROM (SELECT p.next_at FROM outbox_plan p"
+        " JOIN tracks t ON t.id = p.track_id WHERE p.next_at IS NOT NULL"
+        " AND t.plan_id = p.id AND t.plan_open ORDER BY p.next_at LIMIT 1))"
     ).fetchone()
     return clock.unstamp(row[0]) if row and row[0] else None
 
@@ -996,11 +1340,94 @@ def list_rows(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return _dicts(db.conn.execute(sql, params))
+    rows = _dicts(db.conn.execute(sql, params))
+    planned = _planned(db.conn, statuses, track_id, until, scope=scope)
+    if not planned:
+        return rows
+    rows = sorted(rows + planned, key=lambda r: (r["due_at"], r["id"]))
+    return rows if limit is None else rows[:limit]
+
+
+_PLAN_LIST_SQL = f"""
+    SELECT {_PLAN_COLUMNS}, t.municipality_code, m.name AS municipality,
+           CASE WHEN s.id IS NULL THEN NULL ELSE v.name || ' ' || s.name END AS system
+    FROM outbox_plan p
+    JOIN tracks t ON t.id = p.track_id
+    LEFT JOIN municipalities m ON m.code = t.municipality_code
+    LEFT JOIN systems s ON s.id = t.system_id
+    LEFT JOIN vendors v ON v.id = s.vendor_id
+"""
+
+
+def _planned(
+    conn: sqlite3.Connection,
+    statuses: Sequence[str],
+    track_id: int | None,
+    until: datetime | None,
+    row_id: int | None = None,
+    scope: Scope | None = None,
+) -> list[dict[str, Any]]:
+    """Planned rows as ``list_rows`` shows them: pending while their plan is open, cancelled
+    once the entry was left (what the rows written on entry used to say); only of the tracks
+    ``scope`` reads."""
+    wanted = {"pending", "cancelled"} & set(statuses) if statuses else {"pending", "cancelled"}
+    if not wanted:
+        return []
+    if row_id is not None:
+        # A plan's id is the last id it holds: the first plan at or after the row's id.
+        plans = conn.execute(
+            _PLAN_LIST_SQL + " WHERE p.id >= ? ORDER BY p.id LIMIT 1", [row_id]
+        ).fetchall()
+    elif track_id is not None:
+        plans = _track_plans(conn, track_id)
+    else:
+        where = ["1"]
+        if wanted == {"pending"}:
+            where.append("t.plan_id = p.id AND t.plan_open")
+        if scope is not None and not scope.everything:
+            where.append(scope.outbox("p"))
+        plans = conn.execute(_PLAN_LIST_SQL + " WHERE " + " AND ".join(where)).fetchall()
+    if (row_id is not None or track_id is not None) and scope is not None \
+            and not scope.everything:
+        plans = [
+            p for p in plans
+            if conn.execute(
+                f"SELECT 1 FROM outbox_plan p WHERE p.id = ? AND {scope.outbox('p')}", [p[0]]
+            ).fetchone()
+        ]
+    stamp = None if until is None else clock.stamp(until)
+    out = []
+    for plan in plans:
+        if ("pending" if plan[9] else "cancelled") not in wanted:
+            continue
+        extra = {"definition": plan[8], "municipality_code": plan[10], "municipality": plan[11],
+                 "system": plan[12]}
+        for r in _plan_rows(conn, plan):
+            if (stamp is None or r["next_attempt_at"] <= stamp) and (
+                row_id is None or r["id"] == row_id
+            ):
+                out.append({**r, **extra})
+    return out
+
+
+def _track_plans(conn: sqlite3.Connection, track_id: int) -> list[Any]:
+    """A track's plans, newest first, along its chain (the track row holds the head)."""
+    out = []
+    head = conn.execute("SELECT plan_id FROM tracks WHERE id = ?", [track_id]).fetchone()
+    at = head[0] if head else None
+    while at is not None:
+        plan = conn.execute(_PLAN_LIST_SQL + " WHERE p.id = ?", [at]).fetchone()
+        if plan is None:
+            break
+        out.append(plan)
+        at = conn.execute("SELECT prev_id FROM outbox_plan WHERE id = ?", [at]).fetchone()[0]
+    return out
 
 
 def get_row(db: Database, row_id: int) -> dict[str, Any]:
     rows = _dicts(db.conn.execute(_LIST_SQL + " WHERE o.id = ?", [row_id]))
+    if not rows:
+        rows = _planned(db.conn, (), None, None, row_id=row_id)  # a planned row
     if not rows:
         raise NotFound("notification", str(row_id))
     return rows[0]
@@ -1010,6 +1437,18 @@ def retry(db: Database, row_id: int) -> dict[str, Any]:
     """Requeue one failed (or pending) row as if never tried: due again at its due time."""
     with immediate(db) as conn:
         row = conn.execute("SELECT status FROM outbox WHERE id = ?", [row_id]).fetchone()
+        if row is None:
+            planned = _planned(conn, ("pending",), None, None, row_id=row_id)
+            if planned:  # a planned row is written out first, then requeued as any other
+                materialise_track(conn, int(planned[0]["track_id"]))
+            else:
+                cancelled = _planned(conn, ("cancelled",), None, None, row_id=row_id)
+                if cancelled:
+                    raise OnboardingError(
+                        f"notification {row_id} is cancelled: only a failed or pending one can"
+                        " be retried"
+                    )
+            row = conn.execute("SELECT status FROM outbox WHERE id = ?", [row_id]).fetchone()
         if row is None:
             raise NotFound("notification", str(row_id))
         if row[0] not in ("failed", "pending"):

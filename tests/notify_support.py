@@ -101,7 +101,4 @@ def rows_by_name(db: Database, track_id: int) -> dict[str, dict[str, Any]]:
 
 
 def statuses(db: Database) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for (status, n) in db.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"):
-        out[status] = n
-    return out
+    return outbox.counts(db.conn)  # planned rows included (issue 14)

@@ -21,7 +21,7 @@ from typing import Any
 from click.testing import CliRunner
 
 import cli
-from onboarding import audit, clock, engine, registry, tracks
+from onboarding import audit, clock, engine, outbox, registry, tracks
 from onboarding.db import immediate, open_existing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +148,7 @@ def check_consistent(db_path: Path) -> dict[str, Any]:
         return {
             "history": verified.rows,
             "tracks": db.execute("SELECT count(*) FROM tracks").fetchone()[0],
-            "outbox": dict(
-                db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
-            ),
+            "outbox": outbox.counts(db.conn),  # planned rows included (issue 14)
         }
     finally:
         db.close()

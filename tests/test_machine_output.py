@@ -4,7 +4,6 @@ writes nothing, and the diagram shows guards (issue 12)."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from onboarding import outbox
+from onboarding.db import open_existing
 from tests.support import make_ready, ok, ok_json, run, snapshot
 from workflows.loader import shipped_dir
 
@@ -117,15 +118,17 @@ def test_track_advance_dry_run_one_track_writes_nothing(
 
     row = ok_json(runner, db_path, *args)
     assert (row["state"], row["due"]) == (preview["to"], preview["due"])
-    conn = sqlite3.connect(db_path)
+    # What the advance scheduled, as the outbox lists it (planned rows included, issue 14).
+    db = open_existing(db_path)
     try:
-        scheduled = conn.execute(
-            "SELECT notification, kind, template, recipients, due_at FROM outbox"
-            " WHERE track_id = ? AND state = ? ORDER BY due_at, notification",
-            [int(tid), "service_agreements"],
-        ).fetchall()
+        scheduled = sorted(
+            (r["notification"], r["kind"], r["template"], r["recipients"], r["due_at"])
+            for r in outbox.list_rows(db, track_id=int(tid))
+            if r["state"] == "service_agreements"
+        )
+        scheduled.sort(key=lambda r: (r[4], r[0]))
     finally:
-        conn.close()
+        db.close()
     assert [(n, k, t, due_at) for n, k, t, _r, due_at in scheduled] == [
         (n["name"], n["kind"], n["template"], n["at"]) for n in preview["notifications"]
     ]

@@ -55,6 +55,7 @@ def test_scheduler_wakes_at_the_next_due_notification(db: Database, db_path: Pat
     make_ready(db)
     tid = connection_to_sapa(db)
     soon = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+    outbox.materialise_all(db.conn)  # planned rows (issue 14) become rows to be poked at
     db.conn.execute("UPDATE outbox SET next_attempt_at = '2999-01-01T00:00:00.000000Z'")
     db.conn.execute(
         "UPDATE outbox SET next_attempt_at = ? WHERE track_id = ? AND notification = 'reminder'"

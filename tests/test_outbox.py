@@ -150,6 +150,7 @@ def test_outbox_changing_the_due_date_reschedules_pending_rows(db: Database) -> 
     """``track set connection_date`` moves every pending row of the step; sent rows stay."""
     make_ready(db)
     tid = connection_to_sapa(db)
+    outbox.materialise_all(db.conn)  # planned rows (issue 14) become rows to be poked at
     db.conn.execute(
         "UPDATE outbox SET status = 'sent' WHERE track_id = ? AND notification = 'reminder'"
         " AND state = 'sapa_request'",
@@ -304,6 +305,7 @@ def test_outbox_retry_requeues_failed_as_due_and_refuses_sent(db: Database) -> N
     """retry makes a failed row pending again at its due time with fresh attempts."""
     make_ready(db)
     tid = connection_to_sapa(db)
+    outbox.materialise_all(db.conn)  # planned rows (issue 14) become rows to be poked at
     rows = rows_by_name(db, tid)
     notice, reminder = rows["sapa-notice"]["id"], rows["reminder"]["id"]
     db.conn.execute(

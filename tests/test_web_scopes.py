@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from onboarding import actors, visibility
+from onboarding import actors, outbox, visibility
 from onboarding.db import open_existing
 from onboarding.demo import DEMO_ACTORS
 from onboarding.web import create_app
@@ -229,6 +229,12 @@ def test_web_notifications_follow_the_scope_and_offer_no_refused_retry(
     as_actor: Login, web_db: Path
 ) -> None:
     """Forecast and failed lists hold only readable tracks; no Retry the server would refuse."""
+    db = open_existing(web_db)
+    try:  # planned rows (issue 14) become rows, to be poked at and counted in SQL below
+        with db.conn:
+            outbox.materialise_all(db.conn)
+    finally:
+        db.close()
     aarhus_row = int(
         _scalar(
             web_db,
