@@ -209,12 +209,25 @@ def connect(path: str | os.PathLike[str]) -> Database:
     return Database(conn)
 
 
+#: Database files (device, inode) this process has already found to carry our application id:
+#: their header is not read again with ``open()``. Closing any descriptor of a file drops every
+#: POSIX lock the process holds on it, also the shared lock another thread's SQLite connection
+#: holds on a WAL database; another process then believes it closed the last connection and
+#: resets the WAL under that connection ("disk I/O error", SQLITE_IOERR_SHORT_READ, seen with
+#: two 'serve' processes; SQLite's "How To Corrupt An SQLite Database File", 2.2). Every
+#: connection still checks the id through SQLite itself (``check_ours``).
+_OURS: set[tuple[int, int]] = set()
+
+
 def _check_header(p: Path) -> None:
     """Refuse, before SQLite opens it, a file that is not SQLite or has another application's
     id; a missing folder is said as such (SQLite would say "unable to open database file")."""
     if not p.parent.is_dir():
         raise missing_folder(p)
     if not p.exists():
+        return
+    st = p.stat()
+    if (st.st_dev, st.st_ino) in _OURS:
         return
     with open(p, "rb") as f:
         header = f.read(100)
@@ -228,6 +241,8 @@ def _check_header(p: Path) -> None:
     app_id = int.from_bytes(header[68:72], "big")
     if app_id not in (0, APPLICATION_ID):
         raise _foreign(p, f"SQLite application_id {app_id:#010x}")
+    if app_id == APPLICATION_ID:
+        _OURS.add((st.st_dev, st.st_ino))
 
 
 def _foreign(p: Path, why: str) -> NotOurs:
@@ -944,3 +959,39 @@ def _m012(db: Database) -> None:
         conn.execute(sql)
     conn.execute(ROLLOUT_SUMMARY_FILL)
     conn.execute("CREATE INDEX contracts_system ON contracts (system_id, municipality_code)")
+
+
+@migrations(name="011_api")
+def _m011(db: Database) -> None:
+    # Issue 15, the HTTP JSON API (docs/api.md). API tokens belong to an actor and act with its
+    # grants; only a SHA-256 digest of each token is stored (a token is 256 random bits, so a
+    # fast digest is enough: nothing to brute-force), with a short prefix to tell tokens apart.
+    # Idempotency keys remember, per actor and key, the request (its fingerprint) and the answer
+    # of a write that succeeded, so a repeated request gets that answer and writes nothing.
+    db.executescript(
+        """
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            actor TEXT NOT NULL REFERENCES actors(name),
+            digest TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            label TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT,
+            revoked_by TEXT
+        );
+        CREATE INDEX api_tokens_actor ON api_tokens (actor);
+        CREATE TABLE api_idempotency (
+            actor TEXT NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            status INTEGER,
+            response TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (actor, key)
+        );
+        CREATE INDEX api_idempotency_created ON api_idempotency (created_at);
+        """
+    )

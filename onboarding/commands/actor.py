@@ -338,3 +338,103 @@ def actor_portfolio(visibility: str | None, db_path: str | None, by: str | None)
         else:
             public = vis.set_portfolio_public(db, visibility == "public", by=actor_name(by))
     click.echo(f"portfolio: {'public' if public else 'private'}")
+
+
+@actor.group("token", cls=Group)
+def actor_token() -> None:
+    """API tokens: a program acts as the actor over the HTTP API (docs/api.md).
+
+    A token acts with the actor's roles and scopes; it is shown once and stored only as a
+    digest. A coordinator for all, or the actor itself, manages its tokens.
+
+    Example:
+
+        onboarding actor token create kmd --label "KMD readiness feed" --json
+    """
+
+
+@actor_token.command("create")
+@click.argument("name")
+@click.option("--label", default=None, help="What the token is for (shown by 'token list').")
+@db_option
+@json_option
+@_by_option
+def actor_token_create(
+    name: str, label: str | None, db_path: str | None, as_json: bool, by: str | None
+) -> None:
+    """Make an API token for actor NAME and print it (once: it is not stored).
+
+    Clients send it as 'Authorization: Bearer TOKEN'.
+
+    Example:
+
+        onboarding actor token create aarhus-pl --json
+    """
+    from onboarding import tokens
+
+    with database(db_path) as db:
+        token, record = tokens.create(db, name, label=label, by=actor_name(by))
+    if as_json:
+        echo_json({"token": token, "id": record["id"], "actor": name})
+        return
+    click.echo(token)
+    click.echo(
+        f"token #{record['id']} for {name}: keep it now, it is not shown again",
+        err=True,
+    )
+
+
+@actor_token.command("list")
+@click.argument("name")
+@db_option
+@json_option
+def actor_token_list(name: str, db_path: str | None, as_json: bool) -> None:
+    """List actor NAME's API tokens: id, prefix, label, created, last used, revoked.
+
+    Example:
+
+        onboarding actor token list aarhus-pl
+    """
+    from onboarding import tokens
+
+    with database(db_path) as db:
+        rows = tokens.list_tokens(db, name)
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            {
+                "id": r["id"],
+                "prefix": r["prefix"],
+                "label": r["label"],
+                "created": r["created_at"],
+                "last used": r["last_used_at"],
+                "revoked": r["revoked_at"],
+            }
+            for r in rows
+        ]
+    )
+
+
+@actor_token.command("revoke")
+@click.argument("name")
+@click.option("--id", "token_id", type=int, default=None, help="Only this token (see 'list').")
+@db_option
+@_by_option
+def actor_token_revoke(
+    name: str, token_id: int | None, db_path: str | None, by: str | None
+) -> None:
+    """Revoke actor NAME's API tokens: all of them, or with --id one.
+
+    Example:
+
+        onboarding actor token revoke aarhus-pl --id 3
+    """
+    from onboarding import tokens
+
+    with database(db_path) as db:
+        gone = tokens.revoke(db, name, token_id, by=actor_name(by))
+    click.echo(f"{name}: revoked {len(gone)} token(s)" + "".join(
+        f"\n  #{r['id']} {r['prefix']}" for r in gone
+    ))

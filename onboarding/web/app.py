@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from onboarding import sessions
 from onboarding.db import open_existing
 from onboarding.roles import label as role_label
-from onboarding.web import i18n
+from onboarding.web import api, i18n
 from onboarding.web.core import STATIC, TEMPLATES, Handler, SecurityHeaders, WebState, endpoint
 from onboarding.web.sessions import ServerSessions
 from onboarding.web.views import ops
@@ -110,6 +110,7 @@ def routes() -> list[Route | Mount]:
         post("/notifications/{row_id:int}/retry", notification_retry),
         post("/notifications/retry-failed", notifications_retry_failed),
         *ops.routes(),  # /healthz, /readyz, /metrics: no login, no session (views/ops.py)
+        api.mount(),  # /api/v1: bearer tokens, JSON, no session or CSRF (onboarding/web/api/)
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
 
