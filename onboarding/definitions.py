@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from onboarding import clock, roles
@@ -42,6 +41,7 @@ from workflows.loader import (
     shipped_files,
 )
 from workflows.model import Definition
+from workflows.record import replace
 from workflows.roles import shipped_scopes
 
 #: Parsed definitions by their source text (one machine per distinct version, per process).
