@@ -29,7 +29,6 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -37,6 +36,8 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 from onboarding import clock
 from onboarding.db import Database
 from onboarding.errors import InputError, shorten
+from workflows.record import asdict, field, replace
+from workflows.record import record as dataclass
 
 if TYPE_CHECKING:  # cryptography is imported where it is used: most commands never sign
     from email.message import EmailMessage

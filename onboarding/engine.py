@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,8 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
+from workflows.record import field
+from workflows.record import record as dataclass
 
 if TYPE_CHECKING:
     from onboarding.filters import TrackFilter

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from onboarding import calendar, clock
 from workflows.loader import GuardSignature
+from workflows.record import field
+from workflows.record import record as dataclass
 
 #: A track row as the engine reads it (``fields`` already parsed).
 Track = Mapping[str, Any]

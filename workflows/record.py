@@ -5,10 +5,11 @@ show`` imports: the definition model, the loader's names, the engine's and the g
 ``dataclasses`` writes and compiles (``exec``) five or six methods per class at import, about
 0.6 ms a class here, 23 classes on the advance path: as much as the rest of our own imports.
 A record gets the same behaviour from shared, already compiled functions: ``__init__`` with
-the declared defaults (``field(default_factory=...)`` included), ``__repr__``, ``__eq__``
-(same class, fields in order), and for ``frozen=True`` ``__hash__`` and no assignment, exactly
-as a dataclass with those options. ``replace``, ``fields`` and ``asdict`` are this module's
-functions, not ``dataclasses``'. Type checkers see a dataclass (``dataclass_transform``).
+the declared defaults (``field(default_factory=...)`` included) and ``__post_init__``,
+``__repr__``, ``__eq__`` (same class, fields in order), and for ``frozen=True`` ``__hash__``
+and no assignment, exactly as a dataclass with those options. ``replace``, ``fields`` and
+``asdict`` are this module's functions, not ``dataclasses``'. Type checkers see a dataclass
+(``dataclass_transform``).
 
 Classes must not inherit fields from one another (none does), and annotations are read as
 written (the modules use ``from __future__ import annotations``).
@@ -66,6 +67,9 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
             state[name] = defaults[name]
         else:
             raise TypeError(f"{type(self).__name__}() missing required argument: {name!r}")
+    post_init = getattr(self, "__post_init__", None)
+    if post_init is not None:
+        post_init()
 
 
 def _values(self: Any) -> tuple[Any, ...]:
