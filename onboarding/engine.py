@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from onboarding import actors, audit, calendar, clock, definitions, outbox
+from onboarding import audit, calendar, clock, definitions, outbox
+from onboarding import permits as actors  # onboarding.actors only where actors exist
 from onboarding.db import Database, begin_immediate, immediate, rollback
 from onboarding.errors import (
     InputError,
