@@ -283,3 +283,34 @@ def test_definitions_document_json_refuses_what_json_cannot_carry() -> None:
     """A document JSON would change (YAML's 'on:' key is the boolean true) is not stored: that
     version is read from its YAML instead."""
     assert document_json("name: x\nextra: {on: 1}\n", "x") is None
+
+
+def test_startup_help_imports_no_shutil() -> None:
+    """'onboarding --help' fits its text to the terminal without importing shutil (and its
+    compression modules)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", "--help"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modules = [m.group(1) for line in proc.stderr.splitlines() if (m := _IMPORTED.match(line))]
+    assert "click.core" in modules
+    assert [m for m in modules if m in ("shutil", "bz2", "lzma")] == []
+
+
+@pytest.mark.parametrize("columns", [None, "30", "60", "100", "200", "junk"])
+def test_startup_help_width_is_clicks(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    """The help formatter is exactly as wide as click's own would be, for any $COLUMNS."""
+    import click
+
+    from onboarding.commands.common import _Formatter
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    for max_width in (None, 60, 120):
+        assert _Formatter(max_width=max_width).width == click.HelpFormatter(
+            max_width=max_width
+        ).width
