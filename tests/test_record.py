@@ -94,3 +94,14 @@ def test_record_replace_fields_asdict() -> None:
     assert rec.fields(r) == ("name", "size", "tags")
     assert rec.asdict(r) == dataclasses.asdict(FrozenDC("a", 1, ("x",)))
     assert rec.is_record(r) and not rec.is_record(Frozen)
+
+
+def test_digest_sha256_hex_is_hashlibs() -> None:
+    """workflows.digest gives hashlib's SHA-256 for any input (empty, short, long, binary)."""
+    import hashlib
+    import os
+
+    from workflows.digest import sha256_hex
+
+    for data in (b"", b"abc", "æøå".encode(), os.urandom(300), os.urandom(100_000)):
+        assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
