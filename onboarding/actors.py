@@ -65,9 +65,11 @@ __all__ = [
     "grant",
     "list_actors",
     "revoke",
+    "revoke_sessions",
     "roles_for",
     "set_active",
     "set_password",
+    "unlock",
     "verify_password",
 ]
 
@@ -406,7 +408,11 @@ def set_password(db: Database, name: str, password: str, *, by: str | None = Non
         _may_administer(conn, by, target=name)
         _exists(conn, name)
         conn.execute("UPDATE actors SET password_hash = ? WHERE name = ?", [hashed, name])
-        _event(conn, by, "set-password", name)
+        # Whoever knew the old password may be logged in: the new one ends every session.
+        from onboarding import sessions
+
+        ended = sessions.end_for(conn, name)
+        _event(conn, by, "set-password", name, {"sessions_ended": ended} if ended else None)
 
 
 def set_active(db: Database, name: str, active: bool, *, by: str | None = None) -> None:
@@ -415,7 +421,37 @@ def set_active(db: Database, name: str, active: bool, *, by: str | None = None) 
         _may_administer(conn, by)
         _exists(conn, name)
         conn.execute("UPDATE actors SET active = ? WHERE name = ?", [int(active), name])
+        if not active:
+            from onboarding import sessions
+
+            sessions.end_for(conn, name)
         _event(conn, by, "activate" if active else "deactivate", name)
+
+
+def revoke_sessions(db: Database, name: str, *, by: str | None = None) -> int:
+    """End every web session of an actor (a coordinator for all, or the actor itself); return
+    how many there were. A cookie of an ended session is refused from then on."""
+    from onboarding import sessions
+
+    with immediate(db) as conn:
+        _may_administer(conn, by, target=name)
+        _exists(conn, name)
+        ended = sessions.end_for(conn, name)
+        _event(conn, by, "revoke-sessions", name, {"sessions_ended": ended})
+    return ended
+
+
+def unlock(db: Database, name: str, *, by: str | None = None) -> int:
+    """Forget the failed logins of ``name`` from every address, so its next login is not made
+    to wait (``onboarding.logins``); return how many addresses were waiting. Any name may be
+    unlocked, registered or not (the throttle counts names as typed)."""
+    from onboarding import logins
+
+    with immediate(db) as conn:
+        _may_administer(conn, by)
+        waiting = logins.unlock(conn, name)
+        _event(conn, by, "unlock", name, {"waiting": waiting})
+    return waiting
 
 
 # --- authorising ------------------------------------------------------------------------------

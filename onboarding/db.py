@@ -818,3 +818,43 @@ def _m010(db: Database) -> None:
     conn.execute("ALTER TABLE definitions ADD COLUMN document TEXT")
     conn.execute("ALTER TABLE definitions ADD COLUMN digest TEXT")
     fill_documents(conn)
+
+
+@migrations(name="008_sessions")
+def _m008(db: Database) -> None:
+    # Issue 13 (docs/web.md, "Logging in"). The web page's sessions live here, not in a signed
+    # cookie, so logging out, a revocation and a change of password end them for good: the
+    # cookie holds only a random token, the table only its SHA-256 (a copied database cannot be
+    # used to log in). Failed logins are kept per (name as typed, client address), so a
+    # throttle survives a restart, is shared by several server processes and can be lifted
+    # with 'onboarding actor unlock'.
+    conn = db.conn
+    for sql in (
+        """
+        CREATE TABLE web_sessions (
+            token_hash TEXT PRIMARY KEY,
+            actor TEXT REFERENCES actors(name) ON DELETE CASCADE,
+            data TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            address TEXT,
+            user_agent TEXT
+        )
+        """,
+        "CREATE INDEX web_sessions_actor ON web_sessions (actor) WHERE actor IS NOT NULL",
+        "CREATE INDEX web_sessions_expires ON web_sessions (expires_at)",
+        """
+        CREATE TABLE login_attempts (
+            account TEXT NOT NULL,
+            address TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_failure_at TEXT,
+            blocked_until TEXT,
+            last_success_at TEXT,
+            PRIMARY KEY (account, address)
+        )
+        """,
+        "CREATE INDEX login_attempts_address ON login_attempts (address, last_failure_at)",
+    ):
+        conn.execute(sql)

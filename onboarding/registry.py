@@ -273,7 +273,9 @@ def resolve_municipality(db: Database, text: str) -> Row:
     ("Copenhagen", "Elsinore"); then a prefix, then a part of any of those ("Køb").
     """
     code = text.strip()
-    if code.isdigit():
+    # ASCII digits, few enough for SQLite: "²" passes isdigit() but not int(), and a longer
+    # number overflows the driver; either is then looked up as a name (and not found).
+    if code.isascii() and code.isdigit() and len(code) <= 9:
         # Codes are identifiers, not names: "10" must not match 101 by prefix.
         rows = _select(
             db,

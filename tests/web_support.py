@@ -92,3 +92,24 @@ def login(client: TestClient, name: str = COORDINATOR, password: str = PASSWORD)
     )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/grid"
+
+
+#: The page's own bookkeeping (issue 13): sessions and failed logins. A request that changes
+#: nothing still records its session (a flash message, the last use), so "nothing written"
+#: means: every other table's rows are unchanged.
+BOOKKEEPING = ("web_sessions", "login_attempts")
+
+
+def data_snapshot(db_path: Path) -> str:
+    """A SQL dump of the database without the page's bookkeeping tables (``BOOKKEEPING``)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        lines = [
+            line
+            for line in conn.iterdump()
+            if not any(f'"{t}"' in line.split("(")[0] for t in BOOKKEEPING)
+        ]
+    finally:
+        conn.close()
+    return "\n".join(lines)

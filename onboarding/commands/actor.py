@@ -234,6 +234,86 @@ def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
     click.echo(f"password of {name} set")
 
 
+@actor.command("sessions")
+@click.argument("name")
+@db_option
+@json_option
+def actor_sessions(name: str, db_path: str | None, as_json: bool) -> None:
+    """List an actor's live sessions on the web page: when each started, was last used and
+    ends (at the idle timeout or its lifetime, whichever comes first), and from where.
+
+    End them with 'onboarding actor revoke-sessions NAME'.
+
+    Example:
+
+        onboarding actor sessions aarhus-pl
+    """
+    from onboarding import actors, clock, sessions
+
+    with database(db_path) as db:
+        actors.get(db, name)  # an unknown name is an error, not an empty list
+        rows = sessions.list_for(db, name)
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            {
+                "started": clock.display(r["started"]),
+                "last used": clock.display(r["last_seen"]),
+                "ends": clock.display(r["ends"]),
+                "address": r["address"] or "",
+                "browser": r["user_agent"] or "",
+            }
+            for r in rows
+        ]
+    )
+
+
+@actor.command("revoke-sessions")
+@click.argument("name")
+@db_option
+@_by_option
+def actor_revoke_sessions(name: str, db_path: str | None, by: str | None) -> None:
+    """End every web session of an actor now: its cookies, wherever copied, are refused from
+    then on and it must log in again. (A new password and a deactivation do this too.)
+
+    Example:
+
+        onboarding actor revoke-sessions aarhus-pl
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        ended = actors.revoke_sessions(db, name, by=actor_name(by))
+    click.echo(f"{name}: {ended} session{'' if ended == 1 else 's'} ended")
+
+
+@actor.command("unlock")
+@click.argument("name")
+@db_option
+@_by_option
+def actor_unlock(name: str, db_path: str | None, by: str | None) -> None:
+    """Let NAME log in again at once after failed attempts made it wait (from any address).
+
+    Failed logins are counted per name and address: after 5 the wait doubles with each one,
+    up to 15 minutes; an address with 20 failures in 15 minutes waits too, except for names
+    that logged in from it before (docs/web.md, "Logging in").
+
+    Example:
+
+        onboarding actor unlock aarhus-pl
+    """
+    from onboarding import actors
+
+    with database(db_path) as db:
+        waiting = actors.unlock(db, name, by=actor_name(by))
+    if waiting:
+        click.echo(f"{name}: unlocked ({waiting} address{'' if waiting == 1 else 'es'} waiting)")
+    else:
+        click.echo(f"{name}: was not waiting; failed attempts forgotten")
+
+
 @actor.command("portfolio")
 @click.argument("visibility", type=click.Choice(["public", "private"]), required=False)
 @db_option

@@ -7,9 +7,10 @@ decides what an actor may do (``Act(actor=<logged in>, role=<chosen>)``) and a r
 the engine's own reason. State changes are POST only, each with the session's CSRF token;
 GET never writes.
 
-Sessions are signed cookies (Starlette's ``SessionMiddleware``: HttpOnly, SameSite=Lax) that
-hold the actor's name, the CSRF token and the language; the secret is given to
-``create_app`` or made at random per process (everyone logs in again after a restart).
+Sessions live in the database (``onboarding.web.sessions``): the cookie holds only a random
+token, so logging out, ``onboarding actor revoke-sessions`` and a change of password end a
+session for good, and sessions survive a restart. Errors are pages: a malformed id, date or
+version answers 400 or 404 in the visitor's language, with the security headers.
 
 The handlers live in ``onboarding.web.views`` (one module per page family) and share
 ``onboarding.web.core``; this module only lists the routes and builds the app.
@@ -18,7 +19,6 @@ The handlers live in ``onboarding.web.views`` (one module per page family) and s
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -27,14 +27,17 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from onboarding import sessions
 from onboarding.db import open_existing
 from onboarding.roles import label as role_label
 from onboarding.web import i18n
 from onboarding.web.core import STATIC, TEMPLATES, Handler, SecurityHeaders, WebState, endpoint
+from onboarding.web.sessions import ServerSessions
 from onboarding.web.views.auth import language_post, login_page, login_post, logout_post
 from onboarding.web.views.bulk import bulk_apply, bulk_done, bulk_page
 from onboarding.web.views.grid import grid_page
@@ -108,12 +111,22 @@ def routes() -> list[Route | Mount]:
     ]
 
 
-def create_app(db_path: str | Path, secret: str | None = None) -> Starlette:
+def create_app(
+    db_path: str | Path,
+    secret: str | None = None,
+    *,
+    secure_cookies: bool = False,
+    session_policy: sessions.Policy | None = None,
+) -> Starlette:
     """The web application over the database at ``db_path`` (which must be initialised).
 
-    ``secret`` signs the session cookies; without one a random secret is made, so sessions
-    last as long as the process.
+    ``secure_cookies`` marks the session cookie ``Secure`` and sends HSTS on every response
+    (for a page behind a TLS proxy; served over HTTPS they are set anyway).
+    ``session_policy`` says how long sessions last (``onboarding.sessions.Policy``).
+    ``secret`` is accepted for compatibility and unused: sessions are rows in the database
+    and the cookie holds only a random token, so there is nothing to sign.
     """
+    del secret
     path = Path(db_path)
     open_existing(path).close()  # fails now, with the CLI's message, if not initialised
     state = WebState(db_path=path, env=make_environment())
@@ -125,19 +138,19 @@ def create_app(db_path: str | Path, secret: str | None = None) -> Starlette:
         finally:
             shutil.rmtree(state.uploads, ignore_errors=True)
 
+    async def no_route(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        response = state.error_for(request, 405 if status == 405 else 404)
+        response.headers.update(getattr(exc, "headers", None) or {})  # 405's Allow
+        return response
+
     app = Starlette(
         routes=routes(),
         middleware=[
-            Middleware(SecurityHeaders),
-            Middleware(
-                SessionMiddleware,
-                secret_key=secret or secrets.token_urlsafe(32),
-                session_cookie="onboarding_session",
-                max_age=12 * 60 * 60,
-                same_site="lax",
-                https_only=False,
-            ),
+            Middleware(SecurityHeaders, secure=secure_cookies),
+            Middleware(ServerSessions, db_path=path, secure=secure_cookies, policy=session_policy),
         ],
+        exception_handlers={404: no_route, 405: no_route},
         lifespan=lifespan,
     )
     app.state.web = state

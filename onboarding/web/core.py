@@ -24,7 +24,8 @@ from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersio
 from onboarding.roles import ROLES
 from onboarding.web import i18n
 from onboarding.web.i18n import gettext as _
-from onboarding.web.security import CSRF_FIELD, LoginThrottle, csrf_ok, csrf_token
+from onboarding.web.security import CSRF_FIELD, csrf_ok, csrf_token
+from onboarding.web.sessions import is_secure
 
 HERE = Path(__file__).parent
 
@@ -71,27 +72,79 @@ def _status_for(exc: OnboardingError) -> int:
         return 404
     if isinstance(exc, StaleVersion):
         return 409
+    if isinstance(exc, BadRequest):
+        return 400
     return 422
 
 
-class SecurityHeaders:
-    """Adds the security headers to every response (pages and static files alike)."""
+class BadRequest(InputError):
+    """A value in the address or a form field the page itself cannot read (a version that
+    is not a number): 400. What the engine refuses stays 422, a missing thing 404."""
 
-    def __init__(self, app: ASGIApp) -> None:
+
+#: The largest id SQLite stores (a signed 64-bit integer): a larger number in an address
+#: names nothing, and would make the driver raise ``OverflowError``.
+MAX_ID = 2**63 - 1
+
+
+def _check_ids(params: Mapping[str, Any]) -> None:
+    """A number in the address beyond what any row can have is simply not found."""
+    for name, value in params.items():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise NotFound(name, str(value))
+
+
+#: HSTS for responses served over HTTPS or with ``serve --secure-cookies`` (a year; browsers
+#: ignore it over plain HTTP).
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (pages, static files, error pages alike).
+
+    It is the outermost layer: should anything inside fail before a response started (a bug:
+    every input error is a page of its own), it answers a plain 500 page with the same
+    headers in the visitor's language, then lets the error propagate to the server's log.
+    """
+
+    def __init__(self, app: ASGIApp, *, secure: bool = False) -> None:
         self.app = app
+        self.secure = secure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        extra = [*SECURITY_HEADERS, HSTS] if is_secure(scope, self.secure) else SECURITY_HEADERS
+        started = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                message["headers"] = list(message["headers"]) + extra
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            if not started:
+                await _server_error(scope).__call__(scope, receive, with_headers)
+            raise
+
+
+def _server_error(scope: Scope) -> Response:
+    session = scope.get("session")
+    lang = session.get("lang") if isinstance(session, dict) else None
+    with i18n.language(i18n.normalise(lang)):
+        text = _("Something went wrong on our side. Nothing was changed; try again later.")
+    return HTMLResponse(
+        f"<!DOCTYPE html><meta charset='utf-8'><title>500</title><p>{text}</p>"
+        "<p><a href='/'>OK</a></p>",
+        status_code=500,
+        headers=NO_STORE,
+    )
 
 
 class Redirect(Exception):
@@ -128,24 +181,41 @@ Handler = Callable[[Page], Response]
 class WebState:
     db_path: Path
     env: Environment
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     uploads: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="onboarding-web-")))
 
     # -- rendering --
 
     def render(self, page: Page, template: str, status: int = 200, **data: Any) -> HTMLResponse:
-        flashes = page.session.pop("flash", [])
+        """A page; one that shows a ``problem`` with its input (a date that cannot be read or
+        lies ahead) answers 400, so nothing takes it for the page asked for."""
+        if status == 200 and data.get("problem"):
+            status = 400
+        return self._render(
+            page.request, page.session, page.actor, page.today, template, status, data
+        )
+
+    def _render(
+        self,
+        request: Request,
+        session: dict[str, Any],
+        actor: str | None,
+        today: date,
+        template: str,
+        status: int,
+        data: Mapping[str, Any],
+    ) -> HTMLResponse:
+        flashes = session.pop("flash", [])
         context = {
-            "actor": page.actor,
-            "actor_label": page.session.get("actor_label") or page.actor,
-            "csrf": csrf_token(page.session),
+            "actor": actor,
+            "actor_label": session.get("actor_label") or actor,
+            "csrf": csrf_token(session),
             "csrf_field": CSRF_FIELD,
             "lang": i18n.current(),
             "languages": i18n.LANGUAGES,
-            "path": page.request.url.path,
-            "here": _here(page.request),
+            "path": request.url.path,
+            "here": _here(request),
             "flashes": flashes,
-            "today": page.today,
+            "today": today,
             "roles": ROLES,
             **data,
         }
@@ -154,6 +224,26 @@ class WebState:
 
     def error(self, page: Page, status: int, message: str) -> HTMLResponse:
         return self.render(page, "error.html", status=status, message=message)
+
+    def error_for(self, request: Request, status: int) -> HTMLResponse:
+        """The page for an address no route answers (404) or a method it does not (405)."""
+        session: dict[str, Any] = request.session if "session" in request.scope else {}
+        actor = session.get("actor")
+        with i18n.language(i18n.normalise(session.get("lang"))):
+            message = (
+                _("This page does not accept that kind of request.")
+                if status == 405
+                else _("Nothing was found at this address.")
+            )
+            return self._render(
+                request,
+                session,
+                actor if isinstance(actor, str) and actor else None,
+                clock.local_date(clock.now()),
+                "error.html",
+                status,
+                {"message": message},
+            )
 
     # -- running a handler in a worker thread --
 
@@ -172,13 +262,29 @@ class WebState:
                 if actor is not None and not _actor_exists(db, actor):
                     session.clear()
                     return RedirectResponse("/login", status_code=303)
+                _check_ids(request.path_params)
                 return handler(page)
             except Redirect as r:
                 return RedirectResponse(r.url, status_code=303)
+            except NotFound as exc:
+                return self.error(page, 404, _not_found(exc, request))
             except OnboardingError as exc:
                 return self.error(page, _status_for(exc), str(exc))
+            except OverflowError:
+                # A number from the address or a form too large for SQLite (the driver raises
+                # before any query runs): bad input, whichever parameter carried it.
+                return self.error(page, 400, _("A number in the address or the form is too large."))
             finally:
                 db.close()
+
+
+def _not_found(exc: NotFound, request: Request) -> str:
+    """What the 404 page says: for the thing the address names (``/tracks/N``), that nothing
+    is there, in the reader's language; for a name given in a form, the library's message
+    with its closest matches."""
+    if exc.name in {str(v) for v in request.path_params.values()}:
+        return _("Nothing was found at this address.")
+    return str(exc)
 
 
 def _here(request: Request) -> str:
@@ -259,12 +365,23 @@ def _refuse(request: Request, status: int, reason: str) -> Response:
 
 
 def _parse_day(text: str, default: date) -> tuple[date, str | None]:
+    """An "as of" day from the address: ``default`` (today) when empty; a day that cannot be
+    read or lies after ``default`` gives ``default`` and the problem in words (the page then
+    answers 400). The future has no history to replay."""
     if not text:
         return default, None
     try:
-        return clock.parse_date(text, what="date"), None
-    except InputError as exc:
-        return default, str(exc)
+        day = clock.parse_date(text, what="date")
+    except InputError:
+        return default, _("“%(text)s” is not a date: write it as 30.06.2021 or 2021-06-30.") % {
+            "text": text if len(text) <= 40 else text[:40] + "…"
+        }
+    if day > default:
+        return default, _(
+            "%(day)s is in the future: a picture “as of” a date can only show the past. "
+            "This is today's."
+        ) % {"day": i18n.fmt_date(day)}
+    return day, None
 
 
 def _grants(db: Database, actor: str) -> list[dict[str, Any]]:

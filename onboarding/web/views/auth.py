@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
+from onboarding import logins
 from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, Redirect, _actors
 from onboarding.web.i18n import gettext as _
@@ -29,10 +30,12 @@ def login_post(page: Page) -> Response:
     name = page.field("name")
     password = page.form.get("password") if page.form is not None else None
     target = safe_next(page.field("next"), "/")
+    # The peer as the server sees it: the socket's, or a proxy's report only when the
+    # operator named that proxy (serve --forwarded-allow-ips); see onboarding.logins.
     address = page.request.client.host if page.request.client else "?"
-    wait = state.throttle.wait(name, address)
-    if wait:
-        minutes = max(1, (wait + 59) // 60)
+    waiting = logins.wait(page.db, name, address)
+    if waiting is not None:
+        minutes = max(1, (waiting.seconds + 59) // 60)
         message = i18n.ngettext(
             "Too many failed attempts. Try again in %(n)d minute.",
             "Too many failed attempts. Try again in %(n)d minutes.",
@@ -42,7 +45,7 @@ def login_post(page: Page) -> Response:
     ok = bool(name) and isinstance(password, str) and bool(password)
     ok = ok and bool(_actors().verify_password(page.db, name, password))
     if not ok:
-        state.throttle.failed(name, address)
+        logins.failed(page.db, name, address)
         return state.render(
             page,
             "login.html",
@@ -51,9 +54,11 @@ def login_post(page: Page) -> Response:
             next=target,
             name=name,
         )
-    state.throttle.succeeded(name, address)
+    logins.succeeded(page.db, name, address)
     info = _actors().get(page.db, name)
     lang = page.session.get("lang")
+    # A new actor in the session: the session middleware ends the old row and issues a new
+    # token, so a token planted or seen before login is worthless after it.
     page.session.clear()
     page.session.update(
         actor=str(info.get("name", name)) if isinstance(info, Mapping) else name,
@@ -68,6 +73,8 @@ def login_post(page: Page) -> Response:
 
 
 def logout_post(page: Page) -> Response:
+    # Without the actor the middleware ends the session's row: its cookie, wherever copied,
+    # is refused from now on.
     lang = page.session.get("lang")
     page.session.clear()
     if lang:

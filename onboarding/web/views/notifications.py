@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.responses import Response
 
 from onboarding import outbox, visibility
@@ -27,7 +29,9 @@ def notifications_page(page: Page) -> Response:
     from notifications.runner import forecast
 
     days_text = page.query("days", "14")
-    days = int(days_text) if days_text.isdigit() and 0 < int(days_text) <= 90 else 14
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+    days = int(days_text) if re.fullmatch(r"[0-9]{1,2}", days_text) else 14
+    days = days if 0 < days <= 90 else 14
     scope = visibility.of(page.db, page.actor)
     config = load_config(WEB(page).db_path, db=page.db)
     ahead = [

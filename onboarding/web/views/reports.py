@@ -14,7 +14,7 @@ from onboarding import reports, visibility
 from onboarding.db import Database
 from onboarding.errors import NotFound
 from onboarding.web import portfolio
-from onboarding.web.core import NO_STORE, WEB, Page, _parse_day
+from onboarding.web.core import NO_STORE, WEB, BadRequest, Page, _parse_day
 from onboarding.web.security import csv_cell
 
 
@@ -113,6 +113,8 @@ def report_csv(page: Page) -> Response:
     if name not in REPORTS:
         raise NotFound("report", name)
     data = _report_data(page, name)
+    if data["problem"]:  # a file "as of" another day than asked would mislead
+        raise BadRequest(data["problem"])
     r = data["report"]
     day = data["as_of"].isoformat()
     if name == "rollout":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +14,7 @@ from onboarding.db import Database
 from onboarding.errors import NotFound, OnboardingError
 from onboarding.roles import label as role_label
 from onboarding.web import i18n
-from onboarding.web.core import WEB, Page, Redirect, _actors, _status_for
+from onboarding.web.core import WEB, BadRequest, Page, Redirect, _actors, _status_for
 from onboarding.web.i18n import gettext as _
 
 
@@ -117,6 +118,24 @@ def _track_view(page: Page, track_id: int) -> dict[str, Any]:
     }
 
 
+def _expected_version(page: Page) -> int | None:
+    """The version the form was rendered at (the stale-edit check); a form without the field
+    (a script) asks for no check, but one that is not a number is refused, never ignored."""
+    assert page.form is not None
+    if "version" not in page.form:
+        return None
+    text = page.field("version")
+    if not _VERSION.fullmatch(text):
+        raise BadRequest(
+            _("The form's version “%(text)s” is not a number: reload the track and try again.")
+            % {"text": text[:20]}
+        )
+    return int(text)
+
+
+_VERSION = re.compile(r"[0-9]{1,18}")
+
+
 def _readable(page: Page, track_id: int) -> None:
     """404 for a track outside the actor's read scope, as for one that does not exist."""
     visibility.require_track(page.db, visibility.of(page.db, page.actor), track_id)
@@ -146,8 +165,7 @@ def track_advance(page: Page) -> Response:
         for k, v in page.form.multi_items()
         if k.startswith("field_") and isinstance(v, str) and v.strip()
     }
-    version_text = page.field("version")
-    expected = int(version_text) if version_text.isdigit() else None
+    expected = _expected_version(page)
     try:
         after = engine.advance(
             page.db,
