@@ -315,3 +315,13 @@ def test_startup_help_width_is_clicks(monkeypatch: pytest.MonkeyPatch, columns: 
         assert _Formatter(max_width=max_width).width == click.HelpFormatter(
             max_width=max_width
         ).width
+
+
+def test_startup_called_with_arguments_freezes_nothing(started: Path, runner: CliRunner) -> None:
+    """Only a run of the program freezes its objects for the collector at exit: a caller
+    passing arguments (click's test runner, a script) keeps a normally collected process."""
+    import gc
+
+    before = gc.get_freeze_count()
+    ok(runner, started, "track", "show", "1", "--json")
+    assert gc.get_freeze_count() == before
