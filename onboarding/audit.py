@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,6 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -37,6 +35,9 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 from onboarding import clock
 from onboarding.db import Database
 from onboarding.errors import InputError, shorten
+from workflows.digest import sha256_hex
+from workflows.record import asdict, field, replace
+from workflows.record import record as dataclass
 
 if TYPE_CHECKING:  # cryptography is imported where it is used: most commands never sign
     from email.message import EmailMessage
@@ -72,7 +73,7 @@ _INSERT = (
 def row_hash(prev: str, row_id: Any, values: Sequence[Any]) -> str:
     """The hash of one history row (``values`` in ``COLUMNS`` order) chained to ``prev``."""
     text = _ENCODER.encode([prev, row_id, *values])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 def append(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
@@ -88,10 +89,9 @@ def append(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
     last_id, prev = int(head[0]), str(head[1])
     params = []
     encode = _ENCODER.encode
-    sha = hashlib.sha256
     for values in rows:
         last_id += 1
-        prev = sha(encode([prev, last_id, *values]).encode("utf-8")).hexdigest()
+        prev = sha256_hex(encode([prev, last_id, *values]).encode("utf-8"))
         params.append((last_id, *values, prev))
     conn.executemany(_INSERT, params)
     conn.execute(
@@ -410,6 +410,8 @@ class Anchor:
 
 def fingerprint(public_key: bytes) -> str:
     """A public key's fingerprint, as ssh shows one: SHA256 and unpadded base64."""
+    import hashlib  # here: only signing and verifying anchors need a key's fingerprint
+
     digest = hashlib.sha256(public_key).digest()
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 

@@ -14,10 +14,8 @@ A version is stored with its own mail templates, if it has any (``definition_tem
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from onboarding import clock, roles
@@ -31,6 +29,7 @@ from onboarding.definition_templates import (
 )
 from onboarding.errors import DefinitionInvalid, InputError, NotFound, OnboardingError
 from workflows import errors as wferrors
+from workflows.digest import sha256_hex
 from workflows.loader import (
     Known,
     OtherDefinition,
@@ -42,6 +41,7 @@ from workflows.loader import (
     shipped_files,
 )
 from workflows.model import Definition
+from workflows.record import replace
 from workflows.roles import shipped_scopes
 
 #: Parsed definitions by their source text (one machine per distinct version, per process).
@@ -131,7 +131,7 @@ def _mapped(exc: wferrors.DefinitionError) -> OnboardingError:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 def known_with(own: frozenset[str]) -> Known:

@@ -16,11 +16,10 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from onboarding import actors, audit, calendar, clock, definitions, outbox, terms
+from onboarding import audit, calendar, clock, definitions, outbox, permits, terms
 from onboarding.db import Database, begin_immediate, immediate, rollback
 from onboarding.errors import (
     InputError,
@@ -41,6 +40,8 @@ from workflows.model import (
     StateDef,
     TransitionDef,
 )
+from workflows.record import field
+from workflows.record import record as dataclass
 
 if TYPE_CHECKING:
     from onboarding.filters import TrackFilter
@@ -488,7 +489,7 @@ def advance(
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
-        actors.authorize(conn, act.actor, act.role, track)
+        permits.authorize(conn, act.actor, act.role, track)
         if expected_version is not None and track["version"] != expected_version:
             raise StaleVersion(
                 Message(
@@ -551,7 +552,7 @@ def preview_advance(
     moment = act.moment()
     conn = db.conn
     track = load_track(conn, track_id)
-    actors.authorize(conn, act.actor, act.role, track)
+    permits.authorize(conn, act.actor, act.role, track)
     if expected_version is not None and track["version"] != expected_version:
         raise StaleVersion(
             Message(
@@ -736,7 +737,7 @@ def bulk_advance(
     begin_immediate(conn)  # bounded retry (onboarding.db)
     try:
         result.selected = _select_into_temp(conn, db, flt)
-        allowed = actors.checker(conn, act.actor, act.role)  # None: the database runs open
+        allowed = permits.checker(conn, act.actor, act.role)  # None: the database runs open
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
         values_by_def: dict[tuple[str, int], dict[str, Any]] = {}
@@ -960,7 +961,7 @@ def start_in(
     moment = act.moment()
     defn = definitions.get(db, definition)
     cols = resolve_subject(db, defn, subject)
-    actors.authorize(conn, act.actor, act.role, {**cols, "id": None})
+    permits.authorize(conn, act.actor, act.role, {**cols, "id": None})
     fields = {**cols.pop("fields"), **coerce_fields(db, defn, sets or {}, moment)}
     open_row = conn.execute(
         "SELECT id, state FROM tracks WHERE definition = ? AND subject_key = ? AND final = 0",
@@ -1043,7 +1044,7 @@ def set_fields(
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
-        actors.authorize(conn, act.actor, act.role, track)
+        permits.authorize(conn, act.actor, act.role, track)
         if expected_version is not None and track["version"] != expected_version:
             raise StaleVersion(
                 Message(
@@ -1153,7 +1154,7 @@ def migrate(
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
         moves = []
-        allowed = actors.checker(conn, act.actor, act.role)  # None: the database runs open
+        allowed = permits.checker(conn, act.actor, act.role)  # None: the database runs open
         for t in tracks:
             if allowed is not None:
                 allowed(t)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from onboarding import calendar, clock
 from onboarding.i18n import Message, Phrases, Term
 from workflows.loader import GuardSignature
+from workflows.record import field
+from workflows.record import record as dataclass
 
 if TYPE_CHECKING:
     from workflows.model import Definition

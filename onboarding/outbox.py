@@ -40,7 +40,6 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ from onboarding import calendar, clock, definitions
 from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError
 from workflows.model import Definition, StateDef
+from workflows.record import record as dataclass
 
 if TYPE_CHECKING:
     from onboarding.engine import Move

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onboarding import roles as role_data
+from onboarding.contracts import CONTRACTS, PAYMENT_SCENARIOS, payment_scenario
 from onboarding.csvio import PathLike, read_csv_all, row_error
 from onboarding.db import Database, immediate
-from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
+from onboarding.errors import Ambiguous, NotFound, OnboardingError
 
 if TYPE_CHECKING:
     from onboarding.visibility import Scope
@@ -55,18 +56,6 @@ REGIONS = (
     "Region Midtjylland",
     "Region Nordjylland",
 )
-#: Contract terms from the KLIK task "Systemoverblik": they decide whether a vendor may charge
-#: a municipality for connecting a system.
-PAYMENT_SCENARIOS = {
-    "ski-02.19-2019": "Connection is included in the price.",
-    "ski-02.19-2014": (
-        "The vendor may raise the primary service price by up to 10 % "
-        "for all mandatory integrations."
-    ),
-    "eu-tender": "Depends on the wording of the contract.",
-    "unknown": "Not yet reported (KLIK task Systemoverblik).",
-}
-CONTRACTS = tuple(PAYMENT_SCENARIOS)
 
 # Deliberately loose: catches a name or phone number typed in the email column, not every RFC
 # subtlety; the outbox learns about undeliverable addresses anyway.
@@ -219,16 +208,6 @@ def contacts_for(
         " vendor, c.name, c.email"
     )
     return _select(db, sql, params)
-
-
-def payment_scenario(contract: str) -> str:
-    """Who pays for connecting a system, under the contract terms a municipality reported."""
-    try:
-        return PAYMENT_SCENARIOS[contract]
-    except KeyError:
-        raise InputError(
-            f"unknown contract {contract!r}: expected one of {', '.join(CONTRACTS)}"
-        ) from None
 
 
 # --- resolution ---------------------------------------------------------------------------------

@@ -198,14 +198,14 @@ def describe(
 
 
 def _payment(db: Database, track: dict[str, Any]) -> dict[str, Any] | None:
-    from onboarding import registry
+    from onboarding.contracts import payment_scenario  # not the registry: see that module
 
     row = db.execute(
         "SELECT contract FROM contracts WHERE municipality_code = ? AND system_id = ?",
         [track["municipality_code"], track["system_id"]],
     ).fetchone()
     contract = row[0] if row else "unknown"
-    return {"contract": contract if row else None, "scenario": registry.payment_scenario(contract)}
+    return {"contract": contract if row else None, "scenario": payment_scenario(contract)}
 
 
 def show(db: Database, track_id: int, at: datetime | None = None) -> dict[str, Any]:

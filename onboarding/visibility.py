@@ -49,12 +49,12 @@ answers 404, never 403, so nothing hints that it exists).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from onboarding import actors, settings
 from onboarding.db import Database
 from onboarding.errors import NotFound, PermissionDenied
+from workflows.record import record as dataclass
 
 __all__ = [
     "FULL",

@@ -14,7 +14,7 @@ from onboarding.db import open_existing
 
 
 @pytest.fixture(autouse=True)
-def english_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+def english_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The command line and the HTML report speak Danish unless told otherwise; the suite's
     assertions on their wording are in English, so every test runs with ONBOARDING_LANG=en
     (tests of the Danish output, tests/test_danish_throughout.py, set it themselves). The web
@@ -22,6 +22,10 @@ def english_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     from onboarding import i18n
 
     monkeypatch.setenv("ONBOARDING_LANG", "en")
+    i18n.choose(None)
+    yield
+    # '--lang' (or its env) chosen by an in-process CLI run is process-wide: forget it, so a
+    # later test (or a module-scoped fixture) does not inherit this test's language.
     i18n.choose(None)
 
 

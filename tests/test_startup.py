@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from onboarding import definitions
 from onboarding.db import connect, current_schema_version, initialise, migrations, open_existing
-from tests.support import ok
+from tests.support import ok, run
 from workflows import loader, roles
 from workflows.loader import document_json, load_document
 
@@ -30,12 +30,16 @@ FORBIDDEN = ("sqlite_utils", "yaml", "jinja2")
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
 
 
-def imported(*args: str, db_path: Path, entry_point: bool = False) -> list[str]:
+def imported(
+    *args: str, db_path: Path, entry_point: bool = False, actor: str | None = "tester"
+) -> list[str]:
     """The modules ``onboarding ARGS`` imports, read from ``-X importtime`` (the command must
-    succeed)."""
+    succeed); ``actor`` is ``$ONBOARDING_ACTOR`` (None: unset)."""
     head = [str(Path(sys.executable).parent / "onboarding")] if entry_point else ["-m", "cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
-    env.update(ONBOARDING_NOW=NOW, ONBOARDING_ACTOR="tester")
+    env.update(ONBOARDING_NOW=NOW)
+    if actor is not None:
+        env.update(ONBOARDING_ACTOR=actor)
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", *head, *args, "--db", str(db_path)],
         cwd=ROOT,
@@ -83,6 +87,60 @@ def test_startup_show_json_imports_no_sqlite_utils_yaml_or_jinja2(started: Path)
     modules = imported("track", "show", "1", "--json", db_path=started)
     assert "onboarding.tracks" in modules
     assert forbidden(modules) == []
+
+
+#: What a plain advance or show on a database without actors does not need: who may read
+#: (visibility), actors and their grants, the registry and its CSV readers.
+RARE = ("onboarding.visibility", "onboarding.actors", "onboarding.registry", "onboarding.csvio")
+
+
+@pytest.mark.parametrize("actor", [None, "tester"], ids=["no actor", "$ONBOARDING_ACTOR"])
+def test_startup_show_json_on_open_database_imports_no_visibility_actors_or_registry(
+    started: Path, actor: str | None
+) -> None:
+    """'track show --json' on a database without actors (with or without a reader named)
+    imports neither onboarding.visibility, onboarding.actors nor onboarding.registry."""
+    modules = imported("track", "show", "1", "--json", db_path=started, actor=actor)
+    assert "onboarding.tracks" in modules
+    assert [m for m in modules if m in RARE] == []
+
+
+def test_startup_advance_on_open_database_imports_no_actors_or_visibility(started: Path) -> None:
+    """'track advance' on a database without actors checks that with one SELECT and imports
+    neither onboarding.actors, onboarding.visibility nor onboarding.registry."""
+    modules = imported(
+        "track", "advance", "1", "agree_date", "--set", "connection_date=2021-09-01",
+        "--role", "municipality-pl", db_path=started,
+    )
+    assert "onboarding.engine" in modules
+    assert [m for m in modules if m in RARE] == []
+
+
+def test_startup_advance_and_show_build_no_dataclasses(started: Path) -> None:
+    """The records on the advance and show paths are workflows.record records: no class on
+    them is built by dataclasses (which compiles methods at import)."""
+    for args in (
+        ("track", "advance", "1", "agree_date", "--set", "connection_date=2021-09-01",
+         "--role", "municipality-pl"),
+        ("track", "show", "1", "--json"),
+    ):
+        assert "dataclasses" not in imported(*args, db_path=started), args
+
+
+def test_startup_actors_still_checked_where_actors_exist(
+    started: Path, runner: CliRunner
+) -> None:
+    """Once an actor exists, a reader outside its scope is still refused (the open-database
+    shortcut does not skip the check)."""
+    ok(runner, started, "actor", "add", "kombit")
+    ok(runner, started, "actor", "grant", "kombit", "coordinator", actor="kombit")
+    ok(runner, started, "actor", "add", "vejle-pl", actor="kombit")
+    ok(runner, started, "actor", "grant", "vejle-pl", "municipality-pl", "--municipality",
+       "Vejle", actor="kombit")
+    result = run(runner, started, "track", "show", "1", "--json", actor="vejle-pl")
+    assert result.exit_code == 2 and "unknown track" in result.stderr
+    modules = imported("track", "show", "1", "--json", db_path=started, actor="kombit")
+    assert "onboarding.visibility" in modules
 
 
 def test_startup_advance_builds_no_transitions_machine(started: Path) -> None:
@@ -226,3 +284,44 @@ def test_definitions_document_json_refuses_what_json_cannot_carry() -> None:
     """A document JSON would change (YAML's 'on:' key is the boolean true) is not stored: that
     version is read from its YAML instead."""
     assert document_json("name: x\nextra: {on: 1}\n", "x") is None
+
+
+def test_startup_help_imports_no_shutil() -> None:
+    """'onboarding --help' fits its text to the terminal without importing shutil (and its
+    compression modules)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", "--help"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modules = [m.group(1) for line in proc.stderr.splitlines() if (m := _IMPORTED.match(line))]
+    assert "click.core" in modules
+    assert [m for m in modules if m in ("shutil", "bz2", "lzma")] == []
+
+
+@pytest.mark.parametrize("columns", [None, "30", "60", "100", "200", "junk"])
+def test_startup_help_width_is_clicks(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    """The help formatter is exactly as wide as click's own would be, for any $COLUMNS."""
+    import click
+
+    from onboarding.commands.common import _Formatter
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    for max_width in (None, 60, 120):
+        assert _Formatter(max_width=max_width).width == click.HelpFormatter(
+            max_width=max_width
+        ).width
+
+
+def test_startup_called_with_arguments_freezes_nothing(started: Path, runner: CliRunner) -> None:
+    """Only a run of the program freezes its objects for the collector at exit: a caller
+    passing arguments (click's test runner, a script) keeps a normally collected process."""
+    import gc
+
+    before = gc.get_freeze_count()
+    ok(runner, started, "track", "show", "1", "--json")
+    assert gc.get_freeze_count() == before

@@ -6,13 +6,12 @@ sentence) and notifications; transitions with labels, roles, guards and ``unless
 parameters, and the fields they take with type, label, options and whether each is required.
 
 Attributes the model gains later (a new key a definition may write) are carried too: each
-object's dataclass fields that this module does not name are added as plain values, so the
-JSON never silently drops what a definition says.
+object's record fields (``workflows.record``) that this module does not name are added as
+plain values, so the JSON never silently drops what a definition says.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,12 +24,13 @@ from workflows.model import (
     SubjectDef,
     TransitionDef,
 )
+from workflows.record import fields, is_record
 
 
 def plain(value: Any) -> Any:
-    """A value as JSON-ready data: dataclasses and mappings become dicts, tuples lists."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    """A value as JSON-ready data: records and mappings become dicts, tuples lists."""
+    if is_record(value):
+        return {name: plain(getattr(value, name)) for name in fields(value)}
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -41,11 +41,11 @@ def plain(value: Any) -> Any:
 
 
 def _extras(obj: Any, named: set[str]) -> dict[str, Any]:
-    """The dataclass fields of ``obj`` this module does not lay out itself, as plain data."""
+    """The record fields of ``obj`` this module does not lay out itself, as plain data."""
     return {
-        f.name: plain(getattr(obj, f.name))
-        for f in dataclasses.fields(obj)
-        if f.name not in named and not f.name.startswith("_")
+        name: plain(getattr(obj, name))
+        for name in fields(obj)
+        if name not in named and not name.startswith("_")
     }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -30,6 +29,7 @@ from workflows.model import (
     TransitionDef,
     date_refs,
 )
+from workflows.record import field, record, replace
 
 if TYPE_CHECKING:
     import yaml
@@ -52,7 +52,7 @@ REQUIRES_TRACK_WHICH = ("latest", "any", "all")
 _COMPARISONS = ("equals", "in", "not_in")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GuardSignature:
     """What a guard accepts: its required and optional parameters, and a one-line meaning."""
 
@@ -65,7 +65,7 @@ class GuardSignature:
 NotificationCheck = Callable[[Any, "Known", str], list[str]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OtherDefinition:
     """What a guard may name of another definition: its states and its fields' types.
 
@@ -77,7 +77,7 @@ class OtherDefinition:
     fields: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Known:
     """Names that exist outside the definition: roles, guards, templates, other definitions.
 
@@ -400,7 +400,7 @@ def _with_own_roles(raw: Any, known: Known, out: _Problems) -> Known:
     return replace(known, roles=known.roles | declared)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Scope:
     """What a transition's guards may name inside their own definition."""
 

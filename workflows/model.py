@@ -8,9 +8,10 @@ per-track models; it answers "which transitions leave this state on this trigger
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from workflows.record import field, record
 
 if TYPE_CHECKING:
     from transitions import Machine
@@ -48,7 +49,7 @@ PART_OPTIONS: Mapping[str, str] = {
 OPTIONAL_PARTS = frozenset({"index", "index_set", "bob"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SubjectDef:
     """What a definition's tracks are about: registry kinds (``of``) and the parts that
     identify an open track (``key``). ``alias`` is the short name when written as one of
@@ -142,7 +143,7 @@ DATE_REFS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FieldDef:
     name: str
     type: str
@@ -153,7 +154,7 @@ class FieldDef:
     keep: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DueRule:
     """When a state falls due: N working days after entry, or a date carried by the track.
 
@@ -174,7 +175,7 @@ class DueRule:
         return f"{self.date}{shift}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GuardRef:
     """A named guard with its parameters, as written in a transition."""
 
@@ -182,7 +183,7 @@ class GuardRef:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StateDef:
     name: str
     label: str
@@ -195,7 +196,7 @@ class StateDef:
     notifications: tuple[Mapping[str, Any], ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TransitionDef:
     trigger: str
     sources: tuple[str, ...]
@@ -223,7 +224,7 @@ SCOPE_KINDS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RoleDef:
     """A role people act in: its stable key, its label per language (``da``, ``en``), whom it
     is held for (``SCOPE_KINDS``) and, optionally, how a message greets someone known only by
@@ -235,7 +236,7 @@ class RoleDef:
     addressee: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Definition:
     name: str
     version: int

@@ -9,7 +9,6 @@ module knows no database: ``onboarding.roles`` adds the roles of the definitions
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from workflows.digest import sha256_hex
 from workflows.errors import DefinitionInvalid
 from workflows.model import SCOPE_KINDS, RoleDef
 
@@ -41,7 +41,7 @@ def roles_twin() -> Path:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))
 
 
 def _document(text: str) -> Any:

@@ -21,8 +21,41 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` reads it ($COLUMNS, else stdout's
+    terminal, else 80), without importing ``shutil`` (and its bz2, lzma, zlib) at start."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(click.HelpFormatter):
+    """click's help formatter, fitted to the terminal as click fits it (issue 14: 'onboarding
+    --help' need not import shutil for that)."""
+
+    def __init__(
+        self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None
+    ) -> None:
+        if width is None and click.formatting.FORCED_WIDTH is None:
+            width = max(min(_columns(), max_width or 80) - 2, 50)
+        super().__init__(indent_increment, width, max_width)
+
+
+class _Context(click.Context):
+    formatter_class = _Formatter
+
+
 class Group(click.Group):
     """A click group that turns library user errors into ``UserError``."""
+
+    context_class = _Context
 
     def invoke(self, ctx: click.Context) -> Any:
         import sqlite3
