@@ -72,6 +72,10 @@ PAGES: dict[str, Callable[[Samples], list[str]]] = {
     "/reports/{name}.csv": lambda s: [],  # a CSV download
     "/reports/{name}": lambda s: [f"/reports/{n}" for n in ("rollout", "goals", "klik", "overdue")],
     "/notifications": lambda s: ["/notifications"],
+    # For machines, not people: plain text / Prometheus text, no page.
+    "/healthz": lambda s: [],
+    "/readyz": lambda s: [],
+    "/metrics": lambda s: [],
     # Not a route of its own: the error page, as a malformed or unknown id gets it.
     "(not found)": lambda s: ["/tracks/99999999"],
 }
