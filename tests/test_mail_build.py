@@ -65,7 +65,16 @@ _EMAIL = st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9]{1,8})?@[a-z0-9]{1,12}\.dk", f
 _FILENAME = st.one_of(
     st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),
     st.just("frist-1234567-reminder.ics"),
-    _TEXT.filter(lambda s: s.strip() != "").map(lambda s: s[:50] + ".ics"),
+    # Attachment names are built from a definition's notification name (a key,
+    # workflows/loader.py's _NAME) and a track id; free text here only stretches the encoder,
+    # so without control or line-separator characters, which no file name can hold in a header.
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
+        min_size=1,
+        max_size=50,
+    )
+    .filter(lambda s: s.strip() != "" and len(s.splitlines()) == 1)
+    .map(lambda s: s + ".ics"),
 )
 
 
