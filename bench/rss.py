@@ -43,7 +43,12 @@ def snapshot(path: Path) -> Snapshot:
         )
     ]
     for table in tables:
-        cur = conn.execute(f'SELECT rowid, * FROM "{table}"')
+        try:
+            cur = conn.execute(f'SELECT rowid, * FROM "{table}"')
+        except sqlite3.OperationalError:
+            # A WITHOUT ROWID table (rollout_summary) is kept by triggers on the tracks: the
+            # raw process's own writes to the tracks fire them on its copy, as the command's did.
+            continue
         cols = [d[0] for d in cur.description][1:]
         out[table] = (cols, {r[0]: tuple(r[1:]) for r in cur})
     conn.close()
