@@ -490,18 +490,7 @@ def advance(
     with immediate(db) as conn:
         track = load_track(conn, track_id)
         permits.authorize(conn, act.actor, act.role, track)
-        if expected_version is not None and track["version"] != expected_version:
-            raise StaleVersion(
-                Message(
-                    "track #%(id)s changed since you read it (version %(expected)s, now %(now)s): "
-                    "read it again",
-                    {
-                        "id": str(track_id),
-                        "expected": str(expected_version),
-                        "now": str(track["version"]),
-                    },
-                )
-            )
+        _check_version(track, expected_version)
         defn = outbox.definition(conn, track["definition"], track["def_version"])
         values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
@@ -516,6 +505,23 @@ def advance(
         version=after["version"], actor=act.actor, role=act.role,
     )
     return after
+
+
+def _check_version(track: Mapping[str, Any], expected_version: int | None) -> None:
+    """Optimistic locking for advance and its preview: the version the caller read, if given,
+    must still be the track's."""
+    if expected_version is not None and track["version"] != expected_version:
+        raise StaleVersion(
+            Message(
+                "track #%(id)s changed since you read it (version %(expected)s, now %(now)s): "
+                "read it again",
+                {
+                    "id": str(track["id"]),
+                    "expected": str(expected_version),
+                    "now": str(track["version"]),
+                },
+            )
+        )
 
 
 def moved_track(move: Move, at: str) -> dict[str, Any]:
@@ -553,18 +559,7 @@ def preview_advance(
     conn = db.conn
     track = load_track(conn, track_id)
     permits.authorize(conn, act.actor, act.role, track)
-    if expected_version is not None and track["version"] != expected_version:
-        raise StaleVersion(
-            Message(
-                "track #%(id)s changed since you read it (version %(expected)s, now %(now)s): "
-                "read it again",
-                {
-                        "id": str(track_id),
-                        "expected": str(expected_version),
-                        "now": str(track["version"]),
-                    },
-            )
-        )
+    _check_version(track, expected_version)
     defn = definitions.get(db, track["definition"], track["def_version"])
     values = coerce_fields(db, defn, sets or {})
     ctx = GuardContext(conn, moment)
