@@ -74,6 +74,11 @@ __all__ = [
 PORTFOLIO_PUBLIC = "portfolio.public"
 
 
+def _any(parts: list[str]) -> str:
+    """The predicates joined by OR; none: nothing is readable."""
+    return "(" + " OR ".join(parts) + ")" if parts else "0"
+
+
 def _ints(values: frozenset[int]) -> str:
     # Integer literals only (the values come from the grants table through int()), so the
     # predicate needs no parameters and fits queries with either placeholder style.
@@ -113,7 +118,7 @@ class Scope:
                 f" ELSE {alias}.system_id IN (SELECT id FROM systems WHERE vendor_id IN"
                 f" ({vendors})) END)"
             )
-        return "(" + " OR ".join(parts) + ")" if parts else "0"
+        return _any(parts)
 
     def outbox(self, alias: str = "o") -> str:
         """Over ``outbox <alias>``: the notifications of the tracks this scope reads."""
@@ -130,7 +135,7 @@ class Scope:
             parts.append(f"{alias}.municipality_code IN ({_ints(self.municipality_codes)})")
         if self.vendor_ids:
             parts.append(f"{alias}.vendor_id IN ({_ints(self.vendor_ids)})")
-        return "(" + " OR ".join(parts) + ")" if parts else "0"
+        return _any(parts)
 
     def municipalities(self, column: str = "m.code") -> str:
         """Over a municipality code column: the municipalities whose page this scope reads
@@ -147,7 +152,7 @@ class Scope:
                 f" OR {column} IN (SELECT c.municipality_code FROM contracts c JOIN systems s"
                 f" ON s.id = c.system_id WHERE s.vendor_id IN ({vendors})))"
             )
-        return "(" + " OR ".join(parts) + ")" if parts else "0"
+        return _any(parts)
 
     def systems(self, column: str = "s.id") -> str:
         """Over a system id column: for a vendor, its own systems; otherwise every system
@@ -168,7 +173,7 @@ class Scope:
                 f"{alias}.system_id IN (SELECT id FROM systems WHERE vendor_id IN"
                 f" ({_ints(self.vendor_ids)}))"
             )
-        return "(" + " OR ".join(parts) + ")" if parts else "0"
+        return _any(parts)
 
     # -- single objects ---------------------------------------------------------------------
 
