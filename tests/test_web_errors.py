@@ -23,7 +23,6 @@ from onboarding.web.core import Page
 from tests.web_support import (
     COORDINATOR,
     DEMO_NOW,
-    SECRET,
     csrf_of,
     data_snapshot,
     fresh_db,
@@ -73,7 +72,7 @@ def web_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(web_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
-    with TestClient(create_app(web_db, secret=SECRET), raise_server_exceptions=False) as c:
+    with TestClient(create_app(web_db), raise_server_exceptions=False) as c:
         login(c, COORDINATOR)
         yield c
 
