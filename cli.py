@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from onboarding.commands.common import Group
+from onboarding.commands.common import Group, short_help
 
 #: Command name -> (module in onboarding.commands, attribute, summary). The summary is the
 #: first paragraph of the command's help, kept here so that listing the commands loads none
@@ -142,10 +142,7 @@ class LazyGroup(Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
-        rows = [
-            (name, click.Command(name, help=summary).get_short_help_str(limit))
-            for name, (_, _, summary) in sorted(COMMANDS.items())
-        ]
+        rows = [(name, short_help(summary, limit)) for name, (_, _, summary) in sorted(COMMANDS.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -157,6 +154,9 @@ class LazyGroup(Group):
     type=click.Choice(["da", "en"]),
     envvar="ONBOARDING_LANG",
     default=None,
+    # eager, and chosen at once: '--lang en --help' shows the help in English
+    is_eager=True,
+    callback=lambda ctx, param, value: _choose(value),
     help="Language of messages, labels and the HTML report (default da; env ONBOARDING_LANG).",
 )
 def cli(lang: str | None) -> None:
@@ -169,6 +169,10 @@ def cli(lang: str | None) -> None:
 
         onboarding init && onboarding registry list municipalities
     """
+    _choose(lang)
+
+
+def _choose(lang: str | None) -> None:
     from onboarding import i18n
 
     i18n.choose(lang)

@@ -38,7 +38,9 @@ def _columns() -> int:
 
 class _Formatter(click.HelpFormatter):
     """click's help formatter, fitted to the terminal as click fits it (issue 14: 'onboarding
-    --help' need not import shutil for that)."""
+    --help' need not import shutil for that), and speaking the CLI's language: every text it
+    is given (help, option help, headings, click's own words) is looked up in the catalogue,
+    its English being the message id (``help_text``, ``option_help``)."""
 
     def __init__(
         self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None
@@ -47,15 +49,58 @@ class _Formatter(click.HelpFormatter):
             width = max(min(_columns(), max_width or 80) - 2, 50)
         super().__init__(indent_increment, width, max_width)
 
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        if prefix is None:
+            prefix = _help_word("Usage:") + " "
+        for metavar in _USAGE_METAVARS:  # click's; a command's own (FILE, TRACK) stay
+            args = args.replace(metavar, _help_word(metavar))
+        super().write_usage(prog, args, prefix)
+
+    def write_heading(self, heading: str) -> None:
+        super().write_heading(_help_word(heading))
+
+    def write_text(self, text: str) -> None:
+        super().write_text(help_text(text))
+
+    def write_dl(
+        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        super().write_dl([(term, option_help(text)) for term, text in rows], col_max, col_spacing)
+
 
 class _Context(click.Context):
     formatter_class = _Formatter
 
 
 class Group(click.Group):
-    """A click group that turns library user errors into ``UserError``."""
+    """A click group that turns library user errors into ``UserError``, and whose commands'
+    help is in the CLI's language."""
 
     context_class = _Context
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and command.context_class is click.Context:
+            # A plain command's help goes through our formatter too (and so is translated):
+            # the command modules keep click's decorators.
+            command.context_class = _Context
+        return name, command, rest
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with each summary translated before it is cut to the width."""
+        commands = [
+            (name, command)
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+        rows = [(name, short_help(c.short_help or c.help or "", limit)) for name, c in commands]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         import sqlite3
@@ -80,6 +125,100 @@ class Group(click.Group):
             if error is None:
                 raise
             raise UserError(str(error)) from exc
+
+
+# --- help in the CLI's language (--lang / ONBOARDING_LANG, Danish by default) -------------------
+#
+# The English a command module writes (docstring, help=) is the message id; the help shows its
+# translation. A help text is translated paragraph by paragraph (so a command's summary in
+# cli.COMMANDS and "Example:" are one message each); a paragraph of command lines is shown as it
+# is. Only the standard library's gettext reads the catalogue here (onboarding.i18n keeps a
+# compiled copy), so 'onboarding --help' imports no Babel.
+
+#: click's own metavariables in a usage line.
+_USAGE_METAVARS = ("[OPTIONS]", "COMMAND [ARGS]...")
+
+
+def _help_catalogue() -> Any:
+    from onboarding import i18n
+
+    return i18n.translations(i18n.cli_language())
+
+
+def _help_word(msgid: str) -> str:
+    return str(_help_catalogue().gettext(msgid))
+
+
+def help_paragraphs(text: str) -> list[str]:
+    """A help text's paragraphs, as click's wrapping sees them (split at empty lines)."""
+    paragraphs: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.strip():
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return ["\n".join(p) for p in paragraphs if p]
+
+
+def help_msgid(paragraph: str) -> str | None:
+    """The message id of a help paragraph: its words on one line (click re-wraps it anyway);
+    a paragraph click keeps as written (after a '\\b' line: a table) is its own id. None: command lines, shown as
+    they are."""
+    lines = paragraph.splitlines()
+    body = [line for line in lines if line.strip() != "\b"]
+    if all(line[:1].isspace() for line in body) and any("onboarding " in line for line in body):
+        return None
+    if lines[0].strip() == "\b":
+        return "\n".join(lines[1:])
+    return " ".join(paragraph.split())
+
+
+def help_text(text: str) -> str:
+    """A help text in the CLI's language (a paragraph not in the catalogue stays English)."""
+    if not text:
+        return text
+    catalogue = _help_catalogue()
+    out = []
+    for paragraph in help_paragraphs(text):
+        msgid = help_msgid(paragraph)
+        if msgid is not None:
+            translated = catalogue.gettext(msgid)
+            if translated != msgid:
+                kept = paragraph.startswith("\b")
+                indent = paragraph[: len(paragraph) - len(paragraph.lstrip(" "))]
+                paragraph = "\b\n" + translated if kept else indent + translated
+        out.append(paragraph)
+    return "\n\n".join(out)
+
+
+def short_help(text: str, limit: int) -> str:
+    """A command's summary for a listing: its help's first paragraph, translated, then cut to
+    ``limit`` as click cuts it."""
+    from click.utils import make_default_short_help
+
+    return make_default_short_help(help_text(help_paragraphs(text)[0] if text else ""), limit)
+
+
+def option_help(text: str) -> str:
+    """An option's help as click gives it (help, then "  [default: ...; required]") in the
+    CLI's language."""
+    body, sep, extra = text.rpartition("  [")
+    if not (sep and extra.endswith("]")):
+        body, extra = text, ""
+    catalogue = _help_catalogue()
+    if body:
+        msgid = " ".join(body.split())
+        body = catalogue.gettext(msgid) if catalogue.gettext(msgid) != msgid else body
+    if not extra:
+        return body
+    items = []
+    for item in extra[:-1].split("; "):
+        name, colon, value = item.partition(": ")
+        if colon and name in ("default", "env var"):
+            items.append(f"{catalogue.gettext(name)}: {value}")
+        else:
+            items.append(catalogue.gettext(item))
+    return f"{body}  [{'; '.join(items)}]" if body else f"[{'; '.join(items)}]"
 
 
 @contextmanager
