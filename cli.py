@@ -142,7 +142,7 @@ class LazyGroup(Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
-        rows = [(name, short_help(summary, limit)) for name, (_, _, summary) in sorted(COMMANDS.items())]
+        rows = [(name, short_help(text, limit)) for name, (_, _, text) in sorted(COMMANDS.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

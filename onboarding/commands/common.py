@@ -162,8 +162,8 @@ def help_paragraphs(text: str) -> list[str]:
 
 def help_msgid(paragraph: str) -> str | None:
     """The message id of a help paragraph: its words on one line (click re-wraps it anyway);
-    a paragraph click keeps as written (after a '\\b' line: a table) is its own id. None: command lines, shown as
-    they are."""
+    a paragraph click keeps as written (after a '\\b' line: a table) is its own id. None:
+    command lines, shown as they are."""
     lines = paragraph.splitlines()
     body = [line for line in lines if line.strip() != "\b"]
     if all(line[:1].isspace() for line in body) and any("onboarding " in line for line in body):
