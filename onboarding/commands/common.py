@@ -194,9 +194,8 @@ def help_text(text: str) -> str:
 def short_help(text: str, limit: int) -> str:
     """A command's summary for a listing: its help's first paragraph, translated, then cut to
     ``limit`` as click cuts it."""
-    from click.utils import make_default_short_help
-
-    return make_default_short_help(help_text(help_paragraphs(text)[0] if text else ""), limit)
+    first = help_paragraphs(text)[0] if text.strip() else ""
+    return click.Command(None, help=help_text(first)).get_short_help_str(limit)
 
 
 def option_help(text: str) -> str:
