@@ -156,7 +156,7 @@ class LazyGroup(Group):
     default=None,
     # eager, and chosen at once: '--lang en --help' shows the help in English
     is_eager=True,
-    callback=lambda ctx, param, value: _choose(value),
+    callback=lambda ctx, param, value: _choose(value),  # returns the value: it is the option's
     help="Language of messages, labels and the HTML report (default da; env ONBOARDING_LANG).",
 )
 def cli(lang: str | None) -> None:
@@ -172,10 +172,11 @@ def cli(lang: str | None) -> None:
     _choose(lang)
 
 
-def _choose(lang: str | None) -> None:
+def _choose(lang: str | None) -> str | None:
     from onboarding import i18n
 
     i18n.choose(lang)
+    return lang
 
 
 if __name__ == "__main__":  # pragma: no cover

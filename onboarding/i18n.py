@@ -12,13 +12,14 @@ email's language) is for the caller to say: ``onboarding.web.i18n`` keeps a lang
 from __future__ import annotations
 
 import gettext as gettext_module
-import hashlib
 import io
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: 'onboarding --help' reads the catalogue, no dates
+    from datetime import date, datetime
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "da"
@@ -44,7 +45,9 @@ def translations(lang: str) -> gettext_module.NullTranslations:
     # is named by the .po's digest, so an edited (or merged) .po is never read stale. It is
     # kept in the user's cache folder, never in the installed package (which may be read-only
     # or shared by several users).
-    digest = hashlib.sha256(source).hexdigest()[:16]
+    from workflows.digest import sha256_hex  # not hashlib: OpenSSL costs 'onboarding --help' ~3 ms
+
+    digest = sha256_hex(source)[:16]
     compiled = cache_dir() / f"messages-{lang}-{digest}.mo"
     try:
         return gettext_module.GNUTranslations(io.BytesIO(compiled.read_bytes()))
@@ -205,6 +208,8 @@ class Phrases(tuple[Any, ...]):
 
 def say(value: Any, lang: str | None) -> str:
     """A message parameter in ``lang`` (None: the stable English form of ``str``)."""
+    from datetime import date, datetime
+
     if lang is None:
         if isinstance(value, Phrases):
             return value.joiner(None).join(say(v, None) for v in value)

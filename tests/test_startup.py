@@ -325,3 +325,20 @@ def test_startup_called_with_arguments_freezes_nothing(started: Path, runner: Cl
     before = gc.get_freeze_count()
     ok(runner, started, "track", "show", "1", "--json")
     assert gc.get_freeze_count() == before
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_startup_help_imports_no_babel(tmp_path: Path, lang: str) -> None:
+    """'onboarding --help' in Danish (the default) or English reads the compiled catalogue with
+    the standard library's gettext: once it is compiled, no Babel module is imported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    env.update(ONBOARDING_CACHE_DIR=str(tmp_path / "cache"), ONBOARDING_LANG=lang)
+    command = [sys.executable, "-X", "importtime", "-m", "cli", "--help"]
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]  # compiles the catalogue (Babel)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modules = [m.group(1) for line in proc.stderr.splitlines() if (m := _IMPORTED.match(line))]
+    assert "onboarding.i18n" in modules  # the list is real: the help was translated
+    assert [m for m in modules if m.split(".")[0] == "babel"] == []
+    assert ("Brug:" if lang == "da" else "Usage:") in proc.stdout

@@ -63,7 +63,7 @@ class _Formatter(click.HelpFormatter):
         super().write_text(help_text(text))
 
     def write_dl(
-        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
     ) -> None:
         super().write_dl([(term, option_help(text)) for term, text in rows], col_max, col_spacing)
 
