@@ -210,8 +210,8 @@ def run(argv: Sequence[str]) -> int | None:
 
 def _pacify() -> None:
     """As click on EPIPE: the interpreter's last flush of the closed streams must not raise."""
-    sys.stdout = _Pacified(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _Pacified(sys.stderr)  # type: ignore[assignment]
+    sys.stdout = _Pacified(sys.stdout)
+    sys.stderr = _Pacified(sys.stderr)
 
 
 class _Pacified:
