@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,7 @@ def tracks_db(db_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch)
 def _process(args: list[str], env: dict[str, str], click_only: bool) -> tuple[int, str, str, bool]:
     """Run ``python -m cli ARGS``: exit code, stdout, stderr, and whether click was imported."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    full.pop("COLUMNS", None)
     full.update({"ONBOARDING_NOW": NOW, "ONBOARDING_LANG": "en", **env})
     if click_only:
         full[fast.SWITCH] = "1"
@@ -313,6 +314,29 @@ def test_fast_and_click_paths_missing_database(tmp_path: Path) -> None:
     assert fast_run == click_run and fast_run[0] == 2 and fast_run[2].count("\n") == 1
 
 
+@pytest.mark.parametrize("prog", ["onboarding", "cli.py", "a-much-longer-program-name-for-usage"])
+def test_fast_root_help_is_clicks(monkeypatch: pytest.MonkeyPatch, prog: str) -> None:
+    """The root help the fast path prints is click's, character for character, at every
+    terminal width (and for a program name long enough to move the usage line's arguments)."""
+    for columns in [None, "junk", *map(str, range(0, 130))]:
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        ctx = click.Context(cli.cli, info_name=prog)
+        assert fast.root_help(prog, fast._help_width()) == cli.cli.get_help(ctx), columns
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"]])
+@pytest.mark.parametrize("columns", ["40", "100"])
+def test_fast_and_click_paths_print_the_same_help(args: list[str], columns: str) -> None:
+    """'onboarding --help' and '-h' as processes: the same output and exit code by the fast
+    path (which imports no click) and by click."""
+    runs = [_process(args, {"COLUMNS": columns}, click_only) for click_only in (False, True)]
+    assert runs[0][:3] == runs[1][:3] and runs[0][0] == 0
+    assert runs[0][3] is False and runs[1][3] is True
+
+
 # --- dates without Babel ------------------------------------------------------------------------
 
 
@@ -335,7 +359,7 @@ def test_fast_fmt_datetime_is_babels(moment: datetime) -> None:
 
     from onboarding import clock
 
-    aware = moment.replace(tzinfo=timezone.utc) + timedelta(microseconds=0)
+    aware = moment.replace(tzinfo=UTC)
     for lang in i18n.LANGUAGES:
         expected = format_datetime(
             aware.astimezone(clock.LOCAL), i18n.DATETIME_FORMATS[lang],

@@ -313,17 +313,21 @@ def test_definitions_document_json_refuses_what_json_cannot_carry() -> None:
     assert document_json("name: x\nextra: {on: 1}\n", "x") is None
 
 
-def test_startup_help_imports_no_shutil() -> None:
+@pytest.mark.parametrize("click_only", [False, True], ids=["fast path", "click"])
+def test_startup_help_imports_no_shutil(click_only: bool) -> None:
     """'onboarding --help' fits its text to the terminal without importing shutil (and its
-    compression modules)."""
+    compression modules), printed by the fast path without click, and by click (the path
+    every other help takes) without shutil either."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    if click_only:
+        env["ONBOARDING_CLICK_ONLY"] = "1"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cli", "--help"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     modules = [m.group(1) for line in proc.stderr.splitlines() if (m := _IMPORTED.match(line))]
-    assert "click.core" in modules
+    assert ("click.core" in modules) is click_only
     assert [m for m in modules if m in ("shutil", "bz2", "lzma")] == []
 
 

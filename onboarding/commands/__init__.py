@@ -90,3 +90,20 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Workflow definitions: list, show, validate, add, diagram, migrate.",
     ),
 }
+
+#: The root command's help (``onboarding --help``), its ``--lang`` option and that option's
+#: environment variable and values: data, so that the fast path (onboarding.commands.fast)
+#: prints the same help without click.
+ROOT_HELP = """
+Track how Denmark's municipalities connect their systems to the common infrastructure.
+
+Start with 'onboarding init', then 'onboarding track start' and 'onboarding track advance'.
+Every command takes --help.
+
+Example:
+
+    onboarding init && onboarding registry list municipalities
+"""
+LANG_HELP = "Language of messages, labels and the HTML report (default da; env ONBOARDING_LANG)."
+LANG_ENV = "ONBOARDING_LANG"
+LANGS = ("da", "en")

@@ -50,6 +50,21 @@ def echo(message: str, err: bool = False) -> None:
     stream.flush()
 
 
+def columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` reads it ($COLUMNS, else stdout's
+    terminal, else 80), without importing ``shutil`` (and its bz2, lzma, zlib) at start."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _isatty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())

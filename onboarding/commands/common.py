@@ -5,8 +5,6 @@ database and printing tables and JSON.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,6 +27,7 @@ from onboarding.commands.base import (
     _track_id,
     _warnings_to_stderr,
     actor_name,
+    columns,
     command_errors,
     database,
     day,
@@ -89,21 +88,6 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-def _columns() -> int:
-    """The terminal's width as ``shutil.get_terminal_size`` reads it ($COLUMNS, else stdout's
-    terminal, else 80), without importing ``shutil`` (and its bz2, lzma, zlib) at start."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
 class _Formatter(click.HelpFormatter):
     """click's help formatter, fitted to the terminal as click fits it (issue 14: 'onboarding
     --help' need not import shutil for that)."""
@@ -112,7 +96,7 @@ class _Formatter(click.HelpFormatter):
         self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None
     ) -> None:
         if width is None and click.formatting.FORCED_WIDTH is None:
-            width = max(min(_columns(), max_width or 80) - 2, 50)
+            width = max(min(columns(), max_width or 80) - 2, 50)
         super().__init__(indent_increment, width, max_width)
 
 

@@ -20,9 +20,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from onboarding.commands import spec
+if TYPE_CHECKING:
+    import textwrap
+
+from onboarding.commands import COMMANDS, LANG_ENV, LANG_HELP, LANGS, ROOT_HELP, spec
 
 #: The commands run here: (group, command) -> its spec.
 SPECS: dict[tuple[str, str], spec.Spec] = {
@@ -31,8 +34,6 @@ SPECS: dict[tuple[str, str], spec.Spec] = {
 }
 #: Set (to anything but empty or 0) to leave every command line to click.
 SWITCH = "ONBOARDING_CLICK_ONLY"
-#: The root option's environment variable (``cli --lang``), and the values click accepts.
-LANG_ENV, LANGS = "ONBOARDING_LANG", ("da", "en")
 
 
 def parse(command: spec.Spec, argv: Sequence[str], env: Mapping[str, str]) -> dict[str, Any] | None:
@@ -160,18 +161,21 @@ def _bodies() -> dict[tuple[str, str], Callable[..., None]]:
     return {("track", "advance"): advance, ("track", "show"): track_core.show}
 
 
+def _plain(env: Mapping[str, str]) -> bool:
+    """Whether the environment leaves click nothing special to do: the test switch is off, no
+    shell completion is asked for (_<PROG>_COMPLETE), the language is one --lang accepts."""
+    if env.get(SWITCH, "") not in ("", "0"):
+        return False
+    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in env):
+        return False
+    lang = env.get(LANG_ENV)
+    return not lang or lang in LANGS  # else click: "Invalid value for '--lang'"
+
+
 def understood(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, Any] | None:
     """The command and its parameters when this path runs ``argv``, else None."""
-    if len(argv) < 2 or (argv[0], argv[1]) not in SPECS:
+    if len(argv) < 2 or (argv[0], argv[1]) not in SPECS or not _plain(env):
         return None
-    if env.get(SWITCH, "") not in ("", "0"):
-        return None
-    # click's shell completion runs when _<PROG>_COMPLETE is set
-    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in env):
-        return None
-    lang = env.get(LANG_ENV)
-    if lang and lang not in LANGS:
-        return None  # click: "Invalid value for '--lang'"
     params = parse(SPECS[argv[0], argv[1]], argv[2:], env)
     if params is None:
         return None
@@ -182,6 +186,11 @@ def understood(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, Any] | 
 
 def run(argv: Sequence[str]) -> int | None:
     """Run ``argv`` here and give the exit code, or None (nothing done) for click to run it."""
+    if list(argv) in (["--help"], ["-h"]) and _plain(os.environ) and streams_ok():
+        from onboarding.commands.base import echo
+
+        echo(root_help(os.path.basename(sys.argv[0]), _help_width()))
+        return 0
     params = understood(argv, os.environ)
     if params is None or not streams_ok():
         return None
@@ -228,3 +237,118 @@ class _Pacified:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
+
+
+# --- 'onboarding --help' --------------------------------------------------------------------------
+
+#: The root group's options as click lists them: (names, help); --version and --help are
+#: click's own (click.version_option, the help option), --lang is ours.
+ROOT_OPTIONS = (
+    ("--version", "Show the version and exit."),
+    (f"--lang [{'|'.join(LANGS)}]", LANG_HELP),
+    ("-h, --help", "Show this message and exit."),
+)
+
+
+def _help_width() -> int:
+    """The width click's help formatter takes (``common._Formatter``: $COLUMNS, else the
+    terminal's, within 50..78)."""
+
+    from onboarding.commands.base import columns
+
+    return max(min(columns(), 80) - 2, 50)
+
+
+def root_help(prog: str, width: int) -> str:
+    """``onboarding --help`` as click writes it at ``width`` (``tests/test_fast_path.py``
+    compares the two for every width and several program names): the usage line, the help
+    text, the options and the commands with their summaries cut to fit."""
+    import inspect
+
+    out = [_usage(prog, "[OPTIONS] COMMAND [ARGS]...", width), "\n"]
+    out.append(_wrap_paragraphs(inspect.cleandoc(ROOT_HELP), width, "  ") + "\n")
+    out.append("\nOptions:\n" + _definitions(ROOT_OPTIONS, width))
+    limit = width - 6 - max(len(name) for name in COMMANDS)
+    rows = [
+        (name, _short_help(summary, limit)) for name, (_, _, summary) in sorted(COMMANDS.items())
+    ]
+    out.append("\nCommands:\n" + _definitions(rows, width))
+    return "".join(out).rstrip("\n")  # as click's get_help(); echo ends the line
+
+
+def _usage(prog: str, args: str, width: int) -> str:
+    """click's ``HelpFormatter.write_usage`` at indent 0."""
+    prefix = f"Usage: {prog} "
+    if width >= len(prefix) + 20:
+        text = _wrapper(width, prefix, " " * len(prefix)).fill(args)
+    else:
+        indent = " " * (len("Usage: ") + 4)
+        text = prefix + "\n" + _wrapper(width, indent, indent).fill(args)
+    return text + "\n"
+
+
+def _wrapper(width: int, first: str, rest: str) -> textwrap.TextWrapper:
+    import textwrap
+
+    return textwrap.TextWrapper(
+        width, initial_indent=first, subsequent_indent=rest, replace_whitespace=False
+    )
+
+
+def _wrap_paragraphs(text: str, width: int, indent: str) -> str:
+    """click's ``wrap_text(..., preserve_paragraphs=True)``: paragraphs by blank lines, each
+    rewrapped at its own indentation (no \\b blocks in our texts)."""
+    paragraphs: list[tuple[int, str]] = []
+    buf: list[str] = []
+    level: int | None = None
+    for line in [*text.expandtabs().splitlines(), ""]:
+        if not line:
+            if buf:
+                paragraphs.append((level or 0, " ".join(buf)))
+            buf, level = [], None
+            continue
+        if level is None:
+            stripped = line.lstrip()
+            level, line = len(line) - len(stripped), stripped
+        buf.append(line)
+    return "\n\n".join(
+        _wrapper(width, indent + " " * n, indent + " " * n).fill(p) for n, p in paragraphs
+    )
+
+
+def _definitions(rows: Sequence[tuple[str, str]], width: int) -> str:
+    """click's ``HelpFormatter.write_dl`` at indent 2 (a section's)."""
+    first_col = min(max(len(a) for a, _ in rows), 30) + 2
+    text_width = max(width - first_col - 2, 10)
+    out = []
+    for first, second in rows:
+        out.append(f"  {first}")
+        if not second:
+            out.append("\n")
+            continue
+        if len(first) <= first_col - 2:
+            out.append(" " * (first_col - len(first)))
+        else:
+            out.append("\n" + " " * (first_col + 2))
+        lines = _wrap_paragraphs(second, text_width, "").splitlines()
+        out.append(f"{lines[0]}\n" if lines else "\n")
+        out.extend(f"{'':>{first_col + 2}}{line}\n" for line in lines[1:])
+    return "".join(out)
+
+
+def _short_help(text: str, limit: int) -> str:
+    """click's short help of a command: its first sentence, shortened to ``limit``."""
+    words = text.partition("\n\n")[0].split()
+    for i, word in enumerate(words):
+        if word.endswith(".") and (i == len(words) - 1 or not words[i + 1][0].islower()):
+            words = words[: i + 1]
+            break
+    joined = " ".join(words)
+    if len(joined) <= limit:
+        return joined.strip()
+    if limit < 3:
+        return "..."
+    import textwrap
+
+    short: str = textwrap.shorten(joined, limit, placeholder="...", break_on_hyphens=False)
+    return short.strip()

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from onboarding.commands import COMMANDS
+from onboarding.commands import COMMANDS, LANG_ENV, LANG_HELP, LANGS, ROOT_HELP
 from onboarding.commands.common import Group
 
 
@@ -53,25 +53,20 @@ class LazyGroup(Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="onboarding")
 @click.option(
     "--lang",
-    type=click.Choice(["da", "en"]),
-    envvar="ONBOARDING_LANG",
+    type=click.Choice(list(LANGS)),
+    envvar=LANG_ENV,
     default=None,
-    help="Language of messages, labels and the HTML report (default da; env ONBOARDING_LANG).",
+    help=LANG_HELP,
 )
 def cli(lang: str | None) -> None:
-    """Track how Denmark's municipalities connect their systems to the common infrastructure.
-
-    Start with 'onboarding init', then 'onboarding track start' and 'onboarding track advance'.
-    Every command takes --help.
-
-    Example:
-
-        onboarding init && onboarding registry list municipalities
-    """
+    # The help text is ROOT_HELP (onboarding.commands): 'onboarding --help' prints it
+    # without click (onboarding.commands.fast.root_help).
     from onboarding import i18n
 
     i18n.choose(lang)
