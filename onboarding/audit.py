@@ -19,6 +19,8 @@ without a hash). ``verify`` walks the chain and names the first row that does no
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -376,12 +378,8 @@ class Anchor:
 
     def _value(self, name: str) -> str:
         if name == "key":
-            import base64  # here: anchors only (an advance need not load it)
-
             return _KEY_PREFIX + base64.b64encode(self.key).decode("ascii")
         if name == "signature":
-            import base64
-
             return base64.b64encode(self.signature).decode("ascii")
         return str(getattr(self, name))
 
@@ -415,8 +413,6 @@ def fingerprint(public_key: bytes) -> str:
     import hashlib  # here: only signing and verifying anchors need a key's fingerprint
 
     digest = hashlib.sha256(public_key).digest()
-    import base64
-
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
@@ -607,9 +603,6 @@ def _parse_block(lines: Sequence[str], where: str) -> Anchor:
 
 
 def _base64(text: str, size: int, what: str) -> bytes:
-    import base64
-    import binascii
-
     try:
         data = base64.b64decode(text, validate=True)
     except (ValueError, binascii.Error):

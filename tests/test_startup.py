@@ -91,9 +91,8 @@ def test_startup_show_json_imports_no_sqlite_utils_yaml_or_jinja2(started: Path)
 
 #: What neither an advance nor a show imports since the fast path (onboarding.commands.fast):
 #: click (the command line is parsed from the same spec without it), Babel (dates are written
-#: from the language's pattern), OpenSSL's hashlib (workflows.digest hashes what is hashed),
-#: base64 (audit anchors only).
-LEAN = ("click", "babel", "hashlib", "_hashlib", "base64")
+#: from the language's pattern), OpenSSL's hashlib (workflows.digest hashes what is hashed).
+LEAN = ("click", "babel", "hashlib", "_hashlib")
 
 
 @pytest.mark.parametrize("entry_point", [False, True], ids=["python -m cli", "onboarding"])
@@ -110,7 +109,7 @@ LEAN = ("click", "babel", "hashlib", "_hashlib", "base64")
 def test_startup_advance_and_show_import_no_click_babel_or_hashlib(
     started: Path, entry_point: bool, args: tuple[str, ...]
 ) -> None:
-    """'track advance' and 'track show' import neither click, Babel, hashlib nor base64."""
+    """'track advance' and 'track show' import neither click, Babel nor hashlib."""
     modules = imported(*args, db_path=started, entry_point=entry_point)
     assert "onboarding.tracks" in modules or "onboarding.engine" in modules
     assert [m for m in modules if m.split(".")[0] in LEAN] == []
