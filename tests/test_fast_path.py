@@ -273,6 +273,8 @@ CASES: list[tuple[list[str], dict[str, str], bool]] = [
     (["track", "advance", "1", "agree_date", "--at", "soon"], ACTOR, True),
     (["track", "advance", "1", "agree_date", "--set", "connection_date=2021-09-01"], ACTOR,
      True),
+    (["track", "advance", "1", "agree_date", "--set", "connection_date=2035-09-01",
+      "--role", "municipality-pl"], ACTOR, True),  # a far date: its warning line on stderr
     (["track", "show", "1"], {}, True),
     (["track", "show", "2", "--json"], {}, True),
     (["track", "show", "2", "--json", "--at", "2021-09-01T10:00"], {}, True),
