@@ -1,18 +1,20 @@
-"""The fast path: ``track advance`` and ``track show`` without importing click (issue 14).
+"""The fast path: ``track advance``, ``track show`` and ``--help`` without click (issue 14).
 
 Importing click costs a process about 2x a bare interpreter's start (bench/FINDINGS.md, "The
-click floor"), more than the start-up targets of these two commands leave for everything.
-So the program (``cli.main``) first offers its command line here: ``parse`` reads it from the
-same option spec the click commands are built from (``onboarding.commands.spec``), and only
-if it understands the whole line, with nothing click would refuse or treat specially, is the
-command's body (``onboarding.commands.track_core``, shared with the click command) run here.
-Anything else (``--help``, an unknown or misspelt option, a missing argument, a value click
-would reject, a root option, shell completion, a misconfigured stream) returns None, and
-click parses the line as before: usage errors stay click's own. What runs here behaves as
-the click command does: the same output, one "Error: ..." line and exit code 2 for a user
-error, a traceback and exit code 1 for a bug.
+click floor"), more than the start-up targets of these commands leave for everything. So the
+program (``cli.main``) first offers its command line here: ``parse`` reads it from the same
+option spec the click commands are built from (``onboarding.commands.spec``), and only if it
+understands the whole line, with nothing click would refuse or treat specially, is the
+command's body (``onboarding.commands.track_core``, shared with the click command) run here;
+``onboarding --help`` (or ``-h``) alone prints the root help as click would (``root_help``).
+Anything else (a command's ``--help``, an unknown or misspelt option, a missing argument, a
+value click would reject, a root option, shell completion, a misconfigured stream) returns
+None, and click parses the line as before: usage errors stay click's own. What runs here
+behaves as the click command does: the same output, one "Error: ..." line and exit code 2
+for a user error, a traceback and exit code 1 for a bug.
 
-``ONBOARDING_CLICK_ONLY=1`` turns the fast path off (the tests run every command both ways).
+``ONBOARDING_CLICK_ONLY=1`` turns the fast path off (the tests run every command both ways;
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -187,26 +189,41 @@ def understood(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, Any] | 
 def run(argv: Sequence[str]) -> int | None:
     """Run ``argv`` here and give the exit code, or None (nothing done) for click to run it."""
     if list(argv) in (["--help"], ["-h"]) and _plain(os.environ) and streams_ok():
-        from onboarding.commands.base import echo
-
-        echo(root_help(os.path.basename(sys.argv[0]), _help_width()))
-        return 0
+        return _guarded(_print_root_help, mapped=False)
     params = understood(argv, os.environ)
     if params is None or not streams_ok():
         return None
     from onboarding import i18n
-    from onboarding.commands.base import Refused, command_errors, echo
 
     # the root command's callback: --lang is only read from the environment here
     i18n.choose(os.environ.get(LANG_ENV) or None)
+    body = _bodies()[argv[0], argv[1]]
+    return _guarded(lambda: body(**params))
+
+
+def _print_root_help() -> None:
+    from onboarding.commands.base import echo
+
+    echo(root_help(os.path.basename(sys.argv[0]), _help_width()))
+
+
+def _guarded(action: Callable[[], None], mapped: bool = True) -> int:
+    """Run ``action`` as click's ``main`` runs a command, and give the exit code; ``mapped``:
+    with the commands' error mapping (``base.command_errors``; printing the help needs none,
+    nor the modules it imports)."""
+    from onboarding.commands.base import Refused, command_errors, echo
+
     try:
         try:
-            with command_errors():
-                _bodies()[argv[0], argv[1]](**params)
+            if mapped:
+                with command_errors():
+                    action()
+            else:
+                action()
         except Refused as exc:
             echo(f"Error: {exc.message}", err=True)
             return exc.exit_code
-        except KeyboardInterrupt:  # click: "Aborted!" and exit code 1
+        except (EOFError, KeyboardInterrupt):  # click: "Aborted!" and exit code 1
             echo("", err=True)
             echo("Aborted!", err=True)
             return 1
