@@ -306,16 +306,17 @@ def _mail_config(db_path: str | None, db: Any) -> Any:
     return load_config(resolve_path(db_path), db=db)
 
 
-def _parse_day(text: str | None, option: str) -> Any:
-    """The day an option names, or None; a day after today is refused (a report as of it, or
-    a counter recorded on it, would claim a future nobody has seen)."""
+def _parse_day(text: str | None, option: str, *, future_ok: bool = False) -> Any:
+    """The day an option names, or None; a day after today is refused (a report as of it
+    would claim a future nobody has seen) unless ``future_ok`` (a write whose library call
+    has its own time guard, naming the current time)."""
     from onboarding import clock
 
     if not text:
         return None
     day = clock.parse_date(text, what=option)
     today = clock.local_date(clock.now())
-    if day > today:
+    if day > today and not future_ok:
         from onboarding.errors import InputError
         from onboarding.i18n import Message
 
