@@ -1,0 +1,106 @@
+"""Help in the CLI's language (--lang / ONBOARDING_LANG, Danish by default), without click.
+
+The English a command module writes (docstring, help=) is the message id; the help shows its
+translation. A help text is translated paragraph by paragraph (so a command's summary in
+``onboarding.commands.COMMANDS`` and "Example:" are one message each); a paragraph of command
+lines is shown as it is. Only the standard library's gettext reads the catalogue here
+(``onboarding.i18n`` keeps a compiled copy), so 'onboarding --help' imports no Babel. Both the
+click formatter (``common._Formatter``) and the fast path's root help (``fast.root_help``)
+translate through these functions, so the two print the same help in every language.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: click's own metavariables in a usage line.
+USAGE_METAVARS = ("[OPTIONS]", "COMMAND [ARGS]...")
+
+
+def catalogue() -> Any:
+    """The catalogue of the CLI's language (``i18n.cli_language``)."""
+    from onboarding import i18n
+
+    return i18n.translations(i18n.cli_language())
+
+
+def help_word(msgid: str) -> str:
+    """One of click's own words (a heading, "Usage:", a metavariable) in the CLI's language."""
+    return str(catalogue().gettext(msgid))
+
+
+def usage_args(args: str) -> str:
+    """A usage line's arguments with click's metavariables translated (a command's own, FILE,
+    TRACK, stay as written)."""
+    for metavar in USAGE_METAVARS:
+        args = args.replace(metavar, help_word(metavar))
+    return args
+
+
+def help_paragraphs(text: str) -> list[str]:
+    """A help text's paragraphs, as click's wrapping sees them (split at empty lines)."""
+    paragraphs: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.strip():
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return ["\n".join(p) for p in paragraphs if p]
+
+
+def help_msgid(paragraph: str) -> str | None:
+    """The message id of a help paragraph: its words on one line (click re-wraps it anyway);
+    a paragraph click keeps as written (after a '\\b' line: a table) is its own id. None:
+    command lines, shown as they are."""
+    lines = paragraph.splitlines()
+    body = [line for line in lines if line.strip() != "\b"]
+    if all(line[:1].isspace() for line in body) and any("onboarding " in line for line in body):
+        return None
+    if lines[0].strip() == "\b":
+        return "\n".join(lines[1:])
+    return " ".join(paragraph.split())
+
+
+def help_text(text: str) -> str:
+    """A help text in the CLI's language (a paragraph not in the catalogue stays English)."""
+    if not text:
+        return text
+    found = catalogue()
+    out = []
+    for paragraph in help_paragraphs(text):
+        msgid = help_msgid(paragraph)
+        if msgid is not None:
+            translated = found.gettext(msgid)
+            if translated != msgid:
+                kept = paragraph.startswith("\b")
+                indent = paragraph[: len(paragraph) - len(paragraph.lstrip(" "))]
+                paragraph = "\b\n" + translated if kept else indent + translated
+        out.append(paragraph)
+    return "\n\n".join(out)
+
+
+def first_paragraph(text: str) -> str:
+    """A command's summary before it is cut: its help's first paragraph, translated."""
+    return help_text(help_paragraphs(text)[0] if text.strip() else "")
+
+
+def option_help(text: str) -> str:
+    """An option's help as click gives it (help, then "  [default: ...; required]") in the
+    CLI's language."""
+    body, sep, extra = text.rpartition("  [")
+    if not (sep and extra.endswith("]")):
+        body, extra = text, ""
+    found = catalogue()
+    if body:
+        msgid = " ".join(body.split())
+        body = found.gettext(msgid) if found.gettext(msgid) != msgid else body
+    if not extra:
+        return str(body)
+    items = []
+    for item in extra[:-1].split("; "):
+        name, colon, value = item.partition(": ")
+        if colon and name in ("default", "env var"):
+            items.append(f"{found.gettext(name)}: {value}")
+        else:
+            items.append(found.gettext(item))
+    return f"{body}  [{'; '.join(items)}]" if body else f"[{'; '.join(items)}]"
