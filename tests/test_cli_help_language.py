@@ -1,6 +1,6 @@
 """The command line's help in the CLI's language (Danish by default): every command's and
 group's help, option help, summary and click's own words go through the one catalogue, with the
-English as the message id (onboarding/commands/common.py: help_text, option_help)."""
+English as the message id (onboarding/commands/helptext.py: help_text, option_help)."""
 
 from __future__ import annotations
 
@@ -104,9 +104,21 @@ def test_help_untranslated_command_is_named() -> None:
     ]
 
 
-def _help(*args: str, lang: str | None = None, cache_dir: Path | None = None) -> str:
+@pytest.fixture(params=["fast path", "click only"])
+def path(request: pytest.FixtureRequest) -> str:
+    """Which way the program runs the line: its fast path where it applies ('onboarding
+    --help' without click: onboarding.commands.fast), or click for everything
+    (ONBOARDING_CLICK_ONLY=1)."""
+    return str(request.param)
+
+
+def _help(
+    *args: str, lang: str | None = None, cache_dir: Path | None = None, path: str = "fast path"
+) -> str:
     """``onboarding ARGS`` run as a process (the installed entry point), its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    if path == "click only" or os.environ.get("ONBOARDING_CLICK_ONLY", "") not in ("", "0"):
+        env["ONBOARDING_CLICK_ONLY"] = "1"
     env["COLUMNS"] = "200"  # no example line is wrapped
     if lang is not None:
         env["ONBOARDING_LANG"] = lang
@@ -123,10 +135,11 @@ def _help(*args: str, lang: str | None = None, cache_dir: Path | None = None) ->
     return proc.stdout
 
 
-def test_help_root_is_danish_by_default() -> None:
-    """'onboarding --help' with no language set is Danish: click's words, the text, the
-    options and every command's summary; the example stays a command line."""
-    out = _help("--help")
+def test_help_root_is_danish_by_default(path: str) -> None:
+    """'onboarding --help' with no language set is Danish (by the fast path and by click):
+    click's words, the text, the options and every command's summary; the example stays a
+    command line."""
+    out = _help("--help", path=path)
     assert out.startswith("Brug: onboarding [TILVALG] KOMMANDO [ARGUMENTER]...")
     for text in ("Tilvalg:", "Kommandoer:", "Vis denne hjælp og afslut.", "Eksempel:",
                  "Følg, hvordan Danmarks kommuner tilslutter deres fagsystemer",
@@ -140,9 +153,10 @@ def test_help_root_is_danish_by_default() -> None:
 @pytest.mark.parametrize(
     "args", [("--lang", "en", "--help"), ("--help",)], ids=["--lang en", "ONBOARDING_LANG=en"]
 )
-def test_help_root_in_english_when_asked(args: tuple[str, ...]) -> None:
-    """'onboarding --lang en --help' (or ONBOARDING_LANG=en) is English throughout."""
-    out = _help(*args, lang="en" if args == ("--help",) else None)
+def test_help_root_in_english_when_asked(args: tuple[str, ...], path: str) -> None:
+    """'onboarding --lang en --help' (or ONBOARDING_LANG=en) is English throughout, by the
+    fast path and by click."""
+    out = _help(*args, lang="en" if args == ("--help",) else None, path=path)
     assert out.startswith("Usage: onboarding [OPTIONS] COMMAND [ARGS]...")
     for text in ("Options:", "Commands:", "Show this message and exit.", "Example:",
                  "Track how Denmark's municipalities connect their systems",
@@ -151,20 +165,20 @@ def test_help_root_in_english_when_asked(args: tuple[str, ...]) -> None:
     assert "Brug:" not in out and "Tilvalg" not in out
 
 
-def test_help_group_and_command_danish_and_english() -> None:
+def test_help_group_and_command_danish_and_english(path: str) -> None:
     """A group's and a command's --help are Danish by default (its summary in the group's
     listing too, option help and '[standard: ...]'), English with --lang en; the examples are
     the same command lines in both."""
-    group = _help("track", "--help")
+    group = _help("track", "--help", path=path)
     assert group.startswith("Brug: onboarding track [TILVALG] KOMMANDO [ARGUMENTER]...")
     assert "advance  Tag et skridt på ét spor eller på alle spor" in group
-    command = _help("track", "advance", "--help")
+    command = _help("track", "advance", "--help", path=path)
     example = "onboarding track advance 12 agree_date --set connection_date=2021-09-01"
     for text in ("Brug: onboarding track advance [TILVALG]", "Tag et skridt på ét spor",
                  "Eksempler:", example, "Tilvalg:", "En note til historikken.",
                  "Den rolle, du handler i", "[standard: coordinator]"):
         assert text in command, text
-    english = _help("--lang", "en", "track", "advance", "--help")
+    english = _help("--lang", "en", "track", "advance", "--help", path=path)
     for text in ("Usage: onboarding track advance [OPTIONS]", "Examples:", example,
                  "A note for the history.", "[default: coordinator]"):
         assert text in english, text
@@ -173,7 +187,7 @@ def test_help_group_and_command_danish_and_english() -> None:
 def test_help_paragraph_not_in_catalogue_stays_english() -> None:
     """A help paragraph the catalogue lacks is shown as written (never dropped), and a
     paragraph of command lines is never looked up."""
-    from onboarding.commands.common import help_text
+    from onboarding.commands.helptext import help_text
 
     i18n.choose("da")
     try:

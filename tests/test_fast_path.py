@@ -329,7 +329,8 @@ def test_fast_root_help_is_clicks(monkeypatch: pytest.MonkeyPatch, prog: str, la
             monkeypatch.delenv("COLUMNS", raising=False)
         else:
             monkeypatch.setenv("COLUMNS", columns)
-        ctx = cli.cli.context_class(cli.cli, info_name=prog)  # its formatter: the translating one
+        # the group's own context (its formatter translates), as make_context builds it
+        ctx = cli.cli.context_class(cli.cli, info_name=prog, **cli.cli.context_settings)
         fast_help = fast.root_help(prog, fast._help_width())
         assert fast_help == cli.cli.get_help(ctx), columns
         # the comparison is in the language asked for
@@ -379,3 +380,14 @@ def test_fast_fmt_datetime_is_babels(moment: datetime) -> None:
             locale=i18n.FORMAT_LOCALE[lang],
         )
         assert i18n.fmt_datetime(aware, lang) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t\nab.-", max_size=60))
+def test_fast_cleandoc_is_inspects(doc: str) -> None:
+    """helptext.cleandoc (the fast root help's, without inspect) is inspect.cleandoc."""
+    import inspect
+
+    from onboarding.commands import helptext
+
+    assert helptext.cleandoc(doc) == inspect.cleandoc(doc)

@@ -126,3 +126,79 @@ def test_catalogue_every_message_id_in_the_code_has_danish() -> None:
         if re.search(r"[A-Za-z]{2}", re.sub(r"%\(\w+\)[sd]", "", text)) and text not in translated
     ]
     assert missing == []
+
+
+def _later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue's clock 20 s ahead: a .po written now is old enough for its state to be
+    recorded (i18n._RACY_NS)."""
+    import time
+
+    monkeypatch.setattr(i18n, "_now_ns", lambda: time.time_ns() + 10 * i18n._RACY_NS)
+
+
+def test_catalogue_state_is_read_without_the_po_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a .po has been read, the next process reads its unpacked state (no hashing, no
+    .mo parsing): the same translations, plurals included, even with the compiled copy gone."""
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ONBOARDING_CACHE_DIR", str(cache))
+    _catalogue(
+        tmp_path,
+        'msgid "Hello"\nmsgstr "Hej"\n\n'
+        'msgid "one track"\nmsgid_plural "%(n)s tracks"\nmsgstr[0] "ét spor"\n'
+        'msgstr[1] "%(n)s spor"\n\nmsgctxt "role"\nmsgid "vendor"\nmsgstr "leverandør"\n',
+    )
+    _later(monkeypatch)
+    i18n.translations.cache_clear()
+    try:
+        parsed = i18n.translations("da")  # from the .po: records the state
+        assert len(list(cache.glob("messages-da-*.state"))) == 1
+        for mo in cache.glob("messages-da-*.mo"):
+            mo.unlink()
+        i18n.translations.cache_clear()
+        state = i18n.translations("da")
+        assert state is not parsed
+        assert not list(cache.glob("messages-da-*.mo"))  # nothing compiled again
+        assert state.gettext("Hello") == "Hej"
+        assert [state.ngettext("one track", "%(n)s tracks", n) for n in (0, 1, 2)] == [
+            "%(n)s spor", "ét spor", "%(n)s spor"
+        ]
+        assert state.pgettext("role", "vendor") == "leverandør"
+        assert state.gettext("Unknown") == "Unknown"
+    finally:
+        i18n.translations.cache_clear()
+
+
+def test_catalogue_state_not_trusted_after_an_edit_of_the_same_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit that keeps the .po's size and even sets its mtime back is read afresh (its
+    ctime changed); a .po written just now records no state at all (its next edit could
+    keep its times)."""
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ONBOARDING_CACHE_DIR", str(cache))
+    po = tmp_path / "da" / "LC_MESSAGES" / "messages.po"
+    _catalogue(tmp_path, 'msgid "Hello"\nmsgstr "Hej"\n')
+    i18n.translations.cache_clear()
+    try:
+        assert i18n.gettext("da", "Hello") == "Hej"
+        assert not list(cache.glob("*.state"))  # too new to be told apart from its next edit
+        _later(monkeypatch)
+        i18n.translations.cache_clear()
+        assert i18n.gettext("da", "Hello") == "Hej"
+        assert len(list(cache.glob("*.state"))) == 1
+        before = po.stat()
+        _catalogue(tmp_path, 'msgid "Hello"\nmsgstr "Hoj"\n')  # same size
+        import os
+
+        os.utime(po, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = po.stat()
+        assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+        assert after.st_ctime_ns != before.st_ctime_ns  # (a file system with ns-fine times)
+        i18n.translations.cache_clear()
+        assert i18n.gettext("da", "Hello") == "Hoj"
+    finally:
+        i18n.translations.cache_clear()

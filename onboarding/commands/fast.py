@@ -281,14 +281,12 @@ def root_help(prog: str, width: int) -> str:
     compares the two for every width, several program names and both languages): the usage
     line, the help text, the options and the commands with their summaries cut to fit, each
     text translated as click's formatter translates it (``onboarding.commands.helptext``)."""
-    import inspect
-
     from onboarding.commands import helptext
 
     word = helptext.help_word
     usage = _usage(prog, helptext.usage_args("[OPTIONS] COMMAND [ARGS]..."), width, word("Usage:"))
     out = [usage, "\n"]
-    text = helptext.help_text(inspect.cleandoc(ROOT_HELP))
+    text = helptext.help_text(helptext.cleandoc(ROOT_HELP))
     out.append(_wrap_paragraphs(text, width, "  ") + "\n")
     options = [(names, helptext.option_help(text)) for names, text in ROOT_OPTIONS]
     out.append(f"\n{word('Options')}:\n" + _definitions(options, width))

@@ -37,6 +37,22 @@ def usage_args(args: str) -> str:
     return args
 
 
+def cleandoc(doc: str) -> str:
+    """``inspect.cleandoc`` (CPython 3.11's steps), without importing ``inspect`` (with ast,
+    dis and tokenize, about a fifth of a bare interpreter's start) for the fast root help."""
+    lines = doc.expandtabs().split("\n")
+    margins = [len(line) - len(line.lstrip()) for line in lines[1:] if line.lstrip()]
+    margin = min(margins, default=None)
+    lines[0] = lines[0].lstrip()
+    if margin is not None:
+        lines[1:] = [line[margin:] for line in lines[1:]]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines)
+
+
 def help_paragraphs(text: str) -> list[str]:
     """A help text's paragraphs, as click's wrapping sees them (split at empty lines)."""
     paragraphs: list[list[str]] = [[]]
