@@ -360,7 +360,8 @@ def test_startup_called_with_arguments_freezes_nothing(started: Path, runner: Cl
 @pytest.mark.parametrize("lang", ["da", "en"])
 def test_startup_help_imports_no_babel(tmp_path: Path, lang: str) -> None:
     """'onboarding --help' in Danish (the default) or English reads the compiled catalogue with
-    the standard library's gettext: once it is compiled, no Babel module is imported."""
+    the standard library's gettext: once it is compiled, no Babel module is imported (nor
+    click, inspect, or struct for parsing the whole .mo)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
     env.update(ONBOARDING_CACHE_DIR=str(tmp_path / "cache"), ONBOARDING_LANG=lang)
     command = [sys.executable, "-X", "importtime", "-m", "cli", "--help"]
@@ -371,4 +372,7 @@ def test_startup_help_imports_no_babel(tmp_path: Path, lang: str) -> None:
     modules = [m.group(1) for line in proc.stderr.splitlines() if (m := _IMPORTED.match(line))]
     assert "onboarding.i18n" in modules  # the list is real: the help was translated
     assert [m for m in modules if m.split(".")[0] == "babel"] == []
+    # the fast path's root help: neither click nor inspect (helptext.cleandoc), nor the
+    # parse of the whole compiled catalogue (gettext's struct: its state is read instead)
+    assert [m for m in modules if m in ("click", "inspect", "struct")] == []
     assert ("Brug:" if lang == "da" else "Usage:") in proc.stdout
