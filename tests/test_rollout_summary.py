@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cli
+from onboarding import rollup
 
 SUMMARY = (
     "SELECT definition, def_version, municipality_code, system_id, state, n"
@@ -53,7 +54,7 @@ def test_rollout_summary_equals_the_tracks_after_any_writes(
     tmp_path_factory: object, ops: list[tuple[str, object]]
 ) -> None:
     """Random inserts, updates of every counted column (NULLs included) and deletes of tracks
-    leave the summary equal to counting the tracks."""
+    leave the summary, and the counts per system and bucket, equal to counting the tracks."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
@@ -94,5 +95,7 @@ def test_rollout_summary_equals_the_tracks_after_any_writes(
             conn.commit()
             summary, grouped = summary_and_grouped(conn)
             assert summary == grouped
+            # and the counts per system and bucket (013_rollout_buckets) equal their recount
+            assert conn.execute(rollup.COUNTS).fetchall() == conn.execute(rollup.RECOUNT).fetchall()
         finally:
             conn.close()
