@@ -72,9 +72,7 @@ DUE = 100
 SWEEP_AT = "2021-03-15T09:00:00"
 #: ``due`` tracks start on these 20 working days, so every row (the last rung falls due 30
 #: working days after the start) is due at SWEEP_AT, at 80 different times.
-DUE_DAYS = tuple(
-    date(2020, 11, 2) + timedelta(days=7 * (k // 5) + k % 5) for k in range(20)
-)
+DUE_DAYS = tuple(date(2020, 11, 2) + timedelta(days=7 * (k // 5) + k % 5) for k in range(20))
 PEER_SYSTEMS = 103  # 98 * 103 >= 10^4 subjects
 
 BOB_PATH = (
@@ -417,9 +415,7 @@ def _contracts(conn: sqlite3.Connection) -> None:
 # --- kinds ----------------------------------------------------------------------------------------
 
 
-def make_fresh(
-    path: Path, n: int, days: tuple[date, ...] = START_DAYS
-) -> tuple[int, int]:
+def make_fresh(path: Path, n: int, days: tuple[date, ...] = START_DAYS) -> tuple[int, int]:
     """``n`` connection tracks just started on ``days`` (round robin by id); returns (first
     track id, first system id)."""
     _init(path)
@@ -584,11 +580,10 @@ def make_national(path: Path, n: int) -> None:
     )
     conn.executemany("INSERT INTO temp.ends VALUES (?, ?, ?, ?, ?, ?, ?)", ends)
     _working_day_table(conn, {e[6] for e in ends if e[6] is not None})
-    # The rollout summary (012_rollout_summary) and the counts per system and bucket
-    # (013_rollout_buckets) are filled after the tracks and contracts, as their migrations fill
-    # them: their triggers would run once per generated track and contract.
+    # The rollout counts per system and bucket (013_rollout_buckets) are filled after the
+    # tracks and contracts, as the migration fills them: their triggers would run once per
+    # generated track and contract.
     from onboarding import rollup
-    from onboarding.db import ROLLOUT_SUMMARY_FILL
 
     for name in _trigger_names(rollup.TRIGGERS):
         conn.execute(f"DROP TRIGGER {name}")
@@ -645,8 +640,6 @@ def make_national(path: Path, n: int) -> None:
     for _, sql in indexes:
         conn.execute(sql)
     _contracts(conn)
-    conn.execute("DELETE FROM rollout_summary")
-    conn.execute(ROLLOUT_SUMMARY_FILL)
     rollup.fill(conn)
     for sql in rollup.TRIGGERS:
         conn.execute(sql)
@@ -753,8 +746,7 @@ def check_shape(workdir: Path) -> list[str]:
     )
     db.close()
     a, b = sqlite3.connect(gen), sqlite3.connect(eng)
-    for table in ("tracks", "history", "outbox", "outbox_plan", "contracts", "systems",
-                  "contacts"):
+    for table in ("tracks", "history", "outbox", "outbox_plan", "contracts", "systems", "contacts"):
         cols = [r[1] for r in a.execute(f"PRAGMA table_info({table})")]
         sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1, 2, 3"
         ra, rb = _rows(a, sql), _rows(b, sql)

@@ -91,8 +91,9 @@ class _Floor:
         # reminder and three escalation rungs planned (none fires on entry).
         self.due = calendar.add_working_days(clock.local_date(moment), 10).isoformat()
         rules = outbox.rules(data._definition(conn, data.CONNECTION).state("service_agreements"))
-        planned, _ = outbox._PLANNER.rows(0, 0, "service_agreements", rules, self.due,
-                                          self.at, self.at)
+        planned, _ = outbox._PLANNER.rows(
+            0, 0, "service_agreements", rules, self.due, self.at, self.at
+        )
         self.planned = [(p[3], p[11]) for p in planned]
         self.sets = json.dumps({"connection_date": data.CONNECTION_DATE}, sort_keys=True)
         self.encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -115,10 +116,33 @@ class _Floor:
         for (track_id, version, fields), head in zip(batch, heads, strict=True):
             f = json.loads(fields)
             f["connection_date"] = data.CONNECTION_DATE
-            tracks.append((json.dumps(f, ensure_ascii=False, sort_keys=True), at, self.due, at,
-                           head, track_id, version))
-            history.append((track_id, version + 1, "date_agreement", "service_agreements",
-                            "agree_date", data.ACTOR, data.ROLE, None, at, at, 1, self.sets))
+            tracks.append(
+                (
+                    json.dumps(f, ensure_ascii=False, sort_keys=True),
+                    at,
+                    self.due,
+                    at,
+                    head,
+                    track_id,
+                    version,
+                )
+            )
+            history.append(
+                (
+                    track_id,
+                    version + 1,
+                    "date_agreement",
+                    "service_agreements",
+                    "agree_date",
+                    data.ACTOR,
+                    data.ROLE,
+                    None,
+                    at,
+                    at,
+                    1,
+                    self.sets,
+                )
+            )
         pointer = "" if self.rows == "state" else ", plan_id = ?, plan_open = 1"
         conn.executemany(
             "UPDATE tracks SET state = 'service_agreements', final = 0, version = version + 1,"
@@ -126,8 +150,10 @@ class _Floor:
             " WHERE id = ? AND version = ?",
             [t if pointer else t[:4] + t[5:] for t in tracks],
         )
-        cols = ("track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
-                " recorded_at, def_version, fields")
+        cols = (
+            "track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
+            " recorded_at, def_version, fields"
+        )
         if self.rows == "state":
             conn.executemany(
                 f"INSERT INTO history ({cols}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
@@ -156,19 +182,36 @@ class _Floor:
         the last of its four outbox ids, linked to the track's plan so far; the track row then
         points to it. Leaving the old state writes nothing more. Returns the plan ids."""
         per = len(self.planned)
-        first = self.conn.execute(
-            "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
-            " coalesce((SELECT max(id) FROM outbox_plan), 0))"
-        ).fetchone()[0] + 1
+        first = (
+            self.conn.execute(
+                "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+                " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+            ).fetchone()[0]
+            + 1
+        )
         plans, heads = [], []
         for i, (track_id, version, _) in enumerate(batch):
             ids = range(first + i * per, first + (i + 1) * per)
-            text = "[" + ",".join(
-                f'[{j},"{name}","{due_at}"]'
-                for j, (name, due_at) in zip(ids, self.planned, strict=True)
-            ) + "]"
-            plans.append((ids[-1], track_id, version + 1, self.due, self.at, text,
-                          min(d for _, d in self.planned), track_id))
+            text = (
+                "["
+                + ",".join(
+                    f'[{j},"{name}","{due_at}"]'
+                    for j, (name, due_at) in zip(ids, self.planned, strict=True)
+                )
+                + "]"
+            )
+            plans.append(
+                (
+                    ids[-1],
+                    track_id,
+                    version + 1,
+                    self.due,
+                    self.at,
+                    text,
+                    min(d for _, d in self.planned),
+                    track_id,
+                )
+            )
             heads.append(ids[-1])
         self.conn.executemany(
             "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
@@ -237,8 +280,13 @@ def single(args: dict[str, Any]) -> dict[str, Any]:
             times[key].append(time.perf_counter() - started)
     db.close()
     db2.close()
-    return {"times": times["engine"], "same": times["same"], "state": times["state"],
-            "rss_before": before, "moved": len(times["engine"])}
+    return {
+        "times": times["engine"],
+        "same": times["same"],
+        "state": times["state"],
+        "rss_before": before,
+        "moved": len(times["engine"]),
+    }
 
 
 # --- 4. due sweep -------------------------------------------------------------------------------
@@ -510,8 +558,10 @@ def report_floor(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def design_read(args: dict[str, Any]) -> dict[str, Any]:
-    """The report's bucket query at each design (``bench.designs``), on one copy of a
-    national database turned from one variant into the next: summary, none, index."""
+    """The report's read at each design (``bench.designs``), on one copy of a national
+    database turned from one variant into the next: kept, summary, none, index. ``kept`` is
+    what today's report reads now (the counts per system and bucket); the others the bucket
+    query over per-state summary rows or track rows."""
     from bench import designs
     from onboarding import clock, reports
     from onboarding.db import connect
@@ -522,23 +572,28 @@ def design_read(args: dict[str, Any]) -> dict[str, Any]:
     rank_sql = reports.rank_case(db, reports._Defs(db), params)
     out: dict[str, Any] = {"times": [], "rss_before": _rss_now()}
     results = {}
-    for variant in ("summary", "none", "index"):
+    for variant in ("kept", "summary", "none", "index"):
         started = time.perf_counter()
         designs.apply(db.conn, variant)
         out[f"setup_{variant}"] = time.perf_counter() - started
-        sql = designs.bucket_query(variant, rank_sql)
-        db.conn.execute(sql, params).fetchall()  # warm the cache alike for each
-        out[variant] = designs.timed(lambda q=sql: db.conn.execute(q, params).fetchall(), 3)
-        results[variant] = sorted(db.conn.execute(sql, params).fetchall())
+        if variant == "kept":
+            sql, p, shape = designs.KEPT_QUERY, {}, designs.kept_as_buckets
+        else:
+            sql, p, shape = designs.bucket_query(variant, rank_sql), params, sorted
+        db.conn.execute(sql, p).fetchall()  # warm the cache alike for each
+        out[variant] = designs.timed(lambda q=sql, p=p: db.conn.execute(q, p).fetchall(), 3)
+        results[variant] = shape(db.conn.execute(sql, p).fetchall())
     db.close()
-    if not results["index"] == results["none"] == results["summary"]:
+    if not results["index"] == results["none"] == results["summary"] == results["kept"]:
         raise RuntimeError("the designs give different buckets")
     return out
 
 
 def design_write(args: dict[str, Any]) -> dict[str, Any]:
     """Single advances (``engine.advance``, one commit each) on one fresh database per
-    design, the designs taking turns, ``per`` advances each, ``rounds`` times."""
+    design, the designs taking turns advance by advance, ``per`` tracks each, ``rounds`` times:
+    each track first fires ``agree_date`` (stays in its bucket), then ``approve_agreements``
+    (moves to the next bucket), timed apart."""
     from bench import designs
     from onboarding import clock, engine
     from onboarding.db import connect
@@ -554,16 +609,21 @@ def design_write(args: dict[str, Any]) -> dict[str, Any]:
             " AND state = 'date_agreement'"
         ).fetchone()[0]
         dbs[variant] = (db, first)
-    times: dict[str, list[float]] = {v: [] for v in dbs}
+    steps = (("same", "agree_date", sets), ("moves", "approve_agreements", {}))
+    times: dict[str, list[float]] = {f"{v}:{k}": [] for v in dbs for k, _, _ in steps}
     before = _rss_now()
     n = 0
-    for _ in range(args["rounds"]):
-        for variant, (db, first) in dbs.items():
+    order = list(dbs.items())
+    for r in range(args["rounds"]):
+        for kind, trigger, given in steps:
             for k in range(args["per"]):
-                track_id = first + n + k
-                started = time.perf_counter()
-                engine.advance(db, track_id, "agree_date", act, sets)
-                times[variant].append(time.perf_counter() - started)
+                # Advance by advance, the designs in turn (the first one rotating), so that
+                # the machine's load falls on every design alike.
+                turn = (k + r) % len(order)
+                for variant, (db, first) in order[turn:] + order[:turn]:
+                    started = time.perf_counter()
+                    engine.advance(db, first + n + k, trigger, act, given)
+                    times[f"{variant}:{kind}"].append(time.perf_counter() - started)
         n += args["per"]
     for db, _ in dbs.values():
         db.close()

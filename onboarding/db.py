@@ -1000,8 +1000,9 @@ def _m011(db: Database) -> None:
 @migrations(name="013_rollout_buckets")
 def _m013(db: Database) -> None:
     # Issue 14: today's rollout report read one summary row per (municipality, system, state),
-    # 10^6 at the bench's shape. The counts it prints are now kept per system and bucket
-    # (onboarding/rollup.py): the 012 triggers are replaced by ones that also refresh the pair.
+    # 10^6 at the bench's shape, and the summary cost every advance two upserts. The counts it
+    # prints are now kept per system and bucket (onboarding/rollup.py), written only when a
+    # write changes a pair's best bucket or contract; the per-state summary goes.
     from onboarding import definitions, rollup
 
     conn = db.conn
@@ -1014,6 +1015,7 @@ def _m013(db: Database) -> None:
     rollup.remember_ranks(conn, [definitions.get(db, rollup.CONNECTION, v) for v in versions])
     for name in ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update"):
         conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE rollout_summary")
     rollup.fill(conn)
     for sql in rollup.TRIGGERS:
         conn.execute(sql)

@@ -482,8 +482,13 @@ def _use_counts(
             if system is not None and vendor is not None:
                 use = uses.setdefault(
                     sid,
-                    {"system_id": sid, "category": category, "vendor": vendor,
-                     "system": system, "n": 0},
+                    {
+                        "system_id": sid,
+                        "category": category,
+                        "vendor": vendor,
+                        "system": system,
+                        "n": 0,
+                    },
                 )
                 use["n"] += n
             if rank > 0:
@@ -509,7 +514,7 @@ def _use_counts(
         """,
         [stamp],
     )
-    ranked, uncounted = _best_buckets(db, defs, stamp, kept)
+    ranked, uncounted = _best_buckets(db, defs, stamp)
     return rows, ranked, uncounted
 
 
@@ -553,7 +558,7 @@ def rank_case(db: Database, defs: _Defs, params: dict[str, Any]) -> str:
 
 
 def _best_buckets(
-    db: Database, defs: _Defs, stamp: str, kept: bool = True
+    db: Database, defs: _Defs, stamp: str
 ) -> tuple[dict[int, dict[int, int]], dict[int, int]]:
     """Per system: how many (municipality, system) uses have their most advanced connection
     track in each bucket rank (0, 1, 2) as of ``stamp``; and per system, how many
@@ -567,21 +572,13 @@ def _best_buckets(
     params: dict[str, Any] = {"d": CONNECTION, "at": stamp}
     rank_sql = rank_case(db, defs, params)
     later = db.execute("SELECT 1 FROM history WHERE at > ? LIMIT 1", [stamp]).fetchone()
-    if later or not kept:
-        # Full scans, not the (definition, state) index: every connection track is read, and
-        # in table order that is sequential (through the index it was 3x slower at 10^6).
-        states = (
-            "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
-            " FROM tracks NOT INDEXED"
-            " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
-        )
-    else:
-        # Nothing happened after the date, so every track counts as it is now: read the
-        # counts the rollout summary keeps (schema 012_rollout_summary) instead of the rows.
-        states = (
-            "SELECT nullif(municipality_code, -1) AS m, nullif(system_id, -1) AS s,"
-            " def_version AS v, state FROM rollout_summary WHERE definition = :d AND n > 0"
-        )
+    # Full scans, not the (definition, state) index: every connection track is read, and
+    # in table order that is sequential (through the index it was 3x slower at 10^6).
+    states = (
+        "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
+        " FROM tracks NOT INDEXED"
+        " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
+    )
     if later:
         # Tracks changed after the date: their last history row at or before it (the bare
         # columns of max() come from that row). One sequential pass over the history and one
@@ -1385,9 +1382,7 @@ def grid_text(report: Mapping[str, Any], lang: str | None = None) -> str:
     systems = report["systems"]
     if not systems:
         return "\n".join([*lines, _say(lang, "(no connections or contracts)")]) + "\n"
-    name_width = min(
-        17, max(len(municipality), *(len(r["municipality"]) for r in report["rows"]))
-    )
+    name_width = min(17, max(len(municipality), *(len(r["municipality"]) for r in report["rows"])))
     widths = []
     for s in systems:
         cell_width = max(
@@ -1525,8 +1520,7 @@ def klik_text(report: Mapping[str, Any], lang: str | None = None) -> str:
             lines += _wrap(
                 _say(
                     lang,
-                    "%(task)s: %(n)s municipalities have no track for it and count as "
-                    "%(bucket)s.",
+                    "%(task)s: %(n)s municipalities have no track for it and count as %(bucket)s.",
                     task=t["task"],
                     n=t["without_track"],
                     bucket=buckets[-1],

@@ -9,13 +9,16 @@ contract. Three tables keep exactly that, in the transaction of every write, by 
   1 agreed, 2 in operation: ``reports.rank_case``), written when a version is stored
   (``definitions.store`` calls ``remember_ranks``) and by the migration;
 * ``rollout_pair``: per (system, municipality) pair that has a contract or a connection track,
-  the best rank of its tracks (-1: no track) and whether a contract is on record. Refreshed
-  from ``rollout_summary`` (012, kept per state by the same triggers) and ``contracts`` by the
-  triggers on ``tracks`` and ``contracts``; an upsert that changes nothing writes nothing;
+  the best rank of its tracks (-1: no track) and whether a contract is on record. Recounted
+  from the pair's tracks (index ``tracks_pair``) and its contract by the triggers on
+  ``tracks`` and ``contracts``, only when a write can change it: an advance that stays in its
+  bucket writes nothing here;
 * ``rollout_count``: per (system, rank, contracted) how many pairs: what the report reads.
   Kept by triggers on ``rollout_pair``.
 
-So the report reads O(systems) rows whatever the number of tracks or uses. The counts equal a
+So the report reads O(systems) rows whatever the number of tracks or uses. This replaces the
+per-state summary of ``012_rollout_summary`` (one row per municipality, system and state: as
+many rows as uses, 10^6 at the bench's shape), which the migration drops. The counts equal a
 recount from scratch (``RECOUNT``) after any sequence of writes: tests/test_rollout_buckets.py.
 """
 
@@ -43,20 +46,30 @@ SCHEMA = (
     " PRIMARY KEY (system_id, rank, contracted)) WITHOUT ROWID",
     # The report's fast path is taken only when no contract was recorded after its date.
     "CREATE INDEX contract_origins_since ON contract_origins (since)",
+    # A pair's tracks, for its recount (the old tracks_system index is its prefix). Its key
+    # never changes on an advance, so keeping it costs a start, not an advance.
+    "CREATE INDEX tracks_pair ON tracks (system_id, municipality_code)",
+    "DROP INDEX tracks_system",
 )
 
 
-def _refresh(m: str, s: str, when: str = "") -> str:
-    """Upsert pair (``m``, ``s``) from the per-state summary and the contracts; an unchanged
-    pair writes nothing (the DO UPDATE's WHERE), so most advances add reads only."""
+def _rank(row: str) -> str:
+    """SQL for the rank of track ``row`` (``new`` or ``old``, or an alias)."""
+    return (
+        f"coalesce((SELECT r.rank FROM rollout_rank r WHERE r.definition = {row}.definition"
+        f" AND r.def_version = {row}.def_version AND r.state = {row}.state), 0)"
+    )
+
+
+def _recount(m: str, s: str, when: str = "") -> str:
+    """Upsert pair (municipality ``m``, which may be NULL, system ``s``) from its connection
+    tracks (index ``tracks_pair``: a pair has a track or a few) and its contract. An unchanged
+    pair writes nothing (the DO UPDATE's WHERE)."""
     return (
         " INSERT INTO rollout_pair (system_id, municipality_code, rank, contracted)"
-        f" SELECT {s}, {m},"
-        " coalesce((SELECT max(coalesce(r.rank, 0)) FROM rollout_summary x"
-        " LEFT JOIN rollout_rank r ON r.definition = x.definition"
-        " AND r.def_version = x.def_version AND r.state = x.state"
-        f" WHERE x.definition = '{CONNECTION}' AND x.municipality_code = {m}"
-        f" AND x.system_id = {s} AND x.n > 0), -1),"
+        f" SELECT {s}, ifnull({m}, -1),"
+        f" coalesce((SELECT max({_rank('t')}) FROM tracks t WHERE t.system_id = {s}"
+        f" AND t.municipality_code IS {m} AND t.definition = '{CONNECTION}'), -1),"
         f" EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = {m}"
         f" AND c.system_id = {s})"
         f" WHERE {s} IS NOT NULL{when}"
@@ -66,56 +79,49 @@ def _refresh(m: str, s: str, when: str = "") -> str:
     )
 
 
-_L1_KEY = (
-    " WHERE definition = old.definition AND municipality_code = ifnull(old.municipality_code, -1)"
-    " AND system_id = ifnull(old.system_id, -1) AND def_version = old.def_version"
-    " AND state = old.state;"
-)
-_L1_ADD = (
-    " INSERT INTO rollout_summary VALUES (new.definition, new.def_version,"
-    " ifnull(new.municipality_code, -1), ifnull(new.system_id, -1), new.state, 1)"
-    " ON CONFLICT DO UPDATE SET n = n + 1;"
-)
-_NEW = ("ifnull(new.municipality_code, -1)", "new.system_id")
-_OLD = ("ifnull(old.municipality_code, -1)", "old.system_id")
 _IS_NEW = f" AND new.definition = '{CONNECTION}'"
 _IS_OLD = f" AND old.definition = '{CONNECTION}'"
-#: The old pair needs its own refresh only when the write moved the track off it.
+#: The write moved the track off its pair (or out of the connection definition).
 _MOVED = (
-    " AND (new.definition IS NOT old.definition OR new.system_id IS NOT old.system_id"
+    "(new.definition IS NOT old.definition OR new.system_id IS NOT old.system_id"
     " OR new.municipality_code IS NOT old.municipality_code)"
 )
+_CONNECTION = (
+    f"(new.definition = '{CONNECTION}' OR old.definition = '{CONNECTION}')"
+)
 
-#: The triggers of 012 (same names: the per-state summary, as before) with the pair refresh
-#: after it, in the same body so that the refresh reads the summary already counted.
+#: The triggers. A track that stays on its pair and in its rank (most advances: the connection
+#: workflow has 9 states and 3 buckets) costs two lookups in ``rollout_rank`` and no write.
+#: A new track can only raise its pair's best rank; any other change recounts the pair.
 TRIGGERS = (
-    "CREATE TRIGGER rollout_summary_insert AFTER INSERT ON tracks BEGIN"
-    + _L1_ADD
-    + _refresh(*_NEW, _IS_NEW)
+    f"CREATE TRIGGER rollout_track_insert AFTER INSERT ON tracks"
+    f" WHEN new.definition = '{CONNECTION}' AND new.system_id IS NOT NULL BEGIN"
+    " INSERT INTO rollout_pair (system_id, municipality_code, rank, contracted)"
+    f" VALUES (new.system_id, ifnull(new.municipality_code, -1), {_rank('new')},"
+    " EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = new.municipality_code"
+    " AND c.system_id = new.system_id))"
+    " ON CONFLICT (system_id, municipality_code) DO UPDATE SET rank = excluded.rank"
+    " WHERE excluded.rank > rank; END",
+    f"CREATE TRIGGER rollout_track_delete AFTER DELETE ON tracks"
+    f" WHEN old.definition = '{CONNECTION}' AND old.system_id IS NOT NULL BEGIN"
+    + _recount("old.municipality_code", "old.system_id")
     + " END",
-    "CREATE TRIGGER rollout_summary_delete AFTER DELETE ON tracks BEGIN"
-    " UPDATE rollout_summary SET n = n - 1"
-    + _L1_KEY
-    + _refresh(*_OLD, _IS_OLD)
-    + " END",
-    "CREATE TRIGGER rollout_summary_update AFTER UPDATE OF definition, def_version,"
-    " municipality_code, system_id, state ON tracks BEGIN"
-    " UPDATE rollout_summary SET n = n - 1"
-    + _L1_KEY
-    + _L1_ADD
-    + _refresh(*_NEW, _IS_NEW)
-    + _refresh(*_OLD, _IS_OLD + _MOVED)
+    "CREATE TRIGGER rollout_track_update AFTER UPDATE OF definition, def_version,"
+    " municipality_code, system_id, state ON tracks"
+    f" WHEN {_CONNECTION} AND ({_MOVED} OR {_rank('new')} != {_rank('old')}) BEGIN"
+    + _recount("new.municipality_code", "new.system_id", _IS_NEW)
+    + _recount("old.municipality_code", "old.system_id", _IS_OLD + " AND " + _MOVED)
     + " END",
     "CREATE TRIGGER rollout_contract_insert AFTER INSERT ON contracts BEGIN"
-    + _refresh("new.municipality_code", "new.system_id")
+    + _recount("new.municipality_code", "new.system_id")
     + " END",
     "CREATE TRIGGER rollout_contract_delete AFTER DELETE ON contracts BEGIN"
-    + _refresh("old.municipality_code", "old.system_id")
+    + _recount("old.municipality_code", "old.system_id")
     + " END",
     "CREATE TRIGGER rollout_contract_update AFTER UPDATE OF municipality_code, system_id"
     " ON contracts BEGIN"
-    + _refresh("new.municipality_code", "new.system_id")
-    + _refresh("old.municipality_code", "old.system_id")
+    + _recount("new.municipality_code", "new.system_id")
+    + _recount("old.municipality_code", "old.system_id")
     + " END",
     "CREATE TRIGGER rollout_pair_insert AFTER INSERT ON rollout_pair BEGIN"
     " INSERT INTO rollout_count VALUES (new.system_id, new.rank, new.contracted, 1)"
@@ -181,7 +187,7 @@ def remember_ranks(conn: sqlite3.Connection, definitions: Iterable[Definition]) 
 
 def fill(conn: sqlite3.Connection) -> None:
     """Fill the pairs and counts from scratch (the migration; a generator that bulk-inserts
-    with the triggers dropped). ``rollout_rank`` and ``rollout_summary`` must be filled."""
+    with the triggers dropped). ``rollout_rank`` must be filled."""
     conn.execute("DELETE FROM rollout_pair")
     conn.execute(f"INSERT INTO rollout_pair SELECT s, m, rank, contracted FROM ({PAIRS})")
     # Counted from the pairs (whatever the pair triggers counted on the way, if present).

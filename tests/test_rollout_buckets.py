@@ -53,8 +53,10 @@ def template() -> Iterator[Path]:
             engine.advance(db, t["id"], "pass_compliance", act)
         source = definitions.get(db, "connection", 1).source
         first, rest = source.split("bucket: Endnu ikke aftalt", 1)
-        v2 = first + "bucket: Endnu ikke aftalt" + rest.replace(
-            "bucket: Endnu ikke aftalt", "bucket: Aftalt", 1
+        v2 = (
+            first
+            + "bucket: Endnu ikke aftalt"
+            + rest.replace("bucket: Endnu ikke aftalt", "bucket: Aftalt", 1)
         )
         v2 = v2.replace("version: 1", "version: 2", 1)
         with db.conn:
@@ -139,8 +141,17 @@ class _Run:
             )
 
 
-OPS = ("start", "start", "advance", "advance", "advance", "cancel", "migrate",
-       "import_contracts", "delete_contract")
+OPS = (
+    "start",
+    "start",
+    "advance",
+    "advance",
+    "advance",
+    "cancel",
+    "migrate",
+    "import_contracts",
+    "delete_contract",
+)
 
 
 def kept_and_recounted(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
@@ -151,9 +162,7 @@ def kept_and_recounted(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    ops=st.lists(
-        st.tuples(st.sampled_from(OPS), st.integers(0, 7), st.integers(0, 7)), max_size=30
-    )
+    ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 7), st.integers(0, 7)), max_size=30)
 )
 def test_rollout_buckets_equal_a_recount_after_any_writes(
     template: Path, monkeypatch: pytest.MonkeyPatch, ops: list[tuple[str, int, int]]
