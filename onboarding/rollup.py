@@ -3,18 +3,17 @@
 Today's ``report rollout`` prints, per vendor solution (system): how many municipalities use it
 (a contract on record) and how many of those have their most advanced connection track in each
 bucket; and per system how many (municipality, system) pairs have a connection track but no
-contract. Three tables keep exactly that, in the transaction of every write, by triggers:
+contract. Two tables keep exactly that, in the transaction of every write, by triggers:
 
 * ``rollout_rank``: each stored connection version's states and their rank (0 not agreed,
   1 agreed, 2 in operation: ``reports.rank_case``), written when a version is stored
-  (``definitions.store`` calls ``remember_ranks``) and by the migration;
-* ``rollout_pair``: per (system, municipality) pair that has a contract or a connection track,
-  the best rank of its tracks (-1: no track) and whether a contract is on record. Recounted
-  from the pair's tracks (index ``tracks_pair``) and its contract by the triggers on
-  ``tracks`` and ``contracts``, only when a write can change it: an advance that stays in its
-  bucket writes nothing here;
-* ``rollout_count``: per (system, rank, contracted) how many pairs: what the report reads.
-  Kept by triggers on ``rollout_pair``.
+  (``definitions.register`` calls ``remember_ranks``) and by the migration;
+* ``rollout_count``: per system, rank and whether a contract is on record, how many pairs
+  (municipality, system) with a contract or a connection track have that best rank (-1: no
+  track) and that contract status: what the report reads. A write moves the pairs it touches
+  from one cell to another; the pair's best rank before and after is read from its other
+  tracks (index ``tracks_pair``: a pair has a track or a few) and the written row. An advance
+  that stays in its bucket writes nothing here.
 
 So the report reads O(systems) rows whatever the number of tracks or uses. This replaces the
 per-state summary of ``012_rollout_summary`` (one row per municipality, system and state: as
@@ -38,9 +37,6 @@ SCHEMA = (
     "CREATE TABLE rollout_rank (definition TEXT NOT NULL, def_version INTEGER NOT NULL,"
     " state TEXT NOT NULL, rank INTEGER NOT NULL,"
     " PRIMARY KEY (definition, def_version, state)) WITHOUT ROWID",
-    "CREATE TABLE rollout_pair (system_id INTEGER NOT NULL, municipality_code INTEGER NOT NULL,"
-    " rank INTEGER NOT NULL, contracted INTEGER NOT NULL,"
-    " PRIMARY KEY (system_id, municipality_code)) WITHOUT ROWID",
     "CREATE TABLE rollout_count (system_id INTEGER NOT NULL, rank INTEGER NOT NULL,"
     " contracted INTEGER NOT NULL, n INTEGER NOT NULL,"
     " PRIMARY KEY (system_id, rank, contracted)) WITHOUT ROWID",
@@ -61,79 +57,117 @@ def _rank(row: str) -> str:
     )
 
 
-def _recount(m: str, s: str, when: str = "") -> str:
-    """Upsert pair (municipality ``m``, which may be NULL, system ``s``) from its connection
-    tracks (index ``tracks_pair``: a pair has a track or a few) and its contract. An unchanged
-    pair writes nothing (the DO UPDATE's WHERE)."""
+def _best(m: str, s: str, but: str | None = None) -> str:
+    """SQL for the best rank of pair (municipality ``m``, which may be NULL, system ``s``):
+    of its connection tracks, leaving out track ``but``; -1 when there is none. Read through
+    the index ``tracks_pair``: a pair has a track or a few."""
+    other = f" AND t.id != {but}" if but else ""
     return (
-        " INSERT INTO rollout_pair (system_id, municipality_code, rank, contracted)"
-        f" SELECT {s}, ifnull({m}, -1),"
-        f" coalesce((SELECT max({_rank('t')}) FROM tracks t WHERE t.system_id = {s}"
-        f" AND t.municipality_code IS {m} AND t.definition = '{CONNECTION}'), -1),"
-        f" EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = {m}"
-        f" AND c.system_id = {s})"
-        f" WHERE {s} IS NOT NULL{when}"
-        " ON CONFLICT (system_id, municipality_code) DO UPDATE SET rank = excluded.rank,"
-        " contracted = excluded.contracted"
-        " WHERE rank != excluded.rank OR contracted != excluded.contracted;"
+        f"coalesce((SELECT max({_rank('t')}) FROM tracks t WHERE t.system_id = {s}"
+        f" AND t.municipality_code IS {m} AND t.definition = '{CONNECTION}'{other}), -1)"
     )
+
+
+def _contracted(m: str, s: str) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = {m}"
+        f" AND c.system_id = {s})"
+    )
+
+
+def _shift(s: str, x: str, before: tuple[str, str], after: tuple[str, str], when: str) -> str:
+    """Move one pair of system ``s`` from its count cell ``before`` (rank, contracted) to
+    ``after``, both SQL in ``o`` (a best rank) and ``c`` (contracted) as the columns ``x``
+    gives them: one statement, -1 on one cell and +1 on the other, nothing when they are the
+    same cell. The cell (-1, 0) (no track, no contract: not a pair) is never counted. Each
+    value is computed once, in the derived table (repeating the rank lookups in the outer
+    expressions made the statement 20x dearer)."""
+    cells = (
+        f"SELECT {before[0]} AS br, {before[1]} AS bc, {after[0]} AS ar, {after[1]} AS ac"
+        f" FROM (SELECT {x})"
+    )
+    return (
+        " INSERT INTO rollout_count (system_id, rank, contracted, n)"
+        f" SELECT {s}, CASE y.d WHEN 1 THEN z.ar ELSE z.br END,"
+        " CASE y.d WHEN 1 THEN z.ac ELSE z.bc END, y.d"
+        f" FROM ({cells}) z, (SELECT -1 AS d UNION ALL SELECT 1) y"
+        f" WHERE {s} IS NOT NULL{when} AND (z.br != z.ar OR z.bc != z.ac)"
+        " AND (CASE y.d WHEN 1 THEN z.ar >= 0 OR z.ac ELSE z.br >= 0 OR z.bc END)"
+        " ON CONFLICT DO UPDATE SET n = n + excluded.n;"
+    )
+
+
+def _track_side(row: str, entering: bool, when: str = "") -> str:
+    """The count change of the pair of track ``row`` (``new`` entering it, ``old`` leaving)."""
+    m, s = f"{row}.municipality_code", f"{row}.system_id"
+    x = f"{_best(m, s, f'{row}.id')} AS o, {_contracted(m, s)} AS c"
+    with_it = (f"max(o, {_rank(row)})", "c")
+    without = ("o", "c")
+    if entering:
+        return _shift(s, x, without, with_it, when)
+    return _shift(s, x, with_it, without, when)
+
+
+def _contract_side(row: str, entering: bool) -> str:
+    """The count change of the pair of contract ``row`` (``new`` recorded, ``old`` removed)."""
+    m, s = f"{row}.municipality_code", f"{row}.system_id"
+    x = f"{_best(m, s)} AS o, 0 AS c"
+    before, after = ("o", "0"), ("o", "1")
+    return _shift(s, x, before, after, "") if entering else _shift(s, x, after, before, "")
 
 
 _IS_NEW = f" AND new.definition = '{CONNECTION}'"
 _IS_OLD = f" AND old.definition = '{CONNECTION}'"
-#: The write moved the track off its pair (or out of the connection definition).
+#: The write moved the track off its pair (or into or out of the connection definition).
 _MOVED = (
     "(new.definition IS NOT old.definition OR new.system_id IS NOT old.system_id"
     " OR new.municipality_code IS NOT old.municipality_code)"
 )
-_CONNECTION = (
-    f"(new.definition = '{CONNECTION}' OR old.definition = '{CONNECTION}')"
-)
+_CONNECTION = f"(new.definition = '{CONNECTION}' OR old.definition = '{CONNECTION}')"
 
-#: The triggers. A track that stays on its pair and in its rank (most advances: the connection
-#: workflow has 9 states and 3 buckets) costs two lookups in ``rollout_rank`` and no write.
-#: A new track can only raise its pair's best rank; any other change recounts the pair.
+#: The triggers: each write changes the count cells of the pairs it touches, computed from the
+#: pair's other tracks (index ``tracks_pair``) and its contract. A track that stays on its pair
+#: and in its rank (most advances: the connection workflow has 9 states in 3 buckets) costs two
+#: lookups in ``rollout_rank`` and no write; one that changes bucket rewrites two counts.
 TRIGGERS = (
-    f"CREATE TRIGGER rollout_track_insert AFTER INSERT ON tracks"
+    "CREATE TRIGGER rollout_track_insert AFTER INSERT ON tracks"
     f" WHEN new.definition = '{CONNECTION}' AND new.system_id IS NOT NULL BEGIN"
-    " INSERT INTO rollout_pair (system_id, municipality_code, rank, contracted)"
-    f" VALUES (new.system_id, ifnull(new.municipality_code, -1), {_rank('new')},"
-    " EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = new.municipality_code"
-    " AND c.system_id = new.system_id))"
-    " ON CONFLICT (system_id, municipality_code) DO UPDATE SET rank = excluded.rank"
-    " WHERE excluded.rank > rank; END",
-    f"CREATE TRIGGER rollout_track_delete AFTER DELETE ON tracks"
-    f" WHEN old.definition = '{CONNECTION}' AND old.system_id IS NOT NULL BEGIN"
-    + _recount("old.municipality_code", "old.system_id")
+    + _track_side("new", True)
     + " END",
-    "CREATE TRIGGER rollout_track_update AFTER UPDATE OF definition, def_version,"
-    " municipality_code, system_id, state ON tracks"
-    f" WHEN {_CONNECTION} AND ({_MOVED} OR {_rank('new')} != {_rank('old')}) BEGIN"
-    + _recount("new.municipality_code", "new.system_id", _IS_NEW)
-    + _recount("old.municipality_code", "old.system_id", _IS_OLD + " AND " + _MOVED)
+    "CREATE TRIGGER rollout_track_delete AFTER DELETE ON tracks"
+    f" WHEN old.definition = '{CONNECTION}' AND old.system_id IS NOT NULL BEGIN"
+    + _track_side("old", False)
+    + " END",
+    # The same pair, another rank: one shift from the old rank to the new.
+    "CREATE TRIGGER rollout_track_rank AFTER UPDATE OF def_version, state ON tracks"
+    f" WHEN new.definition = '{CONNECTION}' AND NOT {_MOVED}"
+    f" AND {_rank('new')} != {_rank('old')} BEGIN"
+    + _shift(
+        "new.system_id",
+        f"{_best('new.municipality_code', 'new.system_id', 'new.id')} AS o,"
+        f" {_contracted('new.municipality_code', 'new.system_id')} AS c",
+        (f"max(o, {_rank('old')})", "c"),
+        (f"max(o, {_rank('new')})", "c"),
+        "",
+    )
+    + " END",
+    # Another pair (or definition): the old pair loses the track, the new one gains it.
+    "CREATE TRIGGER rollout_track_move AFTER UPDATE OF definition, municipality_code, system_id"
+    f" ON tracks WHEN {_CONNECTION} AND {_MOVED} BEGIN"
+    + _track_side("old", False, _IS_OLD)
+    + _track_side("new", True, _IS_NEW)
     + " END",
     "CREATE TRIGGER rollout_contract_insert AFTER INSERT ON contracts BEGIN"
-    + _recount("new.municipality_code", "new.system_id")
+    + _contract_side("new", True)
     + " END",
     "CREATE TRIGGER rollout_contract_delete AFTER DELETE ON contracts BEGIN"
-    + _recount("old.municipality_code", "old.system_id")
+    + _contract_side("old", False)
     + " END",
     "CREATE TRIGGER rollout_contract_update AFTER UPDATE OF municipality_code, system_id"
     " ON contracts BEGIN"
-    + _recount("new.municipality_code", "new.system_id")
-    + _recount("old.municipality_code", "old.system_id")
+    + _contract_side("old", False)
+    + _contract_side("new", True)
     + " END",
-    "CREATE TRIGGER rollout_pair_insert AFTER INSERT ON rollout_pair BEGIN"
-    " INSERT INTO rollout_count VALUES (new.system_id, new.rank, new.contracted, 1)"
-    " ON CONFLICT DO UPDATE SET n = n + 1; END",
-    "CREATE TRIGGER rollout_pair_delete AFTER DELETE ON rollout_pair BEGIN"
-    " UPDATE rollout_count SET n = n - 1 WHERE system_id = old.system_id"
-    " AND rank = old.rank AND contracted = old.contracted; END",
-    "CREATE TRIGGER rollout_pair_update AFTER UPDATE ON rollout_pair BEGIN"
-    " UPDATE rollout_count SET n = n - 1 WHERE system_id = old.system_id"
-    " AND rank = old.rank AND contracted = old.contracted;"
-    " INSERT INTO rollout_count VALUES (new.system_id, new.rank, new.contracted, 1)"
-    " ON CONFLICT DO UPDATE SET n = n + 1; END",
 )
 
 #: The pairs from scratch: every (system, municipality) with a contract or a connection track
@@ -186,13 +220,10 @@ def remember_ranks(conn: sqlite3.Connection, definitions: Iterable[Definition]) 
 
 
 def fill(conn: sqlite3.Connection) -> None:
-    """Fill the pairs and counts from scratch (the migration; a generator that bulk-inserts
-    with the triggers dropped). ``rollout_rank`` must be filled."""
-    conn.execute("DELETE FROM rollout_pair")
-    conn.execute(f"INSERT INTO rollout_pair SELECT s, m, rank, contracted FROM ({PAIRS})")
-    # Counted from the pairs (whatever the pair triggers counted on the way, if present).
+    """Fill the counts from scratch (the migration; a generator that bulk-inserts with the
+    triggers dropped). ``rollout_rank`` must be filled."""
     conn.execute("DELETE FROM rollout_count")
     conn.execute(
-        "INSERT INTO rollout_count SELECT system_id, rank, contracted, count(*)"
-        " FROM rollout_pair GROUP BY 1, 2, 3"
+        "INSERT INTO rollout_count SELECT s, rank, contracted, count(*)"
+        f" FROM ({PAIRS}) WHERE rank >= 0 OR contracted GROUP BY 1, 2, 3"
     )
