@@ -72,7 +72,9 @@ DUE = 100
 SWEEP_AT = "2021-03-15T09:00:00"
 #: ``due`` tracks start on these 20 working days, so every row (the last rung falls due 30
 #: working days after the start) is due at SWEEP_AT, at 80 different times.
-DUE_DAYS = tuple(date(2020, 11, 2) + timedelta(days=7 * (k // 5) + k % 5) for k in range(20))
+DUE_DAYS = tuple(
+    date(2020, 11, 2) + timedelta(days=7 * (k // 5) + k % 5) for k in range(20)
+)
 PEER_SYSTEMS = 103  # 98 * 103 >= 10^4 subjects
 
 BOB_PATH = (
@@ -415,7 +417,9 @@ def _contracts(conn: sqlite3.Connection) -> None:
 # --- kinds ----------------------------------------------------------------------------------------
 
 
-def make_fresh(path: Path, n: int, days: tuple[date, ...] = START_DAYS) -> tuple[int, int]:
+def make_fresh(
+    path: Path, n: int, days: tuple[date, ...] = START_DAYS
+) -> tuple[int, int]:
     """``n`` connection tracks just started on ``days`` (round robin by id); returns (first
     track id, first system id)."""
     _init(path)
@@ -746,7 +750,8 @@ def check_shape(workdir: Path) -> list[str]:
     )
     db.close()
     a, b = sqlite3.connect(gen), sqlite3.connect(eng)
-    for table in ("tracks", "history", "outbox", "outbox_plan", "contracts", "systems", "contacts"):
+    for table in ("tracks", "history", "outbox", "outbox_plan", "contracts", "systems",
+                  "contacts"):
         cols = [r[1] for r in a.execute(f"PRAGMA table_info({table})")]
         sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1, 2, 3"
         ra, rb = _rows(a, sql), _rows(b, sql)

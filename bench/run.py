@@ -48,7 +48,9 @@ VENV_BIN = Path(sys.executable).parent
 ONBOARDING = str(VENV_BIN / "onboarding")
 #: "Now" for the national databases: after their two years of history.
 NATIONAL_NOW = "2022-06-01T12:00:00"
-SECTIONS = ("shape", "cli", "sweep", "report", "delivery", "peers", "bulk", "backlog", "single")
+SECTIONS = (
+    "shape", "cli", "sweep", "report", "delivery", "peers", "bulk", "backlog", "single"
+)
 
 
 def sz(n: int) -> str:
@@ -893,48 +895,16 @@ class Suite:
             data.remove(path)
             data.remove(path2)
             m, b_same, b_state = (med(out[key]) for key in ("times", "same", "state"))
-            self.add(
-                Row(
-                    "1b single advance",
-                    "floor: raw sqlite3, state + history row, one commit each",
-                    f"{sz(n)} tracks",
-                    b_state,
-                    "",
-                    None,
-                    None,
-                    "",
-                    None,
-                    note=f"{k} advances interleaved with the engine's, median",
-                )
-            )
-            self.add(
-                Row(
-                    "1b single advance",
-                    "floor: raw sqlite3, same rows, one commit each",
-                    f"{sz(n)} tracks",
-                    b_same,
-                    "state + history floor",
-                    b_state,
-                    None,
-                    "",
-                    None,
-                    note=f"{k} advances interleaved with the engine's, median",
-                )
-            )
-            self.add(
-                Row(
-                    "1b single advance",
-                    "engine.advance (agree_date), in process",
-                    f"{sz(n)} tracks",
-                    m,
-                    "state + history floor",
-                    b_state,
-                    out["rss_peak"],
-                    "<= 2.5x state + history floor",
-                    m <= 2.5 * b_state,
-                    note=f"{m / b_same:.2f}x the same-rows floor; {k} advances, median",
-                )
-            )
+            self.add(Row("1b single advance", "floor: raw sqlite3, state + history row, one "
+                         "commit each", f"{sz(n)} tracks", b_state, "", None, None, "", None,
+                         note=f"{k} advances interleaved with the engine's, median"))
+            self.add(Row("1b single advance", "floor: raw sqlite3, same rows, one commit each",
+                         f"{sz(n)} tracks", b_same, "state + history floor", b_state, None, "",
+                         None, note=f"{k} advances interleaved with the engine's, median"))
+            self.add(Row("1b single advance", "engine.advance (agree_date), in process",
+                         f"{sz(n)} tracks", m, "state + history floor", b_state,
+                         out["rss_peak"], "<= 2.5x state + history floor", m <= 2.5 * b_state,
+                         note=f"{m / b_same:.2f}x the same-rows floor; {k} advances, median"))
 
     # --- the whole run ----------------------------------------------------------------------------
 
@@ -1136,7 +1106,6 @@ class Suite:
         if FINDINGS.exists():
             md += [FINDINGS.read_text(encoding="utf-8").rstrip(), ""]
         return "\n".join(md)
-
 
 # --- a run of some sections: update their rows, keep the rest ------------------------------------
 

@@ -91,9 +91,8 @@ class _Floor:
         # reminder and three escalation rungs planned (none fires on entry).
         self.due = calendar.add_working_days(clock.local_date(moment), 10).isoformat()
         rules = outbox.rules(data._definition(conn, data.CONNECTION).state("service_agreements"))
-        planned, _ = outbox._PLANNER.rows(
-            0, 0, "service_agreements", rules, self.due, self.at, self.at
-        )
+        planned, _ = outbox._PLANNER.rows(0, 0, "service_agreements", rules, self.due,
+                                          self.at, self.at)
         self.planned = [(p[3], p[11]) for p in planned]
         self.sets = json.dumps({"connection_date": data.CONNECTION_DATE}, sort_keys=True)
         self.encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -116,33 +115,10 @@ class _Floor:
         for (track_id, version, fields), head in zip(batch, heads, strict=True):
             f = json.loads(fields)
             f["connection_date"] = data.CONNECTION_DATE
-            tracks.append(
-                (
-                    json.dumps(f, ensure_ascii=False, sort_keys=True),
-                    at,
-                    self.due,
-                    at,
-                    head,
-                    track_id,
-                    version,
-                )
-            )
-            history.append(
-                (
-                    track_id,
-                    version + 1,
-                    "date_agreement",
-                    "service_agreements",
-                    "agree_date",
-                    data.ACTOR,
-                    data.ROLE,
-                    None,
-                    at,
-                    at,
-                    1,
-                    self.sets,
-                )
-            )
+            tracks.append((json.dumps(f, ensure_ascii=False, sort_keys=True), at, self.due, at,
+                           head, track_id, version))
+            history.append((track_id, version + 1, "date_agreement", "service_agreements",
+                            "agree_date", data.ACTOR, data.ROLE, None, at, at, 1, self.sets))
         pointer = "" if self.rows == "state" else ", plan_id = ?, plan_open = 1"
         conn.executemany(
             "UPDATE tracks SET state = 'service_agreements', final = 0, version = version + 1,"
@@ -150,10 +126,8 @@ class _Floor:
             " WHERE id = ? AND version = ?",
             [t if pointer else t[:4] + t[5:] for t in tracks],
         )
-        cols = (
-            "track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
-            " recorded_at, def_version, fields"
-        )
+        cols = ("track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
+                " recorded_at, def_version, fields")
         if self.rows == "state":
             conn.executemany(
                 f"INSERT INTO history ({cols}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
@@ -182,36 +156,19 @@ class _Floor:
         the last of its four outbox ids, linked to the track's plan so far; the track row then
         points to it. Leaving the old state writes nothing more. Returns the plan ids."""
         per = len(self.planned)
-        first = (
-            self.conn.execute(
-                "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
-                " coalesce((SELECT max(id) FROM outbox_plan), 0))"
-            ).fetchone()[0]
-            + 1
-        )
+        first = self.conn.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+            " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+        ).fetchone()[0] + 1
         plans, heads = [], []
         for i, (track_id, version, _) in enumerate(batch):
             ids = range(first + i * per, first + (i + 1) * per)
-            text = (
-                "["
-                + ",".join(
-                    f'[{j},"{name}","{due_at}"]'
-                    for j, (name, due_at) in zip(ids, self.planned, strict=True)
-                )
-                + "]"
-            )
-            plans.append(
-                (
-                    ids[-1],
-                    track_id,
-                    version + 1,
-                    self.due,
-                    self.at,
-                    text,
-                    min(d for _, d in self.planned),
-                    track_id,
-                )
-            )
+            text = "[" + ",".join(
+                f'[{j},"{name}","{due_at}"]'
+                for j, (name, due_at) in zip(ids, self.planned, strict=True)
+            ) + "]"
+            plans.append((ids[-1], track_id, version + 1, self.due, self.at, text,
+                          min(d for _, d in self.planned), track_id))
             heads.append(ids[-1])
         self.conn.executemany(
             "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
@@ -280,13 +237,8 @@ def single(args: dict[str, Any]) -> dict[str, Any]:
             times[key].append(time.perf_counter() - started)
     db.close()
     db2.close()
-    return {
-        "times": times["engine"],
-        "same": times["same"],
-        "state": times["state"],
-        "rss_before": before,
-        "moved": len(times["engine"]),
-    }
+    return {"times": times["engine"], "same": times["same"], "state": times["state"],
+            "rss_before": before, "moved": len(times["engine"])}
 
 
 # --- 4. due sweep -------------------------------------------------------------------------------

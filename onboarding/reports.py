@@ -1382,7 +1382,9 @@ def grid_text(report: Mapping[str, Any], lang: str | None = None) -> str:
     systems = report["systems"]
     if not systems:
         return "\n".join([*lines, _say(lang, "(no connections or contracts)")]) + "\n"
-    name_width = min(17, max(len(municipality), *(len(r["municipality"]) for r in report["rows"])))
+    name_width = min(
+        17, max(len(municipality), *(len(r["municipality"]) for r in report["rows"]))
+    )
     widths = []
     for s in systems:
         cell_width = max(
@@ -1520,7 +1522,8 @@ def klik_text(report: Mapping[str, Any], lang: str | None = None) -> str:
             lines += _wrap(
                 _say(
                     lang,
-                    "%(task)s: %(n)s municipalities have no track for it and count as %(bucket)s.",
+                    "%(task)s: %(n)s municipalities have no track for it and count as "
+                    "%(bucket)s.",
                     task=t["task"],
                     n=t["without_track"],
                     bucket=buckets[-1],

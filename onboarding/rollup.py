@@ -1,4 +1,4 @@
-"""The rollout report's counts, kept at the level the report prints (schema ``013_rollout_buckets``).
+"""The rollout report's counts, kept at the level it prints (schema ``013_rollout_buckets``).
 
 Today's ``report rollout`` prints, per vendor solution (system): how many municipalities use it
 (a contract on record) and how many of those have their most advanced connection track in each
@@ -70,8 +70,7 @@ def _best(m: str, s: str, but: str | None = None) -> str:
 
 def _contracted(m: str, s: str) -> str:
     return (
-        f"EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = {m}"
-        f" AND c.system_id = {s})"
+        f"EXISTS (SELECT 1 FROM contracts c WHERE c.municipality_code = {m} AND c.system_id = {s})"
     )
 
 
@@ -164,10 +163,7 @@ TRIGGERS = (
     + _contract_side("old", False)
     + " END",
     "CREATE TRIGGER rollout_contract_update AFTER UPDATE OF municipality_code, system_id"
-    " ON contracts BEGIN"
-    + _contract_side("old", False)
-    + _contract_side("new", True)
-    + " END",
+    " ON contracts BEGIN" + _contract_side("old", False) + _contract_side("new", True) + " END",
 )
 
 #: The pairs from scratch: every (system, municipality) with a contract or a connection track

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import cli
 from onboarding import rollup
 
+
 def summary_and_grouped(conn: sqlite3.Connection) -> tuple[list[tuple[object, ...]], ...]:
     return conn.execute(rollup.COUNTS).fetchall(), conn.execute(rollup.RECOUNT).fetchall()
 
