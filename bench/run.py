@@ -216,13 +216,20 @@ class Suite:
         reps = 11
         base: list[tuple[float, int]] = []
         clicks, helps, shows, jsons = [], [], [], []
+        # The same commands by click (the fast path off): what the fast path saves.
+        helps_click, jsons_click = [], []
+        click_only = {"ONBOARDING_CLICK_ONLY": "1"}
         for _ in range(reps):
             base.append(self.proc(bare))
             clicks.append(self.proc([PY, "-c", "import click"]))
             helps.append(self.proc([ONBOARDING, "--help"]))
+            helps_click.append(self.proc([ONBOARDING, "--help"], **click_only))
             show = [ONBOARDING, "track", "show", str(shown), "--db", str(nat)]
             shows.append(self.proc(show, ONBOARDING_NOW=NATIONAL_NOW))
             jsons.append(self.proc([*show, "--json"], ONBOARDING_NOW=NATIONAL_NOW))
+            jsons_click.append(
+                self.proc([*show, "--json"], ONBOARDING_NOW=NATIONAL_NOW, **click_only)
+            )
         b = med([t for t, _ in base])
         self.add(
             Row(
@@ -240,7 +247,14 @@ class Suite:
         for what, runs, size, target in (
             ("floor: python -c 'import click' (any click command)", clicks, "-", "(floor)"),
             ("onboarding --help", helps, "-", 2.0),
+            ("onboarding --help, by click (fast path off)", helps_click, "-", "(reported)"),
             ("onboarding track show --json", jsons, "10^6 tracks", 2.5),
+            (
+                "onboarding track show --json, by click (fast path off)",
+                jsons_click,
+                "10^6 tracks",
+                "(reported)",
+            ),
             ("onboarding track show", shows, "10^6 tracks", "(reported)"),
         ):
             m = med([t for t, _ in runs])
@@ -265,7 +279,7 @@ class Suite:
                 .execute("SELECT min(id) FROM tracks WHERE definition = 'connection'")
                 .fetchone()[0]
             )
-            runs, base, floor, click_floor = [], [], [], []
+            runs, base, floor, click_floor, by_click = [], [], [], [], []
             for i in range(7):
                 base.append(self.proc(bare))
                 floor.append(self.proc([PY, "-c", COMMIT_FLOOR, str(path), str(first + 7 + i)]))
@@ -293,11 +307,36 @@ class Suite:
                         ONBOARDING_ACTOR=data.ACTOR,
                     )
                 )
+                by_click.append(
+                    self.proc(
+                        [
+                            ONBOARDING,
+                            "track",
+                            "advance",
+                            str(first + 21 + i),
+                            "agree_date",
+                            "--set",
+                            f"connection_date={data.CONNECTION_DATE}",
+                            "--role",
+                            "municipality-pl",
+                            "--db",
+                            str(path),
+                        ],
+                        ONBOARDING_NOW=data.ADVANCE_AT,
+                        ONBOARDING_ACTOR=data.ACTOR,
+                        ONBOARDING_CLICK_ONLY="1",
+                    )
+                )
             data.remove(path)
             m, bm = med([t for t, _ in runs]), med([t for t, _ in base])
-            for what, times in (
-                ("floor: raw sqlite3 process, state + history row, one commit", floor),
-                ("floor: the same after 'import click' (any click command)", click_floor),
+            for what, times, kind in (
+                ("floor: raw sqlite3 process, state + history row, one commit", floor, "(floor)"),
+                (
+                    "floor: the same after 'import click' (any click command)",
+                    click_floor,
+                    "(floor)",
+                ),
+                ("onboarding track advance, by click (fast path off)", by_click, "(reported)"),
             ):
                 self.add(
                     Row(
@@ -308,7 +347,7 @@ class Suite:
                         "python -c pass",
                         bm,
                         max_rss(times),
-                        "(floor)",
+                        kind,
                         None,
                     )
                 )
