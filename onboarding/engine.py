@@ -426,28 +426,36 @@ def write_moves(
     # The entered states' notifications first: the track row then points to their plan.
     heads = outbox.enter(conn, moves, recorded)
     keep: tuple[int | None, int | None] = (None, None)
-    cur = conn.executemany(
-        "UPDATE tracks SET state = ?, final = ?, version = version + 1, fields = ?,"
-        " entered_at = ?, due = ?, def_version = ?, updated_at = ?,"
-        " plan_id = coalesce(?, plan_id), plan_open = coalesce(?, plan_open)"
-        " WHERE id = ? AND version = ?",
-        [
-            (
-                m.to_state,
-                int(m.final),
-                json.dumps(m.fields, ensure_ascii=False, sort_keys=True),
-                m.entered_at,
-                m.due,
-                m.def_version,
-                at,
-                *heads.get(int(m.track["id"]), keep),
-                m.track["id"],
-                m.track["version"],
-            )
-            for m in moves
-        ],
-    )
-    if cur.rowcount != len(moves):
+    # ``final`` is only SET where it changes: SQLite rewrites the entry of every index whose
+    # columns (or partial-index WHERE, here ``tracks_open_subject``'s ``final = 0``) the
+    # statement SETs, even to the same value, and that page is one more written per advance.
+    same: list[tuple[Any, ...]] = []
+    flips: list[tuple[Any, ...]] = []
+    for m in moves:
+        values = (
+            m.to_state,
+            json.dumps(m.fields, ensure_ascii=False, sort_keys=True),
+            m.entered_at,
+            m.due,
+            m.def_version,
+            at,
+            *heads.get(int(m.track["id"]), keep),
+        )
+        if int(m.final) == int(m.track["final"]):
+            same.append((*values, m.track["id"], m.track["version"]))
+        else:
+            flips.append((*values, int(m.final), m.track["id"], m.track["version"]))
+    written = 0
+    for params, final in ((same, ""), (flips, " final = ?,")):
+        if params:
+            written += conn.executemany(
+                "UPDATE tracks SET state = ?, fields = ?, entered_at = ?, due = ?,"
+                " def_version = ?, updated_at = ?, plan_id = coalesce(?, plan_id),"
+                f" plan_open = coalesce(?, plan_open),{final} version = version + 1"
+                " WHERE id = ? AND version = ?",
+                params,
+            ).rowcount
+    if written != len(moves):
         raise StaleVersion(
             Message(
                 "a track changed while this was being applied; nothing was written: read it again"
@@ -495,7 +503,7 @@ def advance(
         values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
-        at = ctx.at_stamp
+        at = move.entered_at  # ctx.at_stamp, already formatted once by plan
         # Written "now" is the act's moment unless --at dated it: one clock reading.
         write_moves(conn, [move], act, at, None if act.at else at)
         after = moved_track(move, at)
@@ -972,6 +980,7 @@ def start_in(
     initial = defn.state(defn.initial)
     ctx = GuardContext(conn, moment)
     due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
+    fields_json = json.dumps(fields, ensure_ascii=False, sort_keys=True)
     cur = conn.execute(
         "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
         " system_id, index_set, bob, klik_task_id, course, vendor_id, subject_name, state,"
@@ -991,7 +1000,7 @@ def start_in(
             cols.get("subject_name"),
             initial.name,
             int(initial.final),
-            json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            fields_json,
             at,
             due.isoformat() if due else None,
             at,
@@ -1014,12 +1023,37 @@ def start_in(
                 at,
                 recorded,
                 defn.version,
-                json.dumps(fields, ensure_ascii=False, sort_keys=True),
+                fields_json,
             )
         ],
     )
-    outbox.on_start(conn, track_id, recorded)
-    return load_track(conn, track_id)
+    due_text = due.isoformat() if due else None
+    outbox.on_start(
+        conn, track_id, recorded, entry=(defn.name, defn.version, initial.name, due_text, at)
+    )
+    # The row as just inserted (TRACK_COLUMNS, as load_track reads it), not read back.
+    return {
+        "id": track_id,
+        "definition": defn.name,
+        "def_version": defn.version,
+        "subject_key": cols["subject_key"],
+        "municipality_code": cols.get("municipality_code"),
+        "system_id": cols.get("system_id"),
+        "index_set": cols.get("index_set"),
+        "bob": cols["bob"],
+        "klik_task_id": cols.get("klik_task_id"),
+        "course": cols.get("course"),
+        "vendor_id": cols.get("vendor_id"),
+        "subject_name": cols.get("subject_name"),
+        "state": initial.name,
+        "final": int(initial.final),
+        "version": 1,
+        "fields": json.loads(fields_json),
+        "entered_at": at,
+        "due": due_text,
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 # --- fields outside a transition --------------------------------------------------------------
