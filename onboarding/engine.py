@@ -71,6 +71,11 @@ TRACK_COLUMNS = (
 )
 
 
+#: ``json.dumps(value, ensure_ascii=False, sort_keys=True)`` (how fields are stored), with one
+#: encoder for the process instead of one built per call.
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 # --- reading tracks ---------------------------------------------------------------------------
 
 
@@ -251,7 +256,6 @@ def plan(
     not refuse the step: the field is recorded as ``None`` ("not reported") in the track and in
     the step's history row, so ``tracks.replay`` still equals the track row.
     """
-    label = Message("track #%(id)s", {"id": str(track["id"])})
     candidates = _check_trigger(defn, track["state"], trigger)
     allowed = sorted({r for t in candidates for r in t.roles})
     if role not in allowed:
@@ -259,7 +263,7 @@ def plan(
             Message(
                 "%(track)s: role %(role)s may not fire %(trigger)s (allowed: %(allowed)s)",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "role": terms.role(role),
                     "trigger": terms.trigger(defn, trigger),
                     "allowed": terms.roles(allowed),
@@ -273,7 +277,7 @@ def plan(
                 "%(track)s: %(at)s is before its last recorded step (%(last)s); "
                 "history never goes backwards",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "at": clock.unstamp(at),
                     "last": clock.unstamp(track["updated_at"]),
                 },
@@ -297,7 +301,7 @@ def plan(
             Message(
                 "%(track)s: %(trigger)s is blocked: %(reasons)s",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "trigger": terms.trigger(defn, trigger),
                     "reasons": Phrases(reasons or [], "; "),
                 },
@@ -308,7 +312,7 @@ def plan(
             Message(
                 "%(track)s: role %(role)s may not fire %(trigger)s here (allowed: %(allowed)s)",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "role": terms.role(role),
                     "trigger": terms.trigger(defn, trigger),
                     "allowed": terms.roles(chosen.roles),
@@ -321,7 +325,7 @@ def plan(
             Message(
                 "%(track)s: %(trigger)s does not take %(unlisted)s (it takes: %(takes)s)",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "trigger": terms.trigger(defn, trigger),
                     "unlisted": terms.fields(defn, unlisted),
                     "takes": terms.fields(defn, chosen.inputs)
@@ -346,7 +350,7 @@ def plan(
         hints = " ".join(f"--set {f}=<{defn.fields[f].type}>" for f in missing)
         stale = [f for f in missing if track["fields"].get(f) not in (None, "")]
         params = {
-            "track": label,
+            "track": _track_label(track),
             "trigger": terms.trigger(defn, trigger),
             "missing": terms.fields(defn, missing),
             "stale": terms.fields(defn, stale),
@@ -375,6 +379,11 @@ def plan(
         due=due.isoformat() if due else None,
         def_version=defn.version,
     )
+
+
+def _track_label(track: Mapping[str, Any]) -> Message:
+    """How a refusal names the track (built only when one is raised: not on every step)."""
+    return Message("track #%(id)s", {"id": str(track["id"])})
 
 
 def _field_given(
@@ -434,7 +443,7 @@ def write_moves(
     for m in moves:
         values = (
             m.to_state,
-            json.dumps(m.fields, ensure_ascii=False, sort_keys=True),
+            _FIELDS_JSON(m.fields),
             m.entered_at,
             m.due,
             m.def_version,
@@ -476,7 +485,7 @@ def write_moves(
                 at,
                 recorded,
                 m.def_version,
-                json.dumps(m.fields_set, ensure_ascii=False, sort_keys=True),
+                _FIELDS_JSON(m.fields_set),
             )
             for m in moves
         ],
@@ -980,7 +989,7 @@ def start_in(
     initial = defn.state(defn.initial)
     ctx = GuardContext(conn, moment)
     due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
-    fields_json = json.dumps(fields, ensure_ascii=False, sort_keys=True)
+    fields_json = _FIELDS_JSON(fields)
     cur = conn.execute(
         "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
         " system_id, index_set, bob, klik_task_id, course, vendor_id, subject_name, state,"
