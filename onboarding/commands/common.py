@@ -359,9 +359,25 @@ def _mail_config(db_path: str | None, db: Any) -> Any:
 
 
 def _parse_day(text: str | None, option: str) -> Any:
+    """The day an option names, or None; a day after today is refused (a report as of it, or
+    a counter recorded on it, would claim a future nobody has seen)."""
     from onboarding import clock
 
-    return clock.parse_date(text, what=option) if text else None
+    if not text:
+        return None
+    day = clock.parse_date(text, what=option)
+    today = clock.local_date(clock.now())
+    if day > today:
+        from onboarding.errors import InputError
+        from onboarding.i18n import Message
+
+        raise InputError(
+            Message(
+                "%(option)s %(day)s is after today (%(today)s): there is no history for it yet",
+                {"option": option, "day": day, "today": today},
+            )
+        )
+    return day
 
 
 def _today() -> Any:
