@@ -120,8 +120,10 @@ class _Floor:
             history.append((track_id, version + 1, "date_agreement", "service_agreements",
                             "agree_date", data.ACTOR, data.ROLE, None, at, at, 1, self.sets))
         pointer = "" if self.rows == "state" else ", plan_id = ?, plan_open = 1"
+        # No ``final = 0`` (it does not change): SETting it would rewrite the track's entry
+        # in the partial index ``tracks_open_subject``, a page the engine does not write.
         conn.executemany(
-            "UPDATE tracks SET state = 'service_agreements', final = 0, version = version + 1,"
+            "UPDATE tracks SET state = 'service_agreements', version = version + 1,"
             f" fields = ?, entered_at = ?, due = ?, def_version = 1, updated_at = ?{pointer}"
             " WHERE id = ? AND version = ?",
             [t if pointer else t[:4] + t[5:] for t in tracks],
