@@ -1003,3 +1003,27 @@ def _m011(db: Database) -> None:
         CREATE INDEX api_idempotency_created ON api_idempotency (created_at);
         """
     )
+
+
+@migrations(name="013_rollout_buckets")
+def _m013(db: Database) -> None:
+    # Issue 14: today's rollout report read one summary row per (municipality, system, state),
+    # 10^6 at the bench's shape, and the summary cost every advance two upserts. The counts it
+    # prints are now kept per system and bucket (onboarding/rollup.py), written only when a
+    # write changes a pair's best bucket or contract; the per-state summary goes.
+    from onboarding import definitions, rollup
+
+    conn = db.conn
+    for sql in rollup.SCHEMA:
+        conn.execute(sql)
+    versions = [
+        int(r[0])
+        for r in conn.execute("SELECT version FROM definitions WHERE name = ?", [rollup.CONNECTION])
+    ]
+    rollup.remember_ranks(conn, [definitions.get(db, rollup.CONNECTION, v) for v in versions])
+    for name in ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE rollout_summary")
+    rollup.fill(conn)
+    for sql in rollup.TRIGGERS:
+        conn.execute(sql)
