@@ -329,7 +329,11 @@ def open_existing(path: str | os.PathLike[str]) -> Database:
     if not p.parent.is_dir():
         raise missing_folder(p)
     if not p.exists():
-        raise NotInitialised(f"database {p} does not exist: run 'onboarding init' first")
+        raise NotInitialised(
+            Message(
+                "database %(path)s does not exist: run 'onboarding init' first", {"path": str(p)}
+            )
+        )
     db = connect(p)
     try:
         with guard(p):
@@ -340,8 +344,11 @@ def open_existing(path: str | os.PathLike[str]) -> Database:
     if any(m.name not in applied for m in migrations._migrations):
         db.close()
         raise NotInitialised(
-            f"database {p} has no current onboarding schema: run 'onboarding init' to create or "
-            "upgrade it"
+            Message(
+                "database %(path)s has no current onboarding schema: run 'onboarding init' to "
+                "create or upgrade it",
+                {"path": str(p)},
+            )
         )
     return db
 

@@ -141,10 +141,15 @@ def test_help_root_is_danish_by_default(path: str) -> None:
     command line."""
     out = _help("--help", path=path)
     assert out.startswith("Brug: onboarding [TILVALG] KOMMANDO [ARGUMENTER]...")
-    for text in ("Tilvalg:", "Kommandoer:", "Vis denne hjælp og afslut.", "Eksempel:",
-                 "Følg, hvordan Danmarks kommuner tilslutter deres fagsystemer",
-                 "onboarding init && onboarding registry list municipalities",
-                 "track      Tilslutningsspor: start, flyt frem, sæt felter"):
+    for text in (
+        "Tilvalg:",
+        "Kommandoer:",
+        "Vis denne hjælp og afslut.",
+        "Eksempel:",
+        "Følg, hvordan Danmarks kommuner tilslutter deres fagsystemer",
+        "onboarding init && onboarding registry list municipalities",
+        "track      Tilslutningsspor: start, flyt frem, sæt felter",
+    ):
         assert text in out, text
     for english in ("Usage:", "Options:", "Commands:", "Show this message", "Example:"):
         assert english not in out, english
@@ -158,9 +163,14 @@ def test_help_root_in_english_when_asked(args: tuple[str, ...], path: str) -> No
     fast path and by click."""
     out = _help(*args, lang="en" if args == ("--help",) else None, path=path)
     assert out.startswith("Usage: onboarding [OPTIONS] COMMAND [ARGS]...")
-    for text in ("Options:", "Commands:", "Show this message and exit.", "Example:",
-                 "Track how Denmark's municipalities connect their systems",
-                 "track      Onboarding tracks: start, advance, set fields"):
+    for text in (
+        "Options:",
+        "Commands:",
+        "Show this message and exit.",
+        "Example:",
+        "Track how Denmark's municipalities connect their systems",
+        "track      Onboarding tracks: start, advance, set fields",
+    ):
         assert text in out, text
     assert "Brug:" not in out and "Tilvalg" not in out
 
@@ -174,13 +184,25 @@ def test_help_group_and_command_danish_and_english(path: str) -> None:
     assert "advance  Tag et skridt på ét spor eller på alle spor" in group
     command = _help("track", "advance", "--help", path=path)
     example = "onboarding track advance 12 agree_date --set connection_date=2021-09-01"
-    for text in ("Brug: onboarding track advance [TILVALG]", "Tag et skridt på ét spor",
-                 "Eksempler:", example, "Tilvalg:", "En note til historikken.",
-                 "Den rolle, du handler i", "[standard: coordinator]"):
+    for text in (
+        "Brug: onboarding track advance [TILVALG]",
+        "Tag et skridt på ét spor",
+        "Eksempler:",
+        example,
+        "Tilvalg:",
+        "En note til historikken.",
+        "Den rolle, du handler i",
+        "[standard: coordinator]",
+    ):
         assert text in command, text
     english = _help("--lang", "en", "track", "advance", "--help", path=path)
-    for text in ("Usage: onboarding track advance [OPTIONS]", "Examples:", example,
-                 "A note for the history.", "[default: coordinator]"):
+    for text in (
+        "Usage: onboarding track advance [OPTIONS]",
+        "Examples:",
+        example,
+        "A note for the history.",
+        "[default: coordinator]",
+    ):
         assert text in english, text
 
 
@@ -198,3 +220,40 @@ def test_help_paragraph_not_in_catalogue_stays_english() -> None:
     finally:
         i18n.choose(None)
     assert help_msgid("    onboarding brand-new\n    onboarding other") is None
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_help_user_error_line_is_in_the_cli_language(path: str, lang: str, tmp_path: Path) -> None:
+    """A user error is one line in the CLI's language, its prefix too ("Fejl: ..." /
+    "Error: ..."), the same by the fast path and by click, exit code 2; a missing database
+    is said in that language as well."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    env["ONBOARDING_LANG"] = lang
+    if path == "click only":
+        env["ONBOARDING_CLICK_ONLY"] = "1"
+    program = str(Path(sys.executable).parent / "onboarding")
+    db = tmp_path / "onboarding.db"
+    subprocess.run([program, "init", "--db", str(db)], env=env, capture_output=True, check=True)
+    expected = {
+        ("track", "show", "99"): {
+            "da": "Fejl: ukendt spor '99'",
+            "en": "Error: unknown track '99'",
+        },
+        ("workflow", "show", "nosuch"): {"da": "Fejl: ", "en": "Error: "},
+    }
+    for args, said in expected.items():
+        proc = subprocess.run(
+            [program, *args, "--db", str(db)], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith(said[lang]) and proc.stderr.count("\n") == 1, proc.stderr
+    missing = subprocess.run(
+        [program, "track", "show", "1", "--db", str(tmp_path / "none.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2
+    assert (
+        "findes ikke: kør 'onboarding init' først" if lang == "da" else "does not exist: run"
+    ) in missing.stderr, missing.stderr

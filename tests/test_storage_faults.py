@@ -258,14 +258,14 @@ def _state(db: Path) -> bytes | None:
     return db.read_bytes() if db.exists() else None
 
 
-def assert_one_line_error(result: Result) -> str:
-    """Exit 2, one 'Error:' line on stderr (after a bulk command's progress label, if
-    any), no traceback; the line."""
+def assert_one_line_error(result: Result, prefix: str = "Error: ") -> str:
+    """Exit 2, one 'Error:' line on stderr ('Fejl:' in Danish; after a bulk command's progress
+    label, if any), no traceback; the line."""
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     lines = result.stderr.splitlines()
-    assert lines and lines[-1].startswith("Error: "), result.stderr
+    assert lines and lines[-1].startswith(prefix), result.stderr
     assert lines[:-1] in ([], ["advancing"]), result.stderr
     return lines[-1]
 
@@ -356,7 +356,7 @@ def test_storage_fault_messages_are_said_in_danish(base: Base, tmp_path: Path) -
         try:
             with make(base, case) as db:
                 args = ["track", "advance", "1", "cancel", "--set", "reason=x", "--db", str(db)]
-                err = assert_one_line_error(_cli(args, {"ONBOARDING_LANG": "da"}))
+                err = assert_one_line_error(_cli(args, {"ONBOARDING_LANG": "da"}), "Fejl: ")
         except pytest.skip.Exception:
             continue
         assert text in err and str(db.parent) in err, (fault, err)

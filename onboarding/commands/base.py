@@ -28,6 +28,15 @@ class Refused(Exception):
         self.message = message
 
 
+def error_line(message: str) -> str:
+    """A user error as the one line the program prints: "Fejl: ..." in Danish, "Error: ..."
+    in English (click prints the same for its own errors; ours say it in the CLI's
+    language)."""
+    from onboarding.i18n import cli_language, gettext
+
+    return gettext(cli_language(), "Error: %(message)s") % {"message": message}
+
+
 def echo(message: str, err: bool = False) -> None:
     """``click.echo(message, err=err)``: with click loaded, click's own; without, what it
     does for text on a correctly configured stream (``fast.streams_ok``): write the line,
@@ -91,14 +100,21 @@ def command_errors() -> Iterator[None]:
 
         raise Refused(exc.say(cli_language(), cli=True)) from exc
     except NotInitialised as exc:
-        raise Refused(str(exc)) from exc
+        from onboarding.i18n import Message, cli_language
+
+        first = exc.args[0] if exc.args else ""
+        raise Refused(
+            first.say(cli_language()) if isinstance(first, Message) else str(exc)
+        ) from exc
     except (sqlite3.Error, OSError) as exc:
         # A storage fault that no 'database()' block named a file for (a full disk, a
         # read-only file system): still one line. Anything else is a bug (exit 1).
         error = describe(exc)
         if error is None:
             raise
-        raise Refused(str(error)) from exc
+        from onboarding.i18n import cli_language
+
+        raise Refused(error.say(cli_language(), cli=True)) from exc
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from onboarding.commands.base import (
     echo,
     echo_json,
     echo_table,
+    error_line,
     lang,
     moment,
     open_db,
@@ -77,6 +78,7 @@ __all__ = [
     "echo",
     "echo_json",
     "echo_table",
+    "error_line",
     "help_msgid",
     "help_paragraphs",
     "help_text",
@@ -96,9 +98,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(click.ClickException):
-    """A user error: printed as one line, exit code 2, nothing changed."""
+    """A user error: printed as one line in the CLI's language, exit code 2, nothing
+    changed."""
 
     exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(error_line(self.format_message()), file=file, err=file is None)
 
 
 class _Formatter(click.HelpFormatter):

@@ -211,7 +211,7 @@ def _guarded(action: Callable[[], None], mapped: bool = True) -> int:
     """Run ``action`` as click's ``main`` runs a command, and give the exit code; ``mapped``:
     with the commands' error mapping (``base.command_errors``; printing the help needs none,
     nor the modules it imports)."""
-    from onboarding.commands.base import Refused, command_errors, echo
+    from onboarding.commands.base import Refused, command_errors, echo, error_line
 
     try:
         try:
@@ -221,7 +221,7 @@ def _guarded(action: Callable[[], None], mapped: bool = True) -> int:
             else:
                 action()
         except Refused as exc:
-            echo(f"Error: {exc.message}", err=True)
+            echo(error_line(exc.message), err=True)
             return exc.exit_code
         except (EOFError, KeyboardInterrupt):  # click: "Aborted!" and exit code 1
             echo("", err=True)
