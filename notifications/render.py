@@ -966,6 +966,11 @@ class Outgoing:
         return self.data
 
     def smtp_bytes(self) -> bytes:
+        return self._smtp_bytes
+
+    @cached_property
+    def _smtp_bytes(self) -> bytes:
+        # Made once, and by a sender ahead of the message's turn (notifications.runner).
         return _FROM_LINE.sub(b">From ", self.data).replace(b"\n", b"\r\n")
 
     def message(self) -> EmailMessage:

@@ -500,8 +500,9 @@ class _Ahead:
         config: Config,
         token: str,
         wall: Callable[[], datetime],
+        smtp: bool = False,
     ) -> None:
-        self.steps: Iterator[None] = self._make(db, group, at, renderer, config, token, wall)
+        self.steps: Iterator[None] = self._make(db, group, at, renderer, config, token, wall, smtp)
         self._made: _Made | None = None
         self._error: Exception | None = None
 
@@ -514,6 +515,7 @@ class _Ahead:
         config: Config,
         token: str,
         wall: Callable[[], datetime],
+        smtp: bool,
     ) -> Iterator[None]:
         try:
             items: list[_Item] = []
@@ -540,6 +542,8 @@ class _Ahead:
                     yield  # the calendar file made; the message built at the next reply
                     try:
                         msg = build_outgoing(rendered, **parts)
+                        if smtp:
+                            msg.smtp_bytes()  # made now, not in the message's turn
                     except Exception as exc:
                         msg = _unbuilt(items, exc)
             self._made = _Made(items, failed, msg)
@@ -595,10 +599,12 @@ def _process(
     else:
         groups = [[row] for row in live]
 
+    smtp = isinstance(tp, SmtpTransport)
+
     def ahead_of(k: int) -> _Ahead | None:
         if k >= len(groups):
             return None
-        return _Ahead(db, groups[k], at, renderer, config, token, wall)
+        return _Ahead(db, groups[k], at, renderer, config, token, wall, smtp)
 
     ahead = ahead_of(0)
     for k, group in enumerate(groups):
