@@ -584,11 +584,12 @@ def make_national(path: Path, n: int) -> None:
     )
     conn.executemany("INSERT INTO temp.ends VALUES (?, ?, ?, ?, ?, ?, ?)", ends)
     _working_day_table(conn, {e[6] for e in ends if e[6] is not None})
-    # The rollout summary (012_rollout_summary) is filled after the tracks, as its migration
-    # fills it: its triggers would upsert once per generated track.
-    from onboarding.db import ROLLOUT_SUMMARY, ROLLOUT_SUMMARY_FILL
+    # The rollout counts per system and bucket (013_rollout_buckets) are filled after the
+    # tracks and contracts, as the migration fills them: their triggers would run once per
+    # generated track and contract.
+    from onboarding import rollup
 
-    for name in ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update"):
+    for name in _trigger_names(rollup.TRIGGERS):
         conn.execute(f"DROP TRIGGER {name}")
     rows = n * HISTORY_ROWS
     t0 = int(NATIONAL_FROM.timestamp())
@@ -642,13 +643,16 @@ def make_national(path: Path, n: int) -> None:
     )
     for _, sql in indexes:
         conn.execute(sql)
-    conn.execute("DELETE FROM rollout_summary")
-    conn.execute(ROLLOUT_SUMMARY_FILL)
-    for sql in ROLLOUT_SUMMARY[1:]:  # the triggers (the table is there)
-        conn.execute(sql)
     _contracts(conn)
+    rollup.fill(conn)
+    for sql in rollup.TRIGGERS:
+        conn.execute(sql)
     conn.execute("COMMIT")
     _finish(conn)
+
+
+def _trigger_names(sqls: tuple[str, ...]) -> list[str]:
+    return [sql.split()[2] for sql in sqls]
 
 
 def make_sweep(path: Path, n: int) -> None:

@@ -71,65 +71,136 @@ CREATE TABLE history (id INTEGER PRIMARY KEY, instance_id INTEGER NOT NULL, seq 
 """
 
 
+class _Tables:
+    """Where a peer makes an instance durable: a state row and history rows. ``schema="peer"``:
+    the two small tables above, created empty (the peers' own, as their docs' examples keep
+    them). ``schema="ours"``: our ``tracks`` and ``history`` tables in a copy of the ``peers``
+    database (the engine's), with every index and trigger they carry (the open-subject key,
+    state, due, municipality, system and vendor indexes, history's ``(track_id, seq)``, ``at``
+    and ``actor`` indexes, the append-only and rollout-summary triggers); the history hash
+    is left empty, no audit head, no notifications. The same rows in the two schemas, so the
+    difference between them is what our schema's indexes and triggers cost a commit."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self.conn = conn = _connect(path)
+        self.schema = schema
+        if schema == "peer":
+            conn.executescript(_RAW_SCHEMA)
+            self.first = 1
+            return
+        codes = [r[0] for r in conn.execute("SELECT code FROM municipalities ORDER BY code")]
+        systems = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM systems WHERE name LIKE 'Bench System %' ORDER BY name"
+            )
+        ]
+        self.first = int(conn.execute("SELECT coalesce(max(id), 0) FROM tracks").fetchone()[0])
+        self.first += 1
+        # The subjects ``ours`` starts (municipality i mod 98, system i div 98, index sd).
+        self.subject = lambda i: (codes[i % len(codes)], systems[i // len(codes)])
+
+    def ids(self, n: int) -> list[int]:
+        return list(range(self.first, self.first + n))
+
+    def start_rows(
+        self, ids: list[int], state: str
+    ) -> tuple[str, list[tuple[Any, ...]], str, list[tuple[Any, ...]]]:
+        """(instance insert, its parameters, history insert, its parameters) for new ids."""
+        if self.schema == "peer":
+            return (
+                "INSERT INTO instance VALUES (?, ?, 1, 1, '{}')",
+                [(i, state) for i in ids],
+                _HISTORY["peer"],
+                [(i, 1, None, state, "@start", AT, "{}") for i in ids],
+            )
+        rows = []
+        for k, i in enumerate(ids):
+            code, system = self.subject(k)
+            rows.append((i, f"{code}:{system}:sd", code, system, state))
+        return (
+            "INSERT INTO tracks (id, definition, def_version, subject_key, municipality_code,"
+            " system_id, index_set, bob, state, final, version, fields, entered_at, created_at,"
+            f" updated_at) VALUES (?, 'connection', 1, ?, ?, ?, 'sd', 1, ?, 0, 1, '{{}}', '{AT}',"
+            f" '{AT}', '{AT}')",
+            rows,
+            _HISTORY["ours"],
+            [(i, 1, None, state, "@start", AT, "{}") for i in ids],
+        )
+
+    @property
+    def update(self) -> str:
+        """Parameters: state, version, fields, id, the state it must be in."""
+        table = "instance" if self.schema == "peer" else "tracks"
+        return f"UPDATE {table} SET state = ?, version = ?, fields = ? WHERE id = ? AND state = ?"
+
+    @property
+    def history(self) -> str:
+        """Parameters: id, seq, from, to, trigger, at, fields."""
+        return _HISTORY[self.schema]
+
+    def completed(self, ids: list[int]) -> int:
+        table = "instance" if self.schema == "peer" else "tracks"
+        row = self.conn.execute(
+            f"SELECT count(*) FROM {table} WHERE state = 'live' AND id BETWEEN ? AND ?",
+            [ids[0], ids[-1]],
+        ).fetchone()
+        return int(row[0])
+
+
+_HISTORY = {
+    "peer": "INSERT INTO history (instance_id, seq, from_state, to_state, trigger, at, fields)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "ours": "INSERT INTO history (track_id, seq, from_state, to_state, trigger, at, fields,"
+    f" actor, role, recorded_at, def_version, hash) VALUES (?, ?, ?, ?, ?, ?, ?, 'bench',"
+    f" 'coordinator', '{AT}', 1, '')",
+}
+
+
 # --- raw sqlite3: the floor ---------------------------------------------------------------------
 
 
-def raw(path: Path, n: int, mode: str) -> int:
-    conn = _connect(path)
-    conn.executescript(_RAW_SCHEMA)
+def raw(path: Path, n: int, mode: str, schema: str = "peer") -> int:
+    tables = _Tables(path, schema)
+    conn = tables.conn
+    ids = tables.ids(n)
     single = mode == "single"
+    insert, rows, insert_history, history = tables.start_rows(ids, "date_agreement")
     if single:
-        for i in range(1, n + 1):
+        for row, hist in zip(rows, history, strict=True):
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO instance VALUES (?, 'date_agreement', 1, 1, '{}')", [i])
-            conn.execute(
-                "INSERT INTO history (instance_id, seq, from_state, to_state, trigger, at, fields)"
-                " VALUES (?, 1, NULL, 'date_agreement', '@start', ?, '{}')",
-                [i, AT],
-            )
+            conn.execute(insert, row)
+            conn.execute(insert_history, hist)
             conn.execute("COMMIT")
     else:
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO instance VALUES (?, 'date_agreement', 1, 1, '{}')",
-            [(i,) for i in range(1, n + 1)],
-        )
-        conn.executemany(
-            "INSERT INTO history (instance_id, seq, from_state, to_state, trigger, at, fields)"
-            " VALUES (?, 1, NULL, 'date_agreement', '@start', ?, '{}')",
-            [(i, AT) for i in range(1, n + 1)],
-        )
+        conn.executemany(insert, rows)
+        conn.executemany(insert_history, history)
         conn.execute("COMMIT")
+    update, insert_history = tables.update, tables.history
+    fields: dict[str, Any] = {}
     for seq, (trigger, src, dst, sets) in enumerate(STEPS, start=2):
-        fields = json.dumps(sets)
+        fields.update(sets)
+        values, step = json.dumps(fields), json.dumps(sets)
         if single:
-            for i in range(1, n + 1):
+            for i in ids:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "UPDATE instance SET state = ?, version = ? WHERE id = ? AND state = ?",
-                    [dst, seq, i, src],
-                )
-                conn.execute(
-                    "INSERT INTO history (instance_id, seq, from_state, to_state, trigger, at,"
-                    " fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [i, seq, src, dst, trigger, AT, fields],
-                )
+                conn.execute(update, [dst, seq, values, i, src])
+                conn.execute(insert_history, [i, seq, src, dst, trigger, AT, step])
                 conn.execute("COMMIT")
         else:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "UPDATE instance SET state = ?, version = ? WHERE id = ? AND state = ?",
-                [(dst, seq, i, src) for i in range(1, n + 1)],
-            )
-            conn.executemany(
-                "INSERT INTO history (instance_id, seq, from_state, to_state, trigger, at, fields)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(i, seq, src, dst, trigger, AT, fields) for i in range(1, n + 1)],
-            )
+            conn.executemany(update, [(dst, seq, values, i, src) for i in ids])
+            conn.executemany(insert_history, [(i, seq, src, dst, trigger, AT, step) for i in ids])
             conn.execute("COMMIT")
-    done = conn.execute("SELECT count(*) FROM instance WHERE state = 'live'").fetchone()[0]
+    done = tables.completed(ids)
     conn.close()
-    return int(done)
+    return done
+
+
+def raw_ours(path: Path, n: int, mode: str) -> int:
+    """``raw`` writing the same state and history rows into our schema (``_Tables``)."""
+    return raw(path, n, mode, "ours")
 
 
 # --- pytransitions, one Machine per object --------------------------------------------------------
@@ -169,21 +240,19 @@ def _transitions_table() -> list[dict[str, Any]]:
     return table
 
 
-def transitions_per_object(path: Path, n: int, mode: str) -> int:
+def transitions_per_object(path: Path, n: int, mode: str, schema: str = "peer") -> int:
     from transitions import Machine
 
     table = _transitions_table()
-    conn = _connect(path)
-    conn.executescript(_RAW_SCHEMA)
+    tables = _Tables(path, schema)
+    conn = tables.conn
+    ids = tables.ids(n)
     single = mode == "single"
     objects: dict[int, Connection] = {}
-    insert_history = (
-        "INSERT INTO history (instance_id, seq, from_state, to_state, trigger, at, fields)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-    )
+    insert, rows, insert_history, history = tables.start_rows(ids, "date_agreement")
     if not single:
         conn.execute("BEGIN IMMEDIATE")
-    for i in range(1, n + 1):
+    for i, row, hist in zip(ids, rows, history, strict=True):
         obj = Connection(i, bob=True)
         Machine(
             model=obj,
@@ -195,12 +264,13 @@ def transitions_per_object(path: Path, n: int, mode: str) -> int:
         objects[i] = obj
         if single:
             conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO instance VALUES (?, ?, 1, 1, '{}')", [i, obj.state])
-        conn.execute(insert_history, [i, 1, None, obj.state, "@start", AT, "{}"])
+        conn.execute(insert, row)
+        conn.execute(insert_history, hist)
         if single:
             conn.execute("COMMIT")
     if not single:
         conn.execute("COMMIT")
+    update, insert_history = tables.update, tables.history
     for trigger, _, _, sets in STEPS:
         fields = json.dumps(sets)
         if not single:
@@ -213,10 +283,7 @@ def transitions_per_object(path: Path, n: int, mode: str) -> int:
             obj.version += 1
             if single:
                 conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "UPDATE instance SET state = ?, version = ?, fields = ? WHERE id = ?",
-                [obj.state, obj.version, json.dumps(obj.fields), obj.id],
-            )
+            conn.execute(update, [obj.state, obj.version, json.dumps(obj.fields), obj.id, before])
             conn.execute(
                 insert_history, [obj.id, obj.version, before, obj.state, trigger, AT, fields]
             )
@@ -225,8 +292,15 @@ def transitions_per_object(path: Path, n: int, mode: str) -> int:
         if not single:
             conn.execute("COMMIT")
     done = sum(1 for o in objects.values() if o.state == "live")
+    if done != tables.completed(ids):
+        raise RuntimeError("pytransitions' objects and its rows disagree")
     conn.close()
     return done
+
+
+def transitions_ours(path: Path, n: int, mode: str) -> int:
+    """``transitions_per_object`` making its state and history durable in our schema."""
+    return transitions_per_object(path, n, mode, "ours")
 
 
 def transitions_memory(n: int) -> int:
@@ -411,7 +485,16 @@ def ours(path: Path, n: int, mode: str) -> int:
     return int(done)
 
 
-PEERS = {"ours": ours, "raw": raw, "transitions": transitions_per_object, "spiff": spiff}
+PEERS = {
+    "ours": ours,
+    "raw": raw,
+    "raw_ours": raw_ours,
+    "transitions": transitions_per_object,
+    "transitions_ours": transitions_ours,
+    "spiff": spiff,
+}
+#: The peers that run in a copy of the ``peers`` database (our schema, registry, systems).
+IN_OUR_SCHEMA = ("ours", "raw_ours", "transitions_ours")
 
 
 def run(peer: str, path: Path, n: int, mode: str) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
     try:
         db_path = _database(args.db, folder)
-        with TestClient(create_app(db_path, secret="bench")) as client:
+        with TestClient(create_app(db_path)) as client:
             token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
             assert token
             client.post(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onboarding.errors import OnboardingError
+from onboarding.i18n import Message
 from onboarding.storage import StorageError, guard, missing_folder
 
 if TYPE_CHECKING:
@@ -235,8 +236,11 @@ def _check_header(p: Path) -> None:
         return  # an empty file: a new database
     if len(header) < 100 or not header.startswith(SQLITE_HEADER):
         raise NotOurs(
-            f"{p} is not a SQLite database and was not changed: give --db the path of an "
-            "onboarding database"
+            Message(
+                "%(path)s is not a SQLite database and was not changed: give --db the path of "
+                "an onboarding database",
+                {"path": str(p)},
+            )
         )
     app_id = int.from_bytes(header[68:72], "big")
     if app_id not in (0, APPLICATION_ID):
@@ -245,10 +249,13 @@ def _check_header(p: Path) -> None:
         _OURS.add((st.st_dev, st.st_ino))
 
 
-def _foreign(p: Path, why: str) -> NotOurs:
+def _foreign(p: Path, why: str | Message) -> NotOurs:
     return NotOurs(
-        f"{p} is another application's SQLite database ({why}), not an onboarding database; "
-        "it was not changed: give --db the path of an onboarding database"
+        Message(
+            "%(path)s is another application's SQLite database (%(why)s), not an onboarding "
+            "database; it was not changed: give --db the path of an onboarding database",
+            {"path": str(p), "why": why},
+        )
     )
 
 
@@ -285,7 +292,8 @@ def check_ours(conn: sqlite3.Connection, p: Path) -> None:
         ).fetchall()
         if objects or user_version:
             names = ", ".join(r[0] for r in objects[:3]) or f"user_version {user_version}"
-            raise _foreign(p, f"it holds {names}{', …' if len(objects) > 3 else ''}")
+            more = ", …" if len(objects) > 3 else ""
+            raise _foreign(p, Message("it holds %(names)s", {"names": names + more}))
     problem = newer_version_problem(applied or [], user_version)
     if problem:
         raise NewerVersion(f"{p}: {problem}")
@@ -995,3 +1003,27 @@ def _m011(db: Database) -> None:
         CREATE INDEX api_idempotency_created ON api_idempotency (created_at);
         """
     )
+
+
+@migrations(name="013_rollout_buckets")
+def _m013(db: Database) -> None:
+    # Issue 14: today's rollout report read one summary row per (municipality, system, state),
+    # 10^6 at the bench's shape, and the summary cost every advance two upserts. The counts it
+    # prints are now kept per system and bucket (onboarding/rollup.py), written only when a
+    # write changes a pair's best bucket or contract; the per-state summary goes.
+    from onboarding import definitions, rollup
+
+    conn = db.conn
+    for sql in rollup.SCHEMA:
+        conn.execute(sql)
+    versions = [
+        int(r[0])
+        for r in conn.execute("SELECT version FROM definitions WHERE name = ?", [rollup.CONNECTION])
+    ]
+    rollup.remember_ranks(conn, [definitions.get(db, rollup.CONNECTION, v) for v in versions])
+    for name in ("rollout_summary_insert", "rollout_summary_delete", "rollout_summary_update"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE rollout_summary")
+    rollup.fill(conn)
+    for sql in rollup.TRIGGERS:
+        conn.execute(sql)

@@ -209,6 +209,7 @@ def register(
             "INSERT INTO definitions (name, version, source, registered_at) VALUES (?, ?, ?, ?)",
             values,
         )
+    _remember_ranks(db, defn)
     if own:  # (a definition without templates needs no table: as before migration 006)
         db.conn.executemany(
             "INSERT INTO definition_templates (definition, version, path, content)"
@@ -277,6 +278,19 @@ def names(db: Database) -> list[tuple[str, int]]:
             "SELECT name, max(version) FROM definitions GROUP BY name ORDER BY name"
         ).fetchall()
     ]
+
+
+def _remember_ranks(db: Database, defn: Definition) -> None:
+    """The rollout report's rank of each state of a new version (onboarding/rollup.py), in the
+    transaction that stores it, so the triggers counting tracks on it find them."""
+    from onboarding import rollup
+
+    try:
+        rollup.remember_ranks(db.conn, [defn])
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        # A database before migration 013 (being upgraded): that migration writes them.
 
 
 def get(db: Database, name: str, version: int | None = None) -> Definition:

@@ -71,6 +71,11 @@ TRACK_COLUMNS = (
 )
 
 
+#: ``json.dumps(value, ensure_ascii=False, sort_keys=True)`` (how fields are stored), with one
+#: encoder for the process instead of one built per call.
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 # --- reading tracks ---------------------------------------------------------------------------
 
 
@@ -251,7 +256,6 @@ def plan(
     not refuse the step: the field is recorded as ``None`` ("not reported") in the track and in
     the step's history row, so ``tracks.replay`` still equals the track row.
     """
-    label = Message("track #%(id)s", {"id": str(track["id"])})
     candidates = _check_trigger(defn, track["state"], trigger)
     allowed = sorted({r for t in candidates for r in t.roles})
     if role not in allowed:
@@ -259,7 +263,7 @@ def plan(
             Message(
                 "%(track)s: role %(role)s may not fire %(trigger)s (allowed: %(allowed)s)",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "role": terms.role(role),
                     "trigger": terms.trigger(defn, trigger),
                     "allowed": terms.roles(allowed),
@@ -273,7 +277,7 @@ def plan(
                 "%(track)s: %(at)s is before its last recorded step (%(last)s); "
                 "history never goes backwards",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "at": clock.unstamp(at),
                     "last": clock.unstamp(track["updated_at"]),
                 },
@@ -297,7 +301,7 @@ def plan(
             Message(
                 "%(track)s: %(trigger)s is blocked: %(reasons)s",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "trigger": terms.trigger(defn, trigger),
                     "reasons": Phrases(reasons or [], "; "),
                 },
@@ -308,7 +312,7 @@ def plan(
             Message(
                 "%(track)s: role %(role)s may not fire %(trigger)s here (allowed: %(allowed)s)",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "role": terms.role(role),
                     "trigger": terms.trigger(defn, trigger),
                     "allowed": terms.roles(chosen.roles),
@@ -321,7 +325,7 @@ def plan(
             Message(
                 "%(track)s: %(trigger)s does not take %(unlisted)s (it takes: %(takes)s)",
                 {
-                    "track": label,
+                    "track": _track_label(track),
                     "trigger": terms.trigger(defn, trigger),
                     "unlisted": terms.fields(defn, unlisted),
                     "takes": terms.fields(defn, chosen.inputs)
@@ -346,7 +350,7 @@ def plan(
         hints = " ".join(f"--set {f}=<{defn.fields[f].type}>" for f in missing)
         stale = [f for f in missing if track["fields"].get(f) not in (None, "")]
         params = {
-            "track": label,
+            "track": _track_label(track),
             "trigger": terms.trigger(defn, trigger),
             "missing": terms.fields(defn, missing),
             "stale": terms.fields(defn, stale),
@@ -375,6 +379,11 @@ def plan(
         due=due.isoformat() if due else None,
         def_version=defn.version,
     )
+
+
+def _track_label(track: Mapping[str, Any]) -> Message:
+    """How a refusal names the track (built only when one is raised: not on every step)."""
+    return Message("track #%(id)s", {"id": str(track["id"])})
 
 
 def _field_given(
@@ -426,28 +435,36 @@ def write_moves(
     # The entered states' notifications first: the track row then points to their plan.
     heads = outbox.enter(conn, moves, recorded)
     keep: tuple[int | None, int | None] = (None, None)
-    cur = conn.executemany(
-        "UPDATE tracks SET state = ?, final = ?, version = version + 1, fields = ?,"
-        " entered_at = ?, due = ?, def_version = ?, updated_at = ?,"
-        " plan_id = coalesce(?, plan_id), plan_open = coalesce(?, plan_open)"
-        " WHERE id = ? AND version = ?",
-        [
-            (
-                m.to_state,
-                int(m.final),
-                json.dumps(m.fields, ensure_ascii=False, sort_keys=True),
-                m.entered_at,
-                m.due,
-                m.def_version,
-                at,
-                *heads.get(int(m.track["id"]), keep),
-                m.track["id"],
-                m.track["version"],
-            )
-            for m in moves
-        ],
-    )
-    if cur.rowcount != len(moves):
+    # ``final`` is only SET where it changes: SQLite rewrites the entry of every index whose
+    # columns (or partial-index WHERE, here ``tracks_open_subject``'s ``final = 0``) the
+    # statement SETs, even to the same value, and that page is one more written per advance.
+    same: list[tuple[Any, ...]] = []
+    flips: list[tuple[Any, ...]] = []
+    for m in moves:
+        values = (
+            m.to_state,
+            _FIELDS_JSON(m.fields),
+            m.entered_at,
+            m.due,
+            m.def_version,
+            at,
+            *heads.get(int(m.track["id"]), keep),
+        )
+        if int(m.final) == int(m.track["final"]):
+            same.append((*values, m.track["id"], m.track["version"]))
+        else:
+            flips.append((*values, int(m.final), m.track["id"], m.track["version"]))
+    written = 0
+    for params, final in ((same, ""), (flips, " final = ?,")):
+        if params:
+            written += conn.executemany(
+                "UPDATE tracks SET state = ?, fields = ?, entered_at = ?, due = ?,"
+                " def_version = ?, updated_at = ?, plan_id = coalesce(?, plan_id),"
+                f" plan_open = coalesce(?, plan_open),{final} version = version + 1"
+                " WHERE id = ? AND version = ?",
+                params,
+            ).rowcount
+    if written != len(moves):
         raise StaleVersion(
             Message(
                 "a track changed while this was being applied; nothing was written: read it again"
@@ -468,7 +485,7 @@ def write_moves(
                 at,
                 recorded,
                 m.def_version,
-                json.dumps(m.fields_set, ensure_ascii=False, sort_keys=True),
+                _FIELDS_JSON(m.fields_set),
             )
             for m in moves
         ],
@@ -495,7 +512,7 @@ def advance(
         values = coerce_fields(db, defn, sets or {}, moment)
         ctx = GuardContext(conn, moment)
         move = plan(ctx, defn, track, trigger, act.role, values)
-        at = ctx.at_stamp
+        at = move.entered_at  # ctx.at_stamp, already formatted once by plan
         # Written "now" is the act's moment unless --at dated it: one clock reading.
         write_moves(conn, [move], act, at, None if act.at else at)
         after = moved_track(move, at)
@@ -972,6 +989,7 @@ def start_in(
     initial = defn.state(defn.initial)
     ctx = GuardContext(conn, moment)
     due = compute_due(ctx, initial, {**cols, "fields": fields}, moment)
+    fields_json = _FIELDS_JSON(fields)
     cur = conn.execute(
         "INSERT INTO tracks (definition, def_version, subject_key, municipality_code,"
         " system_id, index_set, bob, klik_task_id, course, vendor_id, subject_name, state,"
@@ -991,7 +1009,7 @@ def start_in(
             cols.get("subject_name"),
             initial.name,
             int(initial.final),
-            json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            fields_json,
             at,
             due.isoformat() if due else None,
             at,
@@ -1014,12 +1032,37 @@ def start_in(
                 at,
                 recorded,
                 defn.version,
-                json.dumps(fields, ensure_ascii=False, sort_keys=True),
+                fields_json,
             )
         ],
     )
-    outbox.on_start(conn, track_id, recorded)
-    return load_track(conn, track_id)
+    due_text = due.isoformat() if due else None
+    outbox.on_start(
+        conn, track_id, recorded, entry=(defn.name, defn.version, initial.name, due_text, at)
+    )
+    # The row as just inserted (TRACK_COLUMNS, as load_track reads it), not read back.
+    return {
+        "id": track_id,
+        "definition": defn.name,
+        "def_version": defn.version,
+        "subject_key": cols["subject_key"],
+        "municipality_code": cols.get("municipality_code"),
+        "system_id": cols.get("system_id"),
+        "index_set": cols.get("index_set"),
+        "bob": cols["bob"],
+        "klik_task_id": cols.get("klik_task_id"),
+        "course": cols.get("course"),
+        "vendor_id": cols.get("vendor_id"),
+        "subject_name": cols.get("subject_name"),
+        "state": initial.name,
+        "final": int(initial.final),
+        "version": 1,
+        "fields": json.loads(fields_json),
+        "entered_at": at,
+        "due": due_text,
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 # --- fields outside a transition --------------------------------------------------------------

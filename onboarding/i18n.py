@@ -12,13 +12,14 @@ email's language) is for the caller to say: ``onboarding.web.i18n`` keeps a lang
 from __future__ import annotations
 
 import gettext as gettext_module
-import hashlib
 import io
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from workflows.digest import sha256_hex
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "da"
@@ -44,7 +45,8 @@ def translations(lang: str) -> gettext_module.NullTranslations:
     # is named by the .po's digest, so an edited (or merged) .po is never read stale. It is
     # kept in the user's cache folder, never in the installed package (which may be read-only
     # or shared by several users).
-    digest = hashlib.sha256(source).hexdigest()[:16]
+    # (SHA-256 without OpenSSL's module: workflows.digest)
+    digest = sha256_hex(source)[:16]
     compiled = cache_dir() / f"messages-{lang}-{digest}.mo"
     try:
         return gettext_module.GNUTranslations(io.BytesIO(compiled.read_bytes()))
@@ -140,23 +142,28 @@ DATETIME_FORMATS = {"da": "dd.MM.y HH:mm", "en": "d MMM y HH:mm"}
 FORMAT_LOCALE = {"da": "da_DK", "en": "en_DK"}
 
 
-def fmt_date(day: date, lang: str) -> str:
-    """A date as the language writes it: 30.06.2021 / 30 Jun 2021."""
-    from babel.dates import format_date
+#: The month names of DATE_FORMATS' "MMM" in English (Babel's en_DK, CLDR: "Sept").
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec")
 
-    lang = normalise(lang)
-    return format_date(day, DATE_FORMATS[lang], locale=FORMAT_LOCALE[lang])
+
+def fmt_date(day: date, lang: str) -> str:
+    """A date as the language writes it: 30.06.2021 / 30 Jun 2021.
+
+    The two patterns of DATE_FORMATS written out, so a command printing one date does not
+    import Babel's dates module (issue 14, start-up; a test compares every month and a range
+    of years with Babel's ``format_date``)."""
+    if normalise(lang) == "da":  # dd.MM.y
+        return f"{day.day:02d}.{day.month:02d}.{day.year}"
+    return f"{day.day} {MONTHS_EN[day.month - 1]} {day.year}"  # d MMM y
 
 
 def fmt_datetime(moment: datetime, lang: str) -> str:
-    """An instant in Copenhagen time as the language writes it: 30.06.2021 17:00."""
-    from babel.dates import format_datetime
-
+    """An instant in Copenhagen time as the language writes it: 30.06.2021 17:00 (the
+    patterns of DATETIME_FORMATS, written out as in ``fmt_date``)."""
     from onboarding import clock
 
-    lang = normalise(lang)
     local = moment.astimezone(clock.LOCAL)
-    return format_datetime(local, DATETIME_FORMATS[lang], locale=FORMAT_LOCALE[lang])
+    return f"{fmt_date(local.date(), lang)} {local.hour:02d}:{local.minute:02d}"
 
 
 def fmt_number(value: int | float, lang: str) -> str:

@@ -589,9 +589,17 @@ def enter(conn: sqlite3.Connection, moves: Sequence[Move], now: str) -> Heads:
     return _enter(conn, entries, now) if entries else {}
 
 
-def on_start(conn: sqlite3.Connection, track_id: int, now: str | None = None) -> None:
-    """Schedule the notifications of a new track's initial state (its history seq 1)."""
-    row = conn.execute(
+def on_start(
+    conn: sqlite3.Connection,
+    track_id: int,
+    now: str | None = None,
+    entry: tuple[str, int, str, str | None, str] | None = None,
+) -> None:
+    """Schedule the notifications of a new track's initial state (its history seq 1).
+
+    ``entry`` is the track's (definition, def_version, state, due, entered_at) when the
+    caller has just written them (``engine.start``: not read back); otherwise it is read."""
+    row = entry or conn.execute(
         "SELECT definition, def_version, state, due, entered_at FROM tracks WHERE id = ?",
         [track_id],
     ).fetchone()

@@ -313,6 +313,15 @@ def _table(
         widths[widest] -= 1
 
     def block(values: Sequence[str]) -> list[str]:
+        if all(len(v) <= w for v, w in zip(values, widths, strict=True)):
+            # One line (nearly every row): the same line as below, without the wrapping
+            # machinery (half the text's time for a 10^4-row rollout table).
+            return [
+                "  ".join(
+                    v.rjust(w) if a == "r" else v.ljust(w)
+                    for v, w, a in zip(values, widths, align, strict=True)
+                ).rstrip()
+            ]
         parts = [_cell_lines(v, w) for v, w in zip(values, widths, strict=True)]
         out = []
         for i in range(max(len(p) for p in parts)):
@@ -337,13 +346,17 @@ def _wrap(text: str, indent: str = "") -> list[str]:
 # --- rollout ------------------------------------------------------------------------------------
 
 
-def rollout(db: Database, category: str | None = None, as_of: date | None = None) -> dict[str, Any]:
+def rollout(
+    db: Database, category: str | None = None, as_of: date | None = None, *, kept: bool = True
+) -> dict[str, Any]:
     """The deck's rollout table as of a date (default today), in the ``--json`` shape.
 
     One row per vendor solution some municipality uses (a contract on record, and for a
     contract the status import recorded, recorded by that date), grouped by category. Each
     municipality counts in the bucket of its most advanced connection track for that system as
     of the date; with no track it counts as not agreed. Category totals are sums of the rows.
+    ``kept=False`` counts from the tracks even where the kept counts could be read (the tests
+    compare the two).
     """
     day = as_of or _today(None)
     stamp = _end_stamp(day)
@@ -351,26 +364,7 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
     defs = _Defs(db)
     latest = defs.get(CONNECTION)
     keys = _bucket_keys(latest)
-    # Counted in SQL (bench/RESULTS.md: a Python loop over every track took 30 s at 10^6):
-    # per system, how many municipalities use it, and how many of those have their most
-    # advanced connection track in each bucket as of the date.
-    uses = _rows(
-        db,
-        """
-        SELECT u.system_id, s.category, v.name AS vendor, s.name AS system, u.n
-        FROM (
-            SELECT c.system_id, count(*) AS n FROM contracts c
-            LEFT JOIN contract_origins o
-                ON o.municipality_code = c.municipality_code AND o.system_id = c.system_id
-            WHERE o.since IS NULL OR o.since <= ?
-            GROUP BY c.system_id
-        ) u
-        JOIN systems s ON s.id = u.system_id
-        JOIN vendors v ON v.id = s.vendor_id
-        """,
-        [stamp],
-    )
-    ranked, uncounted = _best_buckets(db, defs, stamp)
+    uses, ranked, uncounted = _use_counts(db, defs, stamp, kept)
     by_system: dict[int, dict[str, Any]] = {}
     for u in uses:
         if cat and u["category"] != cat:
@@ -469,6 +463,83 @@ def rollout(db: Database, category: str | None = None, as_of: date | None = None
     }
 
 
+def _use_counts(
+    db: Database, defs: _Defs, stamp: str, kept: bool
+) -> tuple[list[dict[str, Any]], dict[int, dict[int, int]], dict[int, int]]:
+    """Per system: its uses (category, vendor, system, ``n`` municipalities with a contract on
+    record by ``stamp``); how many uses have their most advanced connection track in each
+    bucket rank (0, 1, 2); how many pairs with a connection track have no contract then.
+
+    Read from the counts kept per system and bucket (``onboarding.rollup``, O(systems)) when
+    they are the answer: nothing recorded after ``stamp`` (no history row, no contract the
+    status import recorded later) and every connection version's ranks stored. Otherwise
+    counted from the tracks and history (``_best_buckets``).
+    """
+    if kept and _counts_kept(db, stamp):
+        uses: dict[int, dict[str, Any]] = {}
+        ranked: dict[int, dict[int, int]] = {}
+        uncounted: dict[int, int] = {}
+        for sid, category, vendor, system, rank, contracted, n in db.conn.execute(
+            "SELECT c.system_id, s.category, v.name, s.name, c.rank, c.contracted, c.n"
+            " FROM rollout_count c LEFT JOIN systems s ON s.id = c.system_id"
+            " LEFT JOIN vendors v ON v.id = s.vendor_id WHERE c.n != 0"
+        ):
+            if not contracted:
+                if rank >= 0:  # a pair with a track and no contract: noted, not counted
+                    uncounted[sid] = uncounted.get(sid, 0) + n
+                continue
+            if system is not None and vendor is not None:
+                use = uses.setdefault(
+                    sid,
+                    {
+                        "system_id": sid,
+                        "category": category,
+                        "vendor": vendor,
+                        "system": system,
+                        "n": 0,
+                    },
+                )
+                use["n"] += n
+            if rank > 0:
+                counts = ranked.setdefault(sid, {})
+                counts[rank] = counts.get(rank, 0) + n
+        return list(uses.values()), ranked, uncounted
+    # Counted in SQL (bench/RESULTS.md: a Python loop over every track took 30 s at 10^6):
+    # per system, how many municipalities use it, and how many of those have their most
+    # advanced connection track in each bucket as of the date.
+    rows = _rows(
+        db,
+        """
+        SELECT u.system_id, s.category, v.name AS vendor, s.name AS system, u.n
+        FROM (
+            SELECT c.system_id, count(*) AS n FROM contracts c
+            LEFT JOIN contract_origins o
+                ON o.municipality_code = c.municipality_code AND o.system_id = c.system_id
+            WHERE o.since IS NULL OR o.since <= ?
+            GROUP BY c.system_id
+        ) u
+        JOIN systems s ON s.id = u.system_id
+        JOIN vendors v ON v.id = s.vendor_id
+        """,
+        [stamp],
+    )
+    ranked, uncounted = _best_buckets(db, defs, stamp)
+    return rows, ranked, uncounted
+
+
+def _counts_kept(db: Database, stamp: str) -> bool:
+    """Whether the kept counts are the report as of ``stamp``: nothing recorded after it."""
+    later = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM history WHERE at > :at)"
+        " OR EXISTS (SELECT 1 FROM contract_origins WHERE since > :at)"
+        " OR EXISTS (SELECT 1 FROM definitions d WHERE d.name = :d AND NOT EXISTS"
+        "  (SELECT 1 FROM rollout_rank r WHERE r.definition = d.name"
+        "   AND r.def_version = d.version))",
+        {"at": stamp, "d": CONNECTION},
+    ).fetchone()[0]
+    return not later
+
+
 def _system_category(db: Database, system_id: int) -> str | None:
     row = db.execute("SELECT category FROM systems WHERE id = ?", [system_id]).fetchone()
     return str(row[0]) if row else None
@@ -510,21 +581,13 @@ def _best_buckets(
     params: dict[str, Any] = {"d": CONNECTION, "at": stamp}
     rank_sql = rank_case(db, defs, params)
     later = db.execute("SELECT 1 FROM history WHERE at > ? LIMIT 1", [stamp]).fetchone()
-    if later:
-        # Full scans, not the (definition, state) index: every connection track is read, and
-        # in table order that is sequential (through the index it was 3x slower at 10^6).
-        states = (
-            "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
-            " FROM tracks NOT INDEXED"
-            " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
-        )
-    else:
-        # Nothing happened after the date, so every track counts as it is now: read the
-        # counts the rollout summary keeps (schema 012_rollout_summary) instead of the rows.
-        states = (
-            "SELECT nullif(municipality_code, -1) AS m, nullif(system_id, -1) AS s,"
-            " def_version AS v, state FROM rollout_summary WHERE definition = :d AND n > 0"
-        )
+    # Full scans, not the (definition, state) index: every connection track is read, and
+    # in table order that is sequential (through the index it was 3x slower at 10^6).
+    states = (
+        "SELECT municipality_code AS m, system_id AS s, def_version AS v, state"
+        " FROM tracks NOT INDEXED"
+        " WHERE definition = :d AND created_at <= :at AND updated_at <= :at"
+    )
     if later:
         # Tracks changed after the date: their last history row at or before it (the bare
         # columns of max() come from that row). One sequential pass over the history and one

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from onboarding.errors import OnboardingError
+from onboarding.i18n import Message as M
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html); ``sqlite_errorcode`` holds
 # the extended code, whose low byte is the primary one.
@@ -81,8 +82,8 @@ def guard(path: Path | str | None, *, os_errors: bool = True) -> Iterator[None]:
         raise error from exc
 
 
-def _name(path: Path | None) -> str:
-    return str(path) if path else "the database"
+def _name(path: Path | None) -> str | M:
+    return str(path) if path else M("the database")
 
 
 def _from_sqlite(primary: int, text: str, path: Path | None) -> StorageError | None:
@@ -93,26 +94,45 @@ def _from_sqlite(primary: int, text: str, path: Path | None) -> StorageError | N
         return read_only(path)
     if primary == SQLITE_NOTADB:
         return StorageError(
-            f"{where} is not a SQLite database: give --db the path of an onboarding database"
+            M(
+                "%(where)s is not a SQLite database: give --db the path of an onboarding database",
+                {"where": where},
+            )
         )
     if primary == SQLITE_CORRUPT:
         return StorageError(
-            f"{where} is damaged ({text}): restore a backup with 'onboarding restore'"
+            M(
+                "%(where)s is damaged (%(detail)s): restore a backup with 'onboarding restore'",
+                {"where": where, "detail": text},
+            )
         )
     if primary in (SQLITE_BUSY, SQLITE_LOCKED):
         return StorageError(
-            f"{where} stayed locked by another process longer than we wait; nothing was "
-            "written: try again when it has finished"
+            M(
+                "%(where)s stayed locked by another process longer than we wait; nothing was "
+                "written: try again when it has finished",
+                {"where": where},
+            )
         )
     if primary == SQLITE_PERM:
-        return StorageError(f"no permission to use {where}: check the file's owner and mode")
+        return StorageError(
+            M("no permission to use %(where)s: check the file's owner and mode", {"where": where})
+        )
     if primary in (SQLITE_CANTOPEN, SQLITE_IOERR):
         # SQLite does not say why; the file system does.
         found = _diagnose(path)
         if found:
             return found
-        what = "cannot open" if primary == SQLITE_CANTOPEN else f"{text} on"
-        return StorageError(f"{what} {where}: check the disk and the file's folder")
+        if primary == SQLITE_CANTOPEN:
+            return StorageError(
+                M("cannot open %(where)s: check the disk and the file's folder", {"where": where})
+            )
+        return StorageError(
+            M(
+                "%(detail)s on %(where)s: check the disk and the file's folder",
+                {"detail": text, "where": where},
+            )
+        )
     return None
 
 
@@ -127,38 +147,50 @@ def _from_os(exc: OSError, path: Path | None) -> StorageError | None:
         return None
     if code in (errno.EACCES, errno.EPERM):
         return _diagnose(path) or StorageError(
-            f"no permission to use {where}: check its owner and mode"
+            M("no permission to use %(where)s: check its owner and mode", {"where": where})
         )
     if code == errno.ENOENT:
         return (
             missing_folder(path)
             if not path.parent.is_dir()
-            else StorageError(f"{where} does not exist")
+            else StorageError(M("%(where)s does not exist", {"where": where}))
         )
     if code == errno.ENOTDIR:
-        return StorageError(f"{where}: a part of the path is a file, not a folder")
+        return StorageError(
+            M("%(where)s: a part of the path is a file, not a folder", {"where": where})
+        )
     if code == errno.EISDIR:
-        return StorageError(f"{where} is a folder: give a file name")
+        return StorageError(M("%(where)s is a folder: give a file name", {"where": where}))
     return None
 
 
 def full(path: Path | None) -> StorageError:
     if path is None:  # writing to stdout redirected to a file, say
-        return StorageError("the disk is full: free some space and run the command again")
+        return StorageError(M("the disk is full: free some space and run the command again"))
     return StorageError(
-        f"the disk holding {path} is full (or the database reached its size limit); "
-        "nothing was written: free some space and run the command again"
+        M(
+            "the disk holding %(path)s is full (or the database reached its size limit); "
+            "nothing was written: free some space and run the command again",
+            {"path": str(path)},
+        )
     )
 
 
 def missing_folder(path: Path) -> StorageError:
-    return StorageError(f"cannot use {path}: folder {path.parent} does not exist")
+    return StorageError(
+        M(
+            "cannot use %(path)s: folder %(folder)s does not exist",
+            {"path": str(path), "folder": str(path.parent)},
+        )
+    )
 
 
 def read_only(path: Path | None) -> StorageError:
     """Which of file, folder or file system is read-only, as far as we can tell."""
     return _diagnose(path, assume_read_only=True) or StorageError(
-        f"{path} is read-only; nothing was written" if path else "the file system is read-only"
+        M("%(path)s is read-only; nothing was written", {"path": str(path)})
+        if path
+        else M("the file system is read-only")
     )
 
 
@@ -177,27 +209,47 @@ def _diagnose(path: Path | None, *, assume_read_only: bool = False) -> StorageEr
         stat = None
     if stat is not None and stat.f_flag & os.ST_RDONLY:
         return StorageError(
-            f"{path} is on a read-only file system; nothing was written: copy it somewhere "
-            "writable or remount the file system read-write"
+            M(
+                "%(path)s is on a read-only file system; nothing was written: copy it somewhere "
+                "writable or remount the file system read-write",
+                {"path": str(path)},
+            )
         )
     if stat is not None and stat.f_bavail * stat.f_frsize < NEARLY_FULL:
         return full(path)
     if path.exists() and not os.access(path, os.R_OK):
-        return StorageError(f"no permission to read {path}: check the file's owner and mode")
+        return StorageError(
+            M(
+                "no permission to read %(path)s: check the file's owner and mode",
+                {"path": str(path)},
+            )
+        )
     if path.exists() and not os.access(path, os.W_OK):
         return StorageError(
-            f"{path} is read-only; nothing was written: make it writable (chmod u+w) to change it"
+            M(
+                "%(path)s is read-only; nothing was written: make it writable (chmod u+w) to "
+                "change it",
+                {"path": str(path)},
+            )
         )
     if not path.exists() and not os.access(folder, os.W_OK):
-        return StorageError(f"cannot create {path}: folder {folder} is read-only")
+        return StorageError(
+            M(
+                "cannot create %(path)s: folder %(folder)s is read-only",
+                {"path": str(path), "folder": str(folder)},
+            )
+        )
     if not os.access(folder, os.W_OK):
         return StorageError(
-            f"folder {folder} is read-only; nothing was written: SQLite must be able to create "
-            f"{path.name}-wal and {path.name}-shm next to the database, so make the folder "
-            "writable"
+            M(
+                "folder %(folder)s is read-only; nothing was written: SQLite must be able to "
+                "create %(name)s-wal and %(name)s-shm next to the database, so make the folder "
+                "writable",
+                {"folder": str(folder), "name": path.name},
+            )
         )
     if assume_read_only:
-        return StorageError(f"{path} is read-only; nothing was written")
+        return StorageError(M("%(path)s is read-only; nothing was written", {"path": str(path)}))
     return None
 
 
@@ -219,9 +271,16 @@ def check_output(path: Path | str) -> Path:
     """Refuse an output path whose folder is missing (before any work is done)."""
     target = Path(path)
     if not target.parent.is_dir():
-        raise StorageError(f"cannot write {target}: folder {target.parent} does not exist")
+        raise StorageError(
+            M(
+                "cannot write %(path)s: folder %(folder)s does not exist",
+                {"path": str(target), "folder": str(target.parent)},
+            )
+        )
     if target.is_dir():
-        raise StorageError(f"cannot write {target}: it is a folder, give a file name")
+        raise StorageError(
+            M("cannot write %(path)s: it is a folder, give a file name", {"path": str(target)})
+        )
     return target
 
 

@@ -20,7 +20,7 @@ from onboarding.db import open_existing
 from onboarding.i18n import cli_language
 from onboarding.web import create_app
 from tests.support import ok, run, snapshot
-from tests.web_support import AARHUS, COORDINATOR, DEMO_NOW, SECRET, fresh_db
+from tests.web_support import AARHUS, COORDINATOR, DEMO_NOW, fresh_db
 
 API = "/api/v1"
 #: Aarhus's connection track for KMD Momentum: in data_processing_agreement, version 3 (the
@@ -52,7 +52,7 @@ def api_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(api_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
-    with TestClient(create_app(api_db, secret=SECRET)) as c:
+    with TestClient(create_app(api_db)) as c:
         yield c
 
 

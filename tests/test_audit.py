@@ -252,21 +252,19 @@ def test_audit_migration_hashes_history_written_before_it(tmp_path: Path) -> Non
     assert ok(runner, path, "audit", "verify").stdout.startswith("audit trail intact: 4 history")
 
 
-def test_audit_verify_is_fast_enough_for_a_programme(db: Database) -> None:
-    """Hashing is part of every write and verify walks every row: both stay cheap."""
-    import time
-
+def test_audit_verify_walks_a_programme_sized_chain(db: Database) -> None:
+    """A chain of 20,000 rows appended in one go verifies, and one changed row breaks it."""
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(
         "INSERT INTO tracks (id, definition, def_version, subject_key, state, version,"
         " entered_at, created_at, updated_at) VALUES (1, 'x', 1, 'k', 's', 20000, '', '', '')"
     )
-    started = time.perf_counter()
     audit.append(conn, [(1, i, None, "s", "t", "a", "r", None, "", "", 1, "{}")
                         for i in range(1, 20001)])
-    append_s = time.perf_counter() - started
     conn.execute("COMMIT")
-    started = time.perf_counter()
     assert audit.verify(db).ok
-    assert append_s < 2.5 and time.perf_counter() - started < 4  # generous: shared CI
+    # Speed is bench/'s to prove; here only that the whole chain is walked to its last rows.
+    conn.execute("DROP TRIGGER IF EXISTS history_no_update")
+    conn.execute("UPDATE history SET actor = 'changed' WHERE seq = 19999")
+    assert not audit.verify(db).ok

@@ -143,3 +143,28 @@ def test_dates_future_at_in_danish_form_is_still_refused(
     )
     assert result.exit_code == 2 and "is later than the current time" in result.stderr
     assert snapshot(db_path) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "rollout", "--as-of", "{day}"),
+        ("report", "goals", "--as-of", "{day}"),
+        ("report", "grid", "--as-of", "{day}"),
+        ("report", "klik", "--as-of", "{day}"),
+        ("report", "buckets", "connection", "--as-of", "{day}"),
+    ],
+    ids=["rollout", "goals", "grid", "klik", "buckets"],
+)
+def test_dates_day_after_today_is_refused_by_reports(
+    runner: CliRunner, db_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    """A report "as of" tomorrow is refused in one line (exit 2, the database unchanged);
+    today is still accepted. (A counter recorded tomorrow: tests/test_time_guard.py.)"""
+    monkeypatch.setenv("ONBOARDING_NOW", "2021-06-30T17:00")
+    before = snapshot(db_path)
+    result = run(runner, db_path, *(a.format(day="01.07.2021") for a in args))
+    assert result.exit_code == 2, result.output
+    assert "is after today (30 Jun 2021)" in result.stderr and result.stderr.count("\n") == 1
+    assert snapshot(db_path) == before
+    ok(runner, db_path, *(a.format(day="30.06.2021") for a in args))

@@ -225,7 +225,7 @@ def test_output_demo_try_next_starts_with_getting_onboarding_on_path(tmp_path: P
         outbox=tmp_path / "outbox",
         data_files=[tmp_path / "data" / "contacts.csv"],
     )
-    demo._where(result, lines.append)  # type: ignore[arg-type]
+    demo.where(result, lines.append)  # type: ignore[arg-type]
     first = lines[lines.index(next(x for x in lines if x.startswith("Try next"))) + 1]
     in_venv = os.path.realpath(os.sys.prefix) != os.path.realpath(os.sys.base_prefix)
     if in_venv:

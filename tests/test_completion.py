@@ -381,7 +381,7 @@ def test_completion_readme_says_how_to_enable_it_for_each_shell() -> None:
     """The README's "Shell completion" section writes the script for bash, zsh and fish with
     the variable click derives from the entry point ('onboarding' -> _ONBOARDING_COMPLETE)."""
     root = Path(__file__).parent.parent
-    assert 'onboarding = "cli:cli"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'onboarding = "cli:main"' in (root / "pyproject.toml").read_text(encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Shell completion", 1)[1].split("\n## ", 1)[0]
     for shell in ("bash", "zsh", "fish"):

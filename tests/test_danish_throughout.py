@@ -25,7 +25,7 @@ from onboarding import i18n, registry
 from onboarding.db import open_existing
 from onboarding.errors import TransitionRefused
 from onboarding.web.app import create_app
-from tests.web_support import DEMO_NOW, SECRET, demo_template, fresh_db, login
+from tests.web_support import DEMO_NOW, demo_template, fresh_db, login
 from workflows.model import Definition
 from workflows.roles import shipped_roles
 
@@ -159,7 +159,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client(demo_db: Path) -> Iterator[TestClient]:
     mp = pytest.MonkeyPatch()
     mp.setenv("ONBOARDING_NOW", DEMO_NOW)
-    with TestClient(create_app(demo_db, secret=SECRET)) as c:
+    with TestClient(create_app(demo_db)) as c:
         login(c)
         yield c
     mp.undo()
@@ -217,7 +217,7 @@ def test_pages_english_phase_and_dates_by_label(demo_db: Path) -> None:
     mp = pytest.MonkeyPatch()
     mp.setenv("ONBOARDING_NOW", DEMO_NOW)
     try:
-        with TestClient(create_app(demo_db, secret=SECRET)) as c:
+        with TestClient(create_app(demo_db)) as c:
             login(c)
             token = re.search(r'name="csrf" value="([^"]+)"', c.get("/grid").text)
             assert token

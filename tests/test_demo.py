@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from tests import deckdata
 class Demo:
     directory: Path
     output: str
-    seconds: float
 
     @property
     def db(self) -> Path:
@@ -29,10 +27,9 @@ class Demo:
 
 
 def _run_demo(directory: Path) -> Demo:
-    started = time.monotonic()
     result = CliRunner().invoke(cli.cli, ["demo", "--dir", str(directory)])
     assert result.exit_code == 0, result.output
-    return Demo(directory, result.stdout, time.monotonic() - started)
+    return Demo(directory, result.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +134,10 @@ def test_demo_status_file_reimported_after_the_quarter_changes_nothing(demo: Dem
     assert "past" in outcomes and outcomes <= {"unchanged", "past", "finished"}
 
 
-def test_demo_is_deterministic_and_fast(demo: Demo, tmp_path: Path) -> None:
-    """A second build gives the same input files, tracks and history; a run takes seconds."""
+def test_demo_is_deterministic(demo: Demo, tmp_path: Path) -> None:
+    """A second build gives the same input files, tracks and history."""
     # The second build skips writing the .eml files (sending touches only the outbox table).
-    assert demo.seconds < 30
+    # How long a build takes is not asserted here (speed is bench/'s to prove).
     again = demo_module.run(tmp_path / "again", echo=lambda _: None, send_reminders=False)
     assert deckdata.tracks_and_history(again.database) == deckdata.tracks_and_history(demo.db)
     for path in (demo.directory / "data").iterdir():

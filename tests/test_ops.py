@@ -27,7 +27,7 @@ from onboarding.db import open_existing
 from onboarding.web import create_app
 from onboarding.web.views import ops
 from tests.notify_support import connection_to_sapa, make_ready
-from tests.web_support import DEMO_NOW, SECRET, fresh_db
+from tests.web_support import DEMO_NOW, fresh_db
 
 ROOT = Path(__file__).parent.parent
 T0 = "2026-03-02T09:00:00+00:00"
@@ -35,7 +35,7 @@ LOOPBACK = ("127.0.0.1", 40000)
 
 
 def _app(db_path: Path, **settings: object) -> Starlette:
-    app = create_app(db_path, secret=SECRET)
+    app = create_app(db_path)
     ops.configure(app, ops.OpsSettings(**settings))  # type: ignore[arg-type]
     return app
 

@@ -239,7 +239,7 @@ def web_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     from starlette.testclient import TestClient
 
     from onboarding.web import create_app
-    from tests.web_support import DEMO_NOW, SECRET, fresh_db, login
+    from tests.web_support import DEMO_NOW, fresh_db, login
 
     monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
     path = fresh_db(tmp_path)
@@ -259,7 +259,7 @@ def web_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
         runner, path, "track", "advance", tid, "approve", "--set", "decision=godkendt",
         "--at", "2021-06-10T09:00", actor="test-koordinator",
     )
-    with TestClient(create_app(path, secret=SECRET)) as client:
+    with TestClient(create_app(path)) as client:
         login(client)
         yield client, path
 

@@ -89,6 +89,32 @@ def test_startup_show_json_imports_no_sqlite_utils_yaml_or_jinja2(started: Path)
     assert forbidden(modules) == []
 
 
+#: What neither an advance nor a show imports since the fast path (onboarding.commands.fast):
+#: click (the command line is parsed from the same spec without it), Babel (dates are written
+#: from the language's pattern), OpenSSL's hashlib (workflows.digest hashes what is hashed).
+LEAN = ("click", "babel", "hashlib", "_hashlib")
+
+
+@pytest.mark.parametrize("entry_point", [False, True], ids=["python -m cli", "onboarding"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("track", "advance", "1", "agree_date", "--set", "connection_date=2021-09-01",
+         "--role", "municipality-pl"),
+        ("track", "show", "1", "--json"),
+        ("track", "show", "1"),
+    ],
+    ids=["advance", "show --json", "show"],
+)
+def test_startup_advance_and_show_import_no_click_babel_or_hashlib(
+    started: Path, entry_point: bool, args: tuple[str, ...]
+) -> None:
+    """'track advance' and 'track show' import neither click, Babel nor hashlib."""
+    modules = imported(*args, db_path=started, entry_point=entry_point)
+    assert "onboarding.tracks" in modules or "onboarding.engine" in modules
+    assert [m for m in modules if m.split(".")[0] in LEAN] == []
+
+
 #: What a plain advance or show on a database without actors does not need: who may read
 #: (visibility), actors and their grants, the registry and its CSV readers.
 RARE = ("onboarding.visibility", "onboarding.actors", "onboarding.registry", "onboarding.csvio")
@@ -286,17 +312,21 @@ def test_definitions_document_json_refuses_what_json_cannot_carry() -> None:
     assert document_json("name: x\nextra: {on: 1}\n", "x") is None
 
 
-def test_startup_help_imports_no_shutil() -> None:
+@pytest.mark.parametrize("click_only", [False, True], ids=["fast path", "click"])
+def test_startup_help_imports_no_shutil(click_only: bool) -> None:
     """'onboarding --help' fits its text to the terminal without importing shutil (and its
-    compression modules)."""
+    compression modules), printed by the fast path without click, and by click (the path
+    every other help takes) without shutil either."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_")}
+    if click_only:
+        env["ONBOARDING_CLICK_ONLY"] = "1"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cli", "--help"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     modules = [m.group(1) for line in proc.stderr.splitlines() if (m := _IMPORTED.match(line))]
-    assert "click.core" in modules
+    assert ("click.core" in modules) is click_only
     assert [m for m in modules if m in ("shutil", "bz2", "lzma")] == []
 
 

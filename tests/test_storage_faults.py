@@ -337,6 +337,31 @@ def test_storage_fault_messages_say_what_is_wrong(base: Base, tmp_path: Path) ->
             assert "999_from_the_future" in err and ours in err, err
 
 
+def test_storage_fault_messages_are_said_in_danish(base: Base, tmp_path: Path) -> None:
+    """In the default language a storage fault reads in Danish, still one line naming the
+    file; the English stays the message id (logs, JSON)."""
+    says = {
+        "disk-full": "er fuld",
+        "read-only-file": "er skrivebeskyttet",
+        "read-only-folder": "mappen",
+        "read-only-filesystem": "skrivebeskyttet filsystem",
+        "text-file": "er ikke en SQLite-database",
+        "other-application": "et andet programs SQLite-database",
+        "missing-folder": "findes ikke",
+    }
+    for fault, text in says.items():
+        make, _ = FAULTS[fault]
+        case = tmp_path / fault
+        case.mkdir()
+        try:
+            with make(base, case) as db:
+                args = ["track", "advance", "1", "cancel", "--set", "reason=x", "--db", str(db)]
+                err = assert_one_line_error(_cli(args, {"ONBOARDING_LANG": "da"}))
+        except pytest.skip.Exception:
+            continue
+        assert text in err and str(db.parent) in err, (fault, err)
+
+
 # --- output files ----------------------------------------------------------------------------
 
 

@@ -53,7 +53,6 @@ def server(web_db: Path) -> Iterator[str]:
     env = {
         **os.environ,
         "ONBOARDING_NOW": DEMO_NOW,
-        "ONBOARDING_WEB_SECRET": "e2e-secret",
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(

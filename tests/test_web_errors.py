@@ -9,6 +9,7 @@ added later is walked too.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from onboarding.web.core import Page
 from tests.web_support import (
     COORDINATOR,
     DEMO_NOW,
-    SECRET,
+    PASSWORD,
     csrf_of,
     data_snapshot,
     fresh_db,
@@ -73,7 +74,7 @@ def web_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(web_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
-    with TestClient(create_app(web_db, secret=SECRET), raise_server_exceptions=False) as c:
+    with TestClient(create_app(web_db), raise_server_exceptions=False) as c:
         login(c, COORDINATOR)
         yield c
 
@@ -290,3 +291,73 @@ def test_web_errors_a_bug_still_answers_a_page_with_the_security_headers(
         response = c.get("/broken")
     assert response.status_code == 500 and _headers_ok(response)
     assert "Intet blev ændret" in response.text and "a bug" not in response.text
+
+
+def _fill_the_disk(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database cannot grow by a page from now on (a full disk, reproducibly)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")  # no free pages left inside the file either
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        conn.close()
+    monkeypatch.setenv("ONBOARDING_TEST_MAX_PAGE_COUNT", str(pages))
+
+
+def test_web_errors_full_disk_is_a_503_page_that_changes_nothing(
+    web_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the disk full, an advance answers a 503 page in the user's language (no path, no
+    traceback, the security headers), writes nothing, and pages still read."""
+    monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
+    (track,) = sqlite3.connect(web_db).execute(
+        "SELECT min(id) FROM tracks WHERE state = 'date_agreement'"
+    ).fetchone()
+    with TestClient(create_app(web_db), raise_server_exceptions=False) as c:
+        login(c, COORDINATOR)
+        page = c.get(f"/tracks/{track}").text
+        version = re.search(r'name="version" value="(\d+)"', page)
+        assert version
+        _fill_the_disk(web_db, monkeypatch)
+        before = data_snapshot(web_db)
+        form = {
+            "csrf": csrf_of(page),
+            "trigger": "agree_date",
+            "role": "coordinator",
+            "version": version.group(1),
+            "field_connection_date": "2021-09-01",
+            "note": "x" * 20000,  # more than the free room inside the file's pages
+        }
+        answers = [c.post(f"/tracks/{track}/advance", data=form, follow_redirects=False)]
+        for response in answers:
+            assert response.status_code == 503 and _headers_ok(response), response.text
+            assert "disk" in response.text.lower() or "plads" in response.text
+            assert str(web_db) not in response.text and "Traceback" not in response.text
+        assert data_snapshot(web_db) == before
+        assert c.get(f"/tracks/{track}").status_code == 200
+
+
+def test_web_errors_login_on_a_read_only_database_is_a_503_page(
+    web_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login that cannot store its session (the file is read-only) answers the 503 page in
+    the user's language, not a 500, and the session table is unchanged."""
+    from tests.test_storage_faults import frozen
+
+    monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
+    with TestClient(create_app(web_db), raise_server_exceptions=False) as c:
+        token = csrf_of(c.get("/login").text)  # an anonymous session holds the CSRF token
+        conn = sqlite3.connect(web_db)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = conn.execute("SELECT * FROM web_sessions").fetchall()
+        conn.close()
+        with frozen(web_db):
+            response = c.post(
+                "/login",
+                data={"csrf": token, "name": COORDINATOR, "password": PASSWORD, "next": "/grid"},
+                follow_redirects=False,
+            )
+    assert response.status_code == 503 and _headers_ok(response), response.text
+    assert "Databasen kan ikke gemme" in response.text and str(web_db) not in response.text
+    assert sqlite3.connect(web_db).execute("SELECT * FROM web_sessions").fetchall() == before

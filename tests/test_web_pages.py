@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from onboarding.web import create_app, i18n
 from onboarding.web.security import csv_cell
-from tests.web_support import COORDINATOR, DEMO_NOW, SECRET, csrf_of, fresh_db, login
+from tests.web_support import COORDINATOR, DEMO_NOW, csrf_of, fresh_db, login
 
 # Sessions are rows now (issue 13): "nothing written" compares every table but the
 # page's own bookkeeping (sessions, failed logins).
@@ -35,7 +35,7 @@ def web_db(tmp_path: Path) -> Path:
 def client(web_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """A logged-in coordinator, at the moment the demo's quarter ends."""
     monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
-    with TestClient(create_app(web_db, secret=SECRET)) as c:
+    with TestClient(create_app(web_db)) as c:
         login(c)
         yield c
 

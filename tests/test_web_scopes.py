@@ -24,7 +24,7 @@ from onboarding import actors, outbox, visibility
 from onboarding.db import open_existing
 from onboarding.demo import DEMO_ACTORS
 from onboarding.web import create_app
-from tests.web_support import DEMO_NOW, SECRET, csrf_of, fresh_db, login
+from tests.web_support import DEMO_NOW, csrf_of, fresh_db, login
 
 PASSWORDS = {name: pw for name, _display, pw, _grants in DEMO_ACTORS if pw}
 AARHUS, ODENSE = 751, 461
@@ -56,7 +56,7 @@ def as_actor(web_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Login]:
     clients: list[TestClient] = []
 
     def log_in(name: str) -> TestClient:
-        client = TestClient(create_app(web_db, secret=SECRET))
+        client = TestClient(create_app(web_db))
         client.__enter__()
         clients.append(client)
         login(client, name, PASSWORDS[name])

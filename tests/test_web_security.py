@@ -23,7 +23,6 @@ from tests.web_support import (
     COORDINATOR,
     DEMO_NOW,
     PASSWORD,
-    SECRET,
     csrf_of,
     fresh_db,
     login,
@@ -42,7 +41,7 @@ def web_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def anonymous(web_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
-    with TestClient(create_app(web_db, secret=SECRET)) as c:
+    with TestClient(create_app(web_db)) as c:
         yield c
 
 
@@ -315,7 +314,7 @@ def test_web_security_open_database_says_how_to_add_an_actor(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With no actor registered nobody can log in, and the login page says what to do."""
-    with TestClient(create_app(db_path, secret=SECRET)) as c:
+    with TestClient(create_app(db_path)) as c:
         page = c.get("/login").text
         assert "Ingen kan logge ind endnu" in page and "onboarding actor add" in page
         token = csrf_of(page)

@@ -26,7 +26,7 @@ from onboarding.db import open_existing
 from onboarding.engine import TRACK_COLUMNS, _row_to_track
 from onboarding.errors import InputError, NotFound
 from onboarding.web import create_app
-from tests.web_support import AARHUS, COORDINATOR, DEMO_NOW, PASSWORD, SECRET, csrf_of, fresh_db
+from tests.web_support import AARHUS, COORDINATOR, DEMO_NOW, PASSWORD, csrf_of, fresh_db
 from tests.web_support import login as web_login
 
 TODAY = date(2021, 6, 30)
@@ -48,7 +48,7 @@ def db(web_db: Path) -> Iterator[Database]:
 
 
 def _client(web_db: Path, who: str = COORDINATOR) -> TestClient:
-    client = TestClient(create_app(web_db, secret=SECRET))
+    client = TestClient(create_app(web_db))
     client.__enter__()
     web_login(client, who)
     return client

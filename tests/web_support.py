@@ -24,7 +24,6 @@ PASSWORD = "korrekt-hest-42"
 COORDINATOR = "test-koordinator"
 #: Aarhus's project lead and agreement administrators (Aarhus only).
 AARHUS = "test-aarhus"
-SECRET = "test-secret-not-for-production"
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -435,6 +435,7 @@ def actor_token_revoke(
 
     with database(db_path) as db:
         gone = tokens.revoke(db, name, token_id, by=actor_name(by))
-    click.echo(f"{name}: revoked {len(gone)} token(s)" + "".join(
-        f"\n  #{r['id']} {r['prefix']}" for r in gone
-    ))
+    click.echo(
+        f"{name}: revoked {len(gone)} token(s)"
+        + "".join(f"\n  #{r['id']} {r['prefix']}" for r in gone)
+    )

@@ -1,16 +1,83 @@
-"""What every command shares: the error-mapping group, common options, opening the database,
-and printing tables and JSON.
+"""What every click command shares: the error-mapping group, common options (built from
+``onboarding.commands.spec``) and, re-exported from ``onboarding.commands.base``, opening the
+database and printing tables and JSON.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from onboarding.commands import spec
+from onboarding.commands.base import (
+    Labels,
+    Refused,
+    _cell,
+    _display,
+    _echo_history,
+    _fit,
+    _key_created,
+    _mail_config,
+    _on_terminal,
+    _parse_at,
+    _parse_day,
+    _today,
+    _track_id,
+    _warnings_to_stderr,
+    actor_name,
+    columns,
+    command_errors,
+    database,
+    day,
+    echo,
+    echo_json,
+    echo_table,
+    lang,
+    moment,
+    open_db,
+    parse_sets,
+    read_scope,
+    say,
+    shown_local,
+    t,
+    tn,
+)
+
+#: Re-exported from onboarding.commands.base: the commands import them from here.
+__all__ = [
+    "Labels",
+    "Refused",
+    "_cell",
+    "_display",
+    "_echo_history",
+    "_fit",
+    "_key_created",
+    "_mail_config",
+    "_on_terminal",
+    "_parse_at",
+    "_parse_day",
+    "_today",
+    "_track_id",
+    "_warnings_to_stderr",
+    "actor_name",
+    "command_errors",
+    "database",
+    "day",
+    "echo",
+    "echo_json",
+    "echo_table",
+    "lang",
+    "moment",
+    "open_db",
+    "parse_sets",
+    "read_scope",
+    "say",
+    "shown_local",
+    "t",
+    "tn",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,21 +88,6 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-def _columns() -> int:
-    """The terminal's width as ``shutil.get_terminal_size`` reads it ($COLUMNS, else stdout's
-    terminal, else 80), without importing ``shutil`` (and its bz2, lzma, zlib) at start."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
 class _Formatter(click.HelpFormatter):
     """click's help formatter, fitted to the terminal as click fits it (issue 14: 'onboarding
     --help' need not import shutil for that)."""
@@ -44,7 +96,7 @@ class _Formatter(click.HelpFormatter):
         self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None
     ) -> None:
         if width is None and click.formatting.FORCED_WIDTH is None:
-            width = max(min(_columns(), max_width or 80) - 2, 50)
+            width = max(min(columns(), max_width or 80) - 2, 50)
         super().__init__(indent_increment, width, max_width)
 
 
@@ -58,70 +110,74 @@ class Group(click.Group):
     context_class = _Context
 
     def invoke(self, ctx: click.Context) -> Any:
-        import sqlite3
-
-        from onboarding.db import NotInitialised
-        from onboarding.errors import OnboardingError
-        from onboarding.storage import describe
-
         try:
-            with _warnings_to_stderr():
+            with command_errors():
                 return super().invoke(ctx)
-        except OnboardingError as exc:
-            from onboarding.i18n import cli_language
-
-            raise UserError(exc.say(cli_language(), cli=True)) from exc
-        except NotInitialised as exc:
-            raise UserError(str(exc)) from exc
-        except (sqlite3.Error, OSError) as exc:
-            # A storage fault that no 'database()' block named a file for (a full disk, a
-            # read-only file system): still one line. Anything else is a bug (exit 1).
-            error = describe(exc)
-            if error is None:
+        except Refused as exc:
+            if isinstance(exc, click.ClickException):  # a UserError already
                 raise
-            raise UserError(str(error)) from exc
+            raise UserError(exc.message) from exc
 
 
-@contextmanager
-def _warnings_to_stderr() -> Iterator[None]:
-    """Our warnings (a date far from the step) as one line each on stderr, once per message,
-    when the command has succeeded: a refused command says only why (one line)."""
-    import warnings
-
-    from onboarding.clock import FarDateWarning
-
-    seen: list[str] = []
-
-    def keep(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        if str(message) not in seen:
-            seen.append(str(message))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", FarDateWarning)
-        warnings.showwarning = keep
-        yield
-    for text in seen:
-        click.echo(f"warning: {text}", err=True)
+#: click's types for the spec's type names (onboarding.commands.spec.TYPES)
+_TYPES: dict[str, Any] = {
+    "text": None,
+    "int": int,
+    "int>=1": click.IntRange(min=1),
+    "file": click.Path(dir_okay=False, readable=False),
+}
 
 
-def _on_terminal() -> bool:
-    """Whether stdout is a terminal: only there are tables fitted to its width."""
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):  # a closed or replaced stream
-        return False
+def click_option(opt: spec.Opt) -> Callable[[F], F]:
+    """The click option of a spec entry (the fast path reads the same entry)."""
+    extra: dict[str, Any] = {}
+    if opt.kind == "flag":
+        extra["is_flag"] = True
+    else:
+        extra["default"] = opt.default
+        if opt.kind == "multiple":
+            extra["multiple"] = True
+    if opt.envvar is not None:
+        extra["envvar"] = opt.envvar
+    if _TYPES[opt.type] is not None:
+        extra["type"] = _TYPES[opt.type]
+    if opt.metavar is not None:
+        extra["metavar"] = opt.metavar
+    if opt.show_default:
+        extra["show_default"] = True
+    if opt.complete is not None:
+        extra["shell_complete"] = complete(opt.complete)
+    decorator: Callable[[F], F] = click.option(*opt.decls, opt.dest, help=opt.help, **extra)
+    return decorator
 
 
-def db_option(func: F) -> F:
-    return click.option(
-        "--db",
-        "db_path",
-        envvar="ONBOARDING_DB",
-        # readable=False: an unreadable file is said in one line by onboarding.storage
-        type=click.Path(dir_okay=False, readable=False),
-        default=None,
-        help="Database file (default: $ONBOARDING_DB, else ./onboarding.db).",
-    )(func)
+def click_params(command: spec.Spec) -> Callable[[F], F]:
+    """All arguments and options of a spec, in its order (click lists them as declared)."""
+
+    def decorate(func: F) -> F:
+        for opt in reversed(command.options):
+            func = click_option(opt)(func)
+        for arg in reversed(command.args):
+            extra: dict[str, Any] = {}
+            if arg.nargs != 1:
+                extra.update(nargs=arg.nargs, required=True)
+            if arg.metavar is not None:
+                extra["metavar"] = arg.metavar
+            if arg.complete is not None:
+                extra["shell_complete"] = complete(arg.complete)
+            func = click.argument(arg.name, **extra)(func)
+        return func
+
+    return decorate
+
+
+db_option = click_option(spec.DB)
+json_option = click_option(spec.JSON)
+reader_option = click_option(spec.READER)
+
+
+def actor_options(func: F) -> F:
+    return click_option(spec.ACTOR)(click_option(spec.ROLE)(func))
 
 
 def log_format_option(func: F) -> F:
@@ -136,58 +192,6 @@ def log_format_option(func: F) -> F:
     )(func)
 
 
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
-        func
-    )
-
-
-def actor_options(func: F) -> F:
-    func = click.option(
-        "--role",
-        envvar="ONBOARDING_ROLE",
-        default="coordinator",
-        show_default=True,
-        help="The role you act in (see 'onboarding workflow show').",
-    )(func)
-    return click.option(
-        "--actor",
-        envvar="ONBOARDING_ACTOR",
-        default=None,
-        help="Who acts (default: $ONBOARDING_ACTOR, else your login name).",
-    )(func)
-
-
-def reader_option(func: F) -> F:
-    """``--actor`` on a read command: read only what that actor may (onboarding.visibility)."""
-    return click.option(
-        "--actor",
-        "reader",
-        envvar="ONBOARDING_ACTOR",
-        default=None,
-        help="Read as this actor: only what its grants let it read (default: "
-        "$ONBOARDING_ACTOR; with neither, everything: the command line trusts its operator).",
-    )(func)
-
-
-def read_scope(db: Any, reader: str | None) -> Any:
-    """The ``onboarding.visibility.Scope`` of ``--actor`` (everything without one)."""
-    from onboarding import visibility
-
-    return visibility.of(db, reader)
-
-
-def actor_name(actor: str | None) -> str:
-    if actor:
-        return actor
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers; the audit trail still needs one
-        return os.environ.get("USER") or "unknown"
-
-
 def complete(name: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
     """A ``shell_complete`` callback of ``onboarding.completion``, imported only on a TAB (so
     no command pays for it at start)."""
@@ -199,283 +203,3 @@ def complete(name: str) -> Callable[[click.Context, click.Parameter, str], list[
         return result
 
     return callback
-
-
-def open_db(db_path: str | None) -> Any:
-    from onboarding.db import open_existing, resolve_path
-
-    return open_existing(resolve_path(db_path))
-
-
-@contextmanager
-def database(db_path: str | None) -> Iterator[Any]:
-    """The database for one command, closed when the command is done; a storage fault while
-    it is used (full disk, read-only file) becomes one line naming it (onboarding.storage)."""
-    from onboarding.db import resolve_path
-    from onboarding.storage import guard
-
-    db = open_db(db_path)
-    try:
-        with guard(resolve_path(db_path), os_errors=False):
-            yield db
-    finally:
-        db.close()
-
-
-def echo_json(data: Any) -> None:
-    import json  # here, as every import of this module: 'onboarding --help' loads it
-
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """Print rows as an aligned plain-text table. On a terminal long cells are cut (with "…")
-    to fit its width; piped or redirected, nothing is cut (the text goes into mails and files)."""
-    if not rows:
-        click.echo("(none)")
-        return
-    import shutil
-
-    cols = list(columns or rows[0].keys())
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    budget = max(80, shutil.get_terminal_size((80, 24)).columns) - 2 * (len(cols) - 1)
-    while _on_terminal() and sum(widths) > budget and max(widths) > 8:
-        widest = widths.index(max(widths))
-        widths[widest] -= 1
-    click.echo("  ".join(c.ljust(w)[:w] for c, w in zip(cols, widths, strict=True)).rstrip())
-    click.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        click.echo("  ".join(_fit(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(_cell(v) for v in value)
-    return str(value)
-
-
-def _fit(value: str, width: int) -> str:
-    if len(value) <= width:
-        return value.ljust(width)
-    return value[: width - 1] + "…"
-
-
-def parse_sets(values: Iterable[str], option: str = "--set") -> dict[str, str]:
-    """``--set NAME=VALUE`` options as a dict."""
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UserError(f"{option} {item!r}: expected NAME=VALUE")
-        out[name.strip()] = value.strip()
-    return out
-
-
-def _parse_at(at: str | None) -> Any:
-    from onboarding import clock
-
-    return clock.parse_time(at, what="--at") if at else None
-
-
-def _track_id(text: str) -> int:
-    try:
-        return int(text.lstrip("#"))
-    except ValueError:
-        raise UserError(f"track {text!r}: give the track's number, e.g. 12") from None
-
-
-def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) -> None:
-    """Two lines per step: when, which track and move; then who, in which role, and why.
-    Given the database, states and roles are named by their labels."""
-    if not rows:
-        click.echo(t("(none)"))
-    labels = Labels(db) if db is not None else None
-    defs: dict[int, str] = {}
-
-    def definition(r: dict[str, Any]) -> Any:
-        assert labels is not None
-        if r["track"] not in defs:
-            found = db.execute("SELECT definition FROM tracks WHERE id = ?", [r["track"]])
-            defs[r["track"]] = found.fetchone()[0]
-        return labels.definition(defs[r["track"]], r.get("definition_version"))
-
-    def state(r: dict[str, Any], key: str | None) -> str:
-        if labels is None or not key:
-            return key or ""
-        found = definition(r).by_name.get(key)
-        return str(found.label) if found is not None else key
-
-    def field(r: dict[str, Any], name: str, value: Any) -> str:
-        """``name=value`` as read: the field's label, a date in the language's format."""
-        if labels is None:
-            return f"{name}={value}"
-        fdef = definition(r).fields.get(name)
-        if fdef is None:
-            return f"{name}={value}"
-        if value is None:
-            return f"{fdef.label}: {t('not reported')}"
-        shown = value
-        if fdef.type == "date" and isinstance(value, str):
-            try:
-                shown = day(value)
-            except ValueError:  # a value stored before the type was checked: as it is
-                shown = value
-        return f"{fdef.label}: {shown}"
-
-    for r in rows:
-        track = f"#{r['track']}  " if with_track else ""
-        if r["from"]:
-            move = f"{state(r, r['from'])} -> {state(r, r['to'])}"
-        else:
-            move = t("started in %(state)s", state=state(r, r["to"]))
-        when = moment(r["at"]) if labels is not None else _display(r["at"])
-        click.echo(f"{when}  {track}{r['trigger']}: {move}")
-        role = Labels.role(r["role"]) if labels is not None else r["role"]
-        details = [f"{r['actor']} ({role})"]
-        details += [field(r, k, v) for k, v in r["fields"].items()]
-        if r["note"]:
-            details.append(t("note: %(note)s", note=r["note"]))
-        click.echo("                  " + "; ".join(details))
-
-
-def _display(stamp: str) -> str:
-    from onboarding import clock
-
-    return clock.display(stamp)
-
-
-def _mail_config(db_path: str | None, db: Any) -> Any:
-    """Mail settings for the database: the environment, its config file, then the settings
-    stored in it ('onboarding mail configure'); never options."""
-    from notifications.config import load_config
-    from onboarding.db import resolve_path
-
-    return load_config(resolve_path(db_path), db=db)
-
-
-def _parse_day(text: str | None, option: str) -> Any:
-    from onboarding import clock
-
-    return clock.parse_date(text, what=option) if text else None
-
-
-def _today() -> Any:
-    from onboarding import clock
-
-    return clock.local_date(clock.now())
-
-
-def _key_created(key_file: Any, public: bytes) -> str:
-    from onboarding import audit as audit_mod
-
-    return (
-        f"audit key created: {key_file} (fingerprint {audit_mod.fingerprint(public)}); back it"
-        " up apart from the database, see docs/audit.md"
-    )
-
-
-# --- human output in the reader's language (--lang / ONBOARDING_LANG, Danish by default) ------
-
-
-def lang() -> str:
-    from onboarding.i18n import cli_language
-
-    return cli_language()
-
-
-def t(msgid: str, **params: Any) -> str:
-    """A line of human output from the catalogue, in the CLI's language."""
-    from onboarding import i18n
-
-    text = i18n.gettext(lang(), msgid)
-    return text % params if params else text
-
-
-def tn(singular: str, plural: str, n: int, **params: Any) -> str:
-    from onboarding import i18n
-
-    return i18n.ngettext(lang(), singular, plural, n) % {"n": n, **params}
-
-
-def say(text: Any) -> str:
-    """A sentence the library gave (a ``Message``) in the CLI's language."""
-    from onboarding.i18n import localise
-
-    return localise(text, lang())
-
-
-def day(value: Any) -> str:
-    """A date (ISO text or date) as the CLI's language writes it; '' for none."""
-    from datetime import date, datetime
-
-    from onboarding import i18n
-
-    if value in (None, ""):
-        return ""
-    if isinstance(value, datetime):
-        return i18n.fmt_date(value.date(), lang())
-    if isinstance(value, date):
-        return i18n.fmt_date(value, lang())
-    return i18n.fmt_date(date.fromisoformat(str(value)[:10]), lang())
-
-
-def moment(stamp: str | None) -> str:
-    """A stored instant in Copenhagen time as the CLI's language writes it."""
-    from onboarding import clock, i18n
-
-    return i18n.fmt_datetime(clock.unstamp(stamp), lang()) if stamp else ""
-
-
-def shown_local(text: str | None) -> str:
-    """A local time as ``clock.display`` gives it (2021-06-30 10:15), as the language writes
-    it (30.06.2021 10:15)."""
-    from datetime import datetime
-
-    from onboarding import clock, i18n
-
-    if not text:
-        return ""
-    local = datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=clock.LOCAL)
-    return i18n.fmt_datetime(local, lang())
-
-
-class Labels:
-    """Keys of the definitions as people read them (state, phase, role), cached per run."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self._defs: dict[tuple[str, int], Any] = {}
-
-    def definition(self, name: str, version: int | None = None) -> Any:
-        from onboarding import definitions
-
-        key = (name, int(version or 0))
-        if key not in self._defs:
-            self._defs[key] = definitions.get(self.db, name, version)
-        return self._defs[key]
-
-    def state(self, name: str, version: int | None, state: str | None) -> str:
-        if not state:
-            return ""
-        found = self.definition(name, version).by_name.get(state)
-        return str(found.label) if found is not None else state
-
-    def title(self, name: str, version: int | None = None) -> str:
-        return str(self.definition(name, version).title)
-
-    @staticmethod
-    def phase(key: str | None) -> str:
-        from onboarding import terms
-
-        return terms.phase(key, lang())
-
-    @staticmethod
-    def role(key: str | None) -> str:
-        from onboarding.roles import label
-
-        return label(key, lang()) if key else ""

@@ -59,9 +59,9 @@ def goals_record(
     from onboarding import reports
 
     with database(db_path) as db:
-        row = reports.record_counter(
-            db, counter, value, _parse_day(at, "--at") or _today(), actor_name(actor), note
-        )
+        # A day after today is refused by record_counter's own time guard (naming the time).
+        day = _parse_day(at, "--at", future_ok=True) or _today()
+        row = reports.record_counter(db, counter, value, day, actor_name(actor), note)
     click.echo(f"{row['counter']} = {row['value']} on {row['at']}")
 
 

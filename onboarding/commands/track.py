@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from onboarding.commands import spec
 from onboarding.commands.common import (
     Group,
     Labels,
@@ -16,6 +17,8 @@ from onboarding.commands.common import (
     _track_id,
     actor_name,
     actor_options,
+    click_option,
+    click_params,
     complete,
     database,
     day,
@@ -29,17 +32,11 @@ from onboarding.commands.common import (
     reader_option,
     say,
     t,
-    tn,
 )
+from onboarding.commands.track_core import _readable, advance_one, show
 
-at_option = click.option(
-    "--at",
-    default=None,
-    metavar="TIME",
-    help="When it happened (2021-03-31, 31-03-2021, 31.03.2021 or 31/03/2021, optionally with "
-    "a time: 31-03-2021 14:00; default: now). "
-    "Never in the future (5 minutes' tolerance): a planned date goes in a field (--set).",
-)
+at_option = click_option(spec.AT)
+judge_at_option = click_option(spec.JUDGE_AT)
 
 
 @click.group(cls=Group)
@@ -182,52 +179,7 @@ def _started(db: Any, row: dict[str, Any]) -> str:
 
 
 @track.command("advance")
-@click.argument(
-    "args",
-    nargs=-1,
-    required=True,
-    metavar="[TRACK] TRIGGER",
-    shell_complete=complete("complete_advance_args"),
-)
-@click.option(
-    "--where",
-    "where",
-    default=None,
-    metavar="FILTER",
-    help="Advance every open track matching, e.g. 'state=date_agreement system=Fasit'.",
-    shell_complete=complete("complete_where"),
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Bulk: blocked tracks listed per reason (--json lists all).",
-)
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A field the transition needs (repeatable).",
-)
-@click.option("--note", default=None, help="A note for the history.")
-@click.option(
-    "--expect-version",
-    type=int,
-    default=None,
-    help="Refuse if the track is no longer at this version (optimistic locking).",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Show what would change (one track: the move, its due date and the notifications "
-    "it would schedule); write nothing.",
-)
-@at_option
-@db_option
-@json_option
-@actor_options
+@click_params(spec.TRACK_ADVANCE)
 def track_advance(
     args: tuple[str, ...],
     where: str | None,
@@ -254,51 +206,15 @@ def track_advance(
 
         onboarding track advance --where "definition=connection state=display_opening" open_display
     """
+    if where is None:
+        # One track: the body the fast path runs too (onboarding.commands.fast).
+        advance_one(args, sets, note, expect_version, dry_run, at, db_path, as_json, actor, role)
+        return
     from onboarding import engine
 
     with database(db_path) as db:
         act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         values = parse_sets(sets)
-        if where is None:
-            if len(args) != 2:
-                raise UserError("give TRACK TRIGGER, or --where FILTER TRIGGER")
-            if dry_run:
-                _echo_preview(
-                    engine.preview_advance(
-                        db, _track_id(args[0]), args[1], act, values, expect_version
-                    ),
-                    as_json,
-                )
-                return
-            row = engine.advance(db, _track_id(args[0]), args[1], act, values, expect_version)
-            if as_json:
-                echo_json(
-                    {
-                        "id": row["id"],
-                        "state": row["state"],
-                        "version": row["version"],
-                        "due": row["due"],
-                    }
-                )
-            else:
-                from onboarding import definitions
-
-                # The step's label, never its key: this line is read by a person.
-                state = definitions.get(db, row["definition"], row["def_version"]).by_name.get(
-                    row["state"]
-                )
-                step = state.label if state is not None else row["state"]
-                due = t(", due %(due)s", due=day(row["due"])) if row["due"] else ""
-                click.echo(
-                    t(
-                        "track #%(id)s is now in %(step)s (version %(version)s%(due)s)",
-                        id=row["id"],
-                        step=step,
-                        version=row["version"],
-                        due=due,
-                    )
-                )
-            return
         if len(args) != 1:
             raise UserError("with --where give only the TRIGGER")
         from onboarding import filters  # here: one track's advance never filters
@@ -391,29 +307,6 @@ def _echo_blocked(result: Any) -> None:
             click.echo(f"          {more}")
 
 
-def _echo_preview(preview: dict[str, Any], as_json: bool) -> None:
-    """One track's dry run: the move, the due date and the notifications it would schedule."""
-    from onboarding import clock
-
-    if as_json:
-        echo_json(preview)
-        return
-    click.echo(
-        f"would move track #{preview['id']} from {preview['from']} to {preview['to']}"
-        f" ({preview['to_label']}); nothing written"
-    )
-    click.echo(f"  due       {preview['due'] or '-'}")
-    if not preview["notifications"]:
-        click.echo("  notifications: none")
-        return
-    click.echo("  notifications it would schedule:")
-    for n in preview["notifications"]:
-        click.echo(
-            f"    {clock.display(n['at'])}  {n['kind']} {n['name']} to {', '.join(n['to'])}"
-            f" (template {n['template']})"
-        )
-
-
 @track.command("set")
 @click.argument("track_ref", metavar="TRACK")
 @click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
@@ -452,21 +345,8 @@ def track_set(
         )
 
 
-judge_at_option = click.option(
-    "--at",
-    default=None,
-    metavar="TIME",
-    help="Judge what may happen next at this time (ISO 8601; default: now): what "
-    "'track advance --at TIME' would be told. The track is shown as it is now.",
-)
-
-
 @track.command("show")
-@click.argument("track_ref", metavar="TRACK")
-@judge_at_option
-@reader_option
-@db_option
-@json_option
+@click_params(spec.TRACK_SHOW)
 def track_show(
     track_ref: str, at: str | None, reader: str | None, db_path: str | None, as_json: bool
 ) -> None:
@@ -476,77 +356,7 @@ def track_show(
 
         onboarding track show 12 --json --at 2021-09-01T10:00
     """
-    from onboarding import tracks
-
-    with database(db_path) as db:
-        info = tracks.show(db, _readable(db, track_ref, reader), _parse_at(at))
-        if as_json:
-            echo_json(info)
-            return
-        from onboarding import i18n
-
-        labels = Labels(db)
-        name, version = info["definition"], info["definition_version"]
-        click.echo(f"{t('Track')} #{info['id']}  {labels.title(name, version)} v{version}")
-        rows = [
-            (t("subject"), info["subject_text"] + ("  (BoB)" if info["subject"]["bob"] else "")),
-            (t("state"), info["state_label"]),
-            (t("phase"), labels.phase(info["phase"]) or "-"),
-            (t("bucket"), info["bucket"] or "-"),
-            (t("who acts"), labels.role(info["responsible_role"]) or "-"),
-            (
-                t("due"),
-                (day(info["due"]) or "-")
-                + (f"  {t('OVERDUE')}" if info["overdue"] else "")
-                + "   "
-                + tn(
-                    "(%(n)s working day in this step)",
-                    "(%(n)s working days in this step)",
-                    info["days_in_state"],
-                ),
-            ),
-            (t("version"), str(info["version"])),
-        ]
-        if info.get("payment_scenario"):
-            ps = info["payment_scenario"]
-            contract = _contract_label(ps["contract"]) if ps["contract"] else t("not on record")
-            scenario = i18n.pgettext(lang(), "payment", ps["scenario"]) if ps["scenario"] else ""
-            rows.append((t("contract"), f"{contract}: {scenario}"))
-        defn = labels.definition(name, version)
-        for key, value in info["fields"].items():
-            field = defn.fields.get(key)
-            rows.append((field.label if field else key, _value(value)))
-        width = max(len(k) for k, _ in rows)
-        for k, v in rows:
-            click.echo(f"  {k:<{width}}  {v}")
-        if info["available"]:
-            click.echo(f"  {t('next')}:")
-            for a in info["available"]:
-                blocked = (
-                    f"  [{t('blocked')}: {'; '.join(say(b) for b in a['blocked_by'])}]"
-                    if a["blocked_by"]
-                    else ""
-                )
-                roles = ", ".join(Labels.role(r) for r in a["roles"])
-                click.echo(f"    {a['trigger']} -> {a['dest_label']} ({roles}){blocked}")
-
-
-def _contract_label(key: str) -> str:
-    from onboarding import i18n
-
-    return i18n.pgettext(lang(), "contract", key)
-
-
-def _value(value: Any) -> str:
-    """A field value as read: a date in the language's format, yes/no in words."""
-    if isinstance(value, bool):
-        return t("yes") if value else t("no")
-    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
-        try:
-            return day(value)
-        except ValueError:
-            return value
-    return "" if value is None else str(value)
+    show(track_ref, at, reader, db_path, as_json)
 
 
 @track.command("list")
@@ -717,28 +527,9 @@ def track_mine(actor: str | None, overdue: bool, db_path: str | None, as_json: b
                     t("who acts"): roles.label(str(w["role"]), lang()),
                     t("days"): w["days_in_step"],
                     t("due"): day(w["due"])
-                    + (
-                        " ! " + t("%(n)s late", n=w["working_days_late"])
-                        if w["overdue"]
-                        else ""
-                    ),
+                    + (" ! " + t("%(n)s late", n=w["working_days_late"]) if w["overdue"] else ""),
                     t("next"): ", ".join(a["label"] for a in w["actions"]),
                 }
                 for w in items
             ]
         )
-
-
-def _readable(db: Any, track_ref: str, reader: str | None) -> int:
-    """The track's id; with ``--actor``, "unknown track" when it is outside what the actor
-    may read (onboarding.visibility), as for an id that does not exist."""
-    from onboarding import permits
-
-    track_id = _track_id(track_ref)
-    # On a database that runs open every reader reads everything (visibility.of): one SELECT
-    # instead of importing onboarding.visibility and onboarding.actors.
-    if reader is not None and not permits.runs_open(db):
-        from onboarding import visibility
-
-        visibility.require_track(db, read_scope(db, reader), track_id)
-    return track_id

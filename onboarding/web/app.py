@@ -117,7 +117,6 @@ def routes() -> list[Route | Mount]:
 
 def create_app(
     db_path: str | Path,
-    secret: str | None = None,
     *,
     secure_cookies: bool = False,
     session_policy: sessions.Policy | None = None,
@@ -127,10 +126,9 @@ def create_app(
     ``secure_cookies`` marks the session cookie ``Secure`` and sends HSTS on every response
     (for a page behind a TLS proxy; served over HTTPS they are set anyway).
     ``session_policy`` says how long sessions last (``onboarding.sessions.Policy``).
-    ``secret`` is accepted for compatibility and unused: sessions are rows in the database
-    and the cookie holds only a random token, so there is nothing to sign.
+    Sessions are rows in the database and the cookie holds only a random token, so there is
+    no signing secret to configure.
     """
-    del secret
     path = Path(db_path)
     open_existing(path).close()  # fails now, with the CLI's message, if not initialised
     state = WebState(db_path=path, env=make_environment())

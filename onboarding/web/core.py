@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from onboarding import clock
+from onboarding import clock, storage
 from onboarding.db import Database, connect
 from onboarding.errors import InputError, NotFound, OnboardingError, StaleVersion
 from onboarding.roles import ROLES
@@ -26,6 +28,8 @@ from onboarding.web import i18n
 from onboarding.web.i18n import gettext as _
 from onboarding.web.security import CSRF_FIELD, csrf_ok, csrf_token
 from onboarding.web.sessions import is_secure
+
+log = logging.getLogger("onboarding.web")
 
 HERE = Path(__file__).parent
 
@@ -128,21 +132,48 @@ class SecurityHeaders:
 
         try:
             await self.app(scope, receive, with_headers)
-        except Exception:
+        except Exception as exc:
+            fault = storage.describe(exc)
+            if fault is None:
+                if not started:
+                    await _server_error(scope).__call__(scope, receive, with_headers)
+                raise
+            # A full disk or a read-only file met outside a handler (the session store): not a
+            # bug, so no traceback; the operator reads the one line, the visitor a 503 page.
+            log.error("%s %s: %s", scope.get("method"), scope.get("path"), fault)
             if not started:
-                await _server_error(scope).__call__(scope, receive, with_headers)
-            raise
+                await _storage_fault(scope).__call__(scope, receive, with_headers)
 
 
 def _server_error(scope: Scope) -> Response:
+    return _bare_page(
+        scope, 500, "Something went wrong on our side. Nothing was changed; try again later."
+    )
+
+
+def _storage_fault(scope: Scope) -> Response:
+    return _bare_page(scope, 503, STORAGE_FAULT)
+
+
+#: What a visitor reads when the database cannot store (full disk, read-only file, a lock held
+#: too long): the file's path and the details go to the server's log only.
+STORAGE_FAULT = (
+    "The database cannot store anything right now (a full disk, a read-only file or a long "
+    "lock). Nothing was changed; try again later."
+)
+
+
+def _bare_page(scope: Scope, status: int, message: str) -> Response:
+    """A page that needs nothing but the message catalogue (the templates or the database
+    may be what failed)."""
     session = scope.get("session")
     lang = session.get("lang") if isinstance(session, dict) else None
     with i18n.language(i18n.normalise(lang)):
-        text = _("Something went wrong on our side. Nothing was changed; try again later.")
+        text = _(message)
     return HTMLResponse(
-        f"<!DOCTYPE html><meta charset='utf-8'><title>500</title><p>{text}</p>"
+        f"<!DOCTYPE html><meta charset='utf-8'><title>{status}</title><p>{text}</p>"
         "<p><a href='/'>OK</a></p>",
-        status_code=500,
+        status_code=status,
         headers=NO_STORE,
     )
 
@@ -268,6 +299,12 @@ class WebState:
                 return RedirectResponse(r.url, status_code=303)
             except NotFound as exc:
                 return self.error(page, 404, _not_found(exc, request))
+            except (storage.StorageError, sqlite3.Error, OSError) as exc:
+                fault = storage.describe(exc, self.db_path)
+                if fault is None:
+                    raise  # a bug: the outer layer answers 500 and logs the traceback
+                log.error("%s %s: %s", request.method, request.url.path, fault)
+                return self.error(page, 503, _(STORAGE_FAULT))
             except OnboardingError as exc:
                 return self.error(page, _status_for(exc), i18n.say_error(exc))
             except OverflowError:
