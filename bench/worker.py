@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import sqlite3
 import sys
@@ -91,8 +92,9 @@ class _Floor:
         # reminder and three escalation rungs planned (none fires on entry).
         self.due = calendar.add_working_days(clock.local_date(moment), 10).isoformat()
         rules = outbox.rules(data._definition(conn, data.CONNECTION).state("service_agreements"))
-        planned, _ = outbox._PLANNER.rows(0, 0, "service_agreements", rules, self.due,
-                                          self.at, self.at)
+        planned, _ = outbox._PLANNER.rows(
+            0, 0, "service_agreements", rules, self.due, self.at, self.at
+        )
         self.planned = [(p[3], p[11]) for p in planned]
         self.sets = json.dumps({"connection_date": data.CONNECTION_DATE}, sort_keys=True)
         self.encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -115,10 +117,33 @@ class _Floor:
         for (track_id, version, fields), head in zip(batch, heads, strict=True):
             f = json.loads(fields)
             f["connection_date"] = data.CONNECTION_DATE
-            tracks.append((json.dumps(f, ensure_ascii=False, sort_keys=True), at, self.due, at,
-                           head, track_id, version))
-            history.append((track_id, version + 1, "date_agreement", "service_agreements",
-                            "agree_date", data.ACTOR, data.ROLE, None, at, at, 1, self.sets))
+            tracks.append(
+                (
+                    json.dumps(f, ensure_ascii=False, sort_keys=True),
+                    at,
+                    self.due,
+                    at,
+                    head,
+                    track_id,
+                    version,
+                )
+            )
+            history.append(
+                (
+                    track_id,
+                    version + 1,
+                    "date_agreement",
+                    "service_agreements",
+                    "agree_date",
+                    data.ACTOR,
+                    data.ROLE,
+                    None,
+                    at,
+                    at,
+                    1,
+                    self.sets,
+                )
+            )
         pointer = "" if self.rows == "state" else ", plan_id = ?, plan_open = 1"
         # No ``final = 0`` (it does not change): SETting it would rewrite the track's entry
         # in the partial index ``tracks_open_subject``, a page the engine does not write.
@@ -128,8 +153,10 @@ class _Floor:
             " WHERE id = ? AND version = ?",
             [t if pointer else t[:4] + t[5:] for t in tracks],
         )
-        cols = ("track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
-                " recorded_at, def_version, fields")
+        cols = (
+            "track_id, seq, from_state, to_state, trigger, actor, role, note, at,"
+            " recorded_at, def_version, fields"
+        )
         if self.rows == "state":
             conn.executemany(
                 f"INSERT INTO history ({cols}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
@@ -158,19 +185,36 @@ class _Floor:
         the last of its four outbox ids, linked to the track's plan so far; the track row then
         points to it. Leaving the old state writes nothing more. Returns the plan ids."""
         per = len(self.planned)
-        first = self.conn.execute(
-            "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
-            " coalesce((SELECT max(id) FROM outbox_plan), 0))"
-        ).fetchone()[0] + 1
+        first = (
+            self.conn.execute(
+                "SELECT max(coalesce((SELECT max(id) FROM outbox), 0),"
+                " coalesce((SELECT max(id) FROM outbox_plan), 0))"
+            ).fetchone()[0]
+            + 1
+        )
         plans, heads = [], []
         for i, (track_id, version, _) in enumerate(batch):
             ids = range(first + i * per, first + (i + 1) * per)
-            text = "[" + ",".join(
-                f'[{j},"{name}","{due_at}"]'
-                for j, (name, due_at) in zip(ids, self.planned, strict=True)
-            ) + "]"
-            plans.append((ids[-1], track_id, version + 1, self.due, self.at, text,
-                          min(d for _, d in self.planned), track_id))
+            text = (
+                "["
+                + ",".join(
+                    f'[{j},"{name}","{due_at}"]'
+                    for j, (name, due_at) in zip(ids, self.planned, strict=True)
+                )
+                + "]"
+            )
+            plans.append(
+                (
+                    ids[-1],
+                    track_id,
+                    version + 1,
+                    self.due,
+                    self.at,
+                    text,
+                    min(d for _, d in self.planned),
+                    track_id,
+                )
+            )
             heads.append(ids[-1])
         self.conn.executemany(
             "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version,"
@@ -239,8 +283,13 @@ def single(args: dict[str, Any]) -> dict[str, Any]:
             times[key].append(time.perf_counter() - started)
     db.close()
     db2.close()
-    return {"times": times["engine"], "same": times["same"], "state": times["state"],
-            "rss_before": before, "moved": len(times["engine"])}
+    return {
+        "times": times["engine"],
+        "same": times["same"],
+        "state": times["state"],
+        "rss_before": before,
+        "moved": len(times["engine"]),
+    }
 
 
 # --- 4. due sweep -------------------------------------------------------------------------------
@@ -402,7 +451,12 @@ def deliver(args: dict[str, Any]) -> dict[str, Any]:
 
 def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
     """The same messages, as the engine's run delivered them (recorded by the SMTP server,
-    so already rendered), sent with plain ``smtplib`` over one connection."""
+    so already rendered), sent with plain ``smtplib`` over one connection.
+
+    With ``db`` (a copy of the delivery database), the floor of a sender that records
+    anything: each message is also preceded by one commit marking its outbox row handed over
+    (``BEGIN IMMEDIATE``, one ``UPDATE`` by id, ``COMMIT``), the one commit a message that
+    ``send-due`` cannot do without (exactly once: the handover is durable before the send)."""
     import smtplib
 
     messages = []
@@ -410,13 +464,29 @@ def deliver_raw(args: dict[str, Any]) -> dict[str, Any]:
         for line in f:
             sender, to, content = json.loads(line)
             body = content.encode("utf-8", "surrogateescape").replace(b"\r\n", b"\n")
-            messages.append((sender, to, body.replace(b"\n", b"\r\n")))
+            row = re.search(rb"^X-Onboarding-Outbox: (\d+)", body, re.M)
+            messages.append((sender, to, body.replace(b"\n", b"\r\n"), int(row[1]) if row else 0))
+    conn = None
+    if args.get("db"):
+        from onboarding.db import connect
+
+        _delivery_setup(args["db"])  # the rows written out, as for the engine's run
+        conn = connect(args["db"]).conn  # the engine's pragmas (WAL, synchronous, timeout)
     before = _rss_now()
     started = time.perf_counter()
     cpu = time.process_time()
     smtp = smtplib.SMTP("127.0.0.1", args["port"])
     smtp.ehlo()
-    for sender, to, body in messages:
+    for sender, to, body, row_id in messages:
+        if conn is not None:
+            conn.execute("BEGIN IMMEDIATE")
+            cur = conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, handed_at = ? WHERE id = ?",
+                ["2021-03-31T12:00:00", row_id],
+            )
+            conn.execute("COMMIT")
+            if cur.rowcount != 1:
+                raise RuntimeError(f"no outbox row {row_id} in the floor's database")
         smtp.sendmail(sender, to, body)
     smtp.quit()
     seconds = time.perf_counter() - started

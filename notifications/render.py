@@ -924,6 +924,29 @@ def _folded_plain(name: str, value: str) -> tuple[bytes, str]:
     return _fold_field(name, value)
 
 
+@lru_cache(maxsize=1024)
+def _folded_subject(subject: str) -> tuple[bytes, str]:
+    """A run's reminders about the same step share their subject: folded once."""
+    return _fold_field("Subject", _ExactSubject("Subject", header_text(subject)))
+
+
+# A Message-ID of our own shape (a dot-atom at a dot-atom) and a list of outbox ids are
+# written as given when the line fits: the policy's folding, which parses them, gives exactly
+# these bytes then (tests/test_mail_build.py compares the two). Anything else is folded.
+_SIMPLE = {
+    "Message-ID": re.compile(
+        r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"
+    ),
+    "X-Onboarding-Outbox": re.compile(r"[0-9]+(?:, [0-9]+)*"),
+}
+
+
+def _folded_simple(name: str, value: str) -> tuple[bytes, str]:
+    if len(name) + 2 + len(value) <= 78 and _SIMPLE[name].fullmatch(value):
+        return f"{name}: {value}\n".encode("ascii"), value
+    return _fold_field(name, value)
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """A message ready to hand over: its bytes, and the header values a run records.
@@ -943,6 +966,11 @@ class Outgoing:
         return self.data
 
     def smtp_bytes(self) -> bytes:
+        return self._smtp_bytes
+
+    @cached_property
+    def _smtp_bytes(self) -> bytes:
+        # Made once, and by a sender ahead of the message's turn (notifications.runner).
         return _FROM_LINE.sub(b">From ", self.data).replace(b"\n", b"\r\n")
 
     def message(self) -> EmailMessage:
@@ -990,14 +1018,14 @@ def build_outgoing(
     fields = [
         ("from", _folded_from(mail_from)),
         ("to", _folded_to(tuple(to))),
-        ("subject", _fold_field("Subject", _ExactSubject("Subject", header_text(subject)))),
+        ("subject", _folded_subject(subject)),
         ("date", _folded_plain("Date", format_datetime(date_sent.astimezone(UTC)))),
-        ("message-id", _fold_field("Message-ID", message_id)),
+        ("message-id", _folded_simple("Message-ID", message_id)),
         ("auto-submitted", _folded_plain("Auto-Submitted", "auto-generated")),
     ]
     if outbox_ids:
         ids = ", ".join(str(i) for i in outbox_ids)
-        fields.append(("x-onboarding-outbox", _fold_field("X-Onboarding-Outbox", ids)))
+        fields.append(("x-onboarding-outbox", _folded_simple("X-Onboarding-Outbox", ids)))
     head = [folded for _, (folded, _) in fields]
     recorded = {name: value for name, (_, value) in fields}
     slots = _fill(rendered, attachments)

@@ -26,13 +26,13 @@ import socket
 import threading
 import time as _time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from notifications.config import Config
 from notifications.render import (
@@ -44,7 +44,7 @@ from notifications.render import (
     build_outgoing,
     due_calendar,
 )
-from notifications.send import DeliveryError, Transport, open_transport
+from notifications.send import DeliveryError, SmtpTransport, Transport, open_transport
 from onboarding import clock, outbox
 from onboarding.db import Database
 from onboarding.outbox_results import Ledger, Sent
@@ -128,8 +128,23 @@ class PrepareError(Exception):
     """A row that cannot become a message (nobody to send it to, a template error)."""
 
 
+@dataclass
+class _Pending:
+    """One claimed row with whom it goes to, not rendered yet."""
+
+    row: dict[str, Any]
+    data: dict[str, Any]
+    to: list[tuple[str, str]]
+    note: str | None
+
+
 def _prepare(db: Database, row: Mapping[str, Any], at: datetime, renderer: Renderer) -> _Item:
-    lang = renderer.config.language
+    return _render(db, _gather(db, row, at, renderer.config.language), renderer)
+
+
+def _gather(db: Database, row: Mapping[str, Any], at: datetime, lang: str) -> _Pending:
+    """What a row's message needs before rendering: its data and its recipients (none:
+    PrepareError)."""
     data = outbox.message_data(db, row, at, lang)
     people = data["recipients"]
     missing = data["missing_roles"]
@@ -140,15 +155,22 @@ def _prepare(db: Database, row: Mapping[str, Any], at: datetime, renderer: Rende
             f"role,name,email,municipality,vendor, e.g. '{_example_contact(data, missing[0])}'),"
             f" then 'onboarding reminders retry {row['id']}'"
         )
+    note = _no_contact(data, missing, lang) if missing else None
+    to = [(str(p["name"]), str(p["email"])) for p in people]
+    return _Pending(dict(row), data, to, note)
+
+
+def _render(db: Database, item: _Pending, renderer: Renderer) -> _Item:
+    """A row's message text (reads the database, writes nothing); a template that fails:
+    PrepareError."""
+    row = item.row
     try:
         # The track's definition version may ship its own templates (issue 12).
         own = renderer.own_templates(db, int(row["track_id"]))
-        rendered = renderer.render(str(row["template"]), data, own=own)
+        rendered = renderer.render(str(row["template"]), item.data, own=own)
     except Exception as exc:  # a template a user edited may fail in any way
         raise PrepareError(f"template {row['template']!r}: {type(exc).__name__}: {exc}") from exc
-    note = _no_contact(data, missing, lang) if missing else None
-    to = [(str(p["name"]), str(p["email"])) for p in people]
-    return _Item(dict(row), data, rendered, to, note)
+    return _Item(row, item.data, rendered, item.to, item.note)
 
 
 def _no_contact(data: Mapping[str, Any], missing: Sequence[str], lang: str) -> str:
@@ -343,12 +365,15 @@ def _digest_context(items: Sequence[_Item]) -> dict[str, Any]:
     }
 
 
-def _groups(items: list[_Item], config: Config) -> list[list[_Item]]:
+_Grouped = TypeVar("_Grouped", _Pending, _Item)
+
+
+def _groups(items: list[_Grouped], config: Config) -> list[list[_Grouped]]:
     """Items in due order, one per message; with the digest on, reminders and escalations to
     the same people on the same local day share one message (notices always go alone)."""
     if not config.digest:
         return [[i] for i in items]
-    groups: dict[tuple[Any, ...], list[_Item]] = {}
+    groups: dict[tuple[Any, ...], list[_Grouped]] = {}
     order: list[tuple[Any, ...]] = []
     for item in items:
         if item.row["kind"] == "notice":
@@ -449,6 +474,91 @@ def _supersede(
     return keep
 
 
+@dataclass
+class _Made:
+    """One group's message: its items rendered, the rows whose template failed (and why),
+    and the message or why it cannot be built (None: no item left to send)."""
+
+    items: list[_Item]
+    failed: list[tuple[dict[str, Any], str]]
+    msg: Outgoing | str | None
+
+
+class _Ahead:
+    """The next group's message, made while the server answers the current one (see
+    ``SmtpTransport.meanwhile``, which advances ``steps`` one step per reply awaited) or,
+    for what is left, when it is needed. Making it reads the database and writes nothing:
+    what it finds wrong is recorded when the group's turn comes, after the current
+    message's outcome."""
+
+    def __init__(
+        self,
+        db: Database,
+        group: Sequence[_Pending | dict[str, Any]],
+        at: datetime,
+        renderer: Renderer,
+        config: Config,
+        token: str,
+        wall: Callable[[], datetime],
+        smtp: bool = False,
+    ) -> None:
+        self.steps: Iterator[None] = self._make(db, group, at, renderer, config, token, wall, smtp)
+        self._made: _Made | None = None
+        self._error: Exception | None = None
+
+    def _make(
+        self,
+        db: Database,
+        group: Sequence[_Pending | dict[str, Any]],
+        at: datetime,
+        renderer: Renderer,
+        config: Config,
+        token: str,
+        wall: Callable[[], datetime],
+        smtp: bool,
+    ) -> Iterator[None]:
+        try:
+            items: list[_Item] = []
+            failed: list[tuple[dict[str, Any], str]] = []
+            for one in group:
+                # A claimed row (a message of its own) is gathered here; a digest's were
+                # gathered before grouping.
+                row = one.row if isinstance(one, _Pending) else one
+                try:
+                    if isinstance(one, dict):
+                        one = _gather(db, one, at, renderer.config.language)
+                        yield
+                    items.append(_render(db, one, renderer))
+                except PrepareError as exc:
+                    failed.append((row, str(exc)))
+                yield
+            msg: Outgoing | str | None = None
+            if items:
+                try:
+                    rendered, parts = _message_parts(items, renderer, config, token, wall(), db)
+                except Exception as exc:
+                    msg = _unbuilt(items, exc)
+                else:
+                    yield  # the calendar file made; the message built at the next reply
+                    try:
+                        msg = build_outgoing(rendered, **parts)
+                        if smtp:
+                            msg.smtp_bytes()  # made now, not in the message's turn
+                    except Exception as exc:
+                        msg = _unbuilt(items, exc)
+            self._made = _Made(items, failed, msg)
+        except Exception as exc:  # e.g. a storage fault: raised in the group's own turn
+            self._error = exc
+
+    def result(self) -> _Made:
+        for _ in self.steps:  # what the wait for the server's replies left undone
+            pass
+        if self._error is not None:
+            raise self._error
+        assert self._made is not None
+        return self._made
+
+
 def _process(
     db: Database,
     rows: list[dict[str, Any]],
@@ -463,8 +573,11 @@ def _process(
     down: str | None,
     ledger: Ledger,
 ) -> str | None:
-    """Render, hand over and record one claimed batch; return why the run must stop, if so."""
-    items: list[_Item] = []
+    """Render, hand over and record one claimed batch; return why the run must stop, if so.
+
+    Each message after the first is rendered and built while the server handles the one
+    before it (``_Ahead``): the same bytes, made a message earlier, before any handover."""
+    live: list[dict[str, Any]] = []
     for row in rows:
         # A first look without the lock, so a done step is not rendered (nor fails for want
         # of a contact); hand_over decides for good.
@@ -473,22 +586,47 @@ def _process(
             if outbox.record_cancelled(db, row["id"], name, wall(), why):
                 _cancelled(summary, row, why)
             continue
-        try:
-            items.append(_prepare(db, row, at, renderer))
-        except PrepareError as exc:
-            _failed(db, [row], name, wall(), str(exc), False, config, summary)
-    for group in _groups(items, config):
-        if down is not None:
+        live.append(row)
+    groups: Sequence[Sequence[_Pending | dict[str, Any]]]
+    if config.digest:  # grouped by recipients: gathered first
+        pending: list[_Pending] = []
+        for row in live:
+            try:
+                pending.append(_gather(db, row, at, renderer.config.language))
+            except PrepareError as exc:
+                _failed(db, [row], name, wall(), str(exc), False, config, summary)
+        groups = _groups(pending, config)
+    else:
+        groups = [[row] for row in live]
+
+    smtp = isinstance(tp, SmtpTransport)
+
+    def ahead_of(k: int) -> _Ahead | None:
+        if k >= len(groups):
+            return None
+        return _Ahead(db, groups[k], at, renderer, config, token, wall, smtp)
+
+    ahead = ahead_of(0)
+    for k, group in enumerate(groups):
+        current, ahead = ahead, ahead_of(k + 1)
+        if down is not None or current is None:
             _release(db, group, name, wall(), None, summary)
             continue
-        down = _send_group(db, group, config, renderer, token, tp, name, wall, summary, ledger)
+        made = current.result()
+        for row, error in made.failed:
+            _failed(db, [row], name, wall(), error, False, config, summary)
+        if made.msg is None:
+            continue
+        down = _send_group(
+            db, made, config, renderer, token, tp, name, wall, summary, ledger, ahead
+        )
     _credit(summary, ledger.flush(db))  # the batch's last results
     return down
 
 
 def _send_group(
     db: Database,
-    group: list[_Item],
+    made: _Made,
     config: Config,
     renderer: Renderer,
     token: str,
@@ -497,12 +635,15 @@ def _send_group(
     wall: Callable[[], datetime],
     summary: SendSummary,
     ledger: Ledger,
+    ahead: _Ahead | None = None,
 ) -> str | None:
-    """One message: build it, hand its rows over (re-checked), send, record each row."""
-    msg = _compose(db, group, renderer, config, token, wall())
+    """One message: hand its rows over (re-checked), send, record each row. ``ahead``, the
+    next message, is made while the server answers this one."""
+    group, msg = made.items, made.msg
     if isinstance(msg, str):
         _failed(db, [i.row for i in group], name, wall(), msg, False, config, summary)
         return None
+    assert msg is not None
     try:
         tp.open()  # connected and logged in before any attempt is charged
     except DeliveryError as exc:
@@ -524,6 +665,10 @@ def _send_group(
             _failed(db, handed, name, wall(), msg, False, config, summary, charged=False)
             return None
     recipients = [email for _, email in group[0].to]
+    overlap = ahead is not None and isinstance(tp, SmtpTransport)
+    if overlap:
+        assert ahead is not None and isinstance(tp, SmtpTransport)
+        tp.meanwhile(ahead.steps)
     try:
         refused = tp.send(msg, recipients)
     except DeliveryError as exc:
@@ -533,6 +678,10 @@ def _send_group(
             return str(exc)
         _failed(db, handed, name, wall(), str(exc), not exc.permanent, config, summary)
         return str(exc) if exc.stop else None
+    finally:
+        if overlap:
+            assert isinstance(tp, SmtpTransport)
+            tp.meanwhile(None)
     summary.messages += 1
     delivered = [e for e in recipients if e not in refused]
     notes = [n for n in (group[0].note,) if n]
@@ -577,8 +726,12 @@ def _compose(
     try:
         return compose_outgoing(group, renderer, config, token, now, db)
     except Exception as exc:
-        what = "template '_digest'" if len(group) > 1 else f"template {group[0].row['template']!r}"
-        return f"{what}: {type(exc).__name__}: {exc}"
+        return _unbuilt(group, exc)
+
+
+def _unbuilt(group: Sequence[_Item], exc: Exception) -> str:
+    what = "template '_digest'" if len(group) > 1 else f"template {group[0].row['template']!r}"
+    return f"{what}: {type(exc).__name__}: {exc}"
 
 
 def _cancelled(summary: SendSummary, row: Mapping[str, Any], why: str) -> None:
@@ -588,7 +741,7 @@ def _cancelled(summary: SendSummary, row: Mapping[str, Any], why: str) -> None:
 
 def _release(
     db: Database,
-    group: Sequence[_Item],
+    group: Sequence[_Pending | _Item | dict[str, Any]],
     name: str,
     now: datetime,
     note: str | None,
@@ -596,10 +749,11 @@ def _release(
 ) -> None:
     """Give rows back as they were claimed: the run stops, these wait for the next one."""
     for item in group:
-        if outbox.release(db, item.row["id"], name, now, note):
+        row_id = item["id"] if isinstance(item, dict) else item.row["id"]
+        if outbox.release(db, row_id, name, now, note):
             summary.held += 1
             if note:
-                summary.outcomes.append(Outcome(item.row["id"], "pending", error=note))
+                summary.outcomes.append(Outcome(row_id, "pending", error=note))
 
 
 def _failed(

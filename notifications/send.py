@@ -32,8 +32,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from email.message import EmailMessage
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -216,6 +217,48 @@ class _Watchdog:
         self.keeper.disarm(self)
 
 
+@lru_cache(maxsize=4096)
+def _quoted(address: str) -> str:
+    """``smtplib.quoteaddr``, which parses the address again for every message: once per
+    address (a run sends from one sender to a few hundred people)."""
+    return smtplib.quoteaddr(address)
+
+
+_DONE = object()
+
+
+class _Session(smtplib.SMTP):
+    """smtplib's session with the same bytes on the wire and two changes: addresses are
+    quoted once per address, and ``meanwhile`` (set by the transport for one message) is
+    advanced one step each time a command of the message has been written and before its
+    reply is read (MAIL, RCPT, DATA, the data itself), so the sender's work on the next
+    message overlaps the server's work on this one. Replies are read, and classified,
+    exactly as before; only later."""
+
+    meanwhile: Iterator[object] | None = None
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.meanwhile is not None and next(self.meanwhile, _DONE) is _DONE:
+            self.meanwhile = None
+        return super().getreply()
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if any(o.lower() == "smtputf8" for o in options):
+            return super().mail(sender, options)
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("mail", f"FROM:{_quoted(sender)}{optionlist}")
+        return self.getreply()
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("rcpt", f"TO:{_quoted(recip)}{optionlist}")
+        return self.getreply()
+
+
+class _SessionSSL(_Session, smtplib.SMTP_SSL):
+    """``_Session`` over implicit TLS."""
+
+
 class SmtpTransport:
     """One SMTP connection, opened on first use and reused for every message of a run.
 
@@ -234,8 +277,9 @@ class SmtpTransport:
         self.envelope_from = envelope_from
         self.message_timeout = message_timeout
         self.deadline = deadline
-        self._conn: smtplib.SMTP | None = None
+        self._conn: _Session | None = None
         self._live: smtplib.SMTP | None = None  # the connection the watchdog cuts
+        self._meanwhile: Iterator[object] | None = None
         self.connections = 0
         self.timeouts_in_a_row = 0
         self._keeper = _Keeper()
@@ -250,17 +294,17 @@ class SmtpTransport:
             ctx.load_verify_locations(cafile=str(self.settings.ca_file))
         return ctx
 
-    def _connect(self, dog: _Watchdog) -> smtplib.SMTP:
+    def _connect(self, dog: _Watchdog) -> _Session:
         s = self.settings
         where = self.where
         timeout = min(s.timeout, self.message_timeout)
-        conn: smtplib.SMTP | None = None
+        conn: _Session | None = None
         try:
             # Made unconnected first, so the watchdog can reach it while it connects.
             if s.security == "tls":
-                conn = smtplib.SMTP_SSL(timeout=timeout, context=self._context())
+                conn = _SessionSSL(timeout=timeout, context=self._context())
             else:
-                conn = smtplib.SMTP(timeout=timeout)
+                conn = _Session(timeout=timeout)
             # What SMTP(host) would have set: the name TLS verifies the certificate against.
             conn._host = s.host  # type: ignore[attr-defined]
             self._live = conn
@@ -328,6 +372,14 @@ class SmtpTransport:
             with _Watchdog(seconds, lambda: self._live, self._keeper) as dog:
                 self._conn = self._connect(dog)
 
+    def meanwhile(self, work: Iterator[object] | None) -> None:
+        """Advance ``work`` one step at a time during the next ``send``, each time a command
+        of the message was written and before its reply is read (the server is busy with it
+        meanwhile); what is left of it when the message is done is the caller's to finish.
+        ``work`` must not raise and must not write to the database: the message's outcome is
+        not known while it runs."""
+        self._meanwhile = work
+
     def send(self, msg: EmailMessage | Outgoing, recipients: list[str]) -> dict[str, str]:
         with _Watchdog(float(self.message_timeout), lambda: self._live, self._keeper) as dog:
             try:
@@ -336,6 +388,10 @@ class SmtpTransport:
                 if not exc.timeout:
                     self.timeouts_in_a_row = 0
                 raise
+            finally:
+                self._meanwhile = None
+                if self._conn is not None:
+                    self._conn.meanwhile = None
         self.timeouts_in_a_row = 0
         if dog.fired:  # the 250 came just as the watchdog cut the connection
             self._drop()
@@ -413,10 +469,11 @@ class SmtpTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _hand(
-        self, conn: smtplib.SMTP, msg: EmailMessage | Outgoing, recipients: list[str]
+        self, conn: _Session, msg: EmailMessage | Outgoing, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
         """MAIL, RCPT, DATA. A built message goes as the bytes ``send_message`` would make
         of it; an address that is not ASCII needs SMTPUTF8, which ``send_message`` handles."""
+        conn.meanwhile, self._meanwhile = self._meanwhile, None
         if isinstance(msg, Outgoing):
             if self.envelope_from.isascii() and all(r.isascii() for r in recipients):
                 return conn.sendmail(self.envelope_from, recipients, msg.smtp_bytes())
