@@ -633,6 +633,12 @@ class Suite:
             )
         dbs = {v: str(self.copy("fresh", 10**4, f"design-{v}.db")) for v in VARIANTS}
         write = self.work("design_write", dbs=dbs, rounds=5, per=200)
+        ranks = dict(
+            sqlite3.connect(dbs["kept"]).execute(
+                "SELECT state, rank FROM rollout_rank WHERE definition = 'connection'"
+                " AND def_version = 1"
+            )
+        )
         for p in dbs.values():
             data.remove(p)
         kinds = {
@@ -657,6 +663,41 @@ class Suite:
                         note=f"{len(write[f'{v}:{kind}'])} advances, designs taking turns",
                     )
                 )
+        self._write_cost_over_a_life(write, labels, ranks)
+
+    def _write_cost_over_a_life(
+        self, write: dict[str, Any], labels: dict[str, str], ranks: dict[str, int]
+    ) -> None:
+        """The two kinds of advance weighted as a connection track takes them on its way to
+        live (the seven steps of ``bench.peers.STEPS``; a step moves the report's counts when
+        it changes the state's rank in the report): the write path's cost over a track's life,
+        from the same measurements."""
+        from bench.designs import VARIANTS
+        from bench.peers import STEPS
+
+        moves = sum(1 for _t, a, b, _f in STEPS if ranks.get(a, 0) != ranks.get(b, 0))
+        same = len(STEPS) - moves
+
+        def life(v: str) -> float:
+            return same * med(write[f"{v}:same"]) + moves * med(write[f"{v}:moves"])
+
+        base = life("none")
+        for v in VARIANTS:
+            m = life(v)
+            self.add(
+                Row(
+                    "6 write cost",
+                    f"a connection track's {len(STEPS)} steps to live ({same} within a bucket,"
+                    f" {moves} to the next; weighted from the rows above): {labels[v]}",
+                    "10^4 tracks",
+                    m,
+                    "neither",
+                    base,
+                    write["rss_peak"],
+                    "<= 1.05x neither" if v != "none" else "",
+                    (m <= 1.05 * base) if v != "none" else None,
+                )
+            )
 
     # --- 5. delivery ------------------------------------------------------------------------------
 

@@ -162,7 +162,9 @@ def stamp(moment: datetime) -> str:
     """The stored form of an instant."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: pass an aware one")
-    return moment.astimezone(UTC).strftime(_FORMAT)
+    # isoformat is C and about twice as fast as strftime, and gives the same text
+    # (2021-03-01T10:00:00.000000Z) for every year SQLite and we store (1000-9999).
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def unstamp(text: str) -> datetime:
