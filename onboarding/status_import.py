@@ -174,23 +174,53 @@ class ImportResult:
             "outcomes": [o.to_dict() for o in self.outcomes],
         }
 
-    def summary(self) -> str:
-        verb = "would start" if self.dry_run else "started"
+    def summary(self, lang: str | None = None) -> str:
+        """One line of what the import did: English by default (logs, tests), or in ``lang``
+        (the command line's and the demo's human output)."""
+        from onboarding import i18n
+
+        def n(singular: str, plural: str, count: int, **more: object) -> str:
+            chosen = (
+                i18n.ngettext(lang, singular, plural, count)
+                if lang
+                else (singular if count == 1 else plural)
+            )
+            return chosen % {"n": count, **more}
+
+        started = (
+            ("would start %(n)d track", "would start %(n)d tracks")
+            if self.dry_run
+            else ("started %(n)d track", "started %(n)d tracks")
+        )
+        steps = n("%(n)d step", "%(n)d steps", self.steps)
         parts = [
-            _n(self.rows, "row"),
-            f"{verb} {_n(self.started, 'track')}",
-            f"moved {_n(self.moved, 'track')} ({_n(self.steps, 'step')})",
-            f"{self.unchanged} unchanged",
+            n("%(n)d row", "%(n)d rows", self.rows),
+            n(*started, self.started),
+            n(
+                "moved %(n)d track (%(steps)s)",
+                "moved %(n)d tracks (%(steps)s)",
+                self.moved,
+                steps=steps,
+            ),
+            n("%(n)d unchanged", "%(n)d unchanged", self.unchanged),
         ]
         if self.contracts_recorded:
-            parts.append(f"{_n(self.contracts_recorded, 'contract')} recorded as unknown")
+            parts.append(
+                n(
+                    "%(n)d contract recorded as unknown",
+                    "%(n)d contracts recorded as unknown",
+                    self.contracts_recorded,
+                )
+            )
         if self.not_reported:
-            parts.append(f"{_n(self.not_reported, 'required field')} not reported")
+            parts.append(
+                n(
+                    "%(n)d required field not reported",
+                    "%(n)d required fields not reported",
+                    self.not_reported,
+                )
+            )
         return ", ".join(parts)
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 # --- reading and checking the file --------------------------------------------------------------

@@ -247,3 +247,26 @@ def test_output_piped_reports_cut_no_cell(runner: CliRunner, db_path: Path) -> N
     ):
         out = ok(runner, db_path, *args).stdout
         assert _cut(out) == [], (args, _cut(out))
+
+
+def test_output_demo_says_where_everything_is_in_danish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the default language the demo's closing lines are Danish (the paths and the command
+    lines to try stay as they are); in English they are as before."""
+    result = SimpleNamespace(
+        database=tmp_path / "demo.db",
+        html=tmp_path / "rollout.html",
+        outbox=tmp_path / "outbox",
+        data_files=[tmp_path / "data" / "contacts.csv"],
+    )
+    said: dict[str, list[str]] = {}
+    for lang in ("da", "en"):
+        monkeypatch.setenv("ONBOARDING_LANG", lang)
+        said[lang] = []
+        demo.where(result, said[lang].append)  # type: ignore[arg-type]
+    assert said["da"][0] == "Her ligger det hele:" and said["en"][0] == "Where everything is:"
+    assert f"  HTML-rapport  {tmp_path / 'rollout.html'}" in said["da"]
+    assert any(line.startswith("Prøv derefter") for line in said["da"])
+    assert "  onboarding report rollout --as-of 2021-03-31" in said["da"]
+    assert not any("Where" in line or "Try next" in line for line in said["da"])

@@ -110,3 +110,26 @@ def test_import_status_good_rows_apply_and_print_summary(
     out = deckdata.invoke(runner, path, "import", "status", str(status)).stdout
     assert out.startswith(f"{status}: 2 rows, started 1 track, moved 1 track (5 steps)")
     assert all(len(line) <= 80 for line in out.splitlines()[1:])
+
+
+def test_import_status_summary_is_said_in_danish(
+    runner: CliRunner,
+    tmp_path: Path,
+    reference: tuple[Path, object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the default language the summary line is Danish, plurals included; English is as
+    it always was."""
+    path = deckdata.copy_db(reference[0], tmp_path / "good.db")
+    rows = [
+        ["municipality", "system", "status", "date"],
+        ["Lyngby-Taarbæk", "Momentum", "I drift", "2021-04-19"],
+        ["Esbjerg", "Momentum", "Endnu ikke aftalt", "2021-04-19"],
+    ]
+    status = deckdata.write_rows(tmp_path / "april.csv", rows)
+    monkeypatch.setenv("ONBOARDING_LANG", "da")
+    dry = deckdata.invoke(runner, path, "import", "status", str(status), "--dry-run").stdout
+    assert dry.startswith(
+        f"{status}: prøvekørsel, intet skrevet: 2 rækker, ville starte 1 spor,"
+        " flyttede 1 spor (5 trin), 0 uændrede"
+    ), dry

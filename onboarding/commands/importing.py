@@ -10,6 +10,8 @@ from onboarding.commands.common import (
     db_option,
     echo_json,
     json_option,
+    lang,
+    t,
 )
 
 
@@ -55,9 +57,13 @@ def import_status_cmd(file: str, dry_run: bool, db_path: str | None, as_json: bo
     if as_json:
         echo_json(result.to_dict())
         return
-    prefix = "dry run, nothing written: " if dry_run else ""
-    click.echo(f"{file}: {prefix}{result.summary()}")
+    prefix = t("dry run, nothing written: ") if dry_run else ""
+    click.echo(f"{file}: {prefix}{result.summary(lang())}")
     notable = [o for o in result.outcomes if o.outcome in ("past", "finished")]
     for o in notable[:20]:
-        why = "is finished" if o.outcome == "finished" else "is already past it"
-        click.echo(f"  line {o.line}: {o.subject}: left as it is (track #{o.track} {why})")
+        line = (
+            "  line %(line)s: %(subject)s: left as it is (track #%(track)s is finished)"
+            if o.outcome == "finished"
+            else "  line %(line)s: %(subject)s: left as it is (track #%(track)s is already past it)"
+        )
+        click.echo(t(line, line=o.line, subject=o.subject, track=o.track))

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from onboarding import clock, definitions, registry, reports, settings
+from onboarding import clock, definitions, i18n, registry, reports, settings
 from onboarding.db import Database, connect, initialise
 from onboarding.demo.folder import MARKER, prepare
 from onboarding.demo.inputs import (
@@ -23,7 +23,7 @@ from onboarding.demo.inputs import (
     status_file,
     system_labels,
 )
-from onboarding.demo.result import DemoResult, Echo
+from onboarding.demo.result import DemoResult, Echo, day_month, t
 from onboarding.demo.scenario import (
     ACTOR,
     COUNTERS,
@@ -139,11 +139,16 @@ def _build(
             rng,
         )
     result.data_files = list(files.values())
-    echo(f"Building the demo in {root}/")
+    echo(t("Building the demo in %(folder)s/", folder=root))
     echo(
-        f"  registry: {len(plan.municipalities)} municipalities, "
-        f"{len(registry.list_systems(db))} systems, "
-        f"{len(registry.list_contracts(db))} contracts, {len(registry.list_contacts(db))} contacts"
+        t(
+            "  registry: %(municipalities)d municipalities, %(systems)d systems, "
+            "%(contracts)d contracts, %(contacts)d contacts",
+            municipalities=len(plan.municipalities),
+            systems=len(registry.list_systems(db)),
+            contracts=len(registry.list_contracts(db)),
+            contacts=len(registry.list_contacts(db)),
+        )
     )
     for key, moment in (
         ("december", local(date(2021, 1, 4), 10)),
@@ -151,7 +156,7 @@ def _build(
     ):
         now(moment)
         imported = import_status(db, files[key])
-        _say(echo, f"import status {files[key].name}: {imported.summary()}")
+        _say(echo, f"import status {files[key].name}: {imported.summary(i18n.cli_language())}")
     for counter, value, day in COUNTERS:
         if day <= MARCH:
             reports.record_counter(db, counter, value, day, ACTOR)
@@ -170,9 +175,16 @@ def _build(
     now(local(QUARTER_END, 17))
     _say(
         echo,
-        f"simulated {_day(QUARTER_START)} - {_day(QUARTER_END)} {QUARTER_END.year}: "
-        f"{sim.steps} steps by municipalities, vendors and KOMBIT; {result.emails} emails "
-        "(reminders, notices, escalations) written to the outbox",
+        t(
+            "simulated %(start)s - %(end)s %(year)d: %(steps)d steps by municipalities, vendors"
+            " and KOMBIT; %(emails)d emails (reminders, notices, escalations) written to the"
+            " outbox",
+            start=day_month(QUARTER_START),
+            end=day_month(QUARTER_END),
+            year=QUARTER_END.year,
+            steps=sim.steps,
+            emails=result.emails,
+        ),
     )
     echo("")
     echo(reports.rollout_text(reports.rollout(db, as_of=MARCH)))
@@ -189,10 +201,6 @@ def _say(echo: Echo, text: str) -> None:
         echo("  " + line)
 
 
-def _day(day: date) -> str:
-    return f"{day.day} {day.strftime('%B')}"
-
-
 def _on_path() -> list[str]:
     """How to get ``onboarding`` on PATH in a fresh shell: activate the virtual environment
     this demo runs in (a path relative to the current folder when it is inside it)."""
@@ -200,29 +208,29 @@ def _on_path() -> list[str]:
 
     venv = Path(sys.prefix)
     if venv == Path(sys.base_prefix):  # not in a virtual environment: installed on PATH
-        return ["# 'onboarding' is on PATH (installed outside a virtual environment)"]
+        return [t("# 'onboarding' is on PATH (installed outside a virtual environment)")]
     try:
         shown = str(venv.relative_to(Path.cwd()))
     except ValueError:
         shown = str(venv)
     return [
-        f". {shown}/bin/activate    # puts 'onboarding' on PATH in this shell",
-        f"# (or call {shown}/bin/onboarding instead of onboarding)",
+        t(". %(venv)s/bin/activate    # puts 'onboarding' on PATH in this shell", venv=shown),
+        t("# (or call %(venv)s/bin/onboarding instead of onboarding)", venv=shown),
     ]
 
 
 def where(result: DemoResult, echo: Echo) -> None:
     db = result.database
     eml = len(list(result.outbox.glob("*.eml"))) if result.outbox.is_dir() else 0
-    echo("Where everything is:")
-    echo(f"  database      {db}")
-    echo(f"  HTML report   {result.html}")
-    echo("                (open it in a browser: one file, works offline)")
-    echo(f"  input files   {result.data_files[0].parent}/")
-    echo("                (contacts, contracts and two monthly status files)")
-    echo(f"  email outbox  {result.outbox}/ ({eml} .eml files)")
+    echo(t("Where everything is:"))
+    echo(t("  database      %(path)s", path=db))
+    echo(t("  HTML report   %(path)s", path=result.html))
+    echo(t("                (open it in a browser: one file, works offline)"))
+    echo(t("  input files   %(path)s/", path=result.data_files[0].parent))
+    echo(t("                (contacts, contracts and two monthly status files)"))
+    echo(t("  email outbox  %(path)s/ (%(n)d .eml files)", path=result.outbox, n=eml))
     echo("")
-    echo("Try next (the demo's clock stops at 30 June 2021, 17:00):")
+    echo(t("Try next (the demo's clock stops at 30 June 2021, 17:00):"))
     for line in _on_path():
         echo(f"  {line}")
     echo(f"  export ONBOARDING_DB={db}")
@@ -274,10 +282,10 @@ def _register_actors(db: Database, echo: Echo) -> dict[str, str]:
         if password:
             credentials[name] = password
     echo("")
-    echo("Log in (web page, or --actor NAME on the command line); demo passwords only:")
+    echo(t("Log in (web page, or --actor NAME on the command line); demo passwords only:"))
     for name, display, password, grants in DEMO_ACTORS:
         if password:
             scope = grants[0][1] or grants[0][2] or "all"
             echo(f"  {name:<12} {password:<18} {display} ({scope})")
-    echo("  Permissions are on in this database: see 'onboarding actor list'.")
+    echo(t("  Permissions are on in this database: see 'onboarding actor list'."))
     return credentials

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from onboarding import clock
-from onboarding.demo.result import Echo
+from onboarding.demo.result import Echo, t
 from onboarding.errors import InputError
 
 #: The setting that marks a database as the demo's own (table ``settings``, written right after
@@ -66,7 +66,13 @@ def prepare(directory: Path, force: bool, echo: Echo) -> None:
         return
     database = directory / "onboarding.db"
     if database.is_file() and is_demo_database(database):
-        echo(f"Replacing the earlier demo in {directory}/: {_shown(present)}")
+        echo(
+            t(
+                "Replacing the earlier demo in %(folder)s/: %(names)s",
+                folder=directory,
+                names=_shown(present),
+            )
+        )
         _clean(present)
         return
     shown = _shown(present)
@@ -84,7 +90,14 @@ def prepare(directory: Path, force: bool, echo: Echo) -> None:
     kept.mkdir()
     for path in present:
         path.rename(kept / path.name)  # the same file system: a move, nothing copied or lost
-    echo(f"Kept what was in {directory}/ ({shown}) in {kept}/")
+    echo(
+        t(
+            "Kept what was in %(folder)s/ (%(names)s) in %(kept)s/",
+            folder=directory,
+            names=shown,
+            kept=kept,
+        )
+    )
 
 
 def _free(path: Path) -> Path:
