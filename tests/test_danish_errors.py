@@ -1,0 +1,104 @@
+"""Library errors in the reader's language: real CLI commands on a real database file, run with
+ONBOARDING_LANG=da, say their refusal in Danish (one line, exit 2, "Fejl: ..."), and with en
+the English text they have always had (scripts, logs and JSON read it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import cli
+
+ENV = {"ONBOARDING_NOW": "2021-06-01T12:00"}
+
+
+def _cli(db: Path, args: list[str], actor: str, lang: str, stdin: str | None = None) -> Result:
+    env = {**ENV, "ONBOARDING_ACTOR": actor, "ONBOARDING_LANG": lang}
+    return CliRunner().invoke(cli.cli, [*args, "--db", str(db)], env=env, input=stdin)
+
+
+@pytest.fixture(scope="module")
+def enforcing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with one track and permissions enforced: kombit coordinates, bob is an
+    actor without a role."""
+    db = tmp_path_factory.mktemp("danish-errors") / "d.db"
+    steps = [
+        (["init"], "tester"),
+        (["track", "start", "connection", "--municipality", "Køge", "--system", "Momentum",
+          "--at", "2021-05-01"], "tester"),
+        (["actor", "add", "kombit"], "tester"),
+        (["actor", "grant", "kombit", "coordinator"], "kombit"),
+        (["actor", "add", "bob"], "kombit"),
+    ]
+    for args, actor in steps:
+        result = _cli(db, args, actor, "en")
+        assert result.exit_code == 0, (args, result.output)
+    return db
+
+
+@dataclass(frozen=True)
+class Case:
+    args: list[str]
+    actor: str
+    da: str
+    en: str
+    stdin: str | None = None
+
+
+CASES = {
+    "unregistered actor": Case(
+        ["track", "start", "connection", "--municipality", "Vejle", "--system", "Momentum"],
+        "root",
+        "Fejl: aktøren 'root' er ikke registreret: rettigheder kontrolleres i denne database "
+        "('onboarding actor add root', derefter 'onboarding actor grant')",
+        "Error: actor 'root' is not registered: permissions are enforced in this database "
+        "('onboarding actor add root', then 'onboarding actor grant')",
+    ),
+    "role held for a vendor": Case(
+        ["actor", "grant", "bob", "vendor"],
+        "kombit",
+        "Fejl: rollen leverandør tildeles for én leverandør: giv --vendor",
+        "Error: role 'vendor' (leverandør) is held for one vendor: give --vendor",
+    ),
+    "short password": Case(
+        ["actor", "add", "eve", "--password-stdin"],
+        "kombit",
+        "Fejl: en adgangskode skal have mindst 8 tegn",
+        "Error: a password needs at least 8 characters",
+        stdin="short\n",
+    ),
+    "actor without the role": Case(
+        ["track", "start", "connection", "--municipality", "Vejle", "--system", "Momentum"],
+        "bob",
+        "Fejl: aktøren 'bob' har ikke rollen KOMBIT-koordinator; den har ingen rolle",
+        "Error: actor 'bob' does not hold role 'coordinator' (KOMBIT-koordinator); "
+        "it holds no role",
+    ),
+}
+
+
+def _one_line(result: Result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_danish_errors_cli_refusal_reads_danish(enforcing_db: Path, name: str) -> None:
+    """With ONBOARDING_LANG=da a library error is one Danish line 'Fejl: ...', exit 2."""
+    case = CASES[name]
+    result = _cli(enforcing_db, case.args, case.actor, "da", case.stdin)
+    assert _one_line(result) == case.da
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_danish_errors_cli_refusal_in_english_is_unchanged(enforcing_db: Path, name: str) -> None:
+    """With ONBOARDING_LANG=en the same error is the English line it has always been."""
+    case = CASES[name]
+    result = _cli(enforcing_db, case.args, case.actor, "en", case.stdin)
+    assert _one_line(result) == case.en
