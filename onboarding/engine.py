@@ -428,7 +428,7 @@ def _field_given(
 
 
 #: What to do with a future date instead of ``--at`` (docs/workflows.md, "When a step happened").
-PLANNED_HINT = "a planned date belongs in a date field of the track (--set NAME=DATE)"
+PLANNED_HINT = Message("a planned date belongs in a date field of the track (--set NAME=DATE)")
 
 
 @dataclass(frozen=True)

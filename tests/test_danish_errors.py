@@ -77,6 +77,27 @@ CASES = {
         "Error: actor 'bob' does not hold role 'coordinator' (KOMBIT-koordinator); "
         "it holds no role",
     ),
+    "bad date": Case(
+        ["track", "start", "connection", "--municipality", "Vejle", "--system", "Momentum",
+         "--at", "2021-13-01"],
+        "kombit",
+        "Fejl: --at '2021-13-01' er ikke en dato eller et tidspunkt: brug 2021-03-31 (ISO 8601), "
+        "31-03-2021, 31.03.2021 eller 31/03/2021, eventuelt med et klokkeslæt: 2021-03-31T14:00 "
+        "eller 31-03-2021 14:00",
+        "Error: --at '2021-13-01' is not a date or time: use 2021-03-31 (ISO 8601), 31-03-2021, "
+        "31.03.2021 or 31/03/2021, optionally with a time: 2021-03-31T14:00 or 31-03-2021 14:00",
+    ),
+    "time in the future": Case(
+        ["track", "start", "connection", "--municipality", "Vejle", "--system", "Momentum",
+         "--at", "2021-06-02T12:00"],
+        "kombit",
+        "Fejl: --at 2021-06-02T12:00:00+0200 ligger efter det aktuelle tidspunkt "
+        "2021-06-01T12:00:00+0200: historikken registrerer skridt, når de skete (højst 5 "
+        "minutter frem); en planlagt dato hører til i et datofelt på sporet (--set NAME=DATE)",
+        "Error: --at 2021-06-02T12:00:00+0200 is later than the current time "
+        "2021-06-01T12:00:00+0200: the history records steps when they happened (at most 5 "
+        "minutes ahead); a planned date belongs in a date field of the track (--set NAME=DATE)",
+    ),
 }
 
 
