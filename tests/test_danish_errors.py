@@ -98,6 +98,23 @@ CASES = {
         "2021-06-01T12:00:00+0200: the history records steps when they happened (at most 5 "
         "minutes ahead); a planned date belongs in a date field of the track (--set NAME=DATE)",
     ),
+    "bad --where key": Case(
+        ["track", "advance", "connected", "--where", "bogus=1"],
+        "kombit",
+        "Fejl: --where: ukendt nøgle 'bogus'; nøgler: definition, state, phase, bucket, "
+        "municipality, system, vendor, region, overdue, open",
+        "Error: --where: unknown key 'bogus'; keys: definition, state, phase, bucket, "
+        "municipality, system, vendor, region, overdue, open",
+    ),
+    "unknown state in --where": Case(
+        ["track", "advance", "connected", "--where", "state=date_agrement"],
+        "kombit",
+        "Fejl: --where state: ukendt trin 'date_agrement'; nærmeste: date_agreement, "
+        "data_processing_agreement, service_agreements (se 'onboarding workflow show connection')",
+        "Error: --where state: unknown state 'date_agrement'; closest: date_agreement, "
+        "data_processing_agreement, service_agreements "
+        "(see 'onboarding workflow show connection')",
+    ),
 }
 
 
