@@ -115,6 +115,18 @@ CASES = {
         "data_processing_agreement, service_agreements "
         "(see 'onboarding workflow show connection')",
     ),
+    "unknown token": Case(
+        ["actor", "token", "revoke", "bob", "--id", "99"],
+        "kombit",
+        "Fejl: ukendt aktivt token for bob '99'",
+        "Error: unknown active token of bob '99'",
+    ),
+    "token label too long": Case(
+        ["actor", "token", "create", "bob", "--label", "x" * 300],
+        "kombit",
+        "Fejl: --label: højst 200 tegn",
+        "Error: --label: at most 200 characters",
+    ),
 }
 
 
