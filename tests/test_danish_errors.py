@@ -152,3 +152,27 @@ def test_danish_errors_cli_refusal_in_english_is_unchanged(enforcing_db: Path, n
     case = CASES[name]
     result = _cli(enforcing_db, case.args, case.actor, "en", case.stdin)
     assert _one_line(result) == case.en
+
+
+@pytest.mark.parametrize(
+    ("lang", "line"),
+    [
+        ("da", "Fejl: {path}:1: kolonnen statuz: ukendt kolonne (forventet: {cols}); "
+               "nærmeste: status"),
+        ("en", "Error: {path}:1: column statuz: unknown column (expected: {cols}); "
+               "closest: status"),
+    ],
+)
+def test_danish_errors_csv_row_error_in_the_readers_language(
+    enforcing_db: Path, tmp_path: Path, lang: str, line: str
+) -> None:
+    """A status file with an unknown column is refused in the reader's language, naming the
+    file, line and column (English: the text it has always had)."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("municipality,system,statuz\nKøge,Momentum,x\n", encoding="utf-8")
+    cols = (
+        "municipality, system, status, date, index, note, kind, bob, compliance_ref, "
+        "connection_date, cutoff_date, kle_numbers, pilot_municipality, reason"
+    )
+    result = _cli(enforcing_db, ["import", "status", str(bad)], "kombit", lang)
+    assert _one_line(result) == line.format(path=bad, cols=cols)
