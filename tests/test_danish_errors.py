@@ -57,6 +57,12 @@ CASES = {
         "Error: actor 'root' is not registered: permissions are enforced in this database "
         "('onboarding actor add root', then 'onboarding actor grant')",
     ),
+    "unregistered reader": Case(
+        ["track", "show", "1"],
+        "root",
+        "Fejl: aktøren 'root' er ikke registreret: rettigheder kontrolleres i denne database",
+        "Error: actor 'root' is not registered: permissions are enforced in this database",
+    ),
     "role held for a vendor": Case(
         ["actor", "grant", "bob", "vendor"],
         "kombit",
