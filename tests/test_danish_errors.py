@@ -63,6 +63,16 @@ CASES = {
         "Fejl: aktøren 'root' er ikke registreret: rettigheder kontrolleres i denne database",
         "Error: actor 'root' is not registered: permissions are enforced in this database",
     ),
+    "unknown role": Case(
+        ["actor", "grant", "bob", "nosuchrole"],
+        "kombit",
+        "Fejl: ukendt rolle 'nosuchrole' (roller: coordinator, programme-lead, municipality-pl, "
+        "agreement-admin, bob-agreement-admin, sapa-owner, sapa-admin, bob-admin, vendor, "
+        "importer, system)",
+        "Error: unknown role 'nosuchrole' (roles: coordinator, programme-lead, municipality-pl, "
+        "agreement-admin, bob-agreement-admin, sapa-owner, sapa-admin, bob-admin, vendor, "
+        "importer, system)",
+    ),
     "role held for a vendor": Case(
         ["actor", "grant", "bob", "vendor"],
         "kombit",
