@@ -192,3 +192,33 @@ def test_danish_errors_csv_row_error_in_the_readers_language(
     )
     result = _cli(enforcing_db, ["import", "status", str(bad)], "kombit", lang)
     assert _one_line(result) == line.format(path=bad, cols=cols)
+
+
+def test_danish_errors_status_import_lists_every_row_problem_in_the_readers_language(
+    enforcing_db: Path, tmp_path: Path
+) -> None:
+    """A status file with several bad rows is refused with every row's problem in Danish
+    (exit 2, nothing imported); in English the same lines as always."""
+    bad = tmp_path / "rows.csv"
+    bad.write_text(
+        "municipality,system,status,date\nVejle,Momentum,x,2021-13-01\nAarhus,Momentum,ja,\n",
+        encoding="utf-8",
+    )
+    args = ["import", "status", str(bad)]
+    da = _cli(enforcing_db, args, "kombit", "da")
+    en = _cli(enforcing_db, args, "kombit", "en")
+    assert (da.exit_code, en.exit_code) == (2, 2)
+    assert da.stderr.splitlines()[-3:] == [
+        f"{bad}:2: kolonnen date: '2021-13-01' er ikke en dato (brug 2021-03-31 (ISO 8601), "
+        "31-03-2021, 31.03.2021 eller 31/03/2021, eventuelt med et klokkeslæt: "
+        "2021-03-31T14:00 eller 31-03-2021 14:00)",
+        f"{bad}:3: kolonnen date: er tom",
+        f"{bad}: 2 rækker har problemer; intet blev indlæst",
+    ]
+    assert en.stderr.splitlines()[-3:] == [
+        f"{bad}:2: column date: '2021-13-01' is not a date (use 2021-03-31 (ISO 8601), "
+        "31-03-2021, 31.03.2021 or 31/03/2021, optionally with a time: 2021-03-31T14:00 or "
+        "31-03-2021 14:00)",
+        f"{bad}:3: column date: is empty",
+        f"{bad}: 2 rows have problems; nothing was imported",
+    ]
