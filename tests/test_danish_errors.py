@@ -23,7 +23,7 @@ def _cli(db: Path, args: list[str], actor: str, lang: str, stdin: str | None = N
 @pytest.fixture(scope="module")
 def enforcing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database with one track and permissions enforced: kombit coordinates, bob is an
-    actor without a role."""
+    actor without a role, import imports status files."""
     db = tmp_path_factory.mktemp("danish-errors") / "d.db"
     steps = [
         (["init"], "tester"),
@@ -32,6 +32,8 @@ def enforcing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["actor", "add", "kombit"], "tester"),
         (["actor", "grant", "kombit", "coordinator"], "kombit"),
         (["actor", "add", "bob"], "kombit"),
+        (["actor", "add", "import"], "kombit"),
+        (["actor", "grant", "import", "importer"], "kombit"),
     ]
     for args, actor in steps:
         result = _cli(db, args, actor, "en")
