@@ -49,9 +49,10 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from onboarding import clock, roles
+from onboarding import clock, roles, terms
 from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError, PermissionDenied
+from onboarding.i18n import Message, Phrases
 from onboarding.roles import require_role
 from workflows.model import RoleDef
 
@@ -138,9 +139,11 @@ def verify_password(db: Database, name: str, password: str) -> bool:
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise InputError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise InputError(
+            Message("a password needs at least %(n)s characters", {"n": str(MIN_PASSWORD)})
+        )
     if len(password) > 1024:
-        raise InputError("a password may have at most 1024 characters")
+        raise InputError(Message("a password may have at most 1024 characters"))
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -219,11 +222,17 @@ def list_actors(db: Database) -> list[dict[str, Any]]:
 def _check_name(name: str) -> str:
     text = name.strip()
     if not text:
-        raise InputError("an actor needs a name")
+        raise InputError(Message("an actor needs a name"))
     if len(text) > MAX_NAME:
-        raise InputError(f"actor name: at most {MAX_NAME} characters")
+        raise InputError(
+            Message("actor name: at most %(n)s characters", {"n": str(MAX_NAME)})
+        )
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise InputError(f"actor name {text!r}: control characters are not allowed")
+        raise InputError(
+            Message(
+                "actor name %(name)s: control characters are not allowed", {"name": repr(text)}
+            )
+        )
     return text
 
 
@@ -242,8 +251,15 @@ def _may_administer(conn: sqlite3.Connection, by: str | None, target: str | None
         return  # bootstrap: nobody can administer yet, so the first coordinator can be set up
     if by not in {r[0] for r in admins}:
         raise PermissionDenied(
-            f"actor {by!r} may not manage actors: that needs role {ADMIN_ROLE!r} for all "
-            f"(held by {', '.join(sorted(r[0] for r in admins))})"
+            Message(
+                "actor %(actor)s may not manage actors: that needs role %(role)s for all "
+                "(held by %(admins)s)",
+                {
+                    "actor": repr(by),
+                    "role": terms.keyed(terms.role(ADMIN_ROLE)),
+                    "admins": ", ".join(sorted(r[0] for r in admins)),
+                },
+            )
         )
 
 
@@ -283,7 +299,9 @@ def add(
     if email is not None:
         email = email.strip()
         if not registry.EMAIL.match(email):
-            raise InputError(f"--email {email!r} is not an email address")
+            raise InputError(
+                Message("--email %(email)s is not an email address", {"email": repr(email)})
+            )
     if display_name is not None:
         display_name = " ".join(display_name.split())[:MAX_NAME] or None
     if password is not None:
@@ -295,7 +313,9 @@ def add(
             "SELECT name FROM actors WHERE lower(name) = lower(?)", [name]
         ).fetchone()
         if clash:
-            raise OnboardingError(f"actor {clash[0]!r} is already registered")
+            raise OnboardingError(
+                Message("actor %(actor)s is already registered", {"actor": repr(clash[0])})
+            )
         conn.execute(
             "INSERT INTO actors (name, display_name, email, password_hash, active, created_at)"
             " VALUES (?, ?, ?, ?, 1, ?)",
@@ -309,7 +329,7 @@ def _scope(db: Database, municipality: str | None, vendor: str | None) -> tuple[
     from onboarding import registry
 
     if municipality and vendor:
-        raise InputError("give --municipality or --vendor, not both")
+        raise InputError(Message("give --municipality or --vendor, not both"))
     if municipality:
         return "municipality", str(registry.resolve_municipality(db, municipality)["code"])
     if vendor:
@@ -324,9 +344,9 @@ _FITS: Mapping[str, tuple[str, ...]] = {
     "subject": ("municipality", "vendor"),
 }
 _FOR = {
-    "municipality": "one municipality",
-    "vendor": "one vendor",
-    "subject": "the municipality or vendor a track is about",
+    "municipality": Message("one municipality"),
+    "vendor": Message("one vendor"),
+    "subject": Message("the municipality or vendor a track is about"),
 }
 
 
@@ -335,10 +355,16 @@ def _check_fits(role: RoleDef, kind: str) -> None:
     held for all would let its holder act for every municipality)."""
     fits = _FITS.get(role.scope)
     if fits is not None and kind not in fits:
-        give = " or ".join(f"--{k}" for k in fits)
         raise InputError(
-            f"role {role.key!r} ({roles.label(role.key)}) is held for {_FOR[role.scope]}: "
-            f"give {give}"
+            Message(
+                "role %(role)s (%(label)s) is held for %(scope)s: give %(give)s",
+                {
+                    "role": terms.keyed(terms.role(role.key)),
+                    "label": roles.label(role.key),
+                    "scope": _FOR[role.scope],
+                    "give": Phrases((f"--{k}" for k in fits), conj="or"),
+                },
+            )
         )
 
 
@@ -471,11 +497,21 @@ class _Checker:
         row = conn.execute("SELECT active FROM actors WHERE name = ?", [actor]).fetchone()
         if row is None:
             raise PermissionDenied(
-                f"actor {actor!r} is not registered: permissions are enforced in this "
-                f"database ('onboarding actor add {actor}', then 'onboarding actor grant')"
+                Message(
+                    "actor %(actor)s is not registered: permissions are enforced in this "
+                    "database",
+                    {"actor": repr(actor)},
+                ),
+                hint=Message(
+                    "('onboarding actor add %(actor)s', then 'onboarding actor grant')",
+                    {"actor": actor},
+                ),
+                hint_sep=" ",
             )
         if not row[0]:
-            raise PermissionDenied(f"actor {actor!r} is deactivated")
+            raise PermissionDenied(
+                Message("actor %(actor)s is deactivated", {"actor": repr(actor)})
+            )
         grants = conn.execute(
             "SELECT scope_kind, scope_value FROM actor_grants WHERE actor = ? AND role = ?",
             [actor, role],
@@ -489,9 +525,21 @@ class _Checker:
                     ).fetchall()
                 }
             )
-            holds = f"it holds {', '.join(held)}" if held else "it holds no role"
+            holds = (
+                Message("it holds %(roles)s", {"roles": terms.keyed_all(terms.roles(held))})
+                if held
+                else Message("it holds no role")
+            )
             raise PermissionDenied(
-                f"actor {actor!r} does not hold role {role!r} ({roles.label(role)}); {holds}"
+                Message(
+                    "actor %(actor)s does not hold role %(role)s (%(label)s); %(holds)s",
+                    {
+                        "actor": repr(actor),
+                        "role": terms.keyed(terms.role(role)),
+                        "label": roles.label(role),
+                        "holds": holds,
+                    },
+                )
             )
         for kind, value in grants:
             if kind == "all":
@@ -530,26 +578,43 @@ class _Checker:
         row = self.conn.execute(f"SELECT name FROM {table} WHERE {key} = ?", [value]).fetchone()
         return str(row[0]) if row else str(value)
 
-    def _explain(self, track: Mapping[str, Any]) -> str:
-        scopes = [self._name("municipalities", "code", c) for c in sorted(self.municipalities)]
-        scopes += [f"vendor {self._name('vendors', 'id', v)}" for v in sorted(self.vendors)]
-        label = f"track #{track['id']}" if track.get("id") is not None else "the new track"
-        whose = []
+    def _explain(self, track: Mapping[str, Any]) -> Message:
+        scopes: list[str] = [
+            self._name("municipalities", "code", c) for c in sorted(self.municipalities)
+        ]
+        scopes += [
+            Message("vendor %(name)s", {"name": self._name("vendors", "id", v)})
+            for v in sorted(self.vendors)
+        ]
+        label = (
+            Message("track #%(id)s", {"id": str(track["id"])})
+            if track.get("id") is not None
+            else Message("the new track")
+        )
+        whose: list[Message] = []
         if self.municipalities:
             code = track.get("municipality_code")
             muni = self._name("municipalities", "code", int(code)) if code is not None else None
-            whose.append(f"{muni}'s" if muni else "no municipality's")
+            whose.append(
+                Message("%(name)s's", {"name": muni}) if muni else Message("no municipality's")
+            )
         if self.vendors:
             own = track.get("vendor_id")
             vendor = int(own) if own is not None else self.vendor_of(track.get("system_id"))
             whose.append(
-                f"vendor {self._name('vendors', 'id', vendor)}'s"
+                Message("vendor %(name)s's", {"name": self._name("vendors", "id", vendor)})
                 if vendor is not None
-                else "no vendor's"
+                else Message("no vendor's")
             )
-        return (
-            f"actor {self.actor!r} acts as {self.role} for {', '.join(scopes)}; "
-            f"{label} is {' and '.join(whose)}"
+        return Message(
+            "actor %(actor)s acts as %(role)s for %(scopes)s; %(track)s is %(whose)s",
+            {
+                "actor": repr(self.actor),
+                "role": terms.keyed(terms.role(self.role, quoted=False)),
+                "scopes": Phrases(scopes),
+                "track": label,
+                "whose": Phrases(whose, conj="and"),
+            },
         )
 
 

@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 from onboarding import clock
 from onboarding.db import Database
 from onboarding.errors import InputError, shorten
+from onboarding.i18n import Message
 from workflows.digest import sha256_hex
 from workflows.record import asdict, field, replace
 from workflows.record import record as dataclass
@@ -318,7 +319,12 @@ def iter_rows(db: Database) -> Iterator[dict[str, Any]]:
 def export(db: Database, out: IO[str], fmt: str = "jsonl") -> int:
     """Write the trail as JSON lines or CSV (formula cells neutralised); return the rows."""
     if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise InputError(
+            Message(
+                "unknown format %(format)s: expected one of %(expected)s",
+                {"format": repr(fmt), "expected": ", ".join(FORMATS)},
+            )
+        )
     n = 0
     if fmt == "jsonl":
         for row in iter_rows(db):
@@ -427,7 +433,12 @@ def key_path(db_path: str | os.PathLike[str]) -> Path:
     path = Path(env).expanduser() if env else db_file.with_name(db_file.name + KEY_SUFFIX)
     taken = {db_file.name, f"{db_file.name}-wal", f"{db_file.name}-shm", f"{db_file.name}-journal"}
     if path.name in taken and path.parent.resolve() == db_file.parent.resolve():
-        raise InputError(f"${KEY_ENV}: {path} is the database's own file; name another file")
+        raise InputError(
+            Message(
+                "$%(env)s: %(path)s is the database's own file; name another file",
+                {"env": KEY_ENV, "path": str(path)},
+            )
+        )
     return path
 
 

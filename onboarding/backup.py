@@ -29,6 +29,7 @@ from onboarding.db import (
     open_existing,
 )
 from onboarding.errors import InputError
+from onboarding.i18n import Message
 from onboarding.storage import guard, remove_with_journals
 
 HEADER = b"SQLite format 3\x00"
@@ -45,13 +46,20 @@ def backup(db_path: Path, target: Path, *, overwrite: bool = False) -> dict[str,
     """Copy the database at ``db_path`` to ``target`` (see the module doc); return a summary."""
     target = Path(target)
     if target.exists() and not overwrite:
-        raise InputError(f"{target} exists: give another file name, or --force to replace it")
+        raise InputError(
+            Message(
+                "%(target)s exists: give another file name, or --force to replace it",
+                {"target": str(target)},
+            )
+        )
     if target.exists() and target.resolve() == Path(db_path).resolve():
-        raise InputError(f"{target} is the database itself")
+        raise InputError(Message("%(target)s is the database itself", {"target": str(target)}))
     if target.is_dir():
-        raise InputError(f"{target} is a folder: give a file name")
+        raise InputError(
+            Message("%(target)s is a folder: give a file name", {"target": str(target)})
+        )
     if not target.parent.is_dir():
-        raise InputError(f"{target.parent} does not exist")
+        raise InputError(Message("%(folder)s does not exist", {"folder": str(target.parent)}))
     db = open_existing(db_path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -62,7 +70,12 @@ def backup(db_path: Path, target: Path, *, overwrite: bool = False) -> dict[str,
                 dest.execute("PRAGMA journal_mode = DELETE")
                 check = dest.execute("PRAGMA integrity_check").fetchone()[0]
                 if check != "ok":  # pragma: no cover - a copy of a sound database
-                    raise InputError(f"the copy failed its integrity check: {check}")
+                    raise InputError(
+                        Message(
+                            "the copy failed its integrity check: %(check)s",
+                            {"check": str(check)},
+                        )
+                    )
                 info = _summary(dest)
             finally:
                 dest.close()
@@ -81,29 +94,49 @@ def check(path: Path) -> dict[str, Any]:
     """Refuse (``InputError``) unless ``path`` is a sound database of this tool; a summary."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(Message("%(path)s: no such file", {"path": str(path)}))
     with open(path, "rb") as f:
         if f.read(16) != HEADER:
-            raise InputError(f"{path}: not a SQLite database")
+            raise InputError(Message("%(path)s: not a SQLite database", {"path": str(path)}))
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:  # pragma: no cover - a readable file with the header
-        raise InputError(f"{path}: cannot open: {exc}") from None
+        raise InputError(
+            Message("%(path)s: cannot open: %(reason)s", {"path": str(path), "reason": str(exc)})
+        ) from None
     try:
         try:
             result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"{path}: damaged database: {exc}") from None
+            raise InputError(
+                Message(
+                    "%(path)s: damaged database: %(reason)s",
+                    {"path": str(path), "reason": str(exc)},
+                )
+            ) from None
         if result != ["ok"]:
-            raise InputError(f"{path}: fails the integrity check: {'; '.join(result[:3])}")
+            raise InputError(
+                Message(
+                    "%(path)s: fails the integrity check: %(problems)s",
+                    {"path": str(path), "problems": "; ".join(result[:3])},
+                )
+            )
         app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
         if app_id not in (0, APPLICATION_ID):
             raise InputError(
-                f"{path}: not a database of this tool (SQLite application_id {app_id:#010x})"
+                Message(
+                    "%(path)s: not a database of this tool (SQLite application_id %(id)s)",
+                    {"path": str(path), "id": f"{app_id:#010x}"},
+                )
             )
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "_sqlite_migrations" not in tables:
-            raise InputError(f"{path}: not a database of this tool (no migrations table)")
+            raise InputError(
+                Message(
+                    "%(path)s: not a database of this tool (no migrations table)",
+                    {"path": str(path)},
+                )
+            )
         applied = [
             r[0]
             for r in conn.execute(
@@ -112,15 +145,27 @@ def check(path: Path) -> dict[str, Any]:
             )
         ]
         if not applied:
-            raise InputError(f"{path}: not a database of this tool (no onboarding migrations)")
+            raise InputError(
+                Message(
+                    "%(path)s: not a database of this tool (no onboarding migrations)",
+                    {"path": str(path)},
+                )
+            )
         user_version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         newer = newer_version_problem(applied, user_version)
         if newer:
-            raise InputError(f"{path}: {newer}")
+            raise InputError(
+                Message("%(path)s: %(problem)s", {"path": str(path), "problem": newer})
+            )
         known = [m.name for m in migrations._migrations]
         missing = [t for t in CORE_TABLES if t not in tables]
         if missing:
-            raise InputError(f"{path}: not a database of this tool (no {', '.join(missing)})")
+            raise InputError(
+                Message(
+                    "%(path)s: not a database of this tool (no %(tables)s)",
+                    {"path": str(path), "tables": ", ".join(missing)},
+                )
+            )
         pending = [name for name in known if name not in applied]
         return {"file": str(path), **_summary(conn), "pending_migrations": pending}
     finally:
@@ -131,7 +176,7 @@ def restore(source: Path, db_path: Path) -> dict[str, Any]:
     """Replace the database at ``db_path`` with the backup ``source`` (see the module doc)."""
     source, db_path = Path(source), Path(db_path)
     if db_path.exists() and source.resolve() == db_path.resolve():
-        raise InputError(f"{source} is the database itself")
+        raise InputError(Message("%(target)s is the database itself", {"target": str(source)}))
     info = check(source)
     kept = None
     if db_path.exists():

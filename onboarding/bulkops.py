@@ -17,6 +17,7 @@ from typing import Any
 from onboarding import clock, definitions
 from onboarding.db import Database
 from onboarding.errors import InputError
+from onboarding.i18n import Message
 from onboarding.tracks import list_tracks
 
 __all__ = ["BulkOp", "moved", "new"]
@@ -47,15 +48,19 @@ def parse(bulk_id: str) -> BulkOp:
     """The operation an id names (``InputError`` for anything that is not such an id)."""
     m = _ID.fullmatch(bulk_id)
     if not m:
-        raise InputError(f"{bulk_id!r} is not a bulk operation id")
+        raise _not_an_id(bulk_id)
     day, time, micro, token = m.groups()
     try:
         at = datetime.fromisoformat(
             f"{day[:4]}-{day[4:6]}-{day[6:]}T{time[:2]}:{time[2:4]}:{time[4:]}.{micro}+00:00"
         )
     except ValueError:
-        raise InputError(f"{bulk_id!r} is not a bulk operation id") from None
+        raise _not_an_id(bulk_id) from None
     return BulkOp(at, token)
+
+
+def _not_an_id(bulk_id: str) -> InputError:
+    return InputError(Message("%(value)s is not a bulk operation id", {"value": repr(bulk_id)}))
 
 
 def moved(db: Database, bulk_id: str) -> dict[str, Any]:

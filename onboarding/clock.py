@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from onboarding.errors import InputError
+from onboarding.i18n import Message
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -37,7 +38,7 @@ def check_not_future(
     current: datetime | None = None,
     *,
     what: str = "--at",
-    why: str = "the history records steps when they happened",
+    why: str = Message("the history records steps when they happened"),
     hint: str = "",
 ) -> None:
     """Refuse ``at`` later than the clock plus ``FUTURE_TOLERANCE`` (InputError, one line
@@ -47,8 +48,19 @@ def check_not_future(
     if at > current + FUTURE_TOLERANCE:
         minutes = int(FUTURE_TOLERANCE.total_seconds() // 60)
         raise InputError(
-            f"{what} {show_instant(at)} is later than the current time {show_instant(current)}:"
-            f" {why} (at most {minutes} minutes ahead){'; ' + hint if hint else ''}"
+            Message(
+                "%(what)s %(at)s is later than the current time %(now)s: %(why)s "
+                "(at most %(minutes)s minutes ahead)",
+                {
+                    "what": what,
+                    "at": show_instant(at),
+                    "now": show_instant(current),
+                    "why": why,
+                    "minutes": str(minutes),
+                },
+            ),
+            hint=hint or None,  # what to do instead, on the command line
+            hint_sep="; ",
         )
 
 
@@ -58,8 +70,11 @@ def show_instant(moment: datetime) -> str:
 
 
 #: What every date and time option and field accepts (named in every date error).
-ACCEPTED_DATES = "2021-03-31 (ISO 8601), 31-03-2021, 31.03.2021 or 31/03/2021"
-ACCEPTED_TIMES = f"{ACCEPTED_DATES}, optionally with a time: 2021-03-31T14:00 or 31-03-2021 14:00"
+ACCEPTED_DATES = Message("2021-03-31 (ISO 8601), 31-03-2021, 31.03.2021 or 31/03/2021")
+ACCEPTED_TIMES = Message(
+    "%(dates)s, optionally with a time: 2021-03-31T14:00 or 31-03-2021 14:00",
+    {"dates": ACCEPTED_DATES},
+)
 
 # The Danish forms: day and month of one or two digits, the same separator twice, a four-digit
 # year, then optionally a time (HH:MM or HH:MM:SS) after a space or a T.
@@ -103,7 +118,12 @@ def parse_when(text: str, what: str = "time") -> tuple[date, datetime | None]:
     try:
         day, moment = _parse(text)
     except ValueError:
-        raise InputError(f"{what} {text!r} is not a date or time: use {ACCEPTED_TIMES}") from None
+        raise InputError(
+            Message(
+                "%(what)s %(value)s is not a date or time: use %(formats)s",
+                {"what": what, "value": repr(text), "formats": ACCEPTED_TIMES},
+            )
+        ) from None
     if moment is None:
         return day, None
     if moment.tzinfo is None:
@@ -126,9 +146,19 @@ def parse_date(text: str, what: str = "date") -> date:
     try:
         day, moment = _parse(text)
     except ValueError:
-        raise InputError(f"{what} {text!r} is not a date: use {ACCEPTED_DATES}") from None
+        raise InputError(
+            Message(
+                "%(what)s %(value)s is not a date: use %(formats)s",
+                {"what": what, "value": repr(text), "formats": ACCEPTED_DATES},
+            )
+        ) from None
     if moment is not None:
-        raise InputError(f"{what} {text!r} is a date without a time: use {ACCEPTED_DATES}")
+        raise InputError(
+            Message(
+                "%(what)s %(value)s is a date without a time: use %(formats)s",
+                {"what": what, "value": repr(text), "formats": ACCEPTED_DATES},
+            )
+        )
     return day
 
 

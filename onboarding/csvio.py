@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from onboarding.errors import InputError
+from onboarding.i18n import Message
 
 __all__ = ["HEADER_ALIASES", "read_csv", "read_csv_all", "row_error", "safe_cell", "safe_row"]
 
@@ -69,9 +70,16 @@ def safe_row(values: Iterable[Any]) -> list[Any]:
 
 
 def row_error(path: PathLike, line: int, problem: str, column: str | None = None) -> InputError:
-    """An ``InputError`` in the one message form every import uses."""
-    where = f"column {column}: " if column else ""
-    return InputError(f"{path}:{line}: {where}{problem}")
+    """An ``InputError`` in the one message form every import uses (``problem`` a
+    ``Message`` where it has been translated)."""
+    params = {"path": str(path), "line": str(line), "problem": problem}
+    if column:
+        return InputError(
+            Message(
+                "%(path)s:%(line)s: column %(column)s: %(problem)s", {**params, "column": column}
+            )
+        )
+    return InputError(Message("%(path)s:%(line)s: %(problem)s", params))
 
 
 def read_csv(
@@ -119,17 +127,26 @@ def _read(path: PathLike) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         # A missing or unreadable file is the user's to fix, not a crash.
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise InputError(
+            Message(
+                "%(path)s: cannot read: %(reason)s",
+                {"path": str(path), "reason": exc.strerror or str(exc)},
+            )
+        ) from exc
 
 
 def _decode(path: PathLike, data: bytes) -> str:
     # UTF-8 first and strictly: cp1252 decodes almost any byte string, so trying it first would
     # silently turn a UTF-8 "ø" into "Ã¸".
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise row_error(path, 1, "UTF-16 text: save it as CSV UTF-8 or Windows-1252 instead")
+        raise row_error(
+            path, 1, Message("UTF-16 text: save it as CSV UTF-8 or Windows-1252 instead")
+        )
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
-        raise row_error(path, line, "a NUL byte: not a text file (or UTF-16 without a BOM)")
+        raise row_error(
+            path, line, Message("a NUL byte: not a text file (or UTF-16 without a BOM)")
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -138,7 +155,7 @@ def _decode(path: PathLike, data: bytes) -> str:
         return data.decode("cp1252")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise row_error(path, line, "not UTF-8 or Windows-1252 text") from exc
+        raise row_error(path, line, Message("not UTF-8 or Windows-1252 text")) from exc
 
 
 def _delimiter(text: str) -> str:
@@ -171,8 +188,8 @@ def _records(path: PathLike, text: str, delimiter: str) -> Iterator[tuple[int, l
 
 def _csv_problem(exc: csv.Error) -> str:
     if "unexpected end of data" in str(exc):
-        return "quoted cell is not closed before the end of the file"
-    return f"malformed CSV: {exc}"
+        return Message("quoted cell is not closed before the end of the file")
+    return Message("malformed CSV: %(detail)s", {"detail": str(exc)})
 
 
 def _first_record(
@@ -181,7 +198,7 @@ def _first_record(
     try:
         return next(records)
     except StopIteration:
-        raise row_error(path, 1, "empty file: expected a header line") from None
+        raise row_error(path, 1, Message("empty file: expected a header line")) from None
 
 
 def _columns(
@@ -206,24 +223,39 @@ def _columns(
     seen: dict[str, str] = {}
     for position, name in enumerate(names, start=1):
         if not name:
-            raise row_error(path, line, "empty column name", column=str(position))
+            raise row_error(path, line, Message("empty column name"), column=str(position))
         column = lookup.get(_header_key(name))
         if column is None:
             if not allow_extra:
                 hint = _closest_header(name, lookup)
                 raise row_error(
-                    path, line, f"unknown column (expected: {expected}){hint}", column=name.lower()
+                    path,
+                    line,
+                    Message(
+                        "unknown column (expected: %(expected)s)%(closest)s",
+                        {"expected": expected, "closest": hint},
+                    ),
+                    column=name.lower(),
                 )
             column = name.lower()
         if column in seen:
             first = seen[column]
-            same = "" if first.lower() == name.lower() else f" (the same column as {first})"
-            raise row_error(path, line, f"repeated column{same}", column=name.lower())
+            problem = (
+                Message("repeated column")
+                if first.lower() == name.lower()
+                else Message("repeated column (the same column as %(first)s)", {"first": first})
+            )
+            raise row_error(path, line, problem, column=name.lower())
         seen[column] = name
         columns.append(column)
     for name in required:
         if name.lower() not in seen:
-            raise row_error(path, line, f"missing (expected: {expected})", column=name.lower())
+            raise row_error(
+                path,
+                line,
+                Message("missing (expected: %(expected)s)", {"expected": expected}),
+                column=name.lower(),
+            )
     return columns
 
 
@@ -256,7 +288,7 @@ def _closest_header(name: str, lookup: Mapping[str, str]) -> str:
     import difflib  # only when a name is not found
 
     close = difflib.get_close_matches(_header_key(name), list(lookup), n=1, cutoff=0.7)
-    return f"; closest: {lookup[close[0]]}" if close else ""
+    return Message("; closest: %(closest)s", {"closest": lookup[close[0]]}) if close else ""
 
 
 def _row(path: PathLike, line: int, cells: list[str], columns: list[str]) -> dict[str, str]:
@@ -264,15 +296,26 @@ def _row(path: PathLike, line: int, cells: list[str], columns: list[str]) -> dic
     if len(values) > len(columns):
         # Empty cells past the last column are trailing separators, not data.
         if any(values[len(columns) :]):
-            raise row_error(
-                path, line, f"too many cells: expected {len(columns)}, got {len(values)}"
-            )
+            raise row_error(path, line, _cells("too many", len(columns), len(values)))
         values = values[: len(columns)]
     if len(values) < len(columns):
-        raise row_error(path, line, f"too few cells: expected {len(columns)}, got {len(values)}")
+        raise row_error(path, line, _cells("too few", len(columns), len(values)))
     for name, value in zip(columns, values, strict=True):
         if len(value) > MAX_CELL:
             raise row_error(
-                path, line, f"{len(value)} characters; at most {MAX_CELL} are allowed", name
+                path,
+                line,
+                Message(
+                    "%(n)s characters; at most %(max)s are allowed",
+                    {"n": str(len(value)), "max": str(MAX_CELL)},
+                ),
+                name,
             )
     return dict(zip(columns, values, strict=True))
+
+
+def _cells(which: str, expected: int, got: int) -> Message:
+    params = {"expected": str(expected), "got": str(got)}
+    if which == "too many":
+        return Message("too many cells: expected %(expected)s, got %(got)s", params)
+    return Message("too few cells: expected %(expected)s, got %(got)s", params)

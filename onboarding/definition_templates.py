@@ -16,6 +16,7 @@ from pathlib import Path
 
 from onboarding.db import Database
 from onboarding.errors import InputError
+from onboarding.i18n import Message
 
 #: A definition's own templates: ``NAME.templates/`` beside ``NAME.yaml``.
 TEMPLATES_SUFFIX = ".templates"
@@ -53,24 +54,31 @@ def _template_file(folder: Path, entry: Path) -> tuple[str | None, str | None]:
     rel = entry.relative_to(folder).as_posix()
     parts = rel.split("/")
     if len(parts) != 2 or parts[0] not in LANGUAGES:
-        return None, f"{rel}: a template file belongs in one of {', '.join(LANGUAGES)}/"
+        return None, Message(
+            "%(file)s: a template file belongs in one of %(folders)s/",
+            {"file": rel, "folders": ", ".join(LANGUAGES)},
+        )
     if not _TEMPLATE_FILE.match(parts[1]):
-        return None, (
-            f"{rel}: name it NAME.subject.txt, NAME.txt or NAME.html (NAME: lower-case "
-            "letters, digits, '-' or '_')"
+        return None, Message(
+            "%(file)s: name it NAME.subject.txt, NAME.txt or NAME.html (NAME: lower-case "
+            "letters, digits, '-' or '_')",
+            {"file": rel},
         )
     if shipped_internal(rel):
-        return None, (
-            f"{rel}: would replace the shipped {rel}, which every message uses; change it "
-            "for all definitions in the folder of [mail] templates instead"
+        return None, Message(
+            "%(file)s: would replace the shipped %(file)s, which every message uses; change it "
+            "for all definitions in the folder of [mail] templates instead",
+            {"file": rel},
         )
     data = entry.read_bytes()
     if len(data) > TEMPLATE_MAX_BYTES:
-        return None, f"{rel}: larger than {TEMPLATE_MAX_BYTES // 1024} kB"
+        return None, Message(
+            "%(file)s: larger than %(kb)s kB", {"file": rel, "kb": str(TEMPLATE_MAX_BYTES // 1024)}
+        )
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
-        return None, f"{rel}: not UTF-8 text: save the file as UTF-8"
+        return None, Message("%(file)s: not UTF-8 text: save the file as UTF-8", {"file": rel})
 
 
 def check_templates(folder: Path) -> tuple[dict[str, str], list[str]]:
@@ -94,7 +102,12 @@ def check_templates(folder: Path) -> tuple[dict[str, str], list[str]]:
                 continue  # .DS_Store, editors' swap files
             if entry.is_dir():
                 if rel not in LANGUAGES:
-                    problems.append(f"{rel}/: only the folders {', '.join(LANGUAGES)} belong here")
+                    problems.append(
+                        Message(
+                            "%(file)s/: only the folders %(folders)s belong here",
+                            {"file": rel, "folders": ", ".join(LANGUAGES)},
+                        )
+                    )
                 continue
             text, problem = _template_file(folder, entry)
             if problem is not None:
@@ -102,7 +115,7 @@ def check_templates(folder: Path) -> tuple[dict[str, str], list[str]]:
             elif text is not None:
                 files[rel] = text
     except OSError as exc:
-        problems.append(f"cannot read: {exc.strerror or exc}")
+        problems.append(Message("cannot read: %(reason)s", {"reason": exc.strerror or str(exc)}))
     names = {
         (path[:2], path[3:].split(".", 1)[0]) for path in files if not path[3:].startswith("_")
     }
@@ -110,10 +123,18 @@ def check_templates(folder: Path) -> tuple[dict[str, str], list[str]]:
         missing = [p for p in TEMPLATE_PARTS if f"{lang}/{name}.{p}" not in files]
         if missing:
             have = ", ".join(f"{lang}/{name}.{p}" for p in missing)
-            problems.append(f"{lang}/{name}: missing {have} (a template is all three files)")
+            problems.append(
+                Message(
+                    "%(template)s: missing %(files)s (a template is all three files)",
+                    {"template": f"{lang}/{name}", "files": have},
+                )
+            )
         if lang != "da" and ("da", name) not in names:
             problems.append(
-                f"{lang}/{name}: no da/{name} beside it (Danish is every language's fallback)"
+                Message(
+                    "%(template)s: no da/%(name)s beside it (Danish is every language's fallback)",
+                    {"template": f"{lang}/{name}", "name": name},
+                )
             )
     problems.extend(template_problems(files))
     return files, problems
@@ -124,8 +145,15 @@ def read_templates(folder: Path) -> dict[str, str]:
     first problem and the folder."""
     files, problems = check_templates(folder)
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise InputError(f"{folder}/{problems[0]}{more}")
+        first = {"folder": str(folder), "problem": problems[0]}
+        if len(problems) > 1:
+            raise InputError(
+                Message(
+                    "%(folder)s/%(problem)s (and %(more)s more problem(s))",
+                    {**first, "more": str(len(problems) - 1)},
+                )
+            )
+        raise InputError(Message("%(folder)s/%(problem)s", first))
     return files
 
 
@@ -150,6 +178,9 @@ def missing_folder_hint(path: str | Path, problems: list[str]) -> list[str]:
     folder = p.with_name(p.stem + TEMPLATES_SUFFIX)
     return [
         *problems,
-        f"a definition's own template NAME is {folder}/da/NAME.subject.txt, NAME.txt and "
-        "NAME.html (or give --templates DIR)",
+        Message(
+            "a definition's own template NAME is %(folder)s/da/NAME.subject.txt, NAME.txt and "
+            "NAME.html (or give --templates DIR)",
+            {"folder": str(folder)},
+        ),
     ]

@@ -28,6 +28,7 @@ from onboarding.definition_templates import (
     templates,
 )
 from onboarding.errors import DefinitionInvalid, InputError, NotFound, OnboardingError
+from onboarding.i18n import Message
 from workflows import errors as wferrors
 from workflows.digest import sha256_hex
 from workflows.loader import (
@@ -181,13 +182,19 @@ def register(
     if row is not None:
         if _digest(row[0]) != _digest(defn.source):
             raise OnboardingError(
-                f"definition {defn.name} version {defn.version} is already registered with "
-                "different content: give the changed definition a new version number"
+                Message(
+                    "definition %(name)s version %(version)s is already registered with "
+                    "different content: give the changed definition a new version number",
+                    {"name": defn.name, "version": str(defn.version)},
+                )
             )
         if own and templates(db, defn.name, defn.version) != own:
             raise OnboardingError(
-                f"definition {defn.name} version {defn.version} is already registered with "
-                "other templates: give the definition a new version number to change its mail"
+                Message(
+                    "definition %(name)s version %(version)s is already registered with "
+                    "other templates: give the definition a new version number to change its mail",
+                    {"name": defn.name, "version": str(defn.version)},
+                )
             )
         return False
     values = [defn.name, defn.version, defn.source, at or clock.stamp(clock.now())]
@@ -256,13 +263,23 @@ def add_file(
     latest = latest_version(db, defn.name)
     if latest is not None and defn.version < latest:
         raise InputError(
-            f"{path}: version {defn.version} is older than the registered version {latest} of "
-            f"{defn.name}"
+            Message(
+                "%(path)s: version %(version)s is older than the registered version %(latest)s "
+                "of %(name)s",
+                {
+                    "path": str(path),
+                    "version": str(defn.version),
+                    "latest": str(latest),
+                    "name": defn.name,
+                },
+            )
         )
     try:
         return defn, register(db, defn, own_templates=own)
     except OnboardingError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise InputError(
+            Message("%(path)s: %(error)s", {"path": str(path), "error": exc.sentence()})
+        ) from None
 
 
 def latest_version(db: Database, name: str) -> int | None:

@@ -30,7 +30,7 @@ from onboarding.errors import (
     TransitionRefused,
 )
 from onboarding.guards import GUARDS, GuardContext, Verdict
-from onboarding.i18n import Message, Phrases
+from onboarding.i18n import Message, Phrases, Term
 from onboarding.roles import require_role
 from workflows.model import (
     OPTIONAL_PARTS,
@@ -104,10 +104,10 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
 
     A date far from ``at`` (the step's time) is kept, with a ``clock.FarDateWarning``."""
     text = str(raw).strip()
-    where = f"field {fdef.name} ({fdef.type})"
+    where = _field_where(fdef)
     if fdef.type == "text":
         if len(text) > 4000:
-            raise InputError(f"{where}: at most 4000 characters")
+            raise InputError(Message("%(where)s: at most 4000 characters", {"where": where}))
         return text
     if fdef.type == "date":
         day = clock.parse_date(text, what=where)
@@ -118,13 +118,20 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
         try:
             return int(text)
         except ValueError:
-            raise InputError(f"{where}: {text!r} is not a whole number") from None
+            raise InputError(
+                Message(
+                    "%(where)s: %(value)s is not a whole number",
+                    {"where": where, "value": repr(text)},
+                )
+            ) from None
     if fdef.type == "boolean":
         if text.lower() in _TRUE:
             return True
         if text.lower() in _FALSE:
             return False
-        raise InputError(f"{where}: {text!r} is not yes/no")
+        raise InputError(
+            Message("%(where)s: %(value)s is not yes/no", {"where": where, "value": repr(text)})
+        )
     if fdef.type == "municipality":
         from onboarding import registry  # here: an advance without such a field never needs it
 
@@ -135,9 +142,22 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
         return str(registry.resolve_wave(db, text)["code"])
     if fdef.type == "choice":
         if text not in fdef.options:
-            raise InputError(f"{where}: {text!r} is not one of {', '.join(fdef.options)}")
+            raise InputError(
+                Message(
+                    "%(where)s: %(value)s is not one of %(options)s",
+                    {"where": where, "value": repr(text), "options": ", ".join(fdef.options)},
+                )
+            )
         return text
-    raise InputError(f"{where}: unsupported type")  # the validator makes this unreachable
+    # the validator makes this unreachable
+    raise InputError(Message("%(where)s: unsupported type", {"where": where}))
+
+
+def _field_where(fdef: FieldDef) -> Message:
+    """How an error names a field: by its key and type in English (as it always has), by its
+    label in Danish."""
+    name = terms.keyed(Term(fdef.name, {"da": f"“{fdef.label or fdef.name}”"}))
+    return Message("field %(field)s (%(type)s)", {"field": name, "type": fdef.type})
 
 
 def coerce_fields(
@@ -147,8 +167,17 @@ def coerce_fields(
     for name, raw in sets.items():
         fdef = defn.fields.get(name)
         if fdef is None:
-            known = ", ".join(defn.fields) or "none"
-            raise InputError(f"{defn.name} has no field {name!r} (fields: {known})")
+            known = terms.keyed_all(terms.fields(defn, defn.fields))
+            raise InputError(
+                Message(
+                    "%(definition)s has no field %(field)s (fields: %(known)s)",
+                    {
+                        "definition": defn.name,
+                        "field": repr(name),
+                        "known": known if defn.fields else Message("none"),
+                    },
+                )
+            )
         out[name] = coerce_field(db, fdef, raw, at)
     return out
 
@@ -399,7 +428,7 @@ def _field_given(
 
 
 #: What to do with a future date instead of ``--at`` (docs/workflows.md, "When a step happened").
-PLANNED_HINT = "a planned date belongs in a date field of the track (--set NAME=DATE)"
+PLANNED_HINT = Message("a planned date belongs in a date field of the track (--set NAME=DATE)")
 
 
 @dataclass(frozen=True)
@@ -872,14 +901,28 @@ def _check_options(defn: Definition, subject: Subject) -> None:
     extra = sorted(_given(subject) - takes)
     if extra:
         raise InputError(
-            f"{', '.join(map(_option, extra))} does not apply to {defn.name} "
-            f"(its subject takes {options}; see 'onboarding workflow show {defn.name}')"
+            Message(
+                "%(options)s does not apply to %(definition)s (its subject takes %(takes)s; "
+                "see 'onboarding workflow show %(definition)s')",
+                {
+                    "options": ", ".join(map(_option, extra)),
+                    "definition": defn.name,
+                    "takes": options,
+                },
+            )
         )
     required = {_PART_ATTR[p] for p in decl.of if p not in OPTIONAL_PARTS}
     missing = sorted(a for a in required if getattr(subject, a) in (None, ""))
     if missing:
         raise InputError(
-            f"{defn.name} tracks are about {decl.text}: give {', '.join(map(_option, missing))}"
+            Message(
+                "%(definition)s tracks are about %(subject)s: give %(options)s",
+                {
+                    "definition": defn.name,
+                    "subject": decl.text,
+                    "options": ", ".join(map(_option, missing)),
+                },
+            )
         )
 
 
@@ -887,9 +930,9 @@ def _subject_name(text: str) -> str:
     """A free-text name as stored: surrounding and repeated spaces removed."""
     name = " ".join(text.split())
     if not name:
-        raise InputError("--name: give the subject's name (not blank)")
+        raise InputError(Message("--name: give the subject's name (not blank)"))
     if len(name) > 200:
-        raise InputError("--name: at most 200 characters")
+        raise InputError(Message("--name: at most 200 characters"))
     return name
 
 
@@ -916,8 +959,12 @@ def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[st
         names = (subject.index or "sd").split(",")
         codes = sorted({str(registry.resolve_index(db, n.strip())["code"]) for n in names})
         if "index" in parts and len(codes) != 1:
-            what = "a system-readiness track" if defn.subject == "system" else "this subject"
-            raise InputError(f"{what} is for one index: give one --index")
+            what = (
+                Message("a system-readiness track")
+                if defn.subject == "system"
+                else Message("this subject")
+            )
+            raise InputError(Message("%(what)s is for one index: give one --index", {"what": what}))
         cols["index_set"] = ",".join(codes)
     if subject.klik_task:
         cols["klik_task_id"] = int(registry.resolve_klik_task(db, subject.klik_task)["id"])
@@ -925,7 +972,12 @@ def resolve_subject(db: Database, defn: Definition, subject: Subject) -> dict[st
         cols["fields"]["wave"] = str(registry.resolve_wave(db, subject.wave)["code"])
     if subject.course is not None:
         if not 1 <= subject.course <= 4:
-            raise InputError(f"--course {subject.course}: courses are numbered 1 to 4")
+            raise InputError(
+                Message(
+                    "--course %(course)s: courses are numbered 1 to 4",
+                    {"course": str(subject.course)},
+                )
+            )
         cols["course"] = subject.course
     if subject.name is not None:
         cols["subject_name"] = _subject_name(subject.name)
@@ -981,8 +1033,16 @@ def start_in(
     ).fetchone()
     if open_row:
         raise OnboardingError(
-            f"this subject already has an open {defn.name} track: #{open_row[0]} "
-            f"(in {open_row[1]}); one open track per {', '.join(defn.subject_parts.key)}"
+            Message(
+                "this subject already has an open %(definition)s track: #%(id)s (in %(state)s); "
+                "one open track per %(key)s",
+                {
+                    "definition": defn.name,
+                    "id": str(open_row[0]),
+                    "state": terms.keyed(terms.state(defn, open_row[1], quoted=False)),
+                    "key": ", ".join(defn.subject_parts.key),
+                },
+            )
         )
     at = clock.stamp(moment)
     recorded = at if act.at is None else clock.stamp(clock.now())  # one reading when no --at
@@ -1078,7 +1138,7 @@ def set_fields(
     """Record field values on a track without moving it (audited; the due date follows)."""
     require_role(act.role, db)
     if not sets:
-        raise InputError("nothing to set: give NAME=VALUE")
+        raise InputError(Message("nothing to set: give NAME=VALUE"))
     moment = act.moment()
     with immediate(db) as conn:
         track = load_track(conn, track_id)
@@ -1166,7 +1226,18 @@ def migrate(
     target = definitions.get(db, name, to_version)
     for old, new in mapping.items():
         if new not in target.by_name:
-            raise InputError(f"--map {old}={new}: {name} v{target.version} has no state {new!r}")
+            raise InputError(
+                Message(
+                    "--map %(old)s=%(new)s: %(definition)s v%(version)s has no state %(state)s",
+                    {
+                        "old": old,
+                        "new": new,
+                        "definition": name,
+                        "version": str(target.version),
+                        "state": repr(new),
+                    },
+                )
+            )
     result = MigrationResult(dry_run=dry_run)
     conn = db.conn
     begin_immediate(conn)  # bounded retry (onboarding.db)
@@ -1187,7 +1258,11 @@ def migrate(
         if unmapped:
             listed = ", ".join(f"{s} (v{v})" for v, s in unmapped)
             raise InputError(
-                f"{name} v{target.version} has no state for {listed}: add --map OLD=NEW for each"
+                Message(
+                    "%(definition)s v%(version)s has no state for %(states)s",
+                    {"definition": name, "version": str(target.version), "states": listed},
+                ),
+                hint=Message("add --map OLD=NEW for each"),
             )
         ctx = GuardContext(conn, moment)
         at = ctx.at_stamp
@@ -1199,7 +1274,10 @@ def migrate(
             dest = target.state(mapping.get(t["state"], t["state"]))
             if at < t["updated_at"]:
                 raise TransitionRefused(
-                    f"track #{t['id']}: {clock.display(at)} is before its last recorded step"
+                    Message(
+                        "track #%(id)s: %(at)s is before its last recorded step",
+                        {"id": str(t["id"]), "at": clock.unstamp(at)},
+                    )
                 )
             due = compute_due(ctx, dest, t, clock.unstamp(t["entered_at"]))
             moves.append(

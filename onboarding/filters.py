@@ -19,7 +19,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from onboarding.db import Database
-from onboarding.errors import Ambiguous, InputError, NotFound
+from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
+from onboarding.i18n import Message
 
 if TYPE_CHECKING:
     from onboarding.visibility import Scope
@@ -134,13 +135,23 @@ def parse_where(text: str) -> TrackFilter:
         m = _PAIR.match(text, pos)
         if not m:
             raise InputError(
-                f"--where {text!r}: cannot read from {text[pos:]!r}; "
-                f"write key=value pairs (keys: {', '.join(KEYS)})"
+                Message(
+                    "--where %(where)s: cannot read from %(rest)s; write key=value pairs "
+                    "(keys: %(keys)s)",
+                    {"where": repr(text), "rest": repr(text[pos:]), "keys": ", ".join(KEYS)},
+                )
             )
         key, value = m.group(1), m.group(2).strip("\"'")
         if key not in KEYS:
             raise InputError(
-                f"--where: unknown key {key!r}{_closest_hint(key, KEYS)}; keys: {', '.join(KEYS)}"
+                Message(
+                    "--where: unknown key %(key)s%(closest)s; keys: %(keys)s",
+                    {
+                        "key": repr(key),
+                        "closest": _closest_hint(key, KEYS),
+                        "keys": ", ".join(KEYS),
+                    },
+                )
             )
         if key in ("overdue", "open"):
             values[key] = _yes_no(key, value)
@@ -151,7 +162,7 @@ def parse_where(text: str) -> TrackFilter:
             pos += 1
     flt = TrackFilter(**values)
     if flt.is_empty():
-        raise InputError("--where selects every track: name at least one condition")
+        raise InputError(Message("--where selects every track: name at least one condition"))
     return flt
 
 
@@ -161,7 +172,12 @@ def _yes_no(key: str, value: str) -> bool:
         return True
     if word in _FALSE:
         return False
-    raise InputError(f"--where {key}={value!r}: write {key}=yes or {key}=no")
+    raise InputError(
+        Message(
+            "--where %(key)s=%(value)s: write %(key)s=yes or %(key)s=no",
+            {"key": key, "value": repr(value)},
+        )
+    )
 
 
 # --- checking values against what exists --------------------------------------------------------
@@ -208,7 +224,13 @@ def _closest(value: str, known: Iterable[str]) -> list[str]:
 
 def _closest_hint(value: str, known: Iterable[str]) -> str:
     close = _closest(value, known)
-    return f"; closest: {', '.join(close)}" if close else ""
+    return Message("; closest: %(closest)s", {"closest": ", ".join(close)}) if close else ""
+
+
+def _reworded(error: OnboardingError, message: Message, hint: Message) -> None:
+    """Say ``error`` (a ``NotFound`` or ``Ambiguous`` keeping its name and candidates) as
+    ``message``, with where to look as the command line's hint."""
+    OnboardingError.__init__(error, message, hint=hint, hint_sep=" ")
 
 
 def _unknown(
@@ -216,9 +238,31 @@ def _unknown(
 ) -> NotFound:
     """A refusal that names the closest values and where to list the rest."""
     error = NotFound(what, value, _closest(value, known))
-    close = f"; closest: {', '.join(error.candidates)}" if error.candidates else ""
-    error.args = (f"{label}: unknown {what} {value!r}{of}{close} (see '{listing}')",)
+    close = (
+        Message("; closest: %(closest)s", {"closest": ", ".join(error.candidates)})
+        if error.candidates
+        else ""
+    )
+    _reworded(
+        error,
+        Message(
+            "%(option)s: unknown %(what)s %(value)s%(of)s%(closest)s",
+            # ``what`` is an English noun ("state", "actor"): the catalogue has its Danish.
+            {
+                "option": label,
+                "what": Message(what),
+                "value": repr(value),
+                "of": of,
+                "closest": close,
+            },
+        ),
+        _see(listing),
+    )
     return error
+
+
+def _see(listing: str) -> Message:
+    return Message("(see '%(listing)s')", {"listing": listing})
 
 
 def _one_of(value: str, known: Sequence[str]) -> str | None:
@@ -269,7 +313,12 @@ def resolve(db: Database, flt: TrackFilter, where: bool = False) -> TrackFilter:
                 )
             picked.append(found)
         if not picked:
-            raise InputError(f"{label(attr)}: give a {attr} name")
+            raise InputError(
+                Message(
+                    "%(option)s: give a %(what)s name",
+                    {"option": label(attr), "what": Message(attr)},
+                )
+            )
         changes[attr] = "|".join(dict.fromkeys(picked))
     changes.update(_resolve_registry(db, flt, label))
     return replace(flt, **changes) if changes else flt
@@ -288,9 +337,12 @@ def _unknown_in_workflow(
     elsewhere = sorted(
         {s.definition for s in states if (getattr(s, attr) or "").casefold() == value.casefold()}
     )
-    of = f" of {definition}" if definition else ""
+    of: str = Message(" of %(definition)s", {"definition": definition}) if definition else ""
     if elsewhere:
-        of += f" (it is a {attr} of {', '.join(elsewhere)})"
+        of = Message(
+            "%(of)s (it is a %(what)s of %(definitions)s)",
+            {"of": of, "what": Message(attr), "definitions": ", ".join(elsewhere)},
+        )
     owner = definition
     close = _closest(value, known)
     if owner is None and close:
@@ -326,7 +378,14 @@ def _resolve_registry(
         try:
             row = resolve_one(db, value)
         except (NotFound, Ambiguous) as exc:
-            exc.args = (f"{label(key)}: {exc} (see '{_LISTINGS[key]}')",)
+            if exc.hint or str(exc) != exc._as_raised:  # pragma: no cover - said as it is
+                exc.args = (f"{label(key)}: {exc} (see '{_LISTINGS[key]}')",)
+                raise
+            _reworded(
+                exc,
+                Message("%(option)s: %(error)s", {"option": label(key), "error": exc.message}),
+                _see(_LISTINGS[key]),
+            )
             raise
         # The stored name: it resolves to the same row again (an exact name always wins).
         out[key] = str(row[column])
@@ -346,7 +405,14 @@ def _region(value: str, label: str) -> str:
         raise Ambiguous("region", value, hits)
     error = _unknown(label, "region", value, REGIONS, "onboarding registry list municipalities")
     if not error.candidates:
-        error.args = (f"{label}: unknown region {value!r}; regions: {', '.join(REGIONS)}",)
+        error = NotFound("region", value)
+        OnboardingError.__init__(
+            error,
+            Message(
+                "%(option)s: unknown region %(value)s; regions: %(regions)s",
+                {"option": label, "value": repr(value), "regions": ", ".join(REGIONS)},
+            ),
+        )
     raise error
 
 
@@ -399,5 +465,9 @@ def check_track(db: Database, track_id: int, option: str = "--track") -> None:
 
 def _no_track(option: str, track_id: int) -> NotFound:
     error = NotFound("track", str(track_id))
-    error.args = (f"{option}: no track #{track_id} (see 'onboarding track list')",)
+    _reworded(
+        error,
+        Message("%(option)s: no track #%(id)s", {"option": option, "id": str(track_id)}),
+        _see("onboarding track list"),
+    )
     return error

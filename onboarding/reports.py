@@ -257,7 +257,12 @@ def _category(db: Database, text: str | None) -> str | None:
     for name in known:
         if name.casefold() == text.strip().casefold():
             return str(name)
-    raise InputError(f"unknown category {text!r}: expected {', '.join(dict.fromkeys(known))}")
+    raise InputError(
+        Message(
+            "unknown category %(category)s: expected %(expected)s",
+            {"category": repr(text), "expected": ", ".join(dict.fromkeys(known))},
+        )
+    )
 
 
 def _category_order(name: str) -> tuple[int, str]:
@@ -268,8 +273,16 @@ def _category_order(name: str) -> tuple[int, str]:
 def _bucket_keys(defn: Definition) -> dict[str, str]:
     if len(defn.buckets) != len(COUNT_KEYS):
         raise InputError(
-            f"{defn.name} v{defn.version} declares {len(defn.buckets)} buckets; the rollout "
-            f"report needs {len(COUNT_KEYS)} (not agreed, agreed, in operation, in that order)"
+            Message(
+                "%(definition)s v%(version)s declares %(n)s buckets; the rollout report needs "
+                "%(needed)s (not agreed, agreed, in operation, in that order)",
+                {
+                    "definition": defn.name,
+                    "version": str(defn.version),
+                    "n": str(len(defn.buckets)),
+                    "needed": str(len(COUNT_KEYS)),
+                },
+            )
         )
     return dict(zip(defn.buckets, COUNT_KEYS, strict=True))
 
@@ -960,55 +973,89 @@ def load_goals(path: str | Path) -> dict[str, Any]:
     try:
         spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read goals: {exc}") from None
+        raise InputError(
+            Message(
+                "%(path)s: cannot read goals: %(reason)s", {"path": str(path), "reason": str(exc)}
+            )
+        ) from None
     problems: list[str] = []
     if not isinstance(spec, dict) or not isinstance(spec.get("year"), int):
-        raise InputError(f"{path}: a goals file needs 'year' (a number) and 'goals' (a list)")
+        raise InputError(
+            Message(
+                "%(path)s: a goals file needs 'year' (a number) and 'goals' (a list)",
+                {"path": str(path)},
+            )
+        )
     counters = spec.get("counters") or {}
     if not isinstance(counters, dict):
-        problems.append("counters: must map counter names to labels")
+        problems.append(Message("counters: must map counter names to labels"))
         counters = {}
     goal_list = spec.get("goals")
     if not isinstance(goal_list, list):
-        raise InputError(f"{path}: 'goals' must be a list")
+        raise InputError(Message("%(path)s: 'goals' must be a list", {"path": str(path)}))
     for i, g in enumerate(goal_list):
         where = f"goals[{i}]"
         if not isinstance(g, dict) or not g.get("name") or not g.get("label"):
-            problems.append(f"{where}: needs name and label")
+            problems.append(Message("%(where)s: needs name and label", {"where": where}))
             continue
         where = f"goals[{i}] ({g['name']})"
         m = g.get("measure")
         if not isinstance(m, dict):
-            problems.append(f"{where}.measure: missing")
+            problems.append(Message("%(where)s.measure: missing", {"where": where}))
             continue
         if "counter" in m:
             if m["counter"] not in counters:
-                problems.append(f"{where}.measure.counter: {m['counter']!r} is not in counters")
+                problems.append(
+                    Message(
+                        "%(where)s.measure.counter: %(counter)s is not in counters",
+                        {"where": where, "counter": repr(m["counter"])},
+                    )
+                )
         else:
             if m.get("count") not in ("municipalities", "systems"):
-                problems.append(f"{where}.measure.count: municipalities or systems")
+                problems.append(
+                    Message("%(where)s.measure.count: municipalities or systems", {"where": where})
+                )
             if not m.get("definition"):
-                problems.append(f"{where}.measure.definition: missing")
+                problems.append(Message("%(where)s.measure.definition: missing", {"where": where}))
             if not (m.get("states") or m.get("buckets")):
-                problems.append(f"{where}.measure: give states or buckets")
+                problems.append(
+                    Message("%(where)s.measure: give states or buckets", {"where": where})
+                )
             if not m.get("categories"):
-                problems.append(f"{where}.measure.categories: missing")
+                problems.append(Message("%(where)s.measure.categories: missing", {"where": where}))
         targets = g.get("targets")
         if not isinstance(targets, dict) or not targets:
-            problems.append(f"{where}.targets: map Q1-Q4 to a number, 'all' or {{value, label}}")
+            problems.append(
+                Message(
+                    "%(where)s.targets: map Q1-Q4 to a number, 'all' or {value, label}",
+                    {"where": where},
+                )
+            )
             continue
         norm = {}
         for q, t in targets.items():
             if q not in ("Q1", "Q2", "Q3", "Q4"):
-                problems.append(f"{where}.targets.{q}: quarters are Q1-Q4")
+                problems.append(
+                    Message("%(where)s.targets.%(q)s: quarters are Q1-Q4", {"where": where, "q": q})
+                )
                 continue
             value, label = (t.get("value"), t.get("label")) if isinstance(t, dict) else (t, None)
             if not (value == "all" or (isinstance(value, int) and value >= 0)):
-                problems.append(f"{where}.targets.{q}: a whole number or 'all'")
+                problems.append(
+                    Message(
+                        "%(where)s.targets.%(q)s: a whole number or 'all'", {"where": where, "q": q}
+                    )
+                )
             norm[q] = {"value": value, "label": label}
         g["targets"] = dict(sorted(norm.items()))
     if problems:
-        raise InputError(f"{path}: " + "; ".join(problems))
+        raise InputError(
+            Message(
+                "%(path)s: %(problems)s",
+                {"path": str(path), "problems": i18n.Phrases(problems, sep="; ")},
+            )
+        )
     spec["counters"] = counters
     return spec
 
@@ -1093,14 +1140,21 @@ def goals(
     a counter has no value recorded by then.
     """
     if quarter is not None and quarter not in QUARTER_ENDS:
-        raise InputError(f"--quarter {quarter}: quarters are 1 to 4")
+        raise InputError(
+            Message("--quarter %(quarter)s: quarters are 1 to 4", {"quarter": str(quarter)})
+        )
     source = Path(path) if path else goals_file(year)
     if source is None:
         shipped = ", ".join(p.stem for p in sorted(DATA.glob("goals-*.yaml")))
         raise NotFound("goals file for year", str(year), [shipped] if shipped else [])
     spec = load_goals(source)
     if spec["year"] != year:
-        raise InputError(f"{source}: holds the goals of {spec['year']}, not {year}")
+        raise InputError(
+            Message(
+                "%(path)s: holds the goals of %(year)s, not %(wanted)s",
+                {"path": str(source), "year": str(spec["year"]), "wanted": str(year)},
+            )
+        )
     day = _today(today)
     defs = _Defs(db)
     out = []
@@ -1173,9 +1227,19 @@ def record_counter(
         )
         raise NotFound("counter", counter, close or sorted(known))
     if value < 0:
-        raise InputError(f"counter {counter}: {value} is negative (a count is 0 or more)")
+        raise InputError(
+            Message(
+                "counter %(counter)s: %(value)s is negative (a count is 0 or more)",
+                {"counter": counter, "value": str(value)},
+            )
+        )
     if at > _today(None):
-        raise InputError(f"--at {at} is in the future: now is {clock.show_instant(clock.now())}")
+        raise InputError(
+            Message(
+                "--at %(at)s is in the future: now is %(now)s",
+                {"at": str(at), "now": clock.show_instant(clock.now())},
+            )
+        )
     recorded = clock.stamp(clock.now())
     with immediate(db) as conn:
         cur = conn.execute(
@@ -1817,7 +1881,12 @@ def buckets(
     does not read are counted together in one row (unless the portfolio is public).
     """
     if by is not None and by not in BUCKET_BY:
-        raise InputError(f"--by {by!r}: expected one of {', '.join(BUCKET_BY)}")
+        raise InputError(
+            Message(
+                "--by %(by)s: expected one of %(expected)s",
+                {"by": repr(by), "expected": ", ".join(BUCKET_BY)},
+            )
+        )
     day = as_of or _today(None)
     defs = _Defs(db)
     latest = defs.get(definition)

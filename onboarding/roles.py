@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from onboarding import i18n
 from onboarding.db import Database
 from onboarding.errors import InputError
+from onboarding.i18n import Message
 from workflows.model import RoleDef
 from workflows.roles import shipped_roles
 
@@ -77,7 +78,13 @@ def require_role(role: str, db: Database | None = None) -> RoleDef:
         return found
     roles = known(db)
     if role not in roles:
-        raise InputError(f"unknown role {role!r} (roles: {', '.join(roles)})")
+        # The keys are listed: they are what the command line and the API take.
+        raise InputError(
+            Message(
+                "unknown role %(role)s (roles: %(roles)s)",
+                {"role": repr(role), "roles": ", ".join(roles)},
+            )
+        )
     return roles[role]
 
 

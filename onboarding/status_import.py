@@ -51,11 +51,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from onboarding import actors, clock, definitions, engine, registry
+from onboarding import actors, clock, definitions, engine, registry, terms
 from onboarding.csvio import PathLike, read_csv_all, row_error
 from onboarding.db import Database, begin_immediate, rollback
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError, PermissionDenied
 from onboarding.guards import GuardContext
+from onboarding.i18n import Message, Phrases
 from workflows.model import Definition, TransitionDef
 
 __all__ = ["ACTOR", "KINDS", "ROLE", "ImportResult", "Importer", "RowOutcome", "import_status"]
@@ -252,12 +253,17 @@ def import_status(
             key = (row.kind, row.subject_key, clock.stamp(row.moment))
             if key in seen:
                 raise row_error(
-                    path, line, f"repeats the {row.kind} subject and date of line {seen[key]}"
+                    path,
+                    line,
+                    Message(
+                        "repeats the %(kind)s subject and date of line %(line)s",
+                        {"kind": row.kind, "line": str(seen[key])},
+                    ),
                 )
             seen[key] = line
             rows.append(row)
         except InputError as exc:
-            errors.append((line, str(exc)))
+            errors.append((line, exc.sentence()))
     rows.sort(
         key=lambda r: (
             KINDS.index(r.kind),
@@ -282,7 +288,12 @@ def import_status(
             try:
                 _apply(conn, db, path, row, result, by)
             except PermissionDenied as exc:  # pragma: no cover - _prepare checked every row
-                raise PermissionDenied(f"{path}:{row.line}: {exc}") from None
+                raise PermissionDenied(
+                    Message(
+                        "%(path)s:%(line)s: %(error)s",
+                        {"path": str(path), "line": str(row.line), "error": exc.sentence()},
+                    )
+                ) from None
         result.outcomes.sort(key=lambda o: o.line)
     except BaseException:
         rollback(conn)
@@ -322,11 +333,17 @@ def _combined(
         return kind(errors[0])
     shown = errors[:MAX_ERRORS]
     more = len(errors) - len(shown)
-    tail = f"\n(and {more} more)" if more else ""
+    tail = Message("\n(and %(more)s more)", {"more": str(more)}) if more else ""
     return kind(
-        "\n".join(shown)
-        + tail
-        + f"\n{path}: {len(errors)} rows have problems; nothing was imported"
+        Message(
+            "%(rows)s%(tail)s\n%(path)s: %(n)s rows have problems; nothing was imported",
+            {
+                "rows": Phrases(shown, sep="\n"),
+                "tail": tail,
+                "path": str(path),
+                "n": str(len(errors)),
+            },
+        )
     )
 
 
@@ -359,12 +376,13 @@ def _prepare(
                 check(subject)
             except PermissionDenied as exc:
                 column = _scope_column(conn, row, by)
-                denied.append((row.line, str(row_error(path, row.line, str(exc), column))))
+                refused = row_error(path, row.line, exc.sentence(), column)
+                denied.append((row.line, refused.sentence()))
         try:
             older = track if defn.version != row.defn.version else None
             state, bucket = _status(path, row.line, defn, row.status, older)
         except InputError as exc:
-            problems.append((row.line, str(exc)))
+            problems.append((row.line, exc.sentence()))
             continue
         prepared.append(replace(row, defn=defn, state=state, bucket=bucket))
     return prepared, problems, denied
@@ -396,11 +414,19 @@ def _parse(
     kind = (rec["kind"] or CONNECTION).strip().lower()
     if kind not in defs:
         expected = ", ".join(KINDS)
-        raise row_error(path, line, f"unknown kind {rec['kind']!r}: expected {expected}", "kind")
+        raise row_error(
+            path,
+            line,
+            Message(
+                "unknown kind %(kind)s: expected %(expected)s",
+                {"kind": repr(rec["kind"]), "expected": expected},
+            ),
+            "kind",
+        )
     defn = defs[kind]
     system_text = rec["system"]
     if not system_text:
-        raise row_error(path, line, "is empty", "system")
+        raise row_error(path, line, Message("is empty"), "system")
     system = _resolve(path, line, "system", registry.resolve_system, db, system_text)
     municipality = None
     if rec["municipality"]:
@@ -408,16 +434,23 @@ def _parse(
             path, line, "municipality", registry.resolve_municipality, db, rec["municipality"]
         )
     elif defn.subject == "municipality-system":
-        raise row_error(path, line, "is empty", "municipality")
+        raise row_error(path, line, Message("is empty"), "municipality")
     moment, judged = _moment(path, line, rec["date"], now)
     index_codes = _indices(path, line, db, rec["index"])
     if defn.subject == "system" and len(index_codes) != 1:
-        raise row_error(path, line, f"a {kind} row is for one index", "index")
+        raise row_error(
+            path, line, Message("a %(kind)s row is for one index", {"kind": kind}), "index"
+        )
     bob = _bob(path, line, rec["bob"])
     if defn.subject == "system" and bob:
-        raise row_error(path, line, f"BoB display is about connections, not {kind}", "bob")
+        raise row_error(
+            path,
+            line,
+            Message("BoB display is about connections, not %(kind)s", {"kind": kind}),
+            "bob",
+        )
     if not rec["status"]:
-        raise row_error(path, line, "is empty", "status")
+        raise row_error(path, line, Message("is empty"), "status")
     values: dict[str, Any] = {}
     for name in field_columns:
         text = rec.get(name, "")
@@ -425,11 +458,11 @@ def _parse(
             continue
         fdef = defn.fields.get(name)
         if fdef is None:
-            raise row_error(path, line, f"is not a field of {kind}", name)
+            raise row_error(path, line, Message("is not a field of %(kind)s", {"kind": kind}), name)
         try:
             values[name] = engine.coerce_field(db, fdef, text)
         except OnboardingError as exc:
-            raise row_error(path, line, str(exc), name) from None
+            raise row_error(path, line, exc.sentence(), name) from None
     code = int(municipality["code"]) if municipality else None
     if defn.subject == "system":
         # A readiness row's municipality is the system's pilot municipality: the definition's
@@ -439,7 +472,9 @@ def _parse(
         if code is not None and pilot_fields:
             given = values.get(pilot_fields[0])
             if given is not None and given != code:
-                raise row_error(path, line, "differs from the municipality column", pilot_fields[0])
+                raise row_error(
+                    path, line, Message("differs from the municipality column"), pilot_fields[0]
+                )
             values[pilot_fields[0]] = code
         text = f"{system['label']} ({index_codes[0]})"
     else:
@@ -455,7 +490,7 @@ def _parse(
     try:
         cols = engine.resolve_subject(db, defn, subject)
     except OnboardingError as exc:  # pragma: no cover - the checks above make this unreachable
-        raise row_error(path, line, str(exc)) from None
+        raise row_error(path, line, exc.sentence()) from None
     return _Row(
         line=line,
         kind=kind,
@@ -486,14 +521,14 @@ def _resolve(
     try:
         return resolve(db, text)
     except (NotFound, Ambiguous) as exc:
-        raise row_error(path, line, str(exc), column) from None
+        raise row_error(path, line, exc.sentence(), column) from None
 
 
 def _moment(path: PathLike, line: int, text: str, now: datetime) -> tuple[datetime, datetime]:
     """(moment, judged): a time is both; a date alone is recorded at its start and judges other
     tracks as they stood at its end, or now for today (see the module doc)."""
     if not text:
-        raise row_error(path, line, "is empty", "date")
+        raise row_error(path, line, Message("is empty"), "date")
     try:
         day, given = clock.parse_when(text)
         if given is None:
@@ -503,11 +538,23 @@ def _moment(path: PathLike, line: int, text: str, now: datetime) -> tuple[dateti
             moment = judged = given
     except InputError:
         raise row_error(
-            path, line, f"{text!r} is not a date (use {clock.ACCEPTED_TIMES})", "date"
+            path,
+            line,
+            Message(
+                "%(value)s is not a date (use %(formats)s)",
+                {"value": repr(text), "formats": clock.ACCEPTED_TIMES},
+            ),
+            "date",
         ) from None
     if moment > now:
         raise row_error(
-            path, line, f"{text} is in the future: now is {clock.show_instant(now)}", "date"
+            path,
+            line,
+            Message(
+                "%(value)s is in the future: now is %(now)s",
+                {"value": text, "now": clock.show_instant(now)},
+            ),
+            "date",
         )
     return moment, judged
 
@@ -531,7 +578,7 @@ def _bob(path: PathLike, line: int, text: str) -> bool | None:
         return True
     if value in _NO:
         return False
-    raise row_error(path, line, f"{text!r} is not yes/no", "bob")
+    raise row_error(path, line, Message("%(value)s is not yes/no", {"value": repr(text)}), "bob")
 
 
 def _norm(text: str) -> str:
@@ -554,11 +601,20 @@ def _status(
         if _norm(bucket) == _norm(text):
             return None, bucket
     expected = ", ".join([*defn.buckets, *(s.name for s in defn.states)])
-    which = defn.name
+    which: str = defn.name
     if older is not None:
-        which = f"{defn.name} version {defn.version} (the version track #{older['id']} runs)"
+        which = Message(
+            "%(definition)s version %(version)s (the version track #%(id)s runs)",
+            {"definition": defn.name, "version": str(defn.version), "id": str(older["id"])},
+        )
     raise row_error(
-        path, line, f"unknown status {text!r} for {which}: expected one of {expected}", "status"
+        path,
+        line,
+        Message(
+            "unknown status %(status)s for %(which)s: expected one of %(expected)s",
+            {"status": repr(text), "which": which, "expected": expected},
+        ),
+        "status",
     )
 
 
@@ -587,8 +643,12 @@ def _apply(
         raise row_error(
             path,
             row.line,
-            f"track #{track['id']} was started {'with' if track['bob'] else 'without'} BoB "
-            "display; the row says otherwise",
+            Message(
+                "track #%(id)s was started with BoB display; the row says otherwise"
+                if track["bob"]
+                else "track #%(id)s was started without BoB display; the row says otherwise",
+                {"id": str(track["id"])},
+            ),
             "bob",
         )
     if _is_in(defn, track["state"], row):
@@ -608,13 +668,27 @@ def _apply(
         return
     if held and _beyond(held[-1], row):
         then, then_defn = held[-1]
-        since = "" if later else f" since {clock.display(track['entered_at'])}"
+        since = (
+            "" if later else Message(" since %(at)s", {"at": clock.display(track["entered_at"])})
+        )
         raise row_error(
             path,
             row.line,
-            f"{row.text}: a backwards move: {_when(row)} "
-            f"track #{track['id']} was already in {then} ({then_defn.state(then).label}){since}, "
-            f"past {row.status!r}, and {defn.name} declares no step back the import may take",
+            Message(
+                "%(row)s: a backwards move: %(when)s track #%(id)s was already in %(state)s "
+                "(%(label)s)%(since)s, past %(status)s, and %(definition)s declares no step "
+                "back the import may take",
+                {
+                    "row": row.text,
+                    "when": _when(row),
+                    "id": str(track["id"]),
+                    "state": terms.keyed(terms.state(then_defn, then, quoted=False)),
+                    "label": then_defn.state(then).label,
+                    "since": since,
+                    "status": repr(row.status),
+                    "definition": defn.name,
+                },
+            ),
             "status",
         )
     if track["final"]:
@@ -625,19 +699,30 @@ def _apply(
             raise row_error(
                 path,
                 row.line,
-                f"{row.text}: the date is before track #{track['id']}'s last recorded step "
-                f"({clock.display(track['updated_at'])}); history never goes backwards",
+                Message(
+                    "%(row)s: the date is before track #%(id)s's last recorded step (%(at)s); "
+                    "history never goes backwards",
+                    {
+                        "row": row.text,
+                        "id": str(track["id"]),
+                        "at": clock.display(track["updated_at"]),
+                    },
+                ),
                 "date",
             )
-        raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
+        raise row_error(path, row.line, _unreachable(row, found), "status")
     _leave(track, outcome, result)
 
 
-def _when(row: _Row) -> str:
+def _unreachable(row: _Row, found: Any) -> Message:
+    return Message("%(row)s: %(problem)s", {"row": row.text, "problem": found.explain(row.status)})
+
+
+def _when(row: _Row) -> Message:
     """The row's moment as the file gave it: 'on 2021-03-31' or 'at 2021-03-31 14:00'."""
     if row.day_only:
-        return f"on {clock.local_date(row.moment).isoformat()}"
-    return f"at {clock.display(clock.stamp(row.moment))}"
+        return Message("on %(day)s", {"day": clock.local_date(row.moment).isoformat()})
+    return Message("at %(at)s", {"at": clock.display(clock.stamp(row.moment))})
 
 
 def _leave(track: Mapping[str, Any], outcome: RowOutcome, result: ImportResult) -> None:
@@ -715,7 +800,7 @@ def _start_and_move(
             ctx, defn, _view(hypothetical, row), defn.initial, _goal(defn, row), by.role
         )
         if found.path is None:
-            raise row_error(path, row.line, f"{row.text}: {found.explain(row.status)}", "status")
+            raise row_error(path, row.line, _unreachable(row, found), "status")
         steps = found.path
     act = engine.Act(actor=by.actor, role=by.role, note=by.note(row.note), at=row.moment)
     track = engine.start_in(conn, db, defn.name, row.subject, act)
@@ -746,7 +831,7 @@ def _walk(
         try:
             move = engine.plan(ctx, defn, track, trigger, by.role, sets, unreported_ok=True)
         except OnboardingError as exc:  # pragma: no cover - the path search checked the same
-            raise row_error(path, row.line, str(exc), "status") from None
+            raise row_error(path, row.line, exc.sentence(), "status") from None
         unreported = sorted(k for k, v in move.fields_set.items() if v is None and k not in sets)
         note = row.note
         if unreported:
@@ -820,10 +905,16 @@ class _Found:
     blocked: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
 
-    def explain(self, status: str) -> str:
+    def explain(self, status: str) -> Message:
         if self.blocked:
-            return f"cannot reach {status!r}: " + "; ".join(dict.fromkeys(self.blocked))
-        return f"cannot reach {status!r}: no step the import may take leads there"
+            return Message(
+                "cannot reach %(status)s: %(reasons)s",
+                {"status": repr(status), "reasons": Phrases(dict.fromkeys(self.blocked), sep="; ")},
+            )
+        return Message(
+            "cannot reach %(status)s: no step the import may take leads there",
+            {"status": repr(status)},
+        )
 
 
 def _choose(

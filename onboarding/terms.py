@@ -67,3 +67,18 @@ def phase(key: str | None, lang: str) -> str:
     """A phase of a shipped definition as the catalogue says it (a value it does not know: as
     it is)."""
     return i18n.pgettext(lang, "phase", key) if key else ""
+
+
+def keyed(term: Term) -> Term:
+    """``term`` said in English as its key (the English text of a library error stays what it
+    has always been: scripts and tests read it) and in Danish by its label."""
+    return Term(str(term), {**term.forms, "en": str(term)})
+
+
+def keyed_all(phrases: Phrases) -> Phrases:
+    """``keyed`` for each term of ``phrases``."""
+    return Phrases(
+        (keyed(t) if isinstance(t, Term) else t for t in phrases),
+        sep=phrases.sep,
+        conj=phrases.conj,
+    )

@@ -23,7 +23,8 @@ from typing import Any
 
 from onboarding import actors, clock
 from onboarding.db import Database, immediate
-from onboarding.errors import InputError, NotFound
+from onboarding.errors import InputError, NotFound, OnboardingError
+from onboarding.i18n import Message
 
 __all__ = ["PREFIX", "authenticate", "create", "list_tokens", "revoke"]
 
@@ -69,7 +70,7 @@ def create(
     if label is not None:
         label = " ".join(label.split())
         if len(label) > MAX_LABEL:
-            raise InputError(f"--label: at most {MAX_LABEL} characters")
+            raise InputError(Message("--label: at most %(n)s characters", {"n": str(MAX_LABEL)}))
         label = label or None
     body = secrets.token_urlsafe(32)
     token = PREFIX + body
@@ -81,7 +82,12 @@ def create(
         if row is None:
             raise NotFound("actor", name)
         if not row[0]:
-            raise InputError(f"actor {name!r} is deactivated: activate it before giving it a token")
+            raise InputError(
+                Message(
+                    "actor %(actor)s is deactivated: activate it before giving it a token",
+                    {"actor": repr(name)},
+                )
+            )
         cur = conn.execute(
             "INSERT INTO api_tokens (actor, digest, prefix, label, created_at, created_by)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -117,7 +123,15 @@ def revoke(
             params.append(token_id)
         rows = conn.execute(sql, params).fetchall()
         if token_id is not None and not rows:
-            raise NotFound("active token of " + name, str(token_id))
+            error = NotFound("active token of " + name, str(token_id))
+            OnboardingError.__init__(  # said with the actor as a parameter, not in the noun
+                error,
+                Message(
+                    "unknown active token of %(actor)s %(id)s",
+                    {"actor": name, "id": repr(str(token_id))},
+                ),
+            )
+            raise error
         for r in rows:
             conn.execute(
                 "UPDATE api_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ?",

@@ -51,9 +51,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from onboarding import actors, settings
+from onboarding import actors, settings, terms
 from onboarding.db import Database
 from onboarding.errors import NotFound, PermissionDenied
+from onboarding.i18n import Message
 from workflows.record import record as dataclass
 
 __all__ = [
@@ -221,8 +222,11 @@ def set_portfolio_public(db: Database, public: bool, *, by: str | None = None) -
         ).fetchone()
         if holds is None or not scope.everything:
             raise PermissionDenied(
-                f"actor {by!r} may not change who reads the portfolio: that needs role "
-                f"{actors.ADMIN_ROLE!r} for all"
+                Message(
+                    "actor %(actor)s may not change who reads the portfolio: that needs role "
+                    "%(role)s for all",
+                    {"actor": repr(by), "role": terms.keyed(terms.role(actors.ADMIN_ROLE))},
+                )
             )
     settings.update(db, {PORTFOLIO_PUBLIC: bool(public)}, prefix=PORTFOLIO_PUBLIC)
     return bool(public)
@@ -238,10 +242,13 @@ def of(db: Database, actor: str | None) -> Scope:
     row = conn.execute("SELECT active FROM actors WHERE name = ?", [actor]).fetchone()
     if row is None:
         raise PermissionDenied(
-            f"actor {actor!r} is not registered: permissions are enforced in this database"
+            Message(
+                "actor %(actor)s is not registered: permissions are enforced in this database",
+                {"actor": repr(actor)},
+            )
         )
     if not row[0]:
-        raise PermissionDenied(f"actor {actor!r} is deactivated")
+        raise PermissionDenied(Message("actor %(actor)s is deactivated", {"actor": repr(actor)}))
     munis: set[int] = set()
     vendors: set[int] = set()
     for kind, value in conn.execute(

@@ -309,7 +309,7 @@ def test_web_import_shows_row_errors_and_writes_nothing(client: TestClient, web_
         "/import", data={"csrf": token}, files={"file": ("maj.csv", bad, "text/csv")}
     )
     assert response.status_code == 422
-    assert "maj.csv:2: column municipality" in response.text
+    assert "maj.csv:2: kolonnen municipality" in response.text  # the page is Danish
     assert "/tmp" not in response.text  # the server's upload folder stays private
     assert 'action="/import/apply"' not in response.text
     assert snapshot(web_db) == before
