@@ -285,7 +285,7 @@ def _register_actors(db: Database, echo: Echo) -> dict[str, str]:
     echo(t("Log in (web page, or --actor NAME on the command line); demo passwords only:"))
     for name, display, password, grants in DEMO_ACTORS:
         if password:
-            scope = grants[0][1] or grants[0][2] or "all"
+            scope = grants[0][1] or grants[0][2] or t("all")
             echo(f"  {name:<12} {password:<18} {display} ({scope})")
     echo(t("  Permissions are on in this database: see 'onboarding actor list'."))
     return credentials
