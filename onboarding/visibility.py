@@ -49,6 +49,7 @@ answers 404, never 403, so nothing hints that it exists).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from onboarding import actors, settings, terms
@@ -103,23 +104,31 @@ class Scope:
 
     # -- SQL predicates ---------------------------------------------------------------------
 
-    def tracks(self, alias: str = "t") -> str:
-        """Over ``tracks <alias>``: the tracks this scope reads."""
+    def _either(self, municipality_column: str, by_vendors: Callable[[str], str]) -> str:
+        """The predicate of every method below: everything ("1"), else the grants' parts OR-ed:
+        ``municipality_column`` in the granted municipalities, ``by_vendors(ids)`` for the
+        granted vendors (their ids as SQL)."""
         if self.everything:
             return "1"
         parts = []
         if self.municipality_codes:
-            parts.append(f"{alias}.municipality_code IN ({_ints(self.municipality_codes)})")
+            parts.append(f"{municipality_column} IN ({_ints(self.municipality_codes)})")
         if self.vendor_ids:
-            # The same rule as actors._Checker.covers: a vendor subject names its vendor, any
-            # other track is its system's vendor's.
-            vendors = _ints(self.vendor_ids)
-            parts.append(
+            parts.append(by_vendors(_ints(self.vendor_ids)))
+        return _any(parts)
+
+    def tracks(self, alias: str = "t") -> str:
+        """Over ``tracks <alias>``: the tracks this scope reads."""
+        # The same rule as actors._Checker.covers: a vendor subject names its vendor, any
+        # other track is its system's vendor's.
+        return self._either(
+            f"{alias}.municipality_code",
+            lambda vendors: (
                 f"(CASE WHEN {alias}.vendor_id IS NOT NULL THEN {alias}.vendor_id IN ({vendors})"
                 f" ELSE {alias}.system_id IN (SELECT id FROM systems WHERE vendor_id IN"
                 f" ({vendors})) END)"
-            )
-        return _any(parts)
+            ),
+        )
 
     def outbox(self, alias: str = "o") -> str:
         """Over ``outbox <alias>``: the notifications of the tracks this scope reads."""
@@ -129,31 +138,21 @@ class Scope:
 
     def contacts(self, alias: str = "c") -> str:
         """Over ``contacts <alias>``: one's own contacts only (never another's)."""
-        if self.everything:
-            return "1"
-        parts = []
-        if self.municipality_codes:
-            parts.append(f"{alias}.municipality_code IN ({_ints(self.municipality_codes)})")
-        if self.vendor_ids:
-            parts.append(f"{alias}.vendor_id IN ({_ints(self.vendor_ids)})")
-        return _any(parts)
+        return self._either(
+            f"{alias}.municipality_code", lambda vendors: f"{alias}.vendor_id IN ({vendors})"
+        )
 
     def municipalities(self, column: str = "m.code") -> str:
         """Over a municipality code column: the municipalities whose page this scope reads
         (its own; a vendor's: where its systems have a track or a contract)."""
-        if self.everything:
-            return "1"
-        parts = []
-        if self.municipality_codes:
-            parts.append(f"{column} IN ({_ints(self.municipality_codes)})")
-        if self.vendor_ids:
-            vendors = _ints(self.vendor_ids)
-            parts.append(
+        return self._either(
+            column,
+            lambda vendors: (
                 f"({column} IN (SELECT t.municipality_code FROM tracks t WHERE {self.tracks('t')})"
                 f" OR {column} IN (SELECT c.municipality_code FROM contracts c JOIN systems s"
                 f" ON s.id = c.system_id WHERE s.vendor_id IN ({vendors})))"
-            )
-        return _any(parts)
+            ),
+        )
 
     def systems(self, column: str = "s.id") -> str:
         """Over a system id column: for a vendor, its own systems; otherwise every system
@@ -164,17 +163,12 @@ class Scope:
 
     def contracts(self, alias: str = "c") -> str:
         """Over ``contracts <alias>``: a municipality's own contracts, a vendor's systems'."""
-        if self.everything:
-            return "1"
-        parts = []
-        if self.municipality_codes:
-            parts.append(f"{alias}.municipality_code IN ({_ints(self.municipality_codes)})")
-        if self.vendor_ids:
-            parts.append(
-                f"{alias}.system_id IN (SELECT id FROM systems WHERE vendor_id IN"
-                f" ({_ints(self.vendor_ids)}))"
-            )
-        return _any(parts)
+        return self._either(
+            f"{alias}.municipality_code",
+            lambda vendors: (
+                f"{alias}.system_id IN (SELECT id FROM systems WHERE vendor_id IN ({vendors}))"
+            ),
+        )
 
     # -- single objects ---------------------------------------------------------------------
 
