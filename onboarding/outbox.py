@@ -1306,16 +1306,20 @@ def next_due(db: Database) -> datetime | None:
 
 # --- reading and requeueing ------------------------------------------------------------------
 
-_LIST_SQL = f"""
-    SELECT {", ".join("o." + c.strip() for c in OUTBOX_COLUMNS.split(","))},
-           t.definition, t.municipality_code, m.name AS municipality,
-           CASE WHEN s.id IS NULL THEN NULL ELSE v.name || ' ' || s.name END AS system
-    FROM outbox o
-    JOIN tracks t ON t.id = o.track_id
+#: What the lists show of a row's track (``t``): its municipality and system by name.
+_SUBJECT_COLUMNS = """t.municipality_code, m.name AS municipality,
+           CASE WHEN s.id IS NULL THEN NULL ELSE v.name || ' ' || s.name END AS system"""
+_SUBJECT_JOINS = """
     LEFT JOIN municipalities m ON m.code = t.municipality_code
     LEFT JOIN systems s ON s.id = t.system_id
     LEFT JOIN vendors v ON v.id = s.vendor_id
 """
+
+_LIST_SQL = f"""
+    SELECT {", ".join("o." + c.strip() for c in OUTBOX_COLUMNS.split(","))},
+           t.definition, {_SUBJECT_COLUMNS}
+    FROM outbox o
+    JOIN tracks t ON t.id = o.track_id{_SUBJECT_JOINS}"""
 
 
 def list_rows(
@@ -1364,14 +1368,9 @@ def list_rows(
 
 
 _PLAN_LIST_SQL = f"""
-    SELECT {_PLAN_COLUMNS}, t.municipality_code, m.name AS municipality,
-           CASE WHEN s.id IS NULL THEN NULL ELSE v.name || ' ' || s.name END AS system
+    SELECT {_PLAN_COLUMNS}, {_SUBJECT_COLUMNS}
     FROM outbox_plan p
-    JOIN tracks t ON t.id = p.track_id
-    LEFT JOIN municipalities m ON m.code = t.municipality_code
-    LEFT JOIN systems s ON s.id = t.system_id
-    LEFT JOIN vendors v ON v.id = s.vendor_id
-"""
+    JOIN tracks t ON t.id = p.track_id{_SUBJECT_JOINS}"""
 
 
 def _planned(
