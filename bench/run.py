@@ -51,6 +51,19 @@ NATIONAL_NOW = "2022-06-01T12:00:00"
 SECTIONS = ("shape", "cli", "sweep", "report", "delivery", "peers", "bulk", "backlog", "single")
 
 
+#: The environment of every ``track advance`` process the bench times.
+ADVANCE_ENV = {"ONBOARDING_NOW": data.ADVANCE_AT, "ONBOARDING_ACTOR": data.ACTOR}
+
+
+def _advance_argv(track: int, path: Path) -> list[str]:
+    """``onboarding track advance`` of one fresh connection track (agree_date), as timed."""
+    return [
+        ONBOARDING, "track", "advance", str(track), "agree_date",
+        "--set", f"connection_date={data.CONNECTION_DATE}",
+        "--role", "municipality-pl", "--db", str(path),
+    ]  # fmt: skip
+
+
 def sz(n: int) -> str:
     exp = len(str(n)) - 1
     return f"10^{exp}" if n == 10**exp else f"{n:,}"
@@ -294,45 +307,9 @@ class Suite:
                         [PY, "-c", "import click\n" + COMMIT_FLOOR, str(path), str(first + 14 + i)]
                     )
                 )
-                runs.append(
-                    self.proc(
-                        [
-                            ONBOARDING,
-                            "track",
-                            "advance",
-                            str(first + i),
-                            "agree_date",
-                            "--set",
-                            f"connection_date={data.CONNECTION_DATE}",
-                            "--role",
-                            "municipality-pl",
-                            "--db",
-                            str(path),
-                        ],
-                        ONBOARDING_NOW=data.ADVANCE_AT,
-                        ONBOARDING_ACTOR=data.ACTOR,
-                    )
-                )
-                by_click.append(
-                    self.proc(
-                        [
-                            ONBOARDING,
-                            "track",
-                            "advance",
-                            str(first + 21 + i),
-                            "agree_date",
-                            "--set",
-                            f"connection_date={data.CONNECTION_DATE}",
-                            "--role",
-                            "municipality-pl",
-                            "--db",
-                            str(path),
-                        ],
-                        ONBOARDING_NOW=data.ADVANCE_AT,
-                        ONBOARDING_ACTOR=data.ACTOR,
-                        ONBOARDING_CLICK_ONLY="1",
-                    )
-                )
+                runs.append(self.proc(_advance_argv(first + i, path), **ADVANCE_ENV))
+                click_only = {**ADVANCE_ENV, "ONBOARDING_CLICK_ONLY": "1"}
+                by_click.append(self.proc(_advance_argv(first + 21 + i, path), **click_only))
             data.remove(path)
             m, bm = med([t for t, _ in runs]), med([t for t, _ in base])
             for what, times, kind in (
@@ -380,12 +357,6 @@ class Suite:
         from bench import rss
 
         n = 10**4
-        argv = [
-            ONBOARDING, "track", "advance", "", "agree_date",
-            "--set", f"connection_date={data.CONNECTION_DATE}",
-            "--role", "municipality-pl", "--db", "",
-        ]  # fmt: skip
-        env = {"ONBOARDING_NOW": data.ADVANCE_AT, "ONBOARDING_ACTOR": data.ACTOR}
         ours, raw = [], []
         statements = WORK / "advance-commit.json"
         for i in range(7):
@@ -397,8 +368,7 @@ class Suite:
                 + i
             )
             before = rss.snapshot(path)
-            argv[3], argv[-1] = str(track), str(path)
-            ours.append(self.proc(argv, **env))
+            ours.append(self.proc(_advance_argv(track, path), **ADVANCE_ENV))
             commit = rss.commit_of(before, rss.snapshot(path))
             statements.write_text(_json.dumps(commit), encoding="utf-8")
             data.remove(path)
