@@ -28,6 +28,15 @@ def ok_json(runner: CliRunner, db_path: Path, *args: str, actor: str = "tester")
     return json.loads(ok(runner, db_path, *args, "--json", actor=actor).stdout)
 
 
+def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one SQL statement on the file, read by a connection of its own."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+    finally:
+        conn.close()
+
+
 def snapshot(db_path: Path) -> tuple[bytes, str]:
     """The database file's bytes and a full SQL dump, after folding the WAL into the file."""
     conn = sqlite3.connect(db_path)

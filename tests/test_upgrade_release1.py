@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from onboarding.db import current_schema_version
-from tests.support import ok, ok_json
+from tests.support import ok, ok_json, query
 
 RELEASE1 = Path(__file__).parent / "data" / "release1.db"
 
-
-def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_upgrade_release1_database_keeps_tracks_history_chain_and_outbox(
@@ -32,20 +24,20 @@ def test_upgrade_release1_database_keeps_tracks_history_chain_and_outbox(
     chain, the same outbox rows and statuses (rungs ranked), and the tracks advance after."""
     db = tmp_path / "release1.db"
     shutil.copyfile(RELEASE1, db)
-    assert _rows(db, "PRAGMA user_version") == [(4,)]
-    tracks = _rows(db, "SELECT id, definition, def_version, state, version, fields FROM tracks")
-    history = _rows(db, "SELECT id, track_id, seq, to_state, trigger, at, hash FROM history")
-    outbox = _rows(db, "SELECT id, notification, status, attempts, due_at FROM outbox")
+    assert query(db, "PRAGMA user_version") == [(4,)]
+    tracks = query(db, "SELECT id, definition, def_version, state, version, fields FROM tracks")
+    history = query(db, "SELECT id, track_id, seq, to_state, trigger, at, hash FROM history")
+    outbox = query(db, "SELECT id, notification, status, attempts, due_at FROM outbox")
     assert {s for _, _, s, _, _ in outbox} >= {"sent", "failed", "pending", "cancelled"}
 
     ok(runner, db, "init")
-    assert _rows(db, "PRAGMA user_version") == [(current_schema_version(),)]
-    assert _rows(db, "SELECT id, definition, def_version, state, version, fields FROM tracks") \
+    assert query(db, "PRAGMA user_version") == [(current_schema_version(),)]
+    assert query(db, "SELECT id, definition, def_version, state, version, fields FROM tracks") \
         == tracks
-    assert _rows(db, "SELECT id, track_id, seq, to_state, trigger, at, hash FROM history") \
+    assert query(db, "SELECT id, track_id, seq, to_state, trigger, at, hash FROM history") \
         == history
-    assert _rows(db, "SELECT id, notification, status, attempts, due_at FROM outbox") == outbox
-    levels = dict(_rows(db, "SELECT notification, max(level) FROM outbox GROUP BY 1"))
+    assert query(db, "SELECT id, notification, status, attempts, due_at FROM outbox") == outbox
+    levels = dict(query(db, "SELECT notification, max(level) FROM outbox GROUP BY 1"))
     assert levels["reminder"] == 0 and levels["overdue-3"] == 3
     assert ok(runner, db, "audit", "verify").stdout.startswith("audit trail intact")
 

@@ -6,25 +6,17 @@ and times, the pending reminders still go out exactly once, and new rows never r
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from onboarding import outbox
 from onboarding.db import current_schema_version, open_existing
-from tests.support import ok
+from tests.support import ok, query
 
 SCHEMA7 = Path(__file__).parent / "data" / "schema7.db"
 ROWS = "SELECT id, track_id, entry_seq, notification, status, attempts, due_at FROM outbox"
 
-
-def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_upgrade_schema7_keeps_outbox_rows_and_sends_pending_once(
@@ -34,14 +26,14 @@ def test_upgrade_schema7_keeps_outbox_rows_and_sends_pending_once(
     ones listed, claimed and sent once; a later advance plans new rows under fresh ids."""
     db_path = tmp_path / "schema7.db"
     shutil.copyfile(SCHEMA7, db_path)
-    assert _rows(db_path, "PRAGMA user_version") == [(7,)]
-    before = _rows(db_path, ROWS + " ORDER BY id")
+    assert query(db_path, "PRAGMA user_version") == [(7,)]
+    before = query(db_path, ROWS + " ORDER BY id")
     assert {r[4] for r in before} == {"pending", "sent", "failed", "cancelled"}
     pending = {r[0] for r in before if r[4] == "pending"}
 
     ok(runner, db_path, "init")
-    assert _rows(db_path, "PRAGMA user_version") == [(current_schema_version(),)]
-    assert _rows(db_path, ROWS + " ORDER BY id") == before
+    assert query(db_path, "PRAGMA user_version") == [(current_schema_version(),)]
+    assert query(db_path, ROWS + " ORDER BY id") == before
     assert ok(runner, db_path, "audit", "verify").stdout.startswith("audit trail intact")
 
     db = open_existing(db_path)

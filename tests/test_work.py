@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -26,6 +25,7 @@ from onboarding.db import open_existing
 from onboarding.engine import TRACK_COLUMNS, _row_to_track
 from onboarding.errors import InputError, NotFound
 from onboarding.web import create_app
+from tests.support import query
 from tests.web_support import AARHUS, COORDINATOR, DEMO_NOW, PASSWORD, csrf_of, fresh_db
 from tests.web_support import login as web_login
 
@@ -60,13 +60,6 @@ def client(web_db: Path) -> Iterator[TestClient]:
     yield c
     c.__exit__(None, None, None)
 
-
-def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
-    finally:
-        conn.close()
 
 
 def _expected(db: Database, actor: str) -> set[int]:
@@ -284,7 +277,7 @@ def test_web_overdue_report_filters_by_role_and_vendor(client: TestClient) -> No
 
 
 def _status_file(web_db: Path) -> bytes:
-    name, system = _rows(
+    name, system = query(
         web_db,
         "SELECT m.name, v.name || ' ' || s.name FROM tracks t"
         " JOIN municipalities m ON m.code = t.municipality_code"
@@ -315,13 +308,13 @@ def test_web_import_history_names_the_person_the_file_and_its_digest(web_db: Pat
     """A status file imported on the page records the logged-in person (in their role) as the
     actor, and the file's name and sha256 digest in each step's note."""
     data = _status_file(web_db)
-    before = _rows(web_db, "SELECT max(id) FROM history")[0][0]
+    before = query(web_db, "SELECT max(id) FROM history")[0][0]
     client = _client(web_db)
     try:
         page = _upload_and_apply(client, data, "status-2021-06.csv")
     finally:
         client.__exit__(None, None, None)
-    rows = _rows(web_db, "SELECT actor, role, note FROM history WHERE id > ?", (before,))
+    rows = query(web_db, "SELECT actor, role, note FROM history WHERE id > ?", (before,))
     assert rows
     digest = hashlib.sha256(data).hexdigest()
     assert digest in page and "Historikken nævner" in page  # the page says what it recorded
@@ -338,13 +331,13 @@ def test_web_import_by_an_importer_acts_in_role_importer(web_db: Path) -> None:
         actors.grant(db, "ida-import", "importer")
     finally:
         db.close()
-    before = _rows(web_db, "SELECT max(id) FROM history")[0][0]
+    before = query(web_db, "SELECT max(id) FROM history")[0][0]
     client = _client(web_db, "ida-import")
     try:
         _upload_and_apply(client, _status_file(web_db), "maj.csv")
     finally:
         client.__exit__(None, None, None)
-    rows = _rows(web_db, "SELECT DISTINCT actor, role FROM history WHERE id > ?", (before,))
+    rows = query(web_db, "SELECT DISTINCT actor, role FROM history WHERE id > ?", (before,))
     assert rows == [("ida-import", "importer")]
 
 
@@ -353,7 +346,7 @@ def test_web_bulk_apply_names_the_person_and_operation_and_lists_what_moved(
 ) -> None:
     """After a bulk apply the result page lists every moved track with a link, and each
     track's new history row names the person and the bulk operation (id and note)."""
-    (region,) = _rows(
+    (region,) = query(
         web_db,
         "SELECT m.region FROM tracks t JOIN municipalities m ON m.code = t.municipality_code"
         " WHERE t.definition = 'connection' AND t.state = 'date_agreement' AND t.final = 0"
@@ -388,7 +381,7 @@ def test_web_bulk_apply_names_the_person_and_operation_and_lists_what_moved(
     assert listed == chosen
     assert f"{len(chosen)} spor flyttet" in page and bulk_id in page
     marks = ",".join("?" * len(chosen))
-    rows = _rows(
+    rows = query(
         web_db,
         f"SELECT track_id, actor, role, note FROM history WHERE track_id IN ({marks})"
         " AND seq = (SELECT max(seq) FROM history h2 WHERE h2.track_id = history.track_id)",
