@@ -32,6 +32,16 @@ def _variant(kind: str, src: Path, dst: Path) -> Path:
     return src
 
 
+def _april(tmp_path: Path) -> Path:
+    """Two good rows of April: one connection goes live, one starts."""
+    rows = [
+        ["municipality", "system", "status", "date"],
+        ["Lyngby-Taarbæk", "Momentum", "I drift", "2021-04-19"],
+        ["Esbjerg", "Momentum", "Endnu ikke aftalt", "2021-04-19"],
+    ]
+    return deckdata.write_rows(tmp_path / "april.csv", rows)
+
+
 @pytest.mark.parametrize("kind", ["shuffled", "cp1252-semicolon", "utf8-bom"])
 def test_import_status_variants_give_the_same_result(
     runner: CliRunner, tmp_path: Path, reference: tuple[Path, object], kind: str
@@ -98,12 +108,7 @@ def test_import_status_good_rows_apply_and_print_summary(
 ) -> None:
     """The same good rows alone apply: the summary line counts them; --dry-run writes nothing."""
     path = deckdata.copy_db(reference[0], tmp_path / "good.db")
-    rows = [
-        ["municipality", "system", "status", "date"],
-        ["Lyngby-Taarbæk", "Momentum", "I drift", "2021-04-19"],
-        ["Esbjerg", "Momentum", "Endnu ikke aftalt", "2021-04-19"],
-    ]
-    status = deckdata.write_rows(tmp_path / "april.csv", rows)
+    status = _april(tmp_path)
     before = snapshot(path)
     dry = deckdata.invoke(runner, path, "import", "status", str(status), "--dry-run")
     assert "dry run, nothing written" in dry.stdout and snapshot(path) == before
@@ -121,12 +126,7 @@ def test_import_status_summary_is_said_in_danish(
     """In the default language the summary line is Danish, plurals included; English is as
     it always was."""
     path = deckdata.copy_db(reference[0], tmp_path / "good.db")
-    rows = [
-        ["municipality", "system", "status", "date"],
-        ["Lyngby-Taarbæk", "Momentum", "I drift", "2021-04-19"],
-        ["Esbjerg", "Momentum", "Endnu ikke aftalt", "2021-04-19"],
-    ]
-    status = deckdata.write_rows(tmp_path / "april.csv", rows)
+    status = _april(tmp_path)
     monkeypatch.setenv("ONBOARDING_LANG", "da")
     dry = deckdata.invoke(runner, path, "import", "status", str(status), "--dry-run").stdout
     assert dry.startswith(
