@@ -8,7 +8,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ import pytest
 
 from onboarding import tokens
 from onboarding.db import open_existing
-from tests.web_support import AARHUS, DEMO_NOW, fresh_db
+from tests.web_support import AARHUS, DEMO_NOW, fresh_db, wait_listening
 
 ROOT = Path(__file__).parent.parent
 TRACK = 70  # Aarhus / KMD Momentum, version 3 in the demo (see tests/test_api.py)
@@ -41,16 +40,8 @@ def _serve(db: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("onboarding serve did not start")
-            time.sleep(0.1)
+    wait_listening(proc, port)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

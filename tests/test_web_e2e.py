@@ -14,7 +14,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.browser import chromium
-from tests.web_support import COORDINATOR, DEMO_NOW, PASSWORD, fresh_db
+from tests.web_support import COORDINATOR, DEMO_NOW, PASSWORD, fresh_db, wait_listening
 
 ARGS = [
     "--no-sandbox",
@@ -63,16 +62,7 @@ def server(web_db: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"onboarding serve did not start: {out}")
-                time.sleep(0.1)
+        wait_listening(proc, port)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

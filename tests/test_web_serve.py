@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web_support import COORDINATOR, DEMO_NOW, PASSWORD, csrf_of, fresh_db
+from tests.web_support import COORDINATOR, DEMO_NOW, PASSWORD, csrf_of, fresh_db, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,16 +55,7 @@ def _serving(db: Path, *options: str) -> Iterator[httpx.Client]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"onboarding serve did not start: {out}")
-                time.sleep(0.1)
+        wait_listening(proc, port)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             yield client
     finally:

@@ -7,11 +7,15 @@ import atexit
 import contextlib
 import re
 import shutil
+import socket
 import sqlite3
+import subprocess
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from onboarding import actors, demo
@@ -112,3 +116,19 @@ def data_snapshot(db_path: Path) -> str:
     finally:
         conn.close()
     return "\n".join(lines)
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, seconds: float = 30) -> None:
+    """Return once ``onboarding serve`` (``proc``) accepts connections on ``port``; fail the
+    test with what it printed (if it printed to a pipe) when it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                proc.kill()
+                pytest.fail(f"onboarding serve did not start: {out}")
+            time.sleep(0.1)
