@@ -79,8 +79,13 @@ _FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 # --- reading tracks ---------------------------------------------------------------------------
 
 
-def _row_to_track(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
-    track = {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+#: The names of ``TRACK_COLUMNS``: the cursor's ``description`` is a tuple built per call.
+_TRACK_NAMES = tuple(c.strip() for c in TRACK_COLUMNS.split(","))
+
+
+def _row_to_track(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A track as a dict from a row of ``TRACK_COLUMNS`` (every caller selects those)."""
+    track = dict(zip(_TRACK_NAMES, row, strict=True))
     track["fields"] = json.loads(track["fields"])
     return track
 
@@ -90,7 +95,7 @@ def load_track(conn: sqlite3.Connection, track_id: int) -> dict[str, Any]:
     row = cur.fetchone()
     if row is None:
         raise NotFound("track", str(track_id))
-    return _row_to_track(cur, row)
+    return _row_to_track(row)
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -104,13 +109,20 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
 
     A date far from ``at`` (the step's time) is kept, with a ``clock.FarDateWarning``."""
     text = str(raw).strip()
-    where = _field_where(fdef)
+    # The field's name in an error (``_field_where``, a catalogue lookup) is built only for an
+    # error: every advance with a value coerces it, and few values are wrong.
     if fdef.type == "text":
         if len(text) > 4000:
-            raise InputError(Message("%(where)s: at most 4000 characters", {"where": where}))
+            raise InputError(
+                Message("%(where)s: at most 4000 characters", {"where": _field_where(fdef)})
+            )
         return text
     if fdef.type == "date":
-        day = clock.parse_date(text, what=where)
+        try:
+            day = clock.parse_date(text)
+        except InputError:
+            clock.parse_date(text, what=_field_where(fdef))  # raises again, naming the field
+            raise
         if at is not None:
             clock.warn_if_far(day, at, f"field {fdef.name}")
         return day.isoformat()
@@ -121,7 +133,7 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
             raise InputError(
                 Message(
                     "%(where)s: %(value)s is not a whole number",
-                    {"where": where, "value": repr(text)},
+                    {"where": _field_where(fdef), "value": repr(text)},
                 )
             ) from None
     if fdef.type == "boolean":
@@ -130,7 +142,10 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
         if text.lower() in _FALSE:
             return False
         raise InputError(
-            Message("%(where)s: %(value)s is not yes/no", {"where": where, "value": repr(text)})
+            Message(
+                "%(where)s: %(value)s is not yes/no",
+                {"where": _field_where(fdef), "value": repr(text)},
+            )
         )
     if fdef.type == "municipality":
         from onboarding import registry  # here: an advance without such a field never needs it
@@ -145,12 +160,16 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
             raise InputError(
                 Message(
                     "%(where)s: %(value)s is not one of %(options)s",
-                    {"where": where, "value": repr(text), "options": ", ".join(fdef.options)},
+                    {
+                        "where": _field_where(fdef),
+                        "value": repr(text),
+                        "options": ", ".join(fdef.options),
+                    },
                 )
             )
         return text
     # the validator makes this unreachable
-    raise InputError(Message("%(where)s: unsupported type", {"where": where}))
+    raise InputError(Message("%(where)s: unsupported type", {"where": _field_where(fdef)}))
 
 
 def _field_where(fdef: FieldDef) -> Message:
@@ -547,8 +566,13 @@ def advance(
         after = moved_track(move, at)
     # Logged once committed (a long-running process's log, onboarding.logs); no field values.
     _log(
-        "transition", track=track_id, trigger=trigger, to=move.to_state,
-        version=after["version"], actor=act.actor, role=act.role,
+        "transition",
+        track=track_id,
+        trigger=trigger,
+        to=move.to_state,
+        version=after["version"],
+        actor=act.actor,
+        role=act.role,
     )
     return after
 
@@ -691,10 +715,12 @@ class BulkResult:
         a line naming the first tracks by id and subject (a ``Message``: English as ``str``)."""
         lines: list[Any] = [
             Message(
-                "%(n)s of %(selected)s selected tracks cannot fire %(trigger)s, so none was "
-                "moved:",
-                {"n": str(self.blocked_count), "selected": str(self.selected),
-                 "trigger": repr(trigger)},
+                "%(n)s of %(selected)s selected tracks cannot fire %(trigger)s, so none was moved:",
+                {
+                    "n": str(self.blocked_count),
+                    "selected": str(self.selected),
+                    "trigger": repr(trigger),
+                },
             )
         ]
         for g in self.groups.values():
@@ -746,7 +772,7 @@ def _chunks(conn: sqlite3.Connection) -> Iterator[list[dict[str, Any]]]:
             " WHERE s.id > ? ORDER BY s.id LIMIT ?",
             [last, BATCH],
         )
-        rows = [_row_to_track(cur, r) for r in cur.fetchall()]
+        rows = [_row_to_track(r) for r in cur.fetchall()]
         if not rows:
             return
         last = rows[-1]["id"]
@@ -817,8 +843,12 @@ def bulk_advance(
         raise TransitionRefused(result.refusal(trigger))
     if not dry_run and result.moved:  # one event for the bulk, not one per track
         _log(
-            "transition", trigger=trigger, tracks=result.moved, actor=act.actor,
-            role=act.role, bulk=True,
+            "transition",
+            trigger=trigger,
+            tracks=result.moved,
+            actor=act.actor,
+            role=act.role,
+            bulk=True,
         )
     return result
 
@@ -1247,7 +1277,7 @@ def migrate(
             " AND def_version != ? ORDER BY id",
             [name, target.version],
         )
-        tracks = [_row_to_track(rows, r) for r in rows.fetchall()]
+        tracks = [_row_to_track(r) for r in rows.fetchall()]
         unmapped = sorted(
             {
                 (t["def_version"], t["state"])

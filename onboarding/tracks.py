@@ -221,7 +221,7 @@ def iter_tracks(
         sql += f" LIMIT {int(limit)}"
     cur = db.conn.execute(sql, params)
     for row in cur:
-        yield _row_to_track(cur, row)
+        yield _row_to_track(row)
 
 
 def list_tracks(db: Database, flt: TrackFilter, limit: int | None = None) -> list[dict[str, Any]]:

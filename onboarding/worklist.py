@@ -137,7 +137,7 @@ def _select(
         f"SELECT {cols} FROM tracks t WHERE t.final = 0 AND ({' OR '.join(clauses)}) ORDER BY t.id",
         params,
     )
-    return [_row_to_track(cur, row) for row in cur.fetchall()]
+    return [_row_to_track(row) for row in cur.fetchall()]
 
 
 def _actions(defn: Definition, state: str, role: str | None) -> list[dict[str, Any]]:

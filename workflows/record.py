@@ -23,7 +23,8 @@ from typing import Any, TypeVar, dataclass_transform, overload
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Set on a record class: its field names in declared order, their defaults, its factories.
+#: Set on a record class: its field names in declared order, their defaults, its factories,
+#: and the names as a set.
 _FIELDS = "__record_fields__"
 
 
@@ -44,7 +45,15 @@ def field(*, default_factory: Callable[[], T]) -> T:
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-    names, defaults, factories = getattr(type(self), _FIELDS)
+    names, defaults, factories, keys = getattr(type(self), _FIELDS)
+    if not args and kwargs.keys() == keys:
+        # Every field by keyword (as the engine builds a move, once per advance): nothing to
+        # check or default, so the general path's loops are skipped.
+        self.__dict__.update(kwargs)
+        post = getattr(self, "__post_init__", None)
+        if post is not None:
+            post()
+        return
     if len(args) > len(names):
         raise TypeError(
             f"{type(self).__name__}() takes {len(names)} positional arguments"
@@ -118,7 +127,10 @@ def _build(cls: type[R], frozen: bool) -> type[R]:
                 defaults[name] = value
         elif defaults or factories:
             raise TypeError(f"non-default argument {name!r} follows default argument")
-    methods: dict[str, Any] = {_FIELDS: (tuple(names), defaults, factories), "__init__": _init}
+    methods: dict[str, Any] = {
+        _FIELDS: (tuple(names), defaults, factories, frozenset(names)),
+        "__init__": _init,
+    }
     if "__repr__" not in own:
         methods["__repr__"] = _repr
     if "__eq__" not in own:
