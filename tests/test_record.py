@@ -40,6 +40,9 @@ def test_record_init_repr_eq_hash_as_a_dataclass() -> None:
         (("a",), {}),
         (("a", 2), {}),
         (("a",), {"tags": ("x",)}),
+        # every field by keyword, in and out of declared order (the init's short path)
+        ((), {"name": "a", "size": 2, "tags": ("x",)}),
+        ((), {"tags": ("x",), "size": 2, "name": "a"}),
     ]
     for args, kwargs in cases:
         r, d = Frozen(*args, **kwargs), FrozenDC(*args, **kwargs)
@@ -105,3 +108,11 @@ def test_digest_sha256_hex_is_hashlibs() -> None:
 
     for data in (b"", b"abc", "æøå".encode(), os.urandom(300), os.urandom(100_000)):
         assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_record_all_keywords_run_post_init_and_factories_stay_per_instance() -> None:
+    """Every field given by keyword still runs ``__post_init__``; a record built so shares no
+    value with another."""
+    a, b = Mutable(items=[1], seen=0), Mutable(items=[2], seen=5)
+    assert (a.items, a.seen, b.items, b.seen) == ([1], 1, [2], 6)
+    assert rec.asdict(a) == {"items": [1], "seen": 1}
