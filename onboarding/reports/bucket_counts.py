@@ -85,9 +85,10 @@ def buckets(
     municipality, vendor, system or region: the ``report buckets --json`` shape.
 
     Each track that existed at the end of the day counts once, in the bucket of its state then
-    (replayed from history as for every report: ``_tracks_as_of``), read in the definition
-    version it ran then. A definition that declares no buckets is counted per state. Columns
-    follow the latest version; a bucket or state only an older version has comes after them.
+    (replayed from history as for every report: ``asof._tracks_as_of``), read in the
+    definition version it ran then. A definition that declares no buckets is counted per
+    state. Columns follow the latest version; a bucket or state only an older version has
+    comes after them.
     With ``scope`` (onboarding.visibility) and ``by="municipality"``, municipalities the reader
     does not read are counted together in one row (unless the portfolio is public).
     """

@@ -65,7 +65,7 @@ def grid(
     An open track is an outlier when its working days in the step lie above the upper Tukey
     fence (Q3 + 1.5 IQR) of all open tracks in the same step, with at least four of them.
     With ``as_of`` the grid is the one at the end of that day, replayed from history
-    (``_tracks_as_of``: state, entry time and due date then).
+    (``asof._tracks_as_of``: state, entry time and due date then).
     """
     day = as_of or _today(today)
     cat = _category(db, category)
