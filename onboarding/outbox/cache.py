@@ -3,7 +3,7 @@
 Every advance, plan and listing asks "the rules of state S of definition D version V"; reading
 and parsing that once per connection (and deriving the rules once per parsed definition) keeps
 the advance path free of repeated SELECTs and parsing. The engine reads definitions through
-``definition`` too, so this cache sits below everything else in the package.
+``definition`` too; only the declarations sit below this cache in the package.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Claim due rows under a lease (``BEGIN IMMEDIATE``, planned rows written out first), take back
 rows whose lease ran out, supersede lower rungs, re-check and charge each row right before its
-message goes (``hand_over``), and record the result. Every write here is conditional on the
-runner still holding the row, which is what makes a message go at most once but for the one in
-flight at a crash.
+message goes (``hand_over``), and record the result. A row is handed over and its result recorded
+only while the runner still holds its claim, which is what makes a message go at most once but
+for the one in flight at a crash.
 """
 
 from __future__ import annotations

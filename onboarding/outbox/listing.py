@@ -1,9 +1,9 @@
 """Reading and requeueing: the outbox as lists and rows, planned rows included.
 
-What the CLI, the web page and the API show (``list_rows``, ``get_row``, ``counts``) and what a
-coordinator may do to it (``retry``, ``retry_failed``). Planned rows are shown as the rows they
-stand for, so a reader never sees the difference lean writes made. Read-mostly and off the
-advance path.
+What the CLI, the web pages and the sender's preview and forecast show (``list_rows``,
+``get_row``, ``counts``) and what a coordinator may do to it (``retry``, ``retry_failed``).
+Planned rows are shown as the rows they stand for, so a reader never sees the difference lean
+writes made. Read-mostly and off the advance path.
 """
 
 from __future__ import annotations

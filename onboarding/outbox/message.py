@@ -2,8 +2,8 @@
 
 Plain data for ``notifications.render`` (no rendering here): the track, its subject, the step,
 the deadline as the sending day sees it, and the people each recipient role resolves to
-through the registry. Only the sender needs it, so the registry and roles are imported where
-they are used.
+through the registry. Only building a message needs it, so the registry and roles are imported
+where they are used.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``enter`` (before the track rows are written) and ``on_start`` schedule an entered state's
 notifications: notices as outbox rows, reminders and escalations as one plan; ``on_moves``
 (after) cancels what leaving cancels, recomputes the current entry's rows after a field change
-or a migration, and withdraws calendar events of a track that ends. This is the advance path:
-it imports only what it runs.
+or a migration, and withdraws calendar events of a track that ends. This is the outbox's part
+of every advance and start, on the engine's connection; the sender's side is ``claims``.
 """
 
 from __future__ import annotations
