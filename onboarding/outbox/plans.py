@@ -123,10 +123,6 @@ _INSERT_WITH_ID = (
     " recipients, on_leave, cancel_on, due_date, due_at, next_attempt_at, created_at,"
     " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_PLAN_INSERT = (
-    "INSERT INTO outbox_plan (id, prev_id, track_id, entry_seq, state, def_version, due_date,"
-    " made_at, rows, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def _compact(rows: Iterable[Sequence[Any]]) -> str:
