@@ -18,31 +18,29 @@ A package, one module per concept; this file only re-exports the public names, s
 imports only those above it, never this file):
 
 * ``rendered``: what rendering gives (``Rendered``) and ``one_line``;
-* ``filters``: the message's language and the filters and gettext templates call;
-* ``environment``: the shared Jinja2 environments, template lookup, ``template_problems``;
-* ``renderer``: ``Renderer``, a template rendered for one run;
+* ``templates``: the Jinja2 side: the shared sandboxed environments, template lookup,
+  ``template_problems``, the filters and ``Renderer``;
 * ``ics``: the deadline's calendar file;
 * ``headers``: our folding of Subject and display names, and the email policy;
-* ``message``: ``build_message``, the reference build;
-* ``outgoing``: ``build_outgoing``, the same bytes through a frame per message shape.
+* ``message``: ``build_message``, the reference build, and ``build_outgoing``, the same bytes
+  through a frame per message shape.
 """
 
 from __future__ import annotations
 
-from notifications.render.environment import (
+from notifications.render.headers import header_text
+from notifications.render.ics import METHODS, due_calendar
+from notifications.render.message import Attachment, Outgoing, build_message, build_outgoing
+from notifications.render.message import _fold_field as _fold_field
+from notifications.render.message import _folded_simple as _folded_simple
+from notifications.render.rendered import Rendered, one_line
+from notifications.render.templates import (
     PACKAGE_TEMPLATES,
     OwnTemplates,
+    Renderer,
     shipped_internal,
     template_problems,
 )
-from notifications.render.headers import header_text
-from notifications.render.ics import METHODS, due_calendar
-from notifications.render.message import Attachment, build_message
-from notifications.render.outgoing import Outgoing, build_outgoing
-from notifications.render.outgoing import _fold_field as _fold_field
-from notifications.render.outgoing import _folded_simple as _folded_simple
-from notifications.render.rendered import Rendered, one_line
-from notifications.render.renderer import Renderer
 
 __all__ = [
     "METHODS",

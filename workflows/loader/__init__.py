@@ -8,20 +8,20 @@ A package, one module per concept; this file only re-exports the public names, s
 ``from workflows.loader import load_text`` and ``loader.parse_yaml`` keep working. Its
 modules, lowest first (each imports only those above it, never this file):
 
-* ``known``: what the caller says exists (``Known``, ``GuardSignature``, ``OtherDefinition``);
-* ``problems``: the list of problems and the name rules every check shares;
+* ``known``: what the validator is told (``Known``, ``GuardSignature``, ``OtherDefinition``)
+  and what it reports (its list of problems), and the name rules every check shares;
 * ``yaml_text``: reading YAML (libyaml when present, duplicate keys, syntax hints);
 * ``header``, ``states``, ``guards``, ``transitions``: the checks of each part of a
-  definition; ``validate``: all of them in order;
-* ``build``: the model built from a valid document;
-* ``documents``: the pre-parsed JSON a stored version is run from (no PyYAML);
-* ``loading``: the entry points (text, file, the shipped files).
+  definition;
+* ``build``: the model built from a valid document, and the pre-parsed JSON a stored version
+  is built from (no PyYAML);
+* ``loading``: the whole validator and the entry points (text, file, the shipped files).
 """
 
 from __future__ import annotations
 
-from workflows.loader.documents import _decode as _decode
-from workflows.loader.documents import document_json, load_document
+from workflows.loader.build import _decode as _decode
+from workflows.loader.build import document_json, load_document
 from workflows.loader.guards import REQUIRES_TRACK_WHICH, guard_parts
 from workflows.loader.header import check_subject
 from workflows.loader.known import GuardSignature, Known, NotificationCheck, OtherDefinition

@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from workflows.loader.known import Known, OtherDefinition
-from workflows.loader.problems import _as_list, _named, _Problems
+from workflows.loader.known import Known, OtherDefinition, _as_list, _named, _Problems
 from workflows.model import SubjectDef, date_refs
 from workflows.record import record
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.loader.problems import _NAME, _named, _Problems
+from workflows.loader.known import _NAME, _named, _Problems
 from workflows.model import FIELD_TYPES, SUBJECT_ALIASES, SUBJECT_PARTS, SubjectDef
 
 _FIELD_KEYS = {"type", "label", "options", "keep"}

@@ -1,16 +1,20 @@
-"""What the caller says exists outside a definition: roles, guards, templates, other definitions.
+"""What the validator is told and what it reports: ``Known`` in, ``_Problems`` out.
 
-The validator knows no database: the engine builds a ``Known`` from what is installed and hands
-it in. Separate so the engine (``onboarding.guards``, ``onboarding.outbox``) can name these
-records without reaching into the checks.
+The validator knows no database: the engine builds a ``Known`` (roles, guards, templates,
+other definitions) from what is installed and hands it in; ``_Problems`` collects each problem
+with its path inside the file. The name rule and the "is it one of these names" tests are
+shared by the checks of every part of a definition, so they live here, below all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from workflows.record import field, record
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # at most 64 characters
 
 
 @record(frozen=True)
@@ -62,3 +66,37 @@ class Known:
     #: Roles declared before (the shipped roles file): key -> (scope kind, where). A
     #: definition's own ``roles:`` may name one of them again only with the same scope kind.
     role_scopes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class _Problems:
+    def __init__(self, legacy: bool = False) -> None:
+        self.items: list[str] = []
+        self.warnings: list[str] = []
+        self.legacy = legacy
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}" if path else message)
+
+    def add_strict(self, path: str, message: str) -> None:
+        """A rule added after versions were stored: not applied to a stored (legacy) text."""
+        if not self.legacy:
+            self.add(path, message)
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(f"{path}: {message}" if path else message)
+
+
+def _unknown_role(role: Any, known: Known) -> str:
+    """The runtime's wording (``roles.require_role``): the role and every known one."""
+    return f"unknown role {role!r} (roles: {', '.join(sorted(known.roles))})"
+
+
+def _named(value: Any, names: Iterable[str]) -> bool:
+    """``value`` is a string among ``names`` (a list or mapping in its place is not; no crash)."""
+    return isinstance(value, str) and value in names
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.loader.known import Known
-from workflows.loader.problems import _NAME, _named, _Problems, _unknown_role
+from workflows.loader.known import _NAME, Known, _named, _Problems, _unknown_role
 from workflows.model import SubjectDef, date_refs
 
 _STATE_KEYS = {

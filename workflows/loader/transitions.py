@@ -11,8 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from workflows.loader.guards import _check_guard_list, _Scope
-from workflows.loader.known import Known
-from workflows.loader.problems import _NAME, _as_list, _named, _Problems, _unknown_role
+from workflows.loader.known import _NAME, Known, _as_list, _named, _Problems, _unknown_role
 
 _TRANSITION_KEYS = {
     "trigger",
