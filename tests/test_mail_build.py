@@ -66,8 +66,9 @@ _FILENAME = st.one_of(
     st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),
     st.just("frist-1234567-reminder.ics"),
     # Attachment names are built from a definition's notification name (a key,
-    # workflows/loader.py's _NAME) and a track id; free text here only stretches the encoder,
-    # so without control or line-separator characters, which no file name can hold in a header.
+    # workflows/loader/problems.py's _NAME) and a track id; free text here only stretches the
+    # encoder, so without control or line-separator characters, which no file name can hold in
+    # a header.
     st.text(
         alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
         min_size=1,
