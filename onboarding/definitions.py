@@ -30,17 +30,13 @@ from onboarding.definition_templates import (
 from onboarding.errors import DefinitionInvalid, InputError, NotFound, OnboardingError
 from onboarding.i18n import Message
 from workflows import errors as wferrors
+from workflows import loader
 from workflows.digest import sha256_hex
-from workflows.loader import (
-    Known,
-    OtherDefinition,
-    check_text,
-    document_json,
-    load_document,
-    load_file,
-    load_text,
-    shipped_files,
-)
+
+# Named from their homes: the package imports the validator (``loader.loading``) only when a
+# definition is checked or parsed from YAML, never on a stored version's way to an advance.
+from workflows.loader.build import document_json, load_document
+from workflows.loader.known import Known, OtherDefinition
 from workflows.model import Definition
 from workflows.record import replace
 from workflows.roles import shipped_scopes
@@ -105,7 +101,8 @@ def stored(db: Database) -> list[Definition]:
 def shipped() -> dict[str, OtherDefinition]:
     """The shipped definitions, for ``workflow validate`` of a lone file (no database)."""
     return _facts(
-        parse(path.read_text(encoding="utf-8"), str(path)) for path in shipped_files().values()
+        parse(path.read_text(encoding="utf-8"), str(path))
+        for path in loader.shipped_files().values()
     )
 
 
@@ -121,7 +118,7 @@ def validate_lone(
         definitions_missing_is_error=False,
         definitions_where="shipped",
     )
-    return check_text(text, source, lone)
+    return loader.check_text(text, source, lone)
 
 
 def _mapped(exc: wferrors.DefinitionError) -> OnboardingError:
@@ -155,7 +152,7 @@ def parse(text: str, source: str, own: frozenset[str] = frozenset()) -> Definiti
     cached = _by_digest.get(text)
     if cached is None:
         try:
-            cached = load_text(text, source, replace(known_with(own), legacy=True))
+            cached = loader.load_text(text, source, replace(known_with(own), legacy=True))
         except wferrors.DefinitionError as exc:
             raise _mapped(exc) from None
         _by_digest[text] = cached
@@ -229,7 +226,7 @@ def register(
 def register_shipped(db: Database) -> list[str]:
     """Store the shipped definitions not yet in the database; return 'name vN' of each added."""
     added = []
-    for path in shipped_files().values():
+    for path in loader.shipped_files().values():
         defn = parse(path.read_text(encoding="utf-8"), str(path))
         if register(db, defn):
             added.append(f"{defn.name} v{defn.version}")
@@ -245,7 +242,7 @@ def add_file(
     own = read_templates(folder) if folder is not None else {}
     others: Mapping[str, OtherDefinition] = installed(db)
     try:
-        defn = load_file(
+        defn = loader.load_file(
             path,
             replace(
                 known_with(own_template_names(own)),

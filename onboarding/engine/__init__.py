@@ -19,36 +19,73 @@ One module per concept; each imports only the ones above it here, never this pac
 - ``amending``: ``set_fields`` and ``migrate``.
 
 This package re-exports their public names (and the private ones used outside the engine), so
-``engine.advance``, ``from onboarding.engine import Move`` and the like work as before.
+``engine.advance``, ``from onboarding.engine import Move`` and the like work as before. It
+re-exports them lazily (``workflows.lazy``): ``track advance`` loads ``writing`` and what it
+imports, never ``bulk``, ``starting`` or ``amending``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 # ``engine.clock`` is reached by callers (tests) that had it from the single module.
 from onboarding import clock as clock
-from onboarding.engine.amending import MigrationResult, migrate, set_fields
-from onboarding.engine.bulk import BATCH, BlockedGroup, BulkResult, Progress, bulk_advance
-from onboarding.engine.planning import Move, compute_due, plan
-from onboarding.engine.rows import (
-    MIGRATE,
-    NO_REENTRY,
-    SET,
-    START,
-    TRACK_COLUMNS,
-    _row_to_track,
-    coerce_field,
-    coerce_fields,
-    load_track,
-)
-from onboarding.engine.starting import Subject, resolve_subject, start, start_in
-from onboarding.engine.writing import (
-    PLANNED_HINT,
-    Act,
-    advance,
-    moved_track,
-    preview_advance,
-    write_moves,
-)
+from workflows.lazy import exports
+
+if TYPE_CHECKING:
+    from onboarding.engine.amending import MigrationResult, migrate, set_fields
+    from onboarding.engine.bulk import BATCH, BlockedGroup, BulkResult, Progress, bulk_advance
+    from onboarding.engine.planning import Move, compute_due, plan
+    from onboarding.engine.rows import (
+        MIGRATE,
+        NO_REENTRY,
+        SET,
+        START,
+        TRACK_COLUMNS,
+        _row_to_track,
+        coerce_field,
+        coerce_fields,
+        load_track,
+    )
+    from onboarding.engine.starting import Subject, resolve_subject, start, start_in
+    from onboarding.engine.writing import (
+        PLANNED_HINT,
+        Act,
+        advance,
+        moved_track,
+        preview_advance,
+        write_moves,
+    )
+
+if not TYPE_CHECKING:  # each name imported from its home when first asked for
+    __getattr__, __dir__ = exports(
+        __name__,
+        {
+            "amending": ["MigrationResult", "migrate", "set_fields"],
+            "bulk": ["BATCH", "BlockedGroup", "BulkResult", "Progress", "bulk_advance"],
+            "planning": ["Move", "compute_due", "plan"],
+            "rows": [
+                "MIGRATE",
+                "NO_REENTRY",
+                "SET",
+                "START",
+                "TRACK_COLUMNS",
+                "_row_to_track",
+                "coerce_field",
+                "coerce_fields",
+                "load_track",
+            ],
+            "starting": ["Subject", "resolve_subject", "start", "start_in"],
+            "writing": [
+                "PLANNED_HINT",
+                "Act",
+                "advance",
+                "moved_track",
+                "preview_advance",
+                "write_moves",
+            ],
+        },
+    )
 
 __all__ = [
     "BATCH",

@@ -46,59 +46,111 @@ One module per concept, each importing only the ones listed before it (never thi
 * ``message``: what a message is about (recipients, template data).
 
 This file only re-exports their public names, so ``from onboarding import outbox`` and
-``outbox.NAME`` work as they did when the outbox was one module. The whole package is loaded
-by ``onboarding.engine`` on the advance path: it is the same code the single module was.
+``outbox.NAME`` work as they did when the outbox was one module. It re-exports them lazily
+(``workflows.lazy``): a name's module is imported when the name is first used, so an advance
+loads the scheduling side and never the claims, lists or message data it does not use.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta as timedelta  # ``outbox.timedelta``: see ``clock`` below
+from typing import TYPE_CHECKING
+
 # Reached through this module by callers of the single-module outbox (``outbox.clock``,
 # ``outbox.timedelta`` in tests): kept so they keep working.
-from datetime import timedelta as timedelta
-
 from onboarding import clock as clock
-from onboarding.outbox.cache import definition, remember_definition, state_rules
-from onboarding.outbox.claims import (
-    OUTBOX_COLUMNS,
-    SUPERSEDABLE,
-    cancel_reason,
-    claim,
-    hand_over,
-    instance_token,
-    message_key,
-    next_due,
-    reclaim_stale,
-    record_cancelled,
-    record_failure,
-    record_sent,
-    release,
-    supersede_claimed,
-    superseding,
-)
-from onboarding.outbox.declarations import (
-    DEFAULT_ON_LEAVE,
-    DEFAULT_TIME,
-    KINDS,
-    NOT_ENTRIES,
-    STATUSES,
-    Rule,
-    check_notifications,
-    rules,
-    template_names,
-)
-from onboarding.outbox.events import WITHDRAW_TEMPLATE, WITHDRAWALS, event_key, event_sequence
-from onboarding.outbox.listing import counts, get_row, list_rows, retry, retry_failed
-from onboarding.outbox.message import message_data, recipients
+from workflows.lazy import exports
 
-# The planner is private, but the benchmarks drive it directly (bench/worker.py, bench/data.py).
-from onboarding.outbox.plans import (
-    _PLANNER,
-    _Planner,
-    materialise_all,
-    materialise_due,
-    materialise_track,
-)
-from onboarding.outbox.scheduling import Heads, enter, on_moves, on_start
+if TYPE_CHECKING:
+    from onboarding.outbox.cache import definition, remember_definition, state_rules
+    from onboarding.outbox.claims import (
+        OUTBOX_COLUMNS,
+        SUPERSEDABLE,
+        cancel_reason,
+        claim,
+        hand_over,
+        instance_token,
+        message_key,
+        next_due,
+        reclaim_stale,
+        record_cancelled,
+        record_failure,
+        record_sent,
+        release,
+        supersede_claimed,
+        superseding,
+    )
+    from onboarding.outbox.declarations import (
+        DEFAULT_ON_LEAVE,
+        DEFAULT_TIME,
+        KINDS,
+        NOT_ENTRIES,
+        STATUSES,
+        Rule,
+        check_notifications,
+        rules,
+        template_names,
+    )
+    from onboarding.outbox.events import WITHDRAW_TEMPLATE, WITHDRAWALS, event_key, event_sequence
+    from onboarding.outbox.listing import counts, get_row, list_rows, retry, retry_failed
+    from onboarding.outbox.message import message_data, recipients
+
+    # The planner is private, but the benchmarks drive it directly (bench/worker.py, bench/data.py).
+    from onboarding.outbox.plans import (
+        _PLANNER,
+        _Planner,
+        materialise_all,
+        materialise_due,
+        materialise_track,
+    )
+    from onboarding.outbox.scheduling import Heads, enter, on_moves, on_start
+
+if not TYPE_CHECKING:  # each name imported from its home when first asked for
+    __getattr__, __dir__ = exports(
+        __name__,
+        {
+            "cache": ["definition", "remember_definition", "state_rules"],
+            "claims": [
+                "OUTBOX_COLUMNS",
+                "SUPERSEDABLE",
+                "cancel_reason",
+                "claim",
+                "hand_over",
+                "instance_token",
+                "message_key",
+                "next_due",
+                "reclaim_stale",
+                "record_cancelled",
+                "record_failure",
+                "record_sent",
+                "release",
+                "supersede_claimed",
+                "superseding",
+            ],
+            "declarations": [
+                "DEFAULT_ON_LEAVE",
+                "DEFAULT_TIME",
+                "KINDS",
+                "NOT_ENTRIES",
+                "STATUSES",
+                "Rule",
+                "check_notifications",
+                "rules",
+                "template_names",
+            ],
+            "events": ["WITHDRAW_TEMPLATE", "WITHDRAWALS", "event_key", "event_sequence"],
+            "listing": ["counts", "get_row", "list_rows", "retry", "retry_failed"],
+            "message": ["message_data", "recipients"],
+            "plans": [
+                "_PLANNER",
+                "_Planner",
+                "materialise_all",
+                "materialise_due",
+                "materialise_track",
+            ],
+            "scheduling": ["Heads", "enter", "on_moves", "on_start"],
+        },
+    )
 
 __all__ = [
     "DEFAULT_ON_LEAVE",

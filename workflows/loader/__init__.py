@@ -5,8 +5,10 @@ The validator collects every problem, each with the path inside the file
 hands it the roles, guards and templates that exist (``Known``).
 
 A package, one module per concept; this file only re-exports the public names, so
-``from workflows.loader import load_text`` and ``loader.parse_yaml`` keep working. Its
-modules, lowest first (each imports only those above it, never this file):
+``from workflows.loader import load_text`` and ``loader.parse_yaml`` keep working. It does so
+lazily (``workflows.lazy``): a stored version is built by ``build`` alone, and the validator
+(``loading``) is imported only when a definition is checked. Its modules, lowest first (each
+imports only those above it, never this file):
 
 * ``known``: what the validator is told (``Known``, ``GuardSignature``, ``OtherDefinition``)
   and what it reports (its list of problems), and the name rules every check shares;
@@ -20,21 +22,47 @@ modules, lowest first (each imports only those above it, never this file):
 
 from __future__ import annotations
 
-from workflows.loader.build import _decode as _decode
-from workflows.loader.build import document_json, load_document
-from workflows.loader.guards import REQUIRES_TRACK_WHICH, guard_parts
-from workflows.loader.header import check_subject
-from workflows.loader.known import GuardSignature, Known, NotificationCheck, OtherDefinition
-from workflows.loader.loading import (
-    check_text,
-    load_file,
-    load_text,
-    shipped_dir,
-    shipped_files,
-    validate_text,
-)
-from workflows.loader.transitions import expand_sources
-from workflows.loader.yaml_text import parse_yaml
+from typing import TYPE_CHECKING
+
+from workflows.lazy import exports
+
+if TYPE_CHECKING:
+    from workflows.loader.build import _decode as _decode
+    from workflows.loader.build import document_json, load_document
+    from workflows.loader.guards import REQUIRES_TRACK_WHICH, guard_parts
+    from workflows.loader.header import check_subject
+    from workflows.loader.known import GuardSignature, Known, NotificationCheck, OtherDefinition
+    from workflows.loader.loading import (
+        check_text,
+        load_file,
+        load_text,
+        shipped_dir,
+        shipped_files,
+        validate_text,
+    )
+    from workflows.loader.transitions import expand_sources
+    from workflows.loader.yaml_text import parse_yaml
+
+if not TYPE_CHECKING:  # each name imported from its home when first asked for
+    __getattr__, __dir__ = exports(
+        __name__,
+        {
+            "build": ["_decode", "document_json", "load_document"],
+            "guards": ["REQUIRES_TRACK_WHICH", "guard_parts"],
+            "header": ["check_subject"],
+            "known": ["GuardSignature", "Known", "NotificationCheck", "OtherDefinition"],
+            "loading": [
+                "check_text",
+                "load_file",
+                "load_text",
+                "shipped_dir",
+                "shipped_files",
+                "validate_text",
+            ],
+            "transitions": ["expand_sources"],
+            "yaml_text": ["parse_yaml"],
+        },
+    )
 
 __all__ = [
     "REQUIRES_TRACK_WHICH",
