@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 import cli
 from onboarding import definitions
 from tests.support import make_ready, ok, ok_json, run, snapshot
-from workflows.loader import load_text, validate_text
+from workflows.loader import load_text, shipped_files, validate_text
 
 #: A vendor's test report approved by a national authority: not KOMBIT's connection flow.
 APPROVAL = """\
@@ -471,11 +471,11 @@ def test_rules_stored_version_with_duplicate_keys_still_loads(
 
 def test_rules_shipped_definitions_keep_their_sources_and_guards() -> None:
     """The shipped definitions build as before: explicit sources unchanged, guards as written."""
-    for path in definitions.shipped_files().values():
+    for path in shipped_files().values():
         text = path.read_text(encoding="utf-8")
         assert validate_text(text, str(path), definitions.known()) == []
     conn_def = load_text(
-        definitions.shipped_files()["connection"].read_text(encoding="utf-8"),
+        shipped_files()["connection"].read_text(encoding="utf-8"),
         "connection",
         definitions.known(),
     )
