@@ -15,7 +15,8 @@ from onboarding import i18n
 from onboarding.i18n import Phrases, Term
 
 if TYPE_CHECKING:
-    from workflows.model import Definition
+    from onboarding.i18n import Message
+    from workflows.model import Definition, FieldDef
 
 
 def _quoted(key: str, quoted: bool) -> str:
@@ -57,6 +58,15 @@ def field(defn: Definition | None, name: str, *, quoted: bool = False) -> Term:
     found = defn.fields.get(name) if defn is not None else None
     label = found.label if found else name
     return Term(_quoted(name, quoted), {lang: f"“{label}”" for lang in i18n.LANGUAGES})
+
+
+def field_named(fdef: FieldDef) -> Message:
+    """A field as a sentence names it: "field connection_date" in English (its key, as the
+    English has always had it), "feltet “Aftalt tilslutningsdato”" in Danish."""
+    from onboarding.i18n import Message
+
+    name = keyed(Term(fdef.name, {"da": f"“{fdef.label or fdef.name}”"}))
+    return Message("field %(field)s", {"field": name})
 
 
 def fields(defn: Definition | None, names: Iterable[str]) -> Phrases:

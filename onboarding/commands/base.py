@@ -123,20 +123,21 @@ def _warnings_to_stderr() -> Iterator[None]:
     when the command has succeeded: a refused command says only why (one line)."""
     import warnings
 
-    from onboarding.clock import FarDateWarning
+    from onboarding.clock import FarDateWarning, warning_text
 
     seen: list[str] = []
 
     def keep(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        if str(message) not in seen:
-            seen.append(str(message))
+        text = warning_text(message)  # a Message: said in the CLI's language below
+        if text not in seen:
+            seen.append(text)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", FarDateWarning)
         warnings.showwarning = keep
         yield
     for text in seen:
-        echo(f"warning: {text}", err=True)
+        echo(t("warning: %(message)s", message=say(text)), err=True)
 
 
 def _on_terminal() -> bool:
