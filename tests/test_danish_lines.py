@@ -143,3 +143,43 @@ def test_far_date_warning_collected_in_its_own_context_only() -> None:
         ]
         clock.warn_if_far(date(2016, 6, 30), ref, "field x")
     assert [w.category for w in raised] == [clock.FarDateWarning]
+
+
+# --- what an empty selection selected -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "danish", "english"),
+    [
+        (
+            ["track", "list", "--definition", "connection", "--municipality", "Odense",
+             "--state", "display_opening", "--open"],
+            "intet åbent spor i “Tilslutning af fagsystem til indeks” for kommunen Odense står "
+            "i “5. KOMBIT bestiller åbning af visning i SAPA og BoB”",
+            "no open track of connection for municipality Odense is in display_opening",
+        ),
+        (
+            ["track", "list", "--phase", "agreement", "--bucket", "Aftalt", "--vendor", "KMD",
+             "--overdue"],
+            "intet forsinket spor for leverandøren KMD står i fasen “Aftale”, status 'Aftalt'",
+            "no overdue track for vendor KMD is in phase agreement, bucket 'Aftalt'",
+        ),
+        (
+            ["track", "advance", "--where", "region=Midtjylland system=Momentum "
+             "state=display_opening|live", "open_display"],
+            "intet åbent spor for systemet KMD Momentum i Region Midtjylland står i “5. KOMBIT "
+            "bestiller åbning af visning i SAPA og BoB” eller “8. Kommunen viser data i SAPA og "
+            "på borger.dk”",
+            "no open track for system KMD Momentum in Region Midtjylland is in display_opening "
+            "or live",
+        ),
+    ],
+    ids=["track list", "phase and bucket", "advance --where"],
+)
+def test_filter_description_in_the_cli_language(
+    db_path: Path, args: list[str], danish: str, english: str
+) -> None:
+    """A filter that selects nothing is described in Danish by the workflow's, states' and
+    phases' labels (no key), with "eller" between alternatives; in English as before."""
+    assert _cli(db_path, "da", *args).stdout.strip() == danish
+    assert _cli(db_path, "en", *args).stdout.strip() == english
