@@ -375,3 +375,27 @@ def localise(text: object, lang: str) -> str:
     if isinstance(text, Message | Term):
         return text.say(lang)
     return "" if text is None else str(text)
+
+
+def reread(text: str, msgids: Iterable[str]) -> Message | str:
+    """A sentence kept as its English text (a database column, a log), as the ``Message`` it
+    was made from when it is one of ``msgids`` (its parameters as they were written), so a
+    person reads it in their language; any other text as it is."""
+    for msgid in msgids:
+        found = _pattern(msgid).fullmatch(text)
+        if found is not None:
+            return Message(msgid, found.groupdict(), text=text)
+    return text
+
+
+@cache
+def _pattern(msgid: str) -> Any:
+    """A message id as a pattern matching the texts it makes (each placeholder: any text)."""
+    import re
+
+    return re.compile(re.sub(r"%\\\(\w+\\\)s", _group, re.escape(msgid)), re.S)
+
+
+def _group(placeholder: Any) -> str:
+    name = placeholder.group(0)[3:-3]  # %\(name\)s
+    return f"(?P<{name}>.+?)"

@@ -183,3 +183,91 @@ def test_filter_description_in_the_cli_language(
     phases' labels (no key), with "eller" between alternatives; in English as before."""
     assert _cli(db_path, "da", *args).stdout.strip() == danish
     assert _cli(db_path, "en", *args).stdout.strip() == english
+
+
+# --- why a notification was not sent; a newer database; send-due's --at -------------------------
+
+
+@pytest.mark.usefixtures("no_mail_env")
+def test_outbox_reason_said_in_the_cli_language(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row superseded by a higher rung says why in Danish in 'reminders send-due' and
+    'reminders list' ("afløst af #N ..."), in English as always; --json keeps the English."""
+    import json
+
+    from onboarding.db import open_existing
+    from tests.notify_support import add_contacts, make_ready
+    from tests.test_supersede import CONTACTS, LATE_ENTRY, _enter_step4_late
+
+    db = open_existing(db_path)
+    try:
+        make_ready(db)
+        add_contacts(db, tmp_path, CONTACTS)
+        tid = _enter_step4_late(db)
+    finally:
+        db.close()
+    monkeypatch.setenv("ONBOARDING_NOW", LATE_ENTRY)
+    sent = _cli(db_path, "da", "reminders", "send-due").stdout
+    assert re.search(r"#\d+ superseded: #\d+ \(\S+\) går til de samme modtagere i stedet", sent)
+    listing = ["reminders", "list", "--superseded", "--track", str(tid)]
+    danish = _cli(db_path, "da", *listing).stdout
+    assert re.search(r"afløst af #\d+ \(\S+\): et højere eskaleringsniveau til de samme", danish)
+    assert "superseded by" not in danish
+    english = _cli(db_path, "en", *listing).stdout
+    assert re.search(r"superseded by #\d+ \(\S+\): a higher rung for the same recipients", english)
+    rows = json.loads(_cli(db_path, "da", *listing, "--json").stdout)
+    assert rows and all(r["error"].startswith("superseded by #") for r in rows)
+
+
+def test_outbox_reason_stored_text_is_read_again_as_its_message() -> None:
+    """Each reason the tool writes is found again in its English text and said in Danish with
+    its parameters; any other text (an SMTP reply) is shown as written."""
+    from onboarding.outbox_reasons import said
+
+    assert said("the step was done first", "da") == "trinnet blev udført først"
+    assert said("cancelled by 'agree_date' before it was sent", "da") == (
+        "annulleret af 'agree_date', før den blev sendt"
+    )
+    lease = (
+        "the runner host:12:34:ab stopped while sending (lease ran out); the message may have "
+        "been delivered"
+    )
+    assert said(lease, "da").startswith("afsenderen host:12:34:ab stoppede under afsendelsen")
+    assert said(lease, "en") == lease
+    assert said("550 mailbox unavailable", "da") == "550 mailbox unavailable"
+    assert said(None, "da") == ""
+
+
+def test_newer_database_refusal_in_the_cli_language(tmp_path: Path) -> None:
+    """A database from a newer version is refused in Danish by default (naming both schema
+    versions), in English as it always read."""
+    import shutil
+
+    db = tmp_path / "newer.db"
+    shutil.copyfile(Path(__file__).parent / "hostile" / "restore" / "newer-version.db", db)
+    for lang, said in (
+        ("da", "lavet af en nyere version af dette værktøj (skema 999_from_the_future); denne "
+               "version (onboarding "),
+        ("en", "made by a newer version of this tool (schema 999_from_the_future); this "
+               "version (onboarding "),
+    ):
+        i18n.choose(None)
+        result = CliRunner().invoke(
+            cli.cli, ["track", "list", "--db", str(db)], env={"ONBOARDING_LANG": lang}
+        )
+        assert result.exit_code == 2
+        assert said in result.stderr, result.stderr
+
+
+def test_send_due_future_at_says_why_in_the_cli_language(db_path: Path) -> None:
+    """'reminders send-due --at' in the future is refused saying why in Danish too."""
+    i18n.choose(None)
+    args = ["reminders", "send-due", "--at", "2021-06-03T12:00", "--db", str(db_path)]
+    env = {"ONBOARDING_NOW": "2021-06-01T12:00"}
+    danish = CliRunner().invoke(cli.cli, args, env={**env, "ONBOARDING_LANG": "da"})
+    assert danish.exit_code == 2
+    assert "send-due sender det, der forfalder nu eller tidligere" in danish.stderr
+    i18n.choose(None)
+    english = CliRunner().invoke(cli.cli, args, env={**env, "ONBOARDING_LANG": "en"})
+    assert "send-due sends what is due now or earlier (at most 5" in english.stderr
