@@ -259,6 +259,18 @@ def fmt_number(value: int | float, lang: str) -> str:
     return str(format_decimal(value, locale=FORMAT_LOCALE[lang]))
 
 
+def genitive(name: str, lang: str) -> str:
+    """A name in the genitive as the language writes it. Danish: an s after the name
+    ("Vejles"), an apostrophe alone after s, x or z ("Aarhus'", "Tønder" -> "Tønders"), an
+    acronym keeps "'s" ("KOMBIT's"); English: "'s", an apostrophe alone after s ("Systems'")."""
+    hissing = ("s", "x", "z") if normalise(lang) == "da" else ("s",)
+    if name[-1:].lower() in hissing:
+        return f"{name}'"
+    if normalise(lang) != "da" or name.isupper():
+        return f"{name}'s"
+    return f"{name}s"
+
+
 class Term(str):
     """A value inside a message that reads differently per language: a role, a state or a
     field by its label. Its ``str`` is the form the English message has always had (a key, for

@@ -79,6 +79,13 @@ def phase(key: str | None, lang: str) -> str:
     return i18n.pgettext(lang, "phase", key) if key else ""
 
 
+def genitive(name: str) -> Term:
+    """A name to stand before the catalogue's genitive: a message id writes ``%(name)s's``
+    (its English, as it has always read), its Danish ``%(name)s``, with the Danish genitive
+    in the term ("Aarhus'", "Vejles", never "Aarhuss")."""
+    return Term(name, {"da": i18n.genitive(name, "da"), "en": name})
+
+
 def keyed(term: Term) -> Term:
     """``term`` said in English as its key (the English text of a library error stays what it
     has always been: scripts and tests read it) and in Danish by its label."""

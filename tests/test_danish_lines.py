@@ -271,3 +271,58 @@ def test_send_due_future_at_says_why_in_the_cli_language(db_path: Path) -> None:
     i18n.choose(None)
     english = CliRunner().invoke(cli.cli, args, env={**env, "ONBOARDING_LANG": "en"})
     assert "send-due sends what is due now or earlier (at most 5" in english.stderr
+
+
+# --- the Danish genitive ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "da", "en"),
+    [
+        ("Aarhus", "Aarhus'", "Aarhus'"),
+        ("Vejle", "Vejles", "Vejle's"),
+        ("Halsnæs", "Halsnæs'", "Halsnæs'"),
+        ("Fax", "Fax'", "Fax's"),
+        ("Schultz", "Schultz'", "Schultz's"),
+        ("KOMBIT", "KOMBIT's", "KOMBIT's"),
+        ("KMD", "KMD's", "KMD's"),
+    ],
+)
+def test_genitive_of_a_name_per_language(name: str, da: str, en: str) -> None:
+    """A name's genitive as the language writes it (Danish: an apostrophe alone after s, x or
+    z), the same rule as the mails' ``genitive`` filter."""
+    from jinja2 import Environment
+
+    from notifications.render import _genitive
+
+    assert i18n.genitive(name, "da") == da
+    assert i18n.genitive(name, "en") == en
+    env = Environment()
+    env.filters["genitive"] = _genitive
+    for lang, said in (("da", da), ("en", en)):
+        assert env.from_string("{{ name|genitive }}").render(name=name, lang=lang) == said
+
+
+def test_genitive_in_a_refusal_after_a_name_ending_in_s(db_path: Path) -> None:
+    """Vejle's project lead refused on Aarhus's track reads "spor #N er Aarhus'" in Danish
+    (never "Aarhuss"), and "track #N is Aarhus's" in English as before."""
+    def run(lang: str, actor: str, *args: str) -> Result:
+        i18n.choose(None)
+        env = {"ONBOARDING_LANG": lang, "ONBOARDING_ACTOR": actor}
+        return CliRunner().invoke(cli.cli, [*args, "--db", str(db_path)], env=env)
+
+    tid = _track(db_path)
+    for args, actor in (
+        (["actor", "add", "kombit"], "tester"),
+        (["actor", "grant", "kombit", "coordinator"], "kombit"),
+        (["actor", "add", "vejle-pl"], "kombit"),
+        (["actor", "grant", "vejle-pl", "municipality-pl", "--municipality", "Vejle"], "kombit"),
+    ):
+        assert run("en", actor, *args).exit_code == 0
+    step = ["track", "advance", str(tid), "agree_date", "--set", "connection_date=2027-03-01",
+            "--role", "municipality-pl"]
+    danish = run("da", "vejle-pl", *step)
+    assert danish.exit_code == 2
+    assert danish.stderr.rstrip().endswith(f"spor #{tid} er Aarhus'"), danish.stderr
+    english = run("en", "vejle-pl", *step)
+    assert english.stderr.rstrip().endswith(f"track #{tid} is Aarhus's"), english.stderr
