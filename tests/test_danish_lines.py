@@ -326,3 +326,49 @@ def test_genitive_in_a_refusal_after_a_name_ending_in_s(db_path: Path) -> None:
     assert danish.stderr.rstrip().endswith(f"spor #{tid} er Aarhus'"), danish.stderr
     english = run("en", "vejle-pl", *step)
     assert english.stderr.rstrip().endswith(f"track #{tid} is Aarhus's"), english.stderr
+
+
+# --- commands' normal output --------------------------------------------------------------------
+
+
+def test_workflow_show_in_the_cli_language(db_path: Path) -> None:
+    """'workflow show' reads Danish (how to start a track, headings, column names, phases by
+    label, yes/no), and English as it always did."""
+    danish = _cli(db_path, "da", "workflow", "show", "connection").stdout
+    for text in (
+        "connection v1: Tilslutning af fagsystem til indeks (emne: municipality-system)",
+        "Start et spor med: --municipality, --system, --index (valgfri), --bob (valgfri)  "
+        "(ét åbent spor pr. municipality, system, index_set)",
+        "\nTrin:\n",
+        "\nSkridt:\n",
+        "betegnelse",
+        "afsluttende",
+        "betingelser",
+        "Aftale",
+        "ikke includes_bob",
+    ):
+        assert text in danish, text
+    for english in ("Start a track", "States:", "Transitions:", "label", " no\n", "optional"):
+        assert english not in danish, english
+    english = _cli(db_path, "en", "workflow", "show", "connection").stdout
+    assert english.startswith(
+        "connection v1: Tilslutning af fagsystem til indeks (subject: municipality-system)\n"
+        "Start a track with: --municipality, --system, --index (optional), --bob (optional)  "
+        "(one open track per municipality, system, index_set)\n\nStates:\n"
+    )
+    assert "not includes_bob" in english and "agreement  " in english
+
+
+def test_table_columns_and_audit_line_in_the_cli_language(db_path: Path) -> None:
+    """Tables name their columns in Danish ('registry list vendors': navn, systemer) and
+    'audit verify' says its result in Danish; English as before."""
+    vendors = _cli(db_path, "da", "registry", "list", "vendors").stdout.splitlines()[0]
+    assert vendors.split() == ["id", "navn", "systemer"]
+    english = _cli(db_path, "en", "registry", "list", "vendors").stdout.splitlines()[0]
+    assert english.split() == ["id", "name", "systems"]
+    workflows = _cli(db_path, "da", "workflow", "list").stdout.splitlines()[0]
+    assert workflows.split() == ["navn", "version", "emne", "titel"]
+    assert _cli(db_path, "da", "audit", "verify").stdout.startswith(
+        "revisionssporet er intakt: "
+    )
+    assert _cli(db_path, "en", "audit", "verify").stdout.startswith("audit trail intact: ")

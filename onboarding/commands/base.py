@@ -197,18 +197,21 @@ def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     """Print rows as an aligned plain-text table. On a terminal long cells are cut (with "…")
     to fit its width; piped or redirected, nothing is cut (the text goes into mails and files)."""
     if not rows:
-        echo("(none)")
+        echo(t("(none)"))
         return
     import shutil
 
     cols = list(columns or rows[0].keys())
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    # A column's name in the CLI's language ("display_name": "visningsnavn"); a name the
+    # catalogue lacks (one already said in it, a label from the data) is shown as it is.
+    heads = [t(c) for c in cols]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
     budget = max(80, shutil.get_terminal_size((80, 24)).columns) - 2 * (len(cols) - 1)
     while _on_terminal() and sum(widths) > budget and max(widths) > 8:
         widest = widths.index(max(widths))
         widths[widest] -= 1
-    echo("  ".join(c.ljust(w)[:w] for c, w in zip(cols, widths, strict=True)).rstrip())
+    echo("  ".join(h.ljust(w)[:w] for h, w in zip(heads, widths, strict=True)).rstrip())
     echo("  ".join("-" * w for w in widths))
     for row in cells:
         echo("  ".join(_fit(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -218,7 +221,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return t("yes") if value else t("no")
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
     return str(value)
