@@ -58,7 +58,7 @@ def apply(conn: sqlite3.Connection, variant: str) -> None:
     conn.commit()
 
 
-#: What today's report reads in the kept design (``reports._use_counts``).
+#: What today's report reads in the kept design (``reports.vendor_rollout._use_counts``).
 KEPT_QUERY = (
     "SELECT c.system_id, s.category, v.name, s.name, c.rank, c.contracted, c.n"
     " FROM rollout_count c LEFT JOIN systems s ON s.id = c.system_id"
@@ -77,8 +77,8 @@ def kept_as_buckets(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def bucket_query(variant: str, rank_sql: str) -> str:
-    """The report's bucket query (``reports._best_buckets``, no track changed after the
-    date) as each variant runs it (``kept`` reads ``KEPT_QUERY`` instead)."""
+    """The report's bucket query (``reports.vendor_rollout._best_buckets``, no track changed
+    after the date) as each variant runs it (``kept`` reads ``KEPT_QUERY`` instead)."""
     if variant in ("summary", "kept"):
         states = (
             "SELECT nullif(municipality_code, -1) AS m, nullif(system_id, -1) AS s,"

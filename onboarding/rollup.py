@@ -6,7 +6,7 @@ bucket; and per system how many (municipality, system) pairs have a connection t
 contract. Two tables keep exactly that, in the transaction of every write, by triggers:
 
 * ``rollout_rank``: each stored connection version's states and their rank (0 not agreed,
-  1 agreed, 2 in operation: ``reports.rank_case``), written when a version is stored
+  1 agreed, 2 in operation: ``reports.vendor_rollout.rank_case``), written when a version is stored
   (``definitions.register`` calls ``remember_ranks``) and by the migration;
 * ``rollout_count``: per system, rank and whether a contract is on record, how many pairs
   (municipality, system) with a contract or a connection track have that best rank (-1: no
@@ -199,7 +199,7 @@ COUNTS = (
 
 def rollout_rank(defn: Definition, state: str) -> int:
     """The rollout report's rank of a state: its bucket's position when that is 1 (agreed) or
-    2 (in operation), else 0 (not agreed), as ``reports.rank_case`` counts it."""
+    2 (in operation), else 0 (not agreed), as ``reports.vendor_rollout.rank_case`` counts it."""
     rank = defn.bucket_rank(state)
     return rank if rank in (1, 2) else 0
 

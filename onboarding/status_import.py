@@ -923,7 +923,7 @@ def _choose(
     """The transition ``engine.plan`` would choose for this trigger, or why none passes."""
     reasons: list[str] | None = None
     for t in defn.candidates(state, trigger):
-        blocked, _ = engine._verdicts(ctx, view, t)
+        blocked, _ = engine.planning._verdicts(ctx, view, t)
         if not blocked:
             return t, []
         if reasons is None or len(blocked) < len(reasons):

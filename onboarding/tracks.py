@@ -13,14 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from onboarding import calendar, clock, definitions, i18n
 from onboarding.db import Database
-from onboarding.engine import (
-    NO_REENTRY,
-    TRACK_COLUMNS,
-    _row_to_track,
-    _verdicts,
-    compute_due,
-    load_track,
-)
+from onboarding.engine.planning import _verdicts, compute_due
+from onboarding.engine.rows import NO_REENTRY, TRACK_COLUMNS, _row_to_track, load_track
 from onboarding.guards import GuardContext
 from onboarding.i18n import Message, Phrases, Term
 from workflows.model import Definition, TransitionDef

@@ -24,7 +24,7 @@ from typing import Any
 
 from onboarding import actors, calendar, clock, definitions
 from onboarding.db import Database
-from onboarding.engine import TRACK_COLUMNS, _row_to_track
+from onboarding.engine.rows import TRACK_COLUMNS, _row_to_track
 from onboarding.tracks import _subject_labels, subject_text
 from workflows.model import Definition
 

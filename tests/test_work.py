@@ -68,7 +68,7 @@ def _expected(db: Database, actor: str) -> set[int]:
     out = set()
     cur = db.conn.execute(f"SELECT {TRACK_COLUMNS} FROM tracks WHERE final = 0")
     for row in cur.fetchall():
-        t = _row_to_track(cur, row)
+        t = _row_to_track(row)
         role = definitions.get(db, t["definition"], t["def_version"]).state(t["state"]).role
         if role and role in actors.roles_for(db, actor, t):
             out.add(int(t["id"]))

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from onboarding import reports, visibility
 from onboarding.db import Database
 from onboarding.errors import NotFound
+from onboarding.reports import progress
 from onboarding.web import portfolio
 from onboarding.web.core import NO_STORE, WEB, BadRequest, Page, _parse_day
 from onboarding.web.security import csv_cell
@@ -96,9 +97,9 @@ def _chart(db: Database, as_of: date) -> dict[str, Any]:
     """The rollout chart of the HTML report: municipalities in operation against targets."""
     year = as_of.year
     start = date(year, 1, 1)
-    series = reports.progress_series(db, start, as_of) if as_of >= start else {}
-    targets = reports._rollout_targets(db, year, as_of)
-    return reports._chart(series, targets, year, as_of)
+    series = progress.progress_series(db, start, as_of) if as_of >= start else {}
+    targets = progress._rollout_targets(db, year, as_of)
+    return progress._chart(series, targets, year, as_of)
 
 
 def report_page(page: Page) -> Response:
