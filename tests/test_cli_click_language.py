@@ -1,6 +1,6 @@
 """click's own usage errors in the CLI's language: the program run as a process on a real
 database, Danish by default ("Fejl: Ukendt tilvalg ..."), English as click says it with
---lang en / ONBOARDING_LANG=en, exit code 2 either way (onboarding/commands/clickwords.py)."""
+--lang en / ONBOARDING_LANG=en, exit code 2 either way (onboarding/commands/helptext.py)."""
 
 from __future__ import annotations
 

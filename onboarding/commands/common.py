@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from onboarding.commands import clickwords, spec
+from onboarding.commands import spec
 from onboarding.commands.base import (
     Labels,
     Refused,
@@ -51,12 +51,13 @@ from onboarding.commands.helptext import (
     help_paragraphs,
     help_text,
     help_word,
+    install_click_words,
     option_help,
     usage_args,
 )
 
 # click's own sentences (usage errors) in the CLI's language, from here on
-clickwords.install()
+install_click_words()
 
 #: Re-exported from onboarding.commands.base: the commands import them from here.
 __all__ = [
