@@ -372,3 +372,31 @@ def test_table_columns_and_audit_line_in_the_cli_language(db_path: Path) -> None
         "revisionssporet er intakt: "
     )
     assert _cli(db_path, "en", "audit", "verify").stdout.startswith("audit trail intact: ")
+
+
+def test_command_refusal_literal_in_the_cli_language(db_path: Path) -> None:
+    """A command's own refusal ('--days must be 0 or more') reads Danish, exit 2, English as
+    before; every such literal refusal in the commands has its Danish."""
+    import ast
+
+    from babel.messages.pofile import read_po
+
+    args = ["reminders", "forecast", "--days", "-1", "--db", str(db_path)]
+    for lang, said in (("da", "Fejl: --days skal være 0 eller mere"),
+                       ("en", "Error: --days must be 0 or more")):
+        i18n.choose(None)
+        result = CliRunner().invoke(cli.cli, args, env={"ONBOARDING_LANG": lang})
+        assert result.exit_code == 2 and result.stderr.strip() == said, result.stderr
+    with (i18n.LOCALE_DIR / "da" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        danish = {m.id for m in read_po(fh) if isinstance(m.id, str) and m.string}
+    literal = [
+        node.args[0].value
+        for path in (Path(cli.__file__).parent / "onboarding" / "commands").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "UserError"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
+    assert len(literal) >= 8
+    assert [text for text in literal if text not in danish] == []
