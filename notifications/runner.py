@@ -47,6 +47,7 @@ from notifications.render import (
 from notifications.send import DeliveryError, SmtpTransport, Transport, open_transport
 from onboarding import clock, outbox
 from onboarding.db import Database
+from onboarding.i18n import Message
 from onboarding.outbox_results import Ledger, Sent
 from onboarding.visibility import Scope
 
@@ -448,7 +449,7 @@ def send_due(
 def check_at(at: datetime, now: datetime) -> None:
     """Refuse an ``--at`` later than the wall clock: it would send reminders before they are
     due (and what is due is decided by ``at``). The same check as every write's ``--at``."""
-    clock.check_not_future(at, now, why="send-due sends what is due now or earlier")
+    clock.check_not_future(at, now, why=Message("send-due sends what is due now or earlier"))
 
 
 def _supersede(
@@ -468,7 +469,10 @@ def _supersede(
             Outcome(
                 row["id"],
                 "superseded",
-                error=f"#{by['id']} ({by['notification']}) goes to the same recipients instead",
+                error=Message(
+                    "#%(id)s (%(notification)s) goes to the same recipients instead",
+                    {"id": str(by["id"]), "notification": by["notification"]},
+                ),
             )
         )
     return keep

@@ -596,13 +596,18 @@ class _Checker:
             code = track.get("municipality_code")
             muni = self._name("municipalities", "code", int(code)) if code is not None else None
             whose.append(
-                Message("%(name)s's", {"name": muni}) if muni else Message("no municipality's")
+                Message("%(name)s's", {"name": terms.genitive(muni)})
+                if muni
+                else Message("no municipality's")
             )
         if self.vendors:
             own = track.get("vendor_id")
             vendor = int(own) if own is not None else self.vendor_of(track.get("system_id"))
             whose.append(
-                Message("vendor %(name)s's", {"name": self._name("vendors", "id", vendor)})
+                Message(
+                    "vendor %(name)s's",
+                    {"name": terms.genitive(self._name("vendors", "id", vendor))},
+                )
                 if vendor is not None
                 else Message("no vendor's")
             )

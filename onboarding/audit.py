@@ -135,19 +135,26 @@ class Verification:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def line(self) -> str:
-        if self.ok:
-            head = f"head #{self.head_id} {self.head_hash}"
-            text = f"audit trail intact: {self.rows} history rows, {head}"
-            if self.anchored:
-                last = self.anchored[-1]
-                n = len(self.anchored)
-                text += (
-                    f"; extends {'the anchor' if n == 1 else f'{n} anchors, the latest'} of"
-                    f" #{last['row']} taken {last['shown']} (key {last['fingerprint']})"
-                )
-            return text
-        return f"audit trail BROKEN: {self.problem}"
+    def line(self) -> Message:
+        """The result in one sentence (English as ``str``; said in the reader's language)."""
+        if not self.ok:
+            return Message("audit trail BROKEN: %(problem)s", {"problem": self.problem or ""})
+        params: dict[str, Any] = {
+            "rows": str(self.rows),
+            "head": f"#{self.head_id} {self.head_hash}",
+        }
+        if not self.anchored:
+            return Message("audit trail intact: %(rows)s history rows, head %(head)s", params)
+        last = self.anchored[-1]
+        params.update(row=str(last["row"]), taken=last["shown"], key=last["fingerprint"])
+        return Message(
+            "audit trail intact: %(rows)s history rows, head %(head)s; extends the anchor of "
+            "#%(row)s taken %(taken)s (key %(key)s)",
+            {**params, "n": str(len(self.anchored))},
+            plural="audit trail intact: %(rows)s history rows, head %(head)s; extends %(n)s "
+            "anchors, the latest of #%(row)s taken %(taken)s (key %(key)s)",
+            n=len(self.anchored),
+        )
 
 
 def _scan(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from onboarding.errors import InputError
-from onboarding.i18n import Message
+from onboarding.i18n import Message, Term
 
 LOCAL = ZoneInfo("Europe/Copenhagen")
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -164,21 +167,68 @@ def parse_date(text: str, what: str = "date") -> date:
 
 def warn_if_far(day: date, reference: datetime, what: str) -> None:
     """Warn (``FarDateWarning``) when ``day`` is more than a year before or five years after
-    the day of ``reference`` (the step's time): accepted, but said."""
+    the day of ``reference`` (the step's time): accepted, but said. The warning's text is a
+    ``Message`` (its English the sentence it has always been; the reader's language where it
+    is shown); ``what`` names the value (a ``Message`` or ``Term`` to be said in Danish too)."""
     ref = local_date(reference)
     if day < ref - FAR_PAST:
-        where = "more than a year before"
+        msgid = (
+            "%(what)s %(day)s is more than a year before the step (%(ref)s); "
+            "accepted, but check it is not a typo"
+        )
     elif day > ref + FAR_FUTURE:
-        where = "more than five years after"
+        msgid = (
+            "%(what)s %(day)s is more than five years after the step (%(ref)s); "
+            "accepted, but check it is not a typo"
+        )
     else:
         return
-    warnings.warn(
-        FarDateWarning(
-            f"{what} {day.isoformat()} is {where} the step ({ref.isoformat()}); "
-            "accepted, but check it is not a typo"
-        ),
-        stacklevel=2,
-    )
+    said = Message(msgid, {"what": what, "day": _iso_day(day), "ref": _iso_day(ref)})
+    heard = _HEARD.get() if _HEARD is not None else None
+    if heard is not None:
+        heard.append(said)
+        return
+    warnings.warn(FarDateWarning(said), stacklevel=2)
+
+
+def _iso_day(day: date) -> Term:
+    """A day said as Danes write it in Danish, and in English as the ISO date this warning
+    has always had."""
+    from onboarding.i18n import fmt_date
+
+    return Term(day.isoformat(), {"da": fmt_date(day, "da"), "en": day.isoformat()})
+
+
+#: The far-date warnings said in this context, while ``far_dates`` collects them: a
+#: ``ContextVar``, made by the first ``far_dates`` (the web page's; the CLI uses Python's
+#: warnings, and its advance path needs no context variable).
+_HEARD: Any = None
+
+
+@contextmanager
+def far_dates() -> Iterator[list[Message]]:
+    """Collect the far-date warnings said inside (in this thread or task only) instead of
+    warning: Python's warning filters are process-wide, so a server running requests in
+    threads cannot catch one request's warnings with them."""
+    global _HEARD
+    if _HEARD is None:
+        from contextvars import ContextVar
+
+        _HEARD = ContextVar("far_dates", default=None)
+    found: list[Message] = []
+    token = _HEARD.set(found)
+    try:
+        yield found
+    finally:
+        _HEARD.reset(token)
+
+
+def warning_text(warning: Warning | str) -> str:
+    """A warning's text as given (a ``Message`` stays one: the reader's language is said
+    where it is shown)."""
+    if isinstance(warning, Warning) and len(warning.args) == 1 and isinstance(warning.args[0], str):
+        return warning.args[0]
+    return str(warning)
 
 
 def show_day(day: date | str) -> str:

@@ -295,21 +295,25 @@ def check_ours(conn: sqlite3.Connection, p: Path) -> None:
             raise _foreign(p, Message("it holds %(names)s", {"names": names + more}))
     problem = newer_version_problem(applied or [], user_version)
     if problem:
-        raise NewerVersion(f"{p}: {problem}")
+        raise NewerVersion(Message("%(path)s: %(problem)s", {"path": str(p), "problem": problem}))
 
 
-def newer_version_problem(applied: list[str], user_version: int) -> str | None:
+def newer_version_problem(applied: list[str], user_version: int) -> Message | None:
     """Why a database with these migrations and ``PRAGMA user_version`` is from a newer version
     of this tool (naming its schema and ours), or ``None``."""
     known = [m.name for m in migrations._migrations]
     unknown = [name for name in applied if name not in known]
     if not unknown and user_version <= len(known):
         return None
-    theirs = f"schema {', '.join(unknown)}" if unknown else f"schema version {user_version}"
-    return (
-        f"made by a newer version of this tool ({theirs}); this version ({_tool_version()}) "
-        f"knows schema version {len(known)} ({known[-1]}) and does not read or change it: "
-        "use the newer version of onboarding"
+    if unknown:
+        theirs = Message("schema %(names)s", {"names": ", ".join(unknown)})
+    else:
+        theirs = Message("schema version %(n)s", {"n": str(user_version)})
+    return Message(
+        "made by a newer version of this tool (%(theirs)s); this version (%(tool)s) knows "
+        "schema version %(n)s (%(newest)s) and does not read or change it: use the newer "
+        "version of onboarding",
+        {"theirs": theirs, "tool": _tool_version(), "n": str(len(known)), "newest": known[-1]},
     )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from onboarding.db import Database
 from onboarding.errors import Ambiguous, InputError, NotFound, OnboardingError
-from onboarding.i18n import Message
+from onboarding.i18n import Message, Phrases, Term
 
 if TYPE_CHECKING:
     from onboarding.visibility import Scope
@@ -416,35 +416,82 @@ def _region(value: str, label: str) -> str:
     raise error
 
 
-def describe(flt: TrackFilter, open_only: bool = False) -> str:
+def describe(flt: TrackFilter, open_only: bool = False, db: Database | None = None) -> Message:
     """What an empty selection selected, in words: ``no open track of connection is in
-    display_opening``."""
-    noun = "track"
+    display_opening`` (English: the keys, as it has always read), in Danish by the labels of
+    the workflow, its states and phases (``db``: where they are read)."""
+    label = _Labels(db)
+    noun = "no track"
     if flt.overdue:
-        noun = "overdue track"
+        noun = "no overdue track"
     elif flt.open or open_only:
-        noun = "open track"
-    parts = [f"no {noun}"]
+        noun = "no open track"
+    parts: list[Any] = [Message(noun)]
     if flt.definition:
-        parts.append(f"of {flt.definition}")
+        parts.append(Message(" of %(definition)s", {"definition": label.workflow(flt.definition)}))
     if flt.ids:
-        parts.append("among " + ", ".join(f"#{i}" for i in flt.ids))
-    for key in ("municipality", "system", "vendor"):
+        ids = ", ".join(f"#{i}" for i in flt.ids)
+        parts.append(Message(" among %(ids)s", {"ids": ids}))
+    for key, msgid in (
+        ("municipality", " for municipality %(name)s"),
+        ("system", " for system %(name)s"),
+        ("vendor", " for vendor %(name)s"),
+    ):
         value = getattr(flt, key)
         if value:
-            parts.append(f"for {key} {value}")
+            parts.append(Message(msgid, {"name": value}))
     if flt.region:
-        parts.append(f"in {flt.region}")
-    places = []
+        parts.append(Message(" in %(region)s", {"region": flt.region}))
+    places: list[Any] = []
     if flt.state:
-        places.append(" or ".join(_alternatives(flt.state)))
+        states = _alternatives(flt.state)
+        places.append(Phrases((label.state(flt.definition, s) for s in states), conj="or"))
     if flt.phase:
-        places.append("phase " + " or ".join(_alternatives(flt.phase)))
+        phases = Phrases((label.phase(p) for p in _alternatives(flt.phase)), conj="or")
+        places.append(Message("phase %(phases)s", {"phases": phases}))
     if flt.bucket:
-        places.append("bucket " + " or ".join(repr(b) for b in _alternatives(flt.bucket)))
+        buckets = Phrases((repr(b) for b in _alternatives(flt.bucket)), conj="or")
+        places.append(Message("bucket %(buckets)s", {"buckets": buckets}))
     if places:
-        parts.append("is in " + ", ".join(places))
-    return " ".join(parts)
+        parts.append(Message(" is in %(places)s", {"places": Phrases(places)}))
+    return Message("%(parts)s", {"parts": Phrases(parts, sep="")})
+
+
+class _Labels:
+    """Workflows and states by their labels in Danish (read from the stored definitions, the
+    latest version naming each), by their keys in English."""
+
+    def __init__(self, db: Database | None) -> None:
+        self.titles: dict[str, str] = {}
+        self.states: dict[tuple[str, str], str] = {}
+        if db is None:
+            return
+        from onboarding import definitions
+
+        for name, version, source in db.conn.execute(
+            "SELECT name, version, source FROM definitions ORDER BY name, version"
+        ):
+            defn = definitions.parse(source, f"{name} v{version} (stored)")
+            self.titles[name] = defn.title
+            self.states.update({(name, st.name): st.label for st in defn.states if st.label})
+
+    @staticmethod
+    def _term(key: str, label: str | None) -> Term:
+        return Term(key, {"da": f"“{label}”" if label else key, "en": key})
+
+    def workflow(self, name: str) -> Term:
+        return self._term(name, self.titles.get(name))
+
+    def state(self, definition: str | None, name: str) -> Term:
+        """A state by its label in ``definition`` (none given: in the workflow having it)."""
+        found = [v for (d, s), v in self.states.items() if s == name and definition in (None, d)]
+        return self._term(name, found[0] if found else None)
+
+    @staticmethod
+    def phase(key: str) -> Term:
+        from onboarding import terms
+
+        return Term(key, {"da": f"“{terms.phase(key, 'da')}”", "en": key})
 
 
 def check_actor(db: Database, name: str, option: str = "--actor") -> None:

@@ -259,6 +259,18 @@ def fmt_number(value: int | float, lang: str) -> str:
     return str(format_decimal(value, locale=FORMAT_LOCALE[lang]))
 
 
+def genitive(name: str, lang: str) -> str:
+    """A name in the genitive as the language writes it. Danish: an s after the name
+    ("Vejles"), an apostrophe alone after s, x or z ("Aarhus'", "Tønder" -> "Tønders"), an
+    acronym keeps "'s" ("KOMBIT's"); English: "'s", an apostrophe alone after s ("Systems'")."""
+    hissing = ("s", "x", "z") if normalise(lang) == "da" else ("s",)
+    if name[-1:].lower() in hissing:
+        return f"{name}'"
+    if normalise(lang) != "da" or name.isupper():
+        return f"{name}'s"
+    return f"{name}s"
+
+
 class Term(str):
     """A value inside a message that reads differently per language: a role, a state or a
     field by its label. Its ``str`` is the form the English message has always had (a key, for
@@ -375,3 +387,27 @@ def localise(text: object, lang: str) -> str:
     if isinstance(text, Message | Term):
         return text.say(lang)
     return "" if text is None else str(text)
+
+
+def reread(text: str, msgids: Iterable[str]) -> Message | str:
+    """A sentence kept as its English text (a database column, a log), as the ``Message`` it
+    was made from when it is one of ``msgids`` (its parameters as they were written), so a
+    person reads it in their language; any other text as it is."""
+    for msgid in msgids:
+        found = _pattern(msgid).fullmatch(text)
+        if found is not None:
+            return Message(msgid, found.groupdict(), text=text)
+    return text
+
+
+@cache
+def _pattern(msgid: str) -> Any:
+    """A message id as a pattern matching the texts it makes (each placeholder: any text)."""
+    import re
+
+    return re.compile(re.sub(r"%\\\(\w+\\\)s", _group, re.escape(msgid)), re.S)
+
+
+def _group(placeholder: Any) -> str:
+    name = placeholder.group(0)[3:-3]  # %\(name\)s
+    return f"(?P<{name}>.+?)"

@@ -15,7 +15,8 @@ from onboarding import i18n
 from onboarding.i18n import Phrases, Term
 
 if TYPE_CHECKING:
-    from workflows.model import Definition
+    from onboarding.i18n import Message
+    from workflows.model import Definition, FieldDef
 
 
 def _quoted(key: str, quoted: bool) -> str:
@@ -59,6 +60,15 @@ def field(defn: Definition | None, name: str, *, quoted: bool = False) -> Term:
     return Term(_quoted(name, quoted), {lang: f"“{label}”" for lang in i18n.LANGUAGES})
 
 
+def field_named(fdef: FieldDef) -> Message:
+    """A field as a sentence names it: "field connection_date" in English (its key, as the
+    English has always had it), "feltet “Aftalt tilslutningsdato”" in Danish."""
+    from onboarding.i18n import Message
+
+    name = keyed(Term(fdef.name, {"da": f"“{fdef.label or fdef.name}”"}))
+    return Message("field %(field)s", {"field": name})
+
+
 def fields(defn: Definition | None, names: Iterable[str]) -> Phrases:
     return Phrases(field(defn, n) for n in names)
 
@@ -67,6 +77,13 @@ def phase(key: str | None, lang: str) -> str:
     """A phase of a shipped definition as the catalogue says it (a value it does not know: as
     it is)."""
     return i18n.pgettext(lang, "phase", key) if key else ""
+
+
+def genitive(name: str) -> Term:
+    """A name to stand before the catalogue's genitive: a message id writes ``%(name)s's``
+    (its English, as it has always read), its Danish ``%(name)s``, with the Danish genitive
+    in the term ("Aarhus'", "Vejles", never "Aarhuss")."""
+    return Term(name, {"da": i18n.genitive(name, "da"), "en": name})
 
 
 def keyed(term: Term) -> Term:

@@ -46,7 +46,9 @@ def _danish() -> dict[str, str]:
 def _texts(command: click.Command, path: str) -> list[tuple[str, str]]:
     """(where, message id) of every help text and option help of ``command`` and, loading
     every lazy group, of everything below it."""
-    ctx = click.Context(command, info_name=path.rsplit(" ", 1)[-1])
+    # with the command's own settings: click keeps the help option a context first asks for,
+    # and a later 'onboarding --help' must still list it as '-h, --help'
+    ctx = click.Context(command, info_name=path.rsplit(" ", 1)[-1], **command.context_settings)
     import inspect
 
     found = []

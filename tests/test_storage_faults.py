@@ -309,8 +309,7 @@ def test_storage_fault_is_one_line_exit_2_and_changes_nothing(
         assert not db.parent.exists()
 
 
-#: What each fault's line says of its cause, per language (the newer schema's line is not in
-#: the catalogue yet: it names two schema versions).
+#: What each fault's line says of its cause, per language.
 SAYS = {
     "en": {
         "disk-full": "is full",
@@ -329,6 +328,7 @@ SAYS = {
         "read-only-filesystem": "skrivebeskyttet filsystem",
         "text-file": "er ikke en SQLite-database",
         "other-application": "et andet programs SQLite-database",
+        "newer-schema": "lavet af en nyere version af dette værktøj (skema 999_from_the_future)",
         "missing-folder": "findes ikke",
     },
 }

@@ -14,6 +14,7 @@ from onboarding.commands.common import (
     db_option,
     echo_json,
     json_option,
+    say,
 )
 
 
@@ -83,7 +84,7 @@ def audit_verify(
     if as_json:
         echo_json(result.to_dict())
     else:
-        click.echo(result.line())
+        click.echo(say(result.line()))
     if signed and result.ok and not trusted and local is None:
         click.echo(
             "note: no key file and no --key: the anchors' signatures were checked against the"
@@ -126,7 +127,7 @@ def audit_anchor(addresses: tuple[str, ...], db_path: str | None, as_json: bool)
         if key is None:  # a database from before anchors: make its key now, and say so
             check = audit_mod.verify(db)  # but never a key (or an anchor) for a broken chain
             if not check.ok:
-                click.echo(check.line())
+                click.echo(say(check.line()))
                 raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
             audit_mod.require_history(check)
             key, created = audit_mod.ensure_key(key_file)
@@ -134,7 +135,7 @@ def audit_anchor(addresses: tuple[str, ...], db_path: str | None, as_json: bool)
                 click.echo(_key_created(key_file, audit_mod.public_key(key)), err=True)
         result, anchor = audit_mod.take_anchor(db, key)
         if anchor is None:
-            click.echo(result.line())
+            click.echo(say(result.line()))
             raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
         warning = audit_mod.key_mode_warning(key_file)
         if warning:

@@ -123,20 +123,21 @@ def _warnings_to_stderr() -> Iterator[None]:
     when the command has succeeded: a refused command says only why (one line)."""
     import warnings
 
-    from onboarding.clock import FarDateWarning
+    from onboarding.clock import FarDateWarning, warning_text
 
     seen: list[str] = []
 
     def keep(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        if str(message) not in seen:
-            seen.append(str(message))
+        text = warning_text(message)  # a Message: said in the CLI's language below
+        if text not in seen:
+            seen.append(text)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", FarDateWarning)
         warnings.showwarning = keep
         yield
     for text in seen:
-        echo(f"warning: {text}", err=True)
+        echo(t("warning: %(message)s", message=say(text)), err=True)
 
 
 def _on_terminal() -> bool:
@@ -196,18 +197,21 @@ def echo_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = N
     """Print rows as an aligned plain-text table. On a terminal long cells are cut (with "…")
     to fit its width; piped or redirected, nothing is cut (the text goes into mails and files)."""
     if not rows:
-        echo("(none)")
+        echo(t("(none)"))
         return
     import shutil
 
     cols = list(columns or rows[0].keys())
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    # A column's name in the CLI's language ("display_name": "visningsnavn"); a name the
+    # catalogue lacks (one already said in it, a label from the data) is shown as it is.
+    heads = [t(c) for c in cols]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(heads)]
     budget = max(80, shutil.get_terminal_size((80, 24)).columns) - 2 * (len(cols) - 1)
     while _on_terminal() and sum(widths) > budget and max(widths) > 8:
         widest = widths.index(max(widths))
         widths[widest] -= 1
-    echo("  ".join(c.ljust(w)[:w] for c, w in zip(cols, widths, strict=True)).rstrip())
+    echo("  ".join(h.ljust(w)[:w] for h, w in zip(heads, widths, strict=True)).rstrip())
     echo("  ".join("-" * w for w in widths))
     for row in cells:
         echo("  ".join(_fit(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -217,7 +221,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return t("yes") if value else t("no")
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
     return str(value)

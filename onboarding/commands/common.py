@@ -51,9 +51,13 @@ from onboarding.commands.helptext import (
     help_paragraphs,
     help_text,
     help_word,
+    install_click_words,
     option_help,
     usage_args,
 )
+
+# click's own sentences (usage errors) in the CLI's language, from here on
+install_click_words()
 
 #: Re-exported from onboarding.commands.base: the commands import them from here.
 __all__ = [
@@ -104,7 +108,9 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(error_line(self.format_message()), file=file, err=file is None)
+        # A command's own sentence is its English message id (a library error comes already
+        # said in the CLI's language, and is not in the catalogue as such: shown as it is).
+        click.echo(error_line(t(self.format_message())), file=file, err=file is None)
 
 
 class _Formatter(click.HelpFormatter):

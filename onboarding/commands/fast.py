@@ -224,8 +224,10 @@ def _guarded(action: Callable[[], None], mapped: bool = True) -> int:
             echo(error_line(exc.message), err=True)
             return exc.exit_code
         except (EOFError, KeyboardInterrupt):  # click: "Aborted!" and exit code 1
+            from onboarding.commands.helptext import click_gettext
+
             echo("", err=True)
-            echo("Aborted!", err=True)
+            echo(click_gettext("Aborted!"), err=True)
             return 1
     except BrokenPipeError:
         # click: a closed pipe (| head) ends the program quietly, exit code 1

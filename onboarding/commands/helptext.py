@@ -120,3 +120,55 @@ def option_help(text: str) -> str:
         else:
             items.append(found.gettext(item))
     return f"{body}  [{'; '.join(items)}]" if body else f"[{'; '.join(items)}]"
+
+
+# --- click's own sentences (its usage errors) -----------------------------------------------------
+#
+# click marks every sentence it says with the standard library's ``gettext``, bound in each of
+# its modules as ``_`` and ``ngettext`` when the module is imported, and formats the sentence
+# as it raises (``No such option {name!r}.``). So the one place to say it in Danish is that
+# lookup: ``install_click_words`` points those names of click's modules at our catalogue,
+# where click's sentences live under the message context ``click``, with click's English as
+# the id and its ``{...}`` fields kept. A sentence without a Danish text in that context (and
+# every sentence in English) stays what click says.
+#
+# Only the context ``click`` is read here: click's help words ("Usage:", "Options", "Show this
+# message and exit.") are translated by the help formatter when the help is written
+# (``help_text``, ``option_help`` above); some are built before ``--lang`` is read (the help
+# option), and must stay English until then. Likewise a sentence click builds once when an
+# object is made (a path type's name, "file") is left to click.
+
+#: The message context of click's sentences in the catalogue.
+CLICK_CONTEXT = "click"
+#: click's modules that say sentences to a person as it parses a command line.
+CLICK_MODULES = ("click.core", "click.exceptions", "click.parser", "click.types", "click.termui")
+
+
+def click_gettext(message: str) -> str:
+    """One of click's sentences in the CLI's language (``i18n.cli_language``)."""
+    from onboarding import i18n
+
+    return str(i18n.translations(i18n.cli_language()).pgettext(CLICK_CONTEXT, message))
+
+
+def click_ngettext(singular: str, plural: str, n: int) -> str:
+    """One of click's sentences with a number, in the CLI's language."""
+    from onboarding import i18n
+
+    found = i18n.translations(i18n.cli_language())
+    return str(found.npgettext(CLICK_CONTEXT, singular, plural, n))
+
+
+def install_click_words() -> None:
+    """Make click's modules look their sentences up here (idempotent; click's own behaviour
+    is otherwise unchanged)."""
+    import importlib
+    import sys
+
+    for name in CLICK_MODULES:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        names = vars(module)
+        if "_" in names:
+            names["_"] = click_gettext
+        if "ngettext" in names:
+            names["ngettext"] = click_ngettext

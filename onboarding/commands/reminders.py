@@ -117,7 +117,7 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
             if o.status == "sent":
                 click.echo(f"#{o.id} sent to {', '.join(o.to)}: {o.subject}")
             else:
-                click.echo(f"#{o.id} {o.status}: {o.error}")
+                click.echo(f"#{o.id} {o.status}: {_reason(o.error)}")
         click.echo(summary.line())
         if config.smtp is None and summary.messages:
             click.echo(f"(no SMTP server configured: messages written to {config.outbox_dir})")
@@ -202,7 +202,9 @@ def reminders_list(
         echo_table([_shown(r) for r in out])
         for r in out:
             if r["status"] == "failed" and r["error"]:
-                click.echo(f"#{r['id']} ({r['notification']}, track #{r['track']}): {r['error']}")
+                click.echo(
+                    f"#{r['id']} ({r['notification']}, track #{r['track']}): {_reason(r['error'])}"
+                )
 
 
 @reminders.command("preview")
@@ -344,5 +346,12 @@ def _shown(r: dict[str, Any]) -> dict[str, Any]:
         t("notification"): r["notification"],
         t("track"): r["track"],
         t("to"): _people(r["to"]),
-        t("error"): r["error"] or "",
+        t("error"): _reason(r["error"]),
     }
+
+
+def _reason(text: Any) -> str:
+    """Why a row was not sent, in the CLI's language (one the tool wrote: its message)."""
+    from onboarding.outbox_reasons import said
+
+    return said(text, lang())

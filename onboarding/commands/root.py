@@ -43,6 +43,18 @@ class LazyGroup(Group):
         assert isinstance(command, click.Command)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, and a misspelt command name is answered with the names it is near
+        (click looks for them among the commands it has loaded: none, in a lazy group)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.NoSuchCommand as exc:
+            if exc.possibilities:
+                raise
+            raise click.NoSuchCommand(exc.command_name, possibilities=COMMANDS, ctx=ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
         rows = [(name, short_help(text, limit)) for name, (_, _, text) in sorted(COMMANDS.items())]

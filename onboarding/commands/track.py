@@ -226,7 +226,7 @@ def track_advance(
             return
         if not result.selected:
             # A valid filter that selects nothing says what it selected (exit 0).
-            click.echo(filters.describe(flt, open_only=True))
+            click.echo(say(filters.describe(flt, open_only=True, db=db)))
             return
         moves = (
             "would move %(n)s of %(selected)s selected track(s)"
@@ -423,7 +423,7 @@ def track_list(
             echo_json(rows)
             return
         if not rows:
-            click.echo(filters.describe(flt))
+            click.echo(say(filters.describe(flt, db=db)))
             return
         labels = Labels(db)
         echo_table(

@@ -19,6 +19,8 @@ from onboarding.commands.common import (
     echo_table,
     json_option,
     parse_sets,
+    say,
+    t,
 )
 
 
@@ -62,9 +64,13 @@ def _subject_line(defn: Any) -> str:
     from workflows.model import OPTIONAL_PARTS, PART_OPTIONS
 
     sub = defn.subject_parts
-    opts = [PART_OPTIONS[p] + (" (optional)" if p in OPTIONAL_PARTS else "") for p in sub.of]
+    opts = [PART_OPTIONS[p] + (t(" (optional)") if p in OPTIONAL_PARTS else "") for p in sub.of]
     key = ", ".join(sub.key)
-    return f"Start a track with: {', '.join(opts)}  (one open track per {key})"
+    return t(
+        "Start a track with: %(options)s  (one open track per %(key)s)",
+        options=", ".join(opts),
+        key=key,
+    )
 
 
 @workflow.command("show")
@@ -92,48 +98,64 @@ def workflow_show(name: str, version: int | None, db_path: str | None, as_json: 
         if as_json:
             echo_json(data)
             return
-        click.echo(f"{defn.name} v{defn.version}: {defn.title} (subject: {defn.subject})")
+        click.echo(
+            t(
+                "%(name)s v%(version)s: %(title)s (subject: %(subject)s)",
+                name=defn.name,
+                version=defn.version,
+                title=defn.title,
+                subject=defn.subject,
+            )
+        )
         click.echo(_subject_line(defn))
-        click.echo("\nStates:")
+        click.echo("\n" + t("States:"))
         echo_table(
             [
                 {
-                    "state": s["name"] + (" *" if s["name"] == defn.initial else ""),
-                    "label": s["label"],
-                    "bucket": s["bucket"],
-                    "phase": s["phase"],
-                    "final": s["final"],
+                    t("state"): s["name"] + (" *" if s["name"] == defn.initial else ""),
+                    t("label"): s["label"],
+                    t("bucket"): s["bucket"],
+                    t("phase"): _phase(s["phase"]),
+                    t("final"): s["final"],
                 }
                 for s in data["states"]
             ]
         )
-        click.echo("\nTransitions:")
+        click.echo("\n" + t("Transitions:"))
         echo_table(
             [
                 {
-                    "trigger": t["trigger"],
-                    "from": t["source"],
-                    "to": t["dest"],
-                    "roles": t["roles"],
-                    "guards": [_guard_text(g) for g in t["guards"]]
-                    + [f"not {_guard_text(g)}" for g in t["unless"]],
+                    t("trigger"): step["trigger"],
+                    t("from"): step["source"],
+                    t("to"): step["dest"],
+                    t("roles"): step["roles"],
+                    t("guards"): [_guard_text(g) for g in step["guards"]]
+                    + [t("not %(guard)s", guard=_guard_text(g)) for g in step["unless"]],
                 }
-                for t in data["transitions"]
+                for step in data["transitions"]
             ]
         )
         if defn.roles:
-            click.echo("\nRoles declared by this definition:")
+            click.echo("\n" + t("Roles declared by this definition:"))
             echo_table(
                 [
                     {
-                        "role": r.key,
-                        "label": r.label["da"],
-                        "english": r.label["en"],
-                        "scope": r.scope,
+                        t("role"): r.key,
+                        t("label"): r.label["da"],
+                        t("english"): r.label["en"],
+                        t("scope"): r.scope,
                     }
                     for r in defn.roles
                 ]
             )
+
+
+def _phase(key: str | None) -> str:
+    """A phase by its label in Danish, by its key in English (as it always read)."""
+    from onboarding import terms
+    from onboarding.i18n import Term
+
+    return say(Term(key, {"da": terms.phase(key, "da"), "en": key})) if key else ""
 
 
 def _guard_text(guard: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import re
 from starlette.responses import Response
 
 from onboarding import outbox, visibility
+from onboarding.outbox_reasons import said
 from onboarding.web import i18n
 from onboarding.web.core import WEB, Page, Redirect, _grants, _require_role
 from onboarding.web.i18n import gettext as _
@@ -38,7 +39,10 @@ def notifications_page(page: Page) -> Response:
         visibility.own_recipients(page.db, scope, f)
         for f in forecast(page.db, None, days, config, scope)
     ]
-    failed = outbox.list_rows(page.db, ("failed",), scope=scope)
+    failed = [
+        {**row, "last_error": said(row["last_error"], i18n.current())}
+        for row in outbox.list_rows(page.db, ("failed",), scope=scope)
+    ]
     return WEB(page).render(
         page,
         "notifications.html",

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from onboarding import definitions, engine, outbox, registry, tracks, visibility
+from onboarding import clock, definitions, engine, outbox, registry, tracks, visibility
 from onboarding.db import Database
 from onboarding.errors import NotFound, OnboardingError
 from onboarding.roles import label as role_label
@@ -168,14 +168,15 @@ def track_advance(page: Page) -> Response:
     }
     expected = _expected_version(page)
     try:
-        after = engine.advance(
-            page.db,
-            track_id,
-            trigger,
-            engine.Act(actor=page.actor, role=role, note=note),
-            sets,
-            expected_version=expected,
-        )
+        with clock.far_dates() as far:  # a date far from the step: accepted, and said
+            after = engine.advance(
+                page.db,
+                track_id,
+                trigger,
+                engine.Act(actor=page.actor, role=role, note=note),
+                sets,
+                expected_version=expected,
+            )
     except OnboardingError as exc:
         if isinstance(exc, NotFound) and exc.what == "track":
             raise
@@ -192,4 +193,6 @@ def track_advance(page: Page) -> Response:
     page.flash(
         _("Done: the track is now in “%(state)s”.") % {"state": defn.state(after["state"]).label}
     )
+    for said in far:
+        page.flash(i18n.say(said), "warn")
     raise Redirect(f"/tracks/{track_id}")
