@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -165,11 +165,12 @@ def parse_date(text: str, what: str = "date") -> date:
     return day
 
 
-def warn_if_far(day: date, reference: datetime, what: str) -> None:
+def warn_if_far(day: date, reference: datetime, what: str | Callable[[], str]) -> None:
     """Warn (``FarDateWarning``) when ``day`` is more than a year before or five years after
     the day of ``reference`` (the step's time): accepted, but said. The warning's text is a
     ``Message`` (its English the sentence it has always been; the reader's language where it
-    is shown); ``what`` names the value (a ``Message`` or ``Term`` to be said in Danish too)."""
+    is shown); ``what`` names the value (a ``Message`` or ``Term`` to be said in Danish too), or
+    makes that name: the engine's is built only when there is something to say (issue 14)."""
     ref = local_date(reference)
     if day < ref - FAR_PAST:
         msgid = (
@@ -183,7 +184,8 @@ def warn_if_far(day: date, reference: datetime, what: str) -> None:
         )
     else:
         return
-    said = Message(msgid, {"what": what, "day": _iso_day(day), "ref": _iso_day(ref)})
+    named = what() if callable(what) else what
+    said = Message(msgid, {"what": named, "day": _iso_day(day), "ref": _iso_day(ref)})
     heard = _HEARD.get() if _HEARD is not None else None
     if heard is not None:
         heard.append(said)

@@ -84,7 +84,7 @@ def coerce_field(db: Database, fdef: FieldDef, raw: Any, at: datetime | None = N
             clock.parse_date(text, what=_field_where(fdef))  # raises again, naming the field
             raise
         if at is not None:
-            clock.warn_if_far(day, at, terms.field_named(fdef))
+            clock.warn_if_far(day, at, lambda: terms.field_named(fdef))
         return day.isoformat()
     if fdef.type == "integer":
         try:
