@@ -330,3 +330,36 @@ def test_web_grid_of_system_and_klik_definitions(web_client: tuple[Any, Path]) -
     assert klik and f'href="/tracks/{klik[0]}"' in html and "KLIK-opgave pr." in html
     fallback = client.get("/grid", params={"definition": "nope"})
     assert fallback.status_code == 200 and "Tilslutninger pr." in fallback.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "by", "none", "total", "html_says"),
+    [
+        ("en", "Municipality", "(no municipality)", "Total", "status as of"),
+        ("da", "Kommune", "(uden kommune)", "I alt", "status pr."),
+    ],
+)
+def test_report_buckets_speaks_the_cli_language(
+    runner: CliRunner,
+    db: Database,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lang: str,
+    by: str,
+    none: str,
+    total: str,
+    html_says: str,
+) -> None:
+    """The heading of --by, the row of tracks without a municipality and the total row are
+    said in the CLI's language, in the text, JSON and HTML forms."""
+    monkeypatch.setenv("ONBOARDING_NOW", "2021-06-01T12:00")
+    monkeypatch.setenv("ONBOARDING_LANG", lang)
+    _connections(db)  # a system-readiness track (no municipality) and six connections
+    args = ("report", "buckets", "system-readiness", "--by", "municipality")
+    text = ok(runner, db_path, *args).stdout  # narrow columns wrap: the title and total row
+    assert f" {by.lower()} " in text.split("\n\n")[0].replace("\n", " ") and total in text, text
+    data = json.loads(ok(runner, db_path, *args, "--format", "json").stdout)
+    assert data["by_label"] == by and [r["label"] for r in data["rows"]] == [none]
+    html = unescape(ok(runner, db_path, *args, "--format", "html").stdout)
+    assert f'<html lang="{lang}">' in html and html_says in html
+    assert f">{by}</th>" in html and f"<td>{none}</td>" in html and f"<td>{total}</td>" in html

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from onboarding import registry
+from onboarding import i18n, registry
 from onboarding.db import Database
 from onboarding.errors import InputError
 from onboarding.i18n import Message
@@ -20,24 +20,25 @@ from workflows.model import Definition
 if TYPE_CHECKING:
     from onboarding.visibility import Scope
 
-TOTAL_LABEL = "I alt"
+#: The row key of the whole definition (``--by`` not given); said as "Total" in the language.
+TOTAL_LABEL = Message("Total")
 
 
 #: What ``report buckets --by`` may group a definition's tracks by.
 BUCKET_BY = ("municipality", "vendor", "system", "region")
-#: The row headings of ``--by``, in the users' words.
+#: The row headings of ``--by``, said in the report's language.
 BY_LABELS = {
-    "municipality": "Kommune",
-    "vendor": "Leverandør",
-    "system": "System",
-    "region": "Region",
+    "municipality": Message("Municipality"),
+    "vendor": Message("Vendor"),
+    "system": Message("System"),
+    "region": Message("Region"),
 }
 #: The row of a track whose subject has no such part (a system track grouped by municipality).
 _NONE_LABEL = {
-    "municipality": "(uden kommune)",
-    "vendor": "(uden leverandør)",
-    "system": "(uden system)",
-    "region": "(uden region)",
+    "municipality": Message("(no municipality)"),
+    "vendor": Message("(no vendor)"),
+    "system": Message("(no system)"),
+    "region": Message("(no region)"),
 }
 
 
@@ -55,23 +56,25 @@ def _row_key(
     places: Mapping[int, Mapping[str, Any]],
     systems: Mapping[int, Mapping[str, Any]],
     vendors: Mapping[int, str],
+    lang: str,
 ) -> str:
     if by is None:
-        return TOTAL_LABEL
+        return i18n.say(TOTAL_LABEL, lang)
+    none = i18n.say(_NONE_LABEL[by], lang)
     code, system_id = track.get("municipality_code"), track.get("system_id")
     if by == "vendor" and track.get("vendor_id") is not None:  # a vendor-only subject
-        return vendors.get(int(track["vendor_id"])) or _NONE_LABEL[by]
+        return vendors.get(int(track["vendor_id"])) or none
     if by in ("municipality", "region"):
         place = places.get(int(code)) if code is not None else None
         value = place and (place["name"] if by == "municipality" else place["region"])
     else:
         system = systems.get(int(system_id)) if system_id is not None else None
         value = system and (system["label"] if by == "system" else system["vendor"])
-    return str(value) if value else _NONE_LABEL[by]
+    return str(value) if value else none
 
 
 #: The row that counts the municipalities a reader may not name (``buckets`` with a scope).
-OTHER_MUNICIPALITIES = "(andre kommuner)"
+OTHER_MUNICIPALITIES = Message("(other municipalities)")
 
 
 def buckets(
@@ -80,9 +83,11 @@ def buckets(
     by: str | None = None,
     as_of: date | None = None,
     scope: Scope | None = None,
+    lang: str | None = None,
 ) -> dict[str, Any]:
     """A definition's tracks counted per bucket as of a date (default today), in total or per
-    municipality, vendor, system or region: the ``report buckets --json`` shape.
+    municipality, vendor, system or region: the ``report buckets --json`` shape, its headings
+    and the rows of no or hidden municipalities said in ``lang`` (default: the CLI's).
 
     Each track that existed at the end of the day counts once, in the bucket of its state then
     (replayed from history as for every report: ``asof._tracks_as_of``), read in the
@@ -100,6 +105,9 @@ def buckets(
             )
         )
     day = as_of or _today(None)
+    lang = _lang(lang)
+    others = i18n.say(OTHER_MUNICIPALITIES, lang)
+    aside = {others, *(i18n.say(label, lang) for label in _NONE_LABEL.values())}
     defs = _Defs(db)
     latest = defs.get(definition)
     kind, columns = _bucket_columns(defs, latest)
@@ -125,12 +133,12 @@ def buckets(
             column, label = state.name, state.label
         if column not in keys:  # only an older version has it
             keys.append(column)
-            columns.append({"key": column, "label": label or "(ingen)"})
+            columns.append({"key": column, "label": label or i18n.gettext(lang, "(none)")})
         code = t["municipality_code"]
         row_key = (
-            OTHER_MUNICIPALITIES
+            others
             if code is not None and int(code) in hide
-            else _row_key(by, t, places, systems, vendors)
+            else _row_key(by, t, places, systems, vendors, lang)
         )
         counts = rows.setdefault(row_key, {})
         counts[column] = counts.get(column, 0) + 1
@@ -142,10 +150,7 @@ def buckets(
         }
         for label, counts in sorted(
             rows.items(),
-            key=lambda kv: (
-                kv[0] in _NONE_LABEL.values() or kv[0] == OTHER_MUNICIPALITIES,
-                kv[0].casefold(),
-            ),
+            key=lambda kv: (kv[0] in aside, kv[0].casefold()),
         )
     ]
     total = {k: sum(r["counts"][k] for r in out_rows) for k in keys}
@@ -153,7 +158,7 @@ def buckets(
         "as_of": day.isoformat(),
         "definition": {"name": latest.name, "version": latest.version, "title": latest.title},
         "by": by,
-        "by_label": BY_LABELS[by] if by else None,
+        "by_label": i18n.say(BY_LABELS[by], lang) if by else None,
         "columns_are": kind,
         "columns": columns,
         "rows": out_rows if by else [],

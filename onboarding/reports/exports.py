@@ -17,10 +17,8 @@ from onboarding import clock, i18n
 from onboarding.csvio import safe_row
 from onboarding.db import Database
 from onboarding.reports.asof import _today
-from onboarding.reports.bucket_counts import TOTAL_LABEL
 from onboarding.reports.progress import _chart, _rollout_targets, progress_series
 from onboarding.reports.quarterly_goals import goals, goals_file
-from onboarding.reports.text import _danish
 from onboarding.reports.vendor_rollout import _ORDER
 
 #: onboarding/templates: the package's parent holds it, beside the web's and the mails' own.
@@ -130,20 +128,27 @@ def buckets_csv(report: Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
-def buckets_html(report: Mapping[str, Any]) -> str:
-    """One self-contained HTML file (no scripts, no external references) of the table."""
+def buckets_html(report: Mapping[str, Any], lang: str | None = None) -> str:
+    """One self-contained HTML file (no scripts, no external references) of the table, in
+    ``lang`` (default: ``--lang``/``ONBOARDING_LANG``, Danish)."""
     from jinja2 import Environment, FileSystemLoader
 
+    lang = i18n.normalise(lang or i18n.cli_language())
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(lang), newstyle=True
     )
     return env.get_template("buckets.html.j2").render(
+        lang=lang,
         report=report,
         keys=[c["key"] for c in report["columns"]],
-        as_of_label=_danish(report["as_of"]),
-        generated=clock.display(clock.stamp(clock.now())),
-        total_label=TOTAL_LABEL,
+        as_of_label=i18n.fmt_date(date.fromisoformat(report["as_of"]), lang),
+        generated=i18n.fmt_datetime(clock.now(), lang),
+        total_label=i18n.gettext(lang, "Total"),
     )
