@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onboarding.errors import InputError, shorten
+from onboarding.i18n import Message
 
 if TYPE_CHECKING:
     from onboarding.db import Database
@@ -87,11 +88,20 @@ class Source:
     where: str | None = None
 
     def __str__(self) -> str:
+        return str(self.said())
+
+    def said(self) -> Message:
+        """Where the value came from, as a sentence (its ``str``: "environment ($X)",
+        "config file (PATH)", "database", "default")."""
         if self.kind == ENVIRONMENT:
-            return f"environment (${self.where})"
-        if self.where:
-            return f"{self.kind} ({self.where})"
-        return self.kind
+            return Message("environment ($%(where)s)", {"where": self.where or ""})
+        if self.kind == CONFIG_FILE:
+            return Message("config file (%(where)s)", {"where": self.where or ""})
+        if self.kind == DATABASE:
+            return Message("database")
+        if self.kind == DEFAULT:
+            return Message("default")
+        return Message(f"{self.kind} ({self.where})" if self.where else self.kind)
 
 
 @dataclass(frozen=True)
@@ -337,12 +347,23 @@ class Config:
         seconds = self.backoff_seconds * 2 ** max(attempts - 1, 0)
         return timedelta(seconds=min(seconds, self.max_backoff_seconds))
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
+        """How mail goes out, in one sentence (English as ``str``; said in a language)."""
         if self.smtp is None:
-            return f"no SMTP configured: messages are written as .eml files to {self.outbox_dir}"
+            return Message(
+                "no SMTP configured: messages are written as .eml files to %(folder)s",
+                {"folder": str(self.outbox_dir)},
+            )
         s = self.smtp
-        who = f" as {s.user}" if s.user else ""
-        return f"SMTP {s.host}:{s.port} ({s.security}){who}, from {self.mail_from}"
+        params = {
+            "server": f"{s.host}:{s.port}",
+            "security": s.security,
+            "user": s.user or "",
+            "sender": self.mail_from,
+        }
+        if s.user:
+            return Message("SMTP %(server)s (%(security)s) as %(user)s, from %(sender)s", params)
+        return Message("SMTP %(server)s (%(security)s), from %(sender)s", params)
 
 
 def default_outbox_dir(db_path: Path) -> Path:

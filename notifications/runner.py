@@ -47,7 +47,7 @@ from notifications.render import (
 from notifications.send import DeliveryError, SmtpTransport, Transport, open_transport
 from onboarding import clock, outbox
 from onboarding.db import Database
-from onboarding.i18n import Message
+from onboarding.i18n import Message, Phrases
 from onboarding.outbox_results import Ledger, Sent
 from onboarding.visibility import Scope
 
@@ -89,24 +89,34 @@ class SendSummary:
         """Every due message was sent or legitimately skipped (``send-due`` exits 0)."""
         return self.failed == 0 and self.retrying == 0 and self.stopped is None
 
-    def line(self) -> str:
-        return (
-            f"sent {self.sent}, retrying {self.retrying}, failed {self.failed}, "
-            f"cancelled {self.cancelled}, superseded {self.superseded} "
-            f"({self.messages} message(s); {self.claimed} claimed, "
-            f"{self.reclaimed} stale claim(s) taken back)"
+    def line(self) -> Message:
+        """The run in one line (English as ``str``; said in the reader's language)."""
+        counts = ("sent", "retrying", "failed", "cancelled", "superseded", "messages")
+        params = {k: str(getattr(self, k)) for k in (*counts, "claimed", "reclaimed")}
+        return Message(
+            "sent %(sent)s, retrying %(retrying)s, failed %(failed)s, cancelled %(cancelled)s,"
+            " superseded %(superseded)s (%(messages)s message(s); %(claimed)s claimed,"
+            " %(reclaimed)s stale claim(s) taken back)",
+            params,
         )
 
     def trouble(self) -> str | None:
         """One line saying what went wrong (None when ``ok``): for stderr and logs."""
         if self.ok:
             return None
-        parts = [f"{self.failed} failed"] if self.failed else []
+        parts: list[Message] = []
+        if self.failed:
+            parts.append(Message("%(n)s failed", {"n": str(self.failed)}))
         if self.retrying:
-            parts.append(f"{self.retrying} to retry after a backoff")
+            parts.append(Message("%(n)s to retry after a backoff", {"n": str(self.retrying)}))
         if self.stopped:
-            parts.append(f"stopped: {self.stopped} ({self.held} claimed row(s) left pending)")
-        return f"not everything due was sent: {'; '.join(parts)}"
+            parts.append(
+                Message(
+                    "stopped: %(why)s (%(n)s claimed row(s) left pending)",
+                    {"why": self.stopped, "n": str(self.held)},
+                )
+            )
+        return Message("not everything due was sent: %(parts)s", {"parts": Phrases(parts, "; ")})
 
 
 @dataclass

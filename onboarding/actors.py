@@ -173,6 +173,22 @@ def _grant_dict(conn: sqlite3.Connection, row: tuple[Any, ...]) -> dict[str, Any
     return out
 
 
+def grant_label(grant: Mapping[str, Any]) -> Message:
+    """A grant (``_grant_dict``) as a person reads it: its ``str`` is the English ``label``
+    ("municipality-pl for Aarhus", as JSON output has always had it); said in Danish, the
+    role by its label ("kommunens BOB/SAPA-projektleder i Aarhus")."""
+    role = terms.keyed(terms.role(grant["role"], quoted=False))
+    if grant["scope"] == "municipality":
+        where = grant["municipality"]
+        name = where["name"] if where["name"] else str(where["code"])
+        return Message("%(role)s for %(municipality)s", {"role": role, "municipality": name})
+    if grant["scope"] == "vendor":
+        where = grant["vendor"]
+        name = where["name"] if where["name"] else str(where["id"])
+        return Message("%(role)s for vendor %(vendor)s", {"role": role, "vendor": name})
+    return Message("%(role)s for all", {"role": role})
+
+
 def _grants(conn: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT role, scope_kind, scope_value FROM actor_grants WHERE actor = ?"

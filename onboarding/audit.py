@@ -526,7 +526,10 @@ def key_mode_warning(path: Path) -> str | None:
     except OSError:
         return None
     if mode & 0o077:
-        return f"audit key {path} can be read by others (mode {mode:04o}): chmod 600 {path}"
+        return Message(
+            "audit key %(path)s can be read by others (mode %(mode)s): chmod 600 %(path)s",
+            {"path": str(path), "mode": f"{mode:04o}"},
+        )
     return None
 
 
@@ -747,8 +750,13 @@ def mail_anchor(db: Database, db_path: Path, anchor: Anchor, to: Sequence[str]) 
         shown = "; ".join(f"{a}: {r}" for a, r in refused.items())
         raise InputError(f"the anchor was not accepted for {shown}")
     if config.smtp is None:
-        return f"written to {config.outbox_dir} (no SMTP server configured)"
-    return f"sent to {', '.join(addresses)} through {config.smtp.host}"
+        return Message(
+            "written to %(folder)s (no SMTP server configured)", {"folder": str(config.outbox_dir)}
+        )
+    return Message(
+        "sent to %(to)s through %(host)s",
+        {"to": ", ".join(addresses), "host": config.smtp.host},
+    )
 
 
 def _address(value: str) -> str:

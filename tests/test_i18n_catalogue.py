@@ -79,7 +79,7 @@ def test_catalogue_every_danish_placeholder_matches_the_id() -> None:
 
 
 #: The calls whose first (or, for ``gettext(lang, ...)``, second) argument is a message id.
-_ID_CALLS = {"Message", "M", "_", "gettext", "ngettext", "N_"}
+_ID_CALLS = {"Message", "M", "_", "gettext", "ngettext", "N_", "t", "tn"}
 
 
 def _literal_ids(root: Path) -> list[tuple[str, int, str]]:

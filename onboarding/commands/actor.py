@@ -17,6 +17,9 @@ from onboarding.commands.common import (
     echo_json,
     echo_table,
     json_option,
+    say,
+    t,
+    tn,
 )
 
 
@@ -45,7 +48,7 @@ def _scope_options(func: F) -> F:
 def _read_password(prompt: bool) -> str:
     """A password from the terminal (asked twice) or the first line of stdin; never argv."""
     if prompt and sys.stdin.isatty():
-        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        return str(click.prompt(t("Password"), hide_input=True, confirmation_prompt=True))
     line = sys.stdin.readline()
     if not line:
         raise UserError("no password on stdin")
@@ -53,7 +56,10 @@ def _read_password(prompt: bool) -> str:
 
 
 def _grant_rows(info: dict[str, Any]) -> str:
-    return "; ".join(g["label"] for g in info["grants"]) or "(no roles)"
+    """An actor's grants in the CLI's language: roles by their labels in Danish."""
+    from onboarding.actors import grant_label
+
+    return "; ".join(say(grant_label(g)) for g in info["grants"]) or t("(no roles)")
 
 
 @click.group(cls=Group)
@@ -108,11 +114,17 @@ def actor_add(
             password=password,
             by=actor_name(by),
         )
-    click.echo(f"actor {info['name']} added" + (" with a password" if password else ""))
+    if password:
+        click.echo(t("actor %(name)s added with a password", name=info["name"]))
+    else:
+        click.echo(t("actor %(name)s added", name=info["name"]))
     if was_open:
         click.echo(
-            "permission checks are now on: grant roles with 'onboarding actor grant' "
-            f"(e.g. 'onboarding actor grant {info['name']} coordinator')"
+            t(
+                "permission checks are now on: grant roles with 'onboarding actor grant' "
+                "(e.g. 'onboarding actor grant %(name)s coordinator')",
+                name=info["name"],
+            )
         )
 
 
@@ -147,7 +159,7 @@ def actor_list(db_path: str | None, as_json: bool) -> None:
         ]
     )
     if not enforced:
-        click.echo("no actors: this database runs open (anyone may act in any role)")
+        click.echo(t("no actors: this database runs open (anyone may act in any role)"))
 
 
 @actor.command("grant")
@@ -175,12 +187,13 @@ def actor_grant(
         onboarding actor grant aarhus-pl municipality-pl --municipality Aarhus
     """
     from onboarding import actors
+    from onboarding.actors import grant_label
 
     with database(db_path) as db:
         g = actors.grant(
             db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
         )
-    click.echo(f"{name}: granted {g['label']}")
+    click.echo(t("%(name)s: granted %(grant)s", name=name, grant=say(grant_label(g))))
 
 
 @actor.command("revoke")
@@ -204,12 +217,13 @@ def actor_revoke(
         onboarding actor revoke aarhus-pl municipality-pl --municipality Aarhus
     """
     from onboarding import actors
+    from onboarding.actors import grant_label
 
     with database(db_path) as db:
         g = actors.revoke(
             db, name, role, municipality=municipality, vendor=vendor, by=actor_name(by)
         )
-    click.echo(f"{name}: revoked {g['label']}")
+    click.echo(t("%(name)s: revoked %(grant)s", name=name, grant=say(grant_label(g))))
 
 
 @actor.command("set-password")
@@ -231,7 +245,7 @@ def actor_set_password(name: str, db_path: str | None, by: str | None) -> None:
     password = _read_password(prompt=True)
     with database(db_path) as db:
         actors.set_password(db, name, password, by=actor_name(by))
-    click.echo(f"password of {name} set")
+    click.echo(t("password of %(name)s set", name=name))
 
 
 @actor.command("sessions")
@@ -286,7 +300,9 @@ def actor_revoke_sessions(name: str, db_path: str | None, by: str | None) -> Non
 
     with database(db_path) as db:
         ended = actors.revoke_sessions(db, name, by=actor_name(by))
-    click.echo(f"{name}: {ended} session{'' if ended == 1 else 's'} ended")
+    click.echo(
+        tn("%(name)s: %(n)s session ended", "%(name)s: %(n)s sessions ended", ended, name=name)
+    )
 
 
 @actor.command("unlock")
@@ -309,9 +325,16 @@ def actor_unlock(name: str, db_path: str | None, by: str | None) -> None:
     with database(db_path) as db:
         waiting = actors.unlock(db, name, by=actor_name(by))
     if waiting:
-        click.echo(f"{name}: unlocked ({waiting} address{'' if waiting == 1 else 'es'} waiting)")
+        click.echo(
+            tn(
+                "%(name)s: unlocked (%(n)s address waiting)",
+                "%(name)s: unlocked (%(n)s addresses waiting)",
+                waiting,
+                name=name,
+            )
+        )
     else:
-        click.echo(f"{name}: was not waiting; failed attempts forgotten")
+        click.echo(t("%(name)s: was not waiting; failed attempts forgotten", name=name))
 
 
 @actor.command("portfolio")
@@ -337,7 +360,7 @@ def actor_portfolio(visibility: str | None, db_path: str | None, by: str | None)
             public = vis.portfolio_public(db)
         else:
             public = vis.set_portfolio_public(db, visibility == "public", by=actor_name(by))
-    click.echo(f"portfolio: {'public' if public else 'private'}")
+    click.echo(t("portfolio: public") if public else t("portfolio: private"))
 
 
 @actor.group("token", cls=Group)
@@ -379,7 +402,11 @@ def actor_token_create(
         return
     click.echo(token)
     click.echo(
-        f"token #{record['id']} for {name}: keep it now, it is not shown again",
+        t(
+            "token #%(id)s for %(name)s: keep it now, it is not shown again",
+            id=record["id"],
+            name=name,
+        ),
         err=True,
     )
 
@@ -436,6 +463,6 @@ def actor_token_revoke(
     with database(db_path) as db:
         gone = tokens.revoke(db, name, token_id, by=actor_name(by))
     click.echo(
-        f"{name}: revoked {len(gone)} token(s)"
+        t("%(name)s: revoked %(n)s token(s)", name=name, n=len(gone))
         + "".join(f"\n  #{r['id']} {r['prefix']}" for r in gone)
     )

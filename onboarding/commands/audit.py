@@ -15,6 +15,7 @@ from onboarding.commands.common import (
     echo_json,
     json_option,
     say,
+    t,
 )
 
 
@@ -87,8 +88,10 @@ def audit_verify(
         click.echo(say(result.line()))
     if signed and result.ok and not trusted and local is None:
         click.echo(
-            "note: no key file and no --key: the anchors' signatures were checked against the"
-            " keys they carry; compare the fingerprint with the one you kept",
+            t(
+                "note: no key file and no --key: the anchors' signatures were checked against"
+                " the keys they carry; compare the fingerprint with the one you kept"
+            ),
             err=True,
         )
     if not result.ok:
@@ -139,14 +142,17 @@ def audit_anchor(addresses: tuple[str, ...], db_path: str | None, as_json: bool)
             raise click.exceptions.Exit(AUDIT_BROKEN_EXIT)
         warning = audit_mod.key_mode_warning(key_file)
         if warning:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(t("warning: %(message)s", message=say(warning)), err=True)
         if as_json:
             echo_json({**anchor.summary(), "database": anchor.database, "text": anchor.text()})
         else:
             click.echo(anchor.text(), nl=False)
         for address in addresses:
             where = audit_mod.mail_anchor(db, path, anchor, [address])
-            click.echo(f"anchor for {address}: {where}", err=True)
+            click.echo(
+                t("anchor for %(address)s: %(where)s", address=address, where=say(where)),
+                err=True,
+            )
 
 
 @audit.command("export")
@@ -178,6 +184,9 @@ def audit_export(fmt: str, output: str | None, db_path: str | None) -> None:
         if output:
             with writing(output, newline="") as f:
                 n = audit_mod.export(db, f, fmt)
-            click.echo(f"wrote {n} history rows to {output}", err=True)
+            click.echo(
+                t("wrote %(n)s history rows to %(file)s", n=n, file=output),
+                err=True,
+            )
         else:
             audit_mod.export(db, sys.stdout, fmt)

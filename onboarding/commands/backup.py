@@ -6,6 +6,8 @@ import click
 
 from onboarding.commands.common import (
     db_option,
+    say,
+    t,
 )
 
 
@@ -27,8 +29,13 @@ def backup_cmd(file: str, force: bool, db_path: str | None) -> None:
 
     info = backup.backup(resolve_path(db_path), Path(file), overwrite=force)
     click.echo(
-        f"backed up to {info['file']}: {info['tracks']} tracks, "
-        f"{info['history_rows']} history rows ({info['bytes']} bytes)"
+        t(
+            "backed up to %(file)s: %(tracks)s tracks, %(rows)s history rows (%(bytes)s bytes)",
+            file=info["file"],
+            tracks=info["tracks"],
+            rows=info["history_rows"],
+            bytes=info["bytes"],
+        )
     )
 
 
@@ -81,11 +88,16 @@ def restore_cmd(file: str | None, replica: str | None, at: str | None, db_path: 
     else:
         info = backup.restore(Path(file or ""), resolve_path(db_path))
     click.echo(
-        f"restored {info['file']}: {info['tracks']} tracks, {info['history_rows']} history rows"
+        t(
+            "restored %(file)s: %(tracks)s tracks, %(rows)s history rows",
+            file=info["file"],
+            tracks=info["tracks"],
+            rows=info["history_rows"],
+        )
     )
     if info["kept"]:
-        click.echo(f"the database before the restore is kept as {info['kept']}")
+        click.echo(t("the database before the restore is kept as %(file)s", file=info["kept"]))
     if info["pending_migrations"]:
-        click.echo("the backup has an older schema: run 'onboarding init' to upgrade it")
+        click.echo(t("the backup has an older schema: run 'onboarding init' to upgrade it"))
     elif info["audit"]:
-        click.echo(info["audit"])
+        click.echo(say(info["audit"]))

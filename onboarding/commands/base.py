@@ -358,9 +358,11 @@ def _today() -> Any:
 def _key_created(key_file: Any, public: bytes) -> str:
     from onboarding import audit as audit_mod
 
-    return (
-        f"audit key created: {key_file} (fingerprint {audit_mod.fingerprint(public)}); back it"
-        " up apart from the database, see docs/audit.md"
+    return t(
+        "audit key created: %(file)s (fingerprint %(fingerprint)s); back it up apart from the"
+        " database, see docs/audit.md",
+        file=key_file,
+        fingerprint=audit_mod.fingerprint(public),
     )
 
 

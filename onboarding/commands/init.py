@@ -9,6 +9,8 @@ import click
 from onboarding.commands.common import (
     _key_created,
     db_option,
+    t,
+    tn,
 )
 
 
@@ -47,14 +49,41 @@ def init(db_path: str | None) -> None:
             remove_with_journals(path)
         raise
     if applied:
-        click.echo(f"{path}: schema version {version} ({len(applied)} migration(s) applied)")
+        click.echo(
+            t(
+                "%(db)s: schema version %(version)s (%(n)s migration(s) applied)",
+                db=path,
+                version=version,
+                n=len(applied),
+            )
+        )
     else:
-        click.echo(f"{path}: schema version {version}, already current")
+        click.echo(
+            t("%(db)s: schema version %(version)s, already current", db=path, version=version)
+        )
     if seeded:
-        click.echo("seeded: " + ", ".join(f"{n} {what}" for what, n in seeded.items()))
+        counts = ", ".join(_seeded(what, n) for what, n in seeded.items())
+        click.echo(t("seeded: %(counts)s", counts=counts))
     if added:
-        click.echo("workflows: " + ", ".join(added))
+        click.echo(t("workflows: %(names)s", names=", ".join(added)))
     _init_audit_key(path)
+
+
+#: What 'init' seeds (``registry.seed``'s kinds), as counted in a line.
+_SEEDED = {
+    "municipalities": ("%(n)s municipality", "%(n)s municipalities"),
+    "vendors": ("%(n)s vendor", "%(n)s vendors"),
+    "systems": ("%(n)s system", "%(n)s systems"),
+    "indices": ("%(n)s index", "%(n)s indices"),
+    "KLIK tasks": ("%(n)s KLIK task", "%(n)s KLIK tasks"),
+    "waves": ("%(n)s wave", "%(n)s waves"),
+}
+
+
+def _seeded(what: str, n: int) -> str:
+    """"98 municipalities" in the CLI's language (a kind not listed: as it is named)."""
+    forms = _SEEDED.get(what)
+    return tn(*forms, n) if forms else f"{n} {what}"
 
 
 def _init_audit_key(path: Any) -> None:

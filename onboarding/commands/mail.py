@@ -13,6 +13,9 @@ from onboarding.commands.common import (
     db_option,
     echo_json,
     json_option,
+    lang,
+    say,
+    t,
 )
 
 
@@ -139,22 +142,29 @@ def mail_configure(
     for key in [*changes, *removed]:
         now = config.settings[key]
         if key in stored:
-            click.echo(f"{key} = {_setting_text(key, stored[key])} (stored)")
+            click.echo(
+                t("%(key)s = %(value)s (stored)", key=key, value=_setting_text(key, stored[key]))
+            )
         elif key in before:
-            click.echo(f"{key}: removed from the database")
+            click.echo(t("%(key)s: removed from the database", key=key))
         else:
-            click.echo(f"{key}: was not stored in the database")
+            click.echo(t("%(key)s: was not stored in the database", key=key))
         if now.source.kind != "database" and (key in stored or now.source.kind != "default"):
-            click.echo(f"  in force: {_setting_text(key, now.value)} from {now.source}")
+            value = _setting_text(key, now.value)
+            source = say(now.source.said())
+            click.echo(t("  in force: %(value)s from %(source)s", value=value, source=source))
 
 
 def _setting_text(key: str, value: Any) -> str:
+    """A setting's value as shown, its words ("set", "on", "(none)") in the CLI's language."""
+    from onboarding.i18n import pgettext
+
     if key == "smtp.password":
-        return "set" if value else "not set"
+        return pgettext(lang(), "setting", "set" if value else "not set")
     if value is None or value == "":
-        return "(none)"
+        return t("(none)")
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return pgettext(lang(), "setting", "on" if value else "off")
     return str(value).replace("\n", "\\n")  # a signature's lines: one setting, one line
 
 
@@ -198,14 +208,24 @@ def mail_show(db_path: str | None, as_json: bool) -> None:
             }
         )
         return
-    click.echo(f"Mail settings for {path} (config file: {config.source or 'none'})")
+    if config.source:
+        heading = t("Mail settings for %(db)s (config file: %(file)s)", db=path, file=config.source)
+        click.echo(heading)
+    else:
+        click.echo(t("Mail settings for %(db)s (config file: none)", db=path))
     width = max(len(key) for key in config.settings)
     for key, s in config.settings.items():
-        click.echo(f"  {key.ljust(width)}  {_setting_text(key, s.value)}  [{s.source}]")
+        value = _setting_text(key, s.value)
+        click.echo(f"  {key.ljust(width)}  {value}  [{say(s.source.said())}]")
     for key, value in stored.items():
         s = config.settings[key]
         if s.source.kind != "database":
             click.echo(
-                f"  (stored {key} = {_setting_text(key, value)} is overridden by {s.source})"
+                t(
+                    "  (stored %(key)s = %(value)s is overridden by %(source)s)",
+                    key=key,
+                    value=_setting_text(key, value),
+                    source=say(s.source.said()),
+                )
             )
-    click.echo(config.describe())
+    click.echo(say(config.describe()))

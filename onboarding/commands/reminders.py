@@ -22,6 +22,7 @@ from onboarding.commands.common import (
     lang,
     read_scope,
     reader_option,
+    say,
     shown_local,
     t,
 )
@@ -115,15 +116,26 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
     else:
         for o in summary.outcomes:
             if o.status == "sent":
-                click.echo(f"#{o.id} sent to {', '.join(o.to)}: {o.subject}")
+                line = t(
+                    "#%(id)s sent to %(to)s: %(subject)s",
+                    id=o.id,
+                    to=", ".join(o.to),
+                    subject=o.subject,
+                )
+                click.echo(line)
             else:
-                click.echo(f"#{o.id} {o.status}: {_reason(o.error)}")
-        click.echo(summary.line())
+                click.echo(f"#{o.id} {_status(o.status)}: {_reason(o.error)}")
+        click.echo(say(summary.line()))
         if config.smtp is None and summary.messages:
-            click.echo(f"(no SMTP server configured: messages written to {config.outbox_dir})")
+            click.echo(
+                t(
+                    "(no SMTP server configured: messages written to %(folder)s)",
+                    folder=config.outbox_dir,
+                )
+            )
     trouble = summary.trouble()
     if trouble is not None:
-        click.echo(f"send-due: {trouble}", err=True)
+        click.echo(f"send-due: {say(trouble)}", err=True)
         raise click.exceptions.Exit(SEND_TROUBLE)
 
 
@@ -203,7 +215,13 @@ def reminders_list(
         for r in out:
             if r["status"] == "failed" and r["error"]:
                 click.echo(
-                    f"#{r['id']} ({r['notification']}, track #{r['track']}): {_reason(r['error'])}"
+                    t(
+                        "#%(id)s (%(notification)s, track #%(track)s): %(reason)s",
+                        id=r["id"],
+                        notification=r["notification"],
+                        track=r["track"],
+                        reason=_reason(r["error"]),
+                    )
                 )
 
 
@@ -261,11 +279,12 @@ def reminders_retry(notification_id: int | None, all_failed: bool, db_path: str 
     with database(db_path) as db:
         if all_failed:
             n = outbox.retry_failed(db)
-            click.echo(f"requeued {n} failed notification(s)")
+            click.echo(t("requeued %(n)s failed notification(s)", n=n))
         else:
             assert notification_id is not None
             row = outbox.retry(db, notification_id)
-            click.echo(f"notification {row['id']} requeued (due {_reminder_row(row)['due']})")
+            due = _reminder_row(row)["due"]
+            click.echo(t("notification %(id)s requeued (due %(due)s)", id=row["id"], due=due))
 
 
 @reminders.command("forecast")
@@ -336,18 +355,24 @@ def _kind(kind: str, level: Any) -> str:
 
 def _shown(r: dict[str, Any]) -> dict[str, Any]:
     """A row of 'reminders list' as a person reads it (labels, the language's dates)."""
-    from onboarding import i18n
 
     return {
         "id": r["id"],
         t("send at"): shown_local(r["due"]),
         t("deadline"): day(r["deadline"]),
-        t("status"): i18n.pgettext(lang(), "status", r["status"]),
+        t("status"): _status(r["status"]),
         t("notification"): r["notification"],
         t("track"): r["track"],
         t("to"): _people(r["to"]),
         t("error"): _reason(r["error"]),
     }
+
+
+def _status(status: str) -> str:
+    """An outbox row's status as read ("sendt", "mislykket")."""
+    from onboarding import i18n
+
+    return i18n.pgettext(lang(), "status", status)
 
 
 def _reason(text: Any) -> str:

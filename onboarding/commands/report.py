@@ -18,6 +18,7 @@ from onboarding.commands.common import (
     json_option,
     read_scope,
     reader_option,
+    t,
 )
 
 
@@ -84,7 +85,7 @@ def report_rollout(
             text = reports.rollout_text(data)
     if output:
         write_text(output, text)  # whole or not at all; a missing folder is one line
-        click.echo(f"wrote {output}")
+        click.echo(t("wrote %(file)s", file=output))
     else:
         click.echo(text, nl=False)
 
@@ -152,7 +153,7 @@ def report_buckets(
         text = reports.buckets_text(data)
     if output:
         write_text(output, text)  # whole or not at all
-        click.echo(f"wrote {output}")
+        click.echo(t("wrote %(file)s", file=output))
     else:
         click.echo(text, nl=False)
 

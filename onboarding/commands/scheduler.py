@@ -12,6 +12,7 @@ from onboarding.commands.common import (
     database,
     db_option,
     log_format_option,
+    say,
 )
 from onboarding.commands.replicate import echo_event, replicate_to_option
 
@@ -69,5 +70,5 @@ def scheduler_run(
     events = echo_event if fmt == "text" else logs.line_events("onboarding.replication")
     with supervising(path, replicate_to, events=events):
         if fmt == "text":  # in JSON every line on stderr is an event (the start event says this)
-            click.echo(f"scheduler: {config.describe()}", err=True)
+            click.echo(f"scheduler: {say(config.describe())}", err=True)
         run(path, config, interval)

@@ -13,6 +13,7 @@ from onboarding.commands.common import (
     UserError,
     db_option,
     log_format_option,
+    t,
 )
 from onboarding.commands.replicate import echo_event, replicate_to_option
 
@@ -142,7 +143,8 @@ def serve_cmd(
 
     events = echo_event if fmt == "text" else logs.line_events("onboarding.replication")
     with supervising(path, replicate_to, events=events):
-        click.echo(f"Serving {path} on {scheme}://{host}:{port}/ (Ctrl+C stops)")
+        address = f"{scheme}://{host}:{port}/"
+        click.echo(t("Serving %(db)s on %(address)s (Ctrl+C stops)", db=path, address=address))
         uvicorn.run(
             app,
             host=host,

@@ -265,7 +265,7 @@ def _bulk_advance(
 
     if dry_run or not sys.stderr.isatty():
         return run()
-    with click.progressbar(length=0, label="advancing", file=sys.stderr) as bar:
+    with click.progressbar(length=0, label=t("advancing"), file=sys.stderr) as bar:
         return run(bar.update)
 
 
