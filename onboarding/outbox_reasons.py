@@ -9,7 +9,12 @@ SMTP server's reply, a template's error) is shown as it was written.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from onboarding import i18n
+
+if TYPE_CHECKING:
+    from onboarding.db import Database
 
 #: The reasons written by ``onboarding.outbox`` and ``notifications.runner``, by message id.
 STORED = (
@@ -22,10 +27,41 @@ STORED = (
 )
 
 
-def said(reason: object, lang: str) -> str:
-    """A row's reason in ``lang`` ('' for none)."""
+#: The reason naming the trigger that cancelled a row ("cancelled by 'agree_date' ...").
+CANCELLED = STORED[1]
+
+
+def said(reason: object, lang: str, db: Database | None = None, track: int | None = None) -> str:
+    """A row's reason in ``lang`` ('' for none). Given the database and the row's track, a
+    trigger it names is said by its step's label (terms.trigger), never by its key."""
     if reason is None:
         return ""
     if isinstance(reason, i18n.Message):
         return reason.say(lang)
-    return i18n.localise(i18n.reread(str(reason), STORED), lang)
+    found = i18n.reread(str(reason), STORED)
+    if isinstance(found, i18n.Message) and found.msgid == CANCELLED and db is not None:
+        found = _by_label(found, db, track)
+    return i18n.localise(found, lang)
+
+
+def _by_label(found: i18n.Message, db: Database, track: int | None) -> i18n.Message:
+    """The cancelled reason with its trigger as a term of the track's definition (its English
+    the quoted key, as written); a track or trigger not found: as it was."""
+    import ast
+
+    from onboarding import definitions, terms
+
+    written = str(found.params["trigger"])
+    try:
+        key = ast.literal_eval(written)  # written as repr(key)
+    except (ValueError, SyntaxError):
+        return found
+    row = db.conn.execute(
+        "SELECT definition, def_version FROM tracks WHERE id = ?", [track]
+    ).fetchone()
+    if row is None or not isinstance(key, str):
+        return found
+    term = terms.keyed(terms.trigger(definitions.get(db, row[0], row[1]), key))
+    if str(term) != written:
+        return found
+    return i18n.Message(found.msgid, {**found.params, "trigger": term}, text=str(found))

@@ -111,6 +111,12 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
     with database(db_path) as db:
         config = _mail_config(db_path, db)
         summary = send_due(db, _parse_at(at), config)
+        # said while the database is open: a cancelling trigger is named by its label
+        reasons = {
+            o.id: _reason(o.error, db, _track_of(db, o.id))
+            for o in summary.outcomes
+            if o.status != "sent" and not as_json
+        }
     if as_json:
         echo_json(summary.to_dict())
     else:
@@ -124,7 +130,7 @@ def reminders_send_due(at: str | None, db_path: str | None, as_json: bool) -> No
                 )
                 click.echo(line)
             else:
-                click.echo(f"#{o.id} {_status(o.status)}: {_reason(o.error)}")
+                click.echo(f"#{o.id} {_status(o.status)}: {reasons[o.id]}")
         click.echo(say(summary.line()))
         if config.smtp is None and summary.messages:
             click.echo(
@@ -211,7 +217,7 @@ def reminders_list(
         from onboarding import roles
 
         roles.declared(db)  # the roles definitions declare, so they are shown by their labels
-        echo_table([_shown(r) for r in out])
+        echo_table([_shown(r, db) for r in out])
         for r in out:
             if r["status"] == "failed" and r["error"]:
                 click.echo(
@@ -220,7 +226,7 @@ def reminders_list(
                         id=r["id"],
                         notification=r["notification"],
                         track=r["track"],
-                        reason=_reason(r["error"]),
+                        reason=_reason(r["error"], db, r["track"]),
                     )
                 )
 
@@ -353,7 +359,7 @@ def _kind(kind: str, level: Any) -> str:
     return f"{text} {level}" if kind == "escalation" and level else text
 
 
-def _shown(r: dict[str, Any]) -> dict[str, Any]:
+def _shown(r: dict[str, Any], db: Any) -> dict[str, Any]:
     """A row of 'reminders list' as a person reads it (labels, the language's dates)."""
 
     return {
@@ -364,8 +370,14 @@ def _shown(r: dict[str, Any]) -> dict[str, Any]:
         t("notification"): r["notification"],
         t("track"): r["track"],
         t("to"): _people(r["to"]),
-        t("error"): _reason(r["error"]),
+        t("error"): _reason(r["error"], db, r["track"]),
     }
+
+
+def _track_of(db: Any, row_id: int) -> int | None:
+    """The track of an outbox row (None: no such row)."""
+    found = db.execute("SELECT track_id FROM outbox WHERE id = ?", [row_id]).fetchone()
+    return int(found[0]) if found else None
 
 
 def _status(status: str) -> str:
@@ -375,8 +387,9 @@ def _status(status: str) -> str:
     return i18n.pgettext(lang(), "status", status)
 
 
-def _reason(text: Any) -> str:
-    """Why a row was not sent, in the CLI's language (one the tool wrote: its message)."""
+def _reason(text: Any, db: Any = None, track: Any = None) -> str:
+    """Why a row was not sent, in the CLI's language (one the tool wrote: its message; with
+    the database and the row's track, a trigger it names by its label)."""
     from onboarding.outbox_reasons import said
 
-    return said(text, lang())
+    return said(text, lang(), db, track)

@@ -40,7 +40,10 @@ def notifications_page(page: Page) -> Response:
         for f in forecast(page.db, None, days, config, scope)
     ]
     failed = [
-        {**row, "last_error": said(row["last_error"], i18n.current())}
+        {
+            **row,
+            "last_error": said(row["last_error"], i18n.current(), page.db, row["track_id"]),
+        }
         for row in outbox.list_rows(page.db, ("failed",), scope=scope)
     ]
     return WEB(page).render(

@@ -1,0 +1,206 @@
+"""The lines commands print themselves (not --json, not data files), in the CLI's language:
+init, actor, backup/restore, audit, mail, reminders, report; roles by their labels and a
+cancelling trigger by its step's label in Danish, never by key. Real CLI on a real database;
+Danish with ONBOARDING_LANG=da, and with en the English as it has always been."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+import cli
+from onboarding import engine, i18n, outbox
+from onboarding.db import open_existing
+from tests.notify_support import SAPA_NOTICE_AT, act, connection_to_sapa, make_ready, t
+
+
+def _cli(db: Path, lang: str, *args: str, code: int = 0) -> Result:
+    """``onboarding ARGS --db DB`` in ``lang``, as a process new to the language."""
+    i18n.choose(None)
+    result = CliRunner().invoke(
+        cli.cli, [*args, "--db", str(db)], env={"ONBOARDING_LANG": lang}
+    )
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_init_lines_in_the_cli_language(tmp_path: Path) -> None:
+    """'init' says schema, what it seeded and the audit key in Danish ("indlæst: 98
+    kommuner, ..."), and in English the lines it always printed."""
+    danish = _cli(tmp_path / "da.db", "da", "init").stdout
+    assert re.search(r"da\.db: skemaversion \d+ \(\d+ migrering\(er\) udført\)\n", danish)
+    assert "indlæst: 98 kommuner, 8 leverandører, 11 systemer, 2 indekser, 2 KLIK-opgaver, " \
+        "6 bølger\n" in danish
+    assert "arbejdsgange: connection v1, " in danish
+    assert "revisionsnøglen er oprettet: " in danish and "fingeraftryk SHA256:" in danish
+    again = _cli(tmp_path / "da.db", "da", "init").stdout
+    assert re.search(r"da\.db: skemaversion \d+, allerede den nyeste\n", again)
+    english = _cli(tmp_path / "en.db", "en", "init").stdout
+    assert re.search(r"en\.db: schema version \d+ \(\d+ migration\(s\) applied\)\n", english)
+    assert "seeded: 98 municipalities, 8 vendors, 11 systems, 2 indices, 2 KLIK tasks, " \
+        "6 waves\n" in english
+    assert "workflows: connection v1, " in english
+    assert "audit key created: " in english and "back it up apart from the database" in english
+
+
+def test_actor_lines_and_roles_by_their_labels(db_path: Path) -> None:
+    """'actor add/grant/list/portfolio' in Danish, the roles column by the roles' labels with
+    Danish scope words ("KOMBIT-koordinator for alle", "... i Aarhus", "... hos leverandøren
+    KMD"), no role key; in English the keys as before ("coordinator for all")."""
+    da = _cli(db_path, "da", "actor", "list").stdout
+    assert "ingen aktører: databasen er åben (alle må handle i alle roller)" in da
+    added = _cli(db_path, "da", "actor", "add", "kombit").stdout
+    assert added.startswith("aktøren kombit er tilføjet\nrettighedskontrollen er nu slået til")
+    by = ("--actor", "kombit")
+    granted = _cli(db_path, "da", "actor", "grant", "kombit", "coordinator", *by).stdout
+    assert granted == "kombit: har fået rollen KOMBIT-koordinator for alle\n"
+    _cli(db_path, "da", "actor", "add", "aarhus", *by)
+    town = ("--municipality", "Aarhus")
+    granted = _cli(db_path, "da", "actor", "grant", "aarhus", "municipality-pl", *town, *by)
+    assert granted.stdout == "aarhus: har fået rollen kommunens BOB/SAPA-projektleder i Aarhus\n"
+    _cli(db_path, "da", "actor", "grant", "aarhus", "vendor", "--vendor", "KMD", *by)
+    listed = _cli(db_path, "da", "actor", "list").stdout
+    assert "kommunens BOB/SAPA-projektleder i Aarhus; leverandør hos leverandøren KMD" in listed
+    assert "KOMBIT-koordinator for alle" in listed
+    assert not re.search(r"\b(coordinator|municipality-pl|vendor)\b", listed)
+    assert "roller" in listed.splitlines()[0]
+    assert _cli(db_path, "da", "actor", "portfolio").stdout == "porteføljen: privat\n"
+    english = _cli(db_path, "en", "actor", "list").stdout
+    assert "municipality-pl for Aarhus; vendor for vendor KMD" in english
+    assert "coordinator for all" in english
+    revoked = _cli(db_path, "en", "actor", "revoke", "aarhus", "vendor", "--vendor", "KMD", *by)
+    assert revoked.stdout == "aarhus: revoked vendor for vendor KMD\n"
+    assert _cli(db_path, "en", "actor", "portfolio").stdout == "portfolio: private\n"
+
+
+def test_backup_and_restore_lines_in_the_cli_language(db_path: Path, tmp_path: Path) -> None:
+    """'backup' and 'restore' report in Danish ("sikkerhedskopieret til ...", "databasen fra
+    før gendannelsen er gemt som ..."), and in English as before."""
+    copy = tmp_path / "copy.db"
+    danish = _cli(db_path, "da", "backup", str(copy)).stdout
+    assert re.fullmatch(
+        r"sikkerhedskopieret til \S+copy\.db: 0 spor, 0 historikrækker \(\d+ byte\)\n", danish
+    )
+    restored = _cli(db_path, "da", "restore", str(copy)).stdout
+    assert re.match(r"gendannet \S+copy\.db: 0 spor, 0 historikrækker\n", restored)
+    assert "databasen fra før gendannelsen er gemt som " in restored
+    assert "revisionssporet er intakt" in restored  # the audit line in Danish too
+    english = _cli(db_path, "en", "backup", str(tmp_path / "two.db")).stdout
+    assert re.fullmatch(r"backed up to \S+two\.db: 0 tracks, 0 history rows \(\d+ bytes\)\n",
+                        english)
+    restored = _cli(db_path, "en", "restore", str(copy)).stdout
+    assert "the database before the restore is kept as " in restored
+    assert "audit trail intact" in restored
+
+
+def test_audit_export_and_anchor_lines_in_the_cli_language(db_path: Path, tmp_path: Path) -> None:
+    """'audit export -o' and 'audit anchor --mail' (no SMTP server: an .eml file) say what
+    they did in Danish ("skrev 1 historikrækker til ...", "anker til ...: skrevet til ...
+    (ingen SMTP-server sat op)"); English as before."""
+    db = open_existing(db_path)
+    try:
+        engine.start(db, "connection", engine.Subject(municipality="Køge", system="Momentum"),
+                     act("2021-06-01T09:00"))
+    finally:
+        db.close()
+    out = tmp_path / "trail.jsonl"
+    danish = _cli(db_path, "da", "audit", "export", "-o", str(out)).stderr
+    assert danish == f"skrev 1 historikrækker til {out}\n"
+    anchor = _cli(db_path, "da", "audit", "anchor", "--mail", "revisor@example.dk").stderr
+    assert re.search(r"anker til revisor@example\.dk: skrevet til \S+ \(ingen SMTP-server sat "
+                     r"op\)\n", anchor)
+    english = _cli(db_path, "en", "audit", "export", "-o", str(out)).stderr
+    assert english == f"wrote 1 history rows to {out}\n"
+    anchor = _cli(db_path, "en", "audit", "anchor", "--mail", "revisor@example.dk").stderr
+    assert re.search(r"anchor for revisor@example\.dk: written to \S+ \(no SMTP server "
+                     r"configured\)\n", anchor)
+
+
+def test_mail_show_and_configure_lines_in_the_cli_language(db_path: Path) -> None:
+    """'mail show' heads its settings, names their sources and the transport in Danish
+    ("Mailindstillinger for ...", "[standard]", "ingen SMTP sat op ..."); 'mail configure'
+    says what it stored; English as before."""
+    danish = _cli(db_path, "da", "mail", "show").stdout
+    assert danish.startswith(f"Mailindstillinger for {db_path} (konfigurationsfil: ingen)\n")
+    assert re.search(r"smtp\.password +ikke sat +\[standard\]", danish)
+    assert re.search(r"mail\.digest +fra +\[standard\]", danish)
+    assert "ingen SMTP sat op: beskeder skrives som .eml-filer i " in danish
+    stored = _cli(db_path, "da", "mail", "configure", "--from", "KOMBIT <a@example.dk>").stdout
+    assert stored == "mail.from = KOMBIT <a@example.dk> (gemt)\n"
+    assert re.search(r"mail\.from +KOMBIT <a@example\.dk> +\[databasen\]",
+                     _cli(db_path, "da", "mail", "show").stdout)
+    english = _cli(db_path, "en", "mail", "show").stdout
+    assert english.startswith(f"Mail settings for {db_path} (config file: none)\n")
+    assert re.search(r"smtp\.password +not set +\[default\]", english)
+    assert re.search(r"mail\.from +KOMBIT <a@example\.dk> +\[database\]", english)
+    assert "no SMTP configured: messages are written as .eml files to " in english
+
+
+def test_reminders_send_due_and_retry_lines_in_the_cli_language(db_path: Path) -> None:
+    """'reminders send-due' without an SMTP server sums up its run, says where the messages
+    went and what went wrong in Danish; 'reminders retry' likewise; English as before."""
+    db = open_existing(db_path)
+    try:
+        make_ready(db)
+        connection_to_sapa(db)
+    finally:
+        db.close()
+    at = ("--at", SAPA_NOTICE_AT)
+    danish = _cli(db_path, "da", "reminders", "send-due", *at, code=3)
+    assert re.search(r"^#\d+ sendt til sapa@kombit\.dk: ", danish.stdout, re.M)
+    assert re.search(r"^sendt 1, prøves igen 0, mislykket \d+, annulleret 0, afløst 0 "
+                     r"\(1 besked\(er\); \d+ taget, 0 forældede krav taget tilbage\)$",
+                     danish.stdout, re.M)
+    assert "(ingen SMTP-server sat op: beskeder skrevet til " in danish.stdout
+    assert re.fullmatch(r"send-due: ikke alt, der skulle sendes, blev sendt: \d+ mislykket\n",
+                        danish.stderr)
+    retried = _cli(db_path, "da", "reminders", "retry", "--failed").stdout
+    assert re.fullmatch(r"\d+ mislykket notifikation\(er\) sat i kø igen\n", retried)
+    english = _cli(db_path, "en", "reminders", "send-due", *at, code=3)
+    assert re.search(r"^sent 0, retrying 0, failed \d+, cancelled 0, superseded 0 "
+                     r"\(0 message\(s\); \d+ claimed, 0 stale claim\(s\) taken back\)$",
+                     english.stdout, re.M)
+    assert re.fullmatch(r"send-due: not everything due was sent: \d+ failed\n", english.stderr)
+    assert re.fullmatch(r"requeued \d+ failed notification\(s\)\n",
+                        _cli(db_path, "en", "reminders", "retry", "--failed").stdout)
+
+
+def test_report_wrote_line_in_the_cli_language(db_path: Path, tmp_path: Path) -> None:
+    """'report rollout -o FILE' says "skrev FILE" in Danish, "wrote FILE" in English."""
+    out = tmp_path / "rollout.txt"
+    assert _cli(db_path, "da", "report", "rollout", "-o", str(out)).stdout == f"skrev {out}\n"
+    assert _cli(db_path, "en", "report", "rollout", "-o", str(out)).stdout == f"wrote {out}\n"
+
+
+def test_cancelled_reason_names_the_trigger_by_its_label(db_path: Path) -> None:
+    """A notification claimed for sending when its track is cancelled is cancelled at
+    handover "by 'cancel'": 'reminders list' says it in Danish by the step's label
+    ("annulleret af “Tilslutning opgivet”, før den blev sendt"), never by the key, and in
+    English as it was written."""
+    db = open_existing(db_path)
+    try:
+        make_ready(db)
+        tid = connection_to_sapa(db)
+        lease = timedelta(minutes=15)
+        now = t(SAPA_NOTICE_AT)
+        # handed to a transport, then the runner dies: the cancel cannot touch the row
+        handed, _ = outbox.hand_over(db, outbox.claim(db, now, now, "a", 100, lease), "a",
+                                     now, lease)
+        assert handed
+        engine.advance(db, tid, "cancel", act("2021-08-18T08:01"), {"reason": "opgivet"})
+        later = now + 2 * lease
+        assert outbox.reclaim_stale(db, later, 5) == len(handed)
+        again = outbox.claim(db, later, later, "b", 100, lease)
+        _sent, cancelled = outbox.hand_over(db, again, "b", later, lease)
+        assert any(why == "cancelled by 'cancel' before it was sent" for _r, why in cancelled)
+    finally:
+        db.close()
+    listing = ("reminders", "list", "--cancelled", "--track", str(tid))
+    danish = _cli(db_path, "da", *listing).stdout
+    assert "annulleret af “Tilslutning opgivet”, før den blev sendt" in danish
+    assert "'cancel'" not in danish
+    english = _cli(db_path, "en", *listing).stdout
+    assert "cancelled by 'cancel' before it was sent" in english
