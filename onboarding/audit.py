@@ -127,6 +127,7 @@ class Verification:
     head_id: int
     head_hash: str
     first_bad: int | None = None
+    #: What is wrong (a ``Message``: English as ``str``, said in the reader's language).
     problem: str | None = None
     anchors_found: list[str] = field(default_factory=list)
     #: The signed anchors the history still extends (row, hash, time, fingerprint), by row.
@@ -214,37 +215,55 @@ def _verify(
         by_row.setdefault(anchor.row, []).append(anchor)
     held: list[Anchor] = []  # signed anchors met so far whose row still has their hash
 
-    def broken(row_id: int | None, problem: str) -> Verification:
+    def broken(row_id: int | None, problem: Message) -> Verification:
         return Verification(False, count, prev_id, prev, row_id, problem, sorted(found))
 
     for row in _scan(conn):
         row_id, values, stored = row[0], row[1:-1], row[-1]
         if not isinstance(row_id, int):  # pragma: no cover - an INTEGER PRIMARY KEY
-            return broken(None, f"history row id {row_id!r} is not a number")
+            return broken(
+                None, Message("history row id %(id)s is not a number", {"id": repr(row_id)})
+            )
         if row_id != prev_id + 1:
             missing = (
                 f"#{prev_id + 1}" if row_id == prev_id + 2 else f"#{prev_id + 1}-#{row_id - 1}"
             )
             return broken(
                 prev_id + 1,
-                f"history row {missing} is missing (deleted); the chain breaks before #{row_id}",
+                Message(
+                    "history row %(missing)s is missing (deleted); the chain breaks before"
+                    " #%(row)s",
+                    {"missing": missing, "row": str(row_id)},
+                ),
             )
         if stored is None:
-            return broken(row_id, f"history row #{row_id} has no hash (written around the engine)")
+            return broken(
+                row_id,
+                Message(
+                    "history row #%(row)s has no hash (written around the engine)",
+                    {"row": str(row_id)},
+                ),
+            )
         try:
             expected = row_hash(prev, row_id, values)
         except (TypeError, ValueError):
             expected = ""
         if expected != stored:
-            where = f"history row #{row_id} (track {values[0]}, seq {values[1]})"
+            where = {"row": str(row_id), "track": str(values[0]), "seq": str(values[1])}
             if row_id == 1:
-                what = "was changed after it was written (it does not match its hash)"
-            else:
-                what = (
-                    "does not match its hash: it was changed or inserted after it was written,"
-                    f" or row #{prev_id} before it was rewritten"
+                what = Message(
+                    "history row #%(row)s (track %(track)s, seq %(seq)s) was changed after it"
+                    " was written (it does not match its hash)",
+                    where,
                 )
-            return broken(row_id, f"{where} {what}")
+            else:
+                what = Message(
+                    "history row #%(row)s (track %(track)s, seq %(seq)s) does not match its"
+                    " hash: it was changed or inserted after it was written, or row #%(prev)s"
+                    " before it was rewritten",
+                    {**where, "prev": str(prev_id)},
+                )
+            return broken(row_id, what)
         prev, prev_id, count = stored, row_id, count + 1
         if stored in wanted:
             found.add(stored)
@@ -254,33 +273,49 @@ def _verify(
             held.append(anchor)
     head = conn.execute("SELECT last_id, last_hash, rows FROM audit_head WHERE id = 1").fetchone()
     if head is None:
-        return broken(None, "the chain's head record (audit_head) is missing")
+        return broken(None, Message("the chain's head record (audit_head) is missing"))
     if int(head[0]) != prev_id or head[1] != prev:
         if int(head[0]) > prev_id:
             return broken(
                 prev_id + 1,
-                f"history rows after #{prev_id} are missing (deleted): the head says the last "
-                f"row is #{head[0]}",
+                Message(
+                    "history rows after #%(row)s are missing (deleted): the head says the last"
+                    " row is #%(head)s",
+                    {"row": str(prev_id), "head": str(head[0])},
+                ),
             )
         return broken(
             prev_id,
-            f"history row #{prev_id} is not the chain's recorded head (#{head[0]}): rows were "
-            "added or changed around the engine",
+            Message(
+                "history row #%(row)s is not the chain's recorded head (#%(head)s): rows were"
+                " added or changed around the engine",
+                {"row": str(prev_id), "head": str(head[0])},
+            ),
         )
     beyond = [a for a in signed if a.row > prev_id]
     if beyond:
         anchor = min(beyond, key=lambda a: a.row)
         return broken(
             prev_id + 1,
-            f"history row #{anchor.row}, anchored {anchor.shown_time} (key {anchor.fingerprint}),"
-            f" is missing: the chain now ends at #{prev_id}, so rows were deleted and the"
-            " chain's head rewritten",
+            Message(
+                "history row #%(row)s, anchored %(taken)s (key %(key)s), is missing: the chain"
+                " now ends at #%(last)s, so rows were deleted and the chain's head rewritten",
+                {
+                    "row": str(anchor.row),
+                    "taken": anchor.shown_time,
+                    "key": anchor.fingerprint,
+                    "last": str(prev_id),
+                },
+            ),
         )
     missing_anchors = sorted(wanted - found)
     if missing_anchors:
         return broken(
             None,
-            f"anchor {missing_anchors[0]} is not in the chain: the history before it was rewritten",
+            Message(
+                "anchor %(anchor)s is not in the chain: the history before it was rewritten",
+                {"anchor": missing_anchors[0]},
+            ),
         )
     bad = conn.execute(
         "SELECT t.id, t.version, h.n, h.m FROM tracks t LEFT JOIN (SELECT track_id,"
@@ -290,22 +325,38 @@ def _verify(
     if bad is not None:
         return broken(
             None,
-            f"track #{bad[0]} is at version {bad[1]} but its history has {bad[2] or 0} row(s)",
+            Message(
+                "track #%(track)s is at version %(version)s but its history has %(n)s row(s)",
+                {"track": str(bad[0]), "version": str(bad[1]), "n": str(bad[2] or 0)},
+            ),
         )
     anchored = [a.summary() for a in held]
     return Verification(True, count, prev_id, prev, None, None, sorted(found), anchored)
 
 
-def _rewritten(anchor: Anchor, stored: str, held: Sequence[Anchor]) -> str:
+def _rewritten(anchor: Anchor, stored: str, held: Sequence[Anchor]) -> Message:
     """What an anchored row that lost its hash means, narrowed by the last anchor still held."""
-    since = ""
-    if held:
-        last = held[-1]
-        since = f" after #{last.row} (whose anchor of {last.shown_time} still holds)"
-    return (
-        f"history row #{anchor.row} no longer has the hash anchored {anchor.shown_time} (key"
-        f" {anchor.fingerprint}): it is {stored[:16]}…, the anchor says {anchor.hash[:16]}…;"
-        f" a row{since} up to #{anchor.row} was changed and the chain recomputed after it"
+    params = {
+        "row": str(anchor.row),
+        "taken": anchor.shown_time,
+        "key": anchor.fingerprint,
+        "now": f"{stored[:16]}…",
+        "was": f"{anchor.hash[:16]}…",
+    }
+    if not held:
+        return Message(
+            "history row #%(row)s no longer has the hash anchored %(taken)s (key %(key)s): it"
+            " is %(now)s, the anchor says %(was)s; a row up to #%(row)s was changed and the"
+            " chain recomputed after it",
+            params,
+        )
+    last = held[-1]
+    return Message(
+        "history row #%(row)s no longer has the hash anchored %(taken)s (key %(key)s): it is"
+        " %(now)s, the anchor says %(was)s; a row after #%(held)s (whose anchor of"
+        " %(held_taken)s still holds) up to #%(row)s was changed and the chain recomputed"
+        " after it",
+        {**params, "held": str(last.row), "held_taken": last.shown_time},
     )
 
 

@@ -743,7 +743,7 @@ def _check_restored(path: Path) -> str:
         raise InputError(
             Message(
                 "the restored database fails 'audit verify': %(problem)s",
-                {"problem": str(result.problem)},
+                {"problem": result.problem or ""},
             )
         )
     return result.line()

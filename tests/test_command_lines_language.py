@@ -204,3 +204,40 @@ def test_cancelled_reason_names_the_trigger_by_its_label(db_path: Path) -> None:
     assert "'cancel'" not in danish
     english = _cli(db_path, "en", *listing).stdout
     assert "cancelled by 'cancel' before it was sent" in english
+
+
+def test_audit_verify_says_what_is_broken_in_the_cli_language(db_path: Path) -> None:
+    """'audit verify' on a changed history row says BROKEN and what is wrong in Danish
+    ("revisionssporet er BRUDT: historikrække #1 (spor 1, løbenummer 1) er ændret, ..."),
+    exit 3; in English the line it has always been, and --json keeps the English."""
+    import json
+    import sqlite3
+
+    from tests.test_audit import TRIGGERS
+
+    db = open_existing(db_path)
+    try:
+        engine.start(db, "connection", engine.Subject(municipality="Køge", system="Momentum"),
+                     act("2021-06-01T09:00"))
+    finally:
+        db.close()
+    conn = sqlite3.connect(db_path)
+    try:
+        for name in TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        conn.execute("UPDATE history SET actor = 'mallory' WHERE id = 1")
+        conn.commit()
+    finally:
+        conn.close()
+    danish = _cli(db_path, "da", "audit", "verify", code=3).stdout
+    assert danish == (
+        "revisionssporet er BRUDT: historikrække #1 (spor 1, løbenummer 1) er ændret, efter den"
+        " blev skrevet (den passer ikke med sin hash)\n"
+    )
+    english = _cli(db_path, "en", "audit", "verify", code=3).stdout
+    assert english == (
+        "audit trail BROKEN: history row #1 (track 1, seq 1) was changed after it was written"
+        " (it does not match its hash)\n"
+    )
+    data = json.loads(_cli(db_path, "da", "audit", "verify", "--json", code=3).stdout)
+    assert data["problem"] == english.removeprefix("audit trail BROKEN: ").rstrip("\n")
