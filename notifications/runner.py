@@ -47,7 +47,8 @@ from notifications.render import (
 from notifications.send import DeliveryError, SmtpTransport, Transport, open_transport
 from onboarding import clock, outbox
 from onboarding.db import Database
-from onboarding.i18n import Message, Phrases
+from onboarding.i18n import Message, Phrases, say
+from onboarding.outbox_reasons import NOBODY, no_contact
 from onboarding.outbox_results import Ledger, Sent
 from onboarding.visibility import Scope
 
@@ -161,12 +162,16 @@ def _gather(db: Database, row: Mapping[str, Any], at: datetime, lang: str) -> _P
     missing = data["missing_roles"]
     if not people:
         raise PrepareError(
-            f"nobody to send to: {_no_contact(data, missing, lang)}; add one with "
-            f"'onboarding registry import contacts FILE' (a CSV file with the columns "
-            f"role,name,email,municipality,vendor, e.g. '{_example_contact(data, missing[0])}'),"
-            f" then 'onboarding reminders retry {row['id']}'"
+            Message(
+                NOBODY,
+                {
+                    "missing": _no_contact(data, missing, lang),
+                    "example": _example_contact(data, missing[0]),
+                    "id": str(row["id"]),
+                },
+            )
         )
-    note = _no_contact(data, missing, lang) if missing else None
+    note = say(_no_contact(data, missing, lang), None) if missing else None
     to = [(str(p["name"]), str(p["email"])) for p in people]
     return _Pending(dict(row), data, to, note)
 
@@ -184,18 +189,19 @@ def _render(db: Database, item: _Pending, renderer: Renderer) -> _Item:
     return _Item(row, item.data, rendered, item.to, item.note)
 
 
-def _no_contact(data: Mapping[str, Any], missing: Sequence[str], lang: str) -> str:
+def _no_contact(data: Mapping[str, Any], missing: Sequence[str], lang: str) -> Phrases:
     """Which roles have nobody, in words a coordinator can act on: "no contact with role
-    programme-lead (kommunens KOMBIT-programleder) for Frederikssund Municipality"."""
+    programme-lead (kommunens KOMBIT-programleder) for Frederikssund Municipality" (the
+    label in the mail's language; read again by ``onboarding.outbox_reasons``)."""
     from onboarding import roles
 
-    return "; ".join(
-        f"no contact with role {key} ({roles.label(key, lang)}){_scope(data, key)}"
-        for key in missing
+    return Phrases(
+        (no_contact(key, roles.label(key, lang), _scope(data, key)) for key in missing),
+        sep="; ",
     )
 
 
-def _scope(data: Mapping[str, Any], role: str) -> str:
+def _scope(data: Mapping[str, Any], role: str) -> Message | str:
     """Whom a role's contact must be registered for: the municipality, the vendor or all."""
     from onboarding.roles import scope_of
 
@@ -204,10 +210,18 @@ def _scope(data: Mapping[str, Any], role: str) -> str:
     if kind == "subject":
         kind = "municipality" if m or not s else "vendor"
     if kind == "municipality":
-        return f" for {m['name']} Municipality" if m else " (the track names no municipality)"
+        if m:
+            return Message(" for %(municipality)s Municipality", {"municipality": m["name"]})
+        return Message(" (the track names no municipality)")
     if kind == "vendor":
-        return f" for vendor {s['vendor']}" if s else " (the track names no system)"
-    return f" for all municipalities or {m['name']} Municipality" if m else ""
+        if s:
+            return Message(" for vendor %(vendor)s", {"vendor": s["vendor"]})
+        return Message(" (the track names no system)")
+    if m:
+        return Message(
+            " for all municipalities or %(municipality)s Municipality", {"municipality": m["name"]}
+        )
+    return ""
 
 
 def _example_contact(data: Mapping[str, Any], role: str) -> str:

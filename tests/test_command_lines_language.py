@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 import cli
@@ -241,3 +242,74 @@ def test_audit_verify_says_what_is_broken_in_the_cli_language(db_path: Path) -> 
     )
     data = json.loads(_cli(db_path, "da", "audit", "verify", "--json", code=3).stdout)
     assert data["problem"] == english.removeprefix("audit trail BROKEN: ").rstrip("\n")
+
+
+def test_nobody_to_send_to_said_with_the_role_by_its_label(db_path: Path) -> None:
+    """A reminder whose role has no contact fails "nobody to send to": in Danish the role by
+    its Danish label and the scope in Danish ("ingen kontaktperson med rollen
+    “SAPA-systemejer” i Køge Kommune"), in send-due and 'reminders list'; the stored English
+    (JSON, logs) and the English lines are as they were written."""
+    import json
+
+    db = open_existing(db_path)
+    try:
+        make_ready(db)
+        connection_to_sapa(db)
+    finally:
+        db.close()
+    sent = _cli(db_path, "da", "reminders", "send-due", "--at", SAPA_NOTICE_AT, code=3).stdout
+    danish = (
+        "fejlet: ingen at sende til: ingen kontaktperson med rollen “SAPA-systemejer” i Køge "
+        "Kommune; tilføj en med 'onboarding registry import contacts FILE' (en CSV-fil med "
+        "kolonnerne role,name,email,municipality,vendor, fx 'sapa-owner,NAME,EMAIL,Køge,'), og "
+        "kør så 'onboarding reminders retry "
+    )
+    assert danish in sent and "sapa-owner (" not in sent
+    listed = _cli(db_path, "da", "reminders", "list", "--failed").stdout
+    assert danish.removeprefix("fejlet: ") in listed
+    english = (
+        "nobody to send to: no contact with role sapa-owner (SAPA-systemejer) for Køge "
+        "Municipality; add one with 'onboarding registry import contacts FILE' (a CSV file with "
+        "the columns role,name,email,municipality,vendor, e.g. 'sapa-owner,NAME,EMAIL,Køge,'), "
+        "then 'onboarding reminders retry "
+    )
+    assert english in _cli(db_path, "en", "reminders", "list", "--failed").stdout
+    rows = json.loads(_cli(db_path, "da", "reminders", "list", "--failed", "--json").stdout)
+    assert [r["error"][: len(english)] for r in rows] == [english]
+
+
+def test_notifications_page_says_nobody_to_send_to_in_the_readers_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notifications page lists a failed row's "nobody to send to" in Danish with the
+    roles by their labels, and in English (chosen on the page) as it was stored."""
+    import sqlite3
+    from html import unescape
+
+    from starlette.testclient import TestClient
+
+    from onboarding.web import create_app
+    from tests.web_support import DEMO_NOW, csrf_of, fresh_db, login
+
+    monkeypatch.setenv("ONBOARDING_NOW", DEMO_NOW)
+    db = fresh_db(tmp_path)
+    conn = sqlite3.connect(db)
+    try:  # the contacts were removed: the rows due now have nobody to go to
+        conn.execute("DELETE FROM contacts")
+        conn.commit()
+    finally:
+        conn.close()
+    _cli(db, "en", "reminders", "send-due", code=3)
+    with TestClient(create_app(db)) as client:
+        login(client)
+        danish = unescape(client.get("/notifications").text)
+        assert "ingen at sende til: ingen kontaktperson med rollen “leverandør” hos " \
+            "leverandøren Fujitsu; tilføj en med" in danish
+        assert "rollen “KOMBIT-koordinator” for alle kommuner eller Høje-Taastrup Kommune" \
+            in danish
+        assert "no contact with role" not in danish
+        token = csrf_of(client.get("/grid").text)
+        client.post("/language", data={"csrf": token, "lang": "en", "next": "/grid"})
+        english = unescape(client.get("/notifications").text)
+        assert "nobody to send to: no contact with role vendor (leverandør) for vendor " \
+            "Fujitsu; add one with" in english

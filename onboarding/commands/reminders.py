@@ -330,7 +330,7 @@ def reminders_forecast(
         shown = []
         for r in rows:
             kind = _kind(r["kind"], r.get("level"))
-            problem = r["problem"]
+            problem = _reason(r["problem"])  # "nobody to send to": roles by their labels
             # Others' addresses are counted, not shown (read scopes).
             hidden = [t("+%(n)s other(s)", n=r["hidden"])] if r.get("hidden") else []
             if r["superseded_by"]:

@@ -35,9 +35,14 @@ def notifications_page(page: Page) -> Response:
     days = days if 0 < days <= 90 else 14
     scope = visibility.of(page.db, page.actor)
     config = load_config(WEB(page).db_path, db=page.db)
+    lang = i18n.current()
     ahead = [
-        visibility.own_recipients(page.db, scope, f)
-        for f in forecast(page.db, None, days, config, scope)
+        # why a message cannot go (nobody to send to) in the reader's language
+        {**f, "problem": said(f["problem"], lang) or None}
+        for f in (
+            visibility.own_recipients(page.db, scope, f)
+            for f in forecast(page.db, None, days, config, scope)
+        )
     ]
     failed = [
         {
