@@ -209,7 +209,7 @@ def test_outbox_reason_said_in_the_cli_language(
         db.close()
     monkeypatch.setenv("ONBOARDING_NOW", LATE_ENTRY)
     sent = _cli(db_path, "da", "reminders", "send-due").stdout
-    assert re.search(r"#\d+ superseded: #\d+ \(\S+\) går til de samme modtagere i stedet", sent)
+    assert re.search(r"#\d+ afløst: #\d+ \(\S+\) går til de samme modtagere i stedet", sent)
     listing = ["reminders", "list", "--superseded", "--track", str(tid)]
     danish = _cli(db_path, "da", *listing).stdout
     assert re.search(r"afløst af #\d+ \(\S+\): et højere eskaleringsniveau til de samme", danish)
@@ -293,7 +293,7 @@ def test_genitive_of_a_name_per_language(name: str, da: str, en: str) -> None:
     z), the same rule as the mails' ``genitive`` filter."""
     from jinja2 import Environment
 
-    from notifications.render import _genitive
+    from notifications.render.templates import _genitive
 
     assert i18n.genitive(name, "da") == da
     assert i18n.genitive(name, "en") == en
