@@ -313,3 +313,21 @@ def test_notifications_page_says_nobody_to_send_to_in_the_readers_language(
         english = unescape(client.get("/notifications").text)
         assert "nobody to send to: no contact with role vendor (leverandør) for vendor " \
             "Fujitsu; add one with" in english
+
+
+def test_workflow_lines_in_the_cli_language(db_path: Path) -> None:
+    """'workflow validate' and 'workflow add' say their outcome in Danish ("gyldig",
+    "allerede registreret"), and in English as before."""
+    shipped = str(Path(cli.__file__).parent / "workflows" / "definitions" / "connection.yaml")
+    for lang, said in (("da", "gyldig"), ("en", "valid")):
+        i18n.choose(None)
+        found = CliRunner().invoke(
+            cli.cli, ["workflow", "validate", shipped], env={"ONBOARDING_LANG": lang}
+        )
+        assert (found.exit_code, found.stdout) == (0, f"{shipped}: {said}\n"), found.output
+    assert _cli(db_path, "da", "workflow", "add", shipped).stdout == (
+        "connection v1: allerede registreret\n"
+    )
+    assert _cli(db_path, "en", "workflow", "add", shipped).stdout == (
+        "connection v1: already registered\n"
+    )

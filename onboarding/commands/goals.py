@@ -14,6 +14,7 @@ from onboarding.commands.common import (
     echo_json,
     echo_table,
     json_option,
+    t,
 )
 
 
@@ -62,7 +63,13 @@ def goals_record(
         # A day after today is refused by record_counter's own time guard (naming the time).
         day = _parse_day(at, "--at", future_ok=True) or _today()
         row = reports.record_counter(db, counter, value, day, actor_name(actor), note)
-    click.echo(f"{row['counter']} = {row['value']} on {row['at']}")
+    line = t(
+        "%(counter)s = %(value)s on %(day)s",
+        counter=row["counter"],
+        value=row["value"],
+        day=row["at"],
+    )
+    click.echo(line)
 
 
 @goals_group.command("list")

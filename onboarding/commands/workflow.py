@@ -8,6 +8,7 @@ import click
 
 from onboarding.commands.common import (
     Group,
+    Labels,
     UserError,
     _parse_at,
     actor_name,
@@ -204,14 +205,14 @@ def workflow_validate(file: str, templates_dir: str | None) -> None:
     files, template_problems = check_templates(folder) if folder else ({}, [])
     found, warnings = validate_lone(text, file, own_template_names(files))
     for w in warnings:
-        click.echo(f"{file}: warning: {w}", err=True)
+        click.echo(f"{file}: {t('warning: %(message)s', message=say(w))}", err=True)
     problems = [f"{file}: {p}" for p in (found if folder else missing_folder_hint(file, found))]
     problems += [f"{folder}/{p}" for p in template_problems]
     if problems:
         for p in problems:
             click.echo(p, err=True)
         raise UserError(f"{len(problems)} problem(s) in {file}")
-    click.echo(f"{file}: valid")
+    click.echo(t("%(file)s: valid", file=file))
 
 
 @workflow.command("add")
@@ -242,10 +243,15 @@ def workflow_add(file: str, templates_dir: str | None, db_path: str | None) -> N
     with database(db_path) as db:
         with immediate(db):
             defn, new = definitions.add_file(db, file, templates_dir)
-        state = "added" if new else "already registered"
         own = definition_templates.templates(db, defn.name, defn.version)
-        with_templates = f" with {len(own)} template file(s)" if own else ""
-        click.echo(f"{defn.name} v{defn.version}: {state}{with_templates}")
+        if new:
+            line = t("%(name)s v%(version)s: added", name=defn.name, version=defn.version)
+        else:
+            line = t(
+                "%(name)s v%(version)s: already registered", name=defn.name, version=defn.version
+            )
+        with_templates = t(" with %(n)s template file(s)", n=len(own)) if own else ""
+        click.echo(line + with_templates)
 
 
 @workflow.command("diagram")
@@ -310,7 +316,12 @@ def workflow_migrate(
     with database(db_path) as db:
         act = engine.Act(actor=actor_name(actor), role=role, note=note, at=_parse_at(at))
         result = engine.migrate(db, name, to_version, mapping, act, dry_run=dry_run)
-        verb = "would move" if dry_run else "moved"
-        click.echo(f"{verb} {result.moved} track(s)")
+        if dry_run:
+            click.echo(t("would move %(n)s track(s)", n=result.moved))
+        else:
+            click.echo(t("moved %(n)s track(s)", n=result.moved))
+        labels = Labels(db)  # states by their labels, each in its own version
         for (version, old, new), n in sorted(result.by_state.items()):
-            click.echo(f"  {n:>6}  v{version} {old} -> {new}")
+            before = labels.state(name, version, old)
+            after = labels.state(name, to_version, new)
+            click.echo(f"  {n:>6}  v{version} {before} -> {after}")
