@@ -331,3 +331,19 @@ def test_workflow_lines_in_the_cli_language(db_path: Path) -> None:
     assert _cli(db_path, "en", "workflow", "add", shipped).stdout == (
         "connection v1: already registered\n"
     )
+
+
+def test_serve_line_in_the_cli_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'serve' says what it serves where in Danish ("Viser DB på http://...  (Ctrl+C
+    stopper)"), and in English as before (the real program; its port is taken, so it stops
+    at once)."""
+    from tests.test_web_serve import _first_output
+    from tests.web_support import fresh_db
+
+    db = fresh_db(tmp_path)
+    monkeypatch.setenv("ONBOARDING_LANG", "da")
+    assert re.search(r"Viser \S+onboarding\.db på http://127\.0\.0\.1:\d+/ \(Ctrl\+C stopper\)",
+                     _first_output(db))
+    monkeypatch.setenv("ONBOARDING_LANG", "en")
+    assert re.search(r"Serving \S+onboarding\.db on http://127\.0\.0\.1:\d+/ \(Ctrl\+C stops\)",
+                     _first_output(db))
