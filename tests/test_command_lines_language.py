@@ -347,3 +347,69 @@ def test_serve_line_in_the_cli_language(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("ONBOARDING_LANG", "en")
     assert re.search(r"Serving \S+onboarding\.db on http://127\.0\.0\.1:\d+/ \(Ctrl\+C stops\)",
                      _first_output(db))
+
+
+def _on_a_terminal(args: list[str], lang: str, answers: list[str]) -> str:
+    """``onboarding ARGS`` on a pseudo-terminal (stdin, stdout and stderr), each answer typed
+    after the program has asked (a line ending in ": "); everything it wrote."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    program = str(Path(sys.executable).parent / "onboarding")
+    env = {**os.environ, "ONBOARDING_LANG": lang}
+    main, side = pty.openpty()
+    proc = subprocess.Popen([program, *args], stdin=side, stdout=side, stderr=side, env=env)
+    os.close(side)
+    seen, pending = b"", list(answers)
+    try:
+        while True:
+            ready, _, _ = select.select([main], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the program ended and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if pending and seen.rstrip(b" ").endswith(b":"):
+                os.write(main, pending.pop(0).encode() + b"\n")
+    finally:
+        os.close(main)
+        proc.wait(timeout=30)
+    return seen.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_actor_password_prompt_in_the_cli_language(db_path: Path) -> None:
+    """'actor set-password' on a terminal asks in Danish ("Adgangskode: ", "Gentag for at
+    bekræfte: ") and says it is set; in English "Password: " as before."""
+    runner = CliRunner()
+    assert runner.invoke(cli.cli, ["actor", "add", "kombit", "--db", str(db_path)]).exit_code == 0
+    args = ["actor", "set-password", "kombit", "--actor", "kombit", "--db", str(db_path)]
+    danish = _on_a_terminal(args, "da", ["korrekt-hest-42", "korrekt-hest-42"])
+    assert "Adgangskode: " in danish and "Gentag for at bekræfte: " in danish, danish
+    assert "adgangskoden til kombit er sat" in danish
+    english = _on_a_terminal(args, "en", ["korrekt-hest-42", "korrekt-hest-42"])
+    assert "Password: " in english and "Repeat for confirmation: " in english, english
+    assert "password of kombit set" in english
+
+
+def test_track_advance_where_progress_label_in_the_cli_language(db_path: Path) -> None:
+    """'track advance --where' on a terminal labels its progress in Danish ("flytter"), in
+    English "advancing" as before."""
+    for town in ("Aarhus", "Vejle"):
+        _cli(db_path, "en", "track", "start", "--quiet", "connection", "--municipality",
+             town, "--system", "KMD Momentum", "--at", "2021-06-01")
+    common = ["--db", str(db_path), "--at", "2021-06-02"]
+    danish = _on_a_terminal(
+        ["track", "advance", "--where", "definition=connection", "agree_date",
+         "--set", "connection_date=2021-09-01", *common], "da", [])
+    assert "flytter" in danish and "advancing" not in danish, danish
+    english = _on_a_terminal(
+        ["track", "advance", "--where", "definition=connection", "cancel",
+         "--set", "reason=test", *common], "en", [])
+    assert "advancing" in english, english
