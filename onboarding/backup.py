@@ -172,12 +172,18 @@ def check(path: Path) -> dict[str, Any]:
         conn.close()
 
 
-def restore(source: Path, db_path: Path) -> dict[str, Any]:
-    """Replace the database at ``db_path`` with the backup ``source`` (see the module doc)."""
+def restore(
+    source: Path, db_path: Path, checked: tuple[dict[str, Any], str | None] | None = None
+) -> dict[str, Any]:
+    """Replace the database at ``db_path`` with the backup ``source`` (see the module doc).
+
+    ``checked`` is what a caller that has just checked ``source`` found (``check``'s summary
+    and its ``audit verify`` line, None with migrations pending): a restore from a replica
+    checks the file before it calls this, and on a large database each check takes seconds."""
     source, db_path = Path(source), Path(db_path)
     if db_path.exists() and source.resolve() == db_path.resolve():
         raise InputError(Message("%(target)s is the database itself", {"target": str(source)}))
-    info = check(source)
+    info = dict(checked[0]) if checked else check(source)
     kept = None
     if db_path.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -204,7 +210,9 @@ def restore(source: Path, db_path: Path) -> dict[str, Any]:
             db.conn.execute("PRAGMA journal_mode = WAL")
         info["kept"] = str(kept) if kept else None
         info["audit"] = None
-        if not info["pending_migrations"]:
+        if checked:
+            info["audit"] = checked[1]
+        elif not info["pending_migrations"]:
             info["audit"] = audit.verify(db).line()
     finally:
         src.close()

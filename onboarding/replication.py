@@ -658,9 +658,12 @@ def restore_from_replica(
     try:
         _litestream_restore(binary, target, new, at)
         fetched = time.monotonic()
-        verified = _check_restored(new)
+        summary, verified = _check_restored(new)
         checked = time.monotonic()
-        info = backup.restore(new, db_path)
+        # Checked once: backup.restore takes the summary and line instead of checking again.
+        info = backup.restore(
+            new, db_path, (summary, None if summary["pending_migrations"] else verified)
+        )
     finally:
         remove_with_journals(new)
     done = time.monotonic()
@@ -727,13 +730,13 @@ def _last_error(stderr: str) -> str:
     return re.sub(r"^(?:error:\s*)+", "", lines[-1], flags=re.IGNORECASE)[:300]
 
 
-def _check_restored(path: Path) -> str:
+def _check_restored(path: Path) -> tuple[dict[str, Any], str]:
     """What a restored file must pass before it replaces anything: ``backup.check``
     (integrity, our application id, our migrations, not from a newer version) and an intact
-    hash chain. Returns the ``audit verify`` line."""
+    hash chain. Returns ``backup.check``'s summary and the ``audit verify`` line."""
     info = backup.check(path)
     if info["pending_migrations"]:
-        return "the replica has an older schema: run 'onboarding init' after the restore"
+        return info, "the replica has an older schema: run 'onboarding init' after the restore"
     db = connect(path)
     try:
         result = audit.verify(db)
@@ -746,7 +749,7 @@ def _check_restored(path: Path) -> str:
                 {"problem": result.problem or ""},
             )
         )
-    return result.line()
+    return info, result.line()
 
 
 __all__ = [

@@ -290,7 +290,7 @@ def test_send_due_future_at_says_why_in_the_cli_language(db_path: Path) -> None:
 )
 def test_genitive_of_a_name_per_language(name: str, da: str, en: str) -> None:
     """A name's genitive as the language writes it (Danish: an apostrophe alone after s, x or
-    z), the same rule as the mails' ``genitive`` filter."""
+    z), the same in the mails' ``genitive`` filter (which uses it)."""
     from jinja2 import Environment
 
     from notifications.render.templates import _genitive

@@ -5,7 +5,6 @@ against each track's own definition version. Every test drives the real CLI on a
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 import cli
 from tests.deckdata import copy_db
-from tests.support import make_ready, ok, run, snapshot
+from tests.support import make_ready, ok, query, run, snapshot
 
 HEADER = "municipality,system,status,date,kind,bob,connection_date\n"
 #: Momentum ready for rollout (pilot Aarhus) long before the rows below.
@@ -41,19 +40,11 @@ def _imports_again_unchanged(runner: CliRunner, db_path: Path, path: Path) -> No
     assert snapshot(db_path) == before
 
 
-def _query(db_path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
-    finally:
-        conn.close()
-
-
 def _track_id(db_path: Path, municipality_code: int) -> int:
-    rows = _query(
+    rows = query(
         db_path,
         "SELECT id FROM tracks WHERE definition = 'connection' AND municipality_code = ?",
-        municipality_code,
+        (municipality_code,),
     )
     assert len(rows) == 1
     return int(str(rows[0][0]))
@@ -75,7 +66,7 @@ def test_import_status_two_rows_one_day_import_again_unchanged(
     )
     first = _import(runner, db_path, path)
     assert first.exit_code == 0, first.output
-    assert _query(db_path, "SELECT state FROM tracks WHERE municipality_code = 461") == [
+    assert query(db_path, "SELECT state FROM tracks WHERE municipality_code = 461") == [
         ("sapa_request",)
     ]
     _imports_again_unchanged(runner, db_path, path)
@@ -136,8 +127,8 @@ def test_import_status_date_only_row_sees_readiness_declared_that_day(
     result = _import(runner, db_path, path)
     assert result.exit_code == 0, result.output
     tid = _track_id(db_path, 461)
-    assert _query(db_path, "SELECT state FROM tracks WHERE id = ?", tid) == [("sapa_request",)]
-    stamps = _query(db_path, "SELECT DISTINCT at FROM history WHERE track_id = ?", tid)
+    assert query(db_path, "SELECT state FROM tracks WHERE id = ?", (tid,)) == [("sapa_request",)]
+    stamps = query(db_path, "SELECT DISTINCT at FROM history WHERE track_id = ?", (tid,))
     assert stamps == [("2021-02-28T23:00:00.000000Z",)]  # local midnight of 1 March
     _imports_again_unchanged(runner, db_path, path)
 
@@ -231,7 +222,7 @@ def test_import_status_out_of_scope_row_in_reported_state_refuses_the_file(
             f"Aarhus; track #{tid} is Vejle's"
         ]
         assert snapshot(db_path) == before
-    assert _query(db_path, "SELECT count(*) FROM contracts WHERE municipality_code = 630") == [(0,)]
+    assert query(db_path, "SELECT count(*) FROM contracts WHERE municipality_code = 630") == [(0,)]
 
 
 def test_import_status_out_of_scope_readiness_row_refuses_the_file(
@@ -324,7 +315,7 @@ def test_import_status_state_of_the_tracks_own_version_is_accepted(
     )
     result = _import(runner, db_path, path)
     assert result.exit_code == 0, result.output
-    assert _query(
+    assert query(
         db_path,
         "SELECT municipality_code, def_version, state FROM tracks"
         " WHERE definition = 'connection' ORDER BY municipality_code",
@@ -447,7 +438,7 @@ def test_import_status_any_accepted_file_imports_again_unchanged(
         first = _import(runner, db_path, path)
         assert first.exit_code == 0, (first.output, path.read_text(encoding="utf-8"))
         if cancel:
-            open_ids = _query(
+            open_ids = query(
                 db_path, "SELECT id FROM tracks WHERE definition = 'connection' AND final = 0"
             )
             for (tid,) in open_ids:

@@ -199,13 +199,7 @@ def _genitive(ctx: Context, name: str) -> str:
     was written in the templates before the name became a setting)."""
     lang = ctx.get("lang") or _LANGUAGE.get()
     text = str(name)
-    hissing = ("s", "x", "z") if lang == "da" else ("s",)
-    if text[-1:].lower() in hissing:
-        suffix = "'"
-    elif lang != "da" or text.isupper():
-        suffix = "'s"
-    else:
-        suffix = "s"
+    suffix = i18n.genitive(text, lang)[len(text) :]  # the catalogue's rule (onboarding.i18n)
     if ctx.eval_ctx.autoescape:
         return Markup(f"{escape(text)}{suffix}")
     return f"{text}{suffix}"

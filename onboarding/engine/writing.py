@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from onboarding import audit, clock, definitions, outbox, permits
+from onboarding import audit, clock, outbox, permits
 from onboarding.db import Database, immediate
 from onboarding.engine.planning import Move, plan
 from onboarding.engine.rows import _FIELDS_JSON, coerce_fields, load_track
@@ -222,7 +222,7 @@ def preview_advance(
     track = load_track(conn, track_id)
     permits.authorize(conn, act.actor, act.role, track)
     _check_version(track, expected_version)
-    defn = definitions.get(db, track["definition"], track["def_version"])
+    defn = outbox.definition(conn, track["definition"], track["def_version"])  # as advance
     values = coerce_fields(db, defn, sets or {})
     ctx = GuardContext(conn, moment)
     move = plan(ctx, defn, track, trigger, act.role, values)

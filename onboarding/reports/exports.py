@@ -11,7 +11,7 @@ import io
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onboarding import clock, i18n
 from onboarding.csvio import safe_row
@@ -20,6 +20,9 @@ from onboarding.reports.asof import _today
 from onboarding.reports.progress import _chart, _rollout_targets, progress_series
 from onboarding.reports.quarterly_goals import goals, goals_file
 from onboarding.reports.vendor_rollout import _ORDER
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 #: onboarding/templates: the package's parent holds it, beside the web's and the mails' own.
 TEMPLATES = Path(__file__).parents[1] / "templates"
@@ -50,6 +53,24 @@ def rollout_csv(report: Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
+def _environment(lang: str) -> Environment:
+    """The HTML reports' Jinja2 environment: their templates, autoescaped, texts from the
+    catalogue in ``lang``."""
+    from jinja2 import Environment, FileSystemLoader  # here: only an HTML report needs Jinja2
+
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(lang), newstyle=True
+    )
+    return env
+
+
 def rollout_html(
     db: Database, report: Mapping[str, Any], today: date | None = None, lang: str | None = None
 ) -> str:
@@ -57,8 +78,6 @@ def rollout_html(
     the year's goals and an inline SVG chart of rollout progress against quarterly targets.
     In ``lang`` (default: ``--lang``/``ONBOARDING_LANG``, Danish): texts from the catalogue,
     goal names and statuses by their labels, dates and months as the language writes them."""
-    from jinja2 import Environment, FileSystemLoader
-
     lang = i18n.normalise(lang or i18n.cli_language())
     as_of = date.fromisoformat(report["as_of"])
     year = as_of.year
@@ -71,16 +90,7 @@ def rollout_html(
     goal_report = None
     if goals_file(year) is not None:
         goal_report = goals(db, year, today=min(_today(today), as_of))
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.i18n"],
-    )
-    env.install_gettext_translations(  # type: ignore[attr-defined]
-        i18n.translations(lang), newstyle=True
-    )
+    env = _environment(lang)
     env.filters.update(
         say=lambda text: i18n.localise(text, lang),
         num=lambda n: i18n.fmt_number(n, lang) if isinstance(n, int | float) else n,
@@ -131,24 +141,16 @@ def buckets_csv(report: Mapping[str, Any]) -> str:
 def buckets_html(report: Mapping[str, Any], lang: str | None = None) -> str:
     """One self-contained HTML file (no scripts, no external references) of the table, in
     ``lang`` (default: ``--lang``/``ONBOARDING_LANG``, Danish)."""
-    from jinja2 import Environment, FileSystemLoader
-
     lang = i18n.normalise(lang or i18n.cli_language())
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.i18n"],
-    )
-    env.install_gettext_translations(  # type: ignore[attr-defined]
-        i18n.translations(lang), newstyle=True
-    )
-    return env.get_template("buckets.html.j2").render(
-        lang=lang,
-        report=report,
-        keys=[c["key"] for c in report["columns"]],
-        as_of_label=i18n.fmt_date(date.fromisoformat(report["as_of"]), lang),
-        generated=i18n.fmt_datetime(clock.now(), lang),
-        total_label=i18n.gettext(lang, "Total"),
+    return (
+        _environment(lang)
+        .get_template("buckets.html.j2")
+        .render(
+            lang=lang,
+            report=report,
+            keys=[c["key"] for c in report["columns"]],
+            as_of_label=i18n.fmt_date(date.fromisoformat(report["as_of"]), lang),
+            generated=i18n.fmt_datetime(clock.now(), lang),
+            total_label=i18n.gettext(lang, "Total"),
+        )
     )
