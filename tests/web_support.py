@@ -80,6 +80,11 @@ def fresh_db(directory: Path) -> Path:
     return target
 
 
+def without_csrf(html: str) -> str:
+    """The page with its CSRF tokens' values replaced (to compare two pages' text)."""
+    return _CSRF.sub('name="csrf" value="csrf"', html)
+
+
 def csrf_of(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "no CSRF token in the page"
