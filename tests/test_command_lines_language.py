@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cli
-from onboarding import engine, i18n, outbox
+from onboarding import definitions, engine, i18n, outbox
 from onboarding.db import open_existing
 from tests.notify_support import SAPA_NOTICE_AT, act, connection_to_sapa, make_ready, t
 
@@ -21,9 +21,7 @@ from tests.notify_support import SAPA_NOTICE_AT, act, connection_to_sapa, make_r
 def _cli(db: Path, lang: str, *args: str, code: int = 0) -> Result:
     """``onboarding ARGS --db DB`` in ``lang``, as a process new to the language."""
     i18n.choose(None)
-    result = CliRunner().invoke(
-        cli.cli, [*args, "--db", str(db)], env={"ONBOARDING_LANG": lang}
-    )
+    result = CliRunner().invoke(cli.cli, [*args, "--db", str(db)], env={"ONBOARDING_LANG": lang})
     assert result.exit_code == code, result.output
     return result
 
@@ -33,16 +31,20 @@ def test_init_lines_in_the_cli_language(tmp_path: Path) -> None:
     kommuner, ..."), and in English the lines it always printed."""
     danish = _cli(tmp_path / "da.db", "da", "init").stdout
     assert re.search(r"da\.db: skemaversion \d+ \(\d+ migrering\(er\) udført\)\n", danish)
-    assert "indlæst: 98 kommuner, 8 leverandører, 11 systemer, 2 indekser, 2 KLIK-opgaver, " \
+    assert (
+        "indlæst: 98 kommuner, 8 leverandører, 11 systemer, 2 indekser, 2 KLIK-opgaver, "
         "6 bølger\n" in danish
+    )
     assert "arbejdsgange: connection v1, " in danish
     assert "revisionsnøglen er oprettet: " in danish and "fingeraftryk SHA256:" in danish
     again = _cli(tmp_path / "da.db", "da", "init").stdout
     assert re.search(r"da\.db: skemaversion \d+, allerede den nyeste\n", again)
     english = _cli(tmp_path / "en.db", "en", "init").stdout
     assert re.search(r"en\.db: schema version \d+ \(\d+ migration\(s\) applied\)\n", english)
-    assert "seeded: 98 municipalities, 8 vendors, 11 systems, 2 indices, 2 KLIK tasks, " \
+    assert (
+        "seeded: 98 municipalities, 8 vendors, 11 systems, 2 indices, 2 KLIK tasks, "
         "6 waves\n" in english
+    )
     assert "workflows: connection v1, " in english
     assert "audit key created: " in english and "back it up apart from the database" in english
 
@@ -90,8 +92,9 @@ def test_backup_and_restore_lines_in_the_cli_language(db_path: Path, tmp_path: P
     assert "databasen fra før gendannelsen er gemt som " in restored
     assert "revisionssporet er intakt" in restored  # the audit line in Danish too
     english = _cli(db_path, "en", "backup", str(tmp_path / "two.db")).stdout
-    assert re.fullmatch(r"backed up to \S+two\.db: 0 tracks, 0 history rows \(\d+ bytes\)\n",
-                        english)
+    assert re.fullmatch(
+        r"backed up to \S+two\.db: 0 tracks, 0 history rows \(\d+ bytes\)\n", english
+    )
     restored = _cli(db_path, "en", "restore", str(copy)).stdout
     assert "the database before the restore is kept as " in restored
     assert "audit trail intact" in restored
@@ -103,21 +106,31 @@ def test_audit_export_and_anchor_lines_in_the_cli_language(db_path: Path, tmp_pa
     (ingen SMTP-server sat op)"); English as before."""
     db = open_existing(db_path)
     try:
-        engine.start(db, "connection", engine.Subject(municipality="Køge", system="Momentum"),
-                     act("2021-06-01T09:00"))
+        engine.start(
+            db,
+            "connection",
+            engine.Subject(municipality="Køge", system="Momentum"),
+            act("2021-06-01T09:00"),
+        )
     finally:
         db.close()
     out = tmp_path / "trail.jsonl"
     danish = _cli(db_path, "da", "audit", "export", "-o", str(out)).stderr
     assert danish == f"skrev 1 historikrækker til {out}\n"
     anchor = _cli(db_path, "da", "audit", "anchor", "--mail", "revisor@example.dk").stderr
-    assert re.search(r"anker til revisor@example\.dk: skrevet til \S+ \(ingen SMTP-server sat "
-                     r"op\)\n", anchor)
+    assert re.search(
+        r"anker til revisor@example\.dk: skrevet til \S+ \(ingen SMTP-server sat "
+        r"op\)\n",
+        anchor,
+    )
     english = _cli(db_path, "en", "audit", "export", "-o", str(out)).stderr
     assert english == f"wrote 1 history rows to {out}\n"
     anchor = _cli(db_path, "en", "audit", "anchor", "--mail", "revisor@example.dk").stderr
-    assert re.search(r"anchor for revisor@example\.dk: written to \S+ \(no SMTP server "
-                     r"configured\)\n", anchor)
+    assert re.search(
+        r"anchor for revisor@example\.dk: written to \S+ \(no SMTP server "
+        r"configured\)\n",
+        anchor,
+    )
 
 
 def test_mail_show_and_configure_lines_in_the_cli_language(db_path: Path) -> None:
@@ -131,8 +144,10 @@ def test_mail_show_and_configure_lines_in_the_cli_language(db_path: Path) -> Non
     assert "ingen SMTP sat op: beskeder skrives som .eml-filer i " in danish
     stored = _cli(db_path, "da", "mail", "configure", "--from", "KOMBIT <a@example.dk>").stdout
     assert stored == "mail.from = KOMBIT <a@example.dk> (gemt)\n"
-    assert re.search(r"mail\.from +KOMBIT <a@example\.dk> +\[databasen\]",
-                     _cli(db_path, "da", "mail", "show").stdout)
+    assert re.search(
+        r"mail\.from +KOMBIT <a@example\.dk> +\[databasen\]",
+        _cli(db_path, "da", "mail", "show").stdout,
+    )
     english = _cli(db_path, "en", "mail", "show").stdout
     assert english.startswith(f"Mail settings for {db_path} (config file: none)\n")
     assert re.search(r"smtp\.password +not set +\[default\]", english)
@@ -152,21 +167,30 @@ def test_reminders_send_due_and_retry_lines_in_the_cli_language(db_path: Path) -
     at = ("--at", SAPA_NOTICE_AT)
     danish = _cli(db_path, "da", "reminders", "send-due", *at, code=3)
     assert re.search(r"^#\d+ sendt til sapa@kombit\.dk: ", danish.stdout, re.M)
-    assert re.search(r"^sendt 1, prøves igen 0, mislykket \d+, annulleret 0, afløst 0 "
-                     r"\(1 besked\(er\); \d+ taget, 0 forældede krav taget tilbage\)$",
-                     danish.stdout, re.M)
+    assert re.search(
+        r"^sendt 1, prøves igen 0, mislykket \d+, annulleret 0, afløst 0 "
+        r"\(1 besked\(er\); \d+ taget, 0 forældede krav taget tilbage\)$",
+        danish.stdout,
+        re.M,
+    )
     assert "(ingen SMTP-server sat op: beskeder skrevet til " in danish.stdout
-    assert re.fullmatch(r"send-due: ikke alt, der skulle sendes, blev sendt: \d+ mislykket\n",
-                        danish.stderr)
+    assert re.fullmatch(
+        r"send-due: ikke alt, der skulle sendes, blev sendt: \d+ mislykket\n", danish.stderr
+    )
     retried = _cli(db_path, "da", "reminders", "retry", "--failed").stdout
     assert re.fullmatch(r"\d+ mislykket notifikation\(er\) sat i kø igen\n", retried)
     english = _cli(db_path, "en", "reminders", "send-due", *at, code=3)
-    assert re.search(r"^sent 0, retrying 0, failed \d+, cancelled 0, superseded 0 "
-                     r"\(0 message\(s\); \d+ claimed, 0 stale claim\(s\) taken back\)$",
-                     english.stdout, re.M)
+    assert re.search(
+        r"^sent 0, retrying 0, failed \d+, cancelled 0, superseded 0 "
+        r"\(0 message\(s\); \d+ claimed, 0 stale claim\(s\) taken back\)$",
+        english.stdout,
+        re.M,
+    )
     assert re.fullmatch(r"send-due: not everything due was sent: \d+ failed\n", english.stderr)
-    assert re.fullmatch(r"requeued \d+ failed notification\(s\)\n",
-                        _cli(db_path, "en", "reminders", "retry", "--failed").stdout)
+    assert re.fullmatch(
+        r"requeued \d+ failed notification\(s\)\n",
+        _cli(db_path, "en", "reminders", "retry", "--failed").stdout,
+    )
 
 
 def test_report_wrote_line_in_the_cli_language(db_path: Path, tmp_path: Path) -> None:
@@ -188,8 +212,9 @@ def test_cancelled_reason_names_the_trigger_by_its_label(db_path: Path) -> None:
         lease = timedelta(minutes=15)
         now = t(SAPA_NOTICE_AT)
         # handed to a transport, then the runner dies: the cancel cannot touch the row
-        handed, _ = outbox.hand_over(db, outbox.claim(db, now, now, "a", 100, lease), "a",
-                                     now, lease)
+        handed, _ = outbox.hand_over(
+            db, outbox.claim(db, now, now, "a", 100, lease), "a", now, lease
+        )
         assert handed
         engine.advance(db, tid, "cancel", act("2021-08-18T08:01"), {"reason": "opgivet"})
         later = now + 2 * lease
@@ -218,8 +243,12 @@ def test_audit_verify_says_what_is_broken_in_the_cli_language(db_path: Path) -> 
 
     db = open_existing(db_path)
     try:
-        engine.start(db, "connection", engine.Subject(municipality="Køge", system="Momentum"),
-                     act("2021-06-01T09:00"))
+        engine.start(
+            db,
+            "connection",
+            engine.Subject(municipality="Køge", system="Momentum"),
+            act("2021-06-01T09:00"),
+        )
     finally:
         db.close()
     conn = sqlite3.connect(db_path)
@@ -303,16 +332,19 @@ def test_notifications_page_says_nobody_to_send_to_in_the_readers_language(
     with TestClient(create_app(db)) as client:
         login(client)
         danish = unescape(client.get("/notifications").text)
-        assert "ingen at sende til: ingen kontaktperson med rollen “leverandør” hos " \
+        assert (
+            "ingen at sende til: ingen kontaktperson med rollen “leverandør” hos "
             "leverandøren Fujitsu; tilføj en med" in danish
-        assert "rollen “KOMBIT-koordinator” for alle kommuner eller Høje-Taastrup Kommune" \
-            in danish
+        )
+        assert "rollen “KOMBIT-koordinator” for alle kommuner eller Høje-Taastrup Kommune" in danish
         assert "no contact with role" not in danish
         token = csrf_of(client.get("/grid").text)
         client.post("/language", data={"csrf": token, "lang": "en", "next": "/grid"})
         english = unescape(client.get("/notifications").text)
-        assert "nobody to send to: no contact with role vendor (leverandør) for vendor " \
+        assert (
+            "nobody to send to: no contact with role vendor (leverandør) for vendor "
             "Fujitsu; add one with" in english
+        )
 
 
 def test_workflow_lines_in_the_cli_language(db_path: Path) -> None:
@@ -342,11 +374,15 @@ def test_serve_line_in_the_cli_language(tmp_path: Path, monkeypatch: pytest.Monk
 
     db = fresh_db(tmp_path)
     monkeypatch.setenv("ONBOARDING_LANG", "da")
-    assert re.search(r"Viser \S+onboarding\.db på http://127\.0\.0\.1:\d+/ \(Ctrl\+C stopper\)",
-                     _first_output(db))
+    assert re.search(
+        r"Viser \S+onboarding\.db på http://127\.0\.0\.1:\d+/ \(Ctrl\+C stopper\)",
+        _first_output(db),
+    )
     monkeypatch.setenv("ONBOARDING_LANG", "en")
-    assert re.search(r"Serving \S+onboarding\.db on http://127\.0\.0\.1:\d+/ \(Ctrl\+C stops\)",
-                     _first_output(db))
+    assert re.search(
+        r"Serving \S+onboarding\.db on http://127\.0\.0\.1:\d+/ \(Ctrl\+C stops\)",
+        _first_output(db),
+    )
 
 
 def _on_a_terminal(args: list[str], lang: str, answers: list[str]) -> str:
@@ -402,14 +438,71 @@ def test_track_advance_where_progress_label_in_the_cli_language(db_path: Path) -
     """'track advance --where' on a terminal labels its progress in Danish ("flytter"), in
     English "advancing" as before."""
     for town in ("Aarhus", "Vejle"):
-        _cli(db_path, "en", "track", "start", "--quiet", "connection", "--municipality",
-             town, "--system", "KMD Momentum", "--at", "2021-06-01")
+        _cli(
+            db_path,
+            "en",
+            "track",
+            "start",
+            "--quiet",
+            "connection",
+            "--municipality",
+            town,
+            "--system",
+            "KMD Momentum",
+            "--at",
+            "2021-06-01",
+        )
     common = ["--db", str(db_path), "--at", "2021-06-02"]
     danish = _on_a_terminal(
-        ["track", "advance", "--where", "definition=connection", "agree_date",
-         "--set", "connection_date=2021-09-01", *common], "da", [])
+        [
+            "track",
+            "advance",
+            "--where",
+            "definition=connection",
+            "agree_date",
+            "--set",
+            "connection_date=2021-09-01",
+            *common,
+        ],
+        "da",
+        [],
+    )
     assert "flytter" in danish and "advancing" not in danish, danish
     english = _on_a_terminal(
-        ["track", "advance", "--where", "definition=connection", "cancel",
-         "--set", "reason=test", *common], "en", [])
+        [
+            "track",
+            "advance",
+            "--where",
+            "definition=connection",
+            "cancel",
+            "--set",
+            "reason=test",
+            *common,
+        ],
+        "en",
+        [],
+    )
     assert "advancing" in english, english
+
+
+def test_track_history_names_steps_by_their_labels_in_danish(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'track history' says each step that happened by its label in Danish ("Startet", the
+    step's label), never by its key; English keeps the key a command line types."""
+    monkeypatch.setenv("ONBOARDING_NOW", "2021-03-02T10:00")
+    monkeypatch.setenv("ONBOARDING_ACTOR", "tester")
+    _cli(db_path, "en", "track", "start", "connection", "--municipality", "Aarhus", "--system",
+         "Momentum", "--at", "2021-03-01T09:00")  # fmt: skip
+    _cli(db_path, "en", "track", "advance", "1", "agree_date", "--set",
+         "connection_date=2021-09-01", "--role", "municipality-pl",
+         "--at", "2021-03-01T10:00")  # fmt: skip
+    label = next(
+        t.label for t in definitions.get(open_existing(db_path), "connection").transitions
+        if t.trigger == "agree_date"
+    )  # fmt: skip
+    da = _cli(db_path, "da", "track", "history", "1").stdout
+    assert "Startet: " in da and f"“{label}”: " in da, da
+    assert "agree_date" not in da and "@start" not in da, da
+    en = _cli(db_path, "en", "track", "history", "1").stdout
+    assert "@start: " in en and "agree_date: " in en, en

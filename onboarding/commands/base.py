@@ -295,6 +295,23 @@ def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) 
                 shown = value
         return f"{fdef.label}: {shown}"
 
+    def step(r: dict[str, Any]) -> str:
+        """The step by its label in Danish; in English by the key a command line types (as
+        English has always shown it)."""
+        key = str(r["trigger"])
+        if labels is None or lang() != "da":
+            return key
+        special = {
+            "@start": t("Started"),
+            "@set": t("Fields recorded"),
+            "@migrate": t("Moved to a new workflow version"),
+        }
+        if key in special:
+            return special[key]
+        from onboarding import terms
+
+        return terms.trigger(definition(r), key, quoted=False).say("da")
+
     for r in rows:
         track = f"#{r['track']}  " if with_track else ""
         if r["from"]:
@@ -302,7 +319,7 @@ def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) 
         else:
             move = t("started in %(state)s", state=state(r, r["to"]))
         when = moment(r["at"]) if labels is not None else _display(r["at"])
-        echo(f"{when}  {track}{r['trigger']}: {move}")
+        echo(f"{when}  {track}{step(r)}: {move}")
         role = Labels.role(r["role"]) if labels is not None else r["role"]
         details = [f"{r['actor']} ({role})"]
         details += [field(r, k, v) for k, v in r["fields"].items()]
