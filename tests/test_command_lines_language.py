@@ -26,6 +26,20 @@ def _cli(db: Path, lang: str, *args: str, code: int = 0) -> Result:
     return result
 
 
+def _start_in_koege(db_path: Path) -> None:
+    """One connection track (Køge, Momentum), started 1 June 2021."""
+    db = open_existing(db_path)
+    try:
+        engine.start(
+            db,
+            "connection",
+            engine.Subject(municipality="Køge", system="Momentum"),
+            act("2021-06-01T09:00"),
+        )
+    finally:
+        db.close()
+
+
 def test_init_lines_in_the_cli_language(tmp_path: Path) -> None:
     """'init' says schema, what it seeded and the audit key in Danish ("indlæst: 98
     kommuner, ..."), and in English the lines it always printed."""
@@ -104,16 +118,7 @@ def test_audit_export_and_anchor_lines_in_the_cli_language(db_path: Path, tmp_pa
     """'audit export -o' and 'audit anchor --mail' (no SMTP server: an .eml file) say what
     they did in Danish ("skrev 1 historikrækker til ...", "anker til ...: skrevet til ...
     (ingen SMTP-server sat op)"); English as before."""
-    db = open_existing(db_path)
-    try:
-        engine.start(
-            db,
-            "connection",
-            engine.Subject(municipality="Køge", system="Momentum"),
-            act("2021-06-01T09:00"),
-        )
-    finally:
-        db.close()
+    _start_in_koege(db_path)
     out = tmp_path / "trail.jsonl"
     danish = _cli(db_path, "da", "audit", "export", "-o", str(out)).stderr
     assert danish == f"skrev 1 historikrækker til {out}\n"
@@ -241,16 +246,7 @@ def test_audit_verify_says_what_is_broken_in_the_cli_language(db_path: Path) -> 
 
     from tests.test_audit import TRIGGERS
 
-    db = open_existing(db_path)
-    try:
-        engine.start(
-            db,
-            "connection",
-            engine.Subject(municipality="Køge", system="Momentum"),
-            act("2021-06-01T09:00"),
-        )
-    finally:
-        db.close()
+    _start_in_koege(db_path)
     conn = sqlite3.connect(db_path)
     try:
         for name in TRIGGERS:
