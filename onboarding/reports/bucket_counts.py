@@ -56,11 +56,12 @@ def _row_key(
     places: Mapping[int, Mapping[str, Any]],
     systems: Mapping[int, Mapping[str, Any]],
     vendors: Mapping[int, str],
-    lang: str,
+    none: str,
 ) -> str:
+    """The row a track counts in: its part ``by`` names, or ``none`` (said once by the caller:
+    the row of tracks without that part, or, without ``by``, the total row)."""
     if by is None:
-        return i18n.say(TOTAL_LABEL, lang)
-    none = i18n.say(_NONE_LABEL[by], lang)
+        return none
     code, system_id = track.get("municipality_code"), track.get("system_id")
     if by == "vendor" and track.get("vendor_id") is not None:  # a vendor-only subject
         return vendors.get(int(track["vendor_id"])) or none
@@ -108,6 +109,7 @@ def buckets(
     lang = _lang(lang)
     others = i18n.say(OTHER_MUNICIPALITIES, lang)
     aside = {others, *(i18n.say(label, lang) for label in _NONE_LABEL.values())}
+    none = i18n.say(_NONE_LABEL[by] if by else TOTAL_LABEL, lang)
     defs = _Defs(db)
     latest = defs.get(definition)
     kind, columns = _bucket_columns(defs, latest)
@@ -138,7 +140,7 @@ def buckets(
         row_key = (
             others
             if code is not None and int(code) in hide
-            else _row_key(by, t, places, systems, vendors, lang)
+            else _row_key(by, t, places, systems, vendors, none)
         )
         counts = rows.setdefault(row_key, {})
         counts[column] = counts.get(column, 0) + 1
