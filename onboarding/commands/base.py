@@ -295,17 +295,23 @@ def _echo_history(rows: list[dict[str, Any]], with_track: bool, db: Any = None) 
                 shown = value
         return f"{fdef.label}: {shown}"
 
-    def step(r: dict[str, Any]) -> str:
-        """The step by its label in Danish; in English by the key a command line types (as
-        English has always shown it)."""
-        key = str(r["trigger"])
-        if labels is None or lang() != "da":
-            return key
-        special = {
+    # Steps by their labels in Danish; in English by the key a command line types (as
+    # English has always shown them).
+    by_label = labels is not None and lang() == "da"
+    special = (
+        {
             "@start": t("Started"),
             "@set": t("Fields recorded"),
             "@migrate": t("Moved to a new workflow version"),
         }
+        if by_label
+        else {}
+    )
+
+    def step(r: dict[str, Any]) -> str:
+        key = str(r["trigger"])
+        if not by_label:
+            return key
         if key in special:
             return special[key]
         from onboarding import terms
